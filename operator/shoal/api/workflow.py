@@ -1,0 +1,240 @@
+"""The `Workflow` resource: a DAG of nodes, each run as one pod (or one pod per fan-out item).
+
+These models are the single source of truth for the API: the CRD schema in `crds/` is
+generated from them (`make crds`), `shoal validate` and the operator parse manifests with
+them, and every field's docstring becomes its description in the schema and in `docs/api.md`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from shoal.api.common import (
+    DNS_LABEL,
+    GROUP_VERSION,
+    ApiModel,
+    EnvVar,
+    ObjectMeta,
+    ResourceRequirements,
+    Toleration,
+)
+
+
+class RunPolicy(StrEnum):
+    """When a node runs, given how its dependencies ended."""
+
+    ON_SUCCESS = "onSuccess"
+    """Every dependency Succeeded or was Skipped (the default)."""
+    ALWAYS = "always"
+    """Every dependency finished, whatever its phase."""
+    ON_FAILURE = "onFailure"
+    """At least one dependency Failed (or was Omitted because of a failure further up)."""
+
+
+class RetryPolicy(ApiModel):
+    """Retries of a failed attempt, with exponential backoff.
+
+    The wait before attempt n+1 is `min(backoffSeconds * factor**(n-1), maxBackoffSeconds)`.
+    A timed-out attempt counts as a failed one.
+    """
+
+    limit: int = Field(0, ge=0, le=100)
+    """Retries after the first attempt; 0 means no retry."""
+    backoff_seconds: float = Field(10.0, ge=0, le=86400)
+    """Wait before the first retry."""
+    factor: float = Field(2.0, ge=1, le=100)
+    """Multiplier applied to the wait for each further retry."""
+    max_backoff_seconds: float = Field(300.0, ge=0, le=86400)
+    """Upper bound of the wait."""
+
+    def delay(self, failed_attempt: int) -> float:
+        """Seconds to wait after attempt `failed_attempt` (1-based) before the next one."""
+        raw = self.backoff_seconds * self.factor ** (failed_attempt - 1)
+        return float(min(raw, self.max_backoff_seconds))
+
+
+class PodSettings(ApiModel):
+    """Settings shared by `spec.defaults` and each node; a node's own value wins."""
+
+    image: str | None = None
+    """Container image; defaults to the workflow's `image`."""
+    resources: ResourceRequirements | None = None
+    """CPU and memory requests and limits of the pod."""
+    env: list[EnvVar] | None = None
+    """Extra environment variables (node and default lists are merged, the node's win)."""
+    timeout_seconds: float | None = Field(None, gt=0, le=31 * 86400)
+    """Deadline for one attempt; when it passes the attempt fails as timed out."""
+    retries: RetryPolicy | None = None
+    """Retry policy for failed attempts."""
+    node_selector: dict[str, str] | None = None
+    """Kubernetes node selector for the pod."""
+    tolerations: list[Toleration] | None = None
+    """Kubernetes tolerations for the pod."""
+    service_account_name: str | None = Field(None, pattern=DNS_LABEL, max_length=63)
+    """Service account the pod runs as."""
+
+
+class Node(PodSettings):
+    """One step of the DAG: a registered job of the worker image, or any container command."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    """Unique within the workflow; a DNS label (lowercase letters, digits, `-`)."""
+    job: str | None = Field(None, min_length=1)
+    """A job registered in the worker image (`market-finder`) or `module:function`."""
+    command: list[str] | None = None
+    """Run this command instead of a registered job (templates allowed in each element)."""
+    args: dict[str, Any] | list[str] | None = None
+    """Arguments: an object of named arguments for a `job`, a list of strings for a
+    `command`. Strings may hold `${{ expression }}` templates."""
+    depends_on: list[str] = Field(default_factory=list)
+    """Nodes that must finish before this one starts."""
+    when: str | None = None
+    """CEL condition, evaluated once the dependencies finished; false skips the node."""
+    for_each: list[Any] | str | None = None
+    """Fan-out: a literal list, or a CEL expression (`${{ nodes.a.outputs.ids }}`) that
+    yields one; one pod runs per element."""
+    item_arg: str | None = Field(None, min_length=1)
+    """Name of the argument that receives the current item (fan-out nodes)."""
+    parallelism: int | None = Field(None, ge=1, le=100000)
+    """At most this many items of this node run at once."""
+    fail_fast: bool = True
+    """Fan-out: after an item fails for good, start no further items."""
+    run_policy: RunPolicy = RunPolicy.ON_SUCCESS
+    """When the node runs, given how its dependencies ended."""
+
+    @model_validator(mode="after")
+    def _one_kind_of_work(self) -> Node:
+        if self.job is not None and self.command is not None:
+            raise ValueError("set either `job` or `command`, not both")
+        if self.job is None and self.command is None and self.image is None:
+            raise ValueError("set `job` (a registered job) or `command`/`image` (a container)")
+        if self.job is not None and isinstance(self.args, list):
+            raise ValueError("`args` of a `job` node is an object of named arguments")
+        if self.job is None and isinstance(self.args, dict):
+            raise ValueError("`args` of a `command` node is a list of strings")
+        if self.item_arg is not None and self.for_each is None:
+            raise ValueError("`itemArg` needs `forEach`")
+        if self.parallelism is not None and self.for_each is None:
+            raise ValueError("`parallelism` on a node limits fan-out items; it needs `forEach`")
+        return self
+
+
+class WorkflowSpec(ApiModel):
+    """What to run: the DAG, its inputs and its limits."""
+
+    image: str | None = None
+    """The shared worker image every `job` node runs in (unless a node overrides it)."""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    """Inputs with their defaults, any JSON; expressions read them as `params.<name>`."""
+    parallelism: int | None = Field(None, ge=1, le=100000)
+    """At most this many pods run at once in the whole workflow."""
+    active_deadline_seconds: float | None = Field(None, gt=0)
+    """The whole workflow fails when it runs longer than this."""
+    ttl_seconds_after_finished: int | None = Field(None, ge=0)
+    """Delete the finished Workflow (and its remaining Jobs) after this many seconds."""
+    stop: bool = False
+    """Set to true to stop a running workflow: its pods are deleted, the phase is Stopped."""
+    defaults: PodSettings = Field(default_factory=PodSettings)
+    """Settings every node inherits."""
+    nodes: list[Node] = Field(min_length=1, max_length=1000)
+    """The DAG."""
+
+
+class WorkflowPhase(StrEnum):
+    """Phase of a whole workflow."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ERROR = "Error"
+    """The workflow is invalid; nothing ran."""
+    STOPPED = "Stopped"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED_WORKFLOW
+
+
+_FINISHED_WORKFLOW = {
+    WorkflowPhase.SUCCEEDED,
+    WorkflowPhase.FAILED,
+    WorkflowPhase.ERROR,
+    WorkflowPhase.STOPPED,
+}
+
+
+class NodePhase(StrEnum):
+    """Phase of one node."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    """Its `when` was false, or `runPolicy: onFailure` and nothing failed."""
+    OMITTED = "Omitted"
+    """Not run because a dependency failed, or the workflow was stopped or timed out."""
+
+    @property
+    def finished(self) -> bool:
+        return self not in (NodePhase.PENDING, NodePhase.RUNNING)
+
+
+class ItemCounts(ApiModel):
+    """Aggregate of a fan-out node's items: the status never holds one entry per item."""
+
+    total: int = 0
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class ItemFailure(ApiModel):
+    """One failed item of a fan-out (the status keeps only the first few)."""
+
+    index: int
+    message: str
+
+
+class NodeStatus(ApiModel):
+    """Observed state of one node."""
+
+    phase: NodePhase = NodePhase.PENDING
+    attempts: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    progress: float | None = None
+    """Percent done of the running attempt, as the job reported it."""
+    outputs: dict[str, Any] | None = None
+    items: ItemCounts | None = None
+    failed_items: list[ItemFailure] | None = None
+
+
+class WorkflowStatus(ApiModel):
+    """Observed state of a workflow, written by the operator."""
+
+    phase: WorkflowPhase = WorkflowPhase.PENDING
+    progress: str | None = None
+    """Finished nodes / all nodes, for example `3/7`."""
+    message: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    nodes: dict[str, NodeStatus] = Field(default_factory=dict)
+
+
+class Workflow(ApiModel):
+    """A DAG of nodes to run once."""
+
+    api_version: Literal["shoal.dev/v1alpha1"] = GROUP_VERSION
+    kind: Literal["Workflow"] = "Workflow"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: WorkflowSpec
+    status: WorkflowStatus | None = None

@@ -1,0 +1,69 @@
+"""A validated workflow, ready for the planner: defaults merged, expressions compiled, DAG sorted.
+
+Building it (`shoal.core.validation.compile_workflow`) is the only place a spec is checked;
+the planner trusts it and so never meets a cycle, an unknown node or a broken expression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal.api.common import EnvVar
+from shoal.api.workflow import Node, RetryPolicy, RunPolicy, WorkflowSpec
+from shoal.core.expressions import Compiled, Expression
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledNode:
+    """One node with its defaults applied and its templates compiled."""
+
+    name: str
+    spec: Node
+    deps: tuple[str, ...]
+    ancestors: frozenset[str]
+    run_policy: RunPolicy
+    when: Expression | None
+    for_each: Compiled | None
+    """A literal list, or an Expression yielding one; None for a plain node."""
+    args: Compiled
+    command: Compiled | None
+    env_values: dict[str, Compiled]
+    """Literal env values (templates compiled); `valueFrom` entries are in `env_refs`."""
+    env_refs: tuple[EnvVar, ...]
+    image: str | None
+    retries: RetryPolicy
+    timeout_seconds: float | None
+    parallelism: int | None
+    fail_fast: bool
+    item_arg: str | None
+
+    @property
+    def fan_out(self) -> bool:
+        return self.for_each is not None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowMeta:
+    """Identity of the run, visible to expressions as `workflow`."""
+
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def as_context(self) -> dict[str, Any]:
+        return {"name": self.name, "namespace": self.namespace, "uid": self.uid}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledWorkflow:
+    """Everything the planner needs, in topological order."""
+
+    meta: WorkflowMeta
+    spec: WorkflowSpec
+    params: dict[str, Any]
+    nodes: dict[str, CompiledNode]
+    order: tuple[str, ...]
+    parallelism: int | None
+    active_deadline_seconds: float | None

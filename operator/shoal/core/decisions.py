@@ -1,0 +1,117 @@
+"""What the planner decides. Executors carry out the side effects; `apply` records them.
+
+A decision is a plain value, so the planner can be tested by comparing lists, and both
+executors (local processes, Kubernetes Jobs) interpret exactly the same vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal.api.workflow import NodePhase, WorkflowPhase
+
+
+@dataclass(frozen=True, slots=True)
+class StartWorkflow:
+    """The run begins now."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExpandNode:
+    """A node's dependencies are satisfied and it will run; `items` is its fan-out, if any."""
+
+    node: str
+    items: list[Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StartTask:
+    """Start one attempt of one item: executors create exactly one pod or process for it."""
+
+    node: str
+    index: int
+    attempt: int
+    item: Any = None
+    args: Any = None
+    """Rendered: a dict for a job node, a list of strings for a command node."""
+    command: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Rendered literal env values; `valueFrom` references stay in the node spec."""
+    timeout_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KillTask:
+    """Stop a running attempt; its finish event will carry `reason` as the message."""
+
+    node: str
+    index: int
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryTask:
+    """A failed attempt will be retried at `at` (the wait is a decision, not a sleep)."""
+
+    node: str
+    index: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FailTask:
+    """An item failed for good (retries exhausted, not retriable, or shutting down)."""
+
+    node: str
+    index: int
+    message: str
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishNode:
+    """A node reached its final phase."""
+
+    node: str
+    phase: NodePhase
+    message: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BeginShutdown:
+    """Stop starting work: the run will end as `phase` (Stopped, or Failed on a deadline)."""
+
+    phase: WorkflowPhase
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinishWorkflow:
+    """The run is over."""
+
+    phase: WorkflowPhase
+    message: str = ""
+
+
+Decision = (
+    StartWorkflow
+    | ExpandNode
+    | StartTask
+    | KillTask
+    | RetryTask
+    | FailTask
+    | FinishNode
+    | BeginShutdown
+    | FinishWorkflow
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The planner's answer: what to do now, and when to ask again if nothing happens."""
+
+    decisions: list[Decision]
+    wake_at: float | None

@@ -1,0 +1,202 @@
+"""Expressions and `${{ }}` templates, evaluated with CEL (never Python `eval`).
+
+CEL is the language Kubernetes itself uses for validation rules: side-effect free, always
+terminating, and well known to people who write manifests. An expression sees:
+
+- `params`: the workflow's parameters,
+- `nodes`: `nodes.<name>.outputs` and `nodes.<name>.phase` of the node's ancestors
+  (write `nodes["data-proxy"]` for names with `-`, since `-` is minus in CEL),
+- `item` and `itemIndex`: the current fan-out element (fan-out nodes only),
+- `workflow`: `workflow.name`, `workflow.namespace`, `workflow.uid`.
+
+A string that is exactly one template (`"${{ params.ids }}"`) keeps the expression's type;
+templates inside a longer string are interpolated as text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+
+VARIABLES = frozenset({"params", "nodes", "item", "itemIndex", "workflow"})
+ITEM_VARIABLES = frozenset({"item", "itemIndex"})
+
+_TEMPLATE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+_WHOLE_TEMPLATE = re.compile(r"^\s*\$\{\{(.*?)\}\}\s*$", re.DOTALL)
+_NODE_DOT = re.compile(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_NODE_INDEX = re.compile(r"\bnodes\s*\[\s*(['\"])(.*?)\1\s*\]")
+_NODE_ANY = re.compile(r"\bnodes\b")
+_PARAM_DOT = re.compile(r"\bparams\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_PARAM_INDEX = re.compile(r"\bparams\s*\[\s*(['\"])(.*?)\1\s*\]")
+
+
+class ExpressionError(ValueError):
+    """An expression that does not compile, or fails when evaluated."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """A compiled CEL expression and what it refers to."""
+
+    source: str
+    program: Any
+    variables: frozenset[str]
+    node_refs: frozenset[str]
+    """Node names the expression reads statically (`nodes.a`, `nodes["a-b"]`)."""
+    dynamic_nodes: bool
+    """True when `nodes` is indexed by a computed key, so every node may be read."""
+    param_refs: frozenset[str]
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        """Evaluate against `context`, passing only what the expression reads.
+
+        Passing only the referenced variables and nodes keeps a 100,000-item fan-out
+        linear: an item's args never drag every upstream output list across into CEL.
+        """
+        scope: dict[str, Any] = {}
+        for name in self.variables:
+            if name not in context:
+                continue
+            value = context[name]
+            if name == "nodes" and not self.dynamic_nodes:
+                value = {n: value[n] for n in self.node_refs if n in value}
+            scope[name] = value
+        try:
+            return self.program.execute(scope)
+        except KeyError as err:
+            key = err.args[0] if err.args else "?"
+            raise ExpressionError(f"{self.source!r}: no such key {key!r}") from None
+        except Exception as err:  # the CEL runtime raises assorted built-in types
+            raise ExpressionError(f"{self.source!r}: {err}") from None
+
+
+def compile_expression(source: str) -> Expression:
+    """Compile `source` (optionally wrapped in `${{ }}`) or raise ExpressionError."""
+    whole = _WHOLE_TEMPLATE.match(source)
+    text = (whole.group(1) if whole else source).strip()
+    if not text:
+        raise ExpressionError("empty expression")
+    try:
+        program = cel.compile(text)
+    except Exception as err:
+        raise ExpressionError(str(err).replace("\n", " ")) from None
+    variables = frozenset(program.variables())
+    unknown = sorted(variables - VARIABLES)
+    if unknown:
+        hint = ""
+        if "nodes" in variables:
+            hint = ' (a node name with "-" must be written nodes["name"])'
+        raise ExpressionError(
+            f"{text!r}: unknown name {', '.join(repr(u) for u in unknown)}; "
+            f"expressions can use {', '.join(sorted(VARIABLES))}{hint}"
+        )
+    dotted = set(_NODE_DOT.findall(text))
+    indexed = {m[1] for m in _NODE_INDEX.findall(text)}
+    uses = len(_NODE_ANY.findall(text))
+    node_refs = frozenset(dotted | indexed)
+    dynamic = "nodes" in variables and uses > len(_NODE_DOT.findall(text)) + len(
+        _NODE_INDEX.findall(text)
+    )
+    params = set(_PARAM_DOT.findall(text)) | {m[1] for m in _PARAM_INDEX.findall(text)}
+    return Expression(
+        source=text,
+        program=program,
+        variables=variables,
+        node_refs=node_refs,
+        dynamic_nodes=dynamic,
+        param_refs=frozenset(params),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Interpolation:
+    """A string with templates inside it; renders to a string."""
+
+    parts: tuple[str | Expression, ...]
+
+
+Compiled = Any
+"""A compiled value tree: constants, Expression, Interpolation, or lists/dicts of them."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Dynamic:
+    """Marks a list or dict that contains at least one template."""
+
+    value: list[Any] | dict[str, Any]
+
+
+def compile_value(value: Any) -> Compiled:
+    """Compile every template in a JSON-like value; raise ExpressionError on a bad one."""
+    if isinstance(value, str):
+        if "${{" not in value:
+            return value
+        whole = _WHOLE_TEMPLATE.match(value)
+        if whole and "${{" not in whole.group(1):
+            return compile_expression(whole.group(1))
+        parts: list[str | Expression] = []
+        pos = 0
+        for match in _TEMPLATE.finditer(value):
+            if match.start() > pos:
+                parts.append(value[pos : match.start()])
+            parts.append(compile_expression(match.group(1)))
+            pos = match.end()
+        if pos < len(value):
+            parts.append(value[pos:])
+        if any("${{" in p for p in parts if isinstance(p, str)):
+            raise ExpressionError(f"unclosed template in {value!r}")
+        return Interpolation(tuple(parts))
+    if isinstance(value, list):
+        items = [compile_value(v) for v in value]
+        return _Dynamic(items) if any(_is_dynamic(v) for v in items) else value
+    if isinstance(value, dict):
+        entries = {k: compile_value(v) for k, v in value.items()}
+        return _Dynamic(entries) if any(_is_dynamic(v) for v in entries.values()) else value
+    return value
+
+
+def _is_dynamic(value: Compiled) -> bool:
+    return isinstance(value, Expression | Interpolation | _Dynamic)
+
+
+def expressions_in(compiled: Compiled) -> list[Expression]:
+    """Every expression inside a compiled value, for static checks."""
+    if isinstance(compiled, Expression):
+        return [compiled]
+    if isinstance(compiled, Interpolation):
+        return [p for p in compiled.parts if isinstance(p, Expression)]
+    if isinstance(compiled, _Dynamic):
+        inner = compiled.value.values() if isinstance(compiled.value, dict) else compiled.value
+        return [e for v in inner for e in expressions_in(v)]
+    return []
+
+
+def render(compiled: Compiled, context: Mapping[str, Any]) -> Any:
+    """Evaluate a compiled value tree; raise ExpressionError naming the failing expression."""
+    if isinstance(compiled, Expression):
+        return compiled.evaluate(context)
+    if isinstance(compiled, Interpolation):
+        return "".join(
+            p if isinstance(p, str) else to_text(p.evaluate(context)) for p in compiled.parts
+        )
+    if isinstance(compiled, _Dynamic):
+        if isinstance(compiled.value, dict):
+            return {k: render(v, context) for k, v in compiled.value.items()}
+        return [render(v, context) for v in compiled.value]
+    return compiled
+
+
+def to_text(value: Any) -> str:
+    """How a value appears inside a string: text as is, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)

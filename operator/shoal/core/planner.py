@@ -1,0 +1,379 @@
+"""The planner: (compiled workflow, observed state, now) -> decisions. No I/O, no clock.
+
+`plan` looks at the state once and returns the decisions that follow from it directly;
+`apply` records decisions in the state; `advance` alternates the two until nothing more
+follows, which is what executors call after every observation. Because a retry's wait and
+a timeout are returned as times (`Plan.wake_at`), nothing here ever sleeps.
+
+Semantics, in one place:
+
+- A node is ready when every dependency has finished. Its `runPolicy` then decides:
+  `onSuccess` runs if every dependency Succeeded or was Skipped, and is Omitted if any
+  Failed or was Omitted; `always` runs whatever happened; `onFailure` runs only if some
+  dependency Failed or was Omitted, and is Skipped otherwise.
+- `when` is evaluated once the node is ready; false makes it Skipped. A Skipped node counts
+  as satisfied for its dependents (as in Argo and Tekton), whose own `when` can test
+  `nodes.x.phase` if they care.
+- A fan-out starts items in index order within the node's and the workflow's parallelism.
+  An item that fails is retried per `retries`; once an item fails for good the node starts
+  no further items (`failFast`, the default) and fails when the running ones end.
+- A timed-out attempt is killed and counts as a failed attempt.
+- `activeDeadlineSeconds` or a stop request starts a shutdown: running attempts are
+  killed, nothing new starts, pending nodes are Omitted, and the run ends Failed or Stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from shoal.api.workflow import NodePhase, RunPolicy, WorkflowPhase
+from shoal.core.compiled import CompiledNode, CompiledWorkflow
+from shoal.core.decisions import (
+    BeginShutdown,
+    Decision,
+    ExpandNode,
+    FailTask,
+    FinishNode,
+    FinishWorkflow,
+    KillTask,
+    Plan,
+    RetryTask,
+    StartTask,
+    StartWorkflow,
+)
+from shoal.core.expressions import ExpressionError, render, to_text
+from shoal.core.state import (
+    MAX_RECORDED_FAILURES,
+    NodeState,
+    RunState,
+    Task,
+    TaskPhase,
+)
+
+_SATISFIED = (NodePhase.SUCCEEDED, NodePhase.SKIPPED)
+_UPSTREAM_FAILED = (NodePhase.FAILED, NodePhase.OMITTED)
+
+
+def _unbounded(limit: int | None) -> float:
+    return math.inf if limit is None else float(limit)
+
+
+class _Pass:
+    """One planning pass: the decisions so far and the capacity left to start tasks."""
+
+    def __init__(self, wf: CompiledWorkflow, state: RunState, now: float) -> None:
+        self.wf = wf
+        self.state = state
+        self.now = now
+        self.decisions: list[Decision] = []
+        self.wake_at: float | None = None
+        self.capacity = _unbounded(wf.parallelism) - state.running
+        self._context: dict[str, Any] | None = None
+
+    def wake(self, at: float) -> None:
+        if self.wake_at is None or at < self.wake_at:
+            self.wake_at = at
+
+    def context(self) -> dict[str, Any]:
+        """Expression context built once per pass: params, workflow and finished nodes."""
+        if self._context is None:
+            nodes = {
+                name: {"phase": ns.phase.value, "outputs": ns.outputs}
+                for name, ns in self.state.nodes.items()
+                if ns.phase.finished
+            }
+            self._context = {
+                "params": self.wf.params,
+                "workflow": self.wf.meta.as_context(),
+                "nodes": nodes,
+            }
+        return self._context
+
+
+def plan(wf: CompiledWorkflow, state: RunState, now: float) -> Plan:
+    """Decide what follows directly from `state` at time `now`."""
+    if state.phase.finished:
+        return Plan([], None)
+    if state.phase is WorkflowPhase.PENDING:
+        return Plan([StartWorkflow()], None)
+    p = _Pass(wf, state, now)
+    if state.shutdown is None:
+        reason = _shutdown_reason(wf, state, now, p)
+        if reason is not None:
+            return Plan([BeginShutdown(*reason)], None)
+    for name in wf.order:
+        ns = state.nodes[name]
+        if ns.phase is NodePhase.PENDING:
+            _plan_pending(p, wf.nodes[name], ns)
+        elif ns.phase is NodePhase.RUNNING:
+            _plan_running(p, wf.nodes[name], ns)
+    finished = all(ns.phase.finished for ns in state.nodes.values())
+    if not p.decisions and state.running == 0 and finished:
+        p.decisions.append(_finish_workflow(wf, state))
+    return Plan(p.decisions, p.wake_at)
+
+
+def _shutdown_reason(
+    wf: CompiledWorkflow, state: RunState, now: float, p: _Pass
+) -> tuple[WorkflowPhase, str] | None:
+    if state.stop_requested is not None:
+        return WorkflowPhase.STOPPED, state.stop_requested
+    deadline = wf.active_deadline_seconds
+    if deadline is not None and state.started_at is not None:
+        due = state.started_at + deadline
+        if now >= due:
+            return WorkflowPhase.FAILED, f"workflow exceeded activeDeadlineSeconds ({deadline:g}s)"
+        p.wake(due)
+    return None
+
+
+def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
+    if p.state.shutdown is not None:
+        p.decisions.append(FinishNode(node.name, NodePhase.OMITTED, p.state.shutdown[1]))
+        return
+    dep_states = [(d, p.state.nodes[d]) for d in node.deps]
+    if any(not ds.phase.finished for _, ds in dep_states):
+        return
+    failed = [(d, ds.phase) for d, ds in dep_states if ds.phase in _UPSTREAM_FAILED]
+    if node.run_policy is RunPolicy.ON_SUCCESS and failed:
+        dep, phase = failed[0]
+        msg = f"not run: dependency {dep!r} {phase.value}"
+        p.decisions.append(FinishNode(node.name, NodePhase.OMITTED, msg))
+        return
+    if node.run_policy is RunPolicy.ON_FAILURE and not failed:
+        msg = "not run: runPolicy onFailure and no dependency failed"
+        p.decisions.append(FinishNode(node.name, NodePhase.SKIPPED, msg))
+        return
+    if node.when is not None:
+        try:
+            condition = node.when.evaluate(p.context())
+        except ExpressionError as err:
+            p.decisions.append(FinishNode(node.name, NodePhase.FAILED, f"when: {err}"))
+            return
+        if not isinstance(condition, bool):
+            msg = f"when: {node.when.source!r} must yield a bool, got {type(condition).__name__}"
+            p.decisions.append(FinishNode(node.name, NodePhase.FAILED, msg))
+            return
+        if not condition:
+            msg = f"when: {node.when.source!r} was false"
+            p.decisions.append(FinishNode(node.name, NodePhase.SKIPPED, msg))
+            return
+    items: list[Any] | None = None
+    if node.for_each is not None:
+        try:
+            value = render(node.for_each, p.context())
+        except ExpressionError as err:
+            p.decisions.append(FinishNode(node.name, NodePhase.FAILED, f"forEach: {err}"))
+            return
+        if not isinstance(value, list):
+            msg = f"forEach must yield a list, got {type(value).__name__}"
+            p.decisions.append(FinishNode(node.name, NodePhase.FAILED, msg))
+            return
+        if not value:
+            msg = "forEach yielded no items"
+            p.decisions.append(FinishNode(node.name, NodePhase.SUCCEEDED, msg, outputs={}))
+            return
+        items = value
+    p.decisions.append(ExpandNode(node.name, items))
+
+
+def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
+    shutdown = p.state.shutdown
+    before = len(p.decisions)
+    due_retries: list[Task] = []
+    for task in ns.tasks.values():
+        if task.phase is TaskPhase.FAILED:
+            if shutdown is None and task.retriable and task.attempt <= node.retries.limit:
+                at = (task.finished_at or p.now) + node.retries.delay(task.attempt)
+                p.decisions.append(RetryTask(node.name, task.index, at))
+            else:
+                msg = _attempts_message(task)
+                p.decisions.append(FailTask(node.name, task.index, msg, task.exit_code))
+        elif task.phase is TaskPhase.WAITING:
+            assert task.retry_at is not None
+            if shutdown is not None:
+                p.decisions.append(FailTask(node.name, task.index, shutdown[1], task.exit_code))
+            elif task.retry_at <= p.now:
+                due_retries.append(task)
+            else:
+                p.wake(task.retry_at)
+        elif task.kill_reason is None:
+            if shutdown is not None:
+                p.decisions.append(KillTask(node.name, task.index, task.attempt, shutdown[1]))
+            elif node.timeout_seconds is not None:
+                due = task.started_at + node.timeout_seconds
+                if p.now >= due:
+                    reason = f"timed out after {node.timeout_seconds:g}s"
+                    p.decisions.append(KillTask(node.name, task.index, task.attempt, reason))
+                else:
+                    p.wake(due)
+
+    if shutdown is None:
+        room = min(_unbounded(node.parallelism) - ns.running, p.capacity)
+        for task in sorted(due_retries, key=lambda t: t.index):
+            if room <= 0:
+                break
+            if _start(p, node, ns, task.index, task.attempt + 1):
+                room -= 1
+        index = ns.next_index
+        stopped = node.fail_fast and ns.failed > 0
+        while room > 0 and index < ns.total and not stopped:
+            if _start(p, node, ns, index, 1):
+                room -= 1
+            else:
+                stopped = node.fail_fast
+            index += 1
+
+    if len(p.decisions) == before and not ns.tasks:
+        exhausted = ns.next_index >= ns.total
+        if exhausted or shutdown is not None or (node.fail_fast and ns.failed > 0):
+            p.decisions.append(_finish_node(node, ns, shutdown))
+
+
+def _start(p: _Pass, node: CompiledNode, ns: NodeState, index: int, attempt: int) -> bool:
+    """Render one attempt's inputs and decide to start it; a render error fails the item."""
+    item = ns.items[index] if ns.items is not None else None
+    ctx = p.context()
+    if ns.items is not None:
+        ctx = {**ctx, "item": item, "itemIndex": index}
+    try:
+        args = render(node.args, ctx)
+        if node.item_arg is not None:
+            args = {**args, node.item_arg: item}
+        command = render(node.command, ctx) if node.command is not None else None
+        env = {k: to_text(render(v, ctx)) for k, v in node.env_values.items()}
+    except ExpressionError as err:
+        p.decisions.append(FailTask(node.name, index, f"args: {err}"))
+        return False
+    p.decisions.append(
+        StartTask(
+            node=node.name,
+            index=index,
+            attempt=attempt,
+            item=item,
+            args=args,
+            command=[str(c) for c in command] if command is not None else None,
+            env=env,
+            timeout_seconds=node.timeout_seconds,
+        )
+    )
+    p.capacity -= 1
+    return True
+
+
+def _attempts_message(task: Task) -> str:
+    tries = f" (after {task.attempt} attempts)" if task.attempt > 1 else ""
+    return f"{task.message}{tries}"
+
+
+def _finish_node(
+    node: CompiledNode, ns: NodeState, shutdown: tuple[WorkflowPhase, str] | None
+) -> FinishNode:
+    if ns.failed == 0 and ns.next_index >= ns.total:
+        return FinishNode(node.name, NodePhase.SUCCEEDED, "", _node_outputs(ns))
+    if ns.failed == 0 and shutdown is not None:
+        return FinishNode(node.name, NodePhase.FAILED, shutdown[1], _node_outputs(ns))
+    if not ns.fan_out:
+        msg = ns.failures[0][1] if ns.failures else (shutdown[1] if shutdown else "failed")
+        return FinishNode(node.name, NodePhase.FAILED, msg)
+    first_index, first_msg = ns.failures[0] if ns.failures else (-1, "")
+    msg = f"{ns.failed} of {ns.total} items failed"
+    if first_index >= 0:
+        msg += f"; item {first_index}: {first_msg}"
+    not_started = ns.total - ns.next_index
+    if not_started:
+        msg += f"; {not_started} items not started"
+    return FinishNode(node.name, NodePhase.FAILED, msg, _node_outputs(ns))
+
+
+def _node_outputs(ns: NodeState) -> dict[str, Any]:
+    """A plain node's outputs; for a fan-out, each key maps to a list in item order."""
+    if not ns.fan_out:
+        return dict(ns.item_outputs.get(0, {}))
+    keys: dict[str, None] = {}
+    for outputs in ns.item_outputs.values():
+        keys.update(dict.fromkeys(outputs))
+    return {key: [ns.item_outputs.get(i, {}).get(key) for i in range(ns.total)] for key in keys}
+
+
+def _finish_workflow(wf: CompiledWorkflow, state: RunState) -> FinishWorkflow:
+    failed = [n for n in wf.order if state.nodes[n].phase is NodePhase.FAILED]
+    if state.shutdown is not None:
+        return FinishWorkflow(*state.shutdown)
+    if failed:
+        first = failed[0]
+        msg = f"node {first!r} failed: {state.nodes[first].message}"
+        if len(failed) > 1:
+            msg += f" (and {len(failed) - 1} more failed nodes)"
+        return FinishWorkflow(WorkflowPhase.FAILED, msg)
+    return FinishWorkflow(WorkflowPhase.SUCCEEDED, "")
+
+
+def apply(state: RunState, decisions: list[Decision], now: float) -> None:
+    """Record decisions in `state` (in place, so a 100,000-item run is not copied per step)."""
+    for d in decisions:
+        if isinstance(d, StartTask):
+            ns = state.nodes[d.node]
+            ns.tasks[d.index] = Task(d.index, d.attempt, TaskPhase.RUNNING, started_at=now)
+            ns.next_index = max(ns.next_index, d.index + 1)
+            ns.running += 1
+            ns.attempts += 1
+            state.running += 1
+        elif isinstance(d, KillTask):
+            task = state.nodes[d.node].tasks.get(d.index)
+            if task is not None and task.attempt == d.attempt:
+                task.kill_reason = d.reason
+        elif isinstance(d, RetryTask):
+            task = state.nodes[d.node].tasks[d.index]
+            task.phase = TaskPhase.WAITING
+            task.retry_at = d.at
+            task.kill_reason = None
+        elif isinstance(d, FailTask):
+            ns = state.nodes[d.node]
+            ns.tasks.pop(d.index, None)
+            ns.next_index = max(ns.next_index, d.index + 1)
+            ns.failed += 1
+            if d.exit_code is not None:
+                ns.exit_code = d.exit_code
+            if len(ns.failures) < MAX_RECORDED_FAILURES:
+                ns.failures.append((d.index, d.message))
+        elif isinstance(d, ExpandNode):
+            ns = state.nodes[d.node]
+            ns.phase = NodePhase.RUNNING
+            ns.started_at = now
+            ns.items = d.items
+            ns.total = len(d.items) if d.items is not None else 1
+        elif isinstance(d, FinishNode):
+            ns = state.nodes[d.node]
+            ns.phase = d.phase
+            ns.message = d.message
+            ns.outputs = d.outputs
+            ns.finished_at = now
+            ns.item_outputs = {}
+        elif isinstance(d, StartWorkflow):
+            state.phase = WorkflowPhase.RUNNING
+            state.started_at = now
+        elif isinstance(d, BeginShutdown):
+            state.shutdown = (d.phase, d.reason)
+        elif isinstance(d, FinishWorkflow):
+            state.phase = d.phase
+            state.message = d.message
+            state.finished_at = now
+
+
+def advance(wf: CompiledWorkflow, state: RunState, now: float) -> Plan:
+    """Plan and apply until nothing more follows; return every decision and the next wake time.
+
+    The number of passes is bounded: each non-empty pass moves a node or the run forward.
+    """
+    decisions: list[Decision] = []
+    wake_at: float | None = None
+    for _ in range(4 * len(wf.order) + 8):
+        step = plan(wf, state, now)
+        if not step.decisions:
+            return Plan(decisions, step.wake_at)
+        apply(state, step.decisions, now)
+        decisions.extend(step.decisions)
+        wake_at = step.wake_at
+    raise RuntimeError(f"planner did not settle for {wf.meta.name!r} (last wake {wake_at})")

@@ -1,0 +1,161 @@
+"""The observed state of one run, and the pure reducers that change it.
+
+Both executors hold a `RunState`, ask the planner what to do (`planner.advance`), carry the
+decisions out, and feed back what they observe (`record_finished`). Only finished-item
+counters and *active* tasks (running, failed-awaiting-decision, waiting for a retry) are
+kept per node, so a planning pass costs O(nodes + active tasks), never O(items): a
+100,000-item fan-out is as cheap to plan as a 100-item one.
+
+Times are float seconds since the epoch; the planner never reads a clock itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from shoal.api.workflow import NodePhase, WorkflowPhase
+
+MAX_RECORDED_FAILURES = 20
+"""Failed items kept per node for status and messages; the rest are only counted."""
+
+
+class TaskPhase(StrEnum):
+    """Phase of an active task (one attempt of one item)."""
+
+    RUNNING = "Running"
+    FAILED = "Failed"
+    """Finished unsuccessfully; the planner has yet to decide: retry or give up."""
+    WAITING = "Waiting"
+    """A retry is scheduled at `retry_at`."""
+
+
+@dataclass(slots=True)
+class Task:
+    """One item of a node (index 0 for a plain node) and its current attempt."""
+
+    index: int
+    attempt: int
+    phase: TaskPhase
+    started_at: float
+    finished_at: float | None = None
+    retry_at: float | None = None
+    kill_reason: str | None = None
+    """Set once the planner decided to kill it; the finish event then carries this reason."""
+    exit_code: int | None = None
+    message: str = ""
+    retriable: bool = True
+
+
+@dataclass(slots=True)
+class NodeState:
+    """What is known about one node."""
+
+    phase: NodePhase = NodePhase.PENDING
+    message: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    items: list[Any] | None = None
+    """Fan-out elements once `forEach` was evaluated; None for a plain node."""
+    total: int = 0
+    next_index: int = 0
+    """Items below this index have been started at least once."""
+    tasks: dict[int, Task] = field(default_factory=dict)
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    attempts: int = 0
+    exit_code: int | None = None
+    failures: list[tuple[int, str]] = field(default_factory=list)
+    item_outputs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    progress: float | None = None
+
+    @property
+    def fan_out(self) -> bool:
+        return self.items is not None
+
+    @property
+    def pending_items(self) -> int:
+        """Items not started yet plus items waiting for a retry."""
+        waiting = sum(1 for t in self.tasks.values() if t.phase is not TaskPhase.RUNNING)
+        return max(self.total - self.next_index, 0) + waiting
+
+
+@dataclass(slots=True)
+class RunState:
+    """What is known about one run of a workflow."""
+
+    nodes: dict[str, NodeState]
+    phase: WorkflowPhase = WorkflowPhase.PENDING
+    message: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    running: int = 0
+    """Running tasks across the workflow (what `spec.parallelism` limits)."""
+    stop_requested: str | None = None
+    """Why a stop was requested (user, signal); the planner turns it into a shutdown."""
+    shutdown: tuple[WorkflowPhase, str] | None = None
+    """Once set, nothing new starts: the phase the run will end in and why."""
+
+    @classmethod
+    def new(cls, node_names: list[str]) -> RunState:
+        return cls(nodes={name: NodeState() for name in node_names})
+
+    @property
+    def progress(self) -> str:
+        done = sum(1 for n in self.nodes.values() if n.phase.finished)
+        return f"{done}/{len(self.nodes)}"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished:
+    """An executor's observation: an attempt ended."""
+
+    node: str
+    index: int
+    attempt: int
+    succeeded: bool
+    at: float
+    exit_code: int | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    retriable: bool = True
+    """False for failures that would fail again the same way (bad arguments, unknown job)."""
+
+
+def record_finished(state: RunState, event: TaskFinished) -> bool:
+    """Fold a finished attempt into the state. Returns False for a stale or repeated event.
+
+    Executors may see the same end twice (log stream and pod status, or after a restart);
+    only the first report of the current attempt of a running task counts.
+    """
+    node = state.nodes.get(event.node)
+    if node is None:
+        return False
+    task = node.tasks.get(event.index)
+    if task is None or task.attempt != event.attempt or task.phase is not TaskPhase.RUNNING:
+        return False
+    node.running -= 1
+    state.running -= 1
+    task.finished_at = event.at
+    task.exit_code = event.exit_code
+    if event.succeeded:
+        del node.tasks[event.index]
+        node.succeeded += 1
+        node.item_outputs[event.index] = dict(event.outputs)
+        node.exit_code = event.exit_code
+        return True
+    task.phase = TaskPhase.FAILED
+    task.message = task.kill_reason or event.message or f"exit code {event.exit_code}"
+    task.retriable = event.retriable
+    node.exit_code = event.exit_code
+    return True
+
+
+def record_progress(state: RunState, node: str, percent: float | None) -> None:
+    """Remember the last progress a plain node reported (fan-outs show item counts instead)."""
+    ns = state.nodes.get(node)
+    if ns is not None and not ns.fan_out and percent is not None:
+        ns.progress = percent

@@ -1,0 +1,350 @@
+"""Checks beyond the schema, with errors that name the file, node and field.
+
+`compile_workflow` either returns a `CompiledWorkflow` or raises `InvalidWorkflow` listing
+every problem found, so a user fixes a manifest in one round and nothing runs meanwhile.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from shoal.api.common import EnvVar
+from shoal.api.workflow import Node, PodSettings, RetryPolicy, WorkflowSpec
+from shoal.core.compiled import CompiledNode, CompiledWorkflow, WorkflowMeta
+from shoal.core.expressions import (
+    ITEM_VARIABLES,
+    Compiled,
+    Expression,
+    ExpressionError,
+    compile_expression,
+    compile_value,
+    expressions_in,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a manifest."""
+
+    message: str
+    node: str | None = None
+    field: str | None = None
+
+    def describe(self, source: str | None = None) -> str:
+        parts = [p for p in (source, self.node and f"node {self.node!r}", self.field) if p]
+        return ": ".join([*parts, self.message])
+
+
+class InvalidWorkflow(ValueError):
+    """A manifest that must not run, with every problem found in it."""
+
+    def __init__(self, problems: list[Problem], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__("\n".join(p.describe(source) for p in problems))
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as a path that returns to its start, or None."""
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(deps, white)
+    stack: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        color[name] = grey
+        stack.append(name)
+        for dep in deps.get(name, []):
+            if dep not in color:
+                continue
+            if color[dep] == grey:
+                return [*stack[stack.index(dep) :], dep]
+            if color[dep] == white and (cycle := visit(dep)):
+                return cycle
+        stack.pop()
+        color[name] = black
+        return None
+
+    for name in deps:
+        if color[name] == white and (cycle := visit(name)):
+            return cycle
+    return None
+
+
+def topological_order(deps: dict[str, list[str]]) -> list[str]:
+    """Kahn's order, stable with respect to declaration order (deps must be acyclic)."""
+    indegree = {n: len(set(d)) for n, d in deps.items()}
+    dependents: dict[str, list[str]] = {n: [] for n in deps}
+    for name, ds in deps.items():
+        for d in set(ds):
+            dependents[d].append(name)
+    ready = [n for n in deps if indegree[n] == 0]
+    order: list[str] = []
+    while ready:
+        name = ready.pop(0)
+        order.append(name)
+        for child in dependents[name]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+    return order
+
+
+def resolve_parameters(
+    declared: dict[str, Any], given: dict[str, Any] | None
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Declared defaults overlaid with given values; undeclared names are an error."""
+    params = dict(declared)
+    problems = []
+    for key, value in (given or {}).items():
+        if key not in declared:
+            problems.append(
+                Problem(
+                    f"unknown parameter {key!r}{_suggest(key, declared)}; "
+                    f"declared: {', '.join(sorted(declared)) or 'none'}",
+                    field="parameters",
+                )
+            )
+        params[key] = value
+    return params, problems
+
+
+def _merge_env(defaults: list[EnvVar] | None, own: list[EnvVar] | None) -> list[EnvVar]:
+    merged = {e.name: e for e in defaults or []}
+    merged.update({e.name: e for e in own or []})
+    return list(merged.values())
+
+
+def _pick(node: Node, defaults: PodSettings, attr: str) -> Any:
+    value = getattr(node, attr)
+    return value if value is not None else getattr(defaults, attr)
+
+
+class _Checker:
+    """Collects problems while compiling one workflow."""
+
+    def __init__(self, spec: WorkflowSpec, params: dict[str, Any]) -> None:
+        self.spec = spec
+        self.params = params
+        self.problems: list[Problem] = []
+
+    def add(self, message: str, node: str | None = None, field: str | None = None) -> None:
+        self.problems.append(Problem(message, node, field))
+
+    def compile(self, value: Any, node: str, field: str) -> Compiled:
+        try:
+            return compile_value(value)
+        except ExpressionError as err:
+            self.add(f"bad expression: {err}", node, field)
+            return None
+
+    def expression(self, source: str, node: str, field: str) -> Expression | None:
+        try:
+            return compile_expression(source)
+        except ExpressionError as err:
+            self.add(f"bad expression: {err}", node, field)
+            return None
+
+    def check_references(
+        self,
+        exprs: list[Expression],
+        node: str,
+        field: str,
+        ancestors: frozenset[str],
+        allow_item: bool,
+    ) -> None:
+        for expr in exprs:
+            for ref in sorted(expr.node_refs):
+                if ref not in {n.name for n in self.spec.nodes}:
+                    names = [n.name for n in self.spec.nodes]
+                    self.add(f"refers to unknown node {ref!r}{_suggest(ref, names)}", node, field)
+                elif ref == node:
+                    self.add("refers to its own node; use item/itemIndex or args", node, field)
+                elif ref not in ancestors:
+                    self.add(
+                        f"refers to nodes.{ref}, which is not among its dependencies "
+                        f"(add {ref!r} to dependsOn)",
+                        node,
+                        field,
+                    )
+            for ref in sorted(expr.param_refs - set(self.params)):
+                self.add(
+                    f"refers to params.{ref}, which is not declared in spec.parameters"
+                    f"{_suggest(ref, self.params)}",
+                    node,
+                    field,
+                )
+            if not allow_item and expr.variables & ITEM_VARIABLES:
+                where = "outside a fan-out" if field not in ("when", "forEach") else f"in {field}"
+                msg = f"uses item/itemIndex {where}; only a fan-out's args see them"
+                self.add(msg, node, field)
+
+
+def compile_workflow(
+    spec: WorkflowSpec,
+    meta: WorkflowMeta,
+    parameters: dict[str, Any] | None = None,
+    *,
+    source: str | None = None,
+) -> CompiledWorkflow:
+    """Validate `spec` for a run with `parameters`; raise InvalidWorkflow naming every problem."""
+    params, param_problems = resolve_parameters(spec.parameters, parameters)
+    check = _Checker(spec, params)
+    check.problems.extend(param_problems)
+
+    seen: set[str] = set()
+    for node in spec.nodes:
+        if node.name in seen:
+            check.add("duplicate node name", node.name, "name")
+        seen.add(node.name)
+    names = [n.name for n in spec.nodes]
+
+    deps: dict[str, list[str]] = {}
+    for node in spec.nodes:
+        ok = []
+        for dep in node.depends_on:
+            if dep == node.name:
+                check.add("depends on itself", node.name, "dependsOn")
+            elif dep not in seen:
+                msg = f"unknown dependency {dep!r}{_suggest(dep, names)}"
+                check.add(msg, node.name, "dependsOn")
+            elif dep in ok:
+                check.add(f"lists {dep!r} twice", node.name, "dependsOn")
+            else:
+                ok.append(dep)
+        deps.setdefault(node.name, ok)
+
+    if len(seen) != len(spec.nodes):
+        raise InvalidWorkflow(check.problems, source)
+    cycle = find_cycle(deps)
+    if cycle:
+        check.add(f"dependency cycle: {' -> '.join(cycle)}", cycle[0], "dependsOn")
+        raise InvalidWorkflow(check.problems, source)
+
+    order = topological_order(deps)
+    ancestors: dict[str, frozenset[str]] = {}
+    for name in order:
+        acc: set[str] = set()
+        for dep in deps[name]:
+            acc.add(dep)
+            acc |= ancestors[dep]
+        ancestors[name] = frozenset(acc)
+
+    by_name = {n.name: n for n in spec.nodes}
+    compiled: dict[str, CompiledNode] = {}
+    for name in order:
+        compiled[name] = _compile_node(check, by_name[name], spec.defaults, deps, ancestors)
+
+    if check.problems:
+        raise InvalidWorkflow(check.problems, source)
+    return CompiledWorkflow(
+        meta=meta,
+        spec=spec,
+        params=params,
+        nodes=compiled,
+        order=tuple(order),
+        parallelism=spec.parallelism,
+        active_deadline_seconds=spec.active_deadline_seconds,
+    )
+
+
+def _compile_node(
+    check: _Checker,
+    node: Node,
+    defaults: PodSettings,
+    deps: dict[str, list[str]],
+    ancestors: dict[str, frozenset[str]],
+) -> CompiledNode:
+    name = node.name
+    anc = ancestors[name]
+    fan_out = node.for_each is not None
+
+    when = check.expression(node.when, name, "when") if node.when is not None else None
+    if when:
+        check.check_references([when], name, "when", anc, allow_item=False)
+
+    for_each: Compiled | None = None
+    if isinstance(node.for_each, str):
+        expr = check.expression(node.for_each, name, "forEach")
+        if expr:
+            check.check_references([expr], name, "forEach", anc, allow_item=False)
+            if not expr.variables:
+                _check_constant_list(check, expr, name)
+        for_each = expr
+    elif isinstance(node.for_each, list):
+        if not node.for_each:
+            check.add("is an empty list: the node would never run a pod", name, "forEach")
+        for_each = check.compile(node.for_each, name, "forEach")
+        check.check_references(expressions_in(for_each), name, "forEach", anc, allow_item=False)
+
+    default_args: dict[str, Any] | list[str] = {} if node.job is not None else []
+    args = check.compile(node.args if node.args is not None else default_args, name, "args")
+    arg_exprs = expressions_in(args)
+    check.check_references(arg_exprs, name, "args", anc, allow_item=fan_out)
+    command = check.compile(node.command, name, "command") if node.command is not None else None
+    check.check_references(expressions_in(command), name, "command", anc, allow_item=fan_out)
+
+    env_values: dict[str, Compiled] = {}
+    env_refs: list[EnvVar] = []
+    for var in _merge_env(defaults.env, node.env):
+        if var.value_from is not None:
+            if var.value is not None:
+                check.add("set either value or valueFrom", name, f"env.{var.name}")
+            env_refs.append(var)
+            continue
+        value = check.compile(var.value or "", name, f"env.{var.name}")
+        check.check_references(
+            expressions_in(value), name, f"env.{var.name}", anc, allow_item=fan_out
+        )
+        env_values[var.name] = value
+
+    if fan_out and node.job is not None:
+        if node.item_arg is None and not any(e.variables & ITEM_VARIABLES for e in arg_exprs):
+            check.add(
+                "the fan-out never passes its item to the job: set itemArg or use "
+                "${{ item }} in args",
+                name,
+                "forEach",
+            )
+        if node.item_arg and isinstance(node.args, dict) and node.item_arg in node.args:
+            check.add(f"{node.item_arg!r} is also given in args", name, "itemArg")
+
+    retries = _pick(node, defaults, "retries") or RetryPolicy()
+    return CompiledNode(
+        name=name,
+        spec=node,
+        deps=tuple(deps[name]),
+        ancestors=anc,
+        run_policy=node.run_policy,
+        when=when,
+        for_each=for_each,
+        args=args,
+        command=command,
+        env_values=env_values,
+        env_refs=tuple(env_refs),
+        image=_pick(node, defaults, "image") or check.spec.image,
+        retries=retries,
+        timeout_seconds=_pick(node, defaults, "timeout_seconds"),
+        parallelism=node.parallelism,
+        fail_fast=node.fail_fast,
+        item_arg=node.item_arg,
+    )
+
+
+def _check_constant_list(check: _Checker, expr: Expression, node: str) -> None:
+    try:
+        value = expr.evaluate({})
+    except ExpressionError as err:
+        check.add(f"cannot be evaluated: {err}", node, "forEach")
+        return
+    if not isinstance(value, list):
+        check.add(f"must yield a list, got {type(value).__name__}", node, "forEach")
+    elif not value:
+        check.add("is an empty list: the node would never run a pod", node, "forEach")
