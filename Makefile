@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 ## demo: run a real example workflow locally (no cluster needed)
 demo: $(STAMP)
-	$(BIN)/shoal run examples/fanout.yaml -p greeting=hello
+	$(BIN)/shoal run --import jobs examples/catalog.yaml
 
 ## test: lint, then every test tier
 test: lint crds-check test-unit test-local test-cluster

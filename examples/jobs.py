@@ -1,0 +1,79 @@
+"""Jobs used by the examples. A worker image registers its jobs the same way.
+
+`shoal run --import jobs examples/<file>.yaml` imports this module in every worker
+process (the manifest's folder is on the import path), which registers the names below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from shoal_worker import Context, job
+
+
+@job("greet")
+def greet(ctx: Context, name: str, greeting: str = "hello") -> dict[str, str]:
+    """Say hello; the message becomes an output other nodes can read."""
+    message = f"{greeting}, {name}!"
+    ctx.log(message)
+    return {"message": message}
+
+
+@job("market-finder")
+def market_finder(ctx: Context, region: str, count: int = 4) -> dict[str, object]:
+    """Pretend to discover markets in a region: returns a list to fan out over."""
+    markets = [f"{region}-{i}" for i in range(1, count + 1)]
+    ctx.log(f"found {len(markets)} markets in {region}")
+    return {"market_ids": markets}
+
+
+@job("data-proxy")
+def data_proxy(ctx: Context) -> dict[str, str]:
+    """Stand-in for a service the integration step needs; outputs its address."""
+    return {"endpoint": "http://127.0.0.1:8080"}
+
+
+@job("integration")
+def integration(ctx: Context, market: str, endpoint: str) -> dict[str, int]:
+    """Process one market (one pod per market in a cluster), reporting progress."""
+    records = 0
+    for step in range(1, 5):
+        records += int(hashlib.sha256(f"{market}{step}".encode()).hexdigest()[:2], 16) % 10
+        ctx.progress(step * 25, f"{market}: step {step}/4")
+    ctx.log(f"{market}: {records} records via {endpoint}")
+    return {"count": records}
+
+
+@job("publish")
+def publish(ctx: Context, counts: list[int]) -> dict[str, int]:
+    """Sum the per-market counts of the fan-out."""
+    total = sum(c for c in counts if c is not None)
+    ctx.log(f"publishing {total} records")
+    return {"published": total}
+
+
+@job("add")
+def add(ctx: Context, a: float, b: float) -> dict[str, float]:
+    """Add two numbers (the diamond example)."""
+    return {"sum": a + b}
+
+
+@job("multiply")
+def multiply(ctx: Context, a: float, b: float) -> dict[str, float]:
+    """Multiply two numbers (the diamond example)."""
+    return {"product": a * b}
+
+
+@job("flaky")
+def flaky(ctx: Context, succeed_on_attempt: int = 2) -> dict[str, int]:
+    """Fail until attempt `succeed_on_attempt`: shows retries keeping their promise."""
+    if ctx.attempt < succeed_on_attempt:
+        ctx.fail(f"transient failure on attempt {ctx.attempt}")
+    return {"attempt": ctx.attempt}
+
+
+@job("explode")
+def explode(ctx: Context, reason: str) -> None:
+    """Fail on purpose with a Python exception (the failing example)."""
+    ctx.log("about to fail")
+    raise RuntimeError(reason)

@@ -1,0 +1,158 @@
+"""`shoal run` and `shoal validate`: the commands that need no cluster."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from shoal.api.cron import CronWorkflow
+from shoal.api.workflow import WorkflowPhase
+from shoal.core.compiled import CompiledWorkflow
+from shoal.core.state import RunState
+from shoal.core.validation import InvalidWorkflow, Problem
+from shoal.local.executor import LocalExecutor
+from shoal.local.reporting import LiveReporter, PlainReporter, Reporter
+from shoal.manifests import Manifest, compile_manifest, load_file
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; a value that parses as JSON is taken as JSON, otherwise as text."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InvalidWorkflow([Problem(f"expected KEY=VALUE, got {pair!r}", field="-p")])
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+def _pick(manifests: list[Manifest], name: str | None, source: str) -> Manifest:
+    if name is not None:
+        found = [m for m in manifests if m.resource.metadata.name == name]
+        if not found:
+            names = ", ".join(str(m.resource.metadata.name) for m in manifests)
+            raise InvalidWorkflow([Problem(f"no document named {name!r} (found: {names})")], source)
+        return found[0]
+    if len(manifests) > 1:
+        names = ", ".join(str(m.resource.metadata.name) for m in manifests)
+        raise InvalidWorkflow(
+            [Problem(f"{len(manifests)} documents ({names}); choose one with --name")], source
+        )
+    return manifests[0]
+
+
+def _report_invalid(err: InvalidWorkflow) -> int:
+    for problem in err.problems:
+        print(f"error: {problem.describe(err.source)}", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def validate(args: argparse.Namespace) -> int:
+    """Check every document of every file; report all problems, exit 2 if there are any."""
+    try:
+        params = parse_params(args.param)
+    except InvalidWorkflow as err:
+        return _report_invalid(err)
+    bad = 0
+    for path in args.files:
+        try:
+            for manifest in load_file(path):
+                wf = compile_manifest(manifest, params)
+                kind = manifest.resource.kind
+                print(f"{path}: {kind} {wf.meta.name}: valid ({len(wf.order)} nodes)")
+        except InvalidWorkflow as err:
+            _report_invalid(err)
+            bad += 1
+    return EXIT_INVALID if bad else EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, then run the workflow to its end with live progress."""
+    try:
+        params = parse_params(args.param)
+        manifest = _pick(load_file(args.file), args.name, args.file)
+        if isinstance(manifest.resource, CronWorkflow):
+            params.setdefault("scheduledTime", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        wf = compile_manifest(manifest, params)
+    except InvalidWorkflow as err:
+        return _report_invalid(err)
+
+    status_stream = sys.stderr if args.output == "json" else sys.stdout
+    reporter: Reporter
+    if status_stream.isatty() and not args.plain:
+        reporter = LiveReporter(Console(file=status_stream), show_logs=not args.quiet)
+    else:
+        reporter = PlainReporter(status_stream, show_logs=not args.quiet)
+
+    manifest_dir = Path(args.file).resolve().parent
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="shoal-run-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    state = asyncio.run(_run(wf, workdir, manifest_dir, reporter, args.imports))
+    print(f"logs: {workdir}", file=status_stream)
+    if args.output == "json":
+        json.dump(status_document(wf, state), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    return EXIT_OK if state.phase is WorkflowPhase.SUCCEEDED else EXIT_FAILED
+
+
+async def _run(
+    wf: CompiledWorkflow,
+    workdir: Path,
+    manifest_dir: Path,
+    reporter: Reporter,
+    imports: list[str],
+) -> RunState:
+    executor = LocalExecutor(
+        wf,
+        workdir=workdir,
+        cwd=manifest_dir,
+        reporter=reporter,
+        extra_pythonpath=[manifest_dir],
+        imports=imports,
+    )
+    loop = asyncio.get_running_loop()
+    for signum, why in ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated")):
+        loop.add_signal_handler(signum, executor.request_stop, why)
+    return await executor.run()
+
+
+def status_document(wf: CompiledWorkflow, state: RunState) -> dict[str, Any]:
+    """The run's outcome in the shape of a Workflow's status (what `-o json` prints)."""
+    nodes: dict[str, Any] = {}
+    for name in wf.order:
+        ns = state.nodes[name]
+        entry: dict[str, Any] = {"phase": ns.phase.value, "attempts": ns.attempts}
+        if ns.message:
+            entry["message"] = ns.message
+        if ns.exit_code is not None:
+            entry["exitCode"] = ns.exit_code
+        if ns.outputs:
+            entry["outputs"] = ns.outputs
+        if ns.fan_out:
+            entry["items"] = {"total": ns.total, "succeeded": ns.succeeded, "failed": ns.failed}
+        nodes[name] = entry
+    doc: dict[str, Any] = {
+        "name": wf.meta.name,
+        "phase": state.phase.value,
+        "progress": state.progress,
+        "nodes": nodes,
+    }
+    if state.message:
+        doc["message"] = state.message
+    if state.started_at and state.finished_at:
+        doc["durationSeconds"] = round(state.finished_at - state.started_at, 3)
+    return doc

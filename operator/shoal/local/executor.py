@@ -1,0 +1,206 @@
+"""The local executor: the planner's decisions carried out with child processes.
+
+It is the same loop the Kubernetes executor runs, minus the API server: plan, act on the
+decisions, then wait for the next thing that can change them — a child ending, or the
+planner's own `wake_at` (a retry coming due, a timeout, the workflow deadline). There is
+no polling: between events the loop sleeps on a queue with that deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoal.core.compiled import CompiledWorkflow
+from shoal.core.decisions import KillTask, StartTask
+from shoal.core.planner import advance
+from shoal.core.state import RunState, TaskFinished, record_finished, record_progress
+from shoal.local.process import (
+    WORKER_USAGE_EXIT,
+    LaunchError,
+    LocalTask,
+    local_env,
+    run_task,
+    worker_argv,
+)
+from shoal.local.reporting import Reporter
+from shoal_worker.protocol import Message, ProgressMessage
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    reason: str
+
+
+class LocalExecutor:
+    """Runs one compiled workflow to its end on this machine."""
+
+    def __init__(
+        self,
+        wf: CompiledWorkflow,
+        *,
+        workdir: Path,
+        cwd: Path,
+        reporter: Reporter,
+        extra_pythonpath: list[Path] | None = None,
+        imports: list[str] | None = None,
+    ) -> None:
+        self.wf = wf
+        self.state = RunState.new(list(wf.order))
+        self.workdir = workdir
+        self.cwd = cwd
+        self.reporter = reporter
+        self._events: asyncio.Queue[TaskFinished | _Stop] = asyncio.Queue()
+        self._tasks: dict[tuple[str, int], LocalTask] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        base = dict(os.environ)
+        paths = [str(p) for p in extra_pythonpath or []]
+        if base.get("PYTHONPATH"):
+            paths.append(base["PYTHONPATH"])
+        if paths:
+            base["PYTHONPATH"] = os.pathsep.join(paths)
+        if imports:
+            base["SHOAL_IMPORT"] = ",".join([*imports, *filter(None, [base.get("SHOAL_IMPORT")])])
+        self._base_env = base
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the run (Ctrl-C): running children are terminated, nothing new starts."""
+        self._events.put_nowait(_Stop(reason))
+
+    async def run(self) -> RunState:
+        """Drive the run to a finished phase; every child is gone when this returns."""
+        self.reporter.begin(self.wf, self.state)
+        try:
+            while True:
+                step = advance(self.wf, self.state, time.time())
+                for decision in step.decisions:
+                    self.reporter.decision(decision, self.state)
+                    if isinstance(decision, StartTask):
+                        self._start(decision)
+                    elif isinstance(decision, KillTask):
+                        self._kill(decision)
+                if self.state.phase.finished and not self._tasks:
+                    break
+                timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
+                try:
+                    event = await asyncio.wait_for(self._events.get(), timeout)
+                except TimeoutError:
+                    continue
+                self._handle(event)
+                while not self._events.empty():
+                    self._handle(self._events.get_nowait())
+        finally:
+            await self._kill_all("shoal run is exiting")
+        self.reporter.end(self.wf, self.state)
+        return self.state
+
+    def _handle(self, event: TaskFinished | _Stop) -> None:
+        if isinstance(event, _Stop):
+            if self.state.stop_requested is None:
+                self.state.stop_requested = event.reason
+            else:  # a second Ctrl-C: no more grace
+                for task in self._tasks.values():
+                    task.signal(signal.SIGKILL)
+            return
+        record_finished(self.state, event)
+        self.reporter.task_finished(event, self.state)
+
+    def _start(self, d: StartTask) -> None:
+        node = self.wf.nodes[d.node]
+        directory = self.workdir / d.node / f"{d.index}-{d.attempt}"
+        directory.mkdir(parents=True, exist_ok=True)
+        termination = directory / "termination-log"
+        task = LocalTask(start=d, directory=directory)
+        self._tasks[task.key] = task
+        try:
+            env = local_env(self.wf, node, d, self._base_env)
+        except LaunchError as err:
+            self._finish(task, succeeded=False, exit_code=None, outputs={}, message=str(err))
+            return
+        env["SHOAL_TERMINATION_MESSAGE_PATH"] = str(termination)
+        if node.spec.job is not None:
+            args_file = directory / "args.json"
+            args_file.write_text(json.dumps(d.args), encoding="utf-8")
+            argv = worker_argv(node.spec.job, args_file, termination)
+        elif d.command:
+            argv = [*d.command, *(d.args or [])]
+        else:
+            message = f"image {node.image!r} has no command to run locally; set `command`"
+            self._finish(task, succeeded=False, exit_code=None, outputs={}, message=message)
+            return
+        background = asyncio.create_task(self._supervise(task, argv, env))
+        self._background.add(background)
+        background.add_done_callback(self._background.discard)
+
+    async def _supervise(self, task: LocalTask, argv: list[str], env: dict[str, str]) -> None:
+        try:
+            outcome = await run_task(task, argv, env, self.cwd, self._on_message)
+        except Exception as err:  # never let one child's error hang the run
+            self._finish(task, False, None, {}, f"local executor error: {err!r}")
+            return
+        if not outcome.outputs_complete:
+            missing = ", ".join(outcome.missing_outputs)
+            self._finish(task, False, outcome.exit_code, {}, f"outputs lost: {missing}")
+            return
+        is_job = self.wf.nodes[task.start.node].spec.job is not None
+        self._finish(
+            task,
+            outcome.succeeded,
+            outcome.exit_code,
+            outcome.outputs,
+            outcome.message,
+            retriable=not (is_job and outcome.exit_code == WORKER_USAGE_EXIT),
+        )
+
+    def _finish(
+        self,
+        task: LocalTask,
+        succeeded: bool,
+        exit_code: int | None,
+        outputs: dict[str, object],
+        message: str,
+        *,
+        retriable: bool = True,
+    ) -> None:
+        self._tasks.pop(task.key, None)
+        d = task.start
+        self._events.put_nowait(
+            TaskFinished(
+                node=d.node,
+                index=d.index,
+                attempt=d.attempt,
+                succeeded=succeeded,
+                at=time.time(),
+                exit_code=exit_code,
+                outputs=dict(outputs),
+                message=message,
+                retriable=retriable,
+            )
+        )
+
+    def _on_message(self, node: str, index: int, msg: Message) -> None:
+        if isinstance(msg, ProgressMessage):
+            record_progress(self.state, node, msg.percent)
+        self.reporter.message(node, index if self.state.nodes[node].fan_out else None, msg)
+
+    def _kill(self, d: KillTask) -> None:
+        task = self._tasks.get((d.node, d.index))
+        if task is not None and task.start.attempt == d.attempt:
+            background = asyncio.create_task(task.kill(d.reason))
+            self._background.add(background)
+            background.add_done_callback(self._background.discard)
+
+    async def _kill_all(self, reason: str) -> None:
+        """Leave no orphan: terminate every child still running, then reap them."""
+        pending = [t.kill(reason) for t in self._tasks.values()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        for background in list(self._background):
+            background.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

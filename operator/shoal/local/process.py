@@ -1,0 +1,188 @@
+"""One attempt of one node as a local child process: the local stand-in for a pod.
+
+A job node runs `shoal-worker run --job ...` from the same Python environment as `shoal`;
+a command node runs its command. Either way the child gets the same `SHOAL_*` environment
+a pod would, its stdout is parsed live as the line protocol, its stderr becomes log lines,
+and its final word is read from the termination-message file, exactly as on a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shoal.core.compiled import CompiledNode, CompiledWorkflow
+from shoal.core.decisions import StartTask
+from shoal_worker.protocol import Message, Outcome, PlainLine, StreamCollector
+
+KILL_GRACE_SECONDS = 5.0
+"""After SIGTERM, a child has this long to exit before SIGKILL (a pod's grace period)."""
+
+WORKER_USAGE_EXIT = 2
+"""`shoal-worker` exits 2 for usage errors (unknown job, bad args): retrying cannot help."""
+
+OnMessage = Callable[[str, int, Message], None]
+
+
+class LaunchError(Exception):
+    """The attempt could not even start (for example an env reference with no local value)."""
+
+
+def worker_argv(job: str, args_file: Path, termination_file: Path) -> list[str]:
+    """The command line that runs a registered job with this interpreter's shoal-worker."""
+    return [
+        sys.executable,
+        "-m",
+        "shoal_worker.runner",
+        "run",
+        "--job",
+        job,
+        "--args-file",
+        str(args_file),
+        "--termination-log",
+        str(termination_file),
+    ]
+
+
+def local_env(
+    wf: CompiledWorkflow, node: CompiledNode, task: StartTask, base: dict[str, str]
+) -> dict[str, str]:
+    """The child's environment: the caller's, plus what a pod would see.
+
+    `valueFrom` references have no cluster to resolve against, so a local run takes the
+    value from the caller's environment variable of the same name and refuses to start
+    the attempt (naming the variable) when there is none.
+    """
+    env = dict(base)
+    env.update(
+        SHOAL_WORKFLOW=wf.meta.name,
+        SHOAL_NAMESPACE=wf.meta.namespace,
+        SHOAL_NODE=node.name,
+        SHOAL_ATTEMPT=str(task.attempt),
+        PYTHONUNBUFFERED="1",
+    )
+    if node.fan_out:
+        env["SHOAL_ITEM_INDEX"] = str(task.index)
+        env["SHOAL_ITEM"] = json.dumps(task.item, separators=(",", ":"))
+    env.update(task.env)
+    for ref in node.env_refs:
+        source = ref.value_from
+        if source is not None and source.field_ref is not None:
+            env[ref.name] = _field_value(wf, node, task, source.field_ref.field_path)
+        elif ref.name in base:
+            env[ref.name] = base[ref.name]
+        elif not _optional(ref):
+            raise LaunchError(
+                f"env {ref.name}: a Secret/ConfigMap reference has no value in a local run; "
+                f"export {ref.name} before `shoal run`"
+            )
+    return env
+
+
+def _optional(ref: object) -> bool:
+    source = getattr(ref, "value_from", None)
+    key_ref = source and (source.secret_key_ref or source.config_map_key_ref)
+    return bool(key_ref and key_ref.optional)
+
+
+def _field_value(wf: CompiledWorkflow, node: CompiledNode, task: StartTask, path: str) -> str:
+    values = {
+        "metadata.name": f"{wf.meta.name}-{node.name}-{task.index}-{task.attempt}",
+        "metadata.namespace": wf.meta.namespace,
+        "spec.nodeName": "localhost",
+        "spec.serviceAccountName": node.spec.service_account_name or "default",
+        "status.podIP": "127.0.0.1",
+        "status.hostIP": "127.0.0.1",
+    }
+    return values.get(path, "")
+
+
+@dataclass(slots=True)
+class LocalTask:
+    """A running child process and what has been read from it."""
+
+    start: StartTask
+    directory: Path
+    collector: StreamCollector = field(default_factory=StreamCollector)
+    process: asyncio.subprocess.Process | None = None
+    kill_reason: str | None = None
+    log_path: Path | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.start.node, self.start.index)
+
+    def signal(self, signum: int) -> None:
+        """Signal the child's whole process group, so no grandchild outlives the run."""
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signum)
+
+    async def kill(self, reason: str, grace: float = KILL_GRACE_SECONDS) -> None:
+        """SIGTERM, then SIGKILL once `grace` has passed: the same sequence as a pod deletion."""
+        if self.kill_reason is None:
+            self.kill_reason = reason
+        self.signal(signal.SIGTERM)
+        if self.process is None:
+            return
+        try:
+            await asyncio.wait_for(self.process.wait(), grace)
+        except TimeoutError:
+            self.signal(signal.SIGKILL)
+
+
+async def run_task(
+    task: LocalTask,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    on_message: OnMessage,
+) -> Outcome:
+    """Run the child to its end, feeding every output line to the collector and `on_message`."""
+    task.directory.mkdir(parents=True, exist_ok=True)
+    termination = Path(env["SHOAL_TERMINATION_MESSAGE_PATH"])
+    task.log_path = task.directory / "log.txt"
+    node, index = task.key
+    with task.log_path.open("w", encoding="utf-8") as log:
+        try:
+            task.process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except OSError as err:
+            return Outcome(False, None, {}, f"cannot start {argv[0]!r}: {err.strerror}")
+
+        async def pump(stream: asyncio.StreamReader | None, parse: bool) -> None:
+            assert stream is not None
+            while line_bytes := await stream.readline():
+                line = line_bytes.decode("utf-8", errors="replace")
+                log.write(line)
+                if parse:
+                    msg = task.collector.feed(line)
+                else:
+                    # stderr is never protocol; it only joins the tail kept for messages.
+                    msg = PlainLine(line.rstrip("\n"))
+                    task.collector.feed(" " + line if line.startswith("@shoal/") else line)
+                on_message(node, index, msg)
+
+        await asyncio.gather(pump(task.process.stdout, True), pump(task.process.stderr, False))
+        exit_code = await task.process.wait()
+    text = None
+    with contextlib.suppress(OSError):
+        # At most 4 KiB from local disk: not worth a thread hop.
+        text = termination.read_text(encoding="utf-8") or None  # noqa: ASYNC240
+    # A signal shows up as a negative return code; report it the way a pod would (128+n).
+    code = 128 - exit_code if exit_code < 0 else exit_code
+    return task.collector.finish(code, text, killed_reason=task.kill_reason)
