@@ -7,6 +7,7 @@ process (the manifest's folder is on the import path), which registers the names
 from __future__ import annotations
 
 import hashlib
+import time
 
 from shoal_worker import Context, job
 
@@ -39,6 +40,7 @@ def integration(ctx: Context, market: str, endpoint: str) -> dict[str, int]:
     records = 0
     for step in range(1, 5):
         records += int(hashlib.sha256(f"{market}{step}".encode()).hexdigest()[:2], 16) % 10
+        time.sleep(0.15)  # stand-in for real work, so the live view has something to show
         ctx.progress(step * 25, f"{market}: step {step}/4")
     ctx.log(f"{market}: {records} records via {endpoint}")
     return {"count": records}

@@ -1,0 +1,91 @@
+"""Every example in examples/ runs under `shoal run` to its documented phase and outputs."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tests.local.conftest import EXAMPLES, RunResult, shoal_run
+
+pytestmark = pytest.mark.local
+
+
+def check_hello(r: RunResult) -> None:
+    assert r.node("hello")["outputs"] == {"message": "hello, world!"}
+    assert r.node("goodbye")["outputs"] == {"message": "after 'hello, world!', goodbye, world!"}
+
+
+def check_diamond(r: RunResult) -> None:
+    assert r.node("left")["outputs"]["sum"] == 4
+    assert r.node("right")["outputs"]["sum"] == 5
+    assert r.node("join")["outputs"]["product"] == 20
+
+
+def _records(market: str) -> int:
+    return sum(
+        int(hashlib.sha256(f"{market}{step}".encode()).hexdigest()[:2], 16) % 10
+        for step in range(1, 5)
+    )
+
+
+def check_catalog(r: RunResult) -> None:
+    markets = r.node("markets")["outputs"]["market_ids"]
+    assert markets == ["eu-west-1", "eu-west-2", "eu-west-3", "eu-west-4"]
+    integration = r.node("integration")
+    assert integration["items"] == {"total": 4, "succeeded": 4, "failed": 0}
+    assert integration["outputs"]["count"] == [_records(m) for m in markets]
+    assert r.node("publish")["outputs"] == {"published": sum(_records(m) for m in markets)}
+    assert r.node("notify")["phase"] == "Succeeded"
+
+
+def check_retry(r: RunResult) -> None:
+    assert r.node("flaky")["attempts"] == 2
+    assert r.node("after")["outputs"] == {"flaky_attempt": 2}
+
+
+def check_shell(r: RunResult) -> None:
+    assert r.node("count")["outputs"] == {"words": ["alpha", "beta", "gamma"], "total": 3}
+    assert r.node("shout")["outputs"] == {"upper": ["ALPHA", "BETA", "GAMMA"]}
+
+
+def check_failing(r: RunResult) -> None:
+    boom = r.node("boom")
+    assert boom["phase"] == "Failed"
+    assert "the database is on fire" in boom["message"]
+    assert boom["exitCode"] == 1
+    assert r.node("downstream")["phase"] == "Omitted"
+    assert r.node("cleanup")["phase"] == "Succeeded"
+    assert "node 'boom' failed" in r.status["message"]
+
+
+EXPECTED = {
+    "hello.yaml": ("Succeeded", check_hello),
+    "diamond.yaml": ("Succeeded", check_diamond),
+    "catalog.yaml": ("Succeeded", check_catalog),
+    "retry.yaml": ("Succeeded", check_retry),
+    "shell.yaml": ("Succeeded", check_shell),
+    "failing.yaml": ("Failed", check_failing),
+}
+
+
+def test_every_example_has_an_expectation() -> None:
+    assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_reaches_expected_phase_and_outputs(name: str) -> None:
+    phase, check = EXPECTED[name]
+    result = shoal_run(EXAMPLES / name)
+    assert result.status, result.stderr
+    assert result.status["phase"] == phase, result.stderr
+    assert result.code == (0 if phase == "Succeeded" else 1)
+    check(result)
+
+
+def test_parameters_from_the_command_line() -> None:
+    result = shoal_run(EXAMPLES / "hello.yaml", "-p", "name=Ada")
+    assert result.node("hello")["outputs"] == {"message": "hello, Ada!"}
+    result = shoal_run(EXAMPLES / "catalog.yaml", "-p", "markets=2", "-p", "region=us")
+    assert result.node("markets")["outputs"]["market_ids"] == ["us-1", "us-2"]
+    assert result.node("integration")["items"]["total"] == 2
