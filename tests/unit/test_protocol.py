@@ -1,0 +1,406 @@
+"""The @shoal/1 line protocol: parsing, encoding, violations and the stream collector."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from shoal_worker.protocol import (
+    MARKER,
+    PROTOCOL_VERSION,
+    TERMINATION_MESSAGE_LIMIT,
+    ErrorMessage,
+    LogMessage,
+    Message,
+    OutputMessage,
+    PlainLine,
+    ProgressMessage,
+    ProtocolViolation,
+    ResultMessage,
+    StreamCollector,
+    encode,
+    parse_line,
+)
+from shoal_worker.termination import build_termination_message
+
+
+def line(doc: dict[str, Any]) -> str:
+    return MARKER + json.dumps(doc)
+
+
+def violation(text: str) -> str:
+    msg = parse_line(text)
+    assert isinstance(msg, ProtocolViolation), msg
+    assert msg.text == text.rstrip("\n")
+    return msg.problem
+
+
+def test_constants() -> None:
+    assert MARKER == "@shoal/1 "
+    assert PROTOCOL_VERSION == 1
+    assert TERMINATION_MESSAGE_LIMIT == 4096
+
+
+# --- parsing -------------------------------------------------------------------------
+
+
+def test_the_documented_echo_example_parses() -> None:
+    msg = parse_line('@shoal/1 {"type":"output","key":"count","value":3}\n')
+    assert msg == OutputMessage(key="count", value=3)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"type":"log","message":"hi"}', LogMessage("hi", "info", {}, None)),
+        (
+            '{"type":"log","seq":4,"message":"hi","level":"error","fields":{"a":[1]}}',
+            LogMessage("hi", "error", {"a": [1]}, 4),
+        ),
+        ('{"type":"progress","percent":50}', ProgressMessage(percent=50)),
+        (
+            '{"type":"progress","percent":12.5,"message":"m","current":1,"total":8}',
+            ProgressMessage(12.5, "m", 1, 8),
+        ),
+        ('{"type":"progress","message":"loading"}', ProgressMessage(message="loading")),
+        ('{"type":"output","key":"k","value":null}', OutputMessage("k", None)),
+        ('{"type":"output","key":"k","value":{"x":[1,"2"]}}', OutputMessage("k", {"x": [1, "2"]})),
+        ('{"type":"result","status":"succeeded"}', ResultMessage("succeeded")),
+        (
+            '{"type":"result","status":"failed","outputs":{"a":1},"message":"no"}',
+            ResultMessage("failed", {"a": 1}, "no"),
+        ),
+        ('{"type":"error","message":"boom"}', ErrorMessage("boom")),
+        (
+            '{"type":"error","message":"boom","errorType":"ValueError","traceback":"tb"}',
+            ErrorMessage("boom", "ValueError", "tb"),
+        ),
+        # Optional fields may be null; unknown fields are ignored (forward compatible).
+        ('{"type":"log","message":"x","level":null,"fields":null}', LogMessage("x")),
+        ('{"type":"log","message":"x","extra":{"future":true}}', LogMessage("x")),
+        ('{"type":"log","message":"x","ts":"2026-01-02T03:04:05.123Z"}', LogMessage("x")),
+        ('{"type":"log","message":"x","ts":"2026-01-02T03:04:05+02:00"}', LogMessage("x")),
+    ],
+)
+def test_parse_messages(text: str, expected: Message) -> None:
+    assert parse_line(MARKER + text) == expected
+    assert parse_line(MARKER + text + "\n") == expected
+    assert parse_line(MARKER + text + "\r\n") == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "hello", "  @shoal/1 {}", "shoal/1 {}", "@shoa", '{"type":"log","message":"x"}'],
+)
+def test_plain_lines(text: str) -> None:
+    assert parse_line(text + "\n") == PlainLine(text)
+
+
+def test_only_one_newline_is_stripped() -> None:
+    assert parse_line("a\n\n") == PlainLine("a\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('@shoal/2 {"type":"log","message":"x"}', "unsupported protocol version 2"),
+        ("@shoal/10 {}", "unsupported protocol version 10"),
+        ('@shoal/1{"type":"log","message":"x"}', "malformed marker"),
+        ("@shoal/1", "malformed marker"),
+        ("@shoal/ hello", "malformed marker"),
+        ("@shoal/1 ", "invalid JSON"),
+        ("@shoal/1 {not json}", "invalid JSON"),
+        ('@shoal/1 {"type":"log","message":"x"', "invalid JSON"),
+        ('@shoal/1 {"type":"progress","percent":NaN}', "invalid JSON"),
+        ('@shoal/1 {"type":"progress","percent":Infinity}', "invalid JSON"),
+        ("@shoal/1 " + "[" * 100_000, "invalid JSON"),
+        ('@shoal/1 ["log"]', "must be a JSON object, got array"),
+        ('@shoal/1 "log"', "must be a JSON object, got string"),
+        ("@shoal/1 3", "must be a JSON object, got number"),
+        ("@shoal/1 null", "must be a JSON object, got null"),
+        ('@shoal/1 {"message":"x"}', "missing field 'type'"),
+        ('@shoal/1 {"type":3}', "field 'type' must be a string, got number"),
+        ('@shoal/1 {"type":"banana"}', "unknown message type 'banana'"),
+        ('@shoal/1 {"type":"artifact","key":"k"}', "'artifact' is reserved"),
+        ('@shoal/1 {"type":"log","message":"x","seq":"1"}', "'seq' must be an integer"),
+        ('@shoal/1 {"type":"log","message":"x","seq":1.5}', "'seq' must be an integer"),
+        ('@shoal/1 {"type":"log","message":"x","seq":true}', "'seq' must be an integer"),
+        ('@shoal/1 {"type":"log","message":"x","ts":5}', "'ts' must be an RFC 3339"),
+        ('@shoal/1 {"type":"log","message":"x","ts":"yesterday"}', "'ts' must be an RFC 3339"),
+        ('@shoal/1 {"type":"log"}', "needs field 'message'"),
+        ('@shoal/1 {"type":"log","message":null}', "'message' must be a string, got null"),
+        ('@shoal/1 {"type":"log","message":["x"]}', "'message' must be a string, got array"),
+        ('@shoal/1 {"type":"log","message":"x","level":"fatal"}', "'level' must be one of"),
+        ('@shoal/1 {"type":"log","message":"x","level":1}', "'level' must be a string"),
+        ('@shoal/1 {"type":"log","message":"x","fields":[]}', "'fields' must be an object"),
+        ('@shoal/1 {"type":"progress","percent":"5"}', "'percent' must be a number"),
+        ('@shoal/1 {"type":"progress","percent":true}', "'percent' must be a number"),
+        ('@shoal/1 {"type":"progress","percent":101}', "between 0 and 100"),
+        ('@shoal/1 {"type":"progress","percent":-1}', "between 0 and 100"),
+        ('@shoal/1 {"type":"progress","current":1.5}', "'current' must be an integer"),
+        ('@shoal/1 {"type":"progress","total":"9"}', "'total' must be an integer"),
+        ('@shoal/1 {"type":"progress","message":7}', "'message' must be a string"),
+        ('@shoal/1 {"type":"output","value":1}', "needs field 'key'"),
+        ('@shoal/1 {"type":"output","key":"","value":1}', "non-empty"),
+        ('@shoal/1 {"type":"output","key":1,"value":1}', "'key' must be a string"),
+        ('@shoal/1 {"type":"output","key":"k"}', "needs field 'value'"),
+        ('@shoal/1 {"type":"result"}', "missing field 'status'"),
+        ('@shoal/1 {"type":"result","status":"ok"}', "'status' must be one of"),
+        ('@shoal/1 {"type":"result","status":"failed","outputs":[1]}', "'outputs' must be an"),
+        ('@shoal/1 {"type":"result","status":"failed","outputs":{"":1}}', "non-empty"),
+        ('@shoal/1 {"type":"result","status":"failed","message":false}', "'message' must be"),
+        ('@shoal/1 {"type":"error"}', "needs field 'message'"),
+        ('@shoal/1 {"type":"error","message":"x","errorType":1}', "'errorType' must be"),
+        ('@shoal/1 {"type":"error","message":"x","traceback":[]}', "'traceback' must be"),
+    ],
+)
+def test_violations_are_kept_with_their_problem(text: str, problem: str) -> None:
+    assert problem in violation(text + "\n")
+
+
+# --- encoding ------------------------------------------------------------------------
+
+
+ROUND_TRIP: list[Message] = [
+    LogMessage("hello"),
+    LogMessage("multi\nline\r\ttext \u2028 \u2029 \x85 é 日本 🐟", "warning", {"a": {"b": [1]}}, 3),
+    ProgressMessage(),
+    ProgressMessage(0),
+    ProgressMessage(100, "done", 10, 10, 9),
+    ProgressMessage(33.3, None, 1, None),
+    OutputMessage("k", None),
+    OutputMessage("k", {"nested": [1, 2.5, "x", True, None]}, 1),
+    OutputMessage("ключ", "значение"),
+    ResultMessage("succeeded"),
+    ResultMessage("failed", {"a": 1}, "why", 12),
+    ResultMessage("succeeded", {}, ""),
+    ErrorMessage("boom"),
+    ErrorMessage("boom", "pkg.Error", "Traceback...\n  line\n", 2),
+    PlainLine("just a line"),
+    ProtocolViolation('@shoal/9 {"type":"log"}', "unsupported"),
+]
+
+
+@pytest.mark.parametrize("msg", ROUND_TRIP)
+def test_encode_round_trips(msg: Message) -> None:
+    text = encode(msg)
+    assert "\n" not in text
+    assert text.splitlines() == [text] or text == ""
+    parsed = parse_line(text + "\n")
+    if isinstance(msg, ProtocolViolation):
+        assert isinstance(parsed, ProtocolViolation)
+        assert parsed.text == msg.text
+    else:
+        assert parsed == msg
+
+
+def test_encode_is_compact_with_type_and_seq_first() -> None:
+    text = encode(OutputMessage("count", 3, seq=7))
+    assert text == '@shoal/1 {"type":"output","seq":7,"key":"count","value":3}'
+    assert encode(LogMessage("é")) == '@shoal/1 {"type":"log","message":"é","level":"info"}'
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), object(), {1, 2}])
+def test_encode_rejects_what_json_cannot_carry(value: object) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        encode(OutputMessage("k", value))
+
+
+# --- collector -----------------------------------------------------------------------
+
+
+def collect(*lines: str) -> StreamCollector:
+    collector = StreamCollector()
+    for text in lines:
+        collector.feed(text + "\n")
+    return collector
+
+
+def test_collector_accumulates_outputs_in_order_result_on_top() -> None:
+    collector = collect(
+        line({"type": "output", "key": "a", "value": 1}),
+        line({"type": "output", "key": "b", "value": 1}),
+        line({"type": "output", "key": "a", "value": 2}),
+        line({"type": "progress", "percent": 10}),
+        line({"type": "progress", "percent": 20, "message": "m"}),
+        line({"type": "result", "status": "succeeded", "outputs": {"b": 3, "c": 4}}),
+    )
+    assert collector.outputs == {"a": 2, "b": 3, "c": 4}
+    assert collector.progress == ProgressMessage(20, "m")
+    assert collector.result == ResultMessage("succeeded", {"b": 3, "c": 4})
+    outcome = collector.finish(0, None)
+    assert outcome.succeeded
+    assert outcome.outputs == {"a": 2, "b": 3, "c": 4}
+    assert outcome.outputs_complete
+    assert outcome.message == ""
+
+
+def test_collector_tail_is_bounded_and_keeps_violations_as_log_lines() -> None:
+    collector = StreamCollector(tail_lines=3)
+    for index in range(10):
+        collector.feed(f"line {index}\n")
+    collector.feed(line({"type": "log", "message": "careful", "level": "warning"}) + "\n")
+    bad = '@shoal/1 {"type":"nope"}'
+    returned = collector.feed(bad + "\n")
+    assert isinstance(returned, ProtocolViolation)
+    assert collector.violations == 1
+    assert collector.tail() == ["line 9", "WARNING: careful", bad]
+
+
+def test_collector_clips_long_lines_in_the_tail() -> None:
+    collector = collect("x" * 10_000)
+    assert len(collector.tail()[0]) == 500
+
+
+def test_second_result_is_a_violation_and_the_first_stands() -> None:
+    collector = StreamCollector()
+    collector.feed(line({"type": "result", "status": "succeeded"}))
+    second = collector.feed(line({"type": "result", "status": "failed"}) + "\n")
+    assert isinstance(second, ProtocolViolation)
+    assert "duplicate result" in second.problem
+    assert collector.result == ResultMessage("succeeded")
+    assert collector.violations == 1
+
+
+def test_failure_message_says_why_with_exit_code_and_last_lines() -> None:
+    collector = collect(
+        "connecting to db",
+        line({"type": "error", "message": "no route", "errorType": "OSError"}),
+        line({"type": "result", "status": "failed", "message": "OSError: no route"}),
+    )
+    outcome = collector.finish(1, None)
+    assert not outcome.succeeded
+    assert outcome.exit_code == 1
+    assert outcome.message.splitlines() == [
+        "OSError: no route (exit code 1)",
+        "last log lines:",
+        "  connecting to db",
+    ]
+
+
+def test_failure_without_result_uses_the_last_error() -> None:
+    collector = collect(line({"type": "error", "message": "bad", "errorType": "KeyError"}))
+    assert collector.finish(1, None).message == "KeyError: bad (exit code 1)"
+
+
+def test_failure_of_a_plain_container_names_the_exit_code_and_signal() -> None:
+    assert collect("oops").finish(3, None).message == "Exit code 3\nlast log lines:\n  oops"
+    assert collect().finish(137, None).message == "Exit code 137, SIGKILL"
+    assert collect().finish(-9, None).message == "Killed by signal SIGKILL"
+
+
+def test_exit_code_decides_even_against_a_succeeded_result() -> None:
+    collector = collect(line({"type": "result", "status": "succeeded", "message": "fine"}))
+    outcome = collector.finish(1, None)
+    assert not outcome.succeeded
+    assert outcome.message.startswith("Exit code 1")
+
+
+def test_failed_result_with_exit_zero_is_a_failure() -> None:
+    outcome = collect(line({"type": "result", "status": "failed", "message": "no data"})).finish(
+        0, None
+    )
+    assert not outcome.succeeded
+    assert outcome.message == "no data (exit code 0)"
+    silent = collect(line({"type": "result", "status": "failed"})).finish(0, None)
+    assert silent.message == "the job reported failure (exit code 0)"
+
+
+def test_plain_container_exit_zero_succeeds_with_stream_outputs() -> None:
+    outcome = collect("hi", line({"type": "output", "key": "n", "value": 1})).finish(0, None)
+    assert outcome.succeeded
+    assert outcome.outputs == {"n": 1}
+    assert outcome.outputs_complete
+
+
+def test_killed_reason_always_fails_and_comes_first() -> None:
+    collector = collect(
+        "working",
+        line({"type": "result", "status": "failed", "message": "terminated by SIGTERM"}),
+    )
+    outcome = collector.finish(143, None, killed_reason="activeDeadlineSeconds (60s) exceeded")
+    assert not outcome.succeeded
+    assert outcome.message.splitlines()[0] == (
+        "activeDeadlineSeconds (60s) exceeded; terminated by SIGTERM (exit code 143, SIGTERM)"
+    )
+    killed = collect(line({"type": "result", "status": "succeeded"})).finish(
+        0, None, killed_reason="OOMKilled"
+    )
+    assert not killed.succeeded
+
+
+def test_unknown_exit_code_falls_back_to_the_result() -> None:
+    assert collect(line({"type": "result", "status": "succeeded"})).finish(None, None).succeeded
+    outcome = collect().finish(None, None)
+    assert not outcome.succeeded
+    assert outcome.message == "no result was reported (exit code unknown)"
+
+
+def term(status: str, outputs: dict[str, Any], message: str = "", limit: int = 4096) -> str:
+    return build_termination_message(status, outputs, message, limit=limit).decode()
+
+
+def test_stream_result_is_preferred_over_the_termination_message() -> None:
+    collector = collect(line({"type": "result", "status": "succeeded", "outputs": {"a": 1}}))
+    outcome = collector.finish(0, term("failed", {"a": 2}, "stale"))
+    assert outcome.succeeded
+    assert outcome.outputs == {"a": 1}
+
+
+def test_broken_stream_falls_back_to_the_termination_message() -> None:
+    # The log stream died after one output; the termination message has the rest.
+    collector = collect("starting", line({"type": "output", "key": "a", "value": 1}))
+    outcome = collector.finish(0, term("succeeded", {"a": 1, "b": 2}, "all good"))
+    assert outcome.succeeded
+    assert outcome.outputs == {"a": 1, "b": 2}
+    assert outcome.message == "all good"
+    assert outcome.outputs_complete
+
+    failed = collect().finish(0, term("failed", {}, "quota exceeded"))
+    assert not failed.succeeded
+    assert failed.message == "quota exceeded (exit code 0)"
+
+
+def test_no_stream_at_all_uses_the_termination_message_for_the_reason() -> None:
+    outcome = StreamCollector().finish(1, term("failed", {}, "ValueError: bad region"))
+    assert outcome.message == "ValueError: bad region (exit code 1)"
+
+
+def test_truncated_outputs_complete_when_the_stream_delivered_them() -> None:
+    big = {"blob": "x" * 5000, "n": 1}
+    text = term("succeeded", big)
+    collector = collect(
+        line({"type": "output", "key": "blob", "value": big["blob"]}),
+        line({"type": "output", "key": "n", "value": 1}),
+    )
+    outcome = collector.finish(0, text)
+    assert outcome.succeeded
+    assert outcome.outputs == big
+    assert outcome.outputs_complete
+    assert outcome.missing_outputs == ()
+
+
+def test_truncated_outputs_missing_from_the_stream_are_reported() -> None:
+    text = term("succeeded", {"blob": "x" * 5000, "n": 1})
+    outcome = collect(line({"type": "output", "key": "n", "value": 1})).finish(0, text)
+    assert outcome.succeeded
+    assert not outcome.outputs_complete
+    assert outcome.missing_outputs == ("blob",)
+    assert outcome.outputs == {"n": 1}
+    assert "outputs incomplete" in outcome.message
+    assert "'blob'" in outcome.message
+
+
+def test_truncated_key_list_means_completeness_is_unknown() -> None:
+    outputs = {f"key-{index:04d}-" + "k" * 40: index for index in range(200)}
+    text = term("succeeded", outputs)
+    outcome = StreamCollector().finish(0, text)
+    assert not outcome.outputs_complete
+    assert "list of output keys was truncated" in outcome.message
+
+
+def test_non_shoal_termination_message_is_shown_when_there_are_no_logs() -> None:
+    outcome = StreamCollector().finish(1, "panic: runtime error\n")
+    assert outcome.message == "Exit code 1\ntermination message:\n  panic: runtime error"

@@ -1,0 +1,153 @@
+"""The termination message: its format and explicit handling of the 4096-byte limit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shoal_worker.termination import (
+    TERMINATION_MESSAGE_LIMIT,
+    TRUNCATION_SUFFIX,
+    TerminationMessage,
+    build_termination_message,
+    parse_termination_message,
+    write_termination_message,
+)
+
+LIMIT = TERMINATION_MESSAGE_LIMIT
+
+
+def decoded(data: bytes) -> dict[str, object]:
+    doc = json.loads(data.decode("utf-8"))
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_small_message_is_complete() -> None:
+    data = build_termination_message("succeeded", {"a": 1, "é": "ü"}, "ok")
+    assert data == '{"v":1,"status":"succeeded","outputs":{"a":1,"é":"ü"},"message":"ok"}'.encode()
+    assert parse_termination_message(data.decode()) == TerminationMessage(
+        "succeeded", {"a": 1, "é": "ü"}, "ok"
+    )
+
+
+def filling(char: str) -> dict[str, str]:
+    """Outputs of ``char`` (then ASCII) that encode to exactly the limit, in bytes."""
+    room = LIMIT - len(build_termination_message("succeeded", {"k": ""}, "m"))
+    count, rest = divmod(room, len(char.encode()))
+    return {"k": char * count + "x" * rest}
+
+
+@pytest.mark.parametrize("char", ["x", "é", "日", "🐟"])  # 1, 2, 3 and 4 UTF-8 bytes
+def test_exactly_at_the_limit_is_kept_whole(char: str) -> None:
+    outputs = filling(char)
+    data = build_termination_message("succeeded", outputs, "m")
+    assert len(data) == LIMIT
+    assert len(data.decode()) < LIMIT or char == "x"  # bytes are counted, not characters
+    assert decoded(data)["outputs"] == outputs
+
+
+@pytest.mark.parametrize("char", ["x", "é", "日", "🐟"])
+def test_one_character_over_the_limit_drops_outputs(char: str) -> None:
+    outputs = filling(char)
+    outputs["k"] += char  # now over the limit by the character's byte width
+    data = build_termination_message("succeeded", outputs, "m")
+    assert len(data) <= LIMIT
+    doc = decoded(data)
+    assert "outputs" not in doc
+    assert doc == {
+        "v": 1,
+        "status": "succeeded",
+        "outputsTruncated": True,
+        "outputKeys": ["k"],
+        "message": "m",
+    }
+    parsed = parse_termination_message(data.decode())
+    assert parsed is not None
+    assert parsed.outputs_truncated
+    assert parsed.output_keys == ["k"]
+    assert not parsed.output_keys_truncated
+
+
+@pytest.mark.parametrize("char", ["x", "é", "\n", '"', "日", "🐟", "\udc80"])
+def test_long_message_is_cut_to_fit_on_a_character_boundary(char: str) -> None:
+    message = "start " + char * 10_000
+    data = build_termination_message("failed", {"a": 1}, message)
+    assert len(data) <= LIMIT
+    assert len(data) > LIMIT - 16  # it uses the room it has
+    doc = decoded(data)
+    assert doc["outputKeys"] == ["a"]
+    text = doc["message"]
+    assert isinstance(text, str)
+    assert text.startswith("start ")
+    assert text.endswith(TRUNCATION_SUFFIX)
+
+
+def test_long_message_without_outputs_keeps_an_empty_outputs_object() -> None:
+    data = build_termination_message("failed", {}, "y" * 9000)
+    assert len(data) <= LIMIT
+    doc = decoded(data)
+    assert doc["outputs"] == {}
+    assert "outputsTruncated" not in doc
+    assert str(doc["message"]).endswith(TRUNCATION_SUFFIX)
+
+
+def test_too_many_keys_are_cut_and_flagged_but_the_message_survives() -> None:
+    outputs = {f"output-number-{index:05d}": index for index in range(1000)}
+    message = "the reason this failed " * 100
+    data = build_termination_message("failed", outputs, message)
+    assert len(data) <= LIMIT
+    parsed = parse_termination_message(data.decode())
+    assert parsed is not None
+    assert parsed.outputs_truncated
+    assert parsed.output_keys_truncated
+    assert 0 < len(parsed.output_keys) < 1000
+    assert parsed.output_keys == list(outputs)[: len(parsed.output_keys)]
+    assert len(parsed.message.encode()) >= 1000
+
+
+def test_a_single_huge_key_is_dropped_from_the_key_list() -> None:
+    data = build_termination_message("succeeded", {"k" * 5000: 1}, "")
+    assert len(data) <= LIMIT
+    parsed = parse_termination_message(data.decode())
+    assert parsed is not None
+    assert parsed.output_keys == []
+    assert parsed.output_keys_truncated
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "panic: oops",
+        "[]",
+        '{"v":2,"status":"succeeded"}',
+        '{"v":true,"status":"succeeded"}',
+        '{"status":"succeeded"}',
+        '{"v":1,"status":"maybe"}',
+        '{"v":1,"status":"failed","outputs":[]}',
+        '{"v":1,"status":"failed","message":1}',
+        '{"v":1,"status":"failed","outputsTruncated":"yes"}',
+        '{"v":1,"status":"failed","outputKeys":[1]}',
+    ],
+)
+def test_parse_rejects_what_is_not_a_v1_termination_message(text: str) -> None:
+    assert parse_termination_message(text) is None
+
+
+def test_write_creates_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "termination-log"
+    assert write_termination_message(str(target), b'{"v":1}')
+    assert target.read_bytes() == b'{"v":1}'
+
+
+def test_write_to_an_unwritable_path_warns_and_carries_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "missing-dir" / "termination-log"
+    assert not write_termination_message(str(target), b"{}")
+    err = capsys.readouterr().err
+    assert "cannot write the termination message" in err
+    assert str(target) in err

@@ -1,0 +1,544 @@
+"""The shoal stdout line protocol, version 1 (specified in docs/protocol.md).
+
+A message is one stdout line: the marker ``@shoal/1 `` at column 0, then one JSON
+object. Every other line is a plain log line. Pod logs are the transport, so parsing
+never raises: anything malformed becomes a :class:`ProtocolViolation` that the
+consumer keeps as a log line, and nothing a job prints is lost.
+
+This module is imported by the control plane as well as the worker; it uses the
+standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from .termination import (
+    TERMINATION_MESSAGE_LIMIT,
+    TerminationMessage,
+    parse_termination_message,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal, TypeAlias
+
+    Level: TypeAlias = Literal["debug", "info", "warning", "error"]
+    Status: TypeAlias = Literal["succeeded", "failed"]
+
+__all__ = [
+    "LEVELS",
+    "MARKER",
+    "PROTOCOL_VERSION",
+    "TERMINATION_MESSAGE_LIMIT",
+    "ErrorMessage",
+    "LogMessage",
+    "Message",
+    "Outcome",
+    "OutputMessage",
+    "PlainLine",
+    "ProgressMessage",
+    "ProtocolViolation",
+    "ResultMessage",
+    "StreamCollector",
+    "TerminationMessage",
+    "encode",
+    "parse_line",
+    "parse_termination_message",
+]
+
+PROTOCOL_VERSION = 1
+MARKER = "@shoal/1 "
+MARKER_PREFIX = "@shoal/"
+LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
+STATUSES: tuple[str, ...] = ("succeeded", "failed")
+RESERVED_TYPES: tuple[str, ...] = ("artifact",)
+
+# Compiled on first use (re caches it): most streams never carry a `ts`.
+_RFC3339 = r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
+# json.dumps(ensure_ascii=False) leaves these raw, and str.splitlines() breaks on them.
+_LINE_BREAK_ESCAPES = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+@dataclass(frozen=True, slots=True)
+class LogMessage:
+    message: str
+    level: Level = "info"
+    fields: dict[str, Any] = field(default_factory=dict)
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressMessage:
+    percent: float | None = None
+    message: str | None = None
+    current: int | None = None
+    total: int | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputMessage:
+    key: str
+    value: Any
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultMessage:
+    status: Status
+    outputs: dict[str, Any] = field(default_factory=dict)
+    message: str | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage:
+    message: str
+    error_type: str | None = None
+    traceback: str | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlainLine:
+    """A line without the marker: an ordinary log line."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolViolation:
+    """A line that tried to be a message and failed; ``problem`` says why."""
+
+    text: str
+    problem: str
+
+
+Message = (
+    LogMessage
+    | ProgressMessage
+    | OutputMessage
+    | ResultMessage
+    | ErrorMessage
+    | PlainLine
+    | ProtocolViolation
+)
+
+
+class _Invalid(Exception):
+    """A field-level problem, turned into a ProtocolViolation by parse_line."""
+
+
+# --- parsing -------------------------------------------------------------------------
+
+
+def parse_line(line: str) -> Message:
+    """Parse one stdout line (one trailing ``\\n`` or ``\\r\\n`` is stripped). Never raises."""
+    if line.endswith("\n"):
+        line = line[:-1]
+        if line.endswith("\r"):
+            line = line[:-1]
+    if not line.startswith(MARKER_PREFIX):
+        return PlainLine(line)
+    if not line.startswith(MARKER):
+        return ProtocolViolation(line, _marker_problem(line))
+    try:
+        doc = json.loads(line[len(MARKER) :], parse_constant=_reject_constant)
+    except ValueError as exc:
+        return ProtocolViolation(line, f"invalid JSON: {exc}")
+    except RecursionError:
+        return ProtocolViolation(line, "invalid JSON: nested too deeply")
+    if not isinstance(doc, dict):
+        return ProtocolViolation(line, f"the payload must be a JSON object, got {_kind(doc)}")
+    try:
+        return _decode(doc)
+    except _Invalid as exc:
+        return ProtocolViolation(line, str(exc))
+
+
+def _marker_problem(line: str) -> str:
+    version = line[len(MARKER_PREFIX) :].split(" ", 1)[0]
+    if version.isdigit() and version != str(PROTOCOL_VERSION):
+        return (
+            f"unsupported protocol version {version} "
+            f"(this consumer speaks version {PROTOCOL_VERSION})"
+        )
+    return f"malformed marker: a message starts with {MARKER!r} followed by a JSON object"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _opt(doc: dict[str, Any], key: str, kinds: tuple[type, ...], expected: str) -> Any:
+    """An optional field (absent or null means None) of one of ``kinds``."""
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) and bool not in kinds:
+        raise _Invalid(f"field '{key}' must be {expected}, got boolean")
+    if not isinstance(value, kinds):
+        raise _Invalid(f"field '{key}' must be {expected}, got {_kind(value)}")
+    return value
+
+
+def _req_str(doc: dict[str, Any], key: str, kind: str) -> str:
+    if key not in doc:
+        raise _Invalid(f"a {kind} message needs field '{key}'")
+    value: str = _opt(doc, key, (str,), "a string")
+    if value is None:
+        raise _Invalid(f"field '{key}' must be a string, got null")
+    return value
+
+
+def _choice(doc: dict[str, Any], key: str, choices: tuple[str, ...], default: str | None) -> Any:
+    value = _opt(doc, key, (str,), "a string")
+    if value is None:
+        if default is None:
+            raise _Invalid(f"missing field '{key}' (one of {', '.join(choices)})")
+        return default
+    if value not in choices:
+        raise _Invalid(f"field '{key}' must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _outputs(doc: dict[str, Any]) -> dict[str, Any]:
+    outputs = _opt(doc, "outputs", (dict,), "an object")
+    if outputs is None:
+        return {}
+    if "" in outputs:
+        raise _Invalid("output keys must be non-empty strings")
+    return dict(outputs)
+
+
+def _decode(doc: dict[str, Any]) -> Message:
+    kind = doc.get("type")
+    if kind is None:
+        raise _Invalid("missing field 'type'")
+    if not isinstance(kind, str):
+        raise _Invalid(f"field 'type' must be a string, got {_kind(kind)}")
+    seq = _opt(doc, "seq", (int,), "an integer")
+    ts = _opt(doc, "ts", (str,), "an RFC 3339 timestamp string")
+    if ts is not None and not re.fullmatch(_RFC3339, ts, re.ASCII):
+        raise _Invalid(f"field 'ts' must be an RFC 3339 timestamp, got {ts!r}")
+
+    if kind == "log":
+        return LogMessage(
+            message=_req_str(doc, "message", kind),
+            level=_choice(doc, "level", LEVELS, "info"),
+            fields=dict(_opt(doc, "fields", (dict,), "an object") or {}),
+            seq=seq,
+        )
+    if kind == "progress":
+        percent = _opt(doc, "percent", (int, float), "a number")
+        if percent is not None and not 0 <= percent <= 100:
+            raise _Invalid(f"field 'percent' must be between 0 and 100, got {percent}")
+        return ProgressMessage(
+            percent=percent,
+            message=_opt(doc, "message", (str,), "a string"),
+            current=_opt(doc, "current", (int,), "an integer"),
+            total=_opt(doc, "total", (int,), "an integer"),
+            seq=seq,
+        )
+    if kind == "output":
+        key = _req_str(doc, "key", kind)
+        if not key:
+            raise _Invalid("field 'key' must be a non-empty string")
+        if "value" not in doc:
+            raise _Invalid("an output message needs field 'value' (null is allowed)")
+        return OutputMessage(key=key, value=doc["value"], seq=seq)
+    if kind == "result":
+        return ResultMessage(
+            status=_choice(doc, "status", STATUSES, None),
+            outputs=_outputs(doc),
+            message=_opt(doc, "message", (str,), "a string"),
+            seq=seq,
+        )
+    if kind == "error":
+        return ErrorMessage(
+            message=_req_str(doc, "message", kind),
+            error_type=_opt(doc, "errorType", (str,), "a string"),
+            traceback=_opt(doc, "traceback", (str,), "a string"),
+            seq=seq,
+        )
+    if kind in RESERVED_TYPES:
+        raise _Invalid(
+            f"message type {kind!r} is reserved and not supported by protocol version "
+            f"{PROTOCOL_VERSION} yet"
+        )
+    raise _Invalid(f"unknown message type {kind!r}")
+
+
+# --- encoding ------------------------------------------------------------------------
+
+
+def dumps(value: Any) -> str:
+    """Compact single-line JSON, as the protocol writes it. Raises TypeError/ValueError."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.translate(_LINE_BREAK_ESCAPES)
+
+
+def encode(msg: Message) -> str:
+    """One protocol line for ``msg``, without the newline; round-trips via parse_line.
+
+    Plain lines and violations encode to their text. Raises TypeError/ValueError when a
+    value is not JSON-serialisable (including NaN and infinities).
+    """
+    if isinstance(msg, PlainLine | ProtocolViolation):
+        return msg.text
+    doc: dict[str, Any]
+    if isinstance(msg, LogMessage):
+        doc = {"type": "log", "message": msg.message, "level": msg.level}
+        if msg.fields:
+            doc["fields"] = msg.fields
+    elif isinstance(msg, ProgressMessage):
+        doc = {"type": "progress"}
+        for key in ("percent", "message", "current", "total"):
+            value = getattr(msg, key)
+            if value is not None:
+                doc[key] = value
+    elif isinstance(msg, OutputMessage):
+        doc = {"type": "output", "key": msg.key, "value": msg.value}
+    elif isinstance(msg, ResultMessage):
+        doc = {"type": "result", "status": msg.status}
+        if msg.outputs:
+            doc["outputs"] = msg.outputs
+        if msg.message is not None:
+            doc["message"] = msg.message
+    else:
+        doc = {"type": "error", "message": msg.message}
+        if msg.error_type is not None:
+            doc["errorType"] = msg.error_type
+        if msg.traceback is not None:
+            doc["traceback"] = msg.traceback
+    if msg.seq is not None:
+        doc = {"type": doc.pop("type"), "seq": msg.seq, **doc}
+    return MARKER + dumps(doc)
+
+
+# --- consuming a stream --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a finished worker amounts to, for the control plane."""
+
+    succeeded: bool
+    exit_code: int | None
+    outputs: dict[str, Any]
+    message: str
+    outputs_complete: bool = True
+    """False when the termination message dropped outputs the stream did not deliver."""
+    missing_outputs: tuple[str, ...] = ()
+    """Output keys named by a truncated termination message but absent from the stream."""
+
+
+class StreamCollector:
+    """Accumulates one worker's stdout and turns it, plus its exit, into an Outcome.
+
+    Feed every line in order. Memory stays bounded except for outputs: the collector
+    keeps the last ``tail_lines`` log lines (each cut to ``max_line_chars``) for
+    failure messages and counts violations instead of storing them.
+    """
+
+    def __init__(self, tail_lines: int = 20, *, max_line_chars: int = 500) -> None:
+        self._stream_outputs: dict[str, Any] = {}
+        self._result: ResultMessage | None = None
+        self._progress: ProgressMessage | None = None
+        self._errors: list[ErrorMessage] = []
+        self._tail: deque[str] = deque(maxlen=tail_lines)
+        self._max_line_chars = max_line_chars
+        self.violations = 0
+        self.lines = 0
+
+    def feed(self, line: str) -> Message:
+        """Parse ``line``, accumulate it and return what it was.
+
+        A second ``result`` is returned as a ProtocolViolation: the first one stands.
+        """
+        self.lines += 1
+        msg = parse_line(line)
+        if isinstance(msg, ResultMessage) and self._result is not None:
+            text = line[:-1] if line.endswith("\n") else line
+            msg = ProtocolViolation(
+                text.removesuffix("\r"), "duplicate result message: the first result stands"
+            )
+        if isinstance(msg, OutputMessage):
+            self._stream_outputs[msg.key] = msg.value
+        elif isinstance(msg, ResultMessage):
+            self._result = msg
+        elif isinstance(msg, ProgressMessage):
+            self._progress = msg
+        elif isinstance(msg, ErrorMessage):
+            self._errors.append(msg)
+        elif isinstance(msg, LogMessage):
+            text = msg.message if msg.level == "info" else f"{msg.level.upper()}: {msg.message}"
+            self._remember(text)
+        elif isinstance(msg, PlainLine):
+            self._remember(msg.text)
+        else:
+            self.violations += 1
+            self._remember(msg.text)
+        return msg
+
+    def _remember(self, text: str) -> None:
+        if text.strip():
+            self._tail.append(_clip(text, self._max_line_chars))
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """Outputs seen on the stream: ``output`` messages, then ``result.outputs``."""
+        merged = dict(self._stream_outputs)
+        if self._result is not None:
+            merged.update(self._result.outputs)
+        return merged
+
+    @property
+    def result(self) -> ResultMessage | None:
+        return self._result
+
+    @property
+    def progress(self) -> ProgressMessage | None:
+        return self._progress
+
+    @property
+    def errors(self) -> list[ErrorMessage]:
+        return list(self._errors)
+
+    def tail(self) -> list[str]:
+        """The last log and plain lines (oldest first)."""
+        return list(self._tail)
+
+    def finish(
+        self,
+        exit_code: int | None,
+        termination_message: str | None,
+        *,
+        killed_reason: str | None = None,
+    ) -> Outcome:
+        """Decide the outcome once the process has ended.
+
+        ``exit_code`` decides success (None: unknown, the result decides);
+        ``killed_reason`` (deadline, eviction, OOM...) always means failure. The stream's
+        result wins over the termination message, which fills in when the stream has
+        none, so a broken log stream does not lose a result.
+        """
+        term = parse_termination_message(termination_message) if termination_message else None
+        stream_outputs = self.outputs
+        result_status: str | None = None
+        result_message = ""
+        if self._result is not None:
+            result_status = self._result.status
+            result_message = self._result.message or ""
+        elif term is not None:
+            result_status = term.status
+            result_message = term.message
+
+        outputs = stream_outputs
+        missing: tuple[str, ...] = ()
+        keys_unknown = False
+        if self._result is None and term is not None:
+            outputs = {**stream_outputs, **term.outputs}
+            if term.outputs_truncated:
+                missing = tuple(key for key in term.output_keys if key not in outputs)
+                keys_unknown = term.output_keys_truncated
+        complete = not missing and not keys_unknown
+
+        if killed_reason is not None:
+            succeeded = False
+        elif exit_code is None:
+            succeeded = result_status == "succeeded"
+        else:
+            succeeded = exit_code == 0 and result_status != "failed"
+
+        notes: list[str] = []
+        if not complete:
+            notes.append(_incomplete_note(missing, keys_unknown))
+        if succeeded:
+            message = "\n".join([result_message, *notes]).strip()
+            return Outcome(True, exit_code, outputs, message, complete, missing)
+
+        reasons = [killed_reason] if killed_reason else []
+        if result_status == "failed" and result_message:
+            reasons.append(result_message)
+        elif self._errors:
+            last = self._errors[-1]
+            reasons.append(
+                f"{last.error_type}: {last.message}" if last.error_type else last.message
+            )
+        elif exit_code is None and result_status is None:
+            reasons.append("no result was reported")
+        reason = _clip("; ".join(r for r in reasons if r), 2000)
+        status = _describe_exit(exit_code)
+        if reason:
+            headline = f"{reason} ({status})"
+        elif exit_code == 0 and result_status == "failed":
+            headline = f"the job reported failure ({status})"
+        else:
+            headline = status[0].upper() + status[1:]
+        lines = [headline, *notes]
+        tail = self.tail()
+        if tail:
+            lines.append("last log lines:")
+            lines.extend(f"  {text}" for text in tail)
+        elif termination_message and term is None and termination_message.strip():
+            lines.append("termination message:")
+            lines.append(f"  {_clip(termination_message.strip(), 2000)}")
+        return Outcome(False, exit_code, outputs, "\n".join(lines), complete, missing)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _incomplete_note(missing: tuple[str, ...], keys_unknown: bool) -> str:
+    note = "outputs incomplete: the termination message was truncated"
+    if missing:
+        shown = ", ".join(repr(key) for key in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        note += f" and the log stream did not deliver {shown}{more}"
+    if keys_unknown:
+        note += "; its list of output keys was truncated too, so some may be missing"
+    return note
+
+
+def _describe_exit(exit_code: int | None) -> str:
+    if exit_code is None:
+        return "exit code unknown"
+    import signal
+
+    def name(number: int) -> str | None:
+        try:
+            return signal.Signals(number).name
+        except ValueError:
+            return None
+
+    if exit_code < 0:
+        return f"killed by signal {name(-exit_code) or -exit_code}"
+    if exit_code > 128 and (signame := name(exit_code - 128)):
+        return f"exit code {exit_code}, {signame}"
+    return f"exit code {exit_code}"
+
+
+def is_finite_number(value: object) -> bool:
+    """True for int/float (not bool) that JSON can carry."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
