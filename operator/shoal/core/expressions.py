@@ -33,6 +33,12 @@ _NODE_INDEX = re.compile(r"\bnodes\s*\[\s*(['\"])(.*?)\1\s*\]")
 _NODE_ANY = re.compile(r"\bnodes\b")
 _PARAM_DOT = re.compile(r"\bparams\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 _PARAM_INDEX = re.compile(r"\bparams\s*\[\s*(['\"])(.*?)\1\s*\]")
+_HYPHENATED_NODE = re.compile(r"\bnodes\s*\.\s*[A-Za-z_][A-Za-z0-9_]*\s*-\s*[A-Za-z_]")
+# Variables bound by CEL's comprehension macros: `ids.filter(i, i > 2)` binds `i`.
+_MACRO_BINDING = re.compile(
+    r"\.\s*(?:all|exists|exists_one|existsOne|map|filter|transformList|transformMap)"
+    r"\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,(?:\s*([A-Za-z_][A-Za-z0-9_]*)\s*,)?"
+)
 
 
 class ExpressionError(ValueError):
@@ -85,11 +91,12 @@ def compile_expression(source: str) -> Expression:
         program = cel.compile(text)
     except Exception as err:
         raise ExpressionError(str(err).replace("\n", " ")) from None
-    variables = frozenset(program.variables())
+    bound = {name for pair in _MACRO_BINDING.findall(text) for name in pair if name}
+    variables = frozenset(program.variables()) - bound
     unknown = sorted(variables - VARIABLES)
     if unknown:
         hint = ""
-        if "nodes" in variables:
+        if _HYPHENATED_NODE.search(text):
             hint = ' (a node name with "-" must be written nodes["name"])'
         raise ExpressionError(
             f"{text!r}: unknown name {', '.join(repr(u) for u in unknown)}; "
