@@ -182,6 +182,7 @@ def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
     shutdown = p.state.shutdown
     before = len(p.decisions)
     due_retries: list[Task] = []
+    failed_now = False  # an item failed for good in this pass; ns.failed counts it once applied
     for task in ns.tasks.values():
         if task.phase is TaskPhase.FAILED:
             if shutdown is None and task.retriable and task.attempt <= node.retries.limit:
@@ -190,6 +191,7 @@ def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
             else:
                 msg = _attempts_message(task)
                 p.decisions.append(FailTask(node.name, task.index, msg, task.exit_code))
+                failed_now = True
         elif task.phase is TaskPhase.WAITING:
             assert task.retry_at is not None
             if shutdown is not None:
@@ -217,7 +219,7 @@ def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
             if _start(p, node, ns, task.index, task.attempt + 1):
                 room -= 1
         index = ns.next_index
-        stopped = node.fail_fast and ns.failed > 0
+        stopped = node.fail_fast and (ns.failed > 0 or failed_now)
         while room > 0 and index < ns.total and not stopped:
             if _start(p, node, ns, index, 1):
                 room -= 1
