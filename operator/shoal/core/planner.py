@@ -186,7 +186,8 @@ def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
     for task in ns.tasks.values():
         if task.phase is TaskPhase.FAILED:
             if shutdown is None and task.retriable and task.attempt <= node.retries.limit:
-                at = (task.finished_at or p.now) + node.retries.delay(task.attempt)
+                ended = task.finished_at if task.finished_at is not None else p.now
+                at = ended + node.retries.delay(task.attempt)
                 p.decisions.append(RetryTask(node.name, task.index, at))
             else:
                 msg = _attempts_message(task)
