@@ -16,6 +16,7 @@ import pytest
 
 from shoal_worker import Context, job
 from shoal_worker import registry as registry_module
+from shoal_worker.cli import parse_command_line
 from shoal_worker.protocol import (
     ErrorMessage,
     Message,
@@ -258,8 +259,10 @@ def test_stdout_is_restored_after_the_run(run: Any) -> None:
             ["--job", "shoal.noop", "--import", "no_such_module_q"],
             "cannot import job module 'no_such_module_q'",
         ),
-        (["--job", "x", "--bogus"], "unrecognized arguments: --bogus"),
-        (["--job", "x", "--args", "{}", "--args-file", "f"], "not allowed with argument"),
+        (["--job", "x", "--bogus"], "unknown option '--bogus' for 'run'"),
+        (["--job", "x", "extra"], "unexpected argument 'extra'"),
+        (["run", "--job"], "option --job needs a value"),
+        (["--job", "x", "--args", "{}", "--args-file", "f"], "either --args or --args-file"),
     ],
 )
 def test_usage_errors_exit_2_and_say_what_is_wrong(run: Any, argv: list[str], problem: str) -> None:
@@ -328,7 +331,28 @@ def test_list_prints_job_names(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
-    assert "run" in capsys.readouterr().out
+    assert "usage: shoal-worker" in capsys.readouterr().out
+    assert main(["list", "-h"]) == 0
+    assert "SHOAL_TERMINATION_MESSAGE_PATH" in capsys.readouterr().out
+
+
+def test_list_rejects_run_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--job", "x"]) == 2
+    assert "unknown option '--job' for 'list'" in capsys.readouterr().err
+
+
+def test_equals_form_and_repeated_imports() -> None:
+    options = parse_command_line(
+        ["run", "--job=a:b", "--args={}", "--import", "m1", "--import=m2", "--termination-log=t"]
+    )
+    assert (options.command, options.job, options.args, options.termination_log) == (
+        "run",
+        "a:b",
+        "{}",
+        "t",
+    )
+    assert options.imports == ["m1", "m2"]
+    assert parse_command_line([]).command == "run"
 
 
 def test_job_threads_may_print_while_the_job_logs(run: Any) -> None:

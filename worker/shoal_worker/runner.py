@@ -8,7 +8,6 @@ breaks: protocol lines on stdout, the termination-message file, and the exit cod
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import inspect
 import io
@@ -20,6 +19,7 @@ import threading
 
 from . import registry
 from .args import bind
+from .cli import USAGE, Options, parse_command_line, termination_log_option
 from .context import Context
 from .emit import Emitter, LineSafeWriter
 from .errors import JobFailed, OutputError, Terminated, UsageError
@@ -40,50 +40,6 @@ EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 _MAX_TRACEBACK_CHARS = 64 * 1024
-_COMMANDS = ("run", "list")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would print and exit(2)
-        raise UsageError(message)
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="shoal-worker",
-        description="Run one shoal job and report it with the @shoal/1 stdout protocol. "
-        "Without a command, behaves like 'run' (configured by SHOAL_* variables).",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="{run,list}")
-    run = commands.add_parser("run", help="run one job (the default)")
-    run.add_argument("--job", help="job name or module:function (env SHOAL_JOB)")
-    given = run.add_mutually_exclusive_group()
-    given.add_argument("--args", help="arguments as a JSON object (env SHOAL_ARGS)")
-    given.add_argument(
-        "--args-file",
-        metavar="PATH",
-        help="file holding the JSON arguments, - for stdin (env SHOAL_ARGS_FILE)",
-    )
-    _add_import_option(run)
-    run.add_argument(
-        "--termination-log",
-        metavar="PATH",
-        help="where to write the final result (env SHOAL_TERMINATION_MESSAGE_PATH, "
-        f"default {DEFAULT_TERMINATION_PATH})",
-    )
-    _add_import_option(commands.add_parser("list", help="print the registered job names"))
-    return parser
-
-
-def _add_import_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import a module that registers jobs; repeatable (env SHOAL_IMPORT, comma-separated)",
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,30 +55,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    if not argv or argv[0] not in (*_COMMANDS, "-h", "--help"):
-        argv = ["run", *argv]
     try:
-        options = _build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else EXIT_SUCCEEDED
+        options = parse_command_line(argv)
     except UsageError as exc:
-        if argv[0] == "run":  # a pod still gets a result and a termination message
-            return _run(None, exc, os.environ, _termination_log_option(argv))
-        print(f"shoal-worker: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        if argv and argv[0] == "list":
+            print(f"shoal-worker: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        # `run` (or the default): a pod still gets a result and a termination message.
+        return _run(None, exc, os.environ, termination_log_option(argv))
+    if options.help:
+        print(USAGE, end="")
+        return EXIT_SUCCEEDED
     if options.command == "list":
         return _list(options.imports, os.environ)
     return _run(options, None, os.environ, options.termination_log)
-
-
-def _termination_log_option(argv: list[str]) -> str | None:
-    """``--termination-log`` from a command line argparse rejected for another reason."""
-    for index, arg in enumerate(argv):
-        if arg == "--termination-log" and index + 1 < len(argv):
-            return argv[index + 1]
-        if arg.startswith("--termination-log="):
-            return arg.partition("=")[2]
-    return None
 
 
 def _list(imports: list[str], env: Mapping[str, str]) -> int:
@@ -143,7 +89,7 @@ def _env_imports(env: Mapping[str, str]) -> list[str]:
 
 
 def _run(
-    options: argparse.Namespace | None,
+    options: Options | None,
     problem: UsageError | None,
     env: Mapping[str, str],
     termination_log: str | None,
@@ -171,7 +117,7 @@ class _Worker:
         self.emitter = emitter
         self.termination_path = termination_path
 
-    def run(self, options: argparse.Namespace, env: Mapping[str, str]) -> int:
+    def run(self, options: Options, env: Mapping[str, str]) -> int:
         try:
             registry.import_modules([*options.imports, *_env_imports(env)])
             args = _load_args(options, env)
@@ -360,7 +306,7 @@ def _is_plumbing(tb: TracebackType) -> bool:
     return code.co_filename == __file__ or module == "asyncio" or module.startswith("asyncio.")
 
 
-def _load_args(options: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
+def _load_args(options: Options, env: Mapping[str, str]) -> dict[str, Any]:
     if options.args is not None:
         return _parse_args_json(options.args, "--args")
     if options.args_file is not None:
