@@ -244,6 +244,8 @@ def _start(p: _Pass, node: CompiledNode, ns: NodeState, index: int, attempt: int
         args = render(node.args, ctx)
         if node.item_arg is not None:
             args = {**args, node.item_arg: item}
+        if node.spec.job is None:  # a container's args are a list of strings
+            args = [to_text(a) for a in args]
         command = render(node.command, ctx) if node.command is not None else None
         env = {k: to_text(render(v, ctx)) for k, v in node.env_values.items()}
     except ExpressionError as err:
@@ -256,7 +258,7 @@ def _start(p: _Pass, node: CompiledNode, ns: NodeState, index: int, attempt: int
             attempt=attempt,
             item=item,
             args=args,
-            command=[str(c) for c in command] if command is not None else None,
+            command=[to_text(c) for c in command] if command is not None else None,
             env=env,
             timeout_seconds=node.timeout_seconds,
         )
