@@ -305,6 +305,13 @@ def _compile_node(
         )
         env_values[var.name] = value
 
+    if node.item_arg is not None and node.job is None:
+        check.add(
+            "names an argument of a `job`; a command gets its item through ${{ item }} "
+            "in command or args",
+            name,
+            "itemArg",
+        )
     if fan_out and node.job is not None:
         if node.item_arg is None and not any(e.variables & ITEM_VARIABLES for e in arg_exprs):
             check.add(
