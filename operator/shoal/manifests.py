@@ -34,17 +34,25 @@ class Manifest:
     source: str
 
 
+# Where a DAG's node list sits: in a Workflow, and in a CronWorkflow's workflowSpec.
+_NODE_LISTS = (("spec", "nodes"), ("spec", "workflowSpec", "nodes"))
+
+
 def _field_path(loc: Sequence[int | str], raw: Any) -> tuple[str | None, str]:
     """Turn a pydantic error location into (node name, dotted field path)."""
     node: str | None = None
     parts = [str(p) for p in loc]
-    if len(parts) >= 3 and parts[0] == "spec" and parts[1] == "nodes":
-        index = loc[2]
-        nodes = raw.get("spec", {}).get("nodes") if isinstance(raw, dict) else None
-        if isinstance(index, int) and isinstance(nodes, list) and index < len(nodes):
-            name = nodes[index].get("name") if isinstance(nodes[index], dict) else None
-            node = str(name) if name else f"#{index + 1}"
-        return node, ".".join(parts[3:]) or "node"
+    for prefix in _NODE_LISTS:
+        n = len(prefix)
+        if len(parts) > n and tuple(parts[:n]) == prefix:
+            index = loc[n]
+            nodes: Any = raw
+            for key in prefix:
+                nodes = nodes.get(key) if isinstance(nodes, dict) else None
+            if isinstance(index, int) and isinstance(nodes, list) and index < len(nodes):
+                name = nodes[index].get("name") if isinstance(nodes[index], dict) else None
+                node = str(name) if name else f"#{index + 1}"
+            return node, ".".join(parts[n + 1 :]) or "node"
     return None, ".".join(parts) or "document"
 
 
