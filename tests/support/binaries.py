@@ -1,0 +1,139 @@
+"""Where the test infrastructure's programs come from.
+
+The Go binaries are built by ``hack/testcluster/build.sh`` into a cache outside the
+repository (so every clone on a machine shares them) and are located through it: a
+warm cache answers in well under a second. Overrides exist for developers who already
+have binaries: ``SHOAL_TESTCLUSTER_BIN`` (directory holding ``testcluster``),
+``SHOAL_MINIO`` (a ``minio`` binary), ``SHOAL_KUBECTL`` and ``SHOAL_PG_BINDIR``.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from .procs import MissingPrerequisite, StartError
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "hack" / "testcluster" / "build.sh"
+
+# kubectl supports one minor version of skew either side of the API server.
+_CONTROL_PLANE_MINOR = 37
+
+
+def _build(target: str) -> Path:
+    if shutil.which("go") is None:
+        raise MissingPrerequisite(
+            f"building the {target} binaries needs Go >= 1.26 on PATH (go.dev/dl); "
+            "or point SHOAL_TESTCLUSTER_BIN / SHOAL_MINIO at prebuilt binaries"
+        )
+    proc = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), target],
+        stdout=subprocess.PIPE,
+        stderr=None,  # build progress goes straight to the terminal / CI log
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    if proc.returncode != 0:
+        raise StartError(f"{BUILD_SCRIPT} {target} failed with exit code {proc.returncode}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@functools.cache
+def testcluster_bin() -> Path:
+    """The multi-call control-plane binary (etcd, kube-*, kubectl)."""
+    override = os.environ.get("SHOAL_TESTCLUSTER_BIN")
+    directory = Path(override) if override else _build("testcluster")
+    binary = directory / "testcluster"
+    if not os.access(binary, os.X_OK):
+        raise StartError(f"{binary} is missing or not executable")
+    return binary
+
+
+@functools.cache
+def minio_bin() -> Path:
+    override = os.environ.get("SHOAL_MINIO")
+    binary = Path(override) if override else _build("minio") / "minio"
+    if not os.access(binary, os.X_OK):
+        raise StartError(f"{binary} is missing or not executable")
+    return binary
+
+
+def _kubectl_minor(path: str) -> int | None:
+    try:
+        out = subprocess.run(
+            [path, "version", "--client", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'"minor":\s*"(\d+)', out)
+    return int(match.group(1)) if match else None
+
+
+@functools.cache
+def kubectl_bin() -> Path:
+    """A kubectl within the supported skew of the control plane.
+
+    The machine's kubectl is used when it is recent enough; otherwise the one built into
+    the control-plane binary (a ``kubectl`` symlink next to it), which always matches.
+    """
+    override = os.environ.get("SHOAL_KUBECTL")
+    if override:
+        return Path(override)
+    found = shutil.which("kubectl")
+    if found:
+        minor = _kubectl_minor(found)
+        if minor is not None and abs(minor - _CONTROL_PLANE_MINOR) <= 1:
+            return Path(found)
+    return testcluster_bin().parent / "kubectl"
+
+
+@functools.cache
+def pg_bindir() -> Path:
+    """The directory with ``initdb`` and ``pg_ctl``; installs Debian's package if absent.
+
+    Debian keeps these off PATH, under /usr/lib/postgresql/<major>/bin.
+    """
+    override = os.environ.get("SHOAL_PG_BINDIR")
+    if override:
+        return Path(override)
+
+    def find() -> Path | None:
+        candidates = sorted(
+            glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+            key=lambda p: int(Path(p).parts[4]) if Path(p).parts[4].isdigit() else 0,
+        )
+        if candidates:
+            return Path(candidates[-1]).parent
+        initdb = shutil.which("initdb")
+        return Path(initdb).parent if initdb else None
+
+    found = find()
+    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
+        for argv in (
+            ["apt-get", "update"],
+            ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
+        ):
+            subprocess.run(
+                argv,
+                check=False,
+                timeout=900,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
+        found = find()
+    if found is None:
+        raise MissingPrerequisite(
+            "PostgreSQL server binaries (initdb, postgres) not found; "
+            "install Debian's postgresql package (apt-get install postgresql)"
+        )
+    return found
