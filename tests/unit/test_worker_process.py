@@ -225,6 +225,14 @@ def test_a_broken_entry_point_is_named_when_the_job_is_missing(
     assert "broken = no_such_module_zz (from broken-jobs)" in done.stderr
     # A job that does not need the broken package still runs.
     assert run_worker(worker_command("--job", "shoal.noop"), env).code == 0
+    write_module(tmp_path, "good_jobs", "from shoal_worker import job\n\n@job\ndef good(): pass\n")
+    good = tmp_path / "good_jobs-1.0.dist-info"
+    good.mkdir()
+    (good / "METADATA").write_text("Metadata-Version: 2.1\nName: good-jobs\nVersion: 1.0\n")
+    (good / "entry_points.txt").write_text("[shoal.jobs]\ngood = good_jobs\n")
+    found = run_worker(worker_command("--job", "good"), env)
+    assert found.code == 0
+    assert "warning: entry point failed: broken = no_such_module_zz" in found.stderr
 
 
 def test_a_shell_script_speaks_the_protocol_with_echo(env: dict[str, str], tmp_path: Path) -> None:

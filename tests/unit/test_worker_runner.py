@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import sys
@@ -119,6 +120,11 @@ def test_args_file_and_env_args_file(
     }
     monkeypatch.setenv("SHOAL_ARGS_FILE", str(args))
     assert run("--job", "shoal.echo").outcome.outputs["from"] == "file"
+
+
+def test_args_file_dash_reads_stdin(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"piped": true}'))
+    assert run("--job", "shoal.echo", "--args-file", "-").outcome.outputs == {"piped": True}
 
 
 def test_outputs_set_and_returned_all_reach_the_result(run: Any) -> None:

@@ -171,6 +171,11 @@ def load_entry_points() -> list[str]:
     return list(_entry_point_problems)
 
 
+def entry_point_problems() -> list[str]:
+    """Entry points that failed to load (empty until they have been scanned)."""
+    return list(_entry_point_problems)
+
+
 def resolve(spec: str) -> JobSpec:
     """Find the job for ``spec``: a registered name, or ``module:attr.path``.
 

@@ -78,7 +78,7 @@ def _list(imports: list[str], env: Mapping[str, str]) -> int:
         print(f"shoal-worker: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     for problem in registry.load_entry_points():
-        print(f"shoal-worker: warning: entry point failed to load: {problem}", file=sys.stderr)
+        print(f"shoal-worker: warning: entry point failed: {problem}", file=sys.stderr)
     for name in registry.names():
         print(name)
     return EXIT_SUCCEEDED
@@ -125,6 +125,8 @@ class _Worker:
             if not name:
                 raise UsageError("no job given: pass --job NAME or set SHOAL_JOB")
             spec = registry.resolve(name)
+            for problem in registry.entry_point_problems():
+                print(f"shoal-worker: warning: entry point failed: {problem}", file=sys.stderr)
             try:
                 ctx = Context(args, emitter=self.emitter, env=env)
             except ValueError as exc:
