@@ -433,3 +433,24 @@ def test_sigterm_reaches_code_that_catches_exception(spawn: Spawn, tmp_path: Pat
     assert "swallowed" not in collector.tail()
     assert isinstance(collector.result, ResultMessage)
     assert collector.result.status == "failed"
+
+
+def test_sigterm_while_importing_job_modules_is_reported(spawn: Spawn, tmp_path: Path) -> None:
+    write_module(
+        tmp_path,
+        "slow_import_jobs",
+        """
+        import time
+
+        print("importing", flush=True)
+        time.sleep(600)  # a heavy import, as far as the worker can tell
+        """,
+    )
+    process, lines = spawn("--import", "slow_import_jobs", "--job", "shoal.noop")
+    collector = StreamCollector()
+    wait_for(lines, collector, "importing")
+    process.send_signal(signal.SIGTERM)
+    drain(lines, collector)
+    code = process.wait(timeout=TIMEOUT)
+    assert code == 143
+    assert collector.finish(code, None).message.startswith("terminated by SIGTERM")

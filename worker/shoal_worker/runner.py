@@ -118,62 +118,77 @@ class _Worker:
         self.termination_path = termination_path
 
     def run(self, options: Options, env: Mapping[str, str]) -> int:
-        try:
-            registry.import_modules([*options.imports, *_env_imports(env)])
-            args = _load_args(options, env)
-            name = (options.job or env.get("SHOAL_JOB", "")).strip()
-            if not name:
-                raise UsageError("no job given: pass --job NAME or set SHOAL_JOB")
-            spec = registry.resolve(name)
-            for problem in registry.entry_point_problems():
-                print(f"shoal-worker: warning: entry point failed: {problem}", file=sys.stderr)
-            try:
-                ctx = Context(args, emitter=self.emitter, env=env)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-            call = bind(spec, args, ctx)
-        except UsageError as exc:
-            return self.usage_error(exc)
-        return self.call(spec.name, ctx, call)
-
-    def call(self, name: str, ctx: Context, call: Callable[[], Any]) -> int:
-        error: ErrorMessage | None = None
+        # Armed from the start: importing job modules can take a while, and a pod
+        # deleted meanwhile must still report why it ended.
         with _SigtermGuard() as guard:
             try:
-                try:
-                    value = call()
-                    if inspect.isawaitable(value):
-                        value = _run_async(value, guard)
-                finally:
-                    # From here on a late SIGTERM must not interrupt the report. One that
-                    # lands before this line is caught below and reported as terminated.
-                    guard.disarm()
-                try:
-                    ctx._record_outputs(_returned_outputs(value))
-                except OutputError as exc:
-                    raise JobFailed(f"job {name!r} returned an unusable value: {exc}") from None
-                status, code, message = "succeeded", EXIT_SUCCEEDED, ""
-            except JobFailed as exc:
-                status, code, message = "failed", exc.exit_code, exc.message
-            except SystemExit as exc:
-                status, code, message = _system_exit(exc)
-            except KeyboardInterrupt as exc:
-                error = _error_message(exc)
-                status, code, message = "failed", 128 + signal.SIGINT, "interrupted by SIGINT"
-            except BaseException as exc:  # Terminated, or anything the job raised
-                error = _error_message(exc)
-                if isinstance(exc, Terminated) or guard.fired:
-                    status, code = "failed", 128 + (guard.signum or signal.SIGTERM)
-                    message = "terminated by SIGTERM"
-                    if not isinstance(exc, Terminated):
-                        message += f" ({error.error_type}: {error.message})"
-                else:
-                    status, code = "failed", EXIT_FAILED
-                    message = f"{error.error_type}: {error.message}".removesuffix(": ")
-            ctx.flush_progress()
-            if error is not None:
-                self.emitter.emit(error)
-            self.finish(status, ctx.outputs, message)
+                name, ctx, call = self.prepare(options, env)
+            except UsageError as exc:
+                guard.disarm()
+                return self.usage_error(exc)
+            except Terminated as exc:
+                guard.disarm()
+                self.emitter.emit(_error_message(exc))
+                self.finish("failed", {}, "terminated by SIGTERM")
+                return 128 + exc.signum
+            return self.call(name, ctx, call, guard)
+
+    def prepare(
+        self, options: Options, env: Mapping[str, str]
+    ) -> tuple[str, Context, Callable[[], Any]]:
+        """Import, find the job, read and check its arguments; UsageError if anything fails."""
+        registry.import_modules([*options.imports, *_env_imports(env)])
+        args = _load_args(options, env)
+        name = (options.job or env.get("SHOAL_JOB", "")).strip()
+        if not name:
+            raise UsageError("no job given: pass --job NAME or set SHOAL_JOB")
+        spec = registry.resolve(name)
+        for problem in registry.entry_point_problems():
+            print(f"shoal-worker: warning: entry point failed: {problem}", file=sys.stderr)
+        try:
+            ctx = Context(args, emitter=self.emitter, env=env)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return spec.name, ctx, bind(spec, args, ctx)
+
+    def call(self, name: str, ctx: Context, call: Callable[[], Any], guard: _SigtermGuard) -> int:
+        """Run the job and report it; returns the exit status."""
+        error: ErrorMessage | None = None
+        try:
+            try:
+                value = call()
+                if inspect.isawaitable(value):
+                    value = _run_async(value, guard)
+            finally:
+                # From here on a late SIGTERM must not interrupt the report. One that
+                # lands before this line is caught below and reported as terminated.
+                guard.disarm()
+            try:
+                ctx._record_outputs(_returned_outputs(value))
+            except OutputError as exc:
+                raise JobFailed(f"job {name!r} returned an unusable value: {exc}") from None
+            status, code, message = "succeeded", EXIT_SUCCEEDED, ""
+        except JobFailed as exc:
+            status, code, message = "failed", exc.exit_code, exc.message
+        except SystemExit as exc:
+            status, code, message = _system_exit(exc)
+        except KeyboardInterrupt as exc:
+            error = _error_message(exc)
+            status, code, message = "failed", 128 + signal.SIGINT, "interrupted by SIGINT"
+        except BaseException as exc:  # Terminated, or anything the job raised
+            error = _error_message(exc)
+            if isinstance(exc, Terminated) or guard.fired:
+                status, code = "failed", 128 + (guard.signum or signal.SIGTERM)
+                message = "terminated by SIGTERM"
+                if not isinstance(exc, Terminated):
+                    message += f" ({error.error_type}: {error.message})"
+            else:
+                status, code = "failed", EXIT_FAILED
+                message = f"{error.error_type}: {error.message}".removesuffix(": ")
+        ctx.flush_progress()
+        if error is not None:
+            self.emitter.emit(error)
+        self.finish(status, ctx.outputs, message)
         return code
 
     def usage_error(self, exc: UsageError) -> int:
