@@ -471,3 +471,14 @@ def test_line_safe_writer_bounds_an_endless_line() -> None:
     assert target.getvalue().endswith("\n")
     with pytest.raises(TypeError):
         writer.write(b"bytes")  # type: ignore[arg-type]
+
+
+def test_a_closed_stdout_does_not_fail_the_job() -> None:
+    out = io.StringIO()
+    emitter = Emitter(out)
+    out.close()
+    ctx = Context(emitter=emitter, env={})
+    ctx.set_output("k", 1)
+    ctx.log("still fine")
+    assert emitter.broken
+    assert ctx.outputs == {"k": 1}

@@ -33,19 +33,29 @@ class Emitter:
         self._stream = stream
         self._lock = lock if lock is not None else threading.RLock()
         self._seq = 0
+        self.broken = False
 
     @property
     def lock(self) -> threading.RLock:
         return self._lock
 
     def emit(self, msg: Message) -> Message:
-        """Write ``msg`` with the next ``seq``; raises TypeError/ValueError if unencodable."""
+        """Write ``msg`` with the next ``seq``; raises TypeError/ValueError if unencodable.
+
+        A closed or broken stdout (the reader went away) is not the job's failure: the
+        message is dropped, ``broken`` is set, and the termination message still carries
+        the result.
+        """
         with self._lock:
             numbered = replace(msg, seq=self._seq + 1)  # type: ignore[arg-type]
             line = encode(numbered)
             self._seq += 1
-            self._stream.write(line + "\n")
-            self._stream.flush()
+            if not self.broken:
+                try:
+                    self._stream.write(line + "\n")
+                    self._stream.flush()
+                except (OSError, ValueError):  # ValueError: I/O on a closed file
+                    self.broken = True
             return numbered
 
 
