@@ -10,7 +10,6 @@ otherwise: ``importlib.metadata`` is slow to import and pod start-up time matter
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
 from .errors import UsageError
 
@@ -30,12 +29,20 @@ ENTRY_POINT_GROUP = "shoal.jobs"
 RESERVED_PREFIX = "shoal."
 
 
-@dataclass(frozen=True, slots=True)
 class JobSpec:
-    """A runnable job: its name and the function behind it."""
+    """A runnable job: its name and the function behind it.
 
-    name: str
-    func: Callable[..., Any]
+    A plain class, not a dataclass: generating dataclass methods costs start-up time.
+    """
+
+    __slots__ = ("func", "name")
+
+    def __init__(self, name: str, func: Callable[..., Any]) -> None:
+        self.name = name
+        self.func = func
+
+    def __repr__(self) -> str:
+        return f"JobSpec({self.name!r}, {self.source})"
 
     @property
     def source(self) -> str:
