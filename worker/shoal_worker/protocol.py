@@ -356,15 +356,16 @@ class StreamCollector:
     """Accumulates one worker's stdout and turns it, plus its exit, into an Outcome.
 
     Feed every line in order. Memory stays bounded except for outputs: the collector
-    keeps the last ``tail_lines`` log lines (each cut to ``max_line_chars``) for
-    failure messages and counts violations instead of storing them.
+    keeps the last ``tail_lines`` log lines (each cut to ``max_line_chars``) and the
+    last ``tail_lines`` errors for failure messages, and counts violations instead of
+    storing them.
     """
 
     def __init__(self, tail_lines: int = 20, *, max_line_chars: int = 500) -> None:
         self._stream_outputs: dict[str, Any] = {}
         self._result: ResultMessage | None = None
         self._progress: ProgressMessage | None = None
-        self._errors: list[ErrorMessage] = []
+        self._errors: deque[ErrorMessage] = deque(maxlen=max(tail_lines, 1))
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._max_line_chars = max_line_chars
         self.violations = 0
@@ -422,6 +423,7 @@ class StreamCollector:
 
     @property
     def errors(self) -> list[ErrorMessage]:
+        """The last ``error`` messages (oldest first)."""
         return list(self._errors)
 
     def tail(self) -> list[str]:
