@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shoal_worker.protocol import (
     MARKER,
@@ -404,3 +406,28 @@ def test_truncated_key_list_means_completeness_is_unknown() -> None:
 def test_non_shoal_termination_message_is_shown_when_there_are_no_logs() -> None:
     outcome = StreamCollector().finish(1, "panic: runtime error\n")
     assert outcome.message == "Exit code 1\ntermination message:\n  panic: runtime error"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_parse_line_never_raises(text: str) -> None:
+    for candidate in (text, MARKER + text, "@shoal/" + text):
+        assert isinstance(
+            parse_line(candidate),
+            LogMessage
+            | ProgressMessage
+            | OutputMessage
+            | ResultMessage
+            | ErrorMessage
+            | PlainLine
+            | ProtocolViolation,
+        )
+
+
+@settings(max_examples=200, deadline=None)
+@given(message=st.text(), key=st.text(min_size=1), value=st.text())
+def test_any_text_round_trips_on_one_line(message: str, key: str, value: str) -> None:
+    for msg in (LogMessage(message, "debug", {key: value}, 1), OutputMessage(key, value, 2)):
+        text = encode(msg)
+        assert len(text.splitlines()) == 1
+        assert parse_line(text + "\n") == msg

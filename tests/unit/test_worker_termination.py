@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shoal_worker.termination import (
     TERMINATION_MESSAGE_LIMIT,
@@ -151,3 +153,38 @@ def test_write_to_an_unwritable_path_warns_and_carries_on(
     err = capsys.readouterr().err
     assert "cannot write the termination message" in err
     assert str(target) in err
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    status=st.sampled_from(["succeeded", "failed"]),
+    outputs=st.dictionaries(st.text(min_size=1, max_size=300), json_values, max_size=60),
+    message=st.text(max_size=6000),
+    limit=st.sampled_from([1200, 2048, LIMIT]),
+)
+def test_any_message_fits_and_parses_back(
+    status: str, outputs: dict[str, object], message: str, limit: int
+) -> None:
+    data = build_termination_message(status, outputs, message, limit=limit)
+    assert len(data) <= limit
+    parsed = parse_termination_message(data.decode("utf-8"))
+    assert parsed is not None
+    assert parsed.status == status
+    if not parsed.outputs_truncated:
+        assert parsed.outputs == outputs
+    else:
+        assert parsed.output_keys == list(outputs)[: len(parsed.output_keys)]
+        assert parsed.output_keys_truncated or parsed.output_keys == list(outputs)
+    if parsed.message != message:
+        assert parsed.message.endswith(TRUNCATION_SUFFIX) or parsed.message == ""

@@ -84,48 +84,39 @@ def build_termination_message(
     that fit are listed and ``"outputKeysTruncated":true`` is set.
     Raises TypeError/ValueError if ``outputs`` is not JSON-serialisable.
     """
-    full = {"v": TERMINATION_MESSAGE_VERSION, "status": status, "outputs": outputs}
     base: dict[str, Any] = {"v": TERMINATION_MESSAGE_VERSION, "status": status}
-    if not outputs:
-        fitted = _fit_message(full, message, limit)
-        if fitted is None:
-            raise ValueError(f"termination message limit {limit} is too small")
-        return _encode(fitted)
-    whole = {**full, "message": message}
-    encoded = _encode(whole)
+    encoded = _encode({**base, "outputs": outputs, "message": message})
     if len(encoded) <= limit:
         return encoded
+    if not outputs:
+        return _encode(_must_fit({**base, "outputs": {}}, message, limit))
 
     keys = list(outputs)
-    truncated = {**base, "outputsTruncated": True, "outputKeys": keys}
-    fitted = _fit_message(truncated, message, limit)
-    wanted = min(len(message), _MESSAGE_RESERVE)
-    if fitted is not None and len(fitted["message"]) >= wanted:
+    dropped = {**base, "outputsTruncated": True, "outputKeys": keys}
+    fitted = _fit_message(dropped, message, limit)
+    if fitted is not None and len(fitted["message"]) >= min(len(message), _MESSAGE_RESERVE):
         return _encode(fitted)
 
     # The keys crowd out the message: keep a short message, then as many keys as fit.
-    short = _fit_message(base, message, min(limit, len(_encode(base)) + _MESSAGE_RESERVE))
+    short = _fit_message(base, message, len(_encode(base)) + _MESSAGE_RESERVE)
     short_message = short["message"] if short is not None else ""
     lo, hi, count = 0, len(keys), 0
     while lo <= hi:
         mid = (lo + hi) // 2
-        doc = {
-            **base,
-            "outputsTruncated": True,
-            "outputKeys": keys[:mid],
-            "outputKeysTruncated": True,
-            "message": short_message,
-        }
-        if len(_encode(doc)) <= limit:
+        doc = {**dropped, "outputKeys": keys[:mid], "outputKeysTruncated": True}
+        if len(_encode({**doc, "message": short_message})) <= limit:
             count, lo = mid, mid + 1
         else:
             hi = mid - 1
-    doc = {**base, "outputsTruncated": True, "outputKeys": keys[:count]}
-    doc["outputKeysTruncated"] = True
+    doc = {**dropped, "outputKeys": keys[:count], "outputKeysTruncated": True}
+    return _encode(_must_fit(doc, message, limit))
+
+
+def _must_fit(doc: dict[str, Any], message: str, limit: int) -> dict[str, Any]:
     fitted = _fit_message(doc, message, limit)
     if fitted is None:
         raise ValueError(f"termination message limit {limit} is too small")
-    return _encode(fitted)
+    return fitted
 
 
 def parse_termination_message(text: str) -> TerminationMessage | None:
