@@ -8,7 +8,7 @@ them, and every field's docstring becomes its description in the schema and in `
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -89,7 +89,9 @@ class Node(PodSettings):
     args: dict[str, Any] | list[str] | None = None
     """Arguments: an object of named arguments for a `job`, a list of strings for a
     `command`. Strings may hold `${{ expression }}` templates."""
-    depends_on: list[str] = Field(default_factory=list)
+    depends_on: list[Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=list, max_length=1000
+    )
     """Nodes that must finish before this one starts."""
     when: str | None = None
     """CEL condition, evaluated once the dependencies finished; false skips the node."""
