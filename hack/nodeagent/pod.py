@@ -342,7 +342,12 @@ class PodWorker:
         process = ContainerProcess(run_dir, writer, self.node.cgroups)
         limits = (c.spec.get("resources") or {}).get("limits") or {}
         memory = int(quantity(limits["memory"])) if "memory" in limits else None
-        await process.start(launch, memory)
+        held = self.node.mount_points.acquire([(m["target"], m["dir"]) for m in launch["mounts"]])
+        try:
+            await process.start(launch, memory)
+        except BaseException:
+            self.node.mount_points.release(held)
+            raise
         c.process = process
         c.container_id = f"shoal://{self.uid[:8]}-{c.name}-{process.pid}"
         c.state = {"running": {"startedAt": _stamp(process.started_at)}}
@@ -364,6 +369,7 @@ class PodWorker:
                 # Re-check: a second, shorter delete can move the deadline forward.
                 await asyncio.wait({waiter}, timeout=min(remaining, 0.5))
         exit_ = await waiter
+        self.node.mount_points.release(held)
         finished = time.time()
         c.exit = exit_
         c.state = {"terminated": self._terminated(c, exit_, run_dir, process.started_at, finished)}

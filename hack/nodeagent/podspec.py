@@ -370,10 +370,11 @@ def mounts_for(
                 "source": str(source),
                 "target": mount["mountPath"],
                 "readOnly": bool(mount.get("readOnly")),
+                "dir": source.is_dir(),
             }
         )
     path = container.get("terminationMessagePath") or "/dev/termination-log"
-    mounts.append({"source": str(termination_log), "target": path, "readOnly": False})
+    mounts.append({"source": str(termination_log), "target": path, "readOnly": False, "dir": False})
     return mounts
 
 

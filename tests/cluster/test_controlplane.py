@@ -56,7 +56,7 @@ def test_job_completes_and_logs_stream_with_follow(
     # streams rather than arriving after the fact.
     script = (
         "echo first; i=0; "
-        "while [ ! -e /work/go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; "
+        "while [ ! -e /signal/go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; "
         "echo second"
     )
     job = _job("hello", script)
@@ -64,7 +64,7 @@ def test_job_completes_and_logs_stream_with_follow(
     pod_spec.volumes = [
         client.V1Volume(name="work", host_path=client.V1HostPathVolumeSource(path=str(tmp_path)))
     ]
-    pod_spec.containers[0].volume_mounts = [client.V1VolumeMount(name="work", mount_path="/work")]
+    pod_spec.containers[0].volume_mounts = [client.V1VolumeMount(name="work", mount_path="/signal")]
     batch.create_namespaced_job(namespace, job)
     pod = wait_for(
         core.list_namespaced_pod,

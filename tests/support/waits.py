@@ -116,3 +116,32 @@ def job_condition(kind: str) -> Callable[[Any], bool]:
         return any(c.type == kind and c.status == "True" for c in conditions)
 
     return check
+
+
+def wait_for_log_line(
+    core: Any,
+    namespace: str,
+    pod: str,
+    line: str,
+    *,
+    container: str | None = None,
+    timeout: float = 60.0,
+) -> None:
+    """Follow a running pod's log until ``line`` appears (the container says it is ready)."""
+    kwargs = {"container": container} if container else {}
+    resp = core.read_namespaced_pod_log(
+        pod, namespace, follow=True, _preload_content=False, _request_timeout=timeout, **kwargs
+    )
+    seen: list[str] = []
+    try:
+        buffer = b""
+        for chunk in resp.stream(1024):
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for raw in complete:
+                seen.append(raw.decode(errors="replace"))
+                if seen[-1] == line:
+                    return
+    finally:
+        resp.release_conn()
+    raise AssertionError(f"pod {pod} never logged {line!r}; it logged {seen[-20:]}")
