@@ -41,6 +41,16 @@ class ApiModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+STATUS_CONFIG = ConfigDict(
+    alias_generator=to_camel,
+    populate_by_name=True,
+    extra="ignore",
+    use_attribute_docstrings=True,
+)
+"""Status models ignore unknown fields: a status written by a newer operator must still
+load after a downgrade (the CRD preserves unknown status fields for the same reason)."""
+
+
 class ObjectMeta(ApiModel):
     """The part of Kubernetes' ObjectMeta that a manifest sets; the rest is ignored."""
 

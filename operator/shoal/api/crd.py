@@ -188,7 +188,7 @@ KINDS = (
     Kind(
         Workflow,
         "workflows",
-        ("wf",),
+        ("swf",),
         (
             Column("Phase", "string", ".status.phase"),
             Column("Progress", "string", ".status.progress"),
@@ -199,7 +199,7 @@ KINDS = (
     Kind(
         CronWorkflow,
         "cronworkflows",
-        ("cwf",),
+        ("scwf",),
         (
             Column("Schedule", "string", ".spec.schedule"),
             Column("Suspend", "boolean", ".spec.suspend"),

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import Field, field_validator, model_validator
 
-from shoal.api.common import GROUP_VERSION, ApiModel, KeyRef, ObjectMeta
+from shoal.api.common import GROUP_VERSION, STATUS_CONFIG, ApiModel, KeyRef, ObjectMeta
 from shoal.api.workflow import WorkflowPhase, WorkflowSpec
 
 
@@ -129,6 +129,8 @@ class CronWorkflowSpec(ApiModel):
 
 class CronWorkflowStatus(ApiModel):
     """Observed state of a CronWorkflow."""
+
+    model_config = STATUS_CONFIG
 
     last_schedule_time: str | None = None
     next_schedule_time: str | None = None

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from shoal.api.common import (
     DNS_LABEL,
     GROUP_VERSION,
+    STATUS_CONFIG,
     ApiModel,
     EnvVar,
     ObjectMeta,
@@ -189,6 +190,8 @@ class NodePhase(StrEnum):
 class ItemCounts(ApiModel):
     """Aggregate of a fan-out node's items: the status never holds one entry per item."""
 
+    model_config = STATUS_CONFIG
+
     total: int = 0
     pending: int = 0
     running: int = 0
@@ -200,12 +203,16 @@ class ItemCounts(ApiModel):
 class ItemFailure(ApiModel):
     """One failed item of a fan-out (the status keeps only the first few)."""
 
+    model_config = STATUS_CONFIG
+
     index: int
     message: str
 
 
 class NodeStatus(ApiModel):
     """Observed state of one node."""
+
+    model_config = STATUS_CONFIG
 
     phase: NodePhase = NodePhase.PENDING
     attempts: int = 0
@@ -222,6 +229,8 @@ class NodeStatus(ApiModel):
 
 class WorkflowStatus(ApiModel):
     """Observed state of a workflow, written by the operator."""
+
+    model_config = STATUS_CONFIG
 
     phase: WorkflowPhase = WorkflowPhase.PENDING
     progress: str | None = None
