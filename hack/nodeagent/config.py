@@ -19,6 +19,8 @@ class ImageRule:
     env: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
     user: int | None = None
+    # Set for images that "do not exist": their pods stay Pending in ImagePullBackOff.
+    pull_error: str | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ImageRule:
@@ -29,6 +31,7 @@ class ImageRule:
             env={str(k): str(v) for k, v in (raw.get("env") or {}).items()},
             working_dir=raw.get("workingDir"),
             user=raw.get("user"),
+            pull_error=raw.get("pullError"),
         )
 
     def matches(self, image: str) -> bool:

@@ -265,6 +265,8 @@ class PodWorker:
 
     async def _supervise(self, c: Container, volumes: dict[str, Path]) -> bool:
         """Run ``c`` under the restart policy; True if it ended successfully."""
+        if not await self._pull(c):
+            return False
         backoff = self.node.config.backoff_initial
         while not self.stop_requested.is_set():
             try:
@@ -295,6 +297,22 @@ class PodWorker:
                 break
             backoff = min(backoff * 2, self.node.config.backoff_max)
         return False
+
+    async def _pull(self, c: Container) -> bool:
+        """Images are not pulled, but one configured as unpullable fails like a bad pull."""
+        image = str(c.spec.get("image", ""))
+        error = self.node.config.image_rule(image).pull_error
+        if error is None:
+            return True
+        backoff = self.node.config.backoff_initial
+        c.waiting("ErrImagePull", f'failed to pull image "{image}": {error}')
+        while True:
+            self._recompute()
+            await self.publish()
+            if await self._stopped_within(backoff):
+                return False
+            backoff = min(backoff * 2, self.node.config.backoff_max)
+            c.waiting("ImagePullBackOff", f'Back-off pulling image "{image}": {error}')
 
     async def _launch_spec(self, c: Container, volumes: dict[str, Path]) -> dict[str, Any]:
         config = self.node.config

@@ -150,6 +150,34 @@ def test_image_mapping_supplies_entrypoint_and_cmd(namespace: str, k8s_api: Any)
         assert core.read_namespaced_pod_log(name, namespace) == expected
 
 
+def test_unpullable_image_stays_pending_in_image_pull_backoff(namespace: str, k8s_api: Any) -> None:
+    core = client.CoreV1Api(k8s_api)
+    image = "registry.invalid/no/such-image:1"
+    core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="nopull"),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="main", image=image)]),
+        ),
+    )
+
+    def backing_off(pod: Any) -> bool:
+        statuses = (pod.status and pod.status.container_statuses) or []
+        waiting = statuses[0].state.waiting if statuses else None
+        return waiting is not None and waiting.reason == "ImagePullBackOff"
+
+    pod = wait_for(
+        core.list_namespaced_pod,
+        namespace,
+        field_selector="metadata.name=nopull",
+        predicate=backing_off,
+        timeout=30,
+        description="pod nopull to back off pulling its image",
+    )
+    assert pod.status.phase == "Pending"
+    assert image in pod.status.container_statuses[0].state.waiting.message
+
+
 def test_missing_executable_is_a_start_error(namespace: str, k8s_api: Any) -> None:
     core = client.CoreV1Api(k8s_api)
     pod = _pod("nocmd", "")

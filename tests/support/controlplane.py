@@ -81,6 +81,8 @@ def default_images() -> list[dict[str, Any]]:
             "cmd": ["default-cmd"],
             "env": {"FROM_IMAGE": "yes"},
         },
+        # The .invalid TLD never resolves (RFC 2606): such images fail to "pull".
+        {"match": "*.invalid/*", "pullError": "not found (the .invalid domain never resolves)"},
     ]
     extra = os.environ.get("SHOAL_TEST_IMAGES")
     if extra:
@@ -184,6 +186,10 @@ class ControlPlane:
         cm = ca.issue("controller-manager", "system:kube-controller-manager", client=True)
         sched = ca.issue("scheduler", "system:kube-scheduler", client=True)
         node_serving = ca.issue("nodeagent-serving", "shoal-nodeagent", server=True, **loopback)
+        # The aggregation layer's front proxy has its own CA, as kubeadm sets it up; without
+        # it the controller-manager and scheduler log request-header errors forever.
+        front_proxy_ca = Authority(pki / "front-proxy")
+        front_proxy = front_proxy_ca.issue("front-proxy-client", "front-proxy-client", client=True)
 
         server = f"https://127.0.0.1:{self.ports['apiserver']}"
         _kubeconfig(self.kubeconfig, server, ca.cert_path, "shoal-test-admin", admin)
@@ -245,6 +251,13 @@ class ControlPlane:
                 f"--kubelet-client-key={kubelet_client.key}",
                 f"--kubelet-certificate-authority={ca.cert_path}",
                 "--kubelet-preferred-address-types=InternalIP",
+                f"--requestheader-client-ca-file={front_proxy_ca.cert_path}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={front_proxy.cert}",
+                f"--proxy-client-key-file={front_proxy.key}",
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--event-ttl=1h",
