@@ -362,9 +362,10 @@ class PodWorker:
         memory = int(quantity(limits["memory"])) if "memory" in limits else None
         held = self.node.mount_points.acquire([(m["target"], m["dir"]) for m in launch["mounts"]])
         try:
-            await process.start(launch, memory)
+            await process.start(launch, memory, f"{self.uid}-{c.name}-{c.restart_count}")
         except BaseException:
             self.node.mount_points.release(held)
+            writer.close()  # release any log follower
             raise
         c.process = process
         c.container_id = f"shoal://{self.uid[:8]}-{c.name}-{process.pid}"

@@ -191,16 +191,14 @@ class ContainerProcess:
         self.cgroup: Path | None = None
         self.started_at = 0.0
 
-    async def start(self, spec: dict[str, Any], memory: int | None) -> None:
+    async def start(self, spec: dict[str, Any], memory: int | None, cgroup_name: str) -> None:
         from .podspec import write_spec
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         spec_path = self.run_dir / "launch.json"
         spec["start_error"] = str(self.run_dir / "start-error")
         if memory:
-            self.cgroup = self.cgroups.create(
-                self.run_dir.parent.name + "-" + self.run_dir.name, memory
-            )
+            self.cgroup = self.cgroups.create(cgroup_name, memory)
             if self.cgroup is not None:
                 spec["cgroup_procs"] = [str(self.cgroup / "cgroup.procs")]
         write_spec(spec_path, spec)
