@@ -58,6 +58,8 @@ class RetryTask:
     node: str
     index: int
     at: float
+    free: bool = False
+    """An infrastructure failure: this retry does not count against `retries.limit`."""
 
 
 @dataclass(frozen=True, slots=True)

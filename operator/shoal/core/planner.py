@@ -44,6 +44,7 @@ from shoal.core.decisions import (
 )
 from shoal.core.expressions import ExpressionError, render, to_text
 from shoal.core.state import (
+    MAX_INFRASTRUCTURE_RETRIES,
     MAX_RECORDED_FAILURES,
     NodeState,
     RunState,
@@ -52,6 +53,8 @@ from shoal.core.state import (
 )
 
 _SATISFIED = (NodePhase.SUCCEEDED, NodePhase.SKIPPED)
+INFRASTRUCTURE_RETRY_DELAY = 1.0
+"""Seconds before re-running an item whose pod was lost: long enough not to spin."""
 _UPSTREAM_FAILED = (NodePhase.FAILED, NodePhase.OMITTED)
 
 
@@ -185,9 +188,14 @@ def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
     failed_now = False  # an item failed for good in this pass; ns.failed counts it once applied
     for task in ns.tasks.values():
         if task.phase is TaskPhase.FAILED:
-            if shutdown is None and task.retriable and task.attempt <= node.retries.limit:
-                ended = task.finished_at if task.finished_at is not None else p.now
-                at = ended + node.retries.delay(task.attempt)
+            ended = task.finished_at if task.finished_at is not None else p.now
+            free = task.infrastructure and task.free_attempts < MAX_INFRASTRUCTURE_RETRIES
+            spent = task.attempt - task.free_attempts
+            if shutdown is None and free:
+                at = ended + INFRASTRUCTURE_RETRY_DELAY
+                p.decisions.append(RetryTask(node.name, task.index, at, free=True))
+            elif shutdown is None and task.retriable and spent <= node.retries.limit:
+                at = ended + node.retries.delay(spent)
                 p.decisions.append(RetryTask(node.name, task.index, at))
             else:
                 msg = _attempts_message(task)
@@ -320,7 +328,10 @@ def apply(state: RunState, decisions: list[Decision], now: float) -> None:
     for d in decisions:
         if isinstance(d, StartTask):
             ns = state.nodes[d.node]
+            previous = ns.tasks.get(d.index)
             ns.tasks[d.index] = Task(d.index, d.attempt, TaskPhase.RUNNING, started_at=now)
+            if previous is not None:
+                ns.tasks[d.index].free_attempts = previous.free_attempts
             ns.next_index = max(ns.next_index, d.index + 1)
             ns.running += 1
             ns.attempts += 1
@@ -334,6 +345,8 @@ def apply(state: RunState, decisions: list[Decision], now: float) -> None:
             task.phase = TaskPhase.WAITING
             task.retry_at = d.at
             task.kill_reason = None
+            if d.free:
+                task.free_attempts += 1
         elif isinstance(d, FailTask):
             ns = state.nodes[d.node]
             ns.tasks.pop(d.index, None)

@@ -46,6 +46,14 @@ class Task:
     exit_code: int | None = None
     message: str = ""
     retriable: bool = True
+    infrastructure: bool = False
+    """The last attempt failed for reasons outside the job (eviction, a lost pod)."""
+    free_attempts: int = 0
+    """Attempts lost to infrastructure failures: retried without spending `retries`."""
+
+
+MAX_INFRASTRUCTURE_RETRIES = 3
+"""Infrastructure failures of one item retried for free before they count like any other."""
 
 
 @dataclass(slots=True)
@@ -123,6 +131,8 @@ class TaskFinished:
     message: str = ""
     retriable: bool = True
     """False for failures that would fail again the same way (bad arguments, unknown job)."""
+    infrastructure: bool = False
+    """The pod was evicted, deleted from outside or lost with its node: not the job's fault."""
 
 
 def record_finished(state: RunState, event: TaskFinished) -> bool:
@@ -150,6 +160,7 @@ def record_finished(state: RunState, event: TaskFinished) -> bool:
     task.phase = TaskPhase.FAILED
     task.message = task.kill_reason or event.message or f"exit code {event.exit_code}"
     task.retriable = event.retriable
+    task.infrastructure = event.infrastructure
     node.exit_code = event.exit_code
     return True
 
