@@ -11,9 +11,9 @@ exact decisions, and `check` hooks let property tests inspect the state after ev
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from shoal.api.workflow import WorkflowSpec
 from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
@@ -21,6 +21,8 @@ from shoal.core.decisions import Decision, KillTask, Plan, StartTask
 from shoal.core.planner import advance
 from shoal.core.state import RunState, TaskFinished, record_finished
 from shoal.core.validation import compile_workflow
+
+D = TypeVar("D")
 
 Key = tuple[str, int]
 """(node, item index): one item of one node."""
@@ -80,7 +82,7 @@ class Simulator:
     def __init__(
         self,
         wf: CompiledWorkflow,
-        outcomes: OutcomeFn | dict[Key, Outcome | list[Outcome]] | None = None,
+        outcomes: OutcomeFn | Mapping[Key, Outcome | list[Outcome]] | None = None,
         *,
         choose: ChooseFn | None = None,
         start: float = 1000.0,
@@ -100,11 +102,14 @@ class Simulator:
         self.starts: list[tuple[float, StartTask]] = []
         self.events: list[TaskFinished] = []
         """Every TaskFinished the simulator reported, in order."""
+        self.history: list[tuple[str, str, int, int]] = []
+        """("start" or "end", node, index, attempt), interleaved as they happened."""
         self.plans: list[Plan] = []
         self.wakes: list[float | None] = []
         self.steps = 0
         self.checks: list[Callable[[Simulator], None]] = []
-        """Called after every settle (state and `running` are consistent then)."""
+        """Called after every `advance` once its decisions are carried out, before kills end
+        their tasks: the moment the most tasks run, with state and `running` consistent."""
 
     # --- what the test controls -------------------------------------------------------
 
@@ -135,14 +140,15 @@ class Simulator:
                     assert key not in self.running, f"{key} started while running"
                     self.running[key] = Running(decision, self.now, self.outcome_for(decision))
                     self.starts.append((self.now, decision))
+                    self.history.append(("start", decision.node, decision.index, decision.attempt))
                 elif isinstance(decision, KillTask):
                     kills.append(decision)
+            for check in self.checks:
+                check(self)
             for kill in kills:
                 self._kill(kill)
             if not kills:
                 self.wakes.append(plan.wake_at)
-                for check in self.checks:
-                    check(self)
                 return plan
 
     def _kill(self, kill: KillTask) -> None:
@@ -167,6 +173,7 @@ class Simulator:
             retriable=outcome.retriable,
         )
         self.events.append(event)
+        self.history.append(("end", event.node, event.index, event.attempt))
         return record_finished(self.state, event)
 
     def step(self) -> bool:
@@ -210,8 +217,9 @@ class Simulator:
 
     # --- views for assertions -----------------------------------------------------------
 
-    def decisions(self, kind: type[Any] | None = None) -> list[Any]:
-        return [d for _, d in self.log if kind is None or isinstance(d, kind)]
+    def decisions(self, kind: type[D]) -> list[D]:
+        """Every decision of one kind, in the order they were made."""
+        return [d for _, d in self.log if isinstance(d, kind)]
 
     def started(self, node: str) -> list[StartTask]:
         return [s for _, s in self.starts if s.node == node]

@@ -567,7 +567,7 @@ class RunningCounter:
 def test_parallelism_is_never_exceeded_and_is_used(
     node_limit: int | None, wf_limit: int | None, expected: int
 ) -> None:
-    fan = {"name": "f", "forEach": list(range(10)), "itemArg": "i"}
+    fan: dict[str, Any] = {"name": "f", "forEach": list(range(10)), "itemArg": "i"}
     if node_limit is not None:
         fan["parallelism"] = node_limit
     spec: dict[str, Any] = {} if wf_limit is None else {"parallelism": wf_limit}
