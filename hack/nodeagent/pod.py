@@ -222,7 +222,7 @@ class PodWorker:
         while not self.stop_requested.is_set():
             try:
                 volumes = await prepare_volumes(self.pod, objects, self.dir / "volumes")
-            except (VolumeError, ConfigError) as err:
+            except (VolumeError, ConfigError, ApiError, httpx.HTTPError) as err:
                 attempt += 1
                 message = f"MountVolume.SetUp failed: {err}"
                 for c in self.init_containers + self.containers:
@@ -271,7 +271,7 @@ class PodWorker:
         while not self.stop_requested.is_set():
             try:
                 launch = await self._launch_spec(c, volumes)
-            except ConfigError as err:
+            except (ConfigError, ApiError, httpx.HTTPError) as err:
                 c.waiting("CreateContainerConfigError", str(err))
                 await self.publish()
                 if await self._stopped_within(2.0):

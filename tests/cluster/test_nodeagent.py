@@ -255,8 +255,8 @@ def test_delete_sends_sigterm_then_sigkill_after_the_grace_period(
     stubborn_seconds = time.monotonic() - started
     assert (tmp_path / "polite").read_text() == "term\n"
     assert (tmp_path / "stubborn").read_text() == "ignored\n"
-    assert polite_seconds < 5
-    assert 2 <= stubborn_seconds < 10
+    assert polite_seconds < 15  # far below its 30s grace period: SIGTERM ended it
+    assert 2 <= stubborn_seconds < 15
 
 
 def test_restart_on_failure_keeps_previous_logs(namespace: str, k8s_api: Any) -> None:
