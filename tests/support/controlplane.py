@@ -73,7 +73,13 @@ def default_images() -> list[dict[str, Any]]:
     """
     venv_bin = REPO / ".venv" / "bin"
     images: list[dict[str, Any]] = [
-        {"match": "*shoal*worker*", "entrypoint": [str(venv_bin / "shoal-worker")]},
+        # The worker image as a user would build it: shoal-worker plus their jobs, here
+        # the examples' (examples/jobs.py), registered by importing the module.
+        {
+            "match": "*shoal*worker*",
+            "entrypoint": [str(venv_bin / "shoal-worker")],
+            "env": {"SHOAL_IMPORT": "jobs", "PYTHONPATH": str(REPO / "examples")},
+        },
         # For the node agent's own tests: an image with both ENTRYPOINT and CMD.
         {
             "match": "registry.invalid/shoal-test/echo",

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shoal.cli import local_commands
+from shoal.cli import local_commands, operator_command
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="as for run"
     )
     validate.set_defaults(handler=local_commands.validate)
+    operator_command.add_parser(sub)
     return parser
 
 

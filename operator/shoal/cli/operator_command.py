@@ -1,0 +1,108 @@
+"""`shoal operator`: run the Kubernetes operator.
+
+Every flag has an environment variable, which is how the Helm chart configures it.
+kopf and the Kubernetes modules are imported only here, so `shoal run` and the worker
+never need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    env = os.environ.get
+    p = sub.add_parser(
+        "operator",
+        help="run the Kubernetes operator (watches Workflows, runs one Job per node or item)",
+        description="Run the Shoal operator. Each flag can also be set by the environment "
+        "variable shown.",
+    )
+    p.add_argument(
+        "-n",
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        default=[n for n in env("SHOAL_NAMESPACES", "").split(",") if n],
+        help="namespace to watch, repeatable (SHOAL_NAMESPACES, comma-separated); "
+        "none means all namespaces",
+    )
+    p.add_argument(
+        "--worker-image",
+        default=env("SHOAL_WORKER_IMAGE", "ghcr.io/shoal-dev/worker:0.1.0"),
+        help="worker image for workflows that name none (SHOAL_WORKER_IMAGE)",
+    )
+    p.add_argument(
+        "--pending-timeout",
+        type=float,
+        default=float(env("SHOAL_PENDING_TIMEOUT", "300")),
+        help="seconds a pod may stay unstarted before its attempt fails (SHOAL_PENDING_TIMEOUT)",
+    )
+    p.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=int(env("SHOAL_MAX_CONCURRENT_REQUESTS", "32")),
+        help="Job creations in flight at once, all workflows (SHOAL_MAX_CONCURRENT_REQUESTS)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env("SHOAL_METRICS_PORT", "9090")),
+        help="port for /metrics, /healthz, /readyz; 0 disables (SHOAL_METRICS_PORT)",
+    )
+    p.add_argument(
+        "--keep-succeeded-jobs",
+        action="store_true",
+        default=env("SHOAL_KEEP_SUCCEEDED_JOBS", "") == "true",
+        help="do not delete a succeeded node's Jobs (SHOAL_KEEP_SUCCEEDED_JOBS=true)",
+    )
+    p.add_argument(
+        "--no-restricted",
+        action="store_true",
+        default=env("SHOAL_RESTRICTED", "true") == "false",
+        help="do not apply the restricted pod security context (SHOAL_RESTRICTED=false)",
+    )
+    p.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="kubeconfig (KUBECONFIG)")
+    p.add_argument(
+        "--log-level", default=env("SHOAL_LOG_LEVEL", "INFO"), help="log level (SHOAL_LOG_LEVEL)"
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from shoal.kube.controller import OperatorConfig, run_operator
+    from shoal.kube.jobs import JobDefaults
+    from shoal.kube.runner import RunnerConfig
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's login reads it from there
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = OperatorConfig(
+        namespaces=args.namespaces,
+        kubeconfig=args.kubeconfig,
+        max_concurrent_requests=args.max_concurrent_requests,
+        metrics_port=args.metrics_port or None,
+        runner=RunnerConfig(
+            jobs=JobDefaults(image=args.worker_image, restricted=not args.no_restricted),
+            pending_timeout_seconds=args.pending_timeout,
+            delete_succeeded_jobs=not args.keep_succeeded_jobs,
+        ),
+    )
+    scope = ", ".join(config.namespaces) or "all namespaces"
+    logging.getLogger("shoal.operator").info("watching %s", scope)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_operator(config, stop_flag=stop)
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,218 @@
+"""A thin asyncio Kubernetes REST adapter: plain dicts in and out, over httpx.
+
+Why not a generated client: the operator handles thousands of Job and pod objects and
+streams every worker's log; it needs raw JSON (no model validation per object), explicit
+timeouts on every request, and streaming that is an `async for` over lines. Credentials
+come from the `kubernetes` package's loaders (kubeconfig or in-cluster), so every auth
+form that kubectl users rely on keeps working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+STREAM_TIMEOUT = httpx.Timeout(None, connect=10.0)
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+RETRIES = 5
+IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+class ApiError(Exception):
+    """A request the API server refused; `status` and `reason` as it reported them."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status} {reason}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    host: str
+    ssl_context: ssl.SSLContext | bool
+    token: str | None
+    token_file: Path | None
+
+
+def load_credentials(kubeconfig: str | None = None, context: str | None = None) -> Credentials:
+    """In-cluster service-account credentials when running in a pod, else the kubeconfig."""
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    token_file: Path | None = None
+    if kubeconfig is None and IN_CLUSTER_TOKEN.exists():
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        token_file = IN_CLUSTER_TOKEN
+    else:
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)  # type: ignore[no-untyped-call]
+    verify: ssl.SSLContext | bool
+    if cfg.verify_ssl:
+        verify = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+        if cfg.cert_file:
+            verify.load_cert_chain(cfg.cert_file, cfg.key_file)
+    else:
+        verify = False
+    token = None
+    auth = cfg.api_key.get("authorization") or cfg.api_key.get("BearerToken")
+    if auth:
+        token = auth.removeprefix("Bearer ").strip()
+    return Credentials(cfg.host.rstrip("/"), verify, token, token_file)
+
+
+class KubeApi:
+    """The requests Shoal makes, each with a timeout and bounded retries on transient errors."""
+
+    def __init__(self, creds: Credentials) -> None:
+        self.creds = creds
+        self.requests = 0
+        """Requests sent (for metrics and the write-count benchmark)."""
+        self.writes = 0
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        self._client = httpx.AsyncClient(
+            base_url=creds.host, verify=creds.ssl_context, timeout=REQUEST_TIMEOUT, limits=limits
+        )
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeApi:
+        return cls(load_credentials(kubeconfig, context))
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        token = self.creds.token
+        if self.creds.token_file is not None:
+            token = self.creds.token_file.read_text().strip()  # rotated by the kubelet
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """One request, retried with backoff on 429/5xx and connection errors (bounded)."""
+        data = json.dumps(body) if body is not None else None
+        delay = 0.1
+        for attempt in range(RETRIES):
+            self.requests += 1
+            if method != "GET":
+                self.writes += 1
+            try:
+                resp = await self._client.request(
+                    method,
+                    path,
+                    content=data,
+                    params=params,
+                    headers=self._headers(content_type if data is not None else None),
+                )
+            except httpx.TransportError as err:
+                if attempt == RETRIES - 1:
+                    raise ApiError(0, "Unreachable", f"{method} {path}: {err!r}") from err
+            else:
+                if resp.status_code < 400:
+                    return resp.json() if resp.content else {}
+                if resp.status_code not in TRANSIENT_STATUS or attempt == RETRIES - 1:
+                    raise _error(resp)
+                retry_after = resp.headers.get("Retry-After")
+                if retry_after and retry_after.isdigit():
+                    delay = max(delay, min(float(retry_after), 10.0))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    async def get(self, path: str, **params: Any) -> dict[str, Any]:
+        return await self.request("GET", path, params=params or None)
+
+    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """POST; None when the object already exists (creation is idempotent)."""
+        try:
+            return await self.request("POST", path, body=body)
+        except ApiError as err:
+            if err.status == 409 and err.reason == "AlreadyExists":
+                return None
+            raise
+
+    async def delete(self, path: str, *, propagation: str = "Background") -> bool:
+        """DELETE; False when it was already gone."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        try:
+            await self.request("DELETE", path, body=body)
+        except ApiError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.request(
+            "PATCH", path, body=body, content_type="application/merge-patch+json"
+        )
+
+    async def lines(self, path: str, **params: Any) -> AsyncIterator[str]:
+        """Stream a response line by line (pod logs with follow); no overall timeout."""
+        async with self._client.stream(
+            "GET", path, params=params, headers=self._headers(), timeout=STREAM_TIMEOUT
+        ) as resp:
+            self.requests += 1
+            if resp.status_code >= 400:
+                await resp.aread()
+                raise _error(resp)
+            async for line in resp.aiter_lines():
+                yield line
+
+    async def text(self, path: str, **params: Any) -> str:
+        """A whole text response (a terminated pod's complete log)."""
+        self.requests += 1
+        resp = await self._client.get(path, params=params, headers=self._headers())
+        if resp.status_code >= 400:
+            raise _error(resp)
+        return resp.text
+
+
+def _error(resp: httpx.Response) -> ApiError:
+    try:
+        doc = resp.json()
+    except ValueError:
+        doc = {}
+    return ApiError(
+        resp.status_code,
+        str(doc.get("reason") or resp.reason_phrase),
+        str(doc.get("message") or resp.text[:500]),
+    )
+
+
+# Paths, so callers never assemble URLs by hand.
+
+
+def jobs_path(namespace: str, name: str | None = None) -> str:
+    base = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+    return f"{base}/{name}" if name else base
+
+
+def pods_path(namespace: str, name: str | None = None) -> str:
+    base = f"/api/v1/namespaces/{namespace}/pods"
+    return f"{base}/{name}" if name else base
+
+
+def workflows_path(namespace: str | None = None, name: str | None = None) -> str:
+    base = "/apis/shoal.dev/v1alpha1"
+    base = f"{base}/namespaces/{namespace}/workflows" if namespace else f"{base}/workflows"
+    return f"{base}/{name}" if name else base

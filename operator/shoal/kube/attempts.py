@@ -1,0 +1,146 @@
+"""Following one attempt's pod: its status as watched, its log as streamed, its outcome.
+
+Results reach the operator two ways — the stdout protocol and the pod's termination
+message — so a broken log stream does not lose a result: when the stream ended badly or
+never ran, the complete log of the terminated pod is read once more, and the termination
+message fills in whatever the log cannot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from shoal.core.state import TaskFinished
+from shoal.kube.api import ApiError, KubeApi, pods_path
+from shoal.kube.jobs import CONTAINER
+from shoal.kube.pods import PodView, end_reason, is_infrastructure_failure
+from shoal_worker.protocol import Message, Outcome, StreamCollector
+
+WORKER_USAGE_EXIT = 2
+"""shoal-worker's exit code for usage errors (unknown job, bad args): retrying cannot help."""
+LOG_DRAIN_SECONDS = 5.0
+"""After a pod terminated, its log stream gets this long to end before it is re-read."""
+
+OnLine = Callable[["Attempt", Message], None]
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One attempt of one item: its Job, its pod as last seen, and what its log said."""
+
+    node: str
+    index: int
+    attempt: int
+    job: str
+    created_at: float
+    pod: PodView | None = None
+    collector: StreamCollector = field(default_factory=StreamCollector)
+    lines_seen: int = 0
+    follower: asyncio.Task[None] | None = None
+    stream_ok: bool = False
+    completing: bool = False
+    reported: bool = False
+    kill_reason: str | None = None
+    kill_deadline: float | None = None
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.node, self.index, self.attempt)
+
+    def observe(self, view: PodView) -> None:
+        """Keep the most advanced view: pod events may arrive out of order after a list."""
+        if self.pod is None or _rank(view) >= _rank(self.pod):
+            self.pod = view
+
+
+def _rank(view: PodView) -> int:
+    return 3 if view.terminated else 2 if view.running else 1
+
+
+class LogFollower:
+    """Streams pod logs into attempts' collectors (one asyncio task per running pod)."""
+
+    def __init__(self, api: KubeApi, namespace: str, on_line: OnLine) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.on_line = on_line
+
+    def start(self, attempt: Attempt) -> None:
+        if attempt.follower is None and attempt.pod is not None:
+            attempt.follower = asyncio.create_task(self._follow(attempt, attempt.pod.name))
+
+    async def _follow(self, attempt: Attempt, pod: str) -> None:
+        path = pods_path(self.namespace, pod) + "/log"
+        try:
+            async for line in self.api.lines(path, follow="true", container=CONTAINER):
+                self._feed(attempt, line)
+            attempt.stream_ok = True
+        except (ApiError, httpx.HTTPError):
+            attempt.stream_ok = False
+
+    def _feed(self, attempt: Attempt, line: str) -> None:
+        attempt.lines_seen += 1
+        self.on_line(attempt, attempt.collector.feed(line))
+
+    async def drain(self, attempt: Attempt) -> None:
+        """Make sure the collector holds the whole log of a terminated pod."""
+        if attempt.follower is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(attempt.follower), LOG_DRAIN_SECONDS)
+            except TimeoutError:
+                attempt.follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await attempt.follower
+                attempt.stream_ok = False
+        if attempt.stream_ok or attempt.pod is None:
+            return
+        # The stream broke or never ran: read the terminated pod's complete log, feeding
+        # only the lines not seen yet so nothing is reported twice.
+        path = pods_path(self.namespace, attempt.pod.name) + "/log"
+        try:
+            text = await self.api.text(path, container=CONTAINER)
+        except (ApiError, httpx.HTTPError):
+            return  # the termination message is the last resort
+        for number, line in enumerate(text.splitlines()):
+            if number >= attempt.lines_seen:
+                self._feed(attempt, line)
+
+
+def outcome_event(attempt: Attempt, now: float, *, worker: bool) -> TaskFinished:
+    """The planner's view of how the attempt ended (`worker`: a `job` node's shoal-worker)."""
+    pod = attempt.pod
+    exit_code = pod.exit_code if pod is not None else None
+    termination = pod.termination_message if pod is not None else None
+    outcome: Outcome = attempt.collector.finish(
+        exit_code, termination, killed_reason=attempt.kill_reason
+    )
+    succeeded = outcome.succeeded and outcome.outputs_complete
+    message = outcome.message
+    infrastructure = False
+    if pod is not None and not succeeded and attempt.kill_reason is None:
+        reason = end_reason(pod)
+        if reason is not None:
+            message = f"{reason}; {message}" if message else reason
+        infrastructure = is_infrastructure_failure(pod) or (
+            pod.deleted and pod.reason != "OOMKilled"
+        )
+    if not outcome.outputs_complete:
+        message = f"outputs lost: {', '.join(outcome.missing_outputs)}; {message}"
+    finished = pod.finished_at if pod is not None and pod.finished_at else now
+    return TaskFinished(
+        node=attempt.node,
+        index=attempt.index,
+        attempt=attempt.attempt,
+        succeeded=succeeded,
+        at=finished,
+        exit_code=exit_code,
+        outputs=outcome.outputs if succeeded else {},
+        message=message,
+        retriable=not (worker and exit_code == WORKER_USAGE_EXIT),
+        infrastructure=infrastructure,
+    )

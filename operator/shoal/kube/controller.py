@@ -1,0 +1,157 @@
+"""The kopf wiring: which resources are watched, and where their events go.
+
+kopf owns the watches, reconnects, finalizers and event posting. Shoal registers:
+- a daemon per Workflow, which is that workflow's runner for as long as it runs (and
+  then waits out its TTL);
+- an event handler on Workflows, forwarding spec changes (`spec.stop`) to the runner;
+- an event handler on pods labelled as Shoal's, routing each to its workflow's runner by
+  the workflow-uid label: no listing per event, no polling, no requeue delay.
+
+The registry is built explicitly (not with module-level decorators) so tests and the CLI
+can create an operator with the settings they need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import kopf
+
+from shoal.kube.api import KubeApi, workflows_path
+from shoal.kube.metrics import Metrics
+from shoal.kube.naming import LABEL_MANAGED_BY, LABEL_WORKFLOW_UID, MANAGED_BY
+from shoal.kube.runner import RunnerConfig, WorkflowRunner, wait_ttl
+
+log = logging.getLogger("shoal.operator")
+GROUP, VERSION, PLURAL = "shoal.dev", "v1alpha1", "workflows"
+
+
+@dataclass
+class OperatorConfig:
+    """Everything `shoal operator` is configured with (flags and environment)."""
+
+    namespaces: list[str] = field(default_factory=list)
+    """Namespaces to watch; empty means all (cluster-wide)."""
+    kubeconfig: str | None = None
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    max_concurrent_requests: int = 32
+    metrics_port: int | None = 9090
+    """Port for /metrics, /healthz and /readyz; None to serve nothing."""
+
+
+@dataclass
+class OperatorMemo:
+    """What the handlers share: the API adapter and the live runners by workflow uid."""
+
+    config: OperatorConfig
+    metrics: Metrics
+    api: KubeApi | None = None
+    runners: dict[str, WorkflowRunner] = field(default_factory=dict)
+    dispatch_limit: asyncio.Semaphore | None = None
+
+
+def post_event(body: dict[str, Any], type: str, reason: str, message: str) -> None:
+    """Post a Kubernetes Event about a workflow through kopf's poster (never blocks)."""
+    try:
+        kopf.event(kopf.Body(cast(kopf.RawBody, body)), type=type, reason=reason, message=message)
+    except LookupError:  # outside the operator's context (unit tests): nothing to post to
+        log.info("%s %s: %s", type, reason, message)
+
+
+def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # In a pod: the service account; elsewhere the kubeconfig (KUBECONFIG), through the
+        # kubernetes package, so every auth form kubectl supports works here too.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = logging.WARNING  # our own Events only, not kopf's chatter
+        settings.peering.standalone = True
+        settings.persistence.finalizer = "shoal.dev/finalizer"
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        memo.api = KubeApi.connect(memo.config.kubeconfig)
+        memo.dispatch_limit = asyncio.Semaphore(memo.config.max_concurrent_requests)
+        memo.metrics.bind_api(memo.api)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        if memo.api is not None:
+            await memo.api.close()
+
+    @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=10.0)
+    async def workflow_daemon(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        assert memo.api is not None
+        raw: dict[str, Any] = copy.deepcopy(dict(body))
+        runner = WorkflowRunner(
+            memo.api,
+            raw,
+            memo.config.runner,
+            post_event,
+            dispatch_limit=memo.dispatch_limit,
+            on_dispatch=memo.metrics.dispatch_latency.observe,
+        )
+        uid = raw["metadata"]["uid"]
+        memo.runners[uid] = runner
+        memo.metrics.workflows_running.inc()
+        try:
+            await runner.run(stopped.is_set)
+        finally:
+            memo.runners.pop(uid, None)
+            memo.metrics.workflows_running.dec()
+        if runner.state is not None:
+            memo.metrics.workflow_finished(runner.state)
+        meta = raw["metadata"]
+        try:
+            fresh = await memo.api.get(workflows_path(meta["namespace"], meta["name"]))
+        except Exception:  # deleted meanwhile: nothing to wait for
+            return
+        await wait_ttl(fresh, memo.api, lambda seconds: stopped.wait(seconds))
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def workflow_event(event: kopf.RawEvent, **_: Any) -> None:
+        obj = event.get("object") or {}
+        runner = memo.runners.get((obj.get("metadata") or {}).get("uid", ""))
+        if runner is not None and event.get("type") == "MODIFIED":
+            runner.spec_changed(dict(obj))
+
+    @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY}, registry=registry)
+    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        obj = event.get("object") or {}
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        runner = memo.runners.get(labels.get(LABEL_WORKFLOW_UID, ""))
+        if runner is not None:
+            runner.pod_event(str(event.get("type") or "ADDED"), dict(obj))
+
+    return registry
+
+
+async def run_operator(config: OperatorConfig, stop_flag: asyncio.Event | None = None) -> None:
+    """Run until stopped: the kopf operator plus the metrics and health endpoints."""
+    metrics = Metrics()
+    memo = OperatorMemo(config=config, metrics=metrics)
+    metrics.pods_source = lambda: sum(
+        r.state.running for r in memo.runners.values() if r.state is not None
+    )
+    server = await metrics.serve(config.metrics_port) if config.metrics_port is not None else None
+    try:
+        await kopf.operator(
+            registry=build_registry(memo),
+            clusterwide=not config.namespaces,
+            namespaces=config.namespaces,
+            standalone=True,
+            stop_flag=stop_flag,
+        )
+    finally:
+        if server is not None:
+            await server.cleanup()

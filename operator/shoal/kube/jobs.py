@@ -1,0 +1,194 @@
+"""Building the batch/v1 Job for one attempt of one node or item (pure: no API calls).
+
+Choices that matter:
+- `backoffLimit: 0` and `restartPolicy: Never`: retries are Shoal's decision (with its
+  backoff and its attempt numbers), never the Job controller's.
+- Arguments travel in a pod annotation mounted as a file through the downward API, so
+  they are never an oversize environment variable or command line.
+- The pod meets the Pod Security "restricted" profile unless the operator is configured
+  otherwise: non-root, no privilege escalation, all capabilities dropped, RuntimeDefault
+  seccomp.
+- `terminationMessagePolicy: FallbackToLogsOnError`: the result reaches the operator
+  through the termination message even when the log stream is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shoal.api.common import GROUP_VERSION
+from shoal.core.compiled import CompiledNode, CompiledWorkflow
+from shoal.core.decisions import StartTask
+from shoal.kube.naming import ANNOTATION_ARGS, job_name, task_labels
+
+ARGS_DIR = "/etc/shoal"
+ARGS_FILE = f"{ARGS_DIR}/args.json"
+MAX_ARGS_BYTES = 200 * 1024
+"""Annotations share 256 KiB per object; larger inputs belong in the artifact store."""
+MAX_ITEM_ENV_BYTES = 8 * 1024
+CONTAINER = "main"
+
+
+class JobDefaults(BaseModel):
+    """Operator-wide settings for the Jobs it creates."""
+
+    image: str = "ghcr.io/shoal-dev/worker:0.1.0"
+    """Worker image for nodes whose workflow names none."""
+    restricted: bool = True
+    """Apply the Pod Security "restricted" security context."""
+    run_as_user: int | None = 65532
+    """UID for worker containers when restricted (the worker image's non-root user)."""
+    termination_grace_seconds: int = Field(30, ge=0)
+    deadline_backstop_seconds: int = Field(60, ge=0)
+    """Added to a node's timeout for the Job's own activeDeadlineSeconds: if the operator
+    is down when an attempt times out, Kubernetes still ends it."""
+
+
+class ArgsTooLarge(ValueError):
+    """Arguments too large to travel in the pod; the message names the size and the fix."""
+
+
+def owner_reference(wf: CompiledWorkflow) -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP_VERSION,
+        "kind": "Workflow",
+        "name": wf.meta.name,
+        "uid": wf.meta.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _env(wf: CompiledWorkflow, node: CompiledNode, task: StartTask) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "SHOAL_WORKFLOW", "value": wf.meta.name},
+        {"name": "SHOAL_NAMESPACE", "value": wf.meta.namespace},
+        {"name": "SHOAL_NODE", "value": node.name},
+        {"name": "SHOAL_ATTEMPT", "value": str(task.attempt)},
+    ]
+    if node.fan_out:
+        env.append({"name": "SHOAL_ITEM_INDEX", "value": str(task.index)})
+        item = json.dumps(task.item, separators=(",", ":"))
+        if len(item.encode()) <= MAX_ITEM_ENV_BYTES:
+            env.append({"name": "SHOAL_ITEM", "value": item})
+    env.extend({"name": k, "value": v} for k, v in task.env.items())
+    env.extend(ref.dump() for ref in node.env_refs)
+    return env
+
+
+def _security(defaults: JobDefaults) -> tuple[dict[str, Any], dict[str, Any]]:
+    if not defaults.restricted:
+        return {}, {}
+    pod: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if defaults.run_as_user is not None:
+        pod["runAsUser"] = defaults.run_as_user
+    container = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
+    return pod, container
+
+
+def build_job(wf: CompiledWorkflow, task: StartTask, defaults: JobDefaults) -> dict[str, Any]:
+    """The Job manifest for `task`; raises ArgsTooLarge when its inputs cannot fit a pod."""
+    node = wf.nodes[task.node]
+    name = job_name(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
+    labels = task_labels(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
+    pod_security, container_security = _security(defaults)
+
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": node.image or wf.spec.image or defaults.image,
+        "env": _env(wf, node, task),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    annotations: dict[str, str] = {}
+    volumes: list[dict[str, Any]] = []
+    if node.spec.job is not None:
+        args = json.dumps(task.args or {}, separators=(",", ":"), sort_keys=True)
+        if len(args.encode()) > MAX_ARGS_BYTES:
+            raise ArgsTooLarge(
+                f"args are {len(args.encode()) // 1024} KiB, more than the "
+                f"{MAX_ARGS_BYTES // 1024} KiB a pod can carry; pass large inputs as artifacts"
+            )
+        annotations[ANNOTATION_ARGS] = args
+        container["command"] = ["shoal-worker"]
+        container["args"] = ["run", "--job", node.spec.job, "--args-file", ARGS_FILE]
+        container["volumeMounts"] = [
+            {"name": "shoal-args", "mountPath": ARGS_DIR, "readOnly": True}
+        ]
+        volumes.append(
+            {
+                "name": "shoal-args",
+                "downwardAPI": {
+                    "items": [
+                        {
+                            "path": "args.json",
+                            "fieldRef": {"fieldPath": f"metadata.annotations['{ANNOTATION_ARGS}']"},
+                        }
+                    ]
+                },
+            }
+        )
+    else:
+        if task.command:
+            container["command"] = task.command
+        if task.args:
+            container["args"] = [str(a) for a in task.args]
+    if node.spec.resources is not None or wf.spec.defaults.resources is not None:
+        resources = node.spec.resources or wf.spec.defaults.resources
+        assert resources is not None
+        container["resources"] = resources.dump()
+    if container_security:
+        container["securityContext"] = container_security
+
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": defaults.termination_grace_seconds,
+    }
+    if volumes:
+        pod_spec["volumes"] = volumes
+    if pod_security:
+        pod_spec["securityContext"] = pod_security
+    settings = wf.spec.defaults
+    for field, key in (
+        ("service_account_name", "serviceAccountName"),
+        ("node_selector", "nodeSelector"),
+    ):
+        value = getattr(node.spec, field) or getattr(settings, field)
+        if value:
+            pod_spec[key] = value
+    tolerations = node.spec.tolerations or settings.tolerations
+    if tolerations:
+        pod_spec["tolerations"] = [t.dump() for t in tolerations]
+
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "completions": 1,
+        "parallelism": 1,
+        "template": {
+            "metadata": {"labels": labels, "annotations": annotations},
+            "spec": pod_spec,
+        },
+    }
+    if node.timeout_seconds is not None:
+        backstop = math.ceil(node.timeout_seconds) + defaults.deadline_backstop_seconds
+        job_spec["activeDeadlineSeconds"] = backstop
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": wf.meta.namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(wf)],
+        },
+        "spec": job_spec,
+    }

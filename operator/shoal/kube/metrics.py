@@ -1,0 +1,112 @@
+"""Prometheus metrics and the operator's health endpoints (one small aiohttp server).
+
+Served on one port: `/metrics`, `/healthz` (the event loop answers) and `/readyz` (the
+operator has connected and its watches started). aiohttp comes with kopf, so serving
+these costs no thread and no extra dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from shoal.core.state import RunState
+
+if TYPE_CHECKING:
+    from shoal.kube.api import KubeApi
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+DURATION_BUCKETS = (0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+
+class Metrics:
+    """Every metric the operator exports, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.workflows_running = Gauge(
+            "shoal_workflows_running", "Workflows with a live runner", registry=r
+        )
+        self.workflows_finished = Counter(
+            "shoal_workflows_finished_total", "Workflows finished, by phase", ["phase"], registry=r
+        )
+        self.nodes_finished = Counter(
+            "shoal_nodes_finished_total", "Nodes finished, by phase", ["phase"], registry=r
+        )
+        self.node_duration = Histogram(
+            "shoal_node_duration_seconds",
+            "Wall time of finished nodes",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.dispatch_latency = Histogram(
+            "shoal_dispatch_latency_seconds",
+            "From the planner's decision to start an attempt to its Job existing",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.pods_running = Gauge("shoal_pods_running", "Attempts running", registry=r)
+        self.reconcile_errors = Counter(
+            "shoal_reconcile_errors_total", "Errors while running workflows", registry=r
+        )
+        self.api_requests = Gauge(
+            "shoal_api_requests", "Kubernetes API requests sent", ["kind"], registry=r
+        )
+        self._api: KubeApi | None = None
+        self.ready = asyncio.Event()
+        self.pods_source: Callable[[], int] | None = None
+
+    def bind_api(self, api: KubeApi) -> None:
+        self._api = api
+        self.ready.set()
+
+    def workflow_finished(self, state: RunState) -> None:
+        self.workflows_finished.labels(state.phase.value).inc()
+        for node in state.nodes.values():
+            self.nodes_finished.labels(node.phase.value).inc()
+            if node.started_at is not None and node.finished_at is not None:
+                self.node_duration.observe(node.finished_at - node.started_at)
+
+    def render(self) -> bytes:
+        if self.pods_source is not None:
+            self.pods_running.set(self.pods_source())
+        if self._api is not None:
+            self.api_requests.labels("all").set(self._api.requests)
+            self.api_requests.labels("write").set(self._api.writes)
+        return generate_latest(self.registry)
+
+    def app(self) -> web.Application:
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(body=self.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        async def healthz(_: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        async def readyz(_: web.Request) -> web.Response:
+            if self.ready.is_set():
+                return web.Response(text="ready")
+            return web.Response(status=503, text="starting")
+
+        app = web.Application()
+        app.add_routes(
+            [web.get("/metrics", metrics), web.get("/healthz", healthz), web.get("/readyz", readyz)]
+        )
+        return app
+
+    async def serve(self, port: int, host: str = "0.0.0.0") -> web.AppRunner:
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        return runner

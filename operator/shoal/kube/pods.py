@@ -1,0 +1,154 @@
+"""Reading a worker pod's status: did the attempt end, how, and is it stuck? (pure)
+
+Every way a pod can fail maps to a message a user can act on: the exit code, OOMKilled
+with the memory limit, an eviction with the kubelet's reason, a pod that never got
+scheduled with the scheduler's reason, an image that cannot be pulled. Failures of the
+infrastructure rather than the job (eviction, deletion from outside, a lost node) are
+flagged so that they are retried without spending the node's retry budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shoal.kube.naming import LABEL_ATTEMPT, LABEL_ITEM, LABEL_NODE, LABEL_WORKFLOW_UID
+
+# Waiting reasons that will not fix themselves; still given the pending deadline, since
+# an image pull can succeed on a later try, but reported with the kubelet's message.
+STUCK_WAITING = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+INFRASTRUCTURE_REASONS = frozenset({"Evicted", "NodeLost", "Preempting", "Shutdown", "Terminated"})
+
+
+def parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class PodView:
+    """What the operator needs from one pod object."""
+
+    name: str
+    uid: str
+    workflow_uid: str
+    node: str
+    index: int
+    attempt: int
+    phase: str
+    created_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    deleted: bool
+    exit_code: int | None
+    reason: str | None
+    """Why it ended: the container's terminated reason, or the pod's (Evicted, ...)."""
+    message: str | None
+    """The pod's or container's status message (not the termination message)."""
+    termination_message: str | None
+    waiting_reason: str | None
+    waiting_message: str | None
+    unschedulable: str | None
+    memory_limit: str | None
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.node, self.index, self.attempt)
+
+    @property
+    def terminated(self) -> bool:
+        """The container has ended (or the pod reached a final phase)."""
+        return self.exit_code is not None or self.phase in ("Succeeded", "Failed")
+
+    @property
+    def running(self) -> bool:
+        return self.phase == "Running" and self.exit_code is None
+
+
+def read_pod(pod: dict[str, Any]) -> PodView | None:
+    """A PodView, or None for a pod that does not carry Shoal's task labels."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    try:
+        index = int(labels[LABEL_ITEM])
+        attempt = int(labels[LABEL_ATTEMPT])
+        node = labels[LABEL_NODE]
+        workflow_uid = labels[LABEL_WORKFLOW_UID]
+    except (KeyError, ValueError):
+        return None
+    status = pod.get("status") or {}
+    spec = pod.get("spec") or {}
+    containers = status.get("containerStatuses") or []
+    state = (containers[0].get("state") or {}) if containers else {}
+    last = (containers[0].get("lastState") or {}) if containers else {}
+    terminated = state.get("terminated") or last.get("terminated") or {}
+    waiting = state.get("waiting") or {}
+    unschedulable = None
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            unschedulable = cond.get("message") or cond.get("reason") or "Unschedulable"
+    limits = ((spec.get("containers") or [{}])[0].get("resources") or {}).get("limits") or {}
+    exit_code = terminated.get("exitCode")
+    return PodView(
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        workflow_uid=workflow_uid,
+        node=node,
+        index=index,
+        attempt=attempt,
+        phase=status.get("phase") or "Pending",
+        created_at=parse_time(meta.get("creationTimestamp")),
+        started_at=parse_time(terminated.get("startedAt") or status.get("startTime")),
+        finished_at=parse_time(terminated.get("finishedAt")),
+        deleted=bool(meta.get("deletionTimestamp")),
+        exit_code=int(exit_code) if exit_code is not None else None,
+        reason=terminated.get("reason") or status.get("reason"),
+        message=status.get("message") or terminated.get("message"),
+        termination_message=terminated.get("message"),
+        waiting_reason=waiting.get("reason"),
+        waiting_message=waiting.get("message"),
+        unschedulable=unschedulable,
+        memory_limit=str(limits["memory"]) if "memory" in limits else None,
+    )
+
+
+def is_infrastructure_failure(pod: PodView) -> bool:
+    """The pod ended for reasons outside the job: retry without spending its retries."""
+    if pod.reason in INFRASTRUCTURE_REASONS:
+        return True
+    return pod.phase == "Failed" and pod.exit_code is None
+
+
+def end_reason(pod: PodView) -> str | None:
+    """A message for an ending that the job's own output cannot explain, or None."""
+    if pod.reason == "OOMKilled":
+        limit = f" (memory limit {pod.memory_limit})" if pod.memory_limit else ""
+        return f"OOMKilled: the container exceeded its memory{limit}"
+    if pod.reason == "DeadlineExceeded":
+        return "the Job's activeDeadlineSeconds passed (the attempt timed out)"
+    if pod.reason in INFRASTRUCTURE_REASONS:
+        return f"pod {pod.reason}: {pod.message or 'no message'}"
+    if pod.phase == "Failed" and pod.exit_code is None:
+        return f"pod failed without a container exit: {pod.message or pod.reason or 'unknown'}"
+    return None
+
+
+def pending_problem(pod: PodView) -> str | None:
+    """Why a pod that has not started is stuck, if the cluster says so."""
+    if pod.unschedulable:
+        return f"Unschedulable: {pod.unschedulable}"
+    if pod.waiting_reason in STUCK_WAITING:
+        detail = f": {pod.waiting_message}" if pod.waiting_message else ""
+        return f"{pod.waiting_reason}{detail}"
+    return None

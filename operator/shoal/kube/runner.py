@@ -1,0 +1,460 @@
+"""One Workflow on Kubernetes: the planner's decisions carried out as Jobs.
+
+The loop is the local executor's: plan, act, wait for the next observation or the
+planner's wake time. Observations are pod events routed here by the operator's single
+pod watch, so the Job for a dependent node is created the moment its predecessor's pod
+is seen to end — there is no requeue interval.
+
+Ordering rules that make restarts safe:
+- Job names are deterministic per (workflow uid, node, item, attempt): re-creating is a
+  no-op (409), so whatever was dispatched before a crash is adopted, never duplicated.
+- A finished attempt's Job is deleted only after a status write that records its result
+  has succeeded; until then the pod (its log and termination message) is the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from shoal.api.workflow import NodePhase, Workflow, WorkflowPhase
+from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
+from shoal.core.decisions import FinishNode, FinishWorkflow, KillTask, StartTask
+from shoal.core.planner import advance
+from shoal.core.state import RunState, TaskFinished, record_finished, record_progress
+from shoal.core.validation import InvalidWorkflow, compile_workflow
+from shoal.kube.api import ApiError, KubeApi, jobs_path, pods_path, workflows_path
+from shoal.kube.attempts import Attempt, LogFollower, outcome_event
+from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job
+from shoal.kube.naming import (
+    LABEL_ATTEMPT,
+    LABEL_ITEM,
+    LABEL_NODE,
+    job_name,
+    workflow_selector,
+)
+from shoal.kube.pods import PodView, parse_time, pending_problem, read_pod
+from shoal.kube.status import InFlight, rebuild_state, render_status
+from shoal.manifests import problems_from
+from shoal_worker.protocol import Message, PlainLine, ProgressMessage
+
+log = logging.getLogger("shoal.runner")
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    """Operator settings a runner needs."""
+
+    jobs: JobDefaults = field(default_factory=JobDefaults)
+    pending_timeout_seconds: float = 300.0
+    """A pod not running after this long fails its attempt, saying why it is stuck."""
+    status_interval_seconds: float = 0.25
+    """Status writes are batched: at most one per interval per workflow."""
+    kill_grace_seconds: float = 60.0
+    """After deleting a Job, how long to wait for its pod to report an end."""
+    delete_succeeded_jobs: bool = True
+
+
+class EventSink(Protocol):
+    """Where Kubernetes Events about a workflow go (kopf's poster in the operator)."""
+
+    def __call__(self, body: dict[str, Any], type: str, reason: str, message: str) -> None: ...
+
+
+class LogSink(Protocol):
+    """Where job log lines go (PostgreSQL once the archive exists; nowhere by default)."""
+
+    def write(self, uid: str, node: str, index: int, attempt: int, line: str) -> None: ...
+
+
+class NullLogSink:
+    def write(self, uid: str, node: str, index: int, attempt: int, line: str) -> None:
+        return
+
+
+@dataclass(frozen=True, slots=True)
+class _PodEvent:
+    kind: str
+    pod: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _SpecChanged:
+    body: dict[str, Any]
+
+
+_Event = _PodEvent | _SpecChanged | TaskFinished
+
+
+class WorkflowRunner:
+    """Drives one Workflow from its current state to its end (and its TTL)."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        body: dict[str, Any],
+        config: RunnerConfig,
+        post_event: EventSink,
+        log_sink: LogSink | None = None,
+        dispatch_limit: asyncio.Semaphore | None = None,
+        on_dispatch: Callable[[float], None] | None = None,
+    ) -> None:
+        self.api = api
+        self.body = body
+        meta = body["metadata"]
+        self.name: str = meta["name"]
+        self.namespace: str = meta["namespace"]
+        self.uid: str = meta["uid"]
+        self.config = config
+        self.post_event = post_event
+        self.log_sink = log_sink or NullLogSink()
+        self.dispatch_limit = dispatch_limit or asyncio.Semaphore(20)
+        self.on_dispatch = on_dispatch
+        self.queue: asyncio.Queue[_Event] = asyncio.Queue()
+        self.attempts: dict[tuple[str, int, int], Attempt] = {}
+        self.logs = LogFollower(api, self.namespace, self._on_line)
+        self._background: set[asyncio.Task[Any]] = set()
+        self._dirty = asyncio.Event()
+        self._written = 0
+        self._to_clean: list[tuple[int, str]] = []
+        self._status_path = workflows_path(self.namespace, self.name) + "/status"
+        self.wf: CompiledWorkflow | None = None
+        self.state: RunState | None = None
+
+    # -- routed in by the operator ---------------------------------------------------
+
+    def pod_event(self, kind: str, pod: dict[str, Any]) -> None:
+        self.queue.put_nowait(_PodEvent(kind, pod))
+
+    def spec_changed(self, body: dict[str, Any]) -> None:
+        self.queue.put_nowait(_SpecChanged(body))
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self, stopped: Callable[[], bool] | None = None) -> None:
+        """Run until the workflow is finished and its results are recorded."""
+        try:
+            self.wf = self._compile()
+        except InvalidWorkflow as err:
+            await self._reject(err)
+            return
+        status = self.body.get("status") or {}
+        if WorkflowPhase(status.get("phase", "Pending")).finished:
+            return
+        self.state = await self._rebuild(self.wf, status)
+        writer = asyncio.create_task(self._status_writer())
+        try:
+            await self._loop(self.wf, self.state, stopped or (lambda: False))
+            writer.cancel()
+            self._dirty.set()
+            await self._flush()
+            # Let the last clean-up deletions land (bounded), then stop what is left.
+            if self._background:
+                await asyncio.wait(list(self._background), timeout=30)
+        finally:
+            writer.cancel()
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(writer, *self._background, return_exceptions=True)
+
+    async def _loop(
+        self, wf: CompiledWorkflow, state: RunState, stopped: Callable[[], bool]
+    ) -> None:
+        while not stopped():
+            now = time.time()
+            step = advance(wf, state, now)
+            for decision in step.decisions:
+                self._act(wf, state, decision, now)
+            if step.decisions:
+                self._dirty.set()
+            if state.phase.finished and not any(not a.reported for a in self.attempts.values()):
+                return
+            deadline = self._next_deadline(step.wake_at)
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            try:
+                event = await asyncio.wait_for(self.queue.get(), timeout)
+            except TimeoutError:
+                self._expire(time.time())
+                continue
+            self._handle(wf, state, event)
+            while not self.queue.empty():
+                self._handle(wf, state, self.queue.get_nowait())
+            self._expire(time.time())
+
+    def _compile(self) -> CompiledWorkflow:
+        try:
+            resource = Workflow.model_validate(self.body)
+        except ValidationError as err:
+            raise InvalidWorkflow(problems_from(err, self.body)) from None
+        meta = WorkflowMeta(name=self.name, namespace=self.namespace, uid=self.uid)
+        return compile_workflow(resource.spec, meta)
+
+    async def _reject(self, err: InvalidWorkflow) -> None:
+        message = "; ".join(p.describe() for p in err.problems)
+        self.post_event(self.body, "Warning", "Invalid", message[:1024])
+        await self.api.merge_patch(
+            self._status_path,
+            {"status": {"phase": WorkflowPhase.ERROR.value, "message": message[:4096]}},
+        )
+
+    async def _rebuild(self, wf: CompiledWorkflow, status: dict[str, Any]) -> RunState:
+        """Adopt every Job and pod this workflow already has (after a restart, or never)."""
+        selector = workflow_selector(self.uid)
+        jobs = await self.api.get(jobs_path(self.namespace), labelSelector=selector)
+        pods = await self.api.get(pods_path(self.namespace), labelSelector=selector)
+        in_flight: list[InFlight] = []
+        node_names = set(wf.order)
+        for job in jobs.get("items") or []:
+            labels = job["metadata"].get("labels") or {}
+            try:
+                key = (
+                    labels[LABEL_NODE],
+                    int(labels[LABEL_ITEM]),
+                    int(labels[LABEL_ATTEMPT]),
+                )
+            except (KeyError, ValueError):
+                continue
+            if key[0] not in node_names or job["metadata"].get("deletionTimestamp"):
+                continue
+            created = parse_time(job["metadata"].get("creationTimestamp")) or time.time()
+            self.attempts[key] = Attempt(*key, job=job["metadata"]["name"], created_at=created)
+            in_flight.append(InFlight(*key, started_at=created))
+        stop = "stopped (spec.stop)" if (self.body.get("spec") or {}).get("stop") else None
+        state = rebuild_state(wf, status, in_flight, stop_requested=stop)
+        # Older attempts of an item are history: their results were already folded in.
+        for key, attempt in list(self.attempts.items()):
+            task = state.nodes[key[0]].tasks.get(key[1])
+            if task is None or task.attempt != key[2]:
+                attempt.reported = True
+        for pod in pods.get("items") or []:
+            self._observe(pod, deleted=False)
+        return state
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def _act(self, wf: CompiledWorkflow, state: RunState, decision: object, now: float) -> None:
+        if isinstance(decision, StartTask):
+            name = job_name(self.name, self.uid, decision.node, decision.index, decision.attempt)
+            attempt = Attempt(decision.node, decision.index, decision.attempt, name, now)
+            self.attempts[attempt.key] = attempt
+            self._spawn(self._dispatch(wf, decision, attempt, now))
+        elif isinstance(decision, KillTask):
+            found = self.attempts.get((decision.node, decision.index, decision.attempt))
+            if found is not None and not found.reported:
+                self._kill(found, decision.reason, now)
+        elif isinstance(decision, FinishNode):
+            if decision.phase is NodePhase.FAILED:
+                self.post_event(
+                    self.body,
+                    "Warning",
+                    "NodeFailed",
+                    f"{decision.node}: {decision.message}"[:1024],
+                )
+            if decision.phase is NodePhase.SUCCEEDED and self.config.delete_succeeded_jobs:
+                self._to_clean.append((self._written + 1, decision.node))
+        elif isinstance(decision, FinishWorkflow):
+            kind = "Normal" if decision.phase is WorkflowPhase.SUCCEEDED else "Warning"
+            message = f"workflow {decision.phase.value}" + (
+                f": {decision.message}" if decision.message else ""
+            )
+            self.post_event(self.body, kind, decision.phase.value, message[:1024])
+
+    async def _dispatch(
+        self, wf: CompiledWorkflow, task: StartTask, attempt: Attempt, decided: float
+    ) -> None:
+        try:
+            manifest = build_job(wf, task, self.config.jobs)
+        except ArgsTooLarge as err:
+            self._report(attempt, False, str(err), retriable=False)
+            return
+        async with self.dispatch_limit:
+            try:
+                await self.api.create(jobs_path(self.namespace), manifest)
+            except ApiError as err:
+                retriable = err.status >= 500 or err.status in (0, 429)
+                self._report(
+                    attempt, False, f"cannot create Job {attempt.job}: {err}", retriable=retriable
+                )
+                return
+        if self.on_dispatch is not None:
+            self.on_dispatch(time.time() - decided)
+
+    def _kill(self, attempt: Attempt, reason: str, now: float) -> None:
+        attempt.kill_reason = reason
+        attempt.kill_deadline = now + self.config.kill_grace_seconds
+        self._spawn(self.api.delete(jobs_path(self.namespace, attempt.job)))
+
+    # -- observations -------------------------------------------------------------------
+
+    def _handle(self, wf: CompiledWorkflow, state: RunState, event: _Event) -> None:
+        if isinstance(event, TaskFinished):
+            if record_finished(state, event):
+                self._dirty.set()
+        elif isinstance(event, _PodEvent):
+            self._observe(event.pod, deleted=event.kind == "DELETED")
+        elif isinstance(event, _SpecChanged):
+            self._maybe_stop(state, event.body)
+
+    @staticmethod
+    def _maybe_stop(state: RunState, body: dict[str, Any]) -> None:
+        if state.stop_requested is None and (body.get("spec") or {}).get("stop"):
+            state.stop_requested = "stopped (spec.stop)"
+
+    def _observe(self, pod: dict[str, Any], *, deleted: bool) -> None:
+        view = read_pod(pod)
+        if view is None or view.workflow_uid != self.uid:
+            return
+        attempt = self.attempts.get(view.key)
+        if attempt is None or attempt.reported:
+            return
+        attempt.observe(view)
+        if attempt.pod is None:
+            return
+        if attempt.pod.running:
+            self.logs.start(attempt)
+        if (attempt.pod.terminated or deleted) and not attempt.completing:
+            attempt.completing = True
+            self._spawn(self._complete(attempt))
+
+    async def _complete(self, attempt: Attempt) -> None:
+        """The pod ended (or vanished): gather its whole output, then report the outcome."""
+        await self.logs.drain(attempt)
+        assert self.wf is not None
+        worker = self.wf.nodes[attempt.node].spec.job is not None
+        self._deliver(attempt, outcome_event(attempt, time.time(), worker=worker))
+
+    def _report(self, attempt: Attempt, succeeded: bool, message: str, *, retriable: bool) -> None:
+        event = TaskFinished(
+            attempt.node,
+            attempt.index,
+            attempt.attempt,
+            succeeded,
+            time.time(),
+            message=message,
+            retriable=retriable,
+        )
+        self._deliver(attempt, event)
+
+    def _deliver(self, attempt: Attempt, event: TaskFinished) -> None:
+        if attempt.reported:
+            return
+        attempt.reported = True
+        if attempt.follower is not None:
+            attempt.follower.cancel()
+        self.queue.put_nowait(event)
+
+    def _on_line(self, attempt: Attempt, msg: Message) -> None:
+        if isinstance(msg, ProgressMessage) and self.state is not None:
+            record_progress(self.state, attempt.node, msg.percent)
+            self._dirty.set()
+        elif isinstance(msg, PlainLine):
+            self.log_sink.write(self.uid, attempt.node, attempt.index, attempt.attempt, msg.text)
+
+    # -- deadlines -------------------------------------------------------------------------
+
+    def _next_deadline(self, wake_at: float | None) -> float | None:
+        deadlines = [wake_at] if wake_at is not None else []
+        for attempt in self.attempts.values():
+            if attempt.reported or attempt.completing:
+                continue
+            if attempt.kill_deadline is not None:
+                deadlines.append(attempt.kill_deadline)
+            elif attempt.pod is None or not (attempt.pod.running or attempt.pod.terminated):
+                deadlines.append(attempt.created_at + self.config.pending_timeout_seconds)
+        return min(deadlines) if deadlines else None
+
+    def _expire(self, now: float) -> None:
+        """Every wait has a deadline: pods that never start, kills that never land."""
+        for attempt in list(self.attempts.values()):
+            if attempt.reported or attempt.completing:
+                continue
+            if attempt.kill_deadline is not None:
+                if now >= attempt.kill_deadline:
+                    self._report(
+                        attempt,
+                        False,
+                        f"{attempt.kill_reason} (pod did not report its end)",
+                        retriable=True,
+                    )
+                continue
+            pod = attempt.pod
+            if pod is not None and (pod.running or pod.terminated):
+                continue
+            if now >= attempt.created_at + self.config.pending_timeout_seconds:
+                why = (pending_problem(pod) if pod else None) or (
+                    "Pending" if pod else f"no pod was created for Job {attempt.job}"
+                )
+                limit = self.config.pending_timeout_seconds
+                self._kill(attempt, f"did not start within {limit:g}s: {why}", now)
+                self._report(attempt, False, attempt.kill_reason or why, retriable=False)
+
+    # -- status ------------------------------------------------------------------------------
+
+    async def _status_writer(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await self._flush()
+            await asyncio.sleep(self.config.status_interval_seconds)
+
+    async def _flush(self) -> None:
+        if not self._dirty.is_set() or self.wf is None or self.state is None:
+            return
+        self._dirty.clear()
+        number = self._written + 1
+        try:
+            await self.api.merge_patch(
+                self._status_path, {"status": render_status(self.wf, self.state)}
+            )
+        except ApiError as err:
+            log.warning("status write for %s/%s failed: %s", self.namespace, self.name, err)
+            self._dirty.set()
+            return
+        self._written = number
+        due = [node for n, node in self._to_clean if n <= number]
+        self._to_clean = [(n, node) for n, node in self._to_clean if n > number]
+        for node in due:
+            for attempt in self.attempts.values():
+                if attempt.node == node:
+                    self._spawn(self.api.delete(jobs_path(self.namespace, attempt.job)))
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "%s/%s: background task failed",
+                self.namespace,
+                self.name,
+                exc_info=task.exception(),
+            )
+
+
+async def wait_ttl(
+    body: dict[str, Any], api: KubeApi, sleep: Callable[[float], Awaitable[object]]
+) -> None:
+    """Delete a finished Workflow once `ttlSecondsAfterFinished` has passed."""
+    ttl = (body.get("spec") or {}).get("ttlSecondsAfterFinished")
+    finished = parse_time((body.get("status") or {}).get("finishedAt"))
+    if ttl is None or finished is None:
+        return
+    remaining = finished + float(ttl) - time.time()
+    if remaining > 0:
+        await sleep(remaining)
+    meta = body["metadata"]
+    with contextlib.suppress(ApiError):
+        await api.delete(workflows_path(meta["namespace"], meta["name"]))
+
+
+__all__ = ["PodView", "RunnerConfig", "WorkflowRunner", "wait_ttl"]
