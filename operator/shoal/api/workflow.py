@@ -223,6 +223,8 @@ class NodeStatus(ApiModel):
     progress: float | None = None
     """Percent done of the running attempt, as the job reported it."""
     outputs: dict[str, Any] | None = None
+    outputs_omitted: str | None = None
+    """Why `outputs` is absent although the node produced some (too large for the status)."""
     items: ItemCounts | None = None
     failed_items: list[ItemFailure] | None = None
 
@@ -238,6 +240,9 @@ class WorkflowStatus(ApiModel):
     message: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    retries: int | None = None
+    """How many times the workflow was retried (`shoal retry`): each retry re-runs the
+    nodes that failed or were not run, keeping the outputs of those that succeeded."""
     nodes: dict[str, NodeStatus] = Field(default_factory=dict)
 
 
