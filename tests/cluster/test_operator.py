@@ -213,3 +213,78 @@ def test_large_args_travel_by_file_and_large_outputs_stay_out_of_status(
     assert echo["phase"] == "Succeeded", echo
     assert "outputs" not in echo
     assert "too large for the status" in echo["outputsOmitted"]
+
+
+def test_pod_deleted_from_outside_is_retried_as_infrastructure(
+    k8s_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    from kubernetes import client
+
+    marker = tmp_path / "second-run"
+    # The first attempt waits to be deleted; the retry finds the marker's folder and ends.
+    script = f'if [ "$SHOAL_ATTEMPT" = 1 ]; then sleep 300; else touch {marker}; fi'
+    node = {"name": "victim", "command": ["sh", "-c", script]}  # no `retries`: limit 0
+    create_workflow(k8s_api, namespace, workflow("evicted", node))
+    core = client.CoreV1Api(k8s_api)
+
+    def running_pod() -> str | None:
+        for pod in core.list_namespaced_pod(namespace).items:
+            statuses = pod.status.container_statuses or []
+            if statuses and statuses[0].state.running:
+                return str(pod.metadata.name)
+        return None
+
+    pod = wait_until(running_pod, 60, "the first attempt to run")
+    core.delete_namespaced_pod(pod, namespace)
+    status = wait_workflow(k8s_api, namespace, "evicted", timeout=120)["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["nodes"]["victim"]["attempts"] == 2
+    assert marker.exists()
+
+
+def test_image_that_cannot_be_pulled_fails_with_the_kubelets_reason(
+    k8s_api: Any, namespace: str
+) -> None:
+    node = {"name": "ghost", "image": "registry.invalid/nope:1", "command": ["true"]}
+    create_workflow(k8s_api, namespace, workflow("pull", node))
+    status = wait_workflow(k8s_api, namespace, "pull", timeout=90)["status"]
+    message = status["nodes"]["ghost"]["message"]
+    assert status["phase"] == "Failed"
+    assert "ImagePullBackOff" in message or "ErrImagePull" in message
+
+
+def test_workflow_deadline_on_the_cluster(k8s_api: Any, namespace: str) -> None:
+    nodes = [
+        {"name": "slow", "command": ["sleep", "300"]},
+        {"name": "later", "job": "shoal.noop", "dependsOn": ["slow"]},
+    ]
+    create_workflow(k8s_api, namespace, workflow("deadline", *nodes, activeDeadlineSeconds=3))
+    status = wait_workflow(k8s_api, namespace, "deadline", timeout=90)["status"]
+    assert status["phase"] == "Failed"
+    assert "activeDeadlineSeconds" in status["message"]
+    assert status["nodes"]["later"]["phase"] == "Omitted"
+
+
+def test_ttl_deletes_the_finished_workflow_and_its_failed_jobs(
+    k8s_api: Any, namespace: str
+) -> None:
+    from kubernetes import watch
+
+    node = {"name": "fails", "command": ["false"]}
+    create_workflow(k8s_api, namespace, workflow("short-lived", node, ttlSecondsAfterFinished=2))
+    assert wait_workflow(k8s_api, namespace, "short-lived")["status"]["phase"] == "Failed"
+    deleted = False
+    for event in watch.Watch().stream(
+        custom(k8s_api).list_namespaced_custom_object,
+        "shoal.dev",
+        "v1alpha1",
+        namespace,
+        "workflows",
+        field_selector="metadata.name=short-lived",
+        timeout_seconds=60,
+    ):
+        if event["type"] == "DELETED":
+            deleted = True
+            break
+    assert deleted, "the workflow outlived its TTL"
+    wait_until(lambda: jobs_and_pods(k8s_api, namespace) == ([], []), 60, "failed Jobs gone")
