@@ -1,0 +1,58 @@
+"""The operator's /metrics, /healthz and /readyz endpoints."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from shoal.api.workflow import NodePhase, WorkflowPhase
+from shoal.core.state import RunState
+from shoal.kube.metrics import Metrics
+
+
+class FakeApi:
+    requests = 12
+    writes = 5
+
+
+@pytest.fixture
+async def client_and_metrics() -> tuple[TestClient, Metrics]:  # type: ignore[misc]
+    metrics = Metrics()
+    client = TestClient(TestServer(metrics.app()))
+    await client.start_server()
+    yield client, metrics
+    await client.close()
+
+
+async def test_ready_only_after_connecting(client_and_metrics: tuple[TestClient, Metrics]) -> None:
+    client, metrics = client_and_metrics
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/readyz")).status == 503
+    metrics.bind_api(FakeApi())  # type: ignore[arg-type]
+    assert (await client.get("/readyz")).status == 200
+
+
+async def test_metrics_report_runs_nodes_latency_and_requests(
+    client_and_metrics: tuple[TestClient, Metrics],
+) -> None:
+    client, metrics = client_and_metrics
+    metrics.bind_api(FakeApi())  # type: ignore[arg-type]
+    metrics.pods_source = lambda: 7
+    state = RunState.new(["a", "b"])
+    state.phase = WorkflowPhase.FAILED
+    state.nodes["a"].phase, state.nodes["a"].started_at, state.nodes["a"].finished_at = (
+        NodePhase.SUCCEEDED,
+        10.0,
+        12.5,
+    )
+    state.nodes["b"].phase = NodePhase.FAILED
+    metrics.workflow_finished(state)
+    metrics.dispatch_latency.observe(0.02)
+    text = await (await client.get("/metrics")).text()
+    assert 'shoal_workflows_finished_total{phase="Failed"} 1.0' in text
+    assert 'shoal_nodes_finished_total{phase="Succeeded"} 1.0' in text
+    assert 'shoal_nodes_finished_total{phase="Failed"} 1.0' in text
+    assert "shoal_node_duration_seconds_sum 2.5" in text
+    assert "shoal_dispatch_latency_seconds_count 1.0" in text
+    assert "shoal_pods_running 7.0" in text
+    assert 'shoal_api_requests{kind="write"} 5.0' in text
