@@ -36,7 +36,9 @@ def label_value(text: str) -> str:
     clean = _NOT_LABEL.sub("-", text).strip("-._")
     if clean == text and len(text) <= MAX_NAME:
         return text
-    return f"{clean[: MAX_NAME - 9].rstrip('-._')}-{_digest(text)}"
+    head = clean[: MAX_NAME - 9].rstrip("-._")
+    # A label value must start with an alphanumeric: text without one is its hash alone.
+    return f"{head}-{_digest(text)}" if head else _digest(text)
 
 
 def job_name(workflow: str, uid: str, node: str, index: int, attempt: int) -> str:
