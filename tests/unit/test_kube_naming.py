@@ -100,7 +100,8 @@ uids = st.uuids().map(str)
 def test_job_names_are_valid_dns_labels_of_at_most_63_characters(
     workflow: str, uid: str, node: str, index: int, attempt: int
 ) -> None:
-    assert _DNS_SUBDOMAIN.match(workflow) and len(workflow) <= 253  # the strategy's promise
+    assert _DNS_SUBDOMAIN.match(workflow)
+    assert len(workflow) <= 253
     name = job_name(workflow, uid, node, index, attempt)
     assert is_dns_label(name), name
 
@@ -172,8 +173,10 @@ def test_the_longest_names_are_shortened_to_exactly_the_limit_or_less() -> None:
     node = "n" * 63
     assert len(workflow) == 253
     name = job_name(workflow, UID, node, 99_999, 7)
-    assert is_dns_label(name) and len(name) <= 63
-    assert name.startswith("aaaaaaaaaaaaaaaa") and "nnnnnnnnnnnnnnnn" in name
+    assert is_dns_label(name)
+    assert len(name) <= 63
+    assert name.startswith("aaaaaaaaaaaaaaaa")
+    assert "nnnnnnnnnnnnnnnn" in name
     assert "-99999-7-" in name
 
 
@@ -218,7 +221,8 @@ def test_label_value_keeps_a_fitting_name_as_it_is_and_distinguishes_long_ones(
     if len(workflow) <= 63:
         assert value == workflow
     else:
-        assert len(value) <= 63 and value != label_value(workflow + "x")
+        assert len(value) <= 63
+        assert value != label_value(workflow + "x")
 
 
 def test_label_value_of_text_without_any_valid_character() -> None:
