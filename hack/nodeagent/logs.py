@@ -99,7 +99,7 @@ class Record:
 
 def parse_records(data: bytes) -> tuple[list[Record], int]:
     """Records in ``data`` and how many bytes they used (a torn last line is left)."""
-    records = []
+    records: list[Record] = []
     used = 0
     while True:
         end = data.find(b"\n", used)

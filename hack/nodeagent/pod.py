@@ -104,7 +104,7 @@ class PodWorker:
         self.uid: str = meta["uid"]
         self.namespace: str = meta["namespace"]
         self.name: str = meta["name"]
-        self.dir = node.pods_dir / self.uid
+        self.dir: Path = node.pods_dir / self.uid
         spec = pod["spec"]
         self.init_containers = [Container(c, True) for c in spec.get("initContainers") or []]
         self.containers = [Container(c, False) for c in spec["containers"]]

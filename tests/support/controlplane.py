@@ -169,7 +169,6 @@ class ControlPlane:
 
         ca = Authority(pki)
         sa = service_account_keys(pki)
-        loopback = {"dns_names": ("localhost",), "ips": ("127.0.0.1",)}
         apiserver_cert = ca.issue(
             "apiserver",
             "kube-apiserver",
@@ -191,7 +190,13 @@ class ControlPlane:
         admin = ca.issue("admin", "shoal-test-admin", orgs=("system:masters",), client=True)
         cm = ca.issue("controller-manager", "system:kube-controller-manager", client=True)
         sched = ca.issue("scheduler", "system:kube-scheduler", client=True)
-        node_serving = ca.issue("nodeagent-serving", "shoal-nodeagent", server=True, **loopback)
+        node_serving = ca.issue(
+            "nodeagent-serving",
+            "shoal-nodeagent",
+            server=True,
+            dns_names=("localhost",),
+            ips=("127.0.0.1",),
+        )
         # The aggregation layer's front proxy has its own CA, as kubeadm sets it up; without
         # it the controller-manager and scheduler log request-header errors forever.
         front_proxy_ca = Authority(pki / "front-proxy")
