@@ -63,6 +63,17 @@ def owner_reference(wf: CompiledWorkflow) -> dict[str, Any]:
     }
 
 
+def _json(value: Any) -> str:
+    """Compact JSON with text kept as UTF-8: an escape (\\uXXXX) costs 6 bytes per character,
+    which would spend the annotation's room three times over on non-Latin text."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: only an escape can carry it
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text
+
+
 def _env(wf: CompiledWorkflow, node: CompiledNode, task: StartTask) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "SHOAL_WORKFLOW", "value": wf.meta.name},
@@ -72,7 +83,7 @@ def _env(wf: CompiledWorkflow, node: CompiledNode, task: StartTask) -> list[dict
     ]
     if node.fan_out:
         env.append({"name": "SHOAL_ITEM_INDEX", "value": str(task.index)})
-        item = json.dumps(task.item, separators=(",", ":"))
+        item = _json(task.item)
         if len(item.encode()) <= MAX_ITEM_ENV_BYTES:
             env.append({"name": "SHOAL_ITEM", "value": item})
     env.extend({"name": k, "value": v} for k, v in task.env.items())
@@ -110,7 +121,7 @@ def build_job(wf: CompiledWorkflow, task: StartTask, defaults: JobDefaults) -> d
     annotations: dict[str, str] = {}
     volumes: list[dict[str, Any]] = []
     if node.spec.job is not None:
-        args = json.dumps(task.args or {}, separators=(",", ":"), sort_keys=True)
+        args = _json(task.args or {})
         if len(args.encode()) > MAX_ARGS_BYTES:
             raise ArgsTooLarge(
                 f"args are {len(args.encode()) // 1024} KiB, more than the "
