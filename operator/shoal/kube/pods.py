@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shoal.kube.jobs import CONTAINER
 from shoal.kube.naming import LABEL_ATTEMPT, LABEL_ITEM, LABEL_NODE, LABEL_WORKFLOW_UID
 
 # Waiting reasons that will not fix themselves; still given the pending deadline, since
@@ -27,7 +28,22 @@ STUCK_WAITING = frozenset(
         "RunContainerError",
     }
 )
-INFRASTRUCTURE_REASONS = frozenset({"Evicted", "NodeLost", "Preempting", "Shutdown", "Terminated"})
+INFRASTRUCTURE_REASONS = frozenset(
+    {
+        "Evicted",
+        "NodeLost",
+        "Preempting",
+        "Shutdown",
+        "Terminated",
+        # Reasons of the DisruptionTarget condition (what a Job's podFailurePolicy matches).
+        "PreemptionByScheduler",
+        "PreemptionByKubeScheduler",
+        "DeletionByTaintManager",
+        "EvictionByEvictionAPI",
+        "DeletionByPodGC",
+        "TerminationByKubelet",
+    }
+)
 
 
 def parse_time(value: str | None) -> float | None:
@@ -53,7 +69,8 @@ class PodView:
     deleted: bool
     exit_code: int | None
     reason: str | None
-    """Why it ended: the container's terminated reason, or the pod's (Evicted, ...)."""
+    """Why it ended: the pod's reason (Evicted, DeadlineExceeded, ...) or its DisruptionTarget
+    condition's when set, otherwise the container's terminated reason (OOMKilled, Error)."""
     message: str | None
     """The pod's or container's status message (not the termination message)."""
     termination_message: str | None
@@ -76,6 +93,15 @@ class PodView:
         return self.phase == "Running" and self.exit_code is None
 
 
+def _container(entries: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The entry for the worker's container (the first one if none has its name)."""
+    entries = entries or []
+    for entry in entries:
+        if entry.get("name") == CONTAINER:
+            return entry
+    return entries[0] if entries else {}
+
+
 def read_pod(pod: dict[str, Any]) -> PodView | None:
     """A PodView, or None for a pod that does not carry Shoal's task labels."""
     meta = pod.get("metadata") or {}
@@ -89,16 +115,31 @@ def read_pod(pod: dict[str, Any]) -> PodView | None:
         return None
     status = pod.get("status") or {}
     spec = pod.get("spec") or {}
-    containers = status.get("containerStatuses") or []
-    state = (containers[0].get("state") or {}) if containers else {}
-    last = (containers[0].get("lastState") or {}) if containers else {}
+    # The worker's container by name: an injected sidecar (a mesh proxy) may come first.
+    main = _container(status.get("containerStatuses"))
+    state = main.get("state") or {}
+    last = main.get("lastState") or {}
     terminated = state.get("terminated") or last.get("terminated") or {}
     waiting = state.get("waiting") or {}
     unschedulable = None
+    disruption: dict[str, Any] = {}
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
             unschedulable = cond.get("message") or cond.get("reason") or "Unschedulable"
-    limits = ((spec.get("containers") or [{}])[0].get("resources") or {}).get("limits") or {}
+        elif cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+            disruption = cond
+    phase = status.get("phase") or "Pending"
+    # A pod-level reason (an eviction, a deadline) or a disruption explains the end better
+    # than the container's state, which the kubelet then reports as, say,
+    # ContainerStatusUnknown with exit code 137.
+    reason = status.get("reason")
+    message = status.get("message")
+    if not reason and disruption.get("reason") and phase != "Succeeded":
+        reason = disruption["reason"]
+        message = message or disruption.get("message")
+    reason = reason or terminated.get("reason")
+    message = message or terminated.get("message")
+    limits = (_container(spec.get("containers")).get("resources") or {}).get("limits") or {}
     exit_code = terminated.get("exitCode")
     return PodView(
         name=meta.get("name", ""),
@@ -107,14 +148,14 @@ def read_pod(pod: dict[str, Any]) -> PodView | None:
         node=node,
         index=index,
         attempt=attempt,
-        phase=status.get("phase") or "Pending",
+        phase=phase,
         created_at=parse_time(meta.get("creationTimestamp")),
         started_at=parse_time(terminated.get("startedAt") or status.get("startTime")),
         finished_at=parse_time(terminated.get("finishedAt")),
         deleted=bool(meta.get("deletionTimestamp")),
         exit_code=int(exit_code) if exit_code is not None else None,
-        reason=terminated.get("reason") or status.get("reason"),
-        message=status.get("message") or terminated.get("message"),
+        reason=reason,
+        message=message,
         termination_message=terminated.get("message"),
         waiting_reason=waiting.get("reason"),
         waiting_message=waiting.get("message"),
