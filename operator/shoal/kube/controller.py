@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,6 +26,7 @@ from shoal.kube.api import KubeApi, workflows_path
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, LABEL_WORKFLOW_UID, MANAGED_BY
 from shoal.kube.runner import RunnerConfig, WorkflowRunner, wait_ttl
+from shoal.kube.status import parse_timestamp
 
 log = logging.getLogger("shoal.operator")
 GROUP, VERSION, PLURAL = "shoal.dev", "v1alpha1", "workflows"
@@ -90,40 +92,86 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
             await memo.api.close()
 
     @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=10.0)
-    async def workflow_daemon(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    async def workflow_daemon(body: kopf.Body, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
+        # Runs the workflow, then waits out its TTL (and deletes it) unless it is reopened
+        # first: `shoal retry` sets a finished workflow's status back to Running, and a
+        # fresh runner carries on from the status (finished nodes keep their outputs,
+        # Pending ones run again). The signal comes from workflow_event, through kopf's
+        # per-object memo.
         assert memo.api is not None
+        reopened: asyncio.Event = kwargs["memo"].setdefault("shoal_reopened", asyncio.Event())
+
+        async def reopened_or_stopped(seconds: float | None) -> bool:
+            async def until_stopped() -> None:
+                await stopped.wait()
+
+            waiters = [
+                asyncio.ensure_future(reopened.wait()),
+                asyncio.ensure_future(until_stopped()),
+            ]
+            try:
+                await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            return reopened.is_set() or stopped.is_set()
+
         raw: dict[str, Any] = copy.deepcopy(dict(body))
-        runner = WorkflowRunner(
-            memo.api,
-            raw,
-            memo.config.runner,
-            post_event,
-            dispatch_limit=memo.dispatch_limit,
-            on_dispatch=memo.metrics.dispatch_latency.observe,
-        )
-        uid = raw["metadata"]["uid"]
-        memo.runners[uid] = runner
-        memo.metrics.workflows_running.inc()
-        try:
-            await runner.run(stopped.is_set)
-        finally:
-            memo.runners.pop(uid, None)
-            memo.metrics.workflows_running.dec()
-        if runner.state is not None:
-            memo.metrics.workflow_finished(runner.state)
         meta = raw["metadata"]
-        try:
-            fresh = await memo.api.get(workflows_path(meta["namespace"], meta["name"]))
-        except Exception:  # deleted meanwhile: nothing to wait for
-            return
-        await wait_ttl(fresh, memo.api, lambda seconds: stopped.wait(seconds))
+        path = workflows_path(meta["namespace"], meta["name"])
+        while True:
+            reopened.clear()
+            runner = WorkflowRunner(
+                memo.api,
+                raw,
+                memo.config.runner,
+                post_event,
+                dispatch_limit=memo.dispatch_limit,
+                on_dispatch=memo.metrics.dispatch_latency.observe,
+            )
+            uid = raw["metadata"]["uid"]
+            memo.runners[uid] = runner
+            memo.metrics.workflows_running.inc()
+            try:
+                await runner.run(stopped.is_set)
+            finally:
+                memo.runners.pop(uid, None)
+                memo.metrics.workflows_running.dec()
+            if runner.state is not None:
+                memo.metrics.workflow_finished(runner.state)
+            while not stopped.is_set():
+                reopened.clear()  # before reading, so a later reopening is never missed
+                try:
+                    raw = await memo.api.get(path)
+                except Exception:  # deleted meanwhile: nothing to wait for
+                    return
+                status = raw.get("status") or {}
+                if status.get("phase") not in {"Succeeded", "Failed", "Error", "Stopped"}:
+                    break  # reopened: run it again
+                ttl = (raw.get("spec") or {}).get("ttlSecondsAfterFinished")
+                finished = parse_timestamp(status.get("finishedAt"))
+                due = None if ttl is None or finished is None else finished + float(ttl)
+                if not await reopened_or_stopped(
+                    None if due is None else max(0.0, due - time.time())
+                ):
+                    await wait_ttl(raw, memo.api, reopened_or_stopped)
+                    return
+            if stopped.is_set():
+                return  # the operator is exiting (or the object is gone): never delete early
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def workflow_event(event: kopf.RawEvent, **_: Any) -> None:
+    async def workflow_event(event: kopf.RawEvent, **kwargs: Any) -> None:
         obj = event.get("object") or {}
         runner = memo.runners.get((obj.get("metadata") or {}).get("uid", ""))
-        if runner is not None and event.get("type") == "MODIFIED":
-            runner.spec_changed(dict(obj))
+        if runner is not None:
+            if event.get("type") == "MODIFIED":
+                runner.spec_changed(dict(obj))
+        elif event.get("type") != "DELETED" and (obj.get("status") or {}).get("phase") in {
+            "Pending",
+            "Running",
+        }:
+            # Not finished, yet no runner: reopened (`shoal retry`). Wake its daemon.
+            kwargs["memo"].setdefault("shoal_reopened", asyncio.Event()).set()
 
     @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY}, registry=registry)
     async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
