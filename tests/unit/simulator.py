@@ -39,6 +39,8 @@ class Outcome:
     retriable: bool = True
     hang: bool = False
     """Never finishes by itself: only a KillTask (timeout, deadline, stop) ends it."""
+    infrastructure: bool = False
+    """Failed for reasons outside the job (an evicted or lost pod)."""
 
 
 OK = Outcome()
@@ -171,6 +173,7 @@ class Simulator:
             outputs=dict(outcome.outputs),
             message=outcome.message,
             retriable=outcome.retriable,
+            infrastructure=outcome.infrastructure,
         )
         self.events.append(event)
         self.history.append(("end", event.node, event.index, event.attempt))

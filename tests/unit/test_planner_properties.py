@@ -2,8 +2,9 @@
 
 Hypothesis draws a workflow (up to 12 nodes, random acyclic `dependsOn`, runPolicy, constant
 `when`, fan-outs over literal lists or upstream outputs, parallelism, retries, timeouts,
-deadline) and a script for the simulated executor (each attempt's outcome, which running
-task ends next, whether a stop is requested). The run is then checked step by step.
+deadline) and a script for the simulated executor (each attempt's outcome: success, failure,
+non-retriable failure, hang until killed, lost pod; which running task ends next; whether a
+stop is requested). The run is then checked step by step.
 
 Set SHOAL_PROPERTY_EXAMPLES to explore more (or fewer) examples than the default 200.
 """
@@ -28,8 +29,8 @@ from shoal.core.decisions import (
     RetryTask,
     StartTask,
 )
-from shoal.core.planner import advance
-from shoal.core.state import RunState
+from shoal.core.planner import INFRASTRUCTURE_RETRY_DELAY, advance
+from shoal.core.state import MAX_INFRASTRUCTURE_RETRIES, RunState
 from tests.unit.simulator import Outcome, Running, Simulator, compile_spec
 
 PROPERTIES = settings(
@@ -47,13 +48,17 @@ class Scenario:
 
     spec: dict[str, Any]
     outcomes: tuple[tuple[str, int], ...]
-    """One (kind, list size) per started attempt, in start order; then every attempt succeeds."""
+    """One (kind, list size) per started attempt, in start order (an item whose kind sticks
+    takes none); once they run out, every attempt succeeds."""
     picks: tuple[int, ...]
     """Which finishable task ends next, per step (modulo how many there are); then the first."""
     stop_at: int | None
     """Request a stop before this step, if set."""
     tick: float
 
+
+# A kind ending in "*" sticks: every later attempt of that item ends the same way.
+_FAILURES = ["fail", "fatal", "hang", "lost", "fail*", "hang*", "lost*"]
 
 # Mostly onSuccess, so that runs are long enough to be interesting.
 _POLICIES = [RunPolicy.ON_SUCCESS] * 3 + [RunPolicy.ALWAYS, RunPolicy.ON_FAILURE]
@@ -106,9 +111,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     deadline = draw(st.sampled_from([None, None, 8, 20, 60]))
     if deadline is not None:
         spec["activeDeadlineSeconds"] = deadline
-    outcome = st.tuples(
-        st.sampled_from(["ok"] * 12 + ["fail", "fail", "fatal", "hang"]), st.integers(0, 8)
-    )
+    # How hostile this run's executor is: successes per kind of failure.
+    successes = draw(st.sampled_from([16, 4, 1]))
+    outcome = st.tuples(st.sampled_from(["ok"] * successes + _FAILURES), st.integers(0, 8))
     return Scenario(
         spec=spec,
         outcomes=tuple(draw(st.lists(outcome, max_size=120))),
@@ -141,8 +146,14 @@ def simulate(scenario: Scenario) -> Trace:
     script = iter(scenario.outcomes)
     picks = iter(scenario.picks)
 
+    sticky: dict[tuple[str, int], str] = {}
+
     def outcome(start: StartTask) -> Outcome:
-        kind, size = next(script, ("ok", 0))
+        key = (start.node, start.index)
+        kind, size = (sticky[key], 0) if key in sticky else next(script, ("ok", 0))
+        if kind.endswith("*"):
+            sticky[key] = kind
+            kind = kind[:-1]
         node = wf.nodes[start.node]
         if kind == "hang" and node.timeout_seconds is None and wf.active_deadline_seconds is None:
             kind = "fail"  # nothing would ever end it
@@ -150,6 +161,8 @@ def simulate(scenario: Scenario) -> Trace:
             return Outcome(outputs={"list": list(range(size)), "index": start.index})
         if kind == "hang":
             return Outcome(hang=True)
+        if kind == "lost":
+            return Outcome(succeeded=False, message="pod lost", infrastructure=True)
         return Outcome(succeeded=False, message=kind, exit_code=1, retriable=kind == "fail")
 
     def choose(running: list[Running]) -> int:
@@ -168,10 +181,10 @@ def simulate(scenario: Scenario) -> Trace:
 
 
 def _step_bound(wf: CompiledWorkflow) -> int:
-    """Steps a run may take: each attempt ends once and fires at most two timers (its
-    timeout, then its retry), plus the deadline. A fan-out over an upstream output has at
-    most 8 items: the list is an attempt's output (up to 8 entries) or a fan-out's
-    aggregate (one entry per item, up to 8)."""
+    """Steps a run may take: each attempt (counted, or free after a lost pod) ends once and
+    fires at most two timers (its timeout, then its retry), plus the deadline. A fan-out
+    over an upstream output has at most 8 items: the list is an attempt's output (up to 8
+    entries) or a fan-out's aggregate (one entry per item, up to 8)."""
     attempts = 0
     for node in wf.nodes.values():
         if isinstance(node.for_each, list):
@@ -180,7 +193,7 @@ def _step_bound(wf: CompiledWorkflow) -> int:
             items = 8
         else:
             items = 1
-        attempts += items * (node.retries.limit + 1)
+        attempts += items * (node.retries.limit + 1 + MAX_INFRASTRUCTURE_RETRIES)
     return 3 * attempts + 5
 
 
@@ -284,6 +297,11 @@ def test_an_item_runs_one_attempt_at_a_time_numbered_one_by_one(scenario: Scenar
     trace = simulate(scenario)
     running: set[tuple[str, int]] = set()
     last_attempt: dict[tuple[str, int], int] = defaultdict(int)
+    free: dict[tuple[str, int], int] = defaultdict(int)
+    for retry in trace.sim.decisions(RetryTask):
+        free[(retry.node, retry.index)] += retry.free
+    for key, n in free.items():
+        assert n <= MAX_INFRASTRUCTURE_RETRIES, key
     for what, node, index, attempt in trace.sim.history:
         key = (node, index)
         if what == "start":
@@ -291,7 +309,7 @@ def test_an_item_runs_one_attempt_at_a_time_numbered_one_by_one(scenario: Scenar
             assert attempt == last_attempt[key] + 1, (
                 f"{key}: attempt {attempt} after {last_attempt[key]}"
             )
-            assert attempt <= trace.wf.nodes[node].retries.limit + 1
+            assert attempt - free[key] <= trace.wf.nodes[node].retries.limit + 1
             last_attempt[key] = attempt
             running.add(key)
         else:
@@ -313,19 +331,50 @@ def test_retries_wait_exactly_the_backoff(scenario: Scenario) -> None:
     ended = {(e.node, e.index, e.attempt): e for e in trace.sim.events}
     starts = {(s.node, s.index, s.attempt): at for at, s in trace.sim.starts}
     attempt_of: dict[tuple[str, int], int] = {}
+    free: dict[tuple[str, int], int] = defaultdict(int)
     for at, decision in trace.sim.log:
         if isinstance(decision, StartTask):
             attempt_of[(decision.node, decision.index)] = decision.attempt
         elif isinstance(decision, RetryTask):
-            attempt = attempt_of[(decision.node, decision.index)]
+            key = (decision.node, decision.index)
+            attempt = attempt_of[key]
             event = ended[(decision.node, decision.index, attempt)]
             assert not event.succeeded
-            delay = trace.wf.nodes[decision.node].retries.delay(attempt)
+            if decision.free:  # a lost pod: retried soon, without spending retries.limit
+                assert event.infrastructure
+                delay = INFRASTRUCTURE_RETRY_DELAY
+                free[key] += 1
+            else:
+                delay = trace.wf.nodes[decision.node].retries.delay(attempt - free[key])
             assert decision.at == event.at + delay
             assert at >= event.at
             retried = starts.get((decision.node, decision.index, attempt + 1))
             if retried is not None:
                 assert retried >= decision.at
+
+
+@PROPERTIES
+@given(scenarios())
+def test_an_item_fails_for_good_only_once_its_retries_are_spent(scenario: Scenario) -> None:
+    trace = simulate(scenario)
+    ended = {(e.node, e.index, e.attempt): e for e in trace.sim.events}
+    attempt_of: dict[tuple[str, int], int] = {}
+    free: dict[tuple[str, int], int] = defaultdict(int)
+    for _, decision in trace.sim.log:
+        if isinstance(decision, BeginShutdown):
+            return  # a shutdown fails items without retrying them
+        if isinstance(decision, StartTask):
+            attempt_of[(decision.node, decision.index)] = decision.attempt
+        elif isinstance(decision, RetryTask):
+            free[(decision.node, decision.index)] += decision.free
+        elif isinstance(decision, FailTask) and (decision.node, decision.index) in attempt_of:
+            key = (decision.node, decision.index)
+            event = ended[(*key, attempt_of[key])]
+            if event.infrastructure:
+                assert free[key] == MAX_INFRASTRUCTURE_RETRIES, (key, free[key])
+            if event.retriable:
+                limit = trace.wf.nodes[decision.node].retries.limit
+                assert attempt_of[key] - free[key] == limit + 1, key
 
 
 @PROPERTIES
