@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-local test-cluster lint crds crds-check venv clean cluster-up cluster-down bench
+.PHONY: demo test test-unit test-local test-cluster lint crds crds-check venv clean cluster-up cluster-down bench bench-cluster
 
 venv: $(STAMP)
 
@@ -66,6 +66,9 @@ crds-check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/local.py
+
+bench-cluster: $(STAMP) testcluster-bin
+	$(BIN)/python bench/cluster.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
