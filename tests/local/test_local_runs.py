@@ -234,3 +234,29 @@ def test_unknown_job_fails_without_retrying(manifest: Manifest) -> None:
     node = result.node("typo")
     assert node["attempts"] == 1
     assert "greet" in node["message"]  # the worker suggests the closest registered name
+
+
+def test_a_grandchild_holding_the_output_pipe_does_not_hang_the_run(
+    manifest: Manifest, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "daemon.pid"
+    path = manifest(
+        f"""
+        apiVersion: shoal.dev/v1alpha1
+        kind: Workflow
+        metadata: {{name: leaky}}
+        spec:
+          nodes:
+            - name: leaky
+              command: [sh, -c, 'setsid sleep 120 & echo $! > {pidfile}; echo started']
+        """
+    )
+    started = time.monotonic()
+    try:
+        result = shoal_run(path, timeout=60)
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    assert result.code == 0, result.stderr
+    assert result.node("leaky")["phase"] == "Succeeded"
+    assert time.monotonic() - started < 30

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import StartTask
@@ -24,6 +25,9 @@ from shoal_worker.protocol import Message, Outcome, PlainLine, StreamCollector
 
 KILL_GRACE_SECONDS = 5.0
 """After SIGTERM, a child has this long to exit before SIGKILL (a pod's grace period)."""
+
+PIPE_DRAIN_SECONDS = 5.0
+"""After the child exits, how long its output pipes may stay open (held by a grandchild)."""
 
 WORKER_USAGE_EXIT = 2
 """`shoal-worker` exits 2 for usage errors (unknown job, bad args): retrying cannot help."""
@@ -138,6 +142,37 @@ class LocalTask:
             self.signal(signal.SIGKILL)
 
 
+async def _exited_or_drained(
+    process: asyncio.subprocess.Process, pumps: asyncio.Future[Any]
+) -> None:
+    """Return when the output pipes are drained, or as soon as the process has exited.
+
+    Python 3.11's `Process.wait()` returns only once every pipe has closed, so it cannot
+    tell an exited child whose grandchild holds the pipes from a running one; a pidfd
+    becomes readable exactly when the child exits.
+    """
+    try:
+        fd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel): rely on the pipes
+        await asyncio.wait({pumps})
+        return
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def mark_exited() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, mark_exited)
+    try:
+        await asyncio.wait({pumps, exited}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+        if not exited.done():
+            exited.cancel()
+
+
 async def run_task(
     task: LocalTask,
     argv: list[str],
@@ -177,7 +212,19 @@ async def run_task(
                     task.collector.feed(" " + line if line.startswith("@shoal/") else line)
                 on_message(node, index, msg)
 
-        await asyncio.gather(pump(task.process.stdout, True), pump(task.process.stderr, False))
+        pumps = asyncio.gather(pump(task.process.stdout, True), pump(task.process.stderr, False))
+        await _exited_or_drained(task.process, pumps)
+        if not pumps.done():
+            try:
+                # Output still buffered in the pipes arrives right after the exit; a
+                # grandchild that kept the pipes open must not hold the run hostage.
+                await asyncio.wait_for(pumps, PIPE_DRAIN_SECONDS)
+            except TimeoutError:
+                task.signal(signal.SIGKILL)
+                transport = getattr(task.process, "_transport", None)
+                if transport is not None:
+                    transport.close()  # lets wait() return although the pipes stay open
+                log.write(f"[shoal] output still open {PIPE_DRAIN_SECONDS:g}s after the exit\n")
         exit_code = await task.process.wait()
     text = None
     with contextlib.suppress(OSError):
