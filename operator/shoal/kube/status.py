@@ -17,8 +17,9 @@ from typing import Any
 
 from shoal.api.workflow import NodePhase, WorkflowPhase
 from shoal.core.compiled import CompiledWorkflow
+from shoal.core.expressions import ExpressionError
 from shoal.core.planner import resolve_items
-from shoal.core.state import RunState, Task, TaskPhase
+from shoal.core.state import MAX_INFRASTRUCTURE_RETRIES, NodeState, RunState, Task, TaskPhase
 
 MAX_MESSAGE = 1024
 MAX_NODE_OUTPUTS_BYTES = 32 * 1024
@@ -72,7 +73,8 @@ def render_status(wf: CompiledWorkflow, state: RunState) -> dict[str, Any]:
                 entry["outputs"] = outputs
             else:
                 entry["outputsOmitted"] = outputs
-        if ns.fan_out:
+        if ns.fan_out or (ns.total and wf.nodes[name].fan_out):
+            # (a finished fan-out restored from the status has counts but no items list)
             running = ns.running
             entry["items"] = {
                 "total": ns.total,
@@ -110,6 +112,9 @@ class InFlight:
     index: int
     attempt: int
     started_at: float
+    infrastructure: bool = False
+    """Its pod already ended as an infrastructure failure (evicted, deleted from outside,
+    lost with its node): the retry that followed did not spend `retries.limit`."""
 
 
 def rebuild_state(
@@ -120,11 +125,20 @@ def rebuild_state(
 ) -> RunState:
     """The RunState a restarted operator continues from.
 
-    Finished nodes come from the status (their Jobs may be gone). Every node with Jobs in
-    the cluster is Running, and the latest attempt of each of its items is a running task:
+    Finished nodes come from the status (their Jobs may be gone). A node with Jobs in the
+    cluster is Running, and the latest attempt of each of its items is a running task:
     attempts that already ended are then reported through the same path as live pod
-    events, so a result is never recorded twice and never lost. Unfinished nodes without
-    Jobs go back to Pending, and the planner expands them again from the same inputs.
+    events, so a result is never recorded twice and never lost. Items below its highest
+    started index without a Job (their create request died with the operator) wait to be
+    started again, and an item keeps the free retries that its earlier attempts'
+    infrastructure failures gave it (`InFlight.infrastructure`).
+
+    A node without Jobs that the status shows Running stays Running with nothing started,
+    which keeps its place in the order tasks start in; other unfinished nodes without Jobs
+    go back to Pending, and the planner expands them again from the same inputs. So does a
+    running fan-out whose items cannot be derived from the status (a dependency's end was
+    not written yet when its Jobs were created): its Jobs keep their names, so expanding
+    it again adopts them (409) instead of running them twice.
     """
     status = status or {}
     state = RunState.new(list(wf.order))
@@ -140,11 +154,14 @@ def rebuild_state(
 
     latest: dict[str, dict[int, InFlight]] = {}
     counted: dict[str, int] = {}
+    lost: list[InFlight] = []
     for a in attempts:
         per_node = latest.setdefault(a.node, {})
         counted[a.node] = counted.get(a.node, 0) + 1
         if a.index not in per_node or per_node[a.index].attempt < a.attempt:
             per_node[a.index] = a
+        if a.infrastructure:
+            lost.append(a)
 
     node_status: dict[str, Any] = status.get("nodes") or {}
     for name in wf.order:
@@ -163,24 +180,43 @@ def rebuild_state(
             ns.succeeded = int(items.get("succeeded") or 0)
             ns.failed = int(items.get("failed") or 0)
             ns.total = int(items.get("total") or (1 if saved_phase is NodePhase.SUCCEEDED else 0))
-            ns.next_index = ns.total
+            ns.next_index = ns.total - int(items.get("skipped") or 0)
+            ns.failures = [
+                (int(f["index"]), str(f.get("message") or ""))
+                for f in saved.get("failedItems") or []
+            ]
             continue
-        in_flight = latest.get(name)
-        if not in_flight:
+        in_flight = latest.get(name) or {}
+        started = parse_timestamp(saved.get("startedAt"))
+        if not in_flight and (saved_phase is not NodePhase.RUNNING or started is None):
             continue  # Pending: the planner expands it again
+        # Running: it has Jobs, or the status says it was expanded (and none of its Jobs
+        # was created yet), which keeps its place in the order tasks are started in.
         ns.phase = NodePhase.RUNNING
-        ns.started_at = parse_timestamp(saved.get("startedAt")) or min(
-            a.started_at for a in in_flight.values()
-        )
-        ns.attempts = counted[name]
+        first = min((a.started_at for a in in_flight.values()), default=started)
+        assert first is not None
+        ns.started_at = started if started is not None else first
+        ns.attempts = counted.get(name, 0)
         for index, a in in_flight.items():
             ns.tasks[index] = Task(index, a.attempt, TaskPhase.RUNNING, started_at=a.started_at)
-        ns.next_index = max(in_flight) + 1
+        ns.next_index = max(in_flight, default=-1) + 1
         ns.running = len(in_flight)
         state.running += ns.running
+        for index in range(ns.next_index):
+            if index not in in_flight:  # decided, but its Job was never created
+                ns.tasks[index] = Task(index, 0, TaskPhase.WAITING, first, retry_at=first)
+    for a in lost:
+        task = state.nodes[a.node].tasks.get(a.index)
+        if task is not None and a.attempt < task.attempt:
+            task.free_attempts = min(task.free_attempts + 1, MAX_INFRASTRUCTURE_RETRIES)
     for name in wf.order:
         ns = state.nodes[name]
         if ns.phase is NodePhase.RUNNING:
-            ns.items = resolve_items(wf, state, name)
+            try:
+                ns.items = resolve_items(wf, state, name)
+            except ExpressionError:
+                state.running -= ns.running
+                state.nodes[name] = NodeState()
+                continue
             ns.total = len(ns.items) if ns.items is not None else 1
     return state
