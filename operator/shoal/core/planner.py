@@ -117,6 +117,21 @@ def plan(wf: CompiledWorkflow, state: RunState, now: float) -> Plan:
     return Plan(p.decisions, p.wake_at)
 
 
+def resolve_items(wf: CompiledWorkflow, state: RunState, node: str) -> list[Any] | None:
+    """A fan-out node's items from the current state (None for a plain node).
+
+    Deterministic given the finished nodes' outputs, which is what lets a restarted
+    operator recover the items of a running fan-out instead of storing them.
+    """
+    compiled = wf.nodes[node]
+    if compiled.for_each is None:
+        return None
+    value = render(compiled.for_each, _Pass(wf, state, 0.0).context())
+    if not isinstance(value, list):
+        raise ExpressionError(f"forEach must yield a list, got {type(value).__name__}")
+    return value
+
+
 def _shutdown_reason(
     wf: CompiledWorkflow, state: RunState, now: float, p: _Pass
 ) -> tuple[WorkflowPhase, str] | None:
