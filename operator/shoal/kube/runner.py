@@ -40,7 +40,13 @@ from shoal.kube.naming import (
     job_name,
     workflow_selector,
 )
-from shoal.kube.pods import PodView, parse_time, pending_problem, read_pod
+from shoal.kube.pods import (
+    PodView,
+    is_infrastructure_failure,
+    parse_time,
+    pending_problem,
+    read_pod,
+)
 from shoal.kube.status import InFlight, rebuild_state, render_status
 from shoal.manifests import problems_from
 from shoal_worker.protocol import Message, PlainLine, ProgressMessage
@@ -211,6 +217,8 @@ class WorkflowRunner:
         pods = await self.api.get(pods_path(self.namespace), labelSelector=selector)
         in_flight: list[InFlight] = []
         node_names = set(wf.order)
+        views = [v for v in map(read_pod, pods.get("items") or []) if v is not None]
+        lost = {v.key for v in views if v.terminated and is_infrastructure_failure(v)}
         for job in jobs.get("items") or []:
             labels = job["metadata"].get("labels") or {}
             try:
@@ -225,7 +233,7 @@ class WorkflowRunner:
                 continue
             created = parse_time(job["metadata"].get("creationTimestamp")) or time.time()
             self.attempts[key] = Attempt(*key, job=job["metadata"]["name"], created_at=created)
-            in_flight.append(InFlight(*key, started_at=created))
+            in_flight.append(InFlight(*key, started_at=created, infrastructure=key in lost))
         stop = "stopped (spec.stop)" if (self.body.get("spec") or {}).get("stop") else None
         state = rebuild_state(wf, status, in_flight, stop_requested=stop)
         # Older attempts of an item are history: their results were already folded in.
@@ -247,7 +255,10 @@ class WorkflowRunner:
             self._spawn(self._dispatch(wf, decision, attempt, now))
         elif isinstance(decision, KillTask):
             found = self.attempts.get((decision.node, decision.index, decision.attempt))
-            if found is not None and not found.reported:
+            # A pod seen to end already has its outcome on the way: a stale timeout
+            # (right after a restart, say) must not turn its success into a failure.
+            ended = found is not None and found.pod is not None and found.pod.terminated
+            if found is not None and not found.reported and not ended:
                 self._kill(found, decision.reason, now)
         elif isinstance(decision, FinishNode):
             if decision.phase is NodePhase.FAILED:
@@ -276,7 +287,9 @@ class WorkflowRunner:
             return
         async with self.dispatch_limit:
             try:
-                await self.api.create(jobs_path(self.namespace), manifest)
+                created = await self.api.create(jobs_path(self.namespace), manifest)
+                if created is None:  # dispatched before a restart: adopt its pod as it is
+                    await self._adopt_pods(attempt)
             except ApiError as err:
                 retriable = err.status >= 500 or err.status in (0, 429)
                 self._report(
@@ -285,6 +298,14 @@ class WorkflowRunner:
                 return
         if self.on_dispatch is not None:
             self.on_dispatch(time.time() - decided)
+
+    async def _adopt_pods(self, attempt: Attempt) -> None:
+        """Feed an existing Job's pods through the normal path; their events predate us."""
+        pods = await self.api.get(
+            pods_path(self.namespace), labelSelector=f"batch.kubernetes.io/job-name={attempt.job}"
+        )
+        for pod in pods.get("items") or []:
+            self.pod_event("ADDED", pod)
 
     def _kill(self, attempt: Attempt, reason: str, now: float) -> None:
         attempt.kill_reason = reason
