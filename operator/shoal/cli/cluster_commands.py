@@ -58,6 +58,8 @@ WATCH_SECONDS = 240
 WATCH_GRACE = 30.0
 """A watch connection that outlives its server-side timeout by this much is dropped."""
 MAX_STREAM_FAILURES = 6
+REMOVAL_SECONDS = 120.0
+"""How long `retry` waits for the old Jobs and pods to be deleted, unless --timeout."""
 LOG_DRAIN_SECONDS = 30.0
 """After the followed workflow finished, how long its log streams get to end."""
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -196,7 +198,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     retry_p.add_argument(
         "-w", "--watch", action="store_true", help="follow the workflow until it finishes"
     )
-    _timeout_arg(retry_p, 120.0, "waiting for the old pods to go (and watching)")
+    retry_p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up after this long (exit 1): waiting for the old Jobs to go "
+        f"(default {REMOVAL_SECONDS:g}), and watching",
+    )
     _connection_args(retry_p)
     retry_p.set_defaults(handler=retry)
 
@@ -1197,7 +1205,8 @@ def retry(args: argparse.Namespace) -> int:
         from shoal.kube.api import ApiError, workflows_path
 
         name = args.name
-        deadline = time.monotonic() + args.timeout if args.timeout is not None else None
+        started = time.monotonic()
+        deadline = None if args.timeout is None else started + args.timeout
         obj = await get_workflow(api, namespace, name)
         phase = _phase(obj)
         if phase not in RETRYABLE:
@@ -1210,7 +1219,8 @@ def retry(args: argparse.Namespace) -> int:
         path = workflows_path(namespace, name)
         if (obj.get("spec") or {}).get("stop"):
             await api.merge_patch(path, {"spec": {"stop": False}})
-        await _remove_attempts(api, namespace, obj, reset, deadline)
+        removal = started + REMOVAL_SECONDS if deadline is None else deadline
+        await _remove_attempts(api, namespace, obj, reset, removal)
         for _ in range(5):
             obj = await get_workflow(api, namespace, name)
             if _phase(obj) not in RETRYABLE:
@@ -1238,7 +1248,7 @@ def retry(args: argparse.Namespace) -> int:
 
 
 async def _remove_attempts(
-    api: KubeApi, namespace: str, obj: dict[str, Any], nodes: list[str], deadline: float | None
+    api: KubeApi, namespace: str, obj: dict[str, Any], nodes: list[str], deadline: float
 ) -> None:
     """Delete the Jobs (and any stray pods) of `nodes`, and wait until they are gone.
 
