@@ -126,7 +126,15 @@ def resolve_items(wf: CompiledWorkflow, state: RunState, node: str) -> list[Any]
     compiled = wf.nodes[node]
     if compiled.for_each is None:
         return None
-    value = render(compiled.for_each, _Pass(wf, state, 0.0).context())
+    return _items(compiled, _Pass(wf, state, 0.0).context())
+
+
+def _items(node: CompiledNode, context: dict[str, Any]) -> list[Any]:
+    """Evaluate `forEach`; raise ExpressionError with the node message if it is no list."""
+    try:
+        value = render(node.for_each, context)
+    except ExpressionError as err:
+        raise ExpressionError(f"forEach: {err}") from None
     if not isinstance(value, list):
         raise ExpressionError(f"forEach must yield a list, got {type(value).__name__}")
     return value
@@ -180,13 +188,9 @@ def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
     items: list[Any] | None = None
     if node.for_each is not None:
         try:
-            value = render(node.for_each, p.context())
+            value = _items(node, p.context())
         except ExpressionError as err:
-            p.decisions.append(FinishNode(node.name, NodePhase.FAILED, f"forEach: {err}"))
-            return
-        if not isinstance(value, list):
-            msg = f"forEach must yield a list, got {type(value).__name__}"
-            p.decisions.append(FinishNode(node.name, NodePhase.FAILED, msg))
+            p.decisions.append(FinishNode(node.name, NodePhase.FAILED, str(err)))
             return
         if not value:
             msg = "forEach yielded no items"
