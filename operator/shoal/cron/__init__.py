@@ -1,0 +1,1 @@
+"""CronWorkflow: the pure schedule maths (`schedule`) and its kopf controller (`controller`)."""
