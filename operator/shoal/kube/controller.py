@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import kopf
 
+from shoal.cron import controller as cron_controller
 from shoal.kube.api import KubeApi, workflows_path
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, LABEL_WORKFLOW_UID, MANAGED_BY
@@ -128,6 +129,7 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 post_event,
                 dispatch_limit=memo.dispatch_limit,
                 on_dispatch=memo.metrics.dispatch_latency.observe,
+                on_error=memo.metrics.reconcile_errors.inc,
             )
             uid = raw["metadata"]["uid"]
             memo.runners[uid] = runner
@@ -181,6 +183,7 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
         if runner is not None:
             runner.pod_event(str(event.get("type") or "ADDED"), dict(obj))
 
+    cron_controller.register(registry, memo)
     return registry
 
 

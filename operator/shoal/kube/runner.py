@@ -111,6 +111,7 @@ class WorkflowRunner:
         log_sink: LogSink | None = None,
         dispatch_limit: asyncio.Semaphore | None = None,
         on_dispatch: Callable[[float], None] | None = None,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
         self.api = api
         self.body = body
@@ -123,6 +124,7 @@ class WorkflowRunner:
         self.log_sink = log_sink or NullLogSink()
         self.dispatch_limit = dispatch_limit or asyncio.Semaphore(20)
         self.on_dispatch = on_dispatch
+        self.on_error = on_error
         self.queue: asyncio.Queue[_Event] = asyncio.Queue()
         self.attempts: dict[tuple[str, int, int], Attempt] = {}
         self.logs = LogFollower(api, self.namespace, self._on_line)
@@ -185,7 +187,10 @@ class WorkflowRunner:
             deadline = self._next_deadline(step.wake_at)
             timeout = None if deadline is None else max(0.0, deadline - time.time())
             try:
-                event = await asyncio.wait_for(self.queue.get(), timeout)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                # cancellation that races with a result, and the daemon would not stop.
+                async with asyncio.timeout(timeout):
+                    event = await self.queue.get()
             except TimeoutError:
                 self._expire(time.time())
                 continue
@@ -454,6 +459,8 @@ class WorkflowRunner:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
+            if self.on_error is not None:
+                self.on_error()
             log.error(
                 "%s/%s: background task failed",
                 self.namespace,

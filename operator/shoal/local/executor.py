@@ -110,7 +110,8 @@ class LocalExecutor:
                     break
                 timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
                 try:
-                    event = await asyncio.wait_for(self._events.get(), timeout)
+                    async with asyncio.timeout(timeout):  # not wait_for: see kube/runner.py
+                        event = await self._events.get()
                 except TimeoutError:
                     continue
                 self._handle(event)
