@@ -1,0 +1,172 @@
+"""CronWorkflows on a real control plane, with a seconds-level schedule.
+
+Every wait is a watch with a deadline; each test lasts a few scheduled periods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.cluster.conftest import GROUP, VERSION, custom, wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("shoal_operator", "operator_log")]
+EVERY_2S = "* * * * * */2"  # croniter: the sixth field is seconds
+LABEL = "shoal.dev/cron-workflow"
+Runs = dict[str, dict[str, Any]]
+
+
+def cron(name: str, node: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {"name": name},
+        "spec": {
+            "schedule": EVERY_2S,
+            "parameters": {"who": "cron"},
+            "workflowSpec": {"image": "ghcr.io/shoal-dev/worker:0.1.0", "nodes": [node]},
+            **spec,
+        },
+    }
+
+
+NOOP = {"name": "a", "job": "shoal.noop"}
+SLEEP = {"name": "a", "command": ["sleep", "300"]}
+
+
+def create_cron(k8s_api: Any, namespace: str, doc: dict[str, Any]) -> None:
+    custom(k8s_api).create_namespaced_custom_object(GROUP, VERSION, namespace, "cronworkflows", doc)
+
+
+def get_cron(k8s_api: Any, namespace: str, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = custom(k8s_api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "cronworkflows", name
+    )
+    return body
+
+
+def watch_runs(
+    k8s_api: Any,
+    namespace: str,
+    name: str,
+    until: Callable[[Runs], bool],
+    timeout: float,
+) -> Runs:
+    """Watch a CronWorkflow's runs until `until(runs by name)` holds; fail at the deadline."""
+    from kubernetes import watch
+
+    runs: Runs = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stream = watch.Watch().stream(
+            custom(k8s_api).list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            "workflows",
+            label_selector=f"{LABEL}={name}",
+            timeout_seconds=max(1, int(deadline - time.monotonic())),
+        )
+        for event in stream:
+            obj = event["object"]
+            if event["type"] == "DELETED":
+                runs.pop(obj["metadata"]["name"], None)
+            else:
+                runs[obj["metadata"]["name"]] = obj
+            if until(runs):
+                return runs
+    raise AssertionError(f"runs of {name} after {timeout}s: {sorted(runs)}")
+
+
+def runs_during(k8s_api: Any, namespace: str, name: str, seconds: float) -> Runs:
+    """Every run seen within a fixed window (for "nothing more happens" checks)."""
+    seen: Runs = {}
+
+    def record(runs: Runs) -> bool:
+        seen.update(runs)
+        return False
+
+    with contextlib.suppress(AssertionError):
+        watch_runs(k8s_api, namespace, name, record, seconds)
+    return seen
+
+
+def phase(run: dict[str, Any]) -> str | None:
+    return (run.get("status") or {}).get("phase")
+
+
+def test_fires_on_time_named_after_the_scheduled_time(k8s_api: Any, namespace: str) -> None:
+    create_cron(k8s_api, namespace, cron("tick", NOOP))
+    runs = watch_runs(k8s_api, namespace, "tick", lambda r: len(r) >= 2, timeout=10)
+    for name, run in runs.items():
+        epoch = int(name.removeprefix("tick-"))
+        assert epoch % 2 == 0
+        created = datetime.fromisoformat(
+            run["metadata"]["creationTimestamp"].replace("Z", "+00:00")
+        )
+        assert 0 <= created.timestamp() - epoch <= 1.5  # creationTimestamp has 1 s resolution
+        params = run["spec"]["parameters"]
+        assert params["who"] == "cron"
+        assert params["scheduledTime"] == run["metadata"]["annotations"]["shoal.dev/scheduled-time"]
+        assert (
+            datetime.fromisoformat(params["scheduledTime"].replace("Z", "+00:00")).timestamp()
+            == epoch
+        )
+        assert run["metadata"]["ownerReferences"][0]["kind"] == "CronWorkflow"
+    status = wait_until(
+        lambda: (
+            (get_cron(k8s_api, namespace, "tick").get("status") or {}).get("fireCount", 0) >= 2
+            and get_cron(k8s_api, namespace, "tick")["status"]
+        ),
+        timeout=5,
+        what="fireCount >= 2",
+    )
+    assert status["nextScheduleTime"] > status["lastScheduleTime"]
+
+
+def test_suspend_stops_firing(k8s_api: Any, namespace: str) -> None:
+    create_cron(k8s_api, namespace, cron("pause", NOOP))
+    watch_runs(k8s_api, namespace, "pause", lambda r: len(r) >= 1, timeout=6)
+    custom(k8s_api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "cronworkflows", "pause", {"spec": {"suspend": True}}
+    )
+    time_of_suspend = time.time()
+    seen = runs_during(k8s_api, namespace, "pause", 5)
+    late = [n for n in seen if int(n.removeprefix("pause-")) > time_of_suspend + 1]
+    assert late == []
+
+
+def test_forbid_skips_while_a_run_is_active(k8s_api: Any, namespace: str) -> None:
+    create_cron(k8s_api, namespace, cron("single", SLEEP, concurrencyPolicy="Forbid"))
+    watch_runs(k8s_api, namespace, "single", lambda r: len(r) >= 1, timeout=6)
+    seen = runs_during(k8s_api, namespace, "single", 5)
+    assert len(seen) == 1
+
+
+def test_replace_stops_the_old_run(k8s_api: Any, namespace: str) -> None:
+    create_cron(k8s_api, namespace, cron("swap", SLEEP, concurrencyPolicy="Replace"))
+    runs = watch_runs(k8s_api, namespace, "swap", lambda r: len(r) >= 2, timeout=8)
+    first = min(runs)
+    runs = watch_runs(
+        k8s_api, namespace, "swap", lambda r: phase(r.get(first, {})) == "Stopped", timeout=15
+    )
+    assert runs[first]["spec"]["stop"] is True
+
+
+def test_history_limits_delete_old_runs(k8s_api: Any, namespace: str) -> None:
+    doc = cron("keep", NOOP, successfulRunsHistoryLimit=1, failedRunsHistoryLimit=0)
+    create_cron(k8s_api, namespace, doc)
+
+    def pruned(runs: Runs) -> bool:
+        done = [n for n, r in runs.items() if phase(r) == "Succeeded"]
+        return (
+            get_cron(k8s_api, namespace, "keep").get("status", {}).get("fireCount", 0) >= 3
+            and len(done) <= 1
+        )
+
+    watch_runs(k8s_api, namespace, "keep", pruned, timeout=20)
