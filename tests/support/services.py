@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -94,6 +95,7 @@ class PostgresServer:
     user: str
     database: str
     server: Server | None = field(default=None, repr=False)
+    run_as: str | None = None
 
     @property
     def dsn(self) -> str:
@@ -103,6 +105,46 @@ class PostgresServer:
         if self.server is not None:
             self.server.stop(grace=15)
 
+    def start(self) -> None:
+        """Start a stopped server again: same data directory, same port.
+
+        For tests of clients that must survive a database restart. Call it from the main
+        thread: the server gets a parent-death signal when the starting thread exits.
+        """
+        old = self.server
+        if old is None or old.proc.poll() is None:
+            return
+        self.server = Server(
+            old.name,
+            [str(a) for a in old.proc.args],  # type: ignore[union-attr]
+            old.log,
+            user=self.run_as,
+            stop_signal=old.stop_signal,
+        )
+        _wait_ready(self.port, self.user, self.server)
+
+    def pause(self) -> None:
+        """Freeze every server process (SIGSTOP): connections hang, nothing is refused."""
+        self._signal_all(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, sig: int) -> None:
+        # Backends call setsid(), so the postmaster's process group does not hold them:
+        # signal the postmaster and its children by parent pid.
+        if self.server is None:
+            return
+        root = self.server.pid
+        pids = [root]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int(stat.read_text().rsplit(") ", 1)[1].split()[1]) == root:
+                    pids.append(int(stat.parent.name))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
 
 def _run(argv: list[str], what: str, user: str | None) -> None:
     proc = subprocess.run(
@@ -110,6 +152,25 @@ def _run(argv: list[str], what: str, user: str | None) -> None:
     )
     if proc.returncode != 0:
         raise StartError(f"{what} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+
+
+def _wait_ready(port: int, user: str, server: Server) -> None:
+    isready = [
+        str(binaries.pg_bindir() / "pg_isready"),
+        "-q",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-U",
+        user,
+    ]
+    wait_until(
+        "PostgreSQL to accept connections",
+        lambda: subprocess.run(isready, check=False, timeout=5).returncode == 0,
+        60,
+        servers=[server],
+    )
 
 
 def start_postgres(root: Path) -> PostgresServer:
@@ -170,14 +231,8 @@ def start_postgres(root: Path) -> PostgresServer:
         user=run_as,
         stop_signal=signal.SIGINT,  # "fast" shutdown; SIGTERM waits for clients
     )
-    isready = [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", user]
     try:
-        wait_until(
-            "PostgreSQL to accept connections",
-            lambda: subprocess.run(isready, check=False, timeout=5).returncode == 0,
-            60,
-            servers=[server],
-        )
+        _wait_ready(port, user, server)
         _run(
             [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, database],
             "createdb",
@@ -186,4 +241,4 @@ def start_postgres(root: Path) -> PostgresServer:
     except StartError as err:
         server.stop()
         raise StartError(f"{err}\n{log_tail(server.log)}") from err
-    return PostgresServer("127.0.0.1", port, user, database, server=server)
+    return PostgresServer("127.0.0.1", port, user, database, server=server, run_as=run_as)

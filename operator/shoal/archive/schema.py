@@ -1,0 +1,124 @@
+"""Versioned schema migrations, applied when the operator starts.
+
+Migrations are append-only SQL strings: version N is `MIGRATIONS[N - 1]`. They run in
+one transaction holding a transaction-level advisory lock, so two operators starting at
+once apply them exactly once (the second waits, then finds nothing to do), and a failed
+migration leaves the database at the previous version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Any fixed 64-bit key; it only has to differ from other applications' advisory locks.
+LOCK_KEY = 0x5_40A1_A4C1_17E
+
+_V1 = """
+CREATE TABLE shoal_workflows (
+    uid          text PRIMARY KEY,
+    namespace    text NOT NULL,
+    name         text NOT NULL,
+    spec         jsonb NOT NULL DEFAULT '{}',
+    parameters   jsonb NOT NULL DEFAULT '{}',
+    labels       jsonb NOT NULL DEFAULT '{}',
+    phase        text NOT NULL DEFAULT 'Pending',
+    progress     text,
+    message      text,
+    outputs      jsonb,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    started_at   timestamptz,
+    finished_at  timestamptz,
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX shoal_workflows_by_namespace ON shoal_workflows (namespace, created_at DESC);
+CREATE INDEX shoal_workflows_by_name ON shoal_workflows (namespace, name, created_at DESC);
+CREATE INDEX shoal_workflows_by_finish ON shoal_workflows (finished_at);
+
+CREATE TABLE shoal_nodes (
+    workflow_uid text NOT NULL REFERENCES shoal_workflows (uid) ON DELETE CASCADE,
+    node         text NOT NULL,
+    phase        text NOT NULL,
+    attempts     integer NOT NULL DEFAULT 0,
+    exit_code    integer,
+    message      text,
+    outputs      jsonb,
+    items        jsonb,
+    started_at   timestamptz,
+    finished_at  timestamptz,
+    PRIMARY KEY (workflow_uid, node)
+);
+
+CREATE TABLE shoal_attempts (
+    workflow_uid text NOT NULL REFERENCES shoal_workflows (uid) ON DELETE CASCADE,
+    node         text NOT NULL,
+    item_index   integer NOT NULL,
+    attempt      integer NOT NULL,
+    phase        text NOT NULL,
+    exit_code    integer,
+    message      text,
+    outputs      jsonb,
+    started_at   timestamptz,
+    finished_at  timestamptz,
+    PRIMARY KEY (workflow_uid, node, item_index, attempt)
+);
+
+-- Append-only and written with COPY. No foreign key: lines may arrive before the run's
+-- row, and retention deletes them by uid. `id` is write order, which is time order.
+CREATE TABLE shoal_log_lines (
+    id           bigint GENERATED ALWAYS AS IDENTITY,
+    workflow_uid text NOT NULL,
+    node         text NOT NULL,
+    item_index   integer NOT NULL,
+    attempt      integer NOT NULL,
+    at           timestamptz NOT NULL,
+    line         text NOT NULL
+);
+CREATE INDEX shoal_log_lines_by_node ON shoal_log_lines (workflow_uid, node, id);
+
+CREATE TABLE shoal_cron_fires (
+    namespace     text NOT NULL,
+    cron_name     text NOT NULL,
+    scheduled_at  timestamptz NOT NULL,
+    workflow_name text NOT NULL,
+    fired_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, cron_name, scheduled_at)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+LATEST = len(MIGRATIONS)
+
+
+async def migrate(conn: Any) -> int:
+    """Bring the database to `LATEST`; returns the version it is at afterwards.
+
+    Safe to call any number of times, from any number of processes at once.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+        # Under the lock, so concurrent first starts cannot race on creating it.
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS shoal_schema_version ("
+            " version integer PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        current: int = await conn.fetchval(
+            "SELECT coalesce(max(version), 0) FROM shoal_schema_version"
+        )
+        if current > LATEST:
+            raise RuntimeError(
+                f"the archive database is at schema version {current}, newer than this "
+                f"operator's {LATEST}: upgrade the operator"
+            )
+        for version in range(current + 1, LATEST + 1):
+            await conn.execute(MIGRATIONS[version - 1])
+            await conn.execute("INSERT INTO shoal_schema_version (version) VALUES ($1)", version)
+        return max(current, LATEST)
+
+
+async def schema_version(conn: Any) -> int:
+    """The applied version (0 for an empty database)."""
+    exists = await conn.fetchval("SELECT to_regclass('shoal_schema_version') IS NOT NULL")
+    if not exists:
+        return 0
+    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM shoal_schema_version"))

@@ -1,0 +1,278 @@
+"""Job log lines into PostgreSQL, without ever blocking the runner.
+
+`ArchiveLogSink.write` is synchronous and O(1): it appends to a bounded in-memory
+buffer. One asyncio task takes batches from that buffer and writes each with COPY; a
+line is *acknowledged* once the COPY that carried it has committed. When the database
+is slow, paused or gone, the buffer fills and the OLDEST unsent lines are dropped —
+memory stays bounded and reconciliation never waits — and each affected stream gets a
+marker line saying how many of its lines were lost, at the place they were lost.
+
+A failed batch is retried with exponential backoff until it is written. If a connection
+breaks after the server committed but before it answered, the retry writes the batch a
+second time: delivery is at least once, never silently less.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger("shoal.archive")
+
+COLUMNS = ("workflow_uid", "node", "item_index", "attempt", "at", "line")
+TABLE = "shoal_log_lines"
+
+Record = tuple[str, str, int, int, datetime, str]
+"""One row of `shoal_log_lines`, in `COLUMNS` order."""
+StreamKey = tuple[str, str, int, int]
+"""(workflow uid, node, item index, attempt): one container's log."""
+
+
+def dropped_marker(count: int) -> str:
+    return f"[shoal] {count} log lines dropped: the archive was too slow"
+
+
+def capped_marker(limit: int) -> str:
+    return f"[shoal] log size cap of {limit} characters reached: later lines are not archived"
+
+
+@dataclass(slots=True)
+class _Gap:
+    count: int
+    first_at: datetime
+
+
+class LogBuffer:
+    """Unsent lines, oldest first, never more than `max_lines` of them.
+
+    Pure bookkeeping (no I/O), so the drop policy is unit-tested on its own.
+    """
+
+    def __init__(self, max_lines: int) -> None:
+        if max_lines < 1:
+            raise ValueError("max_lines must be at least 1")
+        self.max_lines = max_lines
+        self.dropped_total = 0
+        self._lines: deque[Record] = deque()
+        self._gaps: dict[StreamKey, _Gap] = {}
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def append(self, record: Record) -> int:
+        """Add a line; returns how many old lines were dropped to make room (0 or 1)."""
+        dropped = 0
+        if len(self._lines) >= self.max_lines:
+            old = self._lines.popleft()
+            self.lost(old[:4], old[4], 1)
+            dropped = 1
+        self._lines.append(record)
+        return dropped
+
+    def lost(self, key: StreamKey, first_at: datetime, count: int) -> None:
+        """Count lines of one stream that will never be written (a marker replaces them)."""
+        gap = self._gaps.get(key)
+        if gap is None:
+            self._gaps[key] = _Gap(count, first_at)
+        else:
+            gap.count += count
+        self.dropped_total += count
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to write: no lines and no pending marker."""
+        return not self._lines and not self._gaps
+
+    def take(self, limit: int) -> list[Record]:
+        """Remove and return up to `limit` lines, preceded by a marker for each gap.
+
+        A stream's marker comes before its remaining lines, which are all newer than the
+        ones dropped, so the marker sits exactly where the lines went missing.
+        """
+        batch: list[Record] = [
+            (*key, gap.first_at, dropped_marker(gap.count)) for key, gap in self._gaps.items()
+        ]
+        self._gaps.clear()
+        lines = self._lines
+        for _ in range(min(limit, len(lines))):
+            batch.append(lines.popleft())
+        return batch
+
+
+def _transient(err: BaseException) -> bool:
+    """A failure that waiting cures (connection lost, server restarting or overloaded)."""
+    return isinstance(
+        err,
+        OSError
+        | TimeoutError
+        | asyncpg.InterfaceError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.TooManyConnectionsError
+        | asyncpg.AdminShutdownError
+        | asyncpg.CrashShutdownError,
+    )
+
+
+def _sanitize(record: Record) -> Record:
+    # PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates.
+    line = record[5].replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return (*record[:5], line)
+
+
+class ArchiveLogSink:
+    """The runner's `LogSink`, backed by a bounded buffer and a COPY writer task."""
+
+    def __init__(
+        self,
+        pool: Any,
+        *,
+        max_lines: int = 100_000,
+        batch_lines: int = 5_000,
+        max_line_chars: int = 64 * 1024,
+        max_run_chars: int | None = None,
+        timeout_seconds: float = 30.0,
+        backoff_seconds: float = 0.1,
+        max_backoff_seconds: float = 10.0,
+        on_dropped: Callable[[int], None] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.buffer = LogBuffer(max_lines)
+        self.batch_lines = batch_lines
+        self.max_line_chars = max_line_chars
+        self.max_run_chars = max_run_chars
+        self.timeout_seconds = timeout_seconds
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.on_dropped = on_dropped
+        self.acknowledged = 0
+        """Lines (markers included) whose COPY has committed."""
+        self.accepted = 0
+        """Lines `write` has taken (markers excluded, capped lines excluded)."""
+        self.failures = 0
+        self._queued = 0  # every record ever appended to the buffer, markers excluded
+        self._inflight: list[Record] = []
+        self._run_chars: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- the runner's side ----------------------------------------------------------
+
+    def write(self, uid: str, node: str, index: int, attempt: int, line: str) -> None:
+        if len(line) > self.max_line_chars:
+            line = line[: self.max_line_chars] + " [shoal] line truncated"
+        if self.max_run_chars is not None:
+            used = self._run_chars.get(uid, 0)
+            if used >= self.max_run_chars:
+                return
+            used += len(line)
+            self._run_chars[uid] = used
+            if used > self.max_run_chars:
+                line = capped_marker(self.max_run_chars)
+        self.accepted += 1
+        dropped = self.buffer.append((uid, node, index, attempt, datetime.now(UTC), line))
+        if dropped and self.on_dropped is not None:
+            self.on_dropped(dropped)
+        self._wake.set()
+
+    def forget(self, uid: str) -> None:
+        """The run is over: release its size accounting."""
+        self._run_chars.pop(uid, None)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._writer(), name="shoal-archive-logs")
+
+    async def close(self, grace_seconds: float = 10.0) -> None:
+        """Write what is buffered (for up to `grace_seconds`), then stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), grace_seconds)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def drain(self) -> None:
+        """Wait until nothing is buffered or in flight."""
+        while not self.buffer.empty or self._inflight:
+            self._progress.clear()
+            await self._progress.wait()
+
+    @property
+    def pending(self) -> int:
+        """Lines held in memory: buffered plus the batch in flight.
+
+        At most `max_lines` + `batch_lines` + one marker per stream that lost lines.
+        """
+        return len(self.buffer) + len(self._inflight)
+
+    # -- the writer task ------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        backoff = self.backoff_seconds
+        bad_tries = 0
+        while True:
+            if not self._inflight:
+                self._inflight = self.buffer.take(self.batch_lines)
+                if not self._inflight:
+                    self._progress.set()
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+            try:
+                await self._copy(self._inflight)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                self.failures += 1
+                if not _transient(err):
+                    bad_tries += 1
+                    if bad_tries == 1:
+                        self._inflight = [_sanitize(r) for r in self._inflight]
+                    elif bad_tries >= 3:
+                        log.error(
+                            "archive: dropping a batch of %d lines: %s", len(self._inflight), err
+                        )
+                        self._lose_inflight()
+                        bad_tries = 0
+                        continue
+                log.warning(
+                    "archive: writing %d log lines failed (%s); retrying in %.1fs",
+                    len(self._inflight),
+                    err,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            self.acknowledged += len(self._inflight)
+            self._inflight = []
+            backoff = self.backoff_seconds
+            bad_tries = 0
+            self._progress.set()
+
+    def _lose_inflight(self) -> None:
+        # Per stream, so each affected log shows its own gap.
+        for record in self._inflight:
+            self.buffer.lost(record[:4], record[4], 1)
+        if self.on_dropped is not None:
+            self.on_dropped(len(self._inflight))
+        self._inflight = []
+
+    async def _copy(self, records: list[Record]) -> None:
+        async with self.pool.acquire(timeout=self.timeout_seconds) as conn:
+            await conn.copy_records_to_table(
+                TABLE, records=records, columns=COLUMNS, timeout=self.timeout_seconds
+            )

@@ -1,0 +1,175 @@
+"""Runs and nodes as they change, from the status the runner already renders.
+
+The runner writes `render_status(...)` to the Workflow object; `save_run` records the
+same dict (plus the object's metadata and spec), so the archive never disagrees with
+what `kubectl get` showed. Writes are upserts keyed by uid: repeating one is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from shoal.archive.db import using
+
+_UPSERT_RUN = """
+INSERT INTO shoal_workflows AS w (uid, namespace, name, spec, parameters, labels, phase,
+    progress, message, outputs, created_at, started_at, finished_at, updated_at)
+VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, $9, $10::jsonb,
+    coalesce($11, now()), $12, $13, now())
+ON CONFLICT (uid) DO UPDATE SET
+    spec = EXCLUDED.spec, parameters = EXCLUDED.parameters, labels = EXCLUDED.labels,
+    phase = EXCLUDED.phase, progress = EXCLUDED.progress, message = EXCLUDED.message,
+    outputs = EXCLUDED.outputs, started_at = EXCLUDED.started_at,
+    finished_at = EXCLUDED.finished_at, updated_at = now()
+"""
+
+_UPSERT_NODE = """
+INSERT INTO shoal_nodes AS n (workflow_uid, node, phase, attempts, exit_code, message,
+    outputs, items, started_at, finished_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10)
+ON CONFLICT (workflow_uid, node) DO UPDATE SET
+    phase = EXCLUDED.phase, attempts = EXCLUDED.attempts, exit_code = EXCLUDED.exit_code,
+    message = EXCLUDED.message, outputs = EXCLUDED.outputs, items = EXCLUDED.items,
+    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at
+"""
+
+_UPSERT_ATTEMPT = """
+INSERT INTO shoal_attempts (workflow_uid, node, item_index, attempt, phase, exit_code,
+    message, outputs, started_at, finished_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)
+ON CONFLICT (workflow_uid, node, item_index, attempt) DO UPDATE SET
+    phase = EXCLUDED.phase, exit_code = EXCLUDED.exit_code, message = EXCLUDED.message,
+    outputs = EXCLUDED.outputs, started_at = EXCLUDED.started_at,
+    finished_at = EXCLUDED.finished_at
+"""
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A status timestamp (RFC 3339, `Z` suffix) as an aware datetime."""
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> None:
+    """Record a Workflow (`body`: its metadata and spec) with its rendered `status`.
+
+    `db` is an asyncpg pool or connection. The run and its nodes commit together.
+    """
+    meta = body["metadata"]
+    spec = body.get("spec") or {}
+    uid = meta["uid"]
+    run = (
+        uid,
+        meta["namespace"],
+        meta["name"],
+        _json(spec),
+        _json(spec.get("parameters") or {}),
+        _json(meta.get("labels") or {}),
+        status.get("phase", "Pending"),
+        status.get("progress"),
+        status.get("message"),
+        _json(status.get("outputs")),
+        parse_time(meta.get("creationTimestamp")),
+        parse_time(status.get("startedAt")),
+        parse_time(status.get("finishedAt")),
+    )
+    nodes = [
+        (
+            uid,
+            name,
+            entry.get("phase", "Pending"),
+            int(entry.get("attempts", 0)),
+            entry.get("exitCode"),
+            entry.get("message"),
+            _json(entry.get("outputs")),
+            _json(entry.get("items")),
+            parse_time(entry.get("startedAt")),
+            parse_time(entry.get("finishedAt")),
+        )
+        for name, entry in (status.get("nodes") or {}).items()
+    ]
+    async with using(db) as conn, conn.transaction():
+        await conn.execute(_UPSERT_RUN, *run)
+        if nodes:
+            await conn.executemany(_UPSERT_NODE, nodes)
+
+
+async def save_attempt(
+    db: Any,
+    uid: str,
+    node: str,
+    index: int,
+    attempt: int,
+    *,
+    phase: str,
+    exit_code: int | None = None,
+    message: str | None = None,
+    outputs: dict[str, Any] | None = None,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+) -> None:
+    """Record one attempt of one item: the per-item detail the Workflow object omits."""
+    async with using(db) as conn:
+        await conn.execute(
+            _UPSERT_ATTEMPT,
+            uid,
+            node,
+            index,
+            attempt,
+            phase,
+            exit_code,
+            message,
+            _json(outputs),
+            started_at,
+            finished_at,
+        )
+
+
+async def record_cron_fire(
+    db: Any, namespace: str, cron_name: str, scheduled_at: datetime, workflow_name: str
+) -> bool:
+    """Record a CronWorkflow firing; False if that scheduled time was already recorded."""
+    async with using(db) as conn:
+        status: str = await conn.execute(
+            "INSERT INTO shoal_cron_fires (namespace, cron_name, scheduled_at, workflow_name)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            namespace,
+            cron_name,
+            scheduled_at,
+            workflow_name,
+        )
+    return status.endswith(" 1")
+
+
+async def delete_expired(db: Any, older_than_days: float) -> int:
+    """Retention: delete runs finished more than `older_than_days` ago, with their logs.
+
+    Returns how many runs were deleted.
+    """
+    async with using(db) as conn, conn.transaction():
+        uids: list[str] = [
+            r["uid"]
+            for r in await conn.fetch(
+                "DELETE FROM shoal_workflows WHERE finished_at < now() - make_interval("
+                "secs => $1) RETURNING uid",
+                older_than_days * 86400.0,
+            )
+        ]
+        if uids:
+            await conn.execute(
+                "DELETE FROM shoal_log_lines WHERE workflow_uid = ANY($1::text[])", uids
+            )
+        # Lines of runs that never got a row (the operator stopped first): by age.
+        await conn.execute(
+            "DELETE FROM shoal_log_lines l WHERE at < now() - make_interval(secs => $1)"
+            " AND NOT EXISTS (SELECT 1 FROM shoal_workflows w WHERE w.uid = l.workflow_uid)",
+            older_than_days * 86400.0,
+        )
+    return len(uids)
