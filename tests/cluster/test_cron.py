@@ -9,11 +9,12 @@ import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import GROUP, VERSION, custom, wait_until
+from tests.cluster.conftest import GROUP, VERSION, custom, start_operator, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("shoal_operator", "operator_log")]
 EVERY_2S = "* * * * * */2"  # croniter: the sixth field is seconds
@@ -170,3 +171,38 @@ def test_history_limits_delete_old_runs(k8s_api: Any, namespace: str) -> None:
         )
 
     watch_runs(k8s_api, namespace, "keep", pruned, timeout=20)
+
+
+@pytest.mark.parametrize("policy", ["all", "latest"])
+def test_own_operator_down_across_scheduled_times_catches_up(
+    policy: str, crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    """The operator is killed for ~6 s (three scheduled times), then catches up per policy."""
+    op = start_operator(kubeconfig, namespace, tmp_path / "operator.log")
+    try:
+        doc = cron("late", NOOP, catchUp={"policy": policy}, startingDeadlineSeconds=60)
+        create_cron(k8s_api, namespace, doc)
+        watch_runs(k8s_api, namespace, "late", lambda r: len(r) >= 1, timeout=15)
+        op.kill()
+        before = runs_during(k8s_api, namespace, "late", 1)  # anything still in flight
+        last_before = max(epoch(n) for n in before)
+        runs_during(k8s_api, namespace, "late", 6)  # down: nothing fires
+        restarted = time.time()
+        op = start_operator(kubeconfig, namespace, tmp_path / "operator.log")
+        runs = watch_runs(
+            k8s_api, namespace, "late", lambda r: max(map(epoch, r)) > restarted + 2, timeout=20
+        )
+    finally:
+        op.stop()
+    epochs = sorted(map(epoch, runs))
+    down = [e for e in epochs if last_before < e < restarted - 2]
+    if policy == "all":
+        assert epochs == list(range(epochs[0], epochs[-1] + 1, 2))  # no gap, none twice
+        assert len(down) >= 2
+    else:
+        assert down == []  # only the latest missed time fired, at restart
+        assert epochs == sorted(set(epochs))
+
+
+def epoch(run_name: str) -> int:
+    return int(run_name.rsplit("-", 1)[1])
