@@ -347,3 +347,12 @@ def test_last_successful() -> None:
     runs = [Run("a", T0, "Succeeded"), Run("b", T0 + timedelta(hours=1), "Failed")]
     assert last_successful(runs) == T0
     assert last_successful([]) is None
+
+
+def test_a_lost_status_patch_never_refires_deleted_older_runs() -> None:
+    # Runs at 1h and 2h were deleted by history limits; the status patch naming 3h was lost.
+    t3 = T0 + timedelta(hours=3)
+    runs = [Run(run_name("c", t3), t3, "Succeeded")]
+    d = decide(spec(catchUp={"policy": "all"}), "c", T0, None, runs, t3 + timedelta(minutes=1))
+    assert d.fire == []
+    assert d.last_schedule_time == t3

@@ -146,7 +146,6 @@ async def reconcile(
     metrics.skipped.inc(len(decision.skipped))
     metrics.replaced.inc(decision.replaced)
     metrics.missed.inc(decision.missed)
-    deleted = set(decision.delete)
     success = last_successful(runs)
     patch = {
         "lastScheduleTime": _opt(decision.last_schedule_time),
@@ -156,8 +155,11 @@ async def reconcile(
         "fireCount": int(status.get("fireCount") or 0) + fired,
         "lastError": None,
     }
-    if patch != {k: status.get(k) for k in patch} or deleted:
+    if patch != {k: status.get(k) for k in patch}:
         await api.merge_patch(status_path, {"status": patch})
+    # Deleted only once the status records their times: a run's name is its proof of firing.
+    for run in decision.delete:
+        await api.delete(workflows_path(namespace, run))
     return decision.next_wake
 
 
@@ -168,7 +170,7 @@ def _opt(value: datetime | None) -> str | None:
 async def apply(
     api: KubeApi, raw: dict[str, Any], spec: CronWorkflowSpec, decision: Decision
 ) -> int:
-    """Stop replaced runs, create due ones (409 = already fired), delete old ones."""
+    """Stop replaced runs, create due ones (409 = already fired); returns how many fired."""
     namespace, name = raw["metadata"]["namespace"], raw["metadata"]["name"]
     for run in decision.stop:
         await api.merge_patch(workflows_path(namespace, run), {"spec": {"stop": True}})
@@ -179,8 +181,6 @@ async def apply(
         if await api.create(workflows_path(namespace), body) is not None:
             fired += 1
             log.info("%s/%s fired %s for %s", namespace, name, run, rfc3339(at))
-    for run in decision.delete:
-        await api.delete(workflows_path(namespace, run))
     return fired
 
 

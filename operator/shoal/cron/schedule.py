@@ -179,14 +179,16 @@ def decide(
     on_time: float = ON_TIME_SECONDS,
 ) -> Decision:
     """Everything the controller should do at `now`."""
-    decision = Decision(last_schedule_time=last_schedule_time)
+    # A run that exists was decided, even if the status patch recording it was lost.
+    decided = [t for t in [last_schedule_time, *(r.scheduled for r in runs)] if t is not None]
+    decision = Decision(last_schedule_time=max(decided, default=None))
     existing = {run.name for run in runs}
     active = [run for run in sorted(runs, key=lambda r: r.scheduled) if run.active]
     decision.delete = history_to_delete(spec, runs)
     decision.active = [run.name for run in active]
     if not expressions(spec):
         return decision
-    cursor = max(last_schedule_time or created, created)
+    cursor = max(decision.last_schedule_time or created, created)
     catch_up = spec.catch_up
     keep = catch_up.max_runs if catch_up.policy == CatchUpPolicy.ALL else 1
     due, total = due_times(spec, cursor, now, keep)
