@@ -10,6 +10,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -277,3 +278,81 @@ async def test_sink_starts_while_the_database_is_down(postgres: Any, dsn: str) -
         assert [x.line for x in await reader.read_logs(pool, "u1")] == ["written while down"]
     finally:
         pool.terminate()
+
+
+async def test_the_operator_archive_keeps_a_run_and_its_logs_after_deletion(dsn: str) -> None:
+    from shoal.archive.service import Archive
+
+    drops: list[int] = []
+    archive = await Archive.open(dsn, drops.append)
+    try:
+        wf = body("u9", "gone")
+        archive.runs.offer({**wf, "status": {"phase": "Running", "nodes": {"a": {}}}})
+        for n in range(50):
+            archive.sink.write("u9", "a", 0, 1, f"line {n}")
+        archive.runs.offer({**wf, "status": {"phase": "Succeeded", "nodes": {"a": {}}}})
+        await archive.runs.drain()
+        await archive.sink.drain()
+        # The Workflow and its pods are gone now; the archive still answers.
+        run = await reader.find_run(archive.pool, "team-a", "gone")
+        assert run is not None
+        assert run.phase == "Succeeded"
+        lines = await reader.read_logs(archive.pool, run.uid, "a")
+        assert [x.line for x in lines] == [f"line {n}" for n in range(50)]
+        assert drops == []
+    finally:
+        await archive.close()
+
+
+# -- through `shoal operator` -------------------------------------------------------
+
+
+@pytest.mark.cluster
+def test_own_operator_archives_logs_that_outlive_the_workflow(
+    crds: None,
+    kubeconfig: Path,
+    k8s_api: Any,
+    namespace: str,
+    dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.cluster.conftest import create_workflow, custom, start_operator, wait_workflow
+
+    monkeypatch.setenv("SHOAL_DATABASE_URL", dsn)
+    op = start_operator(kubeconfig, namespace, tmp_path / "operator.log")
+    try:
+        doc = {
+            "apiVersion": "shoal.dev/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": "talks"},
+            "spec": {
+                "image": "ghcr.io/shoal-dev/worker:0.1.0",
+                "nodes": [{"name": "talk", "command": ["sh", "-c", "echo hello; echo archived"]}],
+            },
+        }
+        create_workflow(k8s_api, namespace, doc)
+        body = wait_workflow(k8s_api, namespace, "talks", timeout=120)
+        assert body["status"]["phase"] == "Succeeded", body["status"]
+        custom(k8s_api).delete_namespaced_custom_object(
+            "shoal.dev", "v1alpha1", namespace, "workflows", "talks"
+        )
+
+        async def archived() -> tuple[str, list[str]]:
+            conn = await asyncpg.connect(dsn, timeout=30)
+            try:
+                for _ in range(300):
+                    run = await reader.find_run(conn, namespace, "talks")
+                    lines = [] if run is None else await reader.read_logs(conn, run.uid, "talk")
+                    if run is not None and run.phase == "Succeeded" and len(lines) >= 2:
+                        return run.phase, [x.line for x in lines]
+                    await asyncio.sleep(0.1)
+                return "not archived", []
+            finally:
+                await conn.close()
+
+        phase, lines = asyncio.run(archived())
+        assert (phase, lines) == ("Succeeded", ["hello", "archived"]), op.output()
+        assert "archive: postgresql://" in op.output()
+    finally:
+        op.stop()

@@ -66,6 +66,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=env("SHOAL_RESTRICTED", "true") == "false",
         help="do not apply the restricted pod security context (SHOAL_RESTRICTED=false)",
     )
+    p.add_argument(
+        "--database-url",
+        help="PostgreSQL DSN for run history and logs (SHOAL_DATABASE_URL); without one the "
+        "operator runs status-only",
+    )
+    p.add_argument(
+        "--database-url-file",
+        default=env("SHOAL_DATABASE_URL_FILE"),
+        help="file holding the DSN, e.g. a mounted Secret (SHOAL_DATABASE_URL_FILE)",
+    )
     p.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="kubeconfig (KUBECONFIG)")
     p.add_argument(
         "--log-level", default=env("SHOAL_LOG_LEVEL", "INFO"), help="log level (SHOAL_LOG_LEVEL)"
@@ -78,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         # kopf's login reads it from there, through the kubernetes package, which reads it
         # once at import: so it is set before anything imports kopf.
         os.environ["KUBECONFIG"] = args.kubeconfig
+    from shoal.archive.db import resolve_dsn
+    from shoal.archive.service import describe
     from shoal.kube.controller import OperatorConfig, run_operator
     from shoal.kube.jobs import JobDefaults
     from shoal.kube.runner import RunnerConfig
@@ -90,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         max_concurrent_requests=args.max_concurrent_requests,
         metrics_port=args.metrics_port or None,
+        database_url=resolve_dsn(args.database_url, args.database_url_file),
         runner=RunnerConfig(
             jobs=JobDefaults(image=args.worker_image, restricted=not args.no_restricted),
             pending_timeout_seconds=args.pending_timeout,
@@ -98,6 +111,13 @@ def run(args: argparse.Namespace) -> int:
     )
     scope = ", ".join(config.namespaces) or "all namespaces"
     logging.getLogger("shoal.operator").info("watching %s", scope)
+    if config.database_url:
+        logging.getLogger("shoal.operator").info("archive: %s", describe(config.database_url))
+    else:
+        logging.getLogger("shoal.operator").warning(
+            "no database (--database-url, SHOAL_DATABASE_URL): status only; run history and "
+            "logs are not archived"
+        )
 
     async def main() -> None:
         stop = asyncio.Event()

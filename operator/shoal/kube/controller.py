@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import kopf
 
+from shoal.archive.service import Archive
 from shoal.cron import controller as cron_controller
 from shoal.kube.api import KubeApi, workflows_path
 from shoal.kube.metrics import Metrics
@@ -44,6 +45,8 @@ class OperatorConfig:
     max_concurrent_requests: int = 32
     metrics_port: int | None = 9090
     """Port for /metrics, /healthz and /readyz; None to serve nothing."""
+    database_url: str | None = None
+    """PostgreSQL for run history and logs (docs/archive.md); None runs status-only."""
 
 
 @dataclass
@@ -55,6 +58,7 @@ class OperatorMemo:
     api: KubeApi | None = None
     runners: dict[str, WorkflowRunner] = field(default_factory=dict)
     dispatch_limit: asyncio.Semaphore | None = None
+    archive: Archive | None = None
 
 
 def post_event(body: dict[str, Any], type: str, reason: str, message: str) -> None:
@@ -86,9 +90,15 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
         memo.api = KubeApi.connect(memo.config.kubeconfig)
         memo.dispatch_limit = asyncio.Semaphore(memo.config.max_concurrent_requests)
         memo.metrics.bind_api(memo.api)
+        if memo.config.database_url:
+            memo.archive = await Archive.open(
+                memo.config.database_url, memo.metrics.archive_lines_dropped.inc
+            )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        if memo.archive is not None:
+            await memo.archive.close()
         if memo.api is not None:
             await memo.api.close()
 
@@ -127,6 +137,7 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 raw,
                 memo.config.runner,
                 post_event,
+                log_sink=memo.archive.sink if memo.archive is not None else None,
                 dispatch_limit=memo.dispatch_limit,
                 on_dispatch=memo.metrics.dispatch_latency.observe,
                 on_error=memo.metrics.reconcile_errors.inc,
@@ -165,6 +176,8 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
     async def workflow_event(event: kopf.RawEvent, **kwargs: Any) -> None:
         obj = event.get("object") or {}
         runner = memo.runners.get((obj.get("metadata") or {}).get("uid", ""))
+        if memo.archive is not None and event.get("type") != "DELETED":
+            memo.archive.runs.offer(dict(obj))  # each status patch comes back here
         if runner is not None:
             if event.get("type") == "MODIFIED":
                 runner.spec_changed(dict(obj))

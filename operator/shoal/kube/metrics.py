@@ -61,6 +61,11 @@ class Metrics:
         self.reconcile_errors = Counter(
             "shoal_reconcile_errors_total", "Errors while running workflows", registry=r
         )
+        self.archive_lines_dropped = Counter(
+            "shoal_archive_log_lines_dropped_total",
+            "Job log lines never archived: the database was too slow or unreachable",
+            registry=r,
+        )
         self.api_requests = Gauge(
             "shoal_api_requests", "Kubernetes API requests sent", ["kind"], registry=r
         )
