@@ -356,3 +356,23 @@ def test_own_operator_archives_logs_that_outlive_the_workflow(
         assert "archive: postgresql://" in op.output()
     finally:
         op.stop()
+
+
+async def test_shoal_history_lists_archived_runs(
+    pool: Any, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shoal.cli.main import main
+
+    done = {
+        "phase": "Failed",
+        "progress": "1/2",
+        "startedAt": "2026-03-01T10:00:01Z",
+        "finishedAt": "2026-03-01T10:00:31Z",
+    }
+    await store.save_run(pool, body("h1", "nightly"), done)
+    await store.save_run(pool, body("h2", "adhoc", namespace="team-b"), {"phase": "Running"})
+    argv = ["history", "--database-url", dsn, "-n", "team-a", "--phase", "Failed"]
+    assert await asyncio.to_thread(main, argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["team-a", "nightly", "Failed", "1/2", "2026-03-01", "10:00:00", "30s"]
+    assert len(out) == 2

@@ -63,3 +63,45 @@ def test_dsn_comes_from_the_flag_then_the_file_then_the_environment(tmp_path: Pa
 def test_describe_hides_the_password() -> None:
     assert describe("postgresql://shoal:s3cret@db:5432/shoal") == "postgresql://shoal@db:5432/shoal"
     assert describe("postgresql://db/shoal") == "postgresql://db/shoal"
+
+
+def test_history_since_takes_durations_and_dates() -> None:
+    import argparse
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from shoal.cli.history_command import parse_since
+
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    assert parse_since("2h", now) == datetime(2026, 3, 2, 10, tzinfo=UTC)
+    assert parse_since("7d", now) == datetime(2026, 2, 23, 12, tzinfo=UTC)
+    assert parse_since("2026-03-01") == datetime(2026, 3, 1, tzinfo=UTC)
+    with pytest.raises(argparse.ArgumentTypeError, match="duration"):
+        parse_since("yesterday")
+
+
+def test_history_table() -> None:
+    from shoal.cli.history_command import render
+
+    run = {
+        "namespace": "team-a",
+        "name": "wf",
+        "phase": "Succeeded",
+        "progress": "2/2",
+        "createdAt": "2026-03-01T10:00:00+00:00",
+        "startedAt": "2026-03-01T10:00:01+00:00",
+        "finishedAt": "2026-03-01T10:03:06+00:00",
+    }
+    lines = render([run]).splitlines()
+    assert lines[0].split() == ["NAMESPACE", "NAME", "PHASE", "PROGRESS", "CREATED", "DURATION"]
+    assert lines[1].split() == [
+        "team-a",
+        "wf",
+        "Succeeded",
+        "2/2",
+        "2026-03-01",
+        "10:00:00",
+        "3m05s",
+    ]
+    assert render([]) == "No runs found."

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shoal.cli import cluster_commands, local_commands, operator_command
+from shoal.cli import cluster_commands, history_command, local_commands, operator_command
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=local_commands.validate)
     operator_command.add_parser(sub)
     cluster_commands.add_parsers(sub)
+    history_command.add_parser(sub)
     return parser
 
 
