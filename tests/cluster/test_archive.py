@@ -376,3 +376,25 @@ async def test_shoal_history_lists_archived_runs(
     out = capsys.readouterr().out.splitlines()
     assert out[1].split() == ["team-a", "nightly", "Failed", "1/2", "2026-03-01", "10:00:00", "30s"]
     assert len(out) == 2
+
+
+async def test_archive_settings_apply_retention_and_the_run_log_cap(pool: Any, dsn: str) -> None:
+    from shoal.archive.service import Archive, ArchiveSettings
+
+    old = {"phase": "Succeeded", "finishedAt": "2020-01-01T00:00:00Z"}
+    await store.save_run(pool, body("old", "wf"), old)
+    settings = ArchiveSettings(ttl_days=30, max_run_log_chars=10)
+    archive = await Archive.open(dsn, settings=settings)
+    try:
+        for n in range(5):
+            archive.sink.write("u1", "a", 0, 1, f"line{n}")  # 5 characters each
+        await archive.sink.drain()
+        lines = [x.line for x in await reader.read_logs(pool, "u1")]
+        assert lines[:2] == ["line0", "line1"]
+        assert lines[2].startswith("[shoal] log size cap of 10 characters")
+        assert len(lines) == 3
+        async with asyncio.timeout(10):
+            while await reader.get_run(pool, "old") is not None:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        await archive.close()

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.archive.db import open_pool
 from shoal.archive.recorder import RunRecorder
 from shoal.archive.schema import LATEST
 from shoal.archive.sink import ArchiveLogSink
-from shoal.archive.store import save_run
+from shoal.archive.store import delete_expired, save_run
 
 log = logging.getLogger("shoal.archive")
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveSettings:
+    ttl_days: float | None = None
+    """Delete runs (and their logs) finished more than this many days ago; None keeps all."""
+    max_run_log_chars: int | None = None
+    """Stop archiving a run's log lines after this many characters; None: no cap."""
+    retention_interval_seconds: float = 3600.0
 
 
 @dataclass
@@ -21,23 +32,54 @@ class Archive:
     pool: Any
     sink: ArchiveLogSink
     runs: RunRecorder
+    settings: ArchiveSettings = field(default_factory=ArchiveSettings)
+    _retention: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, dsn: str, on_dropped: Callable[[int], None] | None = None) -> Archive:
+    async def open(
+        cls,
+        dsn: str,
+        on_dropped: Callable[[int], None] | None = None,
+        settings: ArchiveSettings | None = None,
+    ) -> Archive:
         """Migrate, connect and start the writers. Fails if the database is unreachable:
         an operator told to archive should not start silently without it."""
+        settings = settings or ArchiveSettings()
         pool = await open_pool(dsn)
 
         async def save(body: dict[str, Any]) -> None:
             await save_run(pool, body, body.get("status") or {})
 
-        archive = cls(pool, ArchiveLogSink(pool, on_dropped=on_dropped), RunRecorder(save))
+        sink = ArchiveLogSink(pool, on_dropped=on_dropped, max_run_chars=settings.max_run_log_chars)
+        archive = cls(pool, sink, RunRecorder(save), settings)
         archive.sink.start()
         archive.runs.start()
+        if settings.ttl_days is not None:
+            archive._retention = asyncio.create_task(archive._expire(), name="shoal-retention")
         log.info("archive: PostgreSQL, schema version %d", LATEST)
         return archive
 
+    async def _expire(self) -> None:
+        # A housekeeping timer, not reconciliation: nothing waits on it.
+        assert self.settings.ttl_days is not None
+        while True:
+            try:
+                deleted = await delete_expired(self.pool, self.settings.ttl_days)
+                if deleted:
+                    log.info(
+                        "archive: deleted %d runs past the %g-day TTL",
+                        deleted,
+                        self.settings.ttl_days,
+                    )
+            except Exception as err:
+                log.warning("archive: retention failed (%s); next try in an interval", err)
+            await asyncio.sleep(self.settings.retention_interval_seconds)
+
     async def close(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
         await self.runs.close()
         await self.sink.close()
         await self.pool.close()

@@ -178,7 +178,7 @@ class ArchiveLogSink:
             line = line[: self.max_line_chars] + " [shoal] line truncated"
         if self.max_run_chars is not None:
             used = self._run_chars.get(uid, 0)
-            if used >= self.max_run_chars:
+            if used > self.max_run_chars:  # capped, and the marker already written
                 return
             used += len(line)
             self._run_chars[uid] = used

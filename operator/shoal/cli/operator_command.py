@@ -76,6 +76,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=env("SHOAL_DATABASE_URL_FILE"),
         help="file holding the DSN, e.g. a mounted Secret (SHOAL_DATABASE_URL_FILE)",
     )
+    p.add_argument(
+        "--archive-ttl-days",
+        type=float,
+        default=float(env("SHOAL_ARCHIVE_TTL_DAYS", "0")) or None,
+        help="delete archived runs finished more than this many days ago; 0 keeps them "
+        "(SHOAL_ARCHIVE_TTL_DAYS)",
+    )
+    p.add_argument(
+        "--archive-max-run-log-chars",
+        type=int,
+        default=int(env("SHOAL_ARCHIVE_MAX_RUN_LOG_CHARS", "0")) or None,
+        help="archive at most this many characters of log per run; 0: no cap "
+        "(SHOAL_ARCHIVE_MAX_RUN_LOG_CHARS)",
+    )
     p.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="kubeconfig (KUBECONFIG)")
     p.add_argument(
         "--log-level", default=env("SHOAL_LOG_LEVEL", "INFO"), help="log level (SHOAL_LOG_LEVEL)"
@@ -89,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         # once at import: so it is set before anything imports kopf.
         os.environ["KUBECONFIG"] = args.kubeconfig
     from shoal.archive.db import resolve_dsn
-    from shoal.archive.service import describe
+    from shoal.archive.service import ArchiveSettings, describe
     from shoal.kube.controller import OperatorConfig, run_operator
     from shoal.kube.jobs import JobDefaults
     from shoal.kube.runner import RunnerConfig
@@ -103,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
         max_concurrent_requests=args.max_concurrent_requests,
         metrics_port=args.metrics_port or None,
         database_url=resolve_dsn(args.database_url, args.database_url_file),
+        archive=ArchiveSettings(
+            ttl_days=args.archive_ttl_days or None,
+            max_run_log_chars=args.archive_max_run_log_chars or None,
+        ),
         runner=RunnerConfig(
             jobs=JobDefaults(image=args.worker_image, restricted=not args.no_restricted),
             pending_timeout_seconds=args.pending_timeout,

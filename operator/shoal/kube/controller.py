@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import kopf
 
-from shoal.archive.service import Archive
+from shoal.archive.service import Archive, ArchiveSettings
 from shoal.cron import controller as cron_controller
 from shoal.kube.api import KubeApi, workflows_path
 from shoal.kube.metrics import Metrics
@@ -47,6 +47,7 @@ class OperatorConfig:
     """Port for /metrics, /healthz and /readyz; None to serve nothing."""
     database_url: str | None = None
     """PostgreSQL for run history and logs (docs/archive.md); None runs status-only."""
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
 
 
 @dataclass
@@ -92,7 +93,9 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
         memo.metrics.bind_api(memo.api)
         if memo.config.database_url:
             memo.archive = await Archive.open(
-                memo.config.database_url, memo.metrics.archive_lines_dropped.inc
+                memo.config.database_url,
+                memo.metrics.archive_lines_dropped.inc,
+                memo.config.archive,
             )
 
     @kopf.on.cleanup(registry=registry)
@@ -150,6 +153,8 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
             finally:
                 memo.runners.pop(uid, None)
                 memo.metrics.workflows_running.dec()
+                if memo.archive is not None:
+                    memo.archive.sink.forget(uid)  # its log size count
             if runner.state is not None:
                 memo.metrics.workflow_finished(runner.state)
             while not stopped.is_set():
