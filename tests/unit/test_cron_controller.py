@@ -157,3 +157,23 @@ def test_an_invalid_spec_is_reported_in_last_error() -> None:
     raw = cron(timezone="Mars/Olympus")
     assert go(api, raw, T0) is None
     assert "Mars/Olympus" in api.status["lastError"]
+
+
+def test_metrics_count_fired_skipped_replaced_and_missed() -> None:
+    registry = CollectorRegistry()
+    metrics = CronMetrics(registry)
+    t1 = T0 + timedelta(hours=1)
+    api = FakeApi({"c-1767229200": run("c-1767229200", t1, "Running")})
+
+    def count(name: str) -> float:
+        return registry.get_sample_value(f"shoal_cron_runs_{name}_total") or 0.0
+
+    raw = cron(concurrencyPolicy="Forbid")
+    asyncio.run(reconcile(cast(KubeApi, api), raw, T0 + timedelta(hours=2), metrics))
+    assert (count("fired"), count("skipped")) == (0, 1)
+    raw = cron(concurrencyPolicy="Replace", startingDeadlineSeconds=60)
+    raw["status"] = dict(api.status)
+    asyncio.run(reconcile(cast(KubeApi, api), raw, T0 + timedelta(hours=4, minutes=2), metrics))
+    assert (count("fired"), count("replaced"), count("missed")) == (0, 0, 2)
+    asyncio.run(reconcile(cast(KubeApi, api), raw, T0 + timedelta(hours=5), metrics))
+    assert (count("fired"), count("replaced")) == (1, 1)
