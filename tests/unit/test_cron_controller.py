@@ -177,3 +177,11 @@ def test_metrics_count_fired_skipped_replaced_and_missed() -> None:
     assert (count("fired"), count("replaced"), count("missed")) == (0, 0, 2)
     asyncio.run(reconcile(cast(KubeApi, api), raw, T0 + timedelta(hours=5), metrics))
     assert (count("fired"), count("replaced")) == (1, 1)
+
+
+def test_a_trigger_not_implemented_yet_says_so() -> None:
+    api = FakeApi()
+    raw = cron(schedule=None, poll={"url": "https://example.com/feed"})
+    assert go(api, raw, T0) is None
+    assert "not implemented yet" in api.status["lastError"]
+    assert api.runs == {}

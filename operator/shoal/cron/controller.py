@@ -33,6 +33,7 @@ VERSION, PLURAL = "v1alpha1", "cronworkflows"
 LABEL_CRON = f"{GROUP}/cron-workflow"
 ANNOTATION_SCHEDULED = f"{GROUP}/scheduled-time"
 ERROR_RETRY_SECONDS = 5.0
+UNSUPPORTED = "`poll` and `after` triggers are not implemented yet: only `schedule` fires runs"
 Clock = Callable[[], datetime]
 
 
@@ -153,7 +154,7 @@ async def reconcile(
         "active": decision.active,
         "lastSuccessfulTime": _opt(success) if success else status.get("lastSuccessfulTime"),
         "fireCount": int(status.get("fireCount") or 0) + fired,
-        "lastError": None,
+        "lastError": None if spec.schedule is not None else UNSUPPORTED,
     }
     if patch != {k: status.get(k) for k in patch}:
         await api.merge_patch(status_path, {"status": patch})
