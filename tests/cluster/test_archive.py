@@ -7,7 +7,10 @@ pause tests stop or freeze that whole server, then bring it back before they end
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -354,6 +357,17 @@ def test_own_operator_archives_logs_that_outlive_the_workflow(
         phase, lines = asyncio.run(archived())
         assert (phase, lines) == ("Succeeded", ["hello", "archived"]), op.output()
         assert "archive: postgresql://" in op.output()
+        # The Workflow and its pods are gone; `shoal logs` reads the archive instead.
+        proc = subprocess.run(
+            [sys.executable, "-m", "shoal.cli.main", "logs", "talks", "-n", namespace],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "KUBECONFIG": str(kubeconfig), "SHOAL_DATABASE_URL": dsn},
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines() == ["hello", "archived"]
+        assert "archived run (Succeeded)" in proc.stderr
     finally:
         op.stop()
 

@@ -63,6 +63,12 @@ def test_dsn_comes_from_the_flag_then_the_file_then_the_environment(tmp_path: Pa
 def test_describe_hides_the_password() -> None:
     assert describe("postgresql://shoal:s3cret@db:5432/shoal") == "postgresql://shoal@db:5432/shoal"
     assert describe("postgresql://db/shoal") == "postgresql://db/shoal"
+    query = describe("postgresql://db/shoal?sslmode=require&password=s3cret")
+    assert "s3cret" not in query
+    assert "sslmode=require" in query
+    keyword = describe("host=db user=shoal password='s3 cret' dbname=shoal")
+    assert "s3" not in keyword
+    assert keyword.startswith("host=db user=shoal password=*** ")
 
 
 def test_history_since_takes_durations_and_dates() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,11 +86,18 @@ class Archive:
         await self.pool.close()
 
 
+_KV_PASSWORD = re.compile(r"(?i)\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&]*")
+
+
 def describe(dsn: str) -> str:
-    """The DSN without its password, for logs."""
+    """The DSN without its password, for logs (URL form, query parameter or key=value)."""
     scheme, sep, rest = dsn.partition("://")
-    if not sep or "@" not in rest:
-        return dsn
+    if not sep:
+        return _KV_PASSWORD.sub("password=***", dsn)
+    rest = _QUERY_PASSWORD.sub(r"\1***", rest)
+    if "@" not in rest:
+        return f"{scheme}://{rest}"
     auth, _, host = rest.rpartition("@")
     user = auth.split(":", 1)[0]
     return f"{scheme}://{user}@{host}"

@@ -165,6 +165,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     logs_p.add_argument("node", nargs="?", help="only this node")
     logs_p.add_argument("--item", type=int, metavar="N", help="only item N of a fan-out node")
     logs_p.add_argument(
+        "--database-url",
+        help="PostgreSQL log archive, read when the pods are gone (SHOAL_DATABASE_URL)",
+    )
+    logs_p.add_argument(
+        "--database-url-file", help="a file holding the archive DSN (a mounted Secret)"
+    )
+    logs_p.add_argument(
         "-f",
         "--follow",
         action="store_true",
@@ -899,6 +906,8 @@ class LogTarget:
     """Which pods `shoal logs` shows, and how each is labelled."""
 
     def __init__(self, obj: dict[str, Any], node: str | None, item: int | None) -> None:
+        self.archive_dsn: str | None = None
+        """Where to read the logs of nodes whose pods are gone (None: no archive)."""
         self.obj = obj
         self.node = node
         self.item = item
@@ -952,8 +961,8 @@ class LogTarget:
         which = ", ".join(missing)
         return (
             f"no log for {which}: the pods are gone (the operator deletes a node's pods once it "
-            "succeeded, and all of them with the workflow). Keeping logs after that "
-            "(the PostgreSQL log archive) is not available yet."
+            "succeeded, and all of them with the workflow); pass --database-url (or set "
+            "SHOAL_DATABASE_URL) to read them from the PostgreSQL log archive."
         )
 
 
@@ -966,9 +975,19 @@ def logs(args: argparse.Namespace) -> int:
     if args.item is not None and args.node is None:
         return _fail("--item needs a NODE (the fan-out node whose item to show)", EXIT_INVALID)
 
+    from shoal.archive.db import resolve_dsn
+
+    dsn = resolve_dsn(args.database_url, args.database_url_file)
+
     async def run(api: KubeApi, namespace: str) -> int:
-        obj = await get_workflow(api, namespace, args.name)
+        try:
+            obj = await get_workflow(api, namespace, args.name)
+        except CliError:
+            if dsn is None:
+                raise
+            return await _archived_logs(dsn, namespace, args.name, args.node, args.item)
         target = LogTarget(obj, args.node, args.item)
+        target.archive_dsn = dsn
         if args.node is not None and args.node not in target.order:
             raise CliError(
                 f"workflow {args.name!r} has no node {args.node!r} "
@@ -1009,10 +1028,12 @@ async def _print_logs(api: KubeApi, namespace: str, target: LogTarget) -> int:
         for line in text.splitlines():
             _emit(label if prefix else None, line)
         printed = True
+    if target.archive_dsn is not None:
+        shown |= await _print_archived(target, shown, prefix)
     note = target.gone_note(shown)
     if note:
         _note(note)
-    if not views and note is None:
+    if not views and note is None and not shown:
         phase = _phase(target.obj)
         name = target.obj["metadata"]["name"]
         _note(
@@ -1020,7 +1041,63 @@ async def _print_logs(api: KubeApi, namespace: str, target: LogTarget) -> int:
             if phase in FINISHED
             else f"workflow {name} ({phase}) has no pods yet (shoal logs -f waits for them)"
         )
-    return EXIT_OK if printed or note is None else EXIT_FAILED
+    return EXIT_OK if printed or shown or note is None else EXIT_FAILED
+
+
+async def _print_archived(target: LogTarget, shown: set[str], prefix: bool) -> set[str]:
+    """Print archived lines of the nodes whose pods are gone; return the nodes printed."""
+    import asyncpg
+
+    from shoal.archive.reader import read_logs
+
+    assert target.archive_dsn is not None
+    wanted = [target.node] if target.node is not None else target.order
+    missing = [n for n in wanted if n not in shown]
+    if not missing:
+        return set()
+    conn = await asyncpg.connect(target.archive_dsn, timeout=30)
+    found: set[str] = set()
+    try:
+        for node in missing:
+            after = 0
+            while lines := await read_logs(
+                conn, target.obj["metadata"]["uid"], node, index=target.item, after_id=after
+            ):
+                for entry in lines:
+                    label = target.label(entry.node, entry.index, entry.attempt)
+                    _emit(label if prefix or target.several else None, entry.line)
+                after = lines[-1].id
+                found.add(node)
+    finally:
+        await conn.close()
+    return found
+
+
+async def _archived_logs(
+    dsn: str, namespace: str, name: str, node: str | None, item: int | None
+) -> int:
+    """`shoal logs` for a Workflow that no longer exists: its latest archived run."""
+    import asyncpg
+
+    from shoal.archive.reader import find_run, get_run
+
+    conn = await asyncpg.connect(dsn, timeout=30)
+    try:
+        summary = await find_run(conn, namespace, name)
+        detail = await get_run(conn, summary.uid) if summary is not None else None
+    finally:
+        await conn.close()
+    if detail is None:
+        raise CliError(f"workflow {name!r} not found in namespace {namespace!r} nor the archive")
+    obj = {"metadata": {"name": name, "uid": detail.run.uid}, "spec": detail.spec}
+    target = LogTarget(obj, node, item)
+    target.archive_dsn = dsn
+    _note(f"workflow {name} is gone; showing its archived run ({detail.run.phase})")
+    shown = await _print_archived(target, set(), target.several)
+    if not shown:
+        _note(f"the archive holds no log lines for workflow {name}")
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _emit(label: str | None, line: str) -> None:
