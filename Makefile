@@ -31,10 +31,10 @@ test-local: $(STAMP)
 # The cluster tier lives in tests/cluster (control plane, MinIO, PostgreSQL); one process,
 # because its fixtures start the control plane once per session. The binaries are built
 # first (cached outside the repo, see docs/testing.md) so no test timeout includes a build.
-test-cluster: $(STAMP) testcluster-bin minio-bin
+test-cluster: $(STAMP) testcluster-bin minio-bin helm-bin
 	$(BIN)/pytest -q tests/cluster
 
-.PHONY: testcluster-bin minio-bin
+.PHONY: testcluster-bin minio-bin helm-bin
 
 ## testcluster-bin: build (or find cached) kube-apiserver/controller-manager/scheduler/etcd/kubectl
 testcluster-bin:
@@ -43,6 +43,10 @@ testcluster-bin:
 ## minio-bin: build (or find cached) MinIO for the artifact-store tests
 minio-bin:
 	@bash hack/testcluster/build.sh minio >/dev/null
+
+## helm-bin: build (or find cached) helm for the chart tests
+helm-bin:
+	@bash hack/testcluster/build.sh helm >/dev/null
 
 ## cluster-up: start a local control plane + node agent; prints the KUBECONFIG to export
 cluster-up: $(STAMP) testcluster-bin
@@ -57,12 +61,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## crds: regenerate crds/ from the pydantic models
+## crds: regenerate crds/ from the pydantic models (and the Helm chart's copy)
 crds: $(STAMP)
 	$(BIN)/python -m shoal.api.crd crds
+	cp crds/*.yaml helm/shoal/crds/
 
 crds-check: $(STAMP)
 	$(BIN)/python -m shoal.api.crd crds --check
+	@diff -r crds helm/shoal/crds || { echo "helm/shoal/crds differs from crds/: run \`make crds\`"; exit 1; }
 
 bench: $(STAMP)
 	$(BIN)/python bench/local.py

@@ -4,16 +4,20 @@
 #
 #   hack/testcluster/build.sh testcluster   # apiserver+controller-manager+scheduler+etcd+kubectl
 #   hack/testcluster/build.sh minio         # MinIO, `go install`ed at a pinned version
+#   hack/testcluster/build.sh helm          # helm, `go install`ed at a pinned version (chart tests)
 #
 # The cache lives outside the repository so every clone on a machine shares it:
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/shoal/testcluster/<sha256 of go.sum, go.mod, *.go, this script, go version>/
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/shoal/minio/<version>/
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/shoal/helm/<version>/
 # Everything is fetched through the Go module proxy (GOPROXY); nothing else is downloaded.
 set -euo pipefail
 
 MINIO_MODULE=github.com/minio/minio
 # MinIO's RELEASE.* tags are not semver, so the module proxy serves it by pseudo-version.
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+HELM_MODULE=helm.sh/helm/v3/cmd/helm
+HELM_VERSION=v3.21.4
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/shoal"
@@ -81,11 +85,33 @@ build_minio() {
 	echo "$out"
 }
 
+build_helm() {
+	local out start ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+	# As upstream's Makefile does: the Kubernetes version `helm template` and `helm lint`
+	# assume (that of the client-go helm is built with, 1.36 for v3.21), not 1.20.
+	for pkg in pkg/chartutil pkg/lint/rules; do
+		ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=36"
+	done
+	out="$cache_root/helm/$HELM_VERSION"
+	if [[ ! -x "$out/helm" ]]; then
+		need_go
+		lock "$out"
+		if [[ ! -x "$out/helm" ]]; then
+			start=$SECONDS
+			log "go install $HELM_MODULE@$HELM_VERSION into $out"
+			(cd "$(mktemp -d)" && GOBIN="$out" go install -trimpath -ldflags="$ldflags" "$HELM_MODULE@$HELM_VERSION")
+			log "built in $((SECONDS - start))s"
+		fi
+	fi
+	echo "$out"
+}
+
 case "$what" in
 testcluster) build_testcluster ;;
 minio) build_minio ;;
+helm) build_helm ;;
 *)
-	log "unknown target $what (testcluster|minio)"
+	log "unknown target $what (testcluster|minio|helm)"
 	exit 2
 	;;
 esac

@@ -4,7 +4,8 @@ The Go binaries are built by ``hack/testcluster/build.sh`` into a cache outside 
 repository (so every clone on a machine shares them) and are located through it: a
 warm cache answers in well under a second. Overrides exist for developers who already
 have binaries: ``SHOAL_TESTCLUSTER_BIN`` (directory holding ``testcluster``),
-``SHOAL_MINIO`` (a ``minio`` binary), ``SHOAL_KUBECTL`` and ``SHOAL_PG_BINDIR``.
+``SHOAL_MINIO`` (a ``minio`` binary), ``SHOAL_HELM``, ``SHOAL_KUBECTL`` and
+``SHOAL_PG_BINDIR``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,16 @@ def testcluster_bin() -> Path:
 def minio_bin() -> Path:
     override = os.environ.get("SHOAL_MINIO")
     binary = Path(override) if override else _build("minio") / "minio"
+    if not os.access(binary, os.X_OK):
+        raise StartError(f"{binary} is missing or not executable")
+    return binary
+
+
+@functools.cache
+def helm_bin() -> Path:
+    """helm, for the chart tests (tests/cluster/test_chart.py)."""
+    override = os.environ.get("SHOAL_HELM")
+    binary = Path(override) if override else _build("helm") / "helm"
     if not os.access(binary, os.X_OK):
         raise StartError(f"{binary} is missing or not executable")
     return binary

@@ -1,0 +1,35 @@
+"""The Helm chart's static files: its CRDs are the generated ones, its YAML parses.
+
+Rendering, linting and applying the chart need helm and a cluster:
+tests/cluster/test_chart.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "shoal"
+
+
+def test_chart_crds_are_the_generated_ones_byte_for_byte() -> None:
+    generated = sorted(p.name for p in (REPO / "crds").glob("*.yaml"))
+    copied = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    assert copied == generated, "run `make crds`"
+    for name in generated:
+        assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
+            f"helm/shoal/crds/{name} differs from crds/{name}: run `make crds`"
+        )
+
+
+def test_chart_metadata_and_values_parse() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["name"] == "shoal"
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["watchNamespaces"] == []
+    assert values["clusterWide"] is False
+    assert values["metrics"]["serviceMonitor"]["enabled"] is False
+    assert ":latest" not in values["worker"]["image"]
