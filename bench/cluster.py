@@ -6,7 +6,8 @@ processes), applies `crds/`, starts `shoal operator` as a subprocess, and measur
 
   bare Job   the same worker image and job (`shoal.echo` with one small argument),
              created directly with the API, from the create request to its pod observed
-             Succeeded; the median of several is the floor of one Job per node.
+             Succeeded, one at a time, half before the chain and half after; the median
+             is the floor of one Job per node.
   chain      N nodes, each depending on the previous one. Per edge: from the moment the
              pod watch observes the predecessor's pod terminated to the moment the Job
              watch observes the successor's Job (both watches run here, events
@@ -32,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import math
 import os
@@ -405,19 +407,55 @@ FIELDS = ("figure", "value", "target", "verdict")
 
 
 def stage_medians(seen: Seen, jobs: list[str]) -> str:
-    """Where one Job's time goes: job->pod, pod->running, running->terminated (medians)."""
+    """Where one Job's time goes: Job->pod, pod->running, running->terminated."""
 
-    def med(a: dict[str, float], b: dict[str, float]) -> float:
-        return statistics.median(b[j] - a[j] for j in jobs if j in a and j in b)
+    def stage(a: dict[str, float], b: dict[str, float]) -> str:
+        spans = [b[j] - a[j] for j in jobs if j in a and j in b]
+        return f"{ms(statistics.median(spans))} (mean {ms(statistics.mean(spans))})"
 
     return (
-        f"Job->pod {ms(med(seen.job_added, seen.pod_added))}, "
-        f"pod->running {ms(med(seen.pod_added, seen.pod_running))}, "
-        f"running->terminated {ms(med(seen.pod_running, seen.pod_terminated))}"
+        f"Job->pod {stage(seen.job_added, seen.pod_added)}, "
+        f"pod->running {stage(seen.pod_added, seen.pod_running)}, "
+        f"running->terminated {stage(seen.pod_running, seen.pod_terminated)}"
     )
 
 
 # -- the benchmark -----------------------------------------------------------------------
+
+
+@dataclass
+class BareJobs:
+    """Bare Jobs run one at a time (half before the chain, half after)."""
+
+    names: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    """Create request sent -> pod observed Succeeded."""
+    created: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    """Machine CPU seconds (all processes) while each ran."""
+    components: dict[str, float] = field(default_factory=dict)
+    """CPU seconds per process of this run, summed over all bare Jobs."""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+@dataclass
+class Chain:
+    length: int
+    jobs: list[str]
+    edges: list[float]
+    start: float
+    end: float
+    writes: float
+    size: int
+    cpu: float
+    """Operator CPU seconds."""
+    machine: float
+    """Machine CPU seconds (all processes)."""
+    components: dict[str, float]
+    """CPU seconds per process of this run while the chain ran."""
 
 
 @dataclass
@@ -428,29 +466,42 @@ class Bench:
     seen: Seen
     report: Report
     metrics: httpx.AsyncClient
+    pids: dict[str, int]
+    """Processes of this run by name, for CPU per component."""
 
-    async def bare_jobs(self, count: int) -> float:
-        """Median seconds from creating one Job to its pod observed Succeeded."""
-        times = []
-        names = []
-        for k in range(count):
-            name = f"bare-{k}-{uuid.uuid4().hex[:6]}"
-            names.append(name)
+    async def bare_jobs(self, count: int, bare: BareJobs) -> None:
+        """Create `count` Jobs one after the other, each once the previous one succeeded."""
+        for _ in range(count):
+            name = f"bare-{len(bare.names)}-{uuid.uuid4().hex[:6]}"
+            bare.names.append(name)
+            machine = machine_cpu_seconds()
+            before = cpu_snapshot(self.pids)
             start = time.perf_counter()
-            await self.api.create(jobs_path(self.namespace), bare_job(self.namespace, name, k))
+            manifest = bare_job(self.namespace, name, len(bare.names))
+            await self.api.create(jobs_path(self.namespace), manifest)
             await self.seen.until(
                 f"bare Job {name}'s pod to succeed", functools.partial(self._ended, name), 120
             )
             self._check_succeeded(name)
-            times.append(self.seen.pod_succeeded[name] - start)
-        await self._delete_jobs(names)
-        median = statistics.median(times)
+            for key, value in cpu_delta(before, cpu_snapshot(self.pids)).items():
+                bare.components[key] = bare.components.get(key, 0.0) + value
+            bare.cpu.append(machine_cpu_seconds() - machine)
+            bare.times.append(self.seen.pod_succeeded[name] - start)
+            bare.created.append(self.seen.job_added[name] - start)
+        await self._delete_jobs(bare.names[-count:])
+
+    def report_bare(self, bare: BareJobs) -> None:
+        times, seen = bare.times, self.seen
         self.report.add(
-            f"bare Job, create -> pod Succeeded (median of {count})",
-            f"{median:.2f} s (min {min(times):.2f}, max {max(times):.2f})",
+            f"bare Job, create -> pod Succeeded (median of {len(times)})",
+            f"{bare.median:.2f} s (min {min(times):.2f}, max {max(times):.2f})",
         )
-        self.report.notes.append(f"bare Job stages: {stage_medians(self.seen, names)}")
-        return median
+        ends = [seen.pod_succeeded[j] - seen.pod_terminated[j] for j in bare.names]
+        self.report.notes.append(
+            f"bare Job: create->Job observed {ms(statistics.median(bare.created))}, "
+            f"{stage_medians(seen, bare.names)}, terminated->Succeeded observed "
+            f"{ms(statistics.median(ends))}; machine CPU {ms(statistics.median(bare.cpu))} per Job"
+        )
 
     def _ended(self, job: str) -> bool:
         return job in self.seen.pod_succeeded or job in self.seen.pod_failed
@@ -473,9 +524,11 @@ class Bench:
         """Wait until no pod is left in the namespace (phases do not overlap)."""
         await self.seen.until(what, lambda: not self.seen.pods_live, within)
 
-    async def run_workflow(self, manifest: dict[str, Any], within: float) -> tuple[str, float]:
-        """Create a Workflow, wait for it to succeed; its uid and wall time (create ->
-        Succeeded observed)."""
+    async def run_workflow(
+        self, manifest: dict[str, Any], within: float
+    ) -> tuple[str, float, float]:
+        """Create a Workflow, wait for it to succeed; its uid, when the create request was
+        sent and when Succeeded was observed."""
         name = manifest["metadata"]["name"]
         start = time.perf_counter()
         created = await self.api.create(workflows_path(self.namespace), manifest)
@@ -498,7 +551,7 @@ class Bench:
         if phase != "Succeeded":
             status = self.seen.workflow_last[name].get("status") or {}
             raise BenchError(f"Workflow {name} ended {phase}: {status.get('message')}")
-        return uid, at - start
+        return uid, start, at
 
     async def settle(self, uid: str, within: float) -> None:
         """After a workflow succeeded: its Jobs deleted, pods gone, write count steady."""
@@ -529,40 +582,75 @@ class Bench:
         obj = await self.api.get(workflows_path(self.namespace, name))
         return len(json.dumps(obj))
 
-    async def chain(self, length: int, bare: float) -> None:
+    async def chain(self, length: int) -> Chain:
+        """Run the chain; figures are reported once the bare Jobs after it are measured too."""
         name = f"chain-{uuid.uuid4().hex[:6]}"
         writes_before = await self.operator.writes(self.metrics)
-        uid, wall = await self.run_workflow(chain_workflow(name, length), 60 + 15 * length)
+        cpu_before, machine_before = self.operator.cpu_seconds(), machine_cpu_seconds()
+        components = cpu_snapshot(self.pids)
+        uid, start, end = await self.run_workflow(chain_workflow(name, length), 60 + 15 * length)
+        cpu = self.operator.cpu_seconds() - cpu_before
+        machine = machine_cpu_seconds() - machine_before
+        components = cpu_delta(components, cpu_snapshot(self.pids))
         size = await self.workflow_size(name)
         by_node = {lb.get(LABEL_NODE, ""): j for j, lb in self.seen.jobs_of(uid).items()}
-        edges = []
-        for i in range(1, length):
-            before, after = by_node.get(f"n{i - 1}"), by_node.get(f"n{i}")
-            if before is None or after is None:
-                raise BenchError(f"no Job observed for chain node n{i - 1} or n{i}")
-            edges.append(self.seen.job_added[after] - self.seen.pod_terminated[before])
+        missing = [f"n{i}" for i in range(length) if f"n{i}" not in by_node]
+        if missing:
+            raise BenchError(f"no Job observed for chain node(s) {', '.join(missing)}")
+        jobs = [by_node[f"n{i}"] for i in range(length)]
+        edges = [
+            self.seen.job_added[after] - self.seen.pod_terminated[before]
+            for before, after in itertools.pairwise(jobs)
+        ]
         await self.settle(uid, 120)
         writes = await self.operator.writes(self.metrics) - writes_before
-        p50, p99 = percentile(edges, 50), percentile(edges, 99)
-        ratio = wall / (length * bare)
-        r = self.report
-        r.add(f"chain {length}: edge latency p50 ({len(edges)} edges)", ms(p50), "<= 100 ms",
-              p50 <= TARGET_EDGE_P50)  # fmt: skip
-        r.add(f"chain {length}: edge latency p99", ms(p99), "<= 1000 ms", p99 <= TARGET_EDGE_P99)
-        r.add(f"chain {length}: edge latency max", ms(max(edges)))
-        r.add(f"chain {length}: wall time", f"{wall:.1f} s")
-        r.add(f"chain {length}: wall / ({length} x bare Job)", f"{ratio:.2f}", "<= 1.3",
-              ratio <= TARGET_CHAIN_RATIO)  # fmt: skip
-        r.add(f"chain {length}: API writes per node", f"{writes / length:.2f}")
-        r.add(f"chain {length}: Workflow object size", f"{size} B")
-        jobs = list(by_node.values())
-        r.notes.append(f"chain Job stages: {stage_medians(self.seen, jobs)}")
         await self.delete_workflow(name)
+        return Chain(length, jobs, edges, start, end, writes, size, cpu, machine, components)
 
-    async def bare_fan_out(self, items: int, parallelism: int, within: float) -> float:
-        """The same `items` Jobs created directly, `parallelism` in flight: no operator."""
+    def report_chain(self, c: Chain, bare: BareJobs) -> None:
+        wall, n, seen = c.end - c.start, c.length, self.seen
+        p50, p99 = percentile(c.edges, 50), percentile(c.edges, 99)
+        ratio = wall / (n * bare.median)
+        r = self.report
+        r.add(f"chain {n}: edge latency p50 ({len(c.edges)} edges)", ms(p50), "<= 100 ms",
+              p50 <= TARGET_EDGE_P50)  # fmt: skip
+        r.add(f"chain {n}: edge latency p99", ms(p99), "<= 1000 ms", p99 <= TARGET_EDGE_P99)
+        r.add(f"chain {n}: edge latency max", ms(max(c.edges)))
+        r.add(f"chain {n}: wall time", f"{wall:.1f} s")
+        r.add(f"chain {n}: wall / ({n} x bare Job)", f"{ratio:.2f}", "<= 1.3",
+              ratio <= TARGET_CHAIN_RATIO)  # fmt: skip
+        r.add(f"chain {n}: machine CPU per node / per bare Job",
+              f"{c.machine / n / statistics.median(bare.cpu):.2f}")  # fmt: skip
+        r.add(f"chain {n}: operator CPU per node", ms(c.cpu / n))
+        r.add(f"chain {n}: API writes per node", f"{c.writes / n:.2f}")
+        r.add(f"chain {n}: Workflow object size", f"{c.size} B")
+        jobs = c.jobs
+
+        def total(a: dict[str, float], b: dict[str, float]) -> str:
+            return f"{sum(b[j] - a[j] for j in jobs):.2f}"
+
+        r.notes.append(f"chain Job stages: {stage_medians(seen, jobs)}")
+        if len(c.components) > 2:
+            per_node = {k: v / n for k, v in c.components.items()}
+            per_bare = {k: v / len(bare.times) for k, v in bare.components.items()}
+            r.notes.append("CPU ms per chain node / per bare Job: " + cpu_table(per_node, per_bare))
+        r.notes.append(
+            f"chain wall {wall:.2f} s = create->first Job "
+            f"{seen.job_added[jobs[0]] - c.start:.2f} + sums of Job->pod "
+            f"{total(seen.job_added, seen.pod_added)}, pod->running "
+            f"{total(seen.pod_added, seen.pod_running)}, running->terminated "
+            f"{total(seen.pod_running, seen.pod_terminated)}, edges {sum(c.edges):.2f} + last "
+            f"pod terminated->Succeeded {c.end - seen.pod_terminated[jobs[-1]]:.2f}"
+        )
+
+    async def bare_fan_out(
+        self, items: int, parallelism: int, within: float
+    ) -> tuple[float, dict[str, float]]:
+        """The same `items` Jobs created directly, `parallelism` in flight: no operator.
+        Its wall time, and CPU seconds per process of this run until the last pod ended."""
         run = uuid.uuid4().hex[:6]
         names = [f"fan-{run}-{k}" for k in range(items)]
+        components = cpu_snapshot(self.pids)
         start = time.perf_counter()
         deadline = time.monotonic() + within
         next_index = 0
@@ -597,21 +685,27 @@ class Bench:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.seen.changed.wait(), min(remaining, 1.0))
         wall = max(self.seen.pod_succeeded[n] for n in names) - start
+        components = cpu_delta(components, cpu_snapshot(self.pids))
         peak = peak_running(self.seen, names)
         self.report.notes.append(
             f"baseline fan-out: peak {peak} pods running at once; Job stages: "
             + stage_medians(self.seen, names)
         )
         await self._delete_jobs(names)
-        return wall
+        return wall, components
 
     async def fan_out(
-        self, items: int, parallelism: int, bare: float, bare_fan: float | None
+        self,
+        items: int,
+        parallelism: int,
+        bare: float,
+        bare_fan: tuple[float, dict[str, float]] | None,
     ) -> None:
         name = f"fan-out-{uuid.uuid4().hex[:6]}"
         writes_before = await self.operator.writes(self.metrics)
         cpu_before = self.operator.cpu_seconds()
         machine_before = machine_cpu_seconds()
+        rss_start = self.operator.status_kib("VmRSS")
         rss_peak = 0
 
         async def sample_rss() -> None:
@@ -621,11 +715,14 @@ class Bench:
                 await asyncio.sleep(0.5)
 
         sampler = asyncio.create_task(sample_rss())
+        components = cpu_snapshot(self.pids)
         try:
             floor = items / parallelism * bare
-            uid, wall = await self.run_workflow(
+            uid, start, end = await self.run_workflow(
                 fan_out_workflow(name, items, parallelism), fan_out_deadline(items, floor)
             )
+            components = cpu_delta(components, cpu_snapshot(self.pids))
+            wall = end - start
             size = await self.workflow_size(name)
             await self.settle(uid, 300)
         finally:
@@ -644,16 +741,25 @@ class Bench:
         r.add(f"{label}: wall time", f"{wall:.1f} s")
         r.add(f"{label}: wall / ({items}/{parallelism} x bare Job = {floor:.1f} s)",
               f"{wall / floor:.2f}")  # fmt: skip
+        per_item = {k: v / items for k, v in components.items()}
         if bare_fan is not None:
-            r.add(f"{label}: wall / same Jobs created directly ({bare_fan:.1f} s)",
-                  f"{wall / bare_fan:.2f}")  # fmt: skip
+            bare_wall, bare_components = bare_fan
+            r.add(f"{label}: wall / same Jobs created directly ({bare_wall:.1f} s)",
+                  f"{wall / bare_wall:.2f}")  # fmt: skip
+            per_bare = {k: v / items for k, v in bare_components.items()}
+            r.notes.append(
+                "CPU ms per item, fan-out / same Jobs created directly: "
+                + cpu_table(per_item, per_bare)
+            )
+        else:
+            r.notes.append("CPU ms per item, fan-out: " + cpu_table(per_item, None))
         r.add(f"{label}: peak pods running at once (observed)", str(peak), f"{parallelism}")
         r.add(f"{label}: API writes per item", f"{writes / items:.2f}", "<= 6",
               writes / items <= TARGET_WRITES_PER_ITEM)  # fmt: skip
         r.add(f"{label}: operator CPU", f"{cpu:.1f} s ({cpu / items * 1000:.1f} ms per item)")
         r.add(f"{label}: operator CPU / machine CPU", f"{cpu / machine:.1%} of {machine:.0f} s")
-        r.add(f"{label}: operator peak RSS (sampled / VmHWM)",
-              f"{rss_peak / 1024:.0f} / {hwm / 1024:.0f} MiB")  # fmt: skip
+        rss = f"{rss_start / 1024:.0f} -> {rss_peak / 1024:.0f} ({hwm / 1024:.0f}) MiB"
+        r.add(f"{label}: operator RSS at start -> peak sampled (VmHWM)", rss)
         r.add(f"{label}: Workflow object size", f"{size} B")
         r.notes.append(f"fan-out Job stages: {stage_medians(self.seen, jobs)}")
         await self.delete_workflow(name)
@@ -663,6 +769,45 @@ def fan_out_deadline(items: int, floor: float) -> float:
     """Generous, so only a hang trips it: a 2-core machine runs ~5-10 pods a second, far
     below what `parallelism` times the bare Job's rate would give."""
     return 300 + max(20 * floor, 1.0 * items)
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process: its own, and its reaped children's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    own = int(fields[11]) + int(fields[12])
+    children = int(fields[13]) + int(fields[14])
+    return own / CLK_TCK, children / CLK_TCK
+
+
+PODS = "pods"
+OTHER = "other (not this run)"
+
+
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far per process of this run; the node agent's children are the pods."""
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            own, children = process_cpu(pid)
+            out[name] = own
+            if name == "nodeagent":
+                out[PODS] = children
+    out[OTHER] = machine_cpu_seconds() - sum(out.values())
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before.get(k, 0.0) for k in after}
+
+
+def cpu_table(per_node: dict[str, float], per_bare: dict[str, float] | None) -> str:
+    """'name ours/bare' in ms per node or item, the busiest first."""
+    names = sorted(per_node, key=lambda k: -per_node[k])
+    bare = per_bare or {}
+    return ", ".join(
+        f"{k} {per_node[k] * 1000:.0f}" + (f"/{bare.get(k, 0.0) * 1000:.0f}" if bare else "")
+        for k in names
+    )
 
 
 def machine_cpu_seconds() -> float:
@@ -684,7 +829,9 @@ def peak_running(seen: Seen, jobs: list[str]) -> int:
     return peak
 
 
-async def run(args: argparse.Namespace, kubeconfig: Path, logs: Path) -> Report:
+async def run(
+    args: argparse.Namespace, kubeconfig: Path, logs: Path, pids: dict[str, int]
+) -> Report:
     api = KubeApi.connect(str(kubeconfig))
     metrics = httpx.AsyncClient()
     report = Report()
@@ -705,25 +852,33 @@ async def run(args: argparse.Namespace, kubeconfig: Path, logs: Path) -> Report:
         operator = await start_operator(
             kubeconfig, namespace, logs, args.operator_log_level, args.profile_operator
         )
-        bench = Bench(api, namespace, operator, seen, report, metrics)
+        pids = {**pids, "operator": operator.pid, "benchmark": os.getpid()}
+        bench = Bench(api, namespace, operator, seen, report, metrics, pids)
         print(f"namespace {namespace}; operator pid {operator.pid}, log {operator.server.log}")
 
-        print(f"bare Jobs x{args.bare} ...", flush=True)
-        bare = await bench.bare_jobs(args.bare)
+        bare = BareJobs()
+        print(f"bare Jobs x{args.bare // 2} ...", flush=True)
+        await bench.bare_jobs(args.bare // 2, bare)
         print(f"chain of {args.chain} ...", flush=True)
-        await bench.chain(args.chain, bare)
+        chain = await bench.chain(args.chain)
+        print(f"bare Jobs x{args.bare - args.bare // 2} ...", flush=True)
+        await bench.bare_jobs(args.bare - args.bare // 2, bare)
+        bench.report_bare(bare)
+        bench.report_chain(chain, bare)
+        if args.no_fan_out:
+            return report
         bare_fan = None
         if not args.no_bare_fan_out:
             print(f"{args.items} Jobs created directly, {args.parallelism} at once ...", flush=True)
-            floor = args.items / args.parallelism * bare
+            floor = args.items / args.parallelism * bare.median
             within = fan_out_deadline(args.items, floor)
             bare_fan = await bench.bare_fan_out(args.items, args.parallelism, within)
             report.add(
                 f"baseline: {args.items} bare Jobs, {args.parallelism} in flight (no operator)",
-                f"{bare_fan:.1f} s",
+                f"{bare_fan[0]:.1f} s",
             )
         print(f"fan-out of {args.items}, parallelism {args.parallelism} ...", flush=True)
-        await bench.fan_out(args.items, args.parallelism, bare, bare_fan)
+        await bench.fan_out(args.items, args.parallelism, bare.median, bare_fan)
         report.notes.append(
             "API writes are the operator's own requests (KubeApi.writes: Job creates and "
             "deletes, status patches, retries included); kopf's few per-workflow writes "
@@ -744,8 +899,9 @@ async def run(args: argparse.Namespace, kubeconfig: Path, logs: Path) -> Report:
 
 
 @contextlib.contextmanager
-def control_plane(args: argparse.Namespace) -> Iterator[tuple[Path, Path]]:
-    """The kubeconfig to use and a directory for logs; stops what it started."""
+def control_plane(args: argparse.Namespace) -> Iterator[tuple[Path, Path, dict[str, int]]]:
+    """The kubeconfig to use, a directory for logs and the pids of the control plane's
+    processes (none for --kubeconfig); stops what it started."""
     root = Path(tempfile.mkdtemp(prefix="shoal-bench-"))
     ok = False
     plane: ControlPlane | None = None
@@ -758,7 +914,8 @@ def control_plane(args: argparse.Namespace) -> Iterator[tuple[Path, Path]]:
             plane.start()
             kubeconfig = plane.kubeconfig
         apply_crds(kubeconfig)
-        yield kubeconfig, root / "logs"
+        pids = {} if plane is None else {server.name: server.pid for server in plane.servers}
+        yield kubeconfig, root / "logs", pids
         ok = True
     finally:
         if plane is not None:
@@ -776,12 +933,15 @@ def main() -> int:
     parser.add_argument("--chain", type=int, help="chain length (default 50, quick 10)")
     parser.add_argument("--items", type=int, help="fan-out items (default 1000, quick 100)")
     parser.add_argument("--parallelism", type=int, default=50)
-    parser.add_argument("--bare", type=int, default=5, help="bare Jobs for the median")
+    parser.add_argument(
+        "--bare", type=int, default=10, help="bare Jobs for the median (half before the chain)"
+    )
     parser.add_argument(
         "--no-bare-fan-out",
         action="store_true",
         help="skip the baseline of the fan-out's Jobs created directly",
     )
+    parser.add_argument("--no-fan-out", action="store_true", help="bare Jobs and chain only")
     parser.add_argument("--operator-log-level", default="INFO")
     parser.add_argument(
         "--profile-operator",
@@ -799,8 +959,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
     started = time.monotonic()
     try:
-        with control_plane(args) as (kubeconfig, logs):
-            report = asyncio.run(run(args, kubeconfig, logs))
+        with control_plane(args) as (kubeconfig, logs, pids):
+            report = asyncio.run(run(args, kubeconfig, logs, pids))
     except BenchError as err:
         print(f"benchmark failed: {err}", file=sys.stderr)
         return 1
