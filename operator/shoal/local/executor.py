@@ -22,6 +22,7 @@ from shoal.core.decisions import KillTask, StartTask
 from shoal.core.planner import advance
 from shoal.core.state import RunState, TaskFinished, record_finished, record_progress
 from shoal.local.process import (
+    MAX_ARGS_ENV_BYTES,
     WORKER_USAGE_EXIT,
     LaunchError,
     LocalTask,
@@ -79,6 +80,7 @@ class LocalExecutor:
         self._events: asyncio.Queue[TaskFinished | _Stop] = asyncio.Queue()
         self._tasks: dict[tuple[str, int], LocalTask] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._node_dirs: set[str] = set()
         base = dict(os.environ)
         paths = [str(p) for p in extra_pythonpath or []]
         if base.get("PYTHONPATH"):
@@ -135,9 +137,12 @@ class LocalExecutor:
 
     def _start(self, d: StartTask) -> None:
         node = self.wf.nodes[d.node]
-        directory = self.workdir / d.node / f"{d.index}-{d.attempt}"
-        directory.mkdir(parents=True, exist_ok=True)
-        termination = directory / "termination-log"
+        directory = self.workdir / d.node
+        if d.node not in self._node_dirs:  # one folder per node: mkdir is not free
+            directory.mkdir(parents=True, exist_ok=True)
+            self._node_dirs.add(d.node)
+        stem = f"{d.index}-{d.attempt}"
+        termination = directory / f"{stem}.termination-log"
         task = LocalTask(start=d, directory=directory)
         self._tasks[task.key] = task
         try:
@@ -147,8 +152,13 @@ class LocalExecutor:
             return
         env["SHOAL_TERMINATION_MESSAGE_PATH"] = str(termination)
         if node.spec.job is not None:
-            args_file = directory / "args.json"
-            args_file.write_text(json.dumps(d.args), encoding="utf-8")
+            args = json.dumps(d.args)
+            args_file: Path | None = None
+            if len(args.encode()) <= MAX_ARGS_ENV_BYTES:
+                env["SHOAL_ARGS"] = args
+            else:
+                args_file = directory / f"{stem}.args.json"
+                args_file.write_text(args, encoding="utf-8")
             argv = worker_argv(node.spec.job, args_file, termination)
         elif d.command:
             argv = [*d.command, *(d.args or [])]

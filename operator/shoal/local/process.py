@@ -39,20 +39,19 @@ class LaunchError(Exception):
     """The attempt could not even start (for example an env reference with no local value)."""
 
 
-def worker_argv(job: str, args_file: Path, termination_file: Path) -> list[str]:
-    """The command line that runs a registered job with this interpreter's shoal-worker."""
-    return [
-        sys.executable,
-        "-m",
-        "shoal_worker.runner",
-        "run",
-        "--job",
-        job,
-        "--args-file",
-        str(args_file),
-        "--termination-log",
-        str(termination_file),
-    ]
+MAX_ARGS_ENV_BYTES = 32 * 1024
+"""Arguments up to this size travel in `SHOAL_ARGS`; larger ones in a file."""
+
+
+def worker_argv(job: str, args_file: Path | None, termination_file: Path) -> list[str]:
+    """The command line that runs a registered job with this interpreter's shoal-worker.
+
+    Without `args_file` the worker reads its arguments from `SHOAL_ARGS`.
+    """
+    argv = [sys.executable, "-m", "shoal_worker.runner", "run", "--job", job]
+    if args_file is not None:
+        argv += ["--args-file", str(args_file)]
+    return [*argv, "--termination-log", str(termination_file)]
 
 
 def local_env(
@@ -65,6 +64,8 @@ def local_env(
     the attempt (naming the variable) when there is none.
     """
     env = dict(base)
+    for inherited in ("SHOAL_ARGS", "SHOAL_ARGS_FILE", "SHOAL_ITEM", "SHOAL_ITEM_INDEX"):
+        env.pop(inherited, None)  # never the caller's: this attempt sets its own
     env.update(
         SHOAL_WORKFLOW=wf.meta.name,
         SHOAL_NAMESPACE=wf.meta.namespace,
@@ -114,6 +115,7 @@ class LocalTask:
 
     start: StartTask
     directory: Path
+    """The node's folder in the work directory; each attempt's files are named after it."""
     collector: StreamCollector = field(default_factory=StreamCollector)
     process: asyncio.subprocess.Process | None = None
     kill_reason: str | None = None
@@ -151,8 +153,12 @@ async def _exited_or_drained(
     tell an exited child whose grandchild holds the pipes from a running one; a pidfd
     becomes readable exactly when the child exits.
     """
+    if process.returncode is not None:
+        return
     try:
         fd = os.pidfd_open(process.pid)
+    except ProcessLookupError:  # already exited and reaped by the child watcher
+        return
     except (AttributeError, OSError):  # no pidfd (old kernel): rely on the pipes
         await asyncio.wait({pumps})
         return
@@ -181,9 +187,8 @@ async def run_task(
     on_message: OnMessage,
 ) -> Outcome:
     """Run the child to its end, feeding every output line to the collector and `on_message`."""
-    task.directory.mkdir(parents=True, exist_ok=True)
     termination = Path(env["SHOAL_TERMINATION_MESSAGE_PATH"])
-    task.log_path = task.directory / "log.txt"
+    task.log_path = task.directory / f"{task.start.index}-{task.start.attempt}.log"
     node, index = task.key
     with task.log_path.open("w", encoding="utf-8") as log:
         try:
@@ -227,9 +232,10 @@ async def run_task(
                 log.write(f"[shoal] output still open {PIPE_DRAIN_SECONDS:g}s after the exit\n")
         exit_code = await task.process.wait()
     text = None
-    with contextlib.suppress(OSError):
-        # At most 4 KiB from local disk: not worth a thread hop.
-        text = termination.read_text(encoding="utf-8") or None  # noqa: ASYNC240
+    if task.collector.result is None:  # the stream's result, when there is one, has it all
+        with contextlib.suppress(OSError):
+            # At most 4 KiB from local disk: not worth a thread hop.
+            text = termination.read_text(encoding="utf-8") or None  # noqa: ASYNC240
     # A signal shows up as a negative return code; report it the way a pod would (128+n).
     code = 128 - exit_code if exit_code < 0 else exit_code
     return task.collector.finish(code, text, killed_reason=task.kill_reason)
