@@ -10,7 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shoal.cli import cluster_commands, history_command, local_commands, operator_command
+from shoal.cli import (
+    cluster_commands,
+    cron_commands,
+    history_command,
+    local_commands,
+    operator_command,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -76,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator_command.add_parser(sub)
     cluster_commands.add_parsers(sub)
     history_command.add_parser(sub)
+    cron_commands.add_parser(sub)
     return parser
 
 
