@@ -9,10 +9,11 @@ write that fails is retried, newest state first, with backoff.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from shoal.archive.sink import drain_then_cancel
 
 log = logging.getLogger("shoal.archive")
 
@@ -58,13 +59,8 @@ class RunRecorder:
             await self._idle.wait()
 
     async def close(self, grace_seconds: float = 5.0) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.drain(), grace_seconds)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await drain_then_cancel(self.drain, self._task, grace_seconds)
+        self._task = None
 
     async def _writer(self) -> None:
         backoff = self.backoff_seconds

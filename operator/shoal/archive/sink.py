@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +46,19 @@ def dropped_marker(count: int) -> str:
 
 def capped_marker(limit: int) -> str:
     return f"[shoal] log size cap of {limit} characters reached: later lines are not archived"
+
+
+async def drain_then_cancel(
+    drain: Callable[[], Awaitable[None]], task: asyncio.Task[Any] | None, grace_seconds: float
+) -> None:
+    """Let a background writer finish what it holds (bounded), then cancel it."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace_seconds):
+            await drain()
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @dataclass(slots=True)
@@ -205,13 +218,8 @@ class ArchiveLogSink:
 
     async def close(self, grace_seconds: float = 10.0) -> None:
         """Write what is buffered (for up to `grace_seconds`), then stop."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.drain(), grace_seconds)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await drain_then_cancel(self.drain, self._task, grace_seconds)
+        self._task = None
 
     async def drain(self) -> None:
         """Wait until nothing is buffered or in flight."""
