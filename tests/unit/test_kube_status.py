@@ -21,12 +21,12 @@ from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import KillTask, StartTask
 from shoal.core.planner import advance
 from shoal.core.state import RunState, TaskFinished, TaskPhase, record_finished
+from shoal.kube.pods import parse_time
 from shoal.kube.status import (
     MAX_FAILED_ITEMS_IN_STATUS,
     MAX_MESSAGE,
     MAX_NODE_OUTPUTS_BYTES,
     InFlight,
-    parse_timestamp,
     rebuild_state,
     render_status,
     timestamp,
@@ -86,8 +86,8 @@ def test_finished_runs_render_their_phase_times_and_message(
     status = render_status(wf, sim.state)
     assert status["phase"] == phase.value
     assert status["progress"] == "2/2"
-    assert parse_timestamp(status["startedAt"]) == T0
-    assert parse_timestamp(status["finishedAt"]) == sim.state.finished_at
+    assert parse_time(status["startedAt"]) == T0
+    assert parse_time(status["finishedAt"]) == sim.state.finished_at
     if phase is WorkflowPhase.SUCCEEDED:
         assert "message" not in status
     else:
@@ -172,9 +172,9 @@ def test_timestamps_are_rfc3339_utc_and_round_trip() -> None:
         text = timestamp(value)
         assert text is not None
         assert text.endswith("Z")
-        assert parse_timestamp(text) == pytest.approx(value, abs=1e-6)
+        assert parse_time(text) == pytest.approx(value, abs=1e-6)
     assert timestamp(None) is None
-    assert parse_timestamp(None) is None
+    assert parse_time(None) is None
 
 
 # --- render_status: fan-outs ------------------------------------------------------------------

@@ -27,8 +27,8 @@ from shoal.cron import controller as cron_controller
 from shoal.kube.api import KubeApi, workflows_path
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, LABEL_WORKFLOW_UID, MANAGED_BY
+from shoal.kube.pods import parse_time
 from shoal.kube.runner import RunnerConfig, WorkflowRunner, wait_ttl
-from shoal.kube.status import parse_timestamp
 
 log = logging.getLogger("shoal.operator")
 GROUP, VERSION, PLURAL = "shoal.dev", "v1alpha1", "workflows"
@@ -167,7 +167,7 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 if status.get("phase") not in {"Succeeded", "Failed", "Error", "Stopped"}:
                     break  # reopened: run it again
                 ttl = (raw.get("spec") or {}).get("ttlSecondsAfterFinished")
-                finished = parse_timestamp(status.get("finishedAt"))
+                finished = parse_time(status.get("finishedAt"))
                 due = None if ttl is None or finished is None else finished + float(ttl)
                 if not await reopened_or_stopped(
                     None if due is None else max(0.0, due - time.time())

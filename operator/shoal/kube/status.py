@@ -20,6 +20,7 @@ from shoal.core.compiled import CompiledWorkflow
 from shoal.core.expressions import ExpressionError
 from shoal.core.planner import resolve_items
 from shoal.core.state import MAX_INFRASTRUCTURE_RETRIES, NodeState, RunState, Task, TaskPhase
+from shoal.kube.pods import parse_time
 
 MAX_MESSAGE = 1024
 MAX_NODE_OUTPUTS_BYTES = 32 * 1024
@@ -31,12 +32,6 @@ def timestamp(value: float | None) -> str | None:
     if value is None:
         return None
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_timestamp(value: str | None) -> float | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def clip(text: str, limit: int = MAX_MESSAGE) -> str:
@@ -146,8 +141,8 @@ def rebuild_state(
     phase = status.get("phase")
     if phase in {p.value for p in WorkflowPhase}:
         state.phase = WorkflowPhase(phase)
-    state.started_at = parse_timestamp(status.get("startedAt"))
-    state.finished_at = parse_timestamp(status.get("finishedAt"))
+    state.started_at = parse_time(status.get("startedAt"))
+    state.finished_at = parse_time(status.get("finishedAt"))
     state.message = status.get("message") or ""
     if state.phase is WorkflowPhase.PENDING and state.started_at is not None:
         state.phase = WorkflowPhase.RUNNING
@@ -174,8 +169,8 @@ def rebuild_state(
             ns.outputs = saved.get("outputs") or {}
             ns.exit_code = saved.get("exitCode")
             ns.attempts = int(saved.get("attempts") or 0)
-            ns.started_at = parse_timestamp(saved.get("startedAt"))
-            ns.finished_at = parse_timestamp(saved.get("finishedAt"))
+            ns.started_at = parse_time(saved.get("startedAt"))
+            ns.finished_at = parse_time(saved.get("finishedAt"))
             items = saved.get("items") or {}
             ns.succeeded = int(items.get("succeeded") or 0)
             ns.failed = int(items.get("failed") or 0)
@@ -187,7 +182,7 @@ def rebuild_state(
             ]
             continue
         in_flight = latest.get(name) or {}
-        started = parse_timestamp(saved.get("startedAt"))
+        started = parse_time(saved.get("startedAt"))
         if not in_flight and (saved_phase is not NodePhase.RUNNING or started is None):
             continue  # Pending: the planner expands it again
         # Running: it has Jobs, or the status says it was expanded (and none of its Jobs
