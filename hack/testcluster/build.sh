@@ -68,42 +68,36 @@ build_testcluster() {
 	echo "$out"
 }
 
-build_minio() {
-	local out start
-	out="$cache_root/minio/$MINIO_VERSION"
-	if [[ ! -x "$out/minio" ]]; then
+# go install MODULE@VERSION (with LDFLAGS) into the cache once; print the directory.
+go_install_cached() {
+	local name=$1 module=$2 version=$3 ldflags=$4 out start
+	out="$cache_root/$name/$version"
+	if [[ ! -x "$out/$name" ]]; then
 		need_go
 		lock "$out"
-		if [[ ! -x "$out/minio" ]]; then
+		if [[ ! -x "$out/$name" ]]; then
 			start=$SECONDS
-			log "go install $MINIO_MODULE@$MINIO_VERSION into $out"
+			log "go install $module@$version into $out"
 			# A scratch module dir keeps the repo's go.work/go.mod (if any) out of it.
-			(cd "$(mktemp -d)" && GOBIN="$out" go install -trimpath -ldflags='-s -w' "$MINIO_MODULE@$MINIO_VERSION")
+			(cd "$(mktemp -d)" && GOBIN="$out" go install -trimpath -ldflags="$ldflags" "$module@$version")
 			log "built in $((SECONDS - start))s"
 		fi
 	fi
 	echo "$out"
 }
 
+build_minio() {
+	go_install_cached minio "$MINIO_MODULE" "$MINIO_VERSION" "-s -w"
+}
+
 build_helm() {
-	local out start ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+	local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 	# As upstream's Makefile does: the Kubernetes version `helm template` and `helm lint`
 	# assume (that of the client-go helm is built with, 1.36 for v3.21), not 1.20.
 	for pkg in pkg/chartutil pkg/lint/rules; do
 		ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=36"
 	done
-	out="$cache_root/helm/$HELM_VERSION"
-	if [[ ! -x "$out/helm" ]]; then
-		need_go
-		lock "$out"
-		if [[ ! -x "$out/helm" ]]; then
-			start=$SECONDS
-			log "go install $HELM_MODULE@$HELM_VERSION into $out"
-			(cd "$(mktemp -d)" && GOBIN="$out" go install -trimpath -ldflags="$ldflags" "$HELM_MODULE@$HELM_VERSION")
-			log "built in $((SECONDS - start))s"
-		fi
-	fi
-	echo "$out"
+	go_install_cached helm "$HELM_MODULE" "$HELM_VERSION" "$ldflags"
 }
 
 case "$what" in

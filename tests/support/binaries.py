@@ -57,23 +57,24 @@ def testcluster_bin() -> Path:
     return binary
 
 
-@functools.cache
-def minio_bin() -> Path:
-    override = os.environ.get("SHOAL_MINIO")
-    binary = Path(override) if override else _build("minio") / "minio"
+def _go_tool(name: str, override_env: str) -> Path:
+    """A tool `build.sh NAME` installs from its Go module, or the binary `override_env` names."""
+    override = os.environ.get(override_env)
+    binary = Path(override) if override else _build(name) / name
     if not os.access(binary, os.X_OK):
         raise StartError(f"{binary} is missing or not executable")
     return binary
+
+
+@functools.cache
+def minio_bin() -> Path:
+    return _go_tool("minio", "SHOAL_MINIO")
 
 
 @functools.cache
 def helm_bin() -> Path:
     """helm, for the chart tests (tests/cluster/test_chart.py)."""
-    override = os.environ.get("SHOAL_HELM")
-    binary = Path(override) if override else _build("helm") / "helm"
-    if not os.access(binary, os.X_OK):
-        raise StartError(f"{binary} is missing or not executable")
-    return binary
+    return _go_tool("helm", "SHOAL_HELM")
 
 
 def _kubectl_minor(path: str) -> int | None:
