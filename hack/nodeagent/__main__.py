@@ -13,15 +13,14 @@ from pathlib import Path
 from .config import AgentConfig, load
 from .kubelet_api import KubeletAPI, server_context
 from .node import NodeRuntime
-from .runtime import MemoryCgroups, MountPoints
+from .runtime import MemoryCgroups
 
 log = logging.getLogger("nodeagent")
 
 
 async def run(config: AgentConfig) -> None:
     cgroups = MemoryCgroups()
-    mount_points = MountPoints()
-    nodes = [NodeRuntime(config, node, cgroups, mount_points) for node in config.nodes]
+    nodes = [NodeRuntime(config, node, cgroups) for node in config.nodes]
     ctx = server_context(config.serving_cert, config.serving_key, config.ca)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

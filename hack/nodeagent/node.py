@@ -17,7 +17,7 @@ import httpx
 from .config import AgentConfig, NodeConfig
 from .kube import STRATEGIC, ApiError, Kube
 from .pod import PodWorker
-from .runtime import MemoryCgroups, MountPoints
+from .runtime import MemoryCgroups
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,11 @@ class NodeRuntime:
         config: AgentConfig,
         node: NodeConfig,
         cgroups: MemoryCgroups,
-        mount_points: MountPoints,
     ) -> None:
         self.config = config
         self.node = node
         self.name = node.name
         self.cgroups = cgroups
-        self.mount_points = mount_points
         self.kube = Kube(config.apiserver, config.ca, node.client_cert, node.client_key)
         self.pods_dir = config.state_dir / node.name / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from .podspec import (
     prepare_volumes,
     quantity,
 )
-from .runtime import ContainerProcess, Exit
+from .runtime import ContainerProcess, Exit, ensure_mount_points
 
 if TYPE_CHECKING:
     from .node import NodeRuntime
@@ -360,11 +360,10 @@ class PodWorker:
         process = ContainerProcess(run_dir, writer, self.node.cgroups)
         limits = (c.spec.get("resources") or {}).get("limits") or {}
         memory = int(quantity(limits["memory"])) if "memory" in limits else None
-        held = self.node.mount_points.acquire([(m["target"], m["dir"]) for m in launch["mounts"]])
+        ensure_mount_points([(m["target"], m["dir"]) for m in launch["mounts"]])
         try:
             await process.start(launch, memory, f"{self.uid}-{c.name}-{c.restart_count}")
         except BaseException:
-            self.node.mount_points.release(held)
             writer.close()  # release any log follower
             raise
         c.process = process
@@ -388,7 +387,6 @@ class PodWorker:
                 # Re-check: a second, shorter delete can move the deadline forward.
                 await asyncio.wait({waiter}, timeout=min(remaining, 0.5))
         exit_ = await waiter
-        self.node.mount_points.release(held)
         finished = time.time()
         c.exit = exit_
         c.state = {"terminated": self._terminated(c, exit_, run_dir, process.started_at, finished)}

@@ -124,53 +124,32 @@ def _rmdir(path: Path) -> None:
         path.rmdir()
 
 
-class MountPoints:
-    """Mount points the agent had to create on the host, removed when no container uses them.
+def ensure_mount_points(targets: list[tuple[str, bool]]) -> None:
+    """Create the host paths that bind mounts need, and leave them in place.
 
     A bind mount needs an existing target, and the private mount namespace shares the
     host's filesystems, so a pod mounting at /data makes an (empty) /data on the host.
-    Reference counts across every container of every node keep one pod's cleanup from
-    pulling a mount point out from under another's.
+    They are never removed: on Linux >= 3.18 removing a directory detaches every mount on
+    it in *other* namespaces too, so one agent's cleanup would pull a volume out from
+    under a pod of another agent (two test clusters on one host did exactly that).
+    An empty directory or file left on a test machine costs nothing.
     """
-
-    def __init__(self) -> None:
-        self._refs: dict[Path, int] = {}
-
-    def acquire(self, targets: list[tuple[str, bool]]) -> list[Path]:
-        held: list[Path] = []
-        for target, is_dir in targets:
-            path = Path(target)
-            missing = []
-            probe = path
-            while not os.path.lexists(probe) and probe != probe.parent:
-                missing.append(probe)
-                probe = probe.parent
+    for target, is_dir in targets:
+        path = Path(target)
+        missing = []
+        probe = path
+        while not os.path.lexists(probe) and probe != probe.parent:
+            missing.append(probe)
+            probe = probe.parent
+        for item in reversed(missing):
             try:
-                for item in reversed(missing):
-                    if item == path and not is_dir:
-                        item.touch()
-                    else:
-                        item.mkdir()
-                    self._refs[item] = 0
+                if item == path and not is_dir:
+                    item.touch(exist_ok=True)
+                else:
+                    item.mkdir(exist_ok=True)
             except OSError as err:
                 log.warning("cannot create mount point %s: %s", item, err)
-            for item in (path, *path.parents):
-                if item in self._refs:
-                    self._refs[item] += 1
-                    held.append(item)
-        return held
-
-    def release(self, held: list[Path]) -> None:
-        for item in sorted(held, key=lambda p: len(p.parts), reverse=True):
-            self._refs[item] -= 1
-            if self._refs[item] > 0:
-                continue
-            del self._refs[item]
-            with contextlib.suppress(OSError):
-                if item.is_dir() and not item.is_symlink():
-                    item.rmdir()  # only if still empty
-                elif item.stat().st_size == 0:
-                    item.unlink()
+                break
 
 
 @dataclass
