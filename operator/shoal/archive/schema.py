@@ -85,7 +85,15 @@ CREATE TABLE shoal_cron_fires (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# v2: the rendered status as the operator last wrote it (so an archived `shoal get` shows
+# exactly what a live one did: failed items, omitted outputs, retries), and a note on
+# attempts whose outputs were too large to keep.
+_V2 = """
+ALTER TABLE shoal_workflows ADD COLUMN status jsonb;
+ALTER TABLE shoal_attempts ADD COLUMN outputs_omitted text;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 LATEST = len(MIGRATIONS)
 
 

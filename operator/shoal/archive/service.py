@@ -1,4 +1,4 @@
-"""The archive as the operator holds it: one pool, one log sink, one run recorder."""
+"""The archive as the operator holds it: one pool, a log sink, a run and an attempt recorder."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shoal.archive.attempts import AttemptRecorder, FinishedAttempt
 from shoal.archive.db import open_pool
 from shoal.archive.recorder import RunRecorder
 from shoal.archive.schema import LATEST
 from shoal.archive.sink import ArchiveLogSink
-from shoal.archive.store import delete_expired, save_run
+from shoal.archive.store import delete_expired, save_attempts, save_run
 
 log = logging.getLogger("shoal.archive")
 
@@ -33,6 +34,7 @@ class Archive:
     pool: Any
     sink: ArchiveLogSink
     runs: RunRecorder
+    attempts: AttemptRecorder
     settings: ArchiveSettings = field(default_factory=ArchiveSettings)
     _retention: asyncio.Task[None] | None = None
 
@@ -42,6 +44,7 @@ class Archive:
         dsn: str,
         on_dropped: Callable[[int], None] | None = None,
         settings: ArchiveSettings | None = None,
+        on_attempts_dropped: Callable[[int], None] | None = None,
     ) -> Archive:
         """Migrate, connect and start the writers. Fails if the database is unreachable:
         an operator told to archive should not start silently without it."""
@@ -51,10 +54,15 @@ class Archive:
         async def save(body: dict[str, Any]) -> None:
             await save_run(pool, body, body.get("status") or {})
 
+        async def save_rows(rows: Sequence[FinishedAttempt]) -> None:
+            await save_attempts(pool, rows)
+
         sink = ArchiveLogSink(pool, on_dropped=on_dropped, max_run_chars=settings.max_run_log_chars)
-        archive = cls(pool, sink, RunRecorder(save), settings)
+        attempts = AttemptRecorder(save_rows, on_dropped=on_attempts_dropped)
+        archive = cls(pool, sink, RunRecorder(save), attempts, settings)
         archive.sink.start()
         archive.runs.start()
+        archive.attempts.start()
         if settings.ttl_days is not None:
             archive._retention = asyncio.create_task(archive._expire(), name="shoal-retention")
         log.info("archive: PostgreSQL, schema version %d", LATEST)
@@ -82,6 +90,7 @@ class Archive:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention
         await self.runs.close()
+        await self.attempts.close()
         await self.sink.close()
         await self.pool.close()
 

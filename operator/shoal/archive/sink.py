@@ -124,7 +124,7 @@ class LogBuffer:
         return batch
 
 
-def _transient(err: BaseException) -> bool:
+def transient(err: BaseException) -> bool:
     """A failure that waiting cures (connection lost, server restarting or overloaded)."""
     return isinstance(
         err,
@@ -254,7 +254,7 @@ class ArchiveLogSink:
                 raise
             except Exception as err:
                 self.failures += 1
-                if not _transient(err):
+                if not transient(err):
                     bad_tries += 1
                     if bad_tries == 1:
                         self._inflight = [_sanitize(r) for r in self._inflight]

@@ -8,21 +8,23 @@ what `kubectl get` showed. Writes are upserts keyed by uid: repeating one is har
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from shoal.archive.attempts import FinishedAttempt
 from shoal.archive.db import using
 
 _UPSERT_RUN = """
 INSERT INTO shoal_workflows AS w (uid, namespace, name, spec, parameters, labels, phase,
-    progress, message, outputs, created_at, started_at, finished_at, updated_at)
+    progress, message, outputs, created_at, started_at, finished_at, status, updated_at)
 VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, $9, $10::jsonb,
-    coalesce($11, now()), $12, $13, now())
+    coalesce($11, now()), $12, $13, $14::jsonb, now())
 ON CONFLICT (uid) DO UPDATE SET
     spec = EXCLUDED.spec, parameters = EXCLUDED.parameters, labels = EXCLUDED.labels,
     phase = EXCLUDED.phase, progress = EXCLUDED.progress, message = EXCLUDED.message,
     outputs = EXCLUDED.outputs, started_at = EXCLUDED.started_at,
-    finished_at = EXCLUDED.finished_at, updated_at = now()
+    finished_at = EXCLUDED.finished_at, status = EXCLUDED.status, updated_at = now()
 """
 
 _UPSERT_NODE = """
@@ -37,12 +39,12 @@ ON CONFLICT (workflow_uid, node) DO UPDATE SET
 
 _UPSERT_ATTEMPT = """
 INSERT INTO shoal_attempts (workflow_uid, node, item_index, attempt, phase, exit_code,
-    message, outputs, started_at, finished_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)
+    message, outputs, outputs_omitted, started_at, finished_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)
 ON CONFLICT (workflow_uid, node, item_index, attempt) DO UPDATE SET
     phase = EXCLUDED.phase, exit_code = EXCLUDED.exit_code, message = EXCLUDED.message,
-    outputs = EXCLUDED.outputs, started_at = EXCLUDED.started_at,
-    finished_at = EXCLUDED.finished_at
+    outputs = EXCLUDED.outputs, outputs_omitted = EXCLUDED.outputs_omitted,
+    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at
 """
 
 
@@ -79,6 +81,7 @@ async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> Non
         parse_time(meta.get("creationTimestamp")),
         parse_time(status.get("startedAt")),
         parse_time(status.get("finishedAt")),
+        _json(status),
     )
     nodes = [
         (
@@ -101,6 +104,29 @@ async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> Non
             await conn.executemany(_UPSERT_NODE, nodes)
 
 
+async def save_attempts(db: Any, rows: Sequence[FinishedAttempt]) -> None:
+    """Record finished attempts (the per-item detail the Workflow object omits) in one
+    transaction; repeating a row is harmless (an upsert on its key)."""
+    args = [
+        (
+            r.uid,
+            r.node,
+            r.index,
+            r.attempt,
+            r.phase,
+            r.exit_code,
+            r.message,
+            r.outputs_json,
+            r.outputs_omitted,
+            r.started_at,
+            r.finished_at,
+        )
+        for r in rows
+    ]
+    async with using(db) as conn, conn.transaction():
+        await conn.executemany(_UPSERT_ATTEMPT, args)
+
+
 async def save_attempt(
     db: Any,
     uid: str,
@@ -112,24 +138,25 @@ async def save_attempt(
     exit_code: int | None = None,
     message: str | None = None,
     outputs: dict[str, Any] | None = None,
+    outputs_omitted: str | None = None,
     started_at: datetime | None = None,
     finished_at: datetime | None = None,
 ) -> None:
-    """Record one attempt of one item: the per-item detail the Workflow object omits."""
-    async with using(db) as conn:
-        await conn.execute(
-            _UPSERT_ATTEMPT,
-            uid,
-            node,
-            index,
-            attempt,
-            phase,
-            exit_code,
-            message,
-            _json(outputs),
-            started_at,
-            finished_at,
-        )
+    """Record one attempt of one item."""
+    row = FinishedAttempt(
+        uid,
+        node,
+        index,
+        attempt,
+        phase,
+        exit_code,
+        message,
+        _json(outputs),
+        outputs_omitted,
+        started_at,
+        finished_at,
+    )
+    await save_attempts(db, [row])
 
 
 async def record_cron_fire(

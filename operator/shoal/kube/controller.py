@@ -96,6 +96,7 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 memo.config.database_url,
                 memo.metrics.archive_lines_dropped.inc,
                 memo.config.archive,
+                on_attempts_dropped=memo.metrics.archive_attempts_dropped.inc,
             )
 
     @kopf.on.cleanup(registry=registry)
@@ -141,6 +142,7 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 memo.config.runner,
                 post_event,
                 log_sink=memo.archive.sink if memo.archive is not None else None,
+                attempt_sink=memo.archive.attempts if memo.archive is not None else None,
                 dispatch_limit=memo.dispatch_limit,
                 on_dispatch=memo.metrics.dispatch_latency.observe,
                 on_error=memo.metrics.reconcile_errors.inc,

@@ -66,6 +66,11 @@ class Metrics:
             "Job log lines never archived: the database was too slow or unreachable",
             registry=r,
         )
+        self.archive_attempts_dropped = Counter(
+            "shoal_archive_attempts_dropped_total",
+            "Finished attempts never archived: the database was too slow or unreachable",
+            registry=r,
+        )
         self.api_requests = Gauge(
             "shoal_api_requests", "Kubernetes API requests sent", ["kind"], registry=r
         )

@@ -85,6 +85,12 @@ class NullLogSink:
         return
 
 
+class AttemptSink(Protocol):
+    """Where finished attempts go (the archive's per-item history); must never block."""
+
+    def record(self, uid: str, event: TaskFinished, started_at: float | None) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _PodEvent:
     kind: str
@@ -109,6 +115,7 @@ class WorkflowRunner:
         config: RunnerConfig,
         post_event: EventSink,
         log_sink: LogSink | None = None,
+        attempt_sink: AttemptSink | None = None,
         dispatch_limit: asyncio.Semaphore | None = None,
         on_dispatch: Callable[[float], None] | None = None,
         on_error: Callable[[], None] | None = None,
@@ -122,6 +129,7 @@ class WorkflowRunner:
         self.config = config
         self.post_event = post_event
         self.log_sink = log_sink or NullLogSink()
+        self.attempt_sink = attempt_sink
         self.dispatch_limit = dispatch_limit or asyncio.Semaphore(20)
         self.on_dispatch = on_dispatch
         self.on_error = on_error
@@ -381,6 +389,10 @@ class WorkflowRunner:
         if attempt.follower is not None:
             attempt.follower.cancel()
         self.queue.put_nowait(event)
+        if self.attempt_sink is not None:
+            pod = attempt.pod
+            started = pod.started_at if pod is not None and pod.started_at else attempt.created_at
+            self.attempt_sink.record(self.uid, event, started)
 
     def _on_line(self, attempt: Attempt, msg: Message) -> None:
         if isinstance(msg, ProgressMessage) and self.state is not None:

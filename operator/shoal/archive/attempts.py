@@ -1,0 +1,235 @@
+"""Every finished attempt of every item into the archive, without making the runner wait.
+
+The Workflow object keeps per-node aggregates only (a 100,000-item fan-out must fit in
+it), so the detail of each item and each retry — phase, times, exit code, message,
+outputs — is kept here. `AttemptRecorder.record` is the runner's `AttemptSink`: it is
+synchronous and O(1), appending to a bounded buffer that one asyncio task writes in
+batches. When the database is slow or gone the OLDEST unwritten attempts are dropped
+(counted, reported through `on_dropped` for a metric, and logged once per episode):
+memory stays bounded and reconciliation never waits on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shoal.archive.sink import drain_then_cancel, transient
+from shoal.core.state import TaskFinished
+
+log = logging.getLogger("shoal.archive")
+
+MAX_MESSAGE_CHARS = 4096
+MAX_OUTPUTS_BYTES = 64 * 1024
+"""Outputs larger than this are not archived per attempt (a note says how large they were);
+large values belong in the artifact store, whose references are small."""
+ROW_OVERHEAD_BYTES = 256
+"""A rough per-row cost on top of message and outputs, for the memory bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedAttempt:
+    """One row of `shoal_attempts`, ready to write (outputs already JSON-encoded)."""
+
+    uid: str
+    node: str
+    index: int
+    attempt: int
+    phase: str
+    exit_code: int | None
+    message: str | None
+    outputs_json: str | None
+    outputs_omitted: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def size(self) -> int:
+        return ROW_OVERHEAD_BYTES + len(self.message or "") + len(self.outputs_json or "")
+
+
+def _clean(value: Any) -> Any:
+    """PostgreSQL text and jsonb cannot hold NUL characters."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def finished_attempt(uid: str, event: TaskFinished, started_at: float | None) -> FinishedAttempt:
+    """The row for an attempt that ended (pure: caps and cleaning happen here)."""
+    outputs_json: str | None = None
+    omitted: str | None = None
+    if event.outputs:
+        encoded = json.dumps(_clean(event.outputs), separators=(",", ":"), default=str)
+        size = len(encoded.encode())
+        if size <= MAX_OUTPUTS_BYTES:
+            outputs_json = encoded
+        else:
+            omitted = f"outputs of {size // 1024} KiB are too large for the archive"
+    message = _clean(event.message)[:MAX_MESSAGE_CHARS] if event.message else None
+    return FinishedAttempt(
+        uid=uid,
+        node=event.node,
+        index=event.index,
+        attempt=event.attempt,
+        phase="Succeeded" if event.succeeded else "Failed",
+        exit_code=event.exit_code,
+        message=message,
+        outputs_json=outputs_json,
+        outputs_omitted=omitted,
+        started_at=_time(started_at),
+        finished_at=_time(event.at),
+    )
+
+
+SaveAttempts = Callable[[Sequence[FinishedAttempt]], Awaitable[None]]
+
+
+class AttemptRecorder:
+    """The runner's `AttemptSink`: a bounded buffer and one batch-writing task."""
+
+    def __init__(
+        self,
+        save: SaveAttempts,
+        *,
+        max_pending: int = 50_000,
+        max_pending_bytes: int = 64 * 1024 * 1024,
+        batch_size: int = 1000,
+        backoff_seconds: float = 0.1,
+        max_backoff_seconds: float = 10.0,
+        max_tries: int = 3,
+        on_dropped: Callable[[int], None] | None = None,
+    ) -> None:
+        self.save = save
+        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self.batch_size = batch_size
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.max_tries = max_tries
+        """A batch refused this many times for a reason other than the connection (bad
+        data) is dropped rather than blocking every later attempt."""
+        self.on_dropped = on_dropped
+        self.written = 0
+        self.failures = 0
+        self.dropped_total = 0
+        self._buffer: deque[FinishedAttempt] = deque()
+        self._bytes = 0
+        self._inflight: list[FinishedAttempt] = []
+        self._dropping = False  # in a drop episode: logged once when it starts
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- the runner's side -----------------------------------------------------------
+
+    def record(self, uid: str, event: TaskFinished, started_at: float | None) -> None:
+        """An attempt ended: archive it soon. Never waits, never raises."""
+        row = finished_attempt(uid, event, started_at)
+        self._buffer.append(row)
+        self._bytes += row.size
+        dropped = 0
+        while len(self._buffer) > 1 and (
+            len(self._buffer) > self.max_pending or self._bytes > self.max_pending_bytes
+        ):
+            self._bytes -= self._buffer.popleft().size
+            dropped += 1
+        if dropped:
+            self._drop(dropped, "the archive is too slow or unreachable")
+        self._idle.clear()
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Attempts held in memory: buffered plus the batch in flight."""
+        return len(self._buffer) + len(self._inflight)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._writer(), name="shoal-archive-attempts")
+
+    async def drain(self) -> None:
+        """Wait until every recorded attempt is written (or dropped)."""
+        while self._buffer or self._inflight:
+            self._idle.clear()
+            await self._idle.wait()
+
+    async def close(self, grace_seconds: float = 5.0) -> None:
+        await drain_then_cancel(self.drain, self._task, grace_seconds)
+        self._task = None
+
+    # -- the writer task -------------------------------------------------------------
+
+    def _drop(self, count: int, why: str) -> None:
+        self.dropped_total += count
+        if self.on_dropped is not None:
+            self.on_dropped(count)
+        if not self._dropping:
+            self._dropping = True
+            log.warning("archive: dropping attempt records: %s", why)
+
+    async def _writer(self) -> None:
+        backoff = self.backoff_seconds
+        tries = 0
+        while True:
+            if not self._inflight:
+                take = min(self.batch_size, len(self._buffer))
+                self._inflight = [self._buffer.popleft() for _ in range(take)]
+                self._bytes -= sum(r.size for r in self._inflight)
+                if not self._inflight:
+                    self._idle.set()
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+            try:
+                await self.save(self._inflight)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                self.failures += 1
+                tries += 1
+                if tries >= self.max_tries and not transient(err):
+                    log.error(
+                        "archive: %d attempt records refused (%s); dropped",
+                        len(self._inflight),
+                        err,
+                    )
+                    self._drop(len(self._inflight), str(err))
+                    self._inflight = []
+                    tries = 0
+                    continue
+                log.warning(
+                    "archive: writing %d attempt records failed (%s); retrying in %.1fs",
+                    len(self._inflight),
+                    err,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            self.written += len(self._inflight)
+            self._inflight = []
+            backoff = self.backoff_seconds
+            tries = 0
+            if self._dropping:
+                self._dropping = False
+                log.info(
+                    "archive: writing attempt records again (%d dropped so far)",
+                    self.dropped_total,
+                )
