@@ -67,3 +67,6 @@ class CompiledWorkflow:
     order: tuple[str, ...]
     parallelism: int | None
     active_deadline_seconds: float | None
+    offload_bytes: int | None = None
+    """Aggregated fan-out outputs larger than this go to the artifact store; None when
+    the executor has no store (they then stay inline)."""

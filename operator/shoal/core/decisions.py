@@ -23,6 +23,32 @@ class ExpandNode:
 
     node: str
     items: list[Any] | None
+    source: str | None = None
+    """The artifact key the items were read from, when `forEach` was an offloaded list."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadItems:
+    """`forEach` yielded an offloaded list: read it from the artifact store, then expand.
+
+    The executor reports `ItemsLoaded`; until then the node waits (no wake time: the
+    report is the next event).
+    """
+
+    node: str
+    reference: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutputs:
+    """A fan-out's aggregated outputs in `keys` are too large for status: store them.
+
+    The executor writes each as one artifact and reports `OutputsStored`; then the node
+    finishes with references in place of the lists.
+    """
+
+    node: str
+    keys: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +127,8 @@ class FinishWorkflow:
 Decision = (
     StartWorkflow
     | ExpandNode
+    | LoadItems
+    | StoreOutputs
     | StartTask
     | KillTask
     | RetryTask

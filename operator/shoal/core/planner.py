@@ -18,6 +18,10 @@ Semantics, in one place:
   An item that fails is retried per `retries`; once an item fails for good the node starts
   no further items (`failFast`, the default) and fails when the running ones end.
 - A timed-out attempt is killed and counts as a failed attempt.
+- Large values live in the artifact store. A `forEach` that yields a reference to an
+  offloaded list is read first (`LoadItems`); a fan-out whose aggregated outputs are
+  larger than `offload_bytes` stores them (`StoreOutputs`) and finishes with references,
+  so downstream nodes and the status only ever see the small reference.
 - `activeDeadlineSeconds` or a stop request starts a shutdown: running attempts are
   killed, nothing new starts, pending nodes are Omitted, and the run ends Failed or Stopped.
 """
@@ -37,10 +41,12 @@ from shoal.core.decisions import (
     FinishNode,
     FinishWorkflow,
     KillTask,
+    LoadItems,
     Plan,
     RetryTask,
     StartTask,
     StartWorkflow,
+    StoreOutputs,
 )
 from shoal.core.expressions import ExpressionError, render, to_text
 from shoal.core.state import (
@@ -51,6 +57,7 @@ from shoal.core.state import (
     Task,
     TaskPhase,
 )
+from shoal_worker.offload import ValueRef, encode
 
 _SATISFIED = (NodePhase.SUCCEEDED, NodePhase.SKIPPED)
 INFRASTRUCTURE_RETRY_DELAY = 1.0
@@ -60,6 +67,15 @@ _UPSTREAM_FAILED = (NodePhase.FAILED, NodePhase.OMITTED)
 
 def _unbounded(limit: int | None) -> float:
     return math.inf if limit is None else float(limit)
+
+
+class NeedItems(Exception):
+    """`forEach` yielded a reference to an offloaded list that has not been read yet."""
+
+    def __init__(self, reference: dict[str, Any], key: str) -> None:
+        super().__init__(f"forEach needs the list in artifact {key!r}")
+        self.reference = reference
+        self.key = key
 
 
 class _Pass:
@@ -121,23 +137,37 @@ def resolve_items(wf: CompiledWorkflow, state: RunState, node: str) -> list[Any]
     """A fan-out node's items from the current state (None for a plain node).
 
     Deterministic given the finished nodes' outputs, which is what lets a restarted
-    operator recover the items of a running fan-out instead of storing them.
+    operator recover the items of a running fan-out instead of storing them. Raises
+    `NeedItems` when they are in an offloaded list not yet in `state.loaded`.
     """
     compiled = wf.nodes[node]
     if compiled.for_each is None:
         return None
-    return _items(compiled, _Pass(wf, state, 0.0).context())
+    return _items(compiled, _Pass(wf, state, 0.0).context(), state.loaded)[0]
 
 
-def _items(node: CompiledNode, context: dict[str, Any]) -> list[Any]:
-    """Evaluate `forEach`; raise ExpressionError with the node message if it is no list."""
+def _items(
+    node: CompiledNode, context: dict[str, Any], loaded: dict[str, list[Any] | str]
+) -> tuple[list[Any], str | None]:
+    """Evaluate `forEach` to its items, and the artifact key they were read from, if any.
+
+    Raises ExpressionError with the node message if it is no list.
+    """
     try:
         value = render(node.for_each, context)
     except ExpressionError as err:
         raise ExpressionError(f"forEach: {err}") from None
+    ref = ValueRef.parse(value)
+    if ref is not None:
+        found = loaded.get(ref.ref.key)
+        if found is None:
+            raise NeedItems(value, ref.ref.key)
+        if isinstance(found, str):
+            raise ExpressionError(f"forEach: cannot read the list: {found}")
+        return found, ref.ref.key
     if not isinstance(value, list):
         raise ExpressionError(f"forEach must yield a list, got {type(value).__name__}")
-    return value
+    return value, None
 
 
 def _shutdown_reason(
@@ -186,9 +216,14 @@ def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
             p.decisions.append(FinishNode(node.name, NodePhase.SKIPPED, msg))
             return
     items: list[Any] | None = None
+    source: str | None = None
     if node.for_each is not None:
         try:
-            value = _items(node, p.context())
+            value, source = _items(node, p.context(), p.state.loaded)
+        except NeedItems as need:
+            if need.key not in p.state.loading:
+                p.decisions.append(LoadItems(node.name, need.reference))
+            return
         except ExpressionError as err:
             p.decisions.append(FinishNode(node.name, NodePhase.FAILED, str(err)))
             return
@@ -197,7 +232,7 @@ def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
             p.decisions.append(FinishNode(node.name, NodePhase.SUCCEEDED, msg, outputs={}))
             return
         items = value
-    p.decisions.append(ExpandNode(node.name, items))
+    p.decisions.append(ExpandNode(node.name, items, source))
 
 
 def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
@@ -255,10 +290,10 @@ def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
                 stopped = node.fail_fast
             index += 1
 
-    if len(p.decisions) == before and not ns.tasks:
+    if len(p.decisions) == before and not ns.tasks and not ns.storing:
         exhausted = ns.next_index >= ns.total
         if exhausted or shutdown is not None or (node.fail_fast and ns.failed > 0):
-            p.decisions.append(_finish_node(node, ns, shutdown))
+            p.decisions.append(_finish_node(node, ns, shutdown, p.wf.offload_bytes))
 
 
 def _start(p: _Pass, node: CompiledNode, ns: NodeState, index: int, attempt: int) -> bool:
@@ -300,12 +335,26 @@ def _attempts_message(task: Task) -> str:
 
 
 def _finish_node(
-    node: CompiledNode, ns: NodeState, shutdown: tuple[WorkflowPhase, str] | None
-) -> FinishNode:
+    node: CompiledNode,
+    ns: NodeState,
+    shutdown: tuple[WorkflowPhase, str] | None,
+    offload_bytes: int | None,
+) -> FinishNode | StoreOutputs:
+    outputs = _node_outputs(ns)
+    if ns.fan_out and offload_bytes is not None and outputs:
+        if ns.store_error is not None:
+            msg = f"cannot store the aggregated outputs: {ns.store_error}"
+            return FinishNode(node.name, NodePhase.FAILED, msg)
+        if ns.stored_outputs is not None:
+            outputs.update(ns.stored_outputs)
+        else:
+            large = tuple(k for k, v in outputs.items() if len(encode(v)) > offload_bytes)
+            if large:
+                return StoreOutputs(node.name, large)
     if ns.failed == 0 and ns.next_index >= ns.total:
-        return FinishNode(node.name, NodePhase.SUCCEEDED, "", _node_outputs(ns))
+        return FinishNode(node.name, NodePhase.SUCCEEDED, "", outputs)
     if ns.failed == 0 and shutdown is not None:
-        return FinishNode(node.name, NodePhase.FAILED, shutdown[1], _node_outputs(ns))
+        return FinishNode(node.name, NodePhase.FAILED, shutdown[1], outputs)
     if not ns.fan_out:
         msg = ns.failures[0][1] if ns.failures else (shutdown[1] if shutdown else "failed")
         return FinishNode(node.name, NodePhase.FAILED, msg)
@@ -316,7 +365,7 @@ def _finish_node(
     not_started = ns.total - ns.next_index
     if not_started:
         msg += f"; {not_started} items not started"
-    return FinishNode(node.name, NodePhase.FAILED, msg, _node_outputs(ns))
+    return FinishNode(node.name, NodePhase.FAILED, msg, outputs)
 
 
 def _node_outputs(ns: NodeState) -> dict[str, Any]:
@@ -381,6 +430,14 @@ def apply(state: RunState, decisions: list[Decision], now: float) -> None:
             ns.started_at = now
             ns.items = d.items
             ns.total = len(d.items) if d.items is not None else 1
+            if d.source is not None:
+                state.loaded.pop(d.source, None)
+        elif isinstance(d, LoadItems):
+            ref = ValueRef.parse(d.reference)
+            if ref is not None:
+                state.loading.add(ref.ref.key)
+        elif isinstance(d, StoreOutputs):
+            state.nodes[d.node].storing = True
         elif isinstance(d, FinishNode):
             ns = state.nodes[d.node]
             ns.phase = d.phase

@@ -79,6 +79,11 @@ class NodeState:
     item_outputs: dict[int, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
     progress: float | None = None
+    storing: bool = False
+    """Its aggregated outputs are being written to the artifact store (`StoreOutputs`)."""
+    stored_outputs: dict[str, Any] | None = None
+    """References to the aggregated outputs that were stored, by output name."""
+    store_error: str | None = None
 
     @property
     def fan_out(self) -> bool:
@@ -106,6 +111,11 @@ class RunState:
     """Why a stop was requested (user, signal); the planner turns it into a shutdown."""
     shutdown: tuple[WorkflowPhase, str] | None = None
     """Once set, nothing new starts: the phase the run will end in and why."""
+    loading: set[str] = field(default_factory=set)
+    """Artifact keys of offloaded `forEach` lists being read (`LoadItems`)."""
+    loaded: dict[str, list[Any] | str] = field(default_factory=dict)
+    """Lists read for `forEach`, by artifact key, until their node expands; a str is the
+    error that kept one from being read."""
 
     @classmethod
     def new(cls, node_names: list[str]) -> RunState:
@@ -163,6 +173,43 @@ def record_finished(state: RunState, event: TaskFinished) -> bool:
     task.infrastructure = event.infrastructure
     node.exit_code = event.exit_code
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsLoaded:
+    """An executor's observation: an offloaded `forEach` list was read (or could not be)."""
+
+    key: str
+    items: list[Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputsStored:
+    """An executor's observation: a fan-out's aggregated outputs were stored (or not)."""
+
+    node: str
+    references: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def record_items_loaded(state: RunState, event: ItemsLoaded) -> None:
+    state.loading.discard(event.key)
+    if event.error is None and event.items is not None:
+        state.loaded[event.key] = event.items
+    else:
+        state.loaded[event.key] = event.error or "no items were read"
+
+
+def record_outputs_stored(state: RunState, event: OutputsStored) -> None:
+    ns = state.nodes.get(event.node)
+    if ns is None or not ns.storing:
+        return
+    ns.storing = False
+    if event.error is not None:
+        ns.store_error = event.error
+    else:
+        ns.stored_outputs = dict(event.references)
 
 
 def record_progress(state: RunState, node: str, percent: float | None) -> None:
