@@ -4,6 +4,9 @@ Worker images install shoal_worker without kopf, kubernetes, asyncpg, boto3 or p
 so importing it (or running a job with it) must not touch them, nor the ``shoal``
 control-plane package that does. Checked in a fresh interpreter, because this test
 process has long since imported all of them.
+
+The one exception is ``s3_store``: the S3 artifact store needs boto3 (the ``s3`` extra),
+so only ``open_store`` imports it, and only for an ``s3://`` url.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ FORBIDDEN = ("kopf", "kubernetes", "asyncpg", "boto3", "botocore", "pydantic", "
 FORBIDDEN_EXTRA = ("yaml", "rich", "cel", "croniter", "httpx", "aiohttp", "prometheus_client")
 # Start-up cost: a plain sync job must not pay for these either.
 SLOW = ("asyncio", "importlib.metadata", "argparse", "shutil", "typing", "difflib", "traceback")
+# Modules allowed one optional third-party dependency, imported only on demand.
+OPTIONAL = {"s3_store.py": {"boto3", "botocore"}}
 
 PROBE = """
 import json, sys
@@ -88,7 +93,53 @@ def test_the_package_imports_only_the_standard_library() -> None:
                 names = [node.module]
             else:
                 continue
+            permitted = allowed | OPTIONAL.get(source.name, set())
             offenders += [
-                f"{source.name}: {name}" for name in names if name.split(".")[0] not in allowed
+                f"{source.name}: {name}" for name in names if name.split(".")[0] not in permitted
             ]
     assert offenders == []
+
+
+LOCAL_STORE_PROBE = """
+import json, sys
+from shoal_worker.artifacts import StoreSettings, open_store
+store = open_store(StoreSettings(sys.argv[1]))
+ref = store.put_bytes("k", b"data")
+assert store.read_bytes(ref) == b"data"
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_local_artifact_store_never_loads_boto3(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LOCAL_STORE_PROBE, f"file://{tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = top_level(json.loads(done.stdout))
+    assert loaded.isdisjoint({*FORBIDDEN, "s3transfer"}), sorted(loaded & {*FORBIDDEN})
+
+
+NO_BOTO3_PROBE = """
+import sys
+sys.modules["boto3"] = None  # as if the s3 extra were not installed
+from shoal_worker.artifacts import ArtifactError, StoreSettings, open_store
+try:
+    open_store(StoreSettings("s3://bucket/prefix", endpoint="http://127.0.0.1:9"))
+except ArtifactError as err:
+    print(err)
+"""
+
+
+def test_an_s3_store_without_boto3_says_how_to_install_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", NO_BOTO3_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "s3://bucket/prefix needs boto3" in done.stdout
+    assert "pip install 'shoal[s3]'" in done.stdout

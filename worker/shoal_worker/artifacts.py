@@ -1,10 +1,10 @@
-"""The artifact-store interface, and the local-filesystem store that `shoal run` uses.
+"""The artifact-store interface, the local-filesystem store, and ``open_store``.
 
 Large payloads travel by reference: a job saves bytes under a key and passes the small
 `ArtifactRef` along as an output. The interface lives in the worker package (standard
 library only) because both sides use it: jobs save and load, the control plane reads
-fan-out lists and collects garbage. An S3 implementation with the same interface comes
-with the artifacts feature; `LocalArtifactStore` is the reference behaviour.
+fan-out lists and collects garbage. `LocalArtifactStore` is the reference behaviour;
+the S3 store (``s3_store``, needs boto3) is imported only when settings ask for it.
 """
 
 from __future__ import annotations
@@ -18,10 +18,26 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
+
+from .store_settings import StoreSettings, StoreSettingsError
+
+__all__ = [
+    "ArtifactCorrupted",
+    "ArtifactError",
+    "ArtifactNotFound",
+    "ArtifactRef",
+    "ArtifactStore",
+    "LocalArtifactStore",
+    "StoreSettings",
+    "StoreSettingsError",
+    "artifact_key",
+    "open_store",
+]
 
 CHUNK = 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ArtifactError(Exception):
@@ -47,6 +63,27 @@ class ArtifactRef:
     def as_output(self) -> dict[str, object]:
         return {"$artifact": {"key": self.key, "size": self.size, "sha256": self.sha256}}
 
+    @classmethod
+    def from_output(cls, value: Any) -> ArtifactRef | None:
+        """The reference an output or argument carries (``{"$artifact": {...}}``), else None.
+
+        Extra fields inside ``$artifact`` (a value reference's ``format``, ``count``) are
+        allowed; anything not shaped like a reference, including a malformed one, is None.
+        """
+        if not isinstance(value, dict) or len(value) != 1:
+            return None
+        body = value.get("$artifact")
+        if not isinstance(body, dict):
+            return None
+        key, size, sha256 = body.get("key"), body.get("size"), body.get("sha256")
+        if not isinstance(key, str) or not key:
+            return None
+        if type(size) is not int or size < 0:
+            return None
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+            return None
+        return cls(key, size, sha256)
+
 
 def artifact_key(
     namespace: str,
@@ -68,27 +105,89 @@ def artifact_key(
 
 
 class ArtifactStore(Protocol):
-    """Where artifacts live. Every implementation streams: memory stays bounded."""
+    """Where artifacts live. Every method streams: memory stays bounded whatever the size.
 
-    def put_stream(self, key: str, stream: BinaryIO) -> ArtifactRef: ...
-    def open(self, ref: ArtifactRef) -> Iterator[bytes]: ...
+    Keys are relative to the store's own prefix (the store adds it). Errors are
+    `ArtifactError`s: `ArtifactNotFound` for a missing key, `ArtifactCorrupted` when the
+    bytes read back do not match the reference's size and sha256.
+    """
+
+    def put_stream(self, key: str, stream: BinaryIO) -> ArtifactRef:
+        """Store everything ``stream`` yields; the ref records its size and sha256."""
+        ...
+
+    def put_bytes(self, key: str, data: bytes) -> ArtifactRef: ...
+
+    def put_file(self, key: str, source: str | os.PathLike[str]) -> ArtifactRef: ...
+
+    def open(self, ref: ArtifactRef) -> Iterator[bytes]:
+        """Chunks of the artifact; raises `ArtifactCorrupted` at the end on a mismatch.
+
+        A missing artifact raises `ArtifactNotFound` from this call, not at first read.
+        """
+        ...
+
+    def read_bytes(self, ref: ArtifactRef) -> bytes: ...
+
+    def get_file(self, ref: ArtifactRef, target: str | os.PathLike[str]) -> Path:
+        """Download to ``target``, verified; on a mismatch no (partial) file is left."""
+        ...
+
     def exists(self, key: str) -> bool: ...
-    def delete_prefix(self, prefix: str) -> int: ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every artifact under ``prefix``; returns how many were deleted."""
+        ...
+
+    def describe(self) -> str:
+        """Where the store is, for messages (``s3://bucket/prefix at URL``); no secrets."""
+        ...
 
 
-class _HashingReader:
-    """Reads a stream in chunks while hashing and counting it."""
+def open_store(settings: StoreSettings) -> ArtifactStore:
+    """The store ``settings`` describe: local files, or S3 (boto3, imported only now)."""
+    if settings.scheme == "file":
+        return LocalArtifactStore(settings.prefix)
+    try:
+        from .s3_store import S3ArtifactStore
+    except ImportError as err:
+        raise ArtifactError(
+            f"the artifact store {settings.url} needs boto3, which is not installed "
+            f"({err}); install shoal with the s3 extra: pip install 'shoal[s3]'"
+        ) from None
+    return S3ArtifactStore(settings)
+
+
+class HashingReader:
+    """A read-only file object that hashes and counts what passes through it.
+
+    Not seekable on purpose: consumers (boto3 too) then read it once, front to back.
+    """
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
         self.digest = hashlib.sha256()
         self.size = 0
 
-    def chunks(self) -> Iterator[bytes]:
-        while chunk := self.stream.read(CHUNK):
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size)
+        if chunk:
             self.digest.update(chunk)
             self.size += len(chunk)
+        return chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def chunks(self) -> Iterator[bytes]:
+        while chunk := self.read(CHUNK):
             yield chunk
+
+    def ref(self, key: str) -> ArtifactRef:
+        return ArtifactRef(key, self.size, self.digest.hexdigest())
 
 
 def verified(ref: ArtifactRef, chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -98,12 +197,35 @@ def verified(ref: ArtifactRef, chunks: Iterator[bytes]) -> Iterator[bytes]:
     for chunk in chunks:
         digest.update(chunk)
         size += len(chunk)
+        if size > ref.size:
+            break  # already wrong: do not read a runaway object to its end
         yield chunk
-    if size != ref.size or digest.hexdigest() != ref.sha256:
+    check_digest(ref, size, digest.hexdigest())
+
+
+def check_digest(ref: ArtifactRef, size: int, sha256: str) -> None:
+    """Raise `ArtifactCorrupted` unless ``size`` and ``sha256`` are the reference's."""
+    if size != ref.size or sha256 != ref.sha256:
+        got = f"{size} bytes" if size <= ref.size else f"more than {ref.size} bytes"
         raise ArtifactCorrupted(
             f"artifact {ref.key!r} is corrupted: expected {ref.size} bytes sha256 "
-            f"{ref.sha256[:12]}…, read {size} bytes sha256 {digest.hexdigest()[:12]}…"
+            f"{ref.sha256[:12]}…, read {got} sha256 {sha256[:12]}…"
         )
+
+
+def write_verified(ref: ArtifactRef, chunks: Iterator[bytes], target: Path) -> Path:
+    """Write verified chunks to ``target`` through a temp file: all of it, or nothing."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.part-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in verified(ref, chunks):
+                out.write(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
 
 
 class LocalArtifactStore:
@@ -121,7 +243,7 @@ class LocalArtifactStore:
     def put_stream(self, key: str, stream: BinaryIO) -> ArtifactRef:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        reader = _HashingReader(stream)
+        reader = HashingReader(stream)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -131,7 +253,7 @@ class LocalArtifactStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return ArtifactRef(key, reader.size, reader.digest.hexdigest())
+        return reader.ref(key)
 
     def put_bytes(self, key: str, data: bytes) -> ArtifactRef:
         return self.put_stream(key, io.BytesIO(data))
@@ -141,27 +263,26 @@ class LocalArtifactStore:
             return self.put_stream(key, stream)
 
     def open(self, ref: ArtifactRef) -> Iterator[bytes]:
+        return verified(ref, self._chunks(ref))
+
+    def read_bytes(self, ref: ArtifactRef) -> bytes:
+        return b"".join(self.open(ref))
+
+    def get_file(self, ref: ArtifactRef, target: str | os.PathLike[str]) -> Path:
+        return write_verified(ref, self._chunks(ref), Path(target))
+
+    def _chunks(self, ref: ArtifactRef) -> Iterator[bytes]:
+        """The file's chunks; a missing file raises now, not at the first read."""
         path = self._path(ref.key)
         if not path.is_file():
-            raise ArtifactNotFound(f"artifact {ref.key!r} not found in {self.root}")
+            raise ArtifactNotFound(f"artifact {ref.key!r} not found in {self.describe()}")
 
         def read() -> Iterator[bytes]:
             with path.open("rb") as stream:
                 while chunk := stream.read(CHUNK):
                     yield chunk
 
-        return verified(ref, read())
-
-    def read_bytes(self, ref: ArtifactRef) -> bytes:
-        return b"".join(self.open(ref))
-
-    def get_file(self, ref: ArtifactRef, target: str | os.PathLike[str]) -> Path:
-        target_path = Path(target)
-        target_path.parent.mkdir(parents=True, exist_ok=True)
-        with target_path.open("wb") as out:
-            for chunk in self.open(ref):
-                out.write(chunk)
-        return target_path
+        return read()
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -176,3 +297,6 @@ class LocalArtifactStore:
         count = sum(1 for p in base.rglob("*") if p.is_file())
         shutil.rmtree(base)
         return count
+
+    def describe(self) -> str:
+        return f"file://{self.root.resolve()}"

@@ -1,0 +1,506 @@
+"""The artifact store on S3 or anything that speaks its API (MinIO, Ceph, GCS interop).
+
+Needs boto3 (the ``s3`` extra), so only ``open_store`` imports this module, and only
+for an ``s3://`` url: a worker without boto3 still imports and runs every other job.
+
+Failure is bounded and explained: explicit connect/read timeouts and a bounded number
+of retries (botocore's "standard" mode), so an unreachable endpoint fails in seconds
+with "cannot reach S3 endpoint ...", rejected credentials say so without ever showing a
+secret, and a missing key or bucket is named.
+
+Memory is bounded whatever the size: uploads go in parts (at most ``window`` parts in
+memory), downloads stream, and ``get_file`` fetches ranges in parallel within a sliding
+window while hashing them in order, so verification costs no second pass over the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+import boto3
+from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    SSLError,
+)
+
+from .artifacts import (
+    ArtifactCorrupted,
+    ArtifactError,
+    ArtifactNotFound,
+    ArtifactRef,
+    HashingReader,
+    check_digest,
+    verified,
+)
+from .store_settings import ENV_VERIFY, StoreSettings, StoreSettingsError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to open a connection: an unreachable endpoint fails fast."""
+READ_TIMEOUT = 60.0
+"""Seconds without a byte on an open connection before the request is retried."""
+MAX_ATTEMPTS = 3
+"""Tries per request (botocore "standard" retries, with backoff), first one included."""
+PART_SIZE = 8 * 1024 * 1024
+"""Multipart upload part and ranged download size (boto3's own default)."""
+CONCURRENCY = 8
+"""Parallel requests per transfer; also the number of parts held in memory at once."""
+READ_CHUNK = 1024 * 1024
+SHA256_METADATA = "sha256"
+"""Object metadata key (``x-amz-meta-sha256``) that records the content's sha256."""
+_MAX_COPY = 5 * 1024**3
+"""CopyObject's size limit: above it the sha256 metadata of a streamed upload is skipped."""
+
+_REJECTED = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccessDenied",
+    "InvalidToken",
+    "ExpiredToken",
+    "TokenRefreshRequired",
+    "InvalidClientTokenId",
+    "403",
+    "Forbidden",
+}
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+
+T = TypeVar("T")
+
+
+class S3ArtifactStore:
+    """Artifacts as objects under ``s3://bucket/prefix/``; same contract as the local store."""
+
+    def __init__(
+        self,
+        settings: StoreSettings,
+        *,
+        part_size: int = PART_SIZE,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
+        if settings.scheme != "s3":
+            raise StoreSettingsError("url", f"{settings.url!r} is not an s3:// url")
+        if isinstance(settings.verify, str) and not Path(settings.verify).is_file():
+            raise StoreSettingsError(
+                f"verify ({ENV_VERIFY})", f"CA bundle {settings.verify!r} is not a file"
+            )
+        self.settings = settings
+        self.bucket = settings.bucket
+        self.prefix = settings.prefix + "/" if settings.prefix else ""
+        self.endpoint = settings.endpoint or "AWS S3"
+        self.part_size = part_size
+        self.concurrency = concurrency
+        # Redacted from every message (botocore's own messages never carry them anyway);
+        # very short strings are skipped, or redaction would garble ordinary words.
+        self._secrets = [
+            s for s in (settings.secret_access_key, settings.session_token) if s and len(s) >= 8
+        ]
+        session = boto3.session.Session(
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            aws_session_token=settings.session_token,
+        )
+        self.client: Any = session.client(
+            "s3",
+            endpoint_url=settings.endpoint,
+            region_name=settings.region,
+            verify=settings.verify,
+            config=Config(
+                connect_timeout=CONNECT_TIMEOUT,
+                read_timeout=READ_TIMEOUT,
+                retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                s3={"addressing_style": "path" if settings.addressing_path_style else "virtual"},
+                max_pool_connections=concurrency + 2,
+                user_agent_extra="shoal",
+                # sha256 is ours (recorded, verified on every read); the extra CRC headers
+                # boto3 adds by default are refused by several S3-compatible stores.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+        self._transfer = TransferConfig(
+            multipart_threshold=part_size,
+            multipart_chunksize=part_size,
+            max_concurrency=concurrency,
+        )
+        # Parts of a non-seekable stream buffered in memory at once (s3transfer option).
+        self._transfer.max_in_memory_upload_chunks = concurrency
+
+    def describe(self) -> str:
+        where = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        return f"{where} at {self.endpoint}"
+
+    def _key(self, key: str) -> str:
+        if not key or key.startswith("/") or ".." in key.split("/"):
+            raise ArtifactError(f"artifact key {key!r} must be relative, without '..'")
+        return self.prefix + key
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def put_bytes(self, key: str, data: bytes) -> ArtifactRef:
+        ref = ArtifactRef(key, len(data), hashlib.sha256(data).hexdigest())
+        self._upload(ref, io.BytesIO(data))
+        return ref
+
+    def put_file(self, key: str, source: str | os.PathLike[str]) -> ArtifactRef:
+        """Hash the file first (so the sha256 goes in as metadata), then upload it in parts.
+
+        A file that changes in between is refused rather than stored under a wrong hash.
+        """
+        path = Path(source)
+        try:
+            before = path.stat()
+            ref = ArtifactRef(key, before.st_size, _file_sha256(path))
+        except OSError as err:
+            raise ArtifactError(f"cannot read {path} to save artifact {key!r}: {err}") from err
+        self._call(
+            f"upload {key!r}",
+            lambda: self.client.upload_file(
+                str(path),
+                self.bucket,
+                self._key(key),
+                ExtraArgs=_metadata(ref),
+                Config=self._transfer,
+            ),
+            key,
+        )
+        after = path.stat()
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise ArtifactError(f"{path} changed while it was saved as artifact {key!r}")
+        return ref
+
+    def put_stream(self, key: str, stream: BinaryIO) -> ArtifactRef:
+        """Upload what ``stream`` yields, hashing it on the way (one pass, bounded memory).
+
+        The sha256 is known only at the end, so it is added to the object's metadata
+        afterwards by a server-side copy onto itself (up to 5 GiB, CopyObject's limit).
+        """
+        reader = HashingReader(stream)
+        self._call(
+            f"upload {key!r}",
+            lambda: self.client.upload_fileobj(
+                reader, self.bucket, self._key(key), Config=self._transfer
+            ),
+            key,
+        )
+        ref = reader.ref(key)
+        if ref.size <= _MAX_COPY:
+            self._call(
+                f"record the sha256 of {key!r}",
+                lambda: self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=self._key(key),
+                    CopySource={"Bucket": self.bucket, "Key": self._key(key)},
+                    MetadataDirective="REPLACE",
+                    **_metadata(ref),
+                ),
+                key,
+            )
+        return ref
+
+    def _upload(self, ref: ArtifactRef, stream: BinaryIO) -> None:
+        self._call(
+            f"upload {ref.key!r}",
+            lambda: self.client.upload_fileobj(
+                stream,
+                self.bucket,
+                self._key(ref.key),
+                ExtraArgs=_metadata(ref),
+                Config=self._transfer,
+            ),
+            ref.key,
+        )
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def open(self, ref: ArtifactRef) -> Iterator[bytes]:
+        """One GET, streamed in chunks and verified at the end."""
+        response = self._call(
+            f"read {ref.key!r}",
+            lambda: self.client.get_object(Bucket=self.bucket, Key=self._key(ref.key)),
+            ref.key,
+        )
+        body = response["Body"]
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from self._guard(f"read {ref.key!r}", body.iter_chunks(READ_CHUNK), ref.key)
+            finally:
+                body.close()
+
+        return verified(ref, chunks())
+
+    def read_bytes(self, ref: ArtifactRef) -> bytes:
+        return b"".join(self.open(ref))
+
+    def get_file(self, ref: ArtifactRef, target: str | os.PathLike[str]) -> Path:
+        """Parallel ranged GETs, written and hashed in order; on a mismatch no file is left."""
+        target_path = Path(target)
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+        head = self._head(ref.key)
+        if head["ContentLength"] != ref.size:
+            check_digest(ref, head["ContentLength"], "(not read)")
+        fd, tmp = tempfile.mkstemp(dir=target_path.parent, prefix=f".{target_path.name}.part-")
+        try:
+            digest = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb", buffering=0) as out:
+                for chunk in self._ranges(ref.key, head["ContentLength"], head["ETag"]):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            check_digest(ref, size, digest.hexdigest())
+            os.replace(tmp, target_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target_path
+
+    def _head(self, key: str) -> dict[str, Any]:
+        """HEAD the object. Its 404 has no body, so a missing bucket is told apart here."""
+        try:
+            response: dict[str, Any] = self._call(
+                f"read {key!r}",
+                lambda: self.client.head_object(Bucket=self.bucket, Key=self._key(key)),
+                key,
+            )
+        except ArtifactNotFound:
+            self._check_bucket(f"read {key!r}")
+            raise
+        return response
+
+    def _check_bucket(self, what: str) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as err:
+            if str(err.response.get("Error", {}).get("Code")) in _NOT_FOUND:
+                raise self._no_bucket(what) from None
+            raise self._explain(what, err, "") from None
+        except Exception as err:
+            raise self._explain(what, err, "") from None
+
+    def _no_bucket(self, what: str) -> ArtifactError:
+        return ArtifactError(
+            f"cannot {what}: bucket {self.bucket!r} does not exist at {self.endpoint}"
+        )
+
+    def _ranges(self, key: str, size: int, etag: str) -> Iterator[memoryview]:
+        """The object's bytes in order, fetched ``concurrency`` ranges at a time.
+
+        ``IfMatch`` pins every range to the object seen by HEAD: an overwrite in the
+        middle fails the download instead of splicing two objects together.
+        """
+        starts = iter(range(0, size, self.part_size))
+        pending: deque[Future[bytearray]] = deque()
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="shoal-s3-get")
+
+        def submit_next() -> None:
+            start = next(starts, None)
+            if start is not None:
+                end = min(start + self.part_size, size)
+                pending.append(pool.submit(self._get_range, key, start, end, etag))
+
+        try:
+            for _ in range(self.concurrency):
+                submit_next()
+            while pending:
+                buffer = pending.popleft().result()
+                submit_next()
+                yield memoryview(buffer)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _get_range(self, key: str, start: int, end: int, etag: str) -> bytearray:
+        what = f"read {key!r}"
+        response = self._call(
+            what,
+            lambda: self.client.get_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Range=f"bytes={start}-{end - 1}",
+                IfMatch=etag,
+            ),
+            key,
+        )
+        buffer = bytearray(end - start)
+        view = memoryview(buffer)
+        body = response["Body"]
+        filled = 0
+        try:
+            while filled < len(buffer):
+                count = body.readinto(view[filled:])
+                if not count:
+                    raise ArtifactCorrupted(
+                        f"artifact {key!r} is corrupted: bytes {start}-{end - 1} ended "
+                        f"after {filled} bytes"
+                    )
+                filled += count
+        except ArtifactError:
+            raise
+        except Exception as err:
+            raise self._explain(what, err, key) from None
+        finally:
+            body.close()
+        return buffer
+
+    # -- the rest -----------------------------------------------------------------------------
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._head(key)
+        except ArtifactNotFound:
+            return False
+        return True
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete ``prefix`` itself and everything under ``prefix/`` (a path, as locally).
+
+        ``ns/wf`` does not touch ``ns/wf2/...``; ``""`` empties the store's whole prefix.
+        Listed and deleted 1000 keys at a time.
+        """
+        clean = prefix.strip("/")
+        deleted = 0
+        if clean and self.exists(clean):
+            deleted += self._delete_batch([self._key(clean)], prefix)
+        under = self._key(clean) + "/" if clean else self.prefix
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=under
+        )
+        for page in self._guard(f"list {prefix!r}", iter(pages), prefix):
+            keys = [item["Key"] for item in page.get("Contents", [])]
+            if keys:
+                deleted += self._delete_batch(keys, prefix)
+        return deleted
+
+    def _delete_batch(self, keys: list[str], prefix: str) -> int:
+        response = self._call(
+            f"delete under {prefix!r}",
+            lambda: self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
+            ),
+            prefix,
+        )
+        errors = response.get("Errors", [])
+        if errors:
+            first = errors[0]
+            raise ArtifactError(
+                f"could not delete {len(errors)} of {len(keys)} artifacts under {prefix!r} "
+                f"in {self.describe()}: {first.get('Key')}: {first.get('Code')} "
+                f"{first.get('Message', '')}".rstrip()
+            )
+        return len(keys)
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _call(self, what: str, action: Callable[[], T], key: str) -> T:
+        try:
+            return action()
+        except ArtifactError:
+            raise
+        except Exception as err:
+            raise self._explain(what, err, key) from None
+
+    def _guard(self, what: str, items: Iterator[T], key: str) -> Iterator[T]:
+        """Iterate, translating errors raised along the way (streams, paginators)."""
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            except ArtifactError:
+                raise
+            except Exception as err:
+                raise self._explain(what, err, key) from None
+            yield item
+
+    def _explain(self, what: str, err: BaseException, key: str) -> ArtifactError:
+        """The boto error as a message a user can act on, with every secret removed."""
+        client_error = _find(err, ClientError)
+        where = f"bucket {self.bucket!r} at {self.endpoint}"
+        error: ArtifactError
+        if client_error is not None:
+            code = str(client_error.response.get("Error", {}).get("Code", ""))
+            text = str(client_error.response.get("Error", {}).get("Message", "")) or code
+            if code in _NOT_FOUND:
+                error = ArtifactNotFound(f"artifact {key!r} not found in {self.describe()}")
+            elif code == "NoSuchBucket":
+                error = self._no_bucket(what)
+            elif code in ("PreconditionFailed", "412"):
+                error = ArtifactCorrupted(
+                    f"artifact {key!r} is corrupted: it was replaced while being read"
+                )
+            elif code in _REJECTED:
+                error = ArtifactError(
+                    f"cannot {what}: the S3 credentials were rejected for {where} "
+                    f"({code}: {text}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                    "and the bucket's permissions"
+                )
+            else:
+                error = ArtifactError(f"cannot {what} in {where}: {code}: {text}")
+        elif isinstance(err, NoCredentialsError | PartialCredentialsError):
+            error = ArtifactError(
+                f"cannot {what}: no S3 credentials for {where} ({err}); set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or another boto3 credential source"
+            )
+        elif isinstance(err, SSLError):
+            error = ArtifactError(
+                f"cannot {what}: TLS verification failed for {self.endpoint} ({err}); "
+                f"set {ENV_VERIFY} to a CA bundle path"
+            )
+        elif isinstance(err, ConnectionError | HTTPClientError):
+            error = ArtifactError(
+                f"cannot reach S3 endpoint {self.endpoint} for bucket {self.bucket!r}: {err}"
+            )
+        elif isinstance(err, BotoCoreError):
+            error = ArtifactError(f"cannot {what} in {where}: {err}")
+        else:
+            error = ArtifactError(f"cannot {what} in {where}: {type(err).__name__}: {err}")
+        return type(error)(self._redact(str(error)))
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _metadata(ref: ArtifactRef) -> dict[str, Any]:
+    return {"Metadata": {SHA256_METADATA: ref.sha256}}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb", buffering=0) as stream:
+        buffer = bytearray(READ_CHUNK)
+        view = memoryview(buffer)
+        while count := stream.readinto(buffer):
+            digest.update(view[:count])
+    return digest.hexdigest()
+
+
+def _find(err: BaseException, kind: type[ClientError]) -> ClientError | None:
+    """``err`` or the error it wraps (boto3's transfer errors wrap a ClientError)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
