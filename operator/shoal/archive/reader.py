@@ -50,6 +50,27 @@ class RunDetail:
     parameters: dict[str, Any]
     outputs: dict[str, Any] | None
     nodes: list[NodeRecord]
+    status: dict[str, Any] | None = None
+    """The status object as the operator last wrote it (None for runs archived before
+    schema version 2: then only the columns above are known)."""
+    updated_at: datetime | None = None
+    """When the archive last recorded this run."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt of one item, as it ended."""
+
+    node: str
+    index: int
+    attempt: int
+    phase: str
+    exit_code: int | None
+    message: str | None
+    outputs: dict[str, Any] | None
+    outputs_omitted: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +144,8 @@ async def get_run(db: Any, uid: str) -> RunDetail | None:
     """One run with its nodes (in the order they started), or None."""
     async with using(db) as conn:
         row = await conn.fetchrow(
-            f"SELECT {_RUN_COLUMNS}, spec, parameters, outputs FROM shoal_workflows WHERE uid = $1",
+            f"SELECT {_RUN_COLUMNS}, spec, parameters, outputs, status, updated_at"
+            " FROM shoal_workflows WHERE uid = $1",
             uid,
         )
         if row is None:
@@ -152,7 +174,52 @@ async def get_run(db: Any, uid: str) -> RunDetail | None:
             )
             for n in nodes
         ],
+        status=_load(row["status"]),
+        updated_at=row["updated_at"],
     )
+
+
+async def list_attempts(
+    db: Any,
+    uid: str,
+    node: str,
+    *,
+    index: int | None = None,
+    failed_only: bool = False,
+    limit: int = 1000,
+) -> list[AttemptRecord]:
+    """Finished attempts of one node, by item then attempt number.
+
+    `failed_only` keeps the attempts that did not succeed (the ones worth reading in a
+    large fan-out). Only finished attempts are archived: running ones are not listed.
+    """
+    async with using(db) as conn:
+        rows = await conn.fetch(
+            "SELECT * FROM shoal_attempts WHERE workflow_uid = $1 AND node = $2"
+            " AND ($3::int IS NULL OR item_index = $3)"
+            " AND (NOT $4 OR phase <> 'Succeeded')"
+            " ORDER BY item_index, attempt LIMIT $5",
+            uid,
+            node,
+            index,
+            failed_only,
+            limit,
+        )
+    return [
+        AttemptRecord(
+            node=r["node"],
+            index=r["item_index"],
+            attempt=r["attempt"],
+            phase=r["phase"],
+            exit_code=r["exit_code"],
+            message=r["message"],
+            outputs=_load(r["outputs"]),
+            outputs_omitted=r["outputs_omitted"],
+            started_at=r["started_at"],
+            finished_at=r["finished_at"],
+        )
+        for r in rows
+    ]
 
 
 async def read_logs(

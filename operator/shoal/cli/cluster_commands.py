@@ -133,12 +133,21 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "get",
         help="show a workflow: phase, progress, nodes, outputs",
         description="Show one Workflow's status: phase, progress, times, message, a table "
-        "of its nodes and their outputs.",
+        "of its nodes and their outputs. A Workflow gone from the cluster is read from the "
+        "archive (PostgreSQL), when one is configured. --node shows one node with every "
+        "finished attempt of every item (from the archive).",
     )
     get_p.add_argument("name", help="workflow name")
     get_p.add_argument(
-        "-o", "--output", choices=["text", "json"], default="text", help="json: the raw status"
+        "-o",
+        "--output",
+        choices=["text", "json", "yaml"],
+        default="text",
+        help="json, yaml: the raw status",
     )
+    from shoal.cli import get_command  # it builds on this module
+
+    get_command.add_arguments(get_p)
     _connection_args(get_p)
     get_p.set_defaults(handler=get)
 
@@ -797,14 +806,16 @@ def submit(args: argparse.Namespace) -> int:
 
 
 def get(args: argparse.Namespace) -> int:
+    """Live from the cluster, else from the archive (shoal.cli.get_command)."""
+    from shoal.cli import get_command
+
+    problem = get_command.check(args)
+    if problem:
+        return _fail(problem, EXIT_INVALID)
+    dsn = get_command.resolve(args)
+
     async def run(api: KubeApi, namespace: str) -> int:
-        obj = await get_workflow(api, namespace, args.name)
-        if args.output == "json":
-            _out(json.dumps(obj.get("status") or {}, indent=2, sort_keys=True))
-        else:
-            for line in describe_workflow(obj):
-                _out(line)
-        return EXIT_OK
+        return await get_command.show(api, namespace, args, dsn)
 
     return _run(args, run)
 

@@ -16,6 +16,7 @@ from shoal.cli import (
     history_command,
     local_commands,
     operator_command,
+    resubmit_command,
 )
 
 EXIT_OK = 0
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=local_commands.validate)
     operator_command.add_parser(sub)
     cluster_commands.add_parsers(sub)
+    resubmit_command.add_parser(sub)
     history_command.add_parser(sub)
     cron_commands.add_parser(sub)
     return parser

@@ -1,0 +1,401 @@
+"""`shoal get`: one workflow, from the cluster while it exists and from the archive after.
+
+The Workflow object is deleted sooner or later (`ttlSecondsAfterFinished`, by hand);
+with the PostgreSQL archive configured, `shoal get` then shows the run the operator
+recorded, in the same layout, marked as archived. `--node` shows one node with every
+finished attempt of every item, which only the archive keeps (the Workflow holds
+per-node aggregates, so a 100,000-item fan-out fits in it).
+
+Nothing here imports asyncpg or httpx at module level: `shoal run` never needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from shoal.cli.cluster_commands import (
+    CliError,
+    _clip,
+    _items,
+    _not_found,
+    _out,
+    describe_workflow,
+    node_order,
+    short_json,
+    table,
+)
+from shoal.cli.local_commands import EXIT_OK
+
+if TYPE_CHECKING:
+    from shoal.archive.reader import AttemptRecord, RunDetail
+    from shoal.kube.api import KubeApi
+
+DEFAULT_ATTEMPT_LIMIT = 100
+
+
+def add_database_args(p: argparse.ArgumentParser, what: str) -> None:
+    """`--database-url` and `--database-url-file`, read as `shoal history` reads them."""
+    p.add_argument("--database-url", help=f"PostgreSQL archive, {what} (SHOAL_DATABASE_URL)")
+    p.add_argument(
+        "--database-url-file",
+        default=os.environ.get("SHOAL_DATABASE_URL_FILE"),
+        help="a file holding the archive DSN, e.g. a mounted Secret (SHOAL_DATABASE_URL_FILE)",
+    )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """`shoal get`'s options beyond the name, the output format and the connection."""
+    p.add_argument(
+        "--node", help="show this node: its status and every finished attempt of every item"
+    )
+    p.add_argument(
+        "--item", type=int, metavar="N", help="with --node: only item N of a fan-out node"
+    )
+    p.add_argument(
+        "--failed", action="store_true", help="with --node: only attempts that did not succeed"
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_ATTEMPT_LIMIT,
+        metavar="N",
+        help=f"with --node: list at most N attempts (default {DEFAULT_ATTEMPT_LIMIT})",
+    )
+    add_database_args(p, "read when the Workflow is gone and for --node")
+
+
+def resolve(args: argparse.Namespace) -> str | None:
+    from shoal.archive.db import resolve_dsn
+
+    return resolve_dsn(args.database_url, args.database_url_file)
+
+
+def check(args: argparse.Namespace) -> str | None:
+    """A usage problem in the flags (exit 2), before anything is contacted."""
+    if args.node is None and (args.item is not None or args.failed):
+        return "--item and --failed need --node NODE"
+    if args.limit < 1:
+        return "--limit must be at least 1"
+    return None
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+async def live_or_none(api: KubeApi, namespace: str, name: str) -> dict[str, Any] | None:
+    """The Workflow, or None when the cluster has no such Workflow (any more)."""
+    from shoal.kube.api import ApiError, workflows_path
+
+    try:
+        return await api.get(workflows_path(namespace, name))
+    except ApiError as err:
+        if err.status != 404:
+            raise
+        if "could not find the requested resource" in str(err):  # no CRD at all
+            raise CliError(_not_found(err, namespace, name)) from None
+        return None
+
+
+async def connect(dsn: str) -> Any:
+    """An asyncpg connection to the archive, or a CliError saying where it failed."""
+    import asyncpg
+
+    from shoal.archive.service import describe
+
+    try:
+        return await asyncpg.connect(dsn, timeout=30)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        raise CliError(f"cannot read the archive at {describe(dsn)}: {err}") from None
+
+
+async def find_archived(dsn: str, namespace: str, name: str) -> RunDetail | None:
+    """The latest archived run called `name` in `namespace`."""
+    from shoal.archive.reader import find_run, get_run
+
+    conn = await connect(dsn)
+    try:
+        summary = await find_run(conn, namespace, name)
+        return await get_run(conn, summary.uid) if summary is not None else None
+    finally:
+        await conn.close()
+
+
+def missing_everywhere(namespace: str, name: str) -> CliError:
+    return CliError(
+        f"workflow {name!r} not found in namespace {namespace!r} (cluster) nor in the archive"
+    )
+
+
+def _rfc3339(value: datetime | None, fraction: bool = False) -> str | None:
+    if value is None:
+        return None
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if fraction else "%Y-%m-%dT%H:%M:%SZ"
+    return value.astimezone(UTC).strftime(fmt)
+
+
+def archived_object(detail: RunDetail) -> dict[str, Any]:
+    """The archived run as a Workflow object (metadata, spec, status), for the same views.
+
+    Runs archived before schema version 2 have no stored status: it is rebuilt from the
+    run's and nodes' columns (no failed-item list, no retries count).
+    """
+    run = detail.run
+    status = detail.status
+    if status is None:
+        nodes: dict[str, Any] = {}
+        for n in detail.nodes:
+            entry: dict[str, Any] = {"phase": n.phase, "attempts": n.attempts}
+            fields = {
+                "exitCode": n.exit_code,
+                "message": n.message,
+                "outputs": n.outputs,
+                "items": n.items,
+                "startedAt": _rfc3339(n.started_at, True),
+                "finishedAt": _rfc3339(n.finished_at, True),
+            }
+            entry.update({k: v for k, v in fields.items() if v is not None})
+            nodes[n.node] = entry
+        status = {
+            "phase": run.phase,
+            "progress": run.progress,
+            "message": run.message,
+            "startedAt": _rfc3339(run.started_at, True),
+            "finishedAt": _rfc3339(run.finished_at, True),
+            "nodes": nodes,
+        }
+        status = {k: v for k, v in status.items() if v is not None}
+    return {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {
+            "name": run.name,
+            "namespace": run.namespace,
+            "uid": run.uid,
+            "labels": run.labels,
+            "creationTimestamp": _rfc3339(run.created_at),
+        },
+        "spec": detail.spec,
+        "status": status,
+    }
+
+
+def archive_note(detail: RunDetail) -> dict[str, Any]:
+    """What marks an archived view (the `archived` key of `-o json|yaml`)."""
+    return {
+        "uid": detail.run.uid,
+        "recordedAt": _rfc3339(detail.updated_at),
+        "source": "the Workflow is gone from the cluster; this is the run the operator archived",
+    }
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+def describe_archived(obj: dict[str, Any], detail: RunDetail) -> list[str]:
+    """The live layout, with an `Archived:` line under the namespace."""
+    lines = describe_workflow(obj)
+    recorded = _rfc3339(detail.updated_at) or "-"
+    gone = f"yes: the Workflow is gone (uid {detail.run.uid}, last recorded {recorded})"
+    lines.insert(2, f"Archived:   {gone}")
+    return lines
+
+
+def _took(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "-"
+    return f"{max(0.0, (end - start).total_seconds()):.1f}s"
+
+
+def _is_fan_out(obj: dict[str, Any], node: str) -> bool:
+    for n in (obj.get("spec") or {}).get("nodes") or []:
+        if isinstance(n, dict) and n.get("name") == node:
+            return n.get("forEach") is not None
+    return False
+
+
+def attempt_json(a: AttemptRecord) -> dict[str, Any]:
+    doc = {
+        "item": a.index,
+        "attempt": a.attempt,
+        "phase": a.phase,
+        "exitCode": a.exit_code,
+        "message": a.message,
+        "outputs": a.outputs,
+        "outputsOmitted": a.outputs_omitted,
+        "startedAt": _rfc3339(a.started_at, True),
+        "finishedAt": _rfc3339(a.finished_at, True),
+    }
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def describe_node(
+    obj: dict[str, Any],
+    node: str,
+    attempts: list[AttemptRecord] | None,
+    *,
+    more: bool = False,
+    archived: bool = False,
+) -> list[str]:
+    """`shoal get NAME --node NODE`: the node's status, then one row per finished attempt.
+
+    `attempts` None means no archive to read them from; `more` that the list was cut at
+    --limit. Outputs per attempt are listed when they are few enough to read (one item).
+    """
+    meta = obj.get("metadata") or {}
+    entry = ((obj.get("status") or {}).get("nodes") or {}).get(node) or {}
+    fan_out = _is_fan_out(obj, node)
+    where = f"{meta.get('name')} in {meta.get('namespace')}" + (" (archived)" if archived else "")
+    lines = [f"Workflow:   {where}", f"Node:       {node}" + (" (fan-out)" if fan_out else "")]
+    lines.append(f"Phase:      {entry.get('phase') or 'Pending'}")
+    for label, key in (("Started:", "startedAt"), ("Finished:", "finishedAt")):
+        if entry.get(key):
+            lines.append(f"{label:<11} {entry[key]}")
+    if entry.get("attempts"):
+        lines.append(f"Attempts:   {entry['attempts']}")
+    if isinstance(entry.get("items"), dict):
+        lines.append(f"Items:      {_items(entry)}")
+    if entry.get("exitCode") is not None:
+        lines.append(f"Exit code:  {entry['exitCode']}")
+    if entry.get("message"):
+        lines.append(f"Message:    {entry['message']}")
+    if attempts is not None:
+        rows = [
+            [
+                str(a.index) if fan_out else "-",
+                str(a.attempt),
+                a.phase,
+                _rfc3339(a.started_at) or "-",
+                _took(a.started_at, a.finished_at),
+                "-" if a.exit_code is None else str(a.exit_code),
+                _clip(a.message or "", 100),
+            ]
+            for a in attempts
+        ]
+        lines.append("")
+        if rows:
+            headers = ["ITEM", "ATTEMPT", "PHASE", "STARTED", "DURATION", "EXIT", "MESSAGE"]
+            lines.extend(table(headers, rows))
+        else:
+            lines.append("No finished attempts archived for this node.")
+        if more:
+            lines.append(
+                f"(the first {len(attempts)} attempts; --limit N shows more, --item N one "
+                "item, --failed the failures)"
+            )
+        few = [a for a in attempts if a.outputs or a.outputs_omitted]
+        if few and (not fan_out or len({a.index for a in attempts}) == 1):
+            lines.extend(["", "Attempt outputs:"])
+            for a in few:
+                label = f"{node}[{a.index}]#{a.attempt}" if fan_out else f"{node}#{a.attempt}"
+                if a.outputs_omitted:
+                    lines.append(f"  {label}: ({a.outputs_omitted})")
+                for key, value in (a.outputs or {}).items():
+                    lines.append(f"  {label}.{key} = {short_json(value, 300)}")
+    if entry.get("outputs") or entry.get("outputsOmitted"):
+        lines.extend(["", "Outputs:"])
+        if entry.get("outputsOmitted"):
+            lines.append(f"  {node}: ({entry['outputsOmitted']})")
+        for key, value in (entry.get("outputs") or {}).items():
+            lines.append(f"  {node}.{key} = {short_json(value, 300)}")
+    return lines
+
+
+def _dump(doc: Any, output: str) -> None:
+    if output == "yaml":
+        _out(yaml.safe_dump(doc, sort_keys=True, allow_unicode=True).rstrip("\n"))
+    else:
+        _out(json.dumps(doc, indent=2, sort_keys=True, default=str))
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+async def show(api: KubeApi, namespace: str, args: argparse.Namespace, dsn: str | None) -> int:
+    """Print the workflow (live, else archived), or one of its nodes with `--node`."""
+    obj = await live_or_none(api, namespace, args.name)
+    detail: RunDetail | None = None
+    if obj is None:
+        if dsn is None:
+            raise CliError(f"workflow {args.name!r} not found in namespace {namespace!r}")
+        detail = await find_archived(dsn, namespace, args.name)
+        if detail is None:
+            raise missing_everywhere(namespace, args.name)
+        obj = archived_object(detail)
+        print(
+            f"workflow {args.name} is gone from the cluster; showing its archived run",
+            file=sys.stderr,
+            flush=True,
+        )
+    if args.node is not None:
+        return await _show_node(obj, args, dsn, detail)
+    if args.output in ("json", "yaml"):
+        doc = dict(obj.get("status") or {})
+        if detail is not None:
+            doc["archived"] = archive_note(detail)
+        _dump(doc, args.output)
+    else:
+        for line in describe_archived(obj, detail) if detail else describe_workflow(obj):
+            _out(line)
+    return EXIT_OK
+
+
+async def _show_node(
+    obj: dict[str, Any], args: argparse.Namespace, dsn: str | None, detail: RunDetail | None
+) -> int:
+    from shoal.archive.reader import list_attempts
+
+    order = node_order(obj)
+    if args.node not in order:
+        raise CliError(
+            f"workflow {args.name!r} has no node {args.node!r} (its nodes: {', '.join(order)})"
+        )
+    if args.item is not None and not _is_fan_out(obj, args.node):
+        raise CliError(f"node {args.node!r} is not a fan-out (forEach) node; drop --item")
+    attempts: list[AttemptRecord] | None = None
+    if dsn is not None:
+        conn = await connect(dsn)
+        try:
+            attempts = await list_attempts(
+                conn,
+                obj["metadata"]["uid"],
+                args.node,
+                index=args.item,
+                failed_only=args.failed,
+                limit=args.limit + 1,
+            )
+        finally:
+            await conn.close()
+    more = attempts is not None and len(attempts) > args.limit
+    if attempts is not None:
+        attempts = attempts[: args.limit]
+    entry = ((obj.get("status") or {}).get("nodes") or {}).get(args.node) or {}
+    if args.output in ("json", "yaml"):
+        doc: dict[str, Any] = {"node": args.node, "status": entry}
+        if attempts is not None:
+            doc["attempts"] = [attempt_json(a) for a in attempts]
+            doc["truncated"] = more
+        if detail is not None:
+            doc["archived"] = archive_note(detail)
+        _dump(doc, args.output)
+    else:
+        for line in describe_node(obj, args.node, attempts, more=more, archived=bool(detail)):
+            _out(line)
+    if attempts is None:
+        print(
+            "per-attempt history is kept in the archive: pass --database-url (or set "
+            "SHOAL_DATABASE_URL) to list every attempt of every item",
+            file=sys.stderr,
+        )
+    elif detail is None and entry.get("phase") == "Running":
+        print(
+            "running attempts are not listed until they finish (see shoal logs, or the pods)",
+            file=sys.stderr,
+        )
+    return EXIT_OK

@@ -1,0 +1,206 @@
+"""`shoal resubmit`: run a past workflow again, as a new Workflow.
+
+The source is the Workflow in the cluster when it still exists, otherwise its latest run
+in the archive, so a run deleted long ago can be repeated exactly: same spec, same
+parameters, unless `-p` overrides some. Unlike `shoal retry`, which re-runs the failed
+part of the same object, this starts from scratch under a new name. The new Workflow
+says where it came from (label and annotations `shoal.dev/resubmitted-from`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+from typing import TYPE_CHECKING, Any
+
+from shoal.cli.local_commands import EXIT_INVALID, EXIT_OK, _report_invalid, parse_params
+from shoal.core.validation import InvalidWorkflow
+
+if TYPE_CHECKING:
+    from shoal.kube.api import KubeApi
+
+FROM = "shoal.dev/resubmitted-from"
+"""Label: the original's name (when it fits a label value). Annotation: namespace/name."""
+FROM_UID = "shoal.dev/resubmitted-from-uid"
+SHOAL_PREFIX = "shoal.dev/"
+_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from shoal.cli.cluster_commands import _connection_args, _timeout_arg
+    from shoal.cli.get_command import add_database_args
+
+    p = sub.add_parser(
+        "resubmit",
+        help="run a workflow again as a new Workflow (from the cluster or the archive)",
+        description="Create a new Workflow from a past run's spec and parameters: the "
+        "Workflow in the cluster if it still exists, else its latest archived run. -p "
+        "overrides parameters. The new run is labelled and annotated "
+        f"{FROM} with where it came from.",
+    )
+    p.add_argument("name", help="the workflow to run again")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter; VALUE is read as JSON when it parses, else as text",
+    )
+    naming = p.add_mutually_exclusive_group()
+    naming.add_argument("--name", dest="new_name", metavar="NEW", help="the new Workflow's name")
+    naming.add_argument(
+        "--generate-name",
+        nargs="?",
+        const="",
+        metavar="PREFIX",
+        help="let the API server name it PREFIX + 5 characters (the default, with PREFIX NAME-)",
+    )
+    p.add_argument(
+        "-w", "--watch", action="store_true", help="follow the new workflow until it finishes"
+    )
+    p.add_argument(
+        "-o", "--output", choices=["text", "name"], default="text", help="name: print the name only"
+    )
+    _timeout_arg(p, None, "watching")
+    add_database_args(p, "read when the Workflow is gone from the cluster")
+    _connection_args(p)
+    p.set_defaults(handler=resubmit)
+
+
+def _prefix(name: str, given: str | None) -> str:
+    if given:
+        return given
+    return name[:200].rstrip("-.") + "-"
+
+
+def resubmission(
+    source: dict[str, Any],
+    params: dict[str, Any],
+    *,
+    new_name: str | None = None,
+    generate_name: str | None = None,
+) -> dict[str, Any]:
+    """The Workflow to create from `source` (a live or archived Workflow object).
+
+    Its spec as it ran, with `-p` merged into the parameters and any stop request
+    cleared; the source's own labels except Shoal's (a cron's label would make the copy
+    count as one of its scheduled runs); no annotations but where it came from.
+    """
+    meta = source["metadata"]
+    name, namespace = str(meta["name"]), str(meta["namespace"])
+    spec = copy.deepcopy(source.get("spec") or {})
+    spec.pop("stop", None)
+    spec["parameters"] = {**(spec.get("parameters") or {}), **params}
+    if not spec["parameters"]:
+        del spec["parameters"]
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if not k.startswith(SHOAL_PREFIX)}
+    if _LABEL_VALUE.match(name):
+        labels[FROM] = name
+    annotations = {FROM: f"{namespace}/{name}"}
+    if meta.get("uid"):
+        annotations[FROM_UID] = str(meta["uid"])
+    new_meta: dict[str, Any] = {
+        "namespace": namespace,
+        "labels": labels,
+        "annotations": annotations,
+    }
+    if new_name:
+        new_meta["name"] = new_name
+    else:
+        new_meta["generateName"] = _prefix(name, generate_name)
+    return {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": new_meta,
+        "spec": spec,
+    }
+
+
+def validate(body: dict[str, Any], params: dict[str, Any], source: str) -> None:
+    """The checks `shoal submit` makes; raises InvalidWorkflow."""
+    from shoal.manifests import Manifest, compile_manifest, parse_document
+
+    compile_manifest(Manifest(parse_document(body, source), source), params)
+
+
+def resubmit(args: argparse.Namespace) -> int:
+    from shoal.cli.cluster_commands import _run
+    from shoal.cli.get_command import resolve
+
+    try:
+        params = parse_params(args.param)
+    except InvalidWorkflow as err:
+        return _report_invalid(err)
+    dsn = resolve(args)
+
+    async def run(api: KubeApi, namespace: str) -> int:
+        return await _resubmit(api, namespace, args, params, dsn)
+
+    return _run(args, run)
+
+
+async def _source(
+    api: KubeApi, namespace: str, name: str, dsn: str | None
+) -> tuple[dict[str, Any], str]:
+    """The Workflow to copy and a phrase saying where it came from."""
+    from shoal.cli.cluster_commands import CliError
+    from shoal.cli.get_command import (
+        archived_object,
+        find_archived,
+        live_or_none,
+        missing_everywhere,
+    )
+
+    live = await live_or_none(api, namespace, name)
+    if live is not None:
+        return live, "the cluster"
+    if dsn is None:
+        raise CliError(
+            f"workflow {name!r} not found in namespace {namespace!r} (to resubmit an archived "
+            "run, pass --database-url or set SHOAL_DATABASE_URL)"
+        )
+    detail = await find_archived(dsn, namespace, name)
+    if detail is None:
+        raise missing_everywhere(namespace, name)
+    return archived_object(detail), f"the archive (run {detail.run.uid}, {detail.run.phase})"
+
+
+async def _resubmit(
+    api: KubeApi,
+    namespace: str,
+    args: argparse.Namespace,
+    params: dict[str, Any],
+    dsn: str | None,
+) -> int:
+    from shoal.cli.cluster_commands import CliError, _out, _watch_to_end
+    from shoal.kube.api import ApiError, workflows_path
+
+    source, origin = await _source(api, namespace, args.name, dsn)
+    body = resubmission(source, params, new_name=args.new_name, generate_name=args.generate_name)
+    try:
+        validate(body, params, f"workflow {namespace}/{args.name} (from {origin})")
+    except InvalidWorkflow as err:
+        return _report_invalid(err)
+    try:
+        created = await api.request("POST", workflows_path(namespace), body=body)
+    except ApiError as err:
+        if err.status == 409:
+            raise CliError(
+                f"workflow {args.new_name!r} already exists in namespace {namespace!r}"
+            ) from None
+        if err.status in (400, 422):
+            raise CliError(f"the API server rejected the workflow: {err}", EXIT_INVALID) from None
+        raise
+    new = created["metadata"]["name"]
+    if args.output == "name":
+        _out(new)
+    else:
+        _out(
+            f"workflow {new} created in namespace {namespace} (resubmitted from {args.name}, "
+            f"read from {origin})"
+        )
+    if not args.watch:
+        return EXIT_OK
+    return await _watch_to_end(api, namespace, new, args.timeout)
