@@ -49,7 +49,10 @@ class Context:
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         progress_interval: float = PROGRESS_INTERVAL,
+        offload: Callable[[str, Any], Any] | None = None,
     ) -> None:
+        self._offload = offload
+        """Replaces a large output by an artifact reference (shoal_worker.offload)."""
         self._emitter = emitter or Emitter(stream if stream is not None else sys.stdout)
         self._args = dict(args or {})
         env = os.environ if env is None else env
@@ -131,6 +134,8 @@ class Context:
     def set_output(self, key: str, value: Any) -> None:
         """Publish an output; raises OutputError if ``key`` is empty or ``value`` not JSON."""
         normalised = _normalise_output(key, value)
+        if self._offload is not None:
+            normalised = self._offload(key, normalised)
         with self._lock:
             self._outputs[key] = normalised
         self._emitter.emit(OutputMessage(key, normalised))
@@ -142,6 +147,8 @@ class Context:
     def _record_outputs(self, values: Mapping[str, Any]) -> None:
         """Add outputs without emitting them (return values travel in the result)."""
         normalised = {key: _normalise_output(key, value) for key, value in values.items()}
+        if self._offload is not None:
+            normalised = {key: self._offload(key, value) for key, value in normalised.items()}
         with self._lock:
             self._outputs.update(normalised)
 

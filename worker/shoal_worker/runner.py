@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from types import FrameType, TracebackType
     from typing import Any
 
+    from .artifacts import ArtifactStore
+    from .offload import Offloader
+
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -131,6 +134,11 @@ class _Worker:
                 self.emitter.emit(_error_message(exc))
                 self.finish("failed", {}, "terminated by SIGTERM")
                 return 128 + exc.signum
+            except _ArtifactFailure as exc:  # an argument's artifact could not be read
+                guard.disarm()
+                self.emitter.emit(_error_message(exc))
+                self.finish("failed", {}, f"cannot read an argument: {exc}")
+                return EXIT_FAILED
             return self.call(name, ctx, call, guard)
 
     def prepare(
@@ -145,8 +153,17 @@ class _Worker:
         spec = registry.resolve(name)
         for problem in registry.entry_point_problems():
             print(f"shoal-worker: warning: entry point failed: {problem}", file=sys.stderr)
+        store = _lazy_store(env)
+        if store is not None:
+            from .artifacts import ArtifactError
+            from .offload import resolve_values
+
+            try:
+                args = resolve_values(args, store)
+            except (ArtifactError, ValueError) as exc:  # not found, corrupted, unreachable
+                raise _ArtifactFailure(str(exc)) from None
         try:
-            ctx = Context(args, emitter=self.emitter, env=env)
+            ctx = Context(args, emitter=self.emitter, env=env, offload=_offloader(env, store))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return spec.name, ctx, bind(spec, args, ctx)
@@ -273,6 +290,51 @@ def _run_async(awaitable: Awaitable[Any], guard: _SigtermGuard) -> Any:
                 guard.install()  # remove_signal_handler resets SIGTERM to the default
 
     return asyncio.run(drive())
+
+
+class _ArtifactFailure(Exception):
+    """Reading an argument's artifact failed (the store's ArtifactError, imported late)."""
+
+
+def _lazy_store(env: Mapping[str, str]) -> Callable[[], ArtifactStore] | None:
+    """The configured store, opened on first use; None when none is configured.
+
+    The artifact modules are imported only when a store is configured: a worker without
+    one starts as fast as before. Bad settings are a usage error: the pod was started
+    wrongly, and retrying will not help.
+    """
+    if not env.get("SHOAL_ARTIFACTS", "").strip():
+        return None
+    from .artifacts import open_store
+    from .store_settings import StoreSettings
+
+    try:
+        settings = StoreSettings.from_env(env)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if settings is None:
+        return None
+    opened: list[ArtifactStore] = []
+
+    def store() -> ArtifactStore:
+        if not opened:
+            opened.append(open_store(settings))
+        return opened[0]
+
+    return store
+
+
+def _offloader(
+    env: Mapping[str, str], store: Callable[[], ArtifactStore] | None
+) -> Offloader | None:
+    if store is None:
+        return None  # no store: outputs stay inline, as large as they are
+    from .offload import OFFLOAD_BYTES, Offloader
+
+    raw = env.get("SHOAL_OFFLOAD_BYTES", "").strip()
+    if raw and not raw.isdigit():
+        raise UsageError(f"SHOAL_OFFLOAD_BYTES must be a number of bytes, got {raw!r}")
+    return Offloader(store, env, int(raw) if raw else OFFLOAD_BYTES)
 
 
 def _returned_outputs(value: Any) -> dict[str, Any]:

@@ -125,6 +125,35 @@ class Node(PodSettings):
         return self
 
 
+class ArtifactGC(StrEnum):
+    """When a run's artifacts are deleted from the store."""
+
+    KEEP = "Keep"
+    """Never by Shoal (a bucket lifecycle rule can expire them)."""
+    ON_DELETION = "OnDeletion"
+    """When the Workflow is deleted (by a user or its TTL)."""
+    ON_SUCCESS = "OnSuccess"
+    """As soon as the run Succeeded; a failed run keeps them for debugging."""
+
+
+class ArtifactStoreOverride(ApiModel):
+    """Use another bucket, prefix or credentials than the operator's default store."""
+
+    bucket: str | None = Field(None, min_length=3, max_length=63)
+    prefix: str | None = None
+    credentials_secret: str | None = Field(None, min_length=1, max_length=253)
+    """A Secret in the workflow's namespace with keys `accessKeyId` and `secretAccessKey`."""
+
+
+class ArtifactsSpec(ApiModel):
+    """How this run uses the artifact store (docs/artifacts.md)."""
+
+    gc: ArtifactGC = ArtifactGC.KEEP
+    offload_bytes: int = Field(4096, ge=64, le=32768)
+    """Outputs whose JSON is larger than this many bytes go to the store as references."""
+    store: ArtifactStoreOverride | None = None
+
+
 class WorkflowSpec(ApiModel):
     """What to run: the DAG, its inputs and its limits."""
 
@@ -144,6 +173,8 @@ class WorkflowSpec(ApiModel):
     """Settings every node inherits."""
     nodes: list[Node] = Field(min_length=1, max_length=1000)
     """The DAG."""
+    artifacts: ArtifactsSpec | None = None
+    """Artifact store settings for this run; the operator's defaults when absent."""
 
 
 class WorkflowPhase(StrEnum):

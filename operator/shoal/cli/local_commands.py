@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
+import os
 import signal
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,9 @@ from shoal.core.validation import InvalidWorkflow, Problem
 from shoal.local.executor import LocalExecutor
 from shoal.local.reporting import LiveReporter, PlainReporter, Reporter
 from shoal.manifests import Manifest, compile_manifest, load_file
+from shoal_worker.artifacts import ArtifactStore, open_store
+from shoal_worker.offload import OFFLOAD_BYTES
+from shoal_worker.store_settings import ENV_URL, StoreSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -101,12 +108,39 @@ def run(args: argparse.Namespace) -> int:
     manifest_dir = Path(args.file).resolve().parent
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="shoal-run-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    state = asyncio.run(_run(wf, workdir, manifest_dir, reporter, args.imports))
+    try:
+        settings = local_store_settings(args.artifacts, workdir, os.environ)
+    except ValueError as err:
+        print(f"error: --artifacts: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    wf = for_local_run(wf, settings)
+    state = asyncio.run(_run(wf, workdir, manifest_dir, reporter, args.imports, settings))
     print(f"logs: {workdir}", file=status_stream)
+    print(f"artifacts: {settings.url}", file=status_stream)
     if args.output == "json":
         json.dump(status_document(wf, state), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     return EXIT_OK if state.phase is WorkflowPhase.SUCCEEDED else EXIT_FAILED
+
+
+def local_store_settings(
+    flag: str | None, workdir: Path, env: Mapping[str, str]
+) -> StoreSettings:
+    """The store of a local run: the flag, else $SHOAL_ARTIFACTS, else WORKDIR/artifacts."""
+    if flag:
+        url = flag if "://" in flag else Path(flag).resolve().as_uri()
+        found = StoreSettings.from_env({**env, ENV_URL: url})
+    else:
+        found = StoreSettings.from_env(env)
+    return found or StoreSettings((workdir / "artifacts").resolve().as_uri())
+
+
+def for_local_run(wf: CompiledWorkflow, settings: StoreSettings) -> CompiledWorkflow:
+    """A fresh uid (artifact keys of two runs never collide) and the offload threshold."""
+    spec_artifacts = wf.spec.artifacts
+    threshold = spec_artifacts.offload_bytes if spec_artifacts is not None else OFFLOAD_BYTES
+    meta = dataclasses.replace(wf.meta, uid=wf.meta.uid or str(uuid.uuid4()))
+    return dataclasses.replace(wf, meta=meta, offload_bytes=threshold)
 
 
 async def _run(
@@ -115,7 +149,15 @@ async def _run(
     manifest_dir: Path,
     reporter: Reporter,
     imports: list[str],
+    settings: StoreSettings,
 ) -> RunState:
+    opened: list[ArtifactStore] = []
+
+    def store() -> ArtifactStore:
+        if not opened:
+            opened.append(open_store(settings))
+        return opened[0]
+
     executor = LocalExecutor(
         wf,
         workdir=workdir,
@@ -123,6 +165,8 @@ async def _run(
         reporter=reporter,
         extra_pythonpath=[manifest_dir],
         imports=imports,
+        store=store,
+        store_env={**settings.to_env(), "SHOAL_OFFLOAD_BYTES": str(wf.offload_bytes)},
     )
     loop = asyncio.get_running_loop()
     for signum, why in ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated")):

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="module that registers jobs (@job); the manifest's folder is on the import path",
     )
     run.add_argument("--workdir", help="where attempts keep their logs (default: a temp dir)")
+    run.add_argument(
+        "--artifacts",
+        metavar="URL",
+        help="artifact store: s3://bucket/prefix (S3 options from SHOAL_S3_* and AWS_* "
+        "variables) or a folder (default: $SHOAL_ARTIFACTS, else WORKDIR/artifacts)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="hide job log lines")
     run.add_argument(
         "--plain", action="store_true", help="plain lines even on a terminal (no live view)"

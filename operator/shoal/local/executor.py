@@ -14,13 +14,24 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoal.artifact_steps import StoreFactory, load_items, store_outputs
 from shoal.core.compiled import CompiledWorkflow
-from shoal.core.decisions import KillTask, StartTask
+from shoal.core.decisions import KillTask, LoadItems, StartTask, StoreOutputs
 from shoal.core.planner import advance
-from shoal.core.state import RunState, TaskFinished, record_finished, record_progress
+from shoal.core.state import (
+    ItemsLoaded,
+    OutputsStored,
+    RunState,
+    TaskFinished,
+    record_finished,
+    record_items_loaded,
+    record_outputs_stored,
+    record_progress,
+)
 from shoal.local.process import (
     MAX_ARGS_ENV_BYTES,
     WORKER_USAGE_EXIT,
@@ -31,6 +42,7 @@ from shoal.local.process import (
     worker_argv,
 )
 from shoal.local.reporting import Reporter
+from shoal_worker.artifacts import ArtifactError, ArtifactStore
 from shoal_worker.protocol import Message, ProgressMessage
 
 
@@ -59,6 +71,13 @@ class _Stop:
     reason: str
 
 
+_Event = TaskFinished | ItemsLoaded | OutputsStored | _Stop
+
+
+def _no_store() -> ArtifactStore:
+    raise ArtifactError("no artifact store is configured (shoal run --artifacts URL)")
+
+
 class LocalExecutor:
     """Runs one compiled workflow to its end on this machine."""
 
@@ -71,13 +90,16 @@ class LocalExecutor:
         reporter: Reporter,
         extra_pythonpath: list[Path] | None = None,
         imports: list[str] | None = None,
+        store: StoreFactory | None = None,
+        store_env: dict[str, str] | None = None,
     ) -> None:
         self.wf = wf
+        self.store = store or _no_store
         self.state = RunState.new(list(wf.order))
         self.workdir = workdir
         self.cwd = cwd
         self.reporter = reporter
-        self._events: asyncio.Queue[TaskFinished | _Stop] = asyncio.Queue()
+        self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._tasks: dict[tuple[str, int], LocalTask] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._node_dirs: set[str] = set()
@@ -89,6 +111,8 @@ class LocalExecutor:
             base["PYTHONPATH"] = os.pathsep.join(paths)
         if imports:
             base["SHOAL_IMPORT"] = ",".join([*imports, *filter(None, [base.get("SHOAL_IMPORT")])])
+        base.update(store_env or {})
+        base["SHOAL_WORKFLOW_UID"] = wf.meta.uid
         self._base_env = base
 
     def request_stop(self, reason: str) -> None:
@@ -108,6 +132,11 @@ class LocalExecutor:
                         self._start(decision)
                     elif isinstance(decision, KillTask):
                         self._kill(decision)
+                    elif isinstance(decision, LoadItems):
+                        self._background_step(load_items(self.store, decision))
+                    elif isinstance(decision, StoreOutputs):
+                        step_ = store_outputs(self.store, self.wf, self.state, decision)
+                        self._background_step(step_)
                 if self.state.phase.finished and not self._tasks:
                     break
                 timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
@@ -124,7 +153,21 @@ class LocalExecutor:
         self.reporter.end(self.wf, self.state)
         return self.state
 
-    def _handle(self, event: TaskFinished | _Stop) -> None:
+    def _background_step(self, step: Awaitable[ItemsLoaded | OutputsStored]) -> None:
+        async def run() -> None:
+            self._events.put_nowait(await step)
+
+        background = asyncio.create_task(run())
+        self._background.add(background)
+        background.add_done_callback(self._background.discard)
+
+    def _handle(self, event: _Event) -> None:
+        if isinstance(event, ItemsLoaded):
+            record_items_loaded(self.state, event)
+            return
+        if isinstance(event, OutputsStored):
+            record_outputs_stored(self.state, event)
+            return
         if isinstance(event, _Stop):
             if self.state.stop_requested is None:
                 self.state.stop_requested = event.reason

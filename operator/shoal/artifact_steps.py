@@ -1,0 +1,106 @@
+"""The artifact-store steps both executors carry out for the planner.
+
+The planner asks for two things it cannot do itself (it does no I/O): read an offloaded
+list that a `forEach` yields (`LoadItems`), and store a fan-out's aggregated outputs when
+they are too large for the status (`StoreOutputs`). Each step runs the blocking store
+calls in a worker thread and turns the outcome, success or failure, into the observation
+the planner waits for; a failure never escapes as an exception, it becomes the node's
+message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shoal.core.compiled import CompiledWorkflow
+from shoal.core.decisions import LoadItems, StoreOutputs
+from shoal.core.state import ItemsLoaded, OutputsStored, RunState
+from shoal_worker.artifacts import ArtifactError, ArtifactStore, artifact_key
+from shoal_worker.offload import ValueRef, iter_items, store_list
+
+log = logging.getLogger("shoal.artifacts")
+StoreFactory = Callable[[], ArtifactStore]
+"""Opens the workflow's store on first use (it may read a Secret or build a client)."""
+CONTROL_PLANE_ATTEMPT = 0
+"""The attempt segment of keys the control plane writes (jobs' attempts start at 1)."""
+
+
+def aggregate_key(wf: CompiledWorkflow, node: str, name: str) -> str:
+    """Where a fan-out's aggregated output `name` is stored."""
+    meta = wf.meta
+    return artifact_key(
+        meta.namespace,
+        meta.name,
+        meta.uid,
+        node,
+        None,
+        CONTROL_PLANE_ATTEMPT,
+        f"output.{name}",
+    )
+
+
+def workflow_prefix(wf: CompiledWorkflow) -> str:
+    """The key prefix under which everything of this run lives (what GC deletes)."""
+    meta = wf.meta
+    key = artifact_key(meta.namespace, meta.name, meta.uid, "-", None, 0, "-")
+    return "/".join(key.split("/")[:3]) + "/"  # namespace/workflow/uid/
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, ArtifactError | ValueError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+async def load_items(store: StoreFactory, decision: LoadItems) -> ItemsLoaded:
+    """Read the list a `forEach` refers to (streamed, parsed line by line)."""
+    ref = ValueRef.parse(decision.reference)
+    if ref is None:  # the planner only asks for value references
+        return ItemsLoaded("", error="not a value reference")
+
+    def read() -> list[Any]:
+        return list(iter_items(store(), ref))
+
+    started = time.monotonic()
+    try:
+        items = await asyncio.to_thread(read)
+    except Exception as err:
+        return ItemsLoaded(ref.ref.key, error=_describe(err))
+    log.info(
+        "%s: read %d items (%d bytes) from %s in %.2fs",
+        decision.node,
+        len(items),
+        ref.ref.size,
+        ref.ref.key,
+        time.monotonic() - started,
+    )
+    return ItemsLoaded(ref.ref.key, items)
+
+
+async def store_outputs(
+    store: StoreFactory, wf: CompiledWorkflow, state: RunState, decision: StoreOutputs
+) -> OutputsStored:
+    """Write each large aggregated output of a fan-out as one JSON Lines artifact."""
+    ns = state.nodes[decision.node]
+    # Snapshot on the event loop: the thread must not read state the loop may change.
+    columns = {
+        name: [ns.item_outputs.get(i, {}).get(name) for i in range(ns.total)]
+        for name in decision.keys
+    }
+
+    def write() -> dict[str, Any]:
+        opened = store()
+        return {
+            name: store_list(opened, aggregate_key(wf, decision.node, name), values).as_output()
+            for name, values in columns.items()
+        }
+
+    try:
+        references = await asyncio.to_thread(write)
+    except Exception as err:
+        return OutputsStored(decision.node, error=_describe(err))
+    return OutputsStored(decision.node, references)
