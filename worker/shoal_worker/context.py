@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -26,11 +27,15 @@ from .protocol import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
-    from typing import Any, NoReturn, TextIO
+    from collections.abc import Callable, Iterator, Mapping
+    from pathlib import Path
+    from typing import Any, BinaryIO, NoReturn, TextIO
+
+    from .artifacts import ArtifactRef, ArtifactStore
 
 PROGRESS_INTERVAL = 0.1
 """Seconds between progress messages: at most ~10 per second reach the stream."""
+_ARTIFACT_NAME = re.compile(r"[A-Za-z0-9_=-][A-Za-z0-9._=-]*")
 
 
 class Context:
@@ -50,6 +55,7 @@ class Context:
         clock: Callable[[], float] = time.monotonic,
         progress_interval: float = PROGRESS_INTERVAL,
         offload: Callable[[str, Any], Any] | None = None,
+        artifact_store: ArtifactStore | None = None,
     ) -> None:
         self._offload = offload
         """Replaces a large output by an artifact reference (shoal_worker.offload)."""
@@ -57,6 +63,7 @@ class Context:
         self._args = dict(args or {})
         env = os.environ if env is None else env
         self.workflow: str | None = env.get("SHOAL_WORKFLOW") or None
+        self.workflow_uid: str | None = env.get("SHOAL_WORKFLOW_UID") or None
         self.namespace: str | None = env.get("SHOAL_NAMESPACE") or None
         self.node: str | None = env.get("SHOAL_NODE") or None
         self.item_index: int | None = _env_int(env, "SHOAL_ITEM_INDEX", None)
@@ -67,6 +74,9 @@ class Context:
         self._interval = progress_interval
         self._last_progress_at: float | None = None
         self._pending_progress: ProgressMessage | None = None
+        self._env = env
+        self._store = artifact_store
+        self._store_lock = threading.Lock()
 
     @property
     def args(self) -> dict[str, Any]:
@@ -144,6 +154,114 @@ class Context:
         """End the job as failed with ``message`` (no traceback); exit code 1 by default."""
         raise JobFailed(message, exit_code)
 
+    # -- artifacts ------------------------------------------------------------------------
+    # The artifact modules are imported on first use: a job that never touches artifacts
+    # starts as fast as before.
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The artifact store (``SHOAL_ARTIFACTS`` and friends), opened on first use.
+
+        Raises ``ArtifactError`` when none is configured.
+        """
+        with self._store_lock:
+            if self._store is None:
+                from .artifacts import ArtifactError, StoreSettings, open_store
+
+                settings = StoreSettings.from_env(self._env)
+                if settings is None:
+                    raise ArtifactError(
+                        "no artifact store is configured for this job: set SHOAL_ARTIFACTS "
+                        "to s3://bucket/prefix or file:///absolute/path"
+                    )
+                self._store = open_store(settings)
+            return self._store
+
+    def save_artifact(
+        self, name: str, source: bytes | str | os.PathLike[str] | BinaryIO
+    ) -> ArtifactRef:
+        """Store ``source`` as this run's artifact ``name``; returns the reference.
+
+        ``source`` is bytes, a file path (``str`` or ``Path``: a str is a path, not
+        text) or a binary file object, read to its end. Return ``ref.as_output()`` (or
+        pass it to ``set_output``) so later nodes can load it.
+        """
+        from .artifacts import artifact_key
+
+        if not isinstance(name, str) or not _ARTIFACT_NAME.fullmatch(name):
+            raise ValueError(
+                f"artifact name {name!r}: use letters, digits, '.', '_', '=' and '-' "
+                "(not starting with '.')"
+            )
+        key = artifact_key(
+            self.namespace or "local",
+            self.workflow or "local",
+            self.workflow_uid or "local",
+            self.node or "local",
+            self.item_index,
+            self.attempt,
+            name,
+        )
+        store = self.artifacts
+        started = time.monotonic()
+        if isinstance(source, bytes | bytearray | memoryview):
+            ref = store.put_bytes(key, bytes(source))
+        elif isinstance(source, str | os.PathLike):
+            ref = store.put_file(key, source)
+        elif callable(getattr(source, "read", None)):
+            ref = store.put_stream(key, source)
+        else:
+            raise TypeError(
+                f"save_artifact({name!r}): source must be bytes, a path or a binary file "
+                f"object, got {type(source).__name__}"
+            )
+        self._log_transfer("saved artifact", ref, started, name=name)
+        return ref
+
+    def open_artifact(self, ref: ArtifactRef | Mapping[str, Any]) -> Iterator[bytes]:
+        """Stream an artifact in chunks; ``ArtifactCorrupted`` at the end on a mismatch.
+
+        ``ref`` is an ``ArtifactRef`` or the ``{"$artifact": ...}`` value an upstream
+        output (or argument) carries.
+        """
+        artifact = _as_ref(ref)
+        started = time.monotonic()
+        chunks = self.artifacts.open(artifact)
+
+        def logged() -> Iterator[bytes]:
+            yield from chunks
+            self._log_transfer("read artifact", artifact, started)
+
+        return logged()
+
+    def load_artifact(
+        self, ref: ArtifactRef | Mapping[str, Any], path: str | os.PathLike[str] | None = None
+    ) -> bytes | Path:
+        """An artifact's bytes, or with ``path`` the file written there (verified either way).
+
+        ``ref`` is an ``ArtifactRef`` or an upstream output's ``{"$artifact": ...}``.
+        """
+        artifact = _as_ref(ref)
+        started = time.monotonic()
+        result: bytes | Path
+        if path is None:
+            result = self.artifacts.read_bytes(artifact)
+        else:
+            result = self.artifacts.get_file(artifact, path)
+        self._log_transfer("loaded artifact", artifact, started)
+        return result
+
+    def _log_transfer(self, what: str, ref: ArtifactRef, started: float, **fields: Any) -> None:
+        seconds = time.monotonic() - started
+        self.log(
+            what,
+            **fields,
+            key=ref.key,
+            size=ref.size,
+            seconds=round(seconds, 3),
+            store=self.artifacts.describe(),
+        )
+
     def _record_outputs(self, values: Mapping[str, Any]) -> None:
         """Add outputs without emitting them (return values travel in the result)."""
         normalised = {key: _normalise_output(key, value) for key, value in values.items()}
@@ -155,6 +273,25 @@ class Context:
     def __repr__(self) -> str:
         where = "/".join(str(part) for part in (self.namespace, self.workflow, self.node) if part)
         return f"<Context {where or 'local'} item={self.item_index} attempt={self.attempt}>"
+
+
+def _as_ref(value: Any) -> ArtifactRef:
+    from .artifacts import ArtifactRef
+
+    if isinstance(value, ArtifactRef):
+        return value
+    ref = ArtifactRef.from_output(value)
+    if ref is None:
+        raise TypeError(
+            'expected an ArtifactRef or an artifact reference {"$artifact": {"key": ..., '
+            f'"size": ..., "sha256": ...}}}}, got {_short(value)}'
+        )
+    return ref
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _normalise_output(key: object, value: Any) -> Any:

@@ -250,7 +250,7 @@ class S3ArtifactStore:
         return b"".join(self.open(ref))
 
     def get_file(self, ref: ArtifactRef, target: str | os.PathLike[str]) -> Path:
-        """Parallel ranged GETs, written and hashed in order; on a mismatch no file is left."""
+        """Parallel ranged GETs written in place, hashed in order; a mismatch leaves no file."""
         target_path = Path(target)
         target_path.parent.mkdir(parents=True, exist_ok=True)
         head = self._head(ref.key)
@@ -260,11 +260,12 @@ class S3ArtifactStore:
         try:
             digest = hashlib.sha256()
             size = 0
-            with os.fdopen(fd, "wb", buffering=0) as out:
-                for chunk in self._ranges(ref.key, head["ContentLength"], head["ETag"]):
+            try:
+                for chunk in self._ranges(ref.key, ref.size, head["ETag"], fd):
                     digest.update(chunk)
                     size += len(chunk)
-                    out.write(chunk)
+            finally:
+                os.close(fd)
             check_digest(ref, size, digest.hexdigest())
             os.replace(tmp, target_path)
         except BaseException:
@@ -300,33 +301,34 @@ class S3ArtifactStore:
             f"cannot {what}: bucket {self.bucket!r} does not exist at {self.endpoint}"
         )
 
-    def _ranges(self, key: str, size: int, etag: str) -> Iterator[memoryview]:
-        """The object's bytes in order, fetched ``concurrency`` ranges at a time.
+    def _ranges(self, key: str, size: int, etag: str, fd: int) -> Iterator[bytes]:
+        """Fetch ``concurrency`` ranges at a time, each written at its offset in ``fd``.
 
-        ``IfMatch`` pins every range to the object seen by HEAD: an overwrite in the
-        middle fails the download instead of splicing two objects together.
+        Yields the ranges in order (for hashing) and keeps at most ``concurrency``
+        finished ranges in memory. ``IfMatch`` pins every range to the object seen by
+        HEAD: an overwrite in the middle fails the download instead of splicing objects.
         """
         starts = iter(range(0, size, self.part_size))
-        pending: deque[Future[bytearray]] = deque()
+        pending: deque[Future[bytes]] = deque()
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="shoal-s3-get")
 
         def submit_next() -> None:
             start = next(starts, None)
             if start is not None:
                 end = min(start + self.part_size, size)
-                pending.append(pool.submit(self._get_range, key, start, end, etag))
+                pending.append(pool.submit(self._get_range, key, start, end, etag, fd))
 
         try:
             for _ in range(self.concurrency):
                 submit_next()
             while pending:
-                buffer = pending.popleft().result()
+                data = pending.popleft().result()
                 submit_next()
-                yield memoryview(buffer)
+                yield data
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _get_range(self, key: str, start: int, end: int, etag: str) -> bytearray:
+    def _get_range(self, key: str, start: int, end: int, etag: str, fd: int) -> bytes:
         what = f"read {key!r}"
         response = self._call(
             what,
@@ -338,26 +340,23 @@ class S3ArtifactStore:
             ),
             key,
         )
-        buffer = bytearray(end - start)
-        view = memoryview(buffer)
         body = response["Body"]
-        filled = 0
         try:
-            while filled < len(buffer):
-                count = body.readinto(view[filled:])
-                if not count:
-                    raise ArtifactCorrupted(
-                        f"artifact {key!r} is corrupted: bytes {start}-{end - 1} ended "
-                        f"after {filled} bytes"
-                    )
-                filled += count
-        except ArtifactError:
-            raise
+            data: bytes = body.read()
         except Exception as err:
             raise self._explain(what, err, key) from None
         finally:
             body.close()
-        return buffer
+        if len(data) != end - start:
+            raise ArtifactCorrupted(
+                f"artifact {key!r} is corrupted: bytes {start}-{end - 1} came back as "
+                f"{len(data)} bytes"
+            )
+        view = memoryview(data)
+        written = 0
+        while written < len(data):
+            written += os.pwrite(fd, view[written:], start + written)
+        return data
 
     # -- the rest -----------------------------------------------------------------------------
 
