@@ -43,11 +43,14 @@ def aggregate_key(wf: CompiledWorkflow, node: str, name: str) -> str:
     )
 
 
-def workflow_prefix(wf: CompiledWorkflow) -> str:
-    """The key prefix under which everything of this run lives (what GC deletes)."""
-    meta = wf.meta
-    key = artifact_key(meta.namespace, meta.name, meta.uid, "-", None, 0, "-")
+def run_prefix(namespace: str, name: str, uid: str) -> str:
+    """The key prefix under which everything of one run lives (what GC deletes)."""
+    key = artifact_key(namespace, name, uid, "-", None, CONTROL_PLANE_ATTEMPT, "-")
     return "/".join(key.split("/")[:3]) + "/"  # namespace/workflow/uid/
+
+
+def workflow_prefix(wf: CompiledWorkflow) -> str:
+    return run_prefix(wf.meta.namespace, wf.meta.name, wf.meta.uid)
 
 
 def _describe(err: BaseException) -> str:

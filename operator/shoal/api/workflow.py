@@ -139,7 +139,7 @@ class ArtifactGC(StrEnum):
 class ArtifactStoreOverride(ApiModel):
     """Use another bucket, prefix or credentials than the operator's default store."""
 
-    bucket: str | None = Field(None, min_length=3, max_length=63)
+    bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     prefix: str | None = None
     credentials_secret: str | None = Field(None, min_length=1, max_length=253)
     """A Secret in the workflow's namespace with keys `accessKeyId` and `secretAccessKey`."""

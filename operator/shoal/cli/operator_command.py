@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +36,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--worker-image",
         default=env("SHOAL_WORKER_IMAGE", "ghcr.io/shoal-dev/worker:0.1.0"),
         help="worker image for workflows that name none (SHOAL_WORKER_IMAGE)",
+    )
+    p.add_argument(
+        "--artifacts",
+        metavar="URL",
+        default=env("SHOAL_ARTIFACTS"),
+        help="default artifact store, s3://bucket/prefix (SHOAL_ARTIFACTS; S3 options from "
+        "SHOAL_S3_ENDPOINT, SHOAL_S3_REGION, SHOAL_S3_PATH_STYLE, SHOAL_S3_VERIFY and "
+        "credentials from AWS_* or the SDK's default chain); none: outputs stay inline",
+    )
+    p.add_argument(
+        "--artifacts-credentials-secret",
+        metavar="NAME",
+        default=env("SHOAL_ARTIFACTS_CREDENTIALS_SECRET"),
+        help="Secret (keys accessKeyId, secretAccessKey) that worker pods read in their own "
+        "namespace for the default store (SHOAL_ARTIFACTS_CREDENTIALS_SECRET); none: pods "
+        "use the SDK's default chain (IRSA, instance profile)",
     )
     p.add_argument(
         "--pending-timeout",
@@ -104,14 +121,24 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     from shoal.archive.db import resolve_dsn
     from shoal.archive.service import ArchiveSettings, describe
+    from shoal.kube.artifact_store import ArtifactDefaults
     from shoal.kube.controller import OperatorConfig, run_operator
     from shoal.kube.jobs import JobDefaults
     from shoal.kube.runner import RunnerConfig
+    from shoal_worker.store_settings import ENV_URL, StoreSettings
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        settings = StoreSettings.from_env(
+            {**os.environ, ENV_URL: args.artifacts} if args.artifacts else os.environ
+        )
+    except ValueError as err:
+        print(f"shoal operator: error: {err}", file=sys.stderr)
+        return 2
     config = OperatorConfig(
+        artifacts=ArtifactDefaults(settings, args.artifacts_credentials_secret or None),
         namespaces=args.namespaces,
         kubeconfig=args.kubeconfig,
         max_concurrent_requests=args.max_concurrent_requests,
@@ -135,6 +162,15 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("shoal.operator").warning(
             "no database (--database-url, SHOAL_DATABASE_URL): status only; run history and "
             "logs are not archived"
+        )
+    if settings is not None:
+        logging.getLogger("shoal.operator").info(
+            "artifact store: %s (endpoint %s)", settings.url, settings.endpoint or "AWS"
+        )
+    else:
+        logging.getLogger("shoal.operator").warning(
+            "no artifact store (--artifacts, SHOAL_ARTIFACTS): outputs stay in the status, "
+            "and large ones cannot be passed on"
         )
 
     async def main() -> None:

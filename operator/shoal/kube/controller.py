@@ -21,10 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import kopf
+from pydantic import ValidationError
 
+from shoal.api.workflow import ArtifactGC, ArtifactsSpec
 from shoal.archive.service import Archive, ArchiveSettings
+from shoal.artifact_steps import run_prefix
 from shoal.cron import controller as cron_controller
 from shoal.kube.api import KubeApi, workflows_path
+from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, LABEL_WORKFLOW_UID, MANAGED_BY
 from shoal.kube.pods import parse_time
@@ -48,6 +52,8 @@ class OperatorConfig:
     database_url: str | None = None
     """PostgreSQL for run history and logs (docs/archive.md); None runs status-only."""
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+    artifacts: ArtifactDefaults = field(default_factory=ArtifactDefaults)
+    """The default artifact store (docs/artifacts.md); none keeps outputs inline."""
 
 
 @dataclass
@@ -72,6 +78,9 @@ def post_event(body: dict[str, Any], type: str, reason: str, message: str) -> No
 
 def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
+    # First: cleanup handlers run in order, and cron writes its pending fires to the
+    # archive before the cleanup below closes it.
+    cron_controller.register(registry, memo)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -146,6 +155,7 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 dispatch_limit=memo.dispatch_limit,
                 on_dispatch=memo.metrics.dispatch_latency.observe,
                 on_error=memo.metrics.reconcile_errors.inc,
+                artifacts=memo.config.artifacts,
             )
             uid = raw["metadata"]["uid"]
             memo.runners[uid] = runner
@@ -179,6 +189,25 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
             if stopped.is_set():
                 return  # the operator is exiting (or the object is gone): never delete early
 
+    def collects_on_deletion(spec: kopf.Spec, **_: Any) -> bool:
+        gc = (spec.get("artifacts") or {}).get("gc")
+        return memo.config.artifacts.settings is not None and gc == ArtifactGC.ON_DELETION.value
+
+    # A finalizer only on Workflows whose artifacts go with them (kopf adds it to the
+    # objects this filter matches), so deleting any other Workflow never waits on S3.
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, when=collects_on_deletion)
+    async def workflow_deleted(body: kopf.Body, spec: kopf.Spec, **_: Any) -> None:
+        assert memo.api is not None
+        meta = body["metadata"]
+        try:
+            artifacts = ArtifactsSpec.model_validate(spec.get("artifacts") or {})
+        except ValidationError:
+            return  # an invalid spec never ran, so it has nothing stored
+        store = WorkflowStore(memo.api, memo.config.artifacts, artifacts, meta["namespace"])
+        problem = await store.collect(run_prefix(meta["namespace"], meta["name"], meta["uid"]))
+        if problem is not None:  # bounded retries are over: never block the deletion forever
+            post_event(dict(body), "Warning", "ArtifactGCFailed", problem[:1024])
+
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def workflow_event(event: kopf.RawEvent, **kwargs: Any) -> None:
         obj = event.get("object") or {}
@@ -203,7 +232,6 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
         if runner is not None:
             runner.pod_event(str(event.get("type") or "ADDED"), dict(obj))
 
-    cron_controller.register(registry, memo)
     return registry
 
 

@@ -78,6 +78,7 @@ def _env(wf: CompiledWorkflow, node: CompiledNode, task: StartTask) -> list[dict
     env: list[dict[str, Any]] = [
         {"name": "SHOAL_WORKFLOW", "value": wf.meta.name},
         {"name": "SHOAL_NAMESPACE", "value": wf.meta.namespace},
+        {"name": "SHOAL_WORKFLOW_UID", "value": wf.meta.uid},
         {"name": "SHOAL_NODE", "value": node.name},
         {"name": "SHOAL_ATTEMPT", "value": str(task.attempt)},
     ]
@@ -105,8 +106,16 @@ def _security(defaults: JobDefaults) -> tuple[dict[str, Any], dict[str, Any]]:
     return pod, container
 
 
-def build_job(wf: CompiledWorkflow, task: StartTask, defaults: JobDefaults) -> dict[str, Any]:
-    """The Job manifest for `task`; raises ArgsTooLarge when its inputs cannot fit a pod."""
+def build_job(
+    wf: CompiledWorkflow,
+    task: StartTask,
+    defaults: JobDefaults,
+    store_env: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The Job manifest for `task`; raises ArgsTooLarge when its inputs cannot fit a pod.
+
+    `store_env` is how the worker reaches the artifact store (no credential values).
+    """
     node = wf.nodes[task.node]
     name = job_name(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
     labels = task_labels(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
@@ -115,7 +124,7 @@ def build_job(wf: CompiledWorkflow, task: StartTask, defaults: JobDefaults) -> d
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": node.image or wf.spec.image or defaults.image,
-        "env": _env(wf, node, task),
+        "env": [*(store_env or []), *_env(wf, node, task)],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     annotations: dict[str, str] = {}

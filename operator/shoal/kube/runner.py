@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,12 +26,30 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from shoal.api.workflow import NodePhase, Workflow, WorkflowPhase
+from shoal.artifact_steps import load_items, store_outputs, workflow_prefix
 from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
-from shoal.core.decisions import FinishNode, FinishWorkflow, KillTask, StartTask
-from shoal.core.planner import advance
-from shoal.core.state import RunState, TaskFinished, record_finished, record_progress
+from shoal.core.decisions import (
+    FinishNode,
+    FinishWorkflow,
+    KillTask,
+    LoadItems,
+    StartTask,
+    StoreOutputs,
+)
+from shoal.core.planner import NeedItems, advance
+from shoal.core.state import (
+    ItemsLoaded,
+    OutputsStored,
+    RunState,
+    TaskFinished,
+    record_finished,
+    record_items_loaded,
+    record_outputs_stored,
+    record_progress,
+)
 from shoal.core.validation import InvalidWorkflow, compile_workflow
 from shoal.kube.api import ApiError, KubeApi, jobs_path, pods_path, workflows_path
+from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.attempts import Attempt, LogFollower, outcome_event
 from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job
 from shoal.kube.naming import (
@@ -49,6 +68,7 @@ from shoal.kube.pods import (
 )
 from shoal.kube.status import InFlight, rebuild_state, render_status
 from shoal.manifests import problems_from
+from shoal_worker.offload import ValueRef
 from shoal_worker.protocol import Message, PlainLine, ProgressMessage
 
 log = logging.getLogger("shoal.runner")
@@ -102,7 +122,9 @@ class _SpecChanged:
     body: dict[str, Any]
 
 
-_Event = _PodEvent | _SpecChanged | TaskFinished
+_Event = _PodEvent | _SpecChanged | TaskFinished | ItemsLoaded | OutputsStored
+MAX_ITEM_LISTS = 1000
+"""Offloaded lists read while rebuilding after a restart (one per running fan-out)."""
 
 
 class WorkflowRunner:
@@ -119,8 +141,10 @@ class WorkflowRunner:
         dispatch_limit: asyncio.Semaphore | None = None,
         on_dispatch: Callable[[float], None] | None = None,
         on_error: Callable[[], None] | None = None,
+        artifacts: ArtifactDefaults | None = None,
     ) -> None:
         self.api = api
+        self.artifact_defaults = artifacts or ArtifactDefaults()
         self.body = body
         meta = body["metadata"]
         self.name: str = meta["name"]
@@ -146,6 +170,8 @@ class WorkflowRunner:
         self._status_path = workflows_path(self.namespace, self.name) + "/status"
         self.wf: CompiledWorkflow | None = None
         self.state: RunState | None = None
+        self.store: WorkflowStore | None = None
+        self._store_env: list[dict[str, Any]] = []
 
     # -- routed in by the operator ---------------------------------------------------
 
@@ -164,6 +190,11 @@ class WorkflowRunner:
         except InvalidWorkflow as err:
             await self._reject(err)
             return
+        self.store = WorkflowStore(
+            self.api, self.artifact_defaults, self.wf.spec.artifacts, self.namespace
+        )
+        self.wf = dataclasses.replace(self.wf, offload_bytes=self.store.offload_bytes)
+        self._store_env = self.store.pod_env()
         status = self.body.get("status") or {}
         if WorkflowPhase(status.get("phase", "Pending")).finished:
             return
@@ -174,6 +205,8 @@ class WorkflowRunner:
             writer.cancel()
             self._dirty.set()
             await self._flush()
+            if self.state.phase is WorkflowPhase.SUCCEEDED:
+                self._spawn(self._collect_artifacts(self.wf))
             # Let the last clean-up deletions land (bounded), then stop what is left.
             if self._background:
                 await asyncio.wait(list(self._background), timeout=30)
@@ -226,6 +259,55 @@ class WorkflowRunner:
             {"status": {"phase": WorkflowPhase.ERROR.value, "message": message[:4096]}},
         )
 
+    async def _collect_artifacts(self, wf: CompiledWorkflow) -> None:
+        """`gc: OnSuccess`: the run Succeeded, so its artifacts go now."""
+        assert self.store is not None
+        if not self.store.collects_on(phase_succeeded=True, deleted=False):
+            return
+        problem = await self.store.collect(workflow_prefix(wf))
+        if problem is not None:
+            self.post_event(self.body, "Warning", "ArtifactGCFailed", problem[:1024])
+
+    async def _rebuild_state(
+        self,
+        wf: CompiledWorkflow,
+        status: dict[str, Any],
+        in_flight: list[InFlight],
+        stop: str | None,
+    ) -> RunState:
+        """rebuild_state, reading the offloaded lists that running fan-outs iterate over."""
+        loaded: dict[str, list[Any] | str] = {}
+        for _ in range(MAX_ITEM_LISTS):
+            try:
+                return rebuild_state(wf, status, in_flight, stop_requested=stop, loaded=loaded)
+            except NeedItems as need:
+                event = await self._load_items(LoadItems("", need.reference))
+                loaded[need.key] = event.items if event.items is not None else event.error or ""
+        raise RuntimeError(f"{self.namespace}/{self.name}: too many offloaded lists to read")
+
+    async def _load_items(self, decision: LoadItems) -> ItemsLoaded:
+        assert self.store is not None
+        store = self.store
+        try:
+            opened = await store.open()
+        except Exception as err:
+            ref = ValueRef.parse(decision.reference)
+            return ItemsLoaded(ref.ref.key if ref else "", error=str(err))
+        return await load_items(lambda: opened, decision)
+
+    async def _store_outputs(self, decision: StoreOutputs) -> OutputsStored:
+        assert self.store is not None
+        assert self.wf is not None
+        assert self.state is not None
+        try:
+            opened = await self.store.open()
+        except Exception as err:
+            return OutputsStored(decision.node, error=str(err))
+        return await store_outputs(lambda: opened, self.wf, self.state, decision)
+
+    async def _artifact_step(self, step: Awaitable[ItemsLoaded | OutputsStored]) -> None:
+        self.queue.put_nowait(await step)
+
     async def _rebuild(self, wf: CompiledWorkflow, status: dict[str, Any]) -> RunState:
         """Adopt every Job and pod this workflow already has (after a restart, or never)."""
         selector = workflow_selector(self.uid)
@@ -252,7 +334,7 @@ class WorkflowRunner:
             self.attempts[key] = self._open[key] = attempt
             in_flight.append(InFlight(*key, started_at=created, infrastructure=key in lost))
         stop = "stopped (spec.stop)" if (self.body.get("spec") or {}).get("stop") else None
-        state = rebuild_state(wf, status, in_flight, stop_requested=stop)
+        state = await self._rebuild_state(wf, status, in_flight, stop)
         # Older attempts of an item are history: their results were already folded in.
         for key, attempt in list(self.attempts.items()):
             task = state.nodes[key[0]].tasks.get(key[1])
@@ -271,6 +353,10 @@ class WorkflowRunner:
             attempt = Attempt(decision.node, decision.index, decision.attempt, name, now)
             self.attempts[attempt.key] = self._open[attempt.key] = attempt
             self._spawn(self._dispatch(wf, decision, attempt, now))
+        elif isinstance(decision, LoadItems):
+            self._spawn(self._artifact_step(self._load_items(decision)))
+        elif isinstance(decision, StoreOutputs):
+            self._spawn(self._artifact_step(self._store_outputs(decision)))
         elif isinstance(decision, KillTask):
             found = self.attempts.get((decision.node, decision.index, decision.attempt))
             # A pod seen to end already has its outcome on the way: a stale timeout
@@ -299,7 +385,7 @@ class WorkflowRunner:
         self, wf: CompiledWorkflow, task: StartTask, attempt: Attempt, decided: float
     ) -> None:
         try:
-            manifest = build_job(wf, task, self.config.jobs)
+            manifest = build_job(wf, task, self.config.jobs, self._store_env)
         except ArgsTooLarge as err:
             self._report(attempt, False, str(err), retriable=False)
             return
@@ -340,6 +426,10 @@ class WorkflowRunner:
             self._observe(event.pod, deleted=event.kind == "DELETED")
         elif isinstance(event, _SpecChanged):
             self._maybe_stop(state, event.body)
+        elif isinstance(event, ItemsLoaded):
+            record_items_loaded(state, event)
+        elif isinstance(event, OutputsStored):
+            record_outputs_stored(state, event)
 
     @staticmethod
     def _maybe_stop(state: RunState, body: dict[str, Any]) -> None:

@@ -117,8 +117,12 @@ def rebuild_state(
     status: dict[str, Any] | None,
     attempts: Iterable[InFlight],
     stop_requested: str | None = None,
+    loaded: dict[str, list[Any] | str] | None = None,
 ) -> RunState:
     """The RunState a restarted operator continues from.
+
+    A running fan-out over an offloaded list needs that list: `NeedItems` is raised
+    until the caller passes it in `loaded` (artifact key -> items, or the read error).
 
     Finished nodes come from the status (their Jobs may be gone). A node with Jobs in the
     cluster is Running, and the latest attempt of each of its items is a running task:
@@ -138,6 +142,7 @@ def rebuild_state(
     status = status or {}
     state = RunState.new(list(wf.order))
     state.stop_requested = stop_requested
+    state.loaded = dict(loaded or {})
     phase = status.get("phase")
     if phase in {p.value for p in WorkflowPhase}:
         state.phase = WorkflowPhase(phase)
@@ -214,4 +219,5 @@ def rebuild_state(
                 state.nodes[name] = NodeState()
                 continue
             ns.total = len(ns.items) if ns.items is not None else 1
+    state.loaded.clear()  # the items live in their nodes now
     return state
