@@ -7,7 +7,10 @@ process (the manifest's folder is on the import path), which registers the names
 from __future__ import annotations
 
 import hashlib
+import io
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from shoal_worker import Context, job
 
@@ -79,3 +82,65 @@ def explode(ctx: Context, reason: str) -> None:
     """Fail on purpose with a Python exception (the failing example)."""
     ctx.log("about to fail")
     raise RuntimeError(reason)
+
+
+@job("write-dataset")
+def write_dataset(ctx: Context, megabytes: int, rows: int) -> dict[str, object]:
+    """Write a file of `megabytes` MB to the artifact store and list `rows` row ids.
+
+    The file goes up streamed (memory stays flat however large it is); the id list is
+    an ordinary output that the worker offloads because it is larger than 4 KiB.
+    """
+    block = hashlib.sha256(b"shoal").digest() * (1 << 15)  # 1 MiB of known bytes
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(megabytes):
+            yield block
+
+    ref = ctx.save_artifact("dataset.bin", _ChunkFile(chunks()))
+    ctx.log(f"saved {ref.size} bytes as {ref.key}")
+    return {"dataset": ref.as_output(), "ids": [f"row-{i:06d}" for i in range(rows)]}
+
+
+@job("check-row")
+def check_row(
+    ctx: Context, id: str, dataset: dict[str, object], sample_every: int
+) -> dict[str, object]:
+    """Score one row; every `sample_every`-th row also reads the whole dataset back."""
+    number = int(id.removeprefix("row-"))
+    outputs: dict[str, object] = {"score": number % 7}
+    if number % sample_every == 0:
+        digest = hashlib.sha256()
+        for chunk in ctx.open_artifact(dataset):
+            digest.update(chunk)
+        outputs["read"] = digest.hexdigest()
+    return outputs
+
+
+@job("summarize")
+def summarize(ctx: Context, scores: list[int], reads: list[str | None]) -> dict[str, object]:
+    """Join a fan-out's aggregated outputs (they arrive as plain lists, however long)."""
+    checked = sorted({r for r in reads if r is not None})
+    ctx.log(f"{len(scores)} scores, the dataset was read {sum(r is not None for r in reads)} times")
+    return {"total": sum(scores), "rows": len(scores), "datasetDigests": checked}
+
+
+class _ChunkFile(io.RawIOBase):
+    """A read-only file over generated chunks (a stand-in for a large file being written)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            self._pending = next(self._chunks, b"")
+            if not self._pending:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size

@@ -59,7 +59,33 @@ def check_failing(r: RunResult) -> None:
     assert "node 'boom' failed" in r.status["message"]
 
 
+def _dataset_sha256(megabytes: int) -> str:
+    block = hashlib.sha256(b"shoal").digest() * (1 << 15)
+    digest = hashlib.sha256()
+    for _ in range(megabytes):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def check_artifacts(r: RunResult) -> None:
+    extract = r.node("extract")["outputs"]
+    # Only references travel: the file, and the id list that was over offloadBytes.
+    assert extract["dataset"]["$artifact"]["size"] == 8 * 1024 * 1024
+    assert extract["ids"]["$artifact"]["format"] == "jsonl"
+    assert extract["ids"]["$artifact"]["count"] == 200
+    check = r.node("check")
+    assert check["items"] == {"total": 200, "succeeded": 200, "failed": 0}
+    assert check["outputs"]["score"] == [i % 7 for i in range(200)]  # small: inline
+    assert check["outputs"]["read"]["$artifact"]["count"] == 200  # stored as one artifact
+    assert r.node("report")["outputs"] == {
+        "total": sum(i % 7 for i in range(200)),
+        "rows": 200,
+        "datasetDigests": [_dataset_sha256(8)],  # items 0, 50, 100, 150 read the whole file
+    }
+
+
 EXPECTED = {
+    "artifacts.yaml": ("Succeeded", check_artifacts),
     "hello.yaml": ("Succeeded", check_hello),
     "diamond.yaml": ("Succeeded", check_diamond),
     "catalog.yaml": ("Succeeded", check_catalog),
