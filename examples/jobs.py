@@ -97,7 +97,7 @@ def write_dataset(ctx: Context, megabytes: int, rows: int) -> dict[str, object]:
         for _ in range(megabytes):
             yield block
 
-    ref = ctx.save_artifact("dataset.bin", _ChunkFile(chunks()))
+    ref = ctx.save_artifact("dataset.bin", io.BufferedReader(_ChunkFile(chunks())))
     ctx.log(f"saved {ref.size} bytes as {ref.key}")
     return {"dataset": ref.as_output(), "ids": [f"row-{i:06d}" for i in range(rows)]}
 
