@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
-from shoal.cron.controller import ANNOTATION_SCHEDULED, LABEL_CRON, CronMetrics, reconcile, rfc3339
-from shoal.kube.api import KubeApi
+from shoal.cron.after import run_name as after_run_name
+from shoal.cron.controller import (
+    ANNOTATION_SCHEDULED,
+    ANNOTATION_TRIGGER,
+    ANNOTATION_UPSTREAM,
+    LABEL_CRON,
+    Checked,
+    CronMetrics,
+    PassResult,
+    reconcile,
+    rfc3339,
+)
+from shoal.cron.fires import Fire
+from shoal.cron.poll import Failure, Response
+from shoal.kube.api import ApiError, KubeApi
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 UID = "u-1"
@@ -22,14 +36,23 @@ class FakeApi:
         self.runs = runs or {}
         self.status: dict[str, Any] = {}
         self.writes: list[tuple[str, str]] = []
+        self.reads: list[str] = []
 
     async def get(self, path: str, **params: Any) -> dict[str, Any]:
-        assert params["labelSelector"] == f"{LABEL_CRON}=c"
-        return {"items": list(self.runs.values())}
+        self.reads.append(path)
+        if "labelSelector" in params:
+            key, value = params["labelSelector"].split("=")
+            items = self.runs.values()
+            return {"items": [r for r in items if r["metadata"]["labels"].get(key) == value]}
+        name = path.rsplit("/", 1)[1]
+        if name not in self.runs:
+            raise ApiError(404, "NotFound", f"{name} not found")
+        return self.runs[name]
 
     async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
         name = body["metadata"]["name"]
         self.writes.append(("create", name))
+        body = {**body, "metadata": {**body["metadata"], "creationTimestamp": rfc3339(T0)}}
         if name in self.runs:
             return None
         self.runs[name] = body
@@ -69,6 +92,7 @@ def run(name: str, at: datetime, phase: str | None, uid: str = UID) -> dict[str,
     return {
         "metadata": {
             "name": name,
+            "labels": {LABEL_CRON: "c"},
             "annotations": {ANNOTATION_SCHEDULED: rfc3339(at)},
             "ownerReferences": [{"kind": "CronWorkflow", "uid": uid}],
         },
@@ -78,7 +102,7 @@ def run(name: str, at: datetime, phase: str | None, uid: str = UID) -> dict[str,
 
 def go(api: FakeApi, raw: dict[str, Any], now: datetime) -> datetime | None:
     metrics = CronMetrics(CollectorRegistry())
-    return asyncio.run(reconcile(cast(KubeApi, api), raw, now, metrics))
+    return asyncio.run(reconcile(cast(KubeApi, api), raw, now, metrics)).wake
 
 
 def test_fires_a_run_with_parameters_labels_and_owner() -> None:
@@ -179,9 +203,199 @@ def test_metrics_count_fired_skipped_replaced_and_missed() -> None:
     assert (count("fired"), count("replaced")) == (1, 1)
 
 
-def test_a_trigger_not_implemented_yet_says_so() -> None:
+# -- poll and after through reconcile ----------------------------------------------------
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def poll_cron(**poll: Any) -> dict[str, Any]:
+    return cron(schedule=None, poll={"url": "https://feed.example/x", **poll})
+
+
+def check(
+    api: FakeApi,
+    raw: dict[str, Any],
+    outcome: Any,
+    at: datetime,
+    fires: list[Fire] | None = None,
+    metrics: CronMetrics | None = None,
+) -> PassResult:
+    metrics = metrics or CronMetrics(CollectorRegistry())
+    on_fire = fires.append if fires is not None else None
+    result = reconcile(
+        cast(KubeApi, api), raw, at, metrics, checked=Checked(outcome, at), on_fire=on_fire
+    )
+    return asyncio.run(result)
+
+
+def test_a_poll_only_cron_asks_for_its_first_check_at_once() -> None:
     api = FakeApi()
-    raw = cron(schedule=None, poll={"url": "https://example.com/feed"})
-    assert go(api, raw, T0) is None
-    assert "not implemented yet" in api.status["lastError"]
+    result = asyncio.run(
+        reconcile(cast(KubeApi, api), poll_cron(), T0, CronMetrics(CollectorRegistry()))
+    )
+    assert result == PassResult(wake=None, poll_due=T0)
+    assert api.status["lastError"] is None
     assert api.runs == {}
+
+
+def test_a_change_fires_a_poll_run_and_the_status_records_it() -> None:
+    api = FakeApi()
+    raw = poll_cron(intervalSeconds=30)
+    raw["status"] = {"contentHash": sha("v1"), "poll": {"fires": 2}}
+    at = T0 + timedelta(seconds=0.25)
+    fires: list[Fire] = []
+    registry = CollectorRegistry()
+    result = check(api, raw, Response(200, {}, b"v2", 2), at, fires, CronMetrics(registry))
+    name = f"c-p2-{sha('v2')[:10]}"
+    body = api.runs[name]
+    assert body["metadata"]["annotations"] == {ANNOTATION_TRIGGER: "poll"}  # no schedule cursor
+    params = body["spec"]["parameters"]
+    assert params["pollBody"] == "v2"
+    assert (params["pollHash"], params["pollPreviousHash"]) == (sha("v2"), sha("v1"))
+    assert params["pollStatus"] == 200
+    assert params["scheduledTime"] == "2026-01-01T00:00:00Z"
+    assert api.status["fireCount"] == 1
+    assert api.status["contentHash"] == sha("v2")
+    assert api.status["lastCheckedAt"] == "2026-01-01T00:00:00.250000Z"
+    assert api.status["lastFiredAt"] == "2026-01-01T00:00:00.250000Z"
+    assert api.status["poll"] == {
+        "nextCheckTime": "2026-01-01T00:00:30.250000Z",
+        "fires": 3,
+        "failures": 0,
+        "error": None,
+    }
+    assert result.poll_due == at + timedelta(seconds=30)
+    assert fires == [Fire("ns", "c", at, name)]
+    assert registry.get_sample_value("shoal_cron_poll_checks_total") == 1
+    assert registry.get_sample_value("shoal_cron_poll_changes_total") == 1
+    assert registry.get_sample_value("shoal_cron_runs_fired_total") == 1
+
+
+def test_a_poll_run_that_exists_is_not_counted_but_the_sequence_moves_on() -> None:
+    api = FakeApi()
+    raw = poll_cron()
+    raw["status"] = {"contentHash": sha("v1")}
+    name = f"c-p0-{sha('v2')[:10]}"
+    api.runs[name] = {"metadata": {"name": name, "labels": {}}}
+    check(api, raw, Response(200, {}, b"v2", 2), T0)
+    assert ("create", name) in api.writes
+    assert api.status["fireCount"] == 0
+    assert api.status["poll"]["fires"] == 1
+    assert "lastFiredAt" not in api.status
+
+
+def test_a_failed_check_backs_off_and_shows_in_last_error() -> None:
+    api = FakeApi()
+    raw = poll_cron(intervalSeconds=10)
+    registry = CollectorRegistry()
+    raw["status"] = {"poll": {"failures": 1}}
+    result = check(api, raw, Failure("ConnectError: refused"), T0, metrics=CronMetrics(registry))
+    assert api.status["lastError"] == "ConnectError: refused"
+    assert api.status["poll"]["failures"] == 2
+    assert result.poll_due == T0 + timedelta(seconds=20)
+    assert registry.get_sample_value("shoal_cron_poll_errors_total") == 1
+    raw["status"] = dict(api.status)
+    check(api, raw, Response(200, {}, b"ok", 2), T0 + timedelta(seconds=20))
+    assert api.status["lastError"] is None
+
+
+def test_a_suspended_poll_asks_for_no_check() -> None:
+    raw = poll_cron()
+    raw["spec"]["suspend"] = True
+    metrics = CronMetrics(CollectorRegistry())
+    result = asyncio.run(reconcile(cast(KubeApi, FakeApi()), raw, T0, metrics))
+    assert result.poll_due is None
+
+
+def test_an_invalid_condition_is_reported_naming_the_field() -> None:
+    api = FakeApi()
+    result = asyncio.run(
+        reconcile(
+            cast(KubeApi, api),
+            poll_cron(condition="status == 200"),
+            T0,
+            CronMetrics(CollectorRegistry()),
+        )
+    )
+    assert result == PassResult(None, None)
+    assert api.status["lastError"].startswith("spec.poll.condition: bad expression: ")
+    assert "unknown name 'status'" in api.status["lastError"]
+
+
+def upstream(name: str, uid: str, phase: str, at: datetime) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "uid": uid,
+            "labels": {LABEL_CRON: "up"},
+            "ownerReferences": [{"kind": "CronWorkflow", "name": "up", "uid": "u-up"}],
+        },
+        "status": {
+            "phase": phase,
+            "finishedAt": rfc3339(at),
+            "nodes": {"a": {"phase": phase, "outputs": {"n": 1}}, "b": {"phase": phase}},
+        },
+    }
+
+
+def test_after_fires_once_per_upstream_run_even_when_the_status_is_lost() -> None:
+    at = T0 + timedelta(minutes=1)
+    api = FakeApi(
+        {
+            "up-1": upstream("up-1", "uid-1", "Succeeded", at),
+            "up-2": upstream("up-2", "uid-2", "Failed", at),
+        }
+    )
+    raw = cron(schedule=None, after={"cronWorkflow": "up"})
+    fires: list[Fire] = []
+    metrics = CronMetrics(CollectorRegistry())
+    asyncio.run(reconcile(cast(KubeApi, api), raw, at, metrics, on_fire=fires.append))
+    created = [name for kind, name in api.writes if kind == "create"]
+    assert created == [after_run_name("c", "uid-1")]
+    body = api.runs[created[0]]
+    assert body["metadata"]["annotations"] == {
+        ANNOTATION_TRIGGER: "after",
+        ANNOTATION_UPSTREAM: "uid-1",
+    }
+    params = body["spec"]["parameters"]
+    assert params["upstreamName"] == "up-1"
+    assert params["upstreamPhase"] == "Succeeded"
+    assert params["upstreamOutputs"] == {"a": {"n": 1}}
+    assert fires == [Fire("ns", "c", at, created[0])]
+    assert api.status["after"]["fired"] == ["uid-1"]
+    assert api.status["fireCount"] == 1
+    for status in (dict(api.status), {}):  # the next pass, and one whose status was lost
+        api.writes.clear()
+        raw["status"] = status
+        asyncio.run(reconcile(cast(KubeApi, api), raw, at, metrics))
+        assert [w for w in api.writes if w[0] == "create"] == []
+
+
+def test_after_a_named_workflow_that_does_not_exist_yet_waits() -> None:
+    api = FakeApi()
+    raw = cron(schedule=None, after={"workflow": "nightly-etl"})
+    asyncio.run(reconcile(cast(KubeApi, api), raw, T0, CronMetrics(CollectorRegistry())))
+    assert api.runs == {}
+    assert api.status["lastError"] is None
+
+
+def test_history_limits_cover_poll_and_after_runs_but_not_manual_ones() -> None:
+    def owned(name: str, trigger: str, phase: str) -> dict[str, Any]:
+        body = run(name, T0, phase)
+        body["metadata"]["annotations"] = {ANNOTATION_TRIGGER: trigger}
+        body["metadata"]["creationTimestamp"] = rfc3339(T0)
+        return body
+
+    api = FakeApi(
+        {
+            "c-p0-x": owned("c-p0-x", "poll", "Succeeded"),
+            "c-ay": owned("c-ay", "after", "Failed"),
+            "c-manual-z": owned("c-manual-z", "manual", "Succeeded"),
+        }
+    )
+    raw = poll_cron()
+    raw["spec"].update(successfulRunsHistoryLimit=0, failedRunsHistoryLimit=0)
+    asyncio.run(reconcile(cast(KubeApi, api), raw, T0, CronMetrics(CollectorRegistry())))
+    assert sorted(api.runs) == ["c-manual-z"]

@@ -81,8 +81,12 @@ class Expression:
             raise ExpressionError(f"{self.source!r}: {err}") from None
 
 
-def compile_expression(source: str) -> Expression:
-    """Compile `source` (optionally wrapped in `${{ }}`) or raise ExpressionError."""
+def compile_expression(source: str, *, names: frozenset[str] = VARIABLES) -> Expression:
+    """Compile `source` (optionally wrapped in `${{ }}`) or raise ExpressionError.
+
+    `names` are the variables it may read: a workflow's by default; other callers (a
+    CronWorkflow's poll condition sees only `response`) pass their own.
+    """
     whole = _WHOLE_TEMPLATE.match(source)
     text = (whole.group(1) if whole else source).strip()
     if not text:
@@ -93,14 +97,14 @@ def compile_expression(source: str) -> Expression:
         raise ExpressionError(str(err).replace("\n", " ")) from None
     bound = {name for pair in _MACRO_BINDING.findall(text) for name in pair if name}
     variables = frozenset(program.variables()) - bound
-    unknown = sorted(variables - VARIABLES)
+    unknown = sorted(variables - names)
     if unknown:
         hint = ""
         if _HYPHENATED_NODE.search(text):
             hint = ' (a node name with "-" must be written nodes["name"])'
         raise ExpressionError(
             f"{text!r}: unknown name {', '.join(repr(u) for u in unknown)}; "
-            f"expressions can use {', '.join(sorted(VARIABLES))}{hint}"
+            f"expressions can use {', '.join(sorted(names))}{hint}"
         )
     dotted = set(_NODE_DOT.findall(text))
     indexed = {m[1] for m in _NODE_INDEX.findall(text)}

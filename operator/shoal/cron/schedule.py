@@ -37,13 +37,19 @@ _MAX_COUNT = 10_000  # missed runs counted one by one, at most
 _MAX_SCAN = 1 << 40  # seconds; the catch-up window never grows past ~35,000 years
 
 
+SCHEDULE, POLL, AFTER = "schedule", "poll", "after"
+"""Which trigger fired a run (its `shoal.dev/trigger` annotation)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
-    """An existing Workflow of this CronWorkflow."""
+    """An existing Workflow of this CronWorkflow, fired by one of its triggers."""
 
     name: str
     scheduled: datetime
+    """Its scheduled time (for `poll` and `after` runs: when it was created)."""
     phase: str | None = None
+    trigger: str = SCHEDULE
 
     @property
     def active(self) -> bool:
@@ -178,14 +184,21 @@ def decide(
     now: datetime,
     on_time: float = ON_TIME_SECONDS,
 ) -> Decision:
-    """Everything the controller should do at `now`."""
+    """Everything the controller should do at `now`.
+
+    `runs` holds the runs of every trigger: the history limits and `active` cover them
+    all; the schedule's cursor and `concurrencyPolicy` look at scheduled runs only.
+    """
+    scheduled = [run for run in runs if run.trigger == SCHEDULE]
     # A run that exists was decided, even if the status patch recording it was lost.
-    decided = [t for t in [last_schedule_time, *(r.scheduled for r in runs)] if t is not None]
+    decided = [t for t in [last_schedule_time, *(r.scheduled for r in scheduled)] if t]
     decision = Decision(last_schedule_time=max(decided, default=None))
     existing = {run.name for run in runs}
-    active = [run for run in sorted(runs, key=lambda r: r.scheduled) if run.active]
+    active = [run for run in sorted(scheduled, key=lambda r: r.scheduled) if run.active]
+    others = [r.name for r in sorted(runs, key=lambda r: r.scheduled) if r.active]
+    others = [name for name in others if name not in {run.name for run in active}]
     decision.delete = history_to_delete(spec, runs)
-    decision.active = [run.name for run in active]
+    decision.active = [run.name for run in active] + others
     if not expressions(spec):
         return decision
     cursor = max(decision.last_schedule_time or created, created)
@@ -217,7 +230,7 @@ def decide(
         decision.skipped, chosen = chosen[:-1], chosen[-1:]
         decision.stop = [run.name for run in active]
         decision.replaced = len(decision.stop)
-        decision.active = []
+        decision.active = others
     decision.missed = total - len(due) + len(fresh) - len(chosen) - len(decision.skipped)
     decision.fire = chosen
     decision.active += [run_name(cron, t) for t in chosen]
@@ -235,5 +248,6 @@ def history_to_delete(spec: CronWorkflowSpec, runs: Sequence[Run]) -> list[str]:
 
 
 def last_successful(runs: Sequence[Run]) -> datetime | None:
-    """The scheduled time of the newest successful run."""
-    return max((r.scheduled for r in runs if r.phase == "Succeeded"), default=None)
+    """The scheduled time of the newest successful scheduled run."""
+    done = (r.scheduled for r in runs if r.phase == "Succeeded" and r.trigger == SCHEDULE)
+    return max(done, default=None)
