@@ -57,8 +57,79 @@ class OperatorProcess:
                 self.kill()
 
 
-def start_operator(kubeconfig: Path, namespaces: str, log: Path) -> OperatorProcess:
+ARTIFACT_BUCKET = "shoal-artifacts"
+ARTIFACT_PREFIX = "runs"
+CREDENTIALS_SECRET = "shoal-artifacts"
+"""The Secret (in each test namespace) worker pods read their S3 credentials from."""
+
+
+@dataclass
+class TestArtifactStore:
+    """The MinIO bucket the operators under test use as their default artifact store."""
+
+    minio: Any
+    bucket: str = ARTIFACT_BUCKET
+
+    def operator_env(self) -> dict[str, str]:
+        return {
+            "SHOAL_ARTIFACTS": f"s3://{self.bucket}/{ARTIFACT_PREFIX}",
+            "SHOAL_S3_ENDPOINT": self.minio.endpoint,
+            "SHOAL_S3_REGION": self.minio.region,
+            "AWS_ACCESS_KEY_ID": self.minio.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.minio.secret_key,
+            "SHOAL_ARTIFACTS_CREDENTIALS_SECRET": CREDENTIALS_SECRET,
+        }
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every key under `runs/<prefix>` (the store adds `runs/`)."""
+        client = self.minio.client()
+        keys: list[str] = []
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{ARTIFACT_PREFIX}/{prefix}"
+        ):
+            keys.extend(item["Key"] for item in page.get("Contents") or [])
+        return keys
+
+
+@pytest.fixture(scope="session")
+def artifact_store(minio: Any) -> TestArtifactStore:
+    """A bucket in the session's MinIO for the operators' default store."""
+    client = minio.client()
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=ARTIFACT_BUCKET)
+    return TestArtifactStore(minio)
+
+
+@pytest.fixture
+def namespace(namespace: str, request: pytest.FixtureRequest, k8s_api: Any) -> str:
+    """The plugin's fresh namespace, plus the artifact credentials Secret when an operator
+    of the session (or the test's own, with `artifact_store`) will run pods in it."""
+    if {"shoal_operator", "artifact_store"} & set(request.fixturenames):
+        from kubernetes import client
+
+        store: TestArtifactStore = request.getfixturevalue("artifact_store")
+        client.CoreV1Api(k8s_api).create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=CREDENTIALS_SECRET),
+                string_data={
+                    "accessKeyId": store.minio.access_key,
+                    "secretAccessKey": store.minio.secret_key,
+                },
+            ),
+        )
+    return namespace
+
+
+def start_operator(
+    kubeconfig: Path,
+    namespaces: str,
+    log: Path,
+    store: TestArtifactStore | None = None,
+) -> OperatorProcess:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
+    if store is not None:
+        env.update(store.operator_env())
     argv = [
         sys.executable,
         "-m",
@@ -89,10 +160,12 @@ def crds(kubectl: Kubectl) -> None:
 
 
 @pytest.fixture(scope="session")
-def shoal_operator(crds: None, kubeconfig: Path) -> Iterator[OperatorProcess]:
-    """The session's operator, watching the test namespaces."""
+def shoal_operator(
+    crds: None, kubeconfig: Path, artifact_store: TestArtifactStore
+) -> Iterator[OperatorProcess]:
+    """The session's operator, watching the test namespaces, with MinIO as its store."""
     log = Path(tempfile.mkstemp(prefix="shoal-operator-", suffix=".log")[1])
-    op = start_operator(kubeconfig, SESSION_OPERATOR_NAMESPACES, log)
+    op = start_operator(kubeconfig, SESSION_OPERATOR_NAMESPACES, log, artifact_store)
     try:
         yield op
     finally:
