@@ -7,6 +7,7 @@ pause tests stop or freeze that whole server, then bring it back before they end
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import subprocess
@@ -172,10 +173,16 @@ async def test_retention_deletes_old_runs_with_their_logs(pool: Any) -> None:
     sink.write("old", "a", 0, 1, "old line")
     sink.write("new", "a", 0, 1, "new line")
     await sink.close()
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    await store.save_attempt(pool, "old", "a", 0, 1, phase="Succeeded", finished_at=long_ago)
+    await store.save_attempt(pool, "orphan", "a", 0, 1, phase="Failed", finished_at=long_ago)
+    await store.save_attempt(pool, "new", "a", 0, 1, phase="Succeeded", finished_at=long_ago)
     assert await store.delete_expired(pool, older_than_days=30) == 1
     assert [r.uid for r in await reader.list_runs(pool)] == ["new"]
     assert [x.line for x in await reader.read_logs(pool, "new")] == ["new line"]
     assert await reader.read_logs(pool, "old") == []
+    kept = await pool.fetch("SELECT workflow_uid FROM shoal_attempts")
+    assert [r["workflow_uid"] for r in kept] == ["new"]  # the run's row keeps them
 
 
 # -- the log sink ------------------------------------------------------------------
@@ -412,3 +419,207 @@ async def test_archive_settings_apply_retention_and_the_run_log_cap(pool: Any, d
                 await asyncio.sleep(0.05)
     finally:
         await archive.close()
+
+
+# -- the operator through a database restart, and reading runs back ---------------------
+
+WORKER = "ghcr.io/shoal-dev/worker:0.1.0"
+
+
+async def _archived(dsn: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """What the archive holds about the latest run `name`: run, log lines, attempts."""
+    conn = await asyncpg.connect(dsn, timeout=30)
+    try:
+        try:
+            run = await reader.find_run(conn, namespace, name)
+        except asyncpg.UndefinedTableError:  # the operator has not migrated the schema yet
+            return None
+        if run is None:
+            return None
+        rows = await conn.fetch(
+            "SELECT node, item_index, attempt, phase, exit_code, outputs FROM shoal_attempts"
+            " WHERE workflow_uid = $1 ORDER BY node, item_index, attempt",
+            run.uid,
+        )
+        lines = [x async for x in reader.iter_logs(conn, run.uid)]
+        return {
+            "run": run,
+            "lines": [(x.node, x.index, x.line) for x in lines],
+            "attempts": [
+                (r["node"], r["item_index"], r["attempt"], r["phase"], r["exit_code"]) for r in rows
+            ],
+            "outputs": {(r["node"], r["item_index"], r["attempt"]): r["outputs"] for r in rows},
+        }
+    finally:
+        await conn.close()
+
+
+def archived_when(
+    dsn: str, namespace: str, name: str, done: Any, timeout: float, what: str
+) -> dict[str, Any]:
+    from tests.cluster.conftest import wait_until
+
+    def probe() -> dict[str, Any] | None:
+        found = asyncio.run(_archived(dsn, namespace, name))
+        return found if found is not None and done(found) else None
+
+    result: dict[str, Any] = wait_until(probe, timeout, what)
+    return result
+
+
+def shoal_cli(kubeconfig: Path, dsn: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shoal.cli.main", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "SHOAL_DATABASE_URL": dsn},
+    )
+
+
+def _accounted(lines: list[str], expected: list[str]) -> tuple[set[str], int]:
+    """Expected lines missing from `lines`, and how many the dropped markers declare."""
+    declared = 0
+    for line in lines:
+        if line.startswith("[shoal] ") and "log lines dropped" in line:
+            declared += int(line.split()[1])
+    return set(expected) - set(lines), declared
+
+
+@pytest.mark.cluster
+def test_own_operator_keeps_archiving_through_a_database_restart(
+    crds: None,
+    kubeconfig: Path,
+    k8s_api: Any,
+    namespace: str,
+    postgres: Any,
+    dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.cluster.conftest import create_workflow, get_workflow, wait_workflow
+
+    monkeypatch.setenv("SHOAL_DATABASE_URL", dsn)
+    op = start_operator_for(kubeconfig, namespace, tmp_path)
+    count = 150
+    try:
+        talk = f"for i in $(seq 1 {count}); do echo line $i; sleep 0.05; done"
+        doc = {
+            "apiVersion": "shoal.dev/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": "chatty"},
+            "spec": {
+                "image": WORKER,
+                "activeDeadlineSeconds": 90,
+                "nodes": [
+                    {"name": "talk", "command": ["sh", "-c", talk]},
+                    {
+                        "name": "each",
+                        "dependsOn": ["talk"],
+                        "forEach": [1, 2, 3],
+                        "command": ["sh", "-c", 'echo "item $1"', "each"],
+                        "args": ["${{ item }}"],
+                    },
+                    {
+                        "name": "greet",
+                        "dependsOn": ["talk"],
+                        "job": "greet",
+                        "args": {"name": "db"},
+                    },
+                ],
+            },
+        }
+        create_workflow(k8s_api, namespace, doc)
+        archived_when(
+            dsn,
+            namespace,
+            "chatty",
+            lambda a: len(a["lines"]) >= 10,
+            60,
+            "the first log lines in the archive",
+        )
+        postgres.stop()
+        try:
+            talking = get_workflow(k8s_api, namespace, "chatty")["status"]["nodes"]["talk"]
+            assert talking["phase"] == "Running", "the database went down after the log ended"
+            # Reconciliation never waits on the database: a workflow started while it is
+            # down runs to its end.
+            quick = {
+                "apiVersion": "shoal.dev/v1alpha1",
+                "kind": "Workflow",
+                "metadata": {"name": "while-down"},
+                "spec": {
+                    "image": WORKER,
+                    "nodes": [{"name": "q", "job": "greet", "args": {"name": "x"}}],
+                },
+            }
+            create_workflow(k8s_api, namespace, quick)
+            quick_done = wait_workflow(k8s_api, namespace, "while-down", timeout=30)
+            assert quick_done["status"]["phase"] == "Succeeded", quick_done["status"]
+        finally:
+            postgres.start()  # main thread: the server dies with the thread that starts it
+        chatty = wait_workflow(k8s_api, namespace, "chatty", timeout=90)
+        status = chatty["status"]
+        assert status["phase"] == "Succeeded", status
+        took = parse_rfc3339(status["finishedAt"]) - parse_rfc3339(status["startedAt"])
+        assert took.total_seconds() < 45, status  # ~8 s of logging, then four short pods
+
+        expected = [f"line {n}" for n in range(1, count + 1)]
+
+        def complete(a: dict[str, Any]) -> bool:
+            talked = [line for node, _, line in a["lines"] if node == "talk"]
+            missing, declared = _accounted(talked, expected)
+            return (
+                a["run"].phase == "Succeeded"
+                and len(a["attempts"]) == 5
+                and len(missing) <= declared
+                and any(node == "greet" for node, _, _ in a["lines"])
+            )
+
+        try:
+            found = archived_when(dsn, namespace, "chatty", complete, 90, "the archive to catch up")
+        except AssertionError:
+            state = asyncio.run(_archived(dsn, namespace, "chatty"))
+            raise AssertionError(f"{state}\n{op.output()}") from None
+        talked = [line for node, _, line in found["lines"] if node == "talk"]
+        missing, declared = _accounted(talked, expected)
+        assert (missing, declared) == (set(), 0)  # the buffer holds far more: nothing dropped
+        assert talked[0] == "line 1"
+        assert found["attempts"] == [
+            ("each", 0, 1, "Succeeded", 0),
+            ("each", 1, 1, "Succeeded", 0),
+            ("each", 2, 1, "Succeeded", 0),
+            ("greet", 0, 1, "Succeeded", 0),
+            ("talk", 0, 1, "Succeeded", 0),
+        ]
+        assert json.loads(found["outputs"][("greet", 0, 1)]) == {"message": "hello, db!"}
+        assert sorted(line for node, _, line in found["lines"] if node == "each") == [
+            "item 1",
+            "item 2",
+            "item 3",
+        ]
+        # The run finished while the database was down is recorded too.
+        down = archived_when(
+            dsn,
+            namespace,
+            "while-down",
+            lambda a: a["run"].phase == "Succeeded" and a["attempts"],
+            60,
+            "the run made while the database was down",
+        )
+        assert down["attempts"] == [("q", 0, 1, "Succeeded", 0)]
+        output = op.output()
+        assert "archive: writing" in output, "the outage went unnoticed"
+        assert "Traceback" not in output
+    finally:
+        op.stop()
+
+
+def start_operator_for(kubeconfig: Path, namespace: str, tmp_path: Path) -> Any:
+    from tests.cluster.conftest import start_operator
+
+    return start_operator(kubeconfig, namespace, tmp_path / "operator.log")
+
+
+def parse_rfc3339(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -87,10 +87,14 @@ CREATE TABLE shoal_cron_fires (
 
 # v2: the rendered status as the operator last wrote it (so an archived `shoal get` shows
 # exactly what a live one did: failed items, omitted outputs, retries), and a note on
-# attempts whose outputs were too large to keep.
+# attempts whose outputs were too large to keep. Attempts lose their foreign key, as log
+# lines never had one: they are written by their own task and may arrive before the run's
+# row (after a database outage, say); retention deletes them by uid and by age.
 _V2 = """
 ALTER TABLE shoal_workflows ADD COLUMN status jsonb;
 ALTER TABLE shoal_attempts ADD COLUMN outputs_omitted text;
+ALTER TABLE shoal_attempts DROP CONSTRAINT shoal_attempts_workflow_uid_fkey;
+CREATE INDEX shoal_attempts_by_finish ON shoal_attempts (finished_at);
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2)

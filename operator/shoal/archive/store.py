@@ -190,13 +190,16 @@ async def delete_expired(db: Any, older_than_days: float) -> int:
             )
         ]
         if uids:
+            for table in ("shoal_log_lines", "shoal_attempts"):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE workflow_uid = ANY($1::text[])", uids
+                )
+        # Lines and attempts of runs that never got a row (the operator stopped first): by
+        # age.
+        for table, stamp in (("shoal_log_lines", "at"), ("shoal_attempts", "finished_at")):
             await conn.execute(
-                "DELETE FROM shoal_log_lines WHERE workflow_uid = ANY($1::text[])", uids
+                f"DELETE FROM {table} x WHERE {stamp} < now() - make_interval(secs => $1)"
+                " AND NOT EXISTS (SELECT 1 FROM shoal_workflows w WHERE w.uid = x.workflow_uid)",
+                older_than_days * 86400.0,
             )
-        # Lines of runs that never got a row (the operator stopped first): by age.
-        await conn.execute(
-            "DELETE FROM shoal_log_lines l WHERE at < now() - make_interval(secs => $1)"
-            " AND NOT EXISTS (SELECT 1 FROM shoal_workflows w WHERE w.uid = l.workflow_uid)",
-            older_than_days * 86400.0,
-        )
     return len(uids)

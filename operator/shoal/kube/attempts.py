@@ -26,7 +26,8 @@ WORKER_USAGE_EXIT = 2
 LOG_DRAIN_SECONDS = 5.0
 """After a pod terminated, its log stream gets this long to end before it is re-read."""
 
-OnLine = Callable[["Attempt", Message], None]
+OnLine = Callable[["Attempt", Message, str], None]
+"""Called with each log line as parsed and as written (the archive keeps it as written)."""
 
 
 @dataclass(slots=True)
@@ -85,7 +86,7 @@ class LogFollower:
 
     def _feed(self, attempt: Attempt, line: str) -> None:
         attempt.lines_seen += 1
-        self.on_line(attempt, attempt.collector.feed(line))
+        self.on_line(attempt, attempt.collector.feed(line), line)
 
     async def drain(self, attempt: Attempt) -> None:
         """Make sure the collector holds the whole log of a terminated pod."""

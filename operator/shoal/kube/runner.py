@@ -484,12 +484,14 @@ class WorkflowRunner:
             started = pod.started_at if pod is not None and pod.started_at else attempt.created_at
             self.attempt_sink.record(self.uid, event, started)
 
-    def _on_line(self, attempt: Attempt, msg: Message) -> None:
+    def _on_line(self, attempt: Attempt, msg: Message, line: str) -> None:
         if isinstance(msg, ProgressMessage) and self.state is not None:
             record_progress(self.state, attempt.node, msg.percent)
             self._dirty.set()
-        elif isinstance(msg, PlainLine):
-            self.log_sink.write(self.uid, attempt.node, attempt.index, attempt.attempt, msg.text)
+        # Every line, protocol ones included, as written: `shoal logs` shows an archived
+        # log exactly as a live one (ctx.log lines, warnings, errors with tracebacks).
+        text = msg.text if isinstance(msg, PlainLine) else line.rstrip("\r\n")
+        self.log_sink.write(self.uid, attempt.node, attempt.index, attempt.attempt, text)
 
     # -- deadlines -------------------------------------------------------------------------
 
