@@ -10,6 +10,7 @@ and stops at the end of the session:
 ``namespace``     a fresh namespace per test (default ServiceAccount ready), deleted after
 ``kubectl``       run kubectl against it
 ``minio``         a MinIO server (``.client()`` gives boto3)
+``fresh_minio``   a MinIO server of the test's own, for fault tests that stop or freeze it
 ``postgres``      a PostgreSQL server (``.dsn``)
 
 Binaries the selected tests need are built during collection, outside per-test
@@ -128,7 +129,7 @@ def pytest_collection_modifyitems(
         builds.append(("control plane", binaries.testcluster_bin))
     if wanted & {"kubectl"}:
         builds.append(("kubectl", binaries.kubectl_bin))
-    if "minio" in wanted:
+    if wanted & {"minio", "fresh_minio"}:
         builds.append(("minio", binaries.minio_bin))
     if "postgres" in wanted:
         builds.append(("postgres", binaries.pg_bindir))
@@ -291,6 +292,25 @@ def minio() -> Iterator[Any]:
     try:
         yield server
     finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_minio() -> Iterator[Any]:
+    """A MinIO server for one test only: stop or freeze it without disturbing others."""
+    from .services import start_minio
+
+    _prebuilt("minio", binaries.minio_bin)
+    root = Path(tempfile.mkdtemp(prefix="shoal-minio-fresh-"))
+    try:
+        server = start_minio(root)
+    except StartError as err:
+        unavailable("MinIO", err)
+    try:
+        yield server
+    finally:
+        server.resume()
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
 

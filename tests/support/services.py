@@ -44,6 +44,15 @@ class MinioServer:
         if self.server is not None:
             self.server.stop()
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections are accepted, nothing is answered."""
+        if self.server is not None and self.server.proc.poll() is None:
+            os.killpg(self.server.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.server is not None and self.server.proc.poll() is None:
+            os.killpg(self.server.pid, signal.SIGCONT)
+
 
 def start_minio(root: Path) -> MinioServer:
     binary = binaries.minio_bin()

@@ -8,9 +8,9 @@ of retries (botocore's "standard" mode), so an unreachable endpoint fails in sec
 with "cannot reach S3 endpoint ...", rejected credentials say so without ever showing a
 secret, and a missing key or bucket is named.
 
-Memory is bounded whatever the size: uploads go in parts (at most ``window`` parts in
-memory), downloads stream, and ``get_file`` fetches ranges in parallel within a sliding
-window while hashing them in order, so verification costs no second pass over the file.
+Memory is bounded whatever the size: files upload in parts read from disk, streams with
+at most a few parts in memory, downloads stream in chunks, and ``get_file`` writes
+parallel ranges in place while hashing what has landed, in order.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import io
 import logging
 import os
 import tempfile
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -54,14 +53,19 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to open a connection: an unreachable endpoint fails fast."""
-READ_TIMEOUT = 60.0
-"""Seconds without a byte on an open connection before the request is retried."""
+READ_TIMEOUT = 20.0
+"""Seconds without a byte on an open connection before the request is retried.
+
+S3 answers within a second or two even after a large part; a frozen server therefore
+fails a request after ``MAX_ATTEMPTS`` of these (about a minute), not never."""
 MAX_ATTEMPTS = 3
 """Tries per request (botocore "standard" retries, with backoff), first one included."""
 PART_SIZE = 8 * 1024 * 1024
 """Multipart upload part and ranged download size (boto3's own default)."""
 CONCURRENCY = 8
-"""Parallel requests per transfer; also the number of parts held in memory at once."""
+"""Parallel requests per transfer."""
+STREAM_PARTS_IN_MEMORY = 4
+"""put_stream reads a stream front to back: at most this many parts wait in memory."""
 READ_CHUNK = 1024 * 1024
 SHA256_METADATA = "sha256"
 """Object metadata key (``x-amz-meta-sha256``) that records the content's sha256."""
@@ -93,6 +97,8 @@ class S3ArtifactStore:
         *,
         part_size: int = PART_SIZE,
         concurrency: int = CONCURRENCY,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         if settings.scheme != "s3":
             raise StoreSettingsError("url", f"{settings.url!r} is not an s3:// url")
@@ -122,8 +128,8 @@ class S3ArtifactStore:
             region_name=settings.region,
             verify=settings.verify,
             config=Config(
-                connect_timeout=CONNECT_TIMEOUT,
-                read_timeout=READ_TIMEOUT,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
                 retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
                 s3={"addressing_style": "path" if settings.addressing_path_style else "virtual"},
                 max_pool_connections=concurrency + 2,
@@ -139,8 +145,9 @@ class S3ArtifactStore:
             multipart_chunksize=part_size,
             max_concurrency=concurrency,
         )
-        # Parts of a non-seekable stream buffered in memory at once (s3transfer option).
-        self._transfer.max_in_memory_upload_chunks = concurrency
+        # Parts of a non-seekable stream held in memory at once (an s3transfer option):
+        # this many parts bound put_stream's memory (4 x 8 MiB).
+        self._transfer.max_in_memory_upload_chunks = STREAM_PARTS_IN_MEMORY
 
     def describe(self) -> str:
         where = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
@@ -250,7 +257,12 @@ class S3ArtifactStore:
         return b"".join(self.open(ref))
 
     def get_file(self, ref: ArtifactRef, target: str | os.PathLike[str]) -> Path:
-        """Parallel ranged GETs written in place, hashed in order; a mismatch leaves no file."""
+        """Parallel ranged GETs into the file, verified as they land; a mismatch leaves no file.
+
+        Each range streams to its offset in a temp file (memory: one chunk per request).
+        Meanwhile this thread reads every finished range back, in order, from the page
+        cache and hashes it, so verifying costs no second pass after the download.
+        """
         target_path = Path(target)
         target_path.parent.mkdir(parents=True, exist_ok=True)
         head = self._head(ref.key)
@@ -258,15 +270,11 @@ class S3ArtifactStore:
             check_digest(ref, head["ContentLength"], "(not read)")
         fd, tmp = tempfile.mkstemp(dir=target_path.parent, prefix=f".{target_path.name}.part-")
         try:
-            digest = hashlib.sha256()
-            size = 0
             try:
-                for chunk in self._ranges(ref.key, ref.size, head["ETag"], fd):
-                    digest.update(chunk)
-                    size += len(chunk)
+                sha256 = self._download(ref.key, ref.size, head["ETag"], fd)
             finally:
                 os.close(fd)
-            check_digest(ref, size, digest.hexdigest())
+            check_digest(ref, ref.size, sha256)
             os.replace(tmp, target_path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -301,34 +309,33 @@ class S3ArtifactStore:
             f"cannot {what}: bucket {self.bucket!r} does not exist at {self.endpoint}"
         )
 
-    def _ranges(self, key: str, size: int, etag: str, fd: int) -> Iterator[bytes]:
-        """Fetch ``concurrency`` ranges at a time, each written at its offset in ``fd``.
+    def _download(self, key: str, size: int, etag: str, fd: int) -> str:
+        """Fetch every range into ``fd`` (``concurrency`` at a time); the file's sha256.
 
-        Yields the ranges in order (for hashing) and keeps at most ``concurrency``
-        finished ranges in memory. ``IfMatch`` pins every range to the object seen by
-        HEAD: an overwrite in the middle fails the download instead of splicing objects.
+        ``IfMatch`` pins every range to the object seen by HEAD: an overwrite in the
+        middle fails the download instead of splicing two objects together.
         """
-        starts = iter(range(0, size, self.part_size))
-        pending: deque[Future[bytes]] = deque()
+        ranges = [(a, min(a + self.part_size, size)) for a in range(0, size, self.part_size)]
+        digest = hashlib.sha256()
+        buffer = memoryview(bytearray(READ_CHUNK))
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="shoal-s3-get")
-
-        def submit_next() -> None:
-            start = next(starts, None)
-            if start is not None:
-                end = min(start + self.part_size, size)
-                pending.append(pool.submit(self._get_range, key, start, end, etag, fd))
-
         try:
-            for _ in range(self.concurrency):
-                submit_next()
-            while pending:
-                data = pending.popleft().result()
-                submit_next()
-                yield data
+            futures = [pool.submit(self._get_range, key, a, b, etag, fd) for a, b in ranges]
+            for (start, end), future in zip(ranges, futures, strict=True):
+                future.result()
+                offset = start
+                while offset < end:
+                    count = os.preadv(fd, [buffer[: min(READ_CHUNK, end - offset)]], offset)
+                    if count <= 0:
+                        raise ArtifactError(f"artifact {key!r}: the download file came up short")
+                    digest.update(buffer[:count])
+                    offset += count
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        return digest.hexdigest()
 
-    def _get_range(self, key: str, start: int, end: int, etag: str, fd: int) -> bytes:
+    def _get_range(self, key: str, start: int, end: int, etag: str, fd: int) -> None:
+        """One range, streamed to its offset in ``fd``."""
         what = f"read {key!r}"
         response = self._call(
             what,
@@ -341,22 +348,24 @@ class S3ArtifactStore:
             key,
         )
         body = response["Body"]
+        offset = start
         try:
-            data: bytes = body.read()
+            for chunk in body.iter_chunks(READ_CHUNK):
+                if offset + len(chunk) > end:
+                    break
+                view = memoryview(chunk)
+                written = 0
+                while written < len(chunk):
+                    written += os.pwrite(fd, view[written:], offset + written)
+                offset += len(chunk)
         except Exception as err:
             raise self._explain(what, err, key) from None
         finally:
             body.close()
-        if len(data) != end - start:
+        if offset != end:
             raise ArtifactCorrupted(
-                f"artifact {key!r} is corrupted: bytes {start}-{end - 1} came back as "
-                f"{len(data)} bytes"
+                f"artifact {key!r} is corrupted: bytes {start}-{end - 1} did not come back whole"
             )
-        view = memoryview(data)
-        written = 0
-        while written < len(data):
-            written += os.pwrite(fd, view[written:], start + written)
-        return data
 
     # -- the rest -----------------------------------------------------------------------------
 
