@@ -64,7 +64,7 @@ CREDENTIALS_SECRET = "shoal-artifacts"
 
 
 @dataclass
-class TestArtifactStore:
+class ArtifactBucket:
     """The MinIO bucket the operators under test use as their default artifact store."""
 
     minio: Any
@@ -92,12 +92,12 @@ class TestArtifactStore:
 
 
 @pytest.fixture(scope="session")
-def artifact_store(minio: Any) -> TestArtifactStore:
+def artifact_store(minio: Any) -> ArtifactBucket:
     """A bucket in the session's MinIO for the operators' default store."""
     client = minio.client()
     with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=ARTIFACT_BUCKET)
-    return TestArtifactStore(minio)
+    return ArtifactBucket(minio)
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def namespace(namespace: str, request: pytest.FixtureRequest, k8s_api: Any) -> s
     if {"shoal_operator", "artifact_store"} & set(request.fixturenames):
         from kubernetes import client
 
-        store: TestArtifactStore = request.getfixturevalue("artifact_store")
+        store: ArtifactBucket = request.getfixturevalue("artifact_store")
         client.CoreV1Api(k8s_api).create_namespaced_secret(
             namespace,
             client.V1Secret(
@@ -125,7 +125,8 @@ def start_operator(
     kubeconfig: Path,
     namespaces: str,
     log: Path,
-    store: TestArtifactStore | None = None,
+    store: ArtifactBucket | None = None,
+    pending_timeout: float = PENDING_TIMEOUT,
 ) -> OperatorProcess:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
     if store is not None:
@@ -140,7 +141,7 @@ def start_operator(
         "--metrics-port",
         "0",
         "--pending-timeout",
-        str(PENDING_TIMEOUT),
+        str(pending_timeout),
         "--no-restricted",
         "--log-level",
         "INFO",
@@ -161,7 +162,7 @@ def crds(kubectl: Kubectl) -> None:
 
 @pytest.fixture(scope="session")
 def shoal_operator(
-    crds: None, kubeconfig: Path, artifact_store: TestArtifactStore
+    crds: None, kubeconfig: Path, artifact_store: ArtifactBucket
 ) -> Iterator[OperatorProcess]:
     """The session's operator, watching the test namespaces, with MinIO as its store."""
     log = Path(tempfile.mkstemp(prefix="shoal-operator-", suffix=".log")[1])

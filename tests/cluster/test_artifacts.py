@@ -1,0 +1,206 @@
+"""Artifacts on the test control plane with a real MinIO (issue 6's acceptance scenarios).
+
+The session operator's default store is a MinIO bucket (tests/cluster/conftest.py); worker
+pods reach it with credentials from a Secret in their namespace. Tests named
+`test_own_operator_*` run an operator of their own (a longer pending timeout for the big
+fan-out; a throwaway MinIO that the test stops).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.conftest import (
+    ARTIFACT_BUCKET,
+    ArtifactBucket,
+    OperatorProcess,
+    create_workflow,
+    custom,
+    get_workflow,
+    load_manifest,
+    start_operator,
+    wait_until,
+    wait_workflow,
+)
+from tests.local.test_examples import _dataset_sha256
+
+pytestmark = pytest.mark.cluster
+REPO = Path(__file__).resolve().parents[2]
+GROUP, VERSION, PLURAL = "shoal.dev", "v1alpha1", "workflows"
+MB = 1024 * 1024
+
+
+def artifacts_workflow(
+    name: str, megabytes: int, rows: int, sample_every: int, **artifacts: Any
+) -> dict[str, Any]:
+    """examples/artifacts.yaml with other sizes and `spec.artifacts` settings."""
+    doc = load_manifest(REPO / "examples" / "artifacts.yaml")
+    doc["metadata"] = {"name": name}
+    doc["spec"]["parameters"] = {"megabytes": megabytes, "rows": rows, "sampleEvery": sample_every}
+    doc["spec"]["artifacts"] = artifacts
+    return doc
+
+
+def run_prefix(body: dict[str, Any]) -> str:
+    meta = body["metadata"]
+    return f"{meta['namespace']}/{meta['name']}/{meta['uid']}/"
+
+
+def exists(k8s_api: Any, namespace: str, name: str) -> bool:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        get_workflow(k8s_api, namespace, name)
+    except ApiException as err:
+        if err.status == 404:
+            return False
+        raise
+    return True
+
+
+def delete_workflow(k8s_api: Any, namespace: str, name: str) -> None:
+    custom(k8s_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    wait_until(lambda: not exists(k8s_api, namespace, name), 60, f"workflow {name} to be gone")
+
+
+def create_secret(k8s_api: Any, namespace: str, name: str, data: dict[str, str]) -> None:
+    from kubernetes import client
+
+    client.CoreV1Api(k8s_api).create_namespaced_secret(
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)
+    )
+
+
+def events_text(k8s_api: Any, namespace: str) -> str:
+    from kubernetes import client
+
+    events = client.CoreV1Api(k8s_api).list_namespaced_event(namespace).items
+    return "\n".join(f"{e.reason}: {e.message}" for e in events)
+
+
+@pytest.fixture
+def own_operator(
+    kubeconfig: Path, namespace: str, artifact_store: ArtifactBucket, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """An operator for this test's namespace only; pending pods get 300 s (a busy node)."""
+    op = start_operator(
+        kubeconfig, namespace, tmp_path / "operator.log", artifact_store, pending_timeout=300
+    )
+    try:
+        yield op
+    finally:
+        op.stop()
+        print(f"operator log: {tmp_path / 'operator.log'}")
+
+
+def test_own_operator_a_200_mb_file_and_a_10k_list_pass_by_reference(
+    k8s_api: Any, namespace: str, artifact_store: ArtifactBucket, own_operator: OperatorProcess
+) -> None:
+    rows, sample_every = 10_000, 2_500
+    doc = artifacts_workflow("big", 200, rows, sample_every, gc="OnDeletion")
+    doc["spec"]["parallelism"] = 10
+    create_workflow(k8s_api, namespace, doc)
+    body = wait_workflow(k8s_api, namespace, "big", timeout=2400)
+
+    status = body["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status)[:3000]
+    nodes = status["nodes"]
+    assert nodes["extract"]["outputs"]["dataset"]["$artifact"]["size"] == 200 * MB
+    ids = nodes["extract"]["outputs"]["ids"]["$artifact"]  # over 4 KiB: offloaded
+    assert ids["format"] == "jsonl"
+    assert ids["count"] == rows
+    assert nodes["check"]["items"]["succeeded"] == rows
+    assert nodes["check"]["outputs"]["score"]["$artifact"]["count"] == rows  # one artifact
+    assert nodes["report"]["outputs"] == {
+        "total": sum(i % 7 for i in range(rows)),
+        "rows": rows,
+        "datasetDigests": [_dataset_sha256(200)],  # 4 items read all 200 MB back
+    }
+    size = len(json.dumps(body).encode())
+    assert size < 16 * 1024, f"the Workflow object is {size} bytes"
+
+    prefix = run_prefix(body)
+    keys = artifact_store.keys(prefix)
+    assert any(k.endswith("/extract/-/1/dataset.bin") for k in keys), keys
+    assert any(k.endswith("/check/-/0/output.score") for k in keys), keys
+    delete_workflow(k8s_api, namespace, "big")  # gc: OnDeletion, through a finalizer
+    assert artifact_store.keys(prefix) == []
+
+
+@pytest.mark.usefixtures("shoal_operator", "operator_log")
+@pytest.mark.parametrize("gc", ["OnSuccess", "Keep"])
+def test_gc_policy_on_success_deletes_at_once_and_keep_never(
+    gc: str, k8s_api: Any, namespace: str, artifact_store: ArtifactBucket
+) -> None:
+    doc = artifacts_workflow("small", 1, 40, 20, gc=gc, offloadBytes=256)
+    create_workflow(k8s_api, namespace, doc)
+    body = wait_workflow(k8s_api, namespace, "small", timeout=300)
+    assert body["status"]["phase"] == "Succeeded", body["status"]
+    prefix = run_prefix(body)
+
+    if gc == "OnSuccess":
+        wait_until(lambda: not artifact_store.keys(prefix), 60, "OnSuccess GC")
+        return
+    stored = artifact_store.keys(prefix)
+    assert len(stored) >= 3, stored  # the file, the id list, an aggregate
+    delete_workflow(k8s_api, namespace, "small")
+    assert artifact_store.keys(prefix) == stored
+
+
+@pytest.mark.usefixtures("shoal_operator", "operator_log")
+def test_wrong_credentials_fail_the_node_clearly_and_never_show_the_secret(
+    k8s_api: Any, namespace: str, artifact_store: ArtifactBucket
+) -> None:
+    secret = "not-the-right-secret-" + base64.b32encode(b"shoal-test").decode()
+    create_secret(
+        k8s_api, namespace, "bad-creds", {"accessKeyId": "nobody", "secretAccessKey": secret}
+    )
+    doc = artifacts_workflow("denied", 1, 10, 5, store={"credentialsSecret": "bad-creds"})
+    create_workflow(k8s_api, namespace, doc)
+    started = time.monotonic()
+    body = wait_workflow(k8s_api, namespace, "denied", timeout=180)
+
+    extract = body["status"]["nodes"]["extract"]
+    assert extract["phase"] == "Failed"
+    assert "credentials were rejected" in extract["message"], extract["message"]
+    assert ARTIFACT_BUCKET in extract["message"]
+    assert time.monotonic() - started < 120
+    assert secret not in json.dumps(body)
+    assert secret not in events_text(k8s_api, namespace)
+
+
+def test_own_operator_a_stopped_store_fails_the_node_in_bounded_time(
+    kubeconfig: Path, k8s_api: Any, namespace: str, fresh_minio: Any, tmp_path: Path
+) -> None:
+    fresh_minio.client().create_bucket(Bucket=ARTIFACT_BUCKET)
+    create_secret(
+        k8s_api,
+        namespace,
+        "fresh-creds",
+        {"accessKeyId": fresh_minio.access_key, "secretAccessKey": fresh_minio.secret_key},
+    )
+    store = ArtifactBucket(fresh_minio)
+    op = start_operator(kubeconfig, namespace, tmp_path / "operator.log", store)
+    try:
+        fresh_minio.stop()
+        override = {"credentialsSecret": "fresh-creds"}
+        doc = artifacts_workflow("unreachable", 1, 10, 5, store=override)
+        create_workflow(k8s_api, namespace, doc)
+        started = time.monotonic()
+        body = wait_workflow(k8s_api, namespace, "unreachable", timeout=240)
+    finally:
+        op.stop()
+
+    extract = body["status"]["nodes"]["extract"]
+    assert extract["phase"] == "Failed", body["status"]
+    assert "cannot reach S3 endpoint" in extract["message"], extract["message"]
+    assert fresh_minio.endpoint in extract["message"]
+    assert body["status"]["nodes"]["check"]["phase"] == "Omitted"
+    assert time.monotonic() - started < 180  # bounded retries, no hang
