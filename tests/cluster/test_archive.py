@@ -623,3 +623,186 @@ def start_operator_for(kubeconfig: Path, namespace: str, tmp_path: Path) -> Any:
 
 def parse_rfc3339(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@pytest.mark.cluster
+def test_own_operator_get_and_resubmit_a_run_whose_workflow_is_gone(
+    crds: None,
+    kubeconfig: Path,
+    k8s_api: Any,
+    namespace: str,
+    dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shoal.cli.resubmit_command import FROM, FROM_UID
+    from tests.cluster.conftest import (
+        create_workflow,
+        custom,
+        get_workflow,
+        wait_until,
+        wait_workflow,
+    )
+
+    monkeypatch.setenv("SHOAL_DATABASE_URL", dsn)
+    op = start_operator_for(kubeconfig, namespace, tmp_path)
+    try:
+        doc = {
+            "apiVersion": "shoal.dev/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": "report", "labels": {"team": "data"}},
+            "spec": {
+                "image": WORKER,
+                "parameters": {"name": "world"},
+                "nodes": [
+                    {"name": "hello", "job": "greet", "args": {"name": "${{ params.name }}"}},
+                    {
+                        "name": "each",
+                        "job": "flaky",
+                        "forEach": [1, 2],  # item 1 fails its first attempt
+                        "itemArg": "succeed_on_attempt",
+                        "retries": {"limit": 2, "backoffSeconds": 0},
+                    },
+                ],
+            },
+        }
+        uid = create_workflow(k8s_api, namespace, doc)["metadata"]["uid"]
+        done = wait_workflow(k8s_api, namespace, "report", timeout=90)
+        assert done["status"]["phase"] == "Succeeded", done["status"]
+        archived_when(
+            dsn,
+            namespace,
+            "report",
+            lambda a: a["run"].phase == "Succeeded" and len(a["attempts"]) == 4,
+            60,
+            "the run and its four attempts in the archive",
+        )
+        custom(k8s_api).delete_namespaced_custom_object(
+            "shoal.dev", "v1alpha1", namespace, "workflows", "report"
+        )
+
+        def gone() -> bool:
+            try:
+                get_workflow(k8s_api, namespace, "report")
+            except Exception as err:
+                return getattr(err, "status", None) == 404
+            return False
+
+        wait_until(gone, 60, "the Workflow to be deleted")
+
+        # `shoal get` shows the archived run in the live layout.
+        shown = shoal_cli(kubeconfig, dsn, "get", "report", "-n", namespace)
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        assert lines[:4] == [
+            "Name:       report",
+            f"Namespace:  {namespace}",
+            lines[2],
+            "Phase:      Succeeded",
+        ]
+        assert lines[2].startswith(f"Archived:   yes: the Workflow is gone (uid {uid}")
+        rows = {
+            line.split()[0]: line.split()[1:5]
+            for line in lines
+            if line.startswith(("hello", "each"))
+        }
+        assert rows["hello"] == ["Succeeded", "1", "-", "0"]
+        assert rows["each"] == ["Succeeded", "3", "2/2", "0"]  # three attempts, two items
+        assert '  hello.message = "hello, world!"' in lines
+        assert "gone from the cluster" in shown.stderr
+
+        as_json = shoal_cli(kubeconfig, dsn, "get", "report", "-n", namespace, "-o", "json")
+        status = json.loads(as_json.stdout)
+        assert (status["phase"], status["archived"]["uid"]) == ("Succeeded", uid)
+
+        # Every attempt of every item, which the Workflow object never held.
+        node = shoal_cli(kubeconfig, dsn, "get", "report", "-n", namespace, "--node", "each")
+        assert node.returncode == 0, node.stderr
+        table = [line.split()[:4] for line in node.stdout.splitlines() if line[:1].isdigit()]
+        assert [row[:3] for row in table] == [
+            ["0", "1", "Succeeded"],
+            ["1", "1", "Failed"],
+            ["1", "2", "Succeeded"],
+        ]
+        failed = shoal_cli(
+            kubeconfig,
+            dsn,
+            "get",
+            "report",
+            "-n",
+            namespace,
+            "--node",
+            "each",
+            "--failed",
+            "-o",
+            "json",
+        )
+        attempts = json.loads(failed.stdout)["attempts"]
+        assert [(a["item"], a["attempt"], a["phase"]) for a in attempts] == [(1, 1, "Failed")]
+        assert "transient failure on attempt 1" in attempts[0]["message"]
+
+        # The worker's ctx.log line is in the archived log too.
+        logs = shoal_cli(kubeconfig, dsn, "logs", "report", "hello", "-n", namespace)
+        assert logs.returncode == 0, logs.stderr
+        assert "hello, world!" in logs.stdout.splitlines()
+
+        missing = shoal_cli(kubeconfig, dsn, "get", "nope", "-n", namespace)
+        assert missing.returncode == 1
+        assert missing.stderr.strip() == (
+            f"error: workflow 'nope' not found in namespace '{namespace}' (cluster) nor in "
+            "the archive"
+        )
+
+        # Resubmit the deleted run with another parameter.
+        again = shoal_cli(
+            kubeconfig, dsn, "resubmit", "report", "-n", namespace, "-p", "name=Ada", "-o", "name"
+        )
+        assert again.returncode == 0, again.stderr
+        new_name = again.stdout.strip()
+        assert new_name.startswith("report-")
+        new = wait_workflow(k8s_api, namespace, new_name, timeout=90)
+        assert new["status"]["phase"] == "Succeeded", new["status"]
+        assert new["status"]["nodes"]["hello"]["outputs"] == {"message": "hello, Ada!"}
+        assert new["spec"]["parameters"] == {"name": "Ada"}
+        meta = new["metadata"]
+        assert meta["labels"] == {"team": "data", FROM: "report"}
+        assert meta["annotations"][FROM] == f"{namespace}/report"
+        assert meta["annotations"][FROM_UID] == uid
+
+        # A Workflow still in the cluster is resubmitted from there, under a given name.
+        live = shoal_cli(
+            kubeconfig, dsn, "resubmit", new_name, "-n", namespace, "--name", "report-again"
+        )
+        assert live.returncode == 0, live.stderr
+        assert live.stdout.startswith(
+            f"workflow report-again created in namespace {namespace} (resubmitted from "
+            f"{new_name}, read from the cluster)"
+        )
+        third = wait_workflow(k8s_api, namespace, "report-again", timeout=90)
+        assert third["status"]["nodes"]["hello"]["outputs"] == {"message": "hello, Ada!"}
+        # --node of a live workflow: its status, and its finished attempts from the archive.
+        archived_when(
+            dsn,
+            namespace,
+            "report-again",
+            lambda a: len(a["attempts"]) == 4,
+            60,
+            "the attempts of report-again",
+        )
+        live_node = shoal_cli(
+            kubeconfig, dsn, "get", "report-again", "-n", namespace, "--node", "hello"
+        )
+        assert live_node.returncode == 0, live_node.stderr
+        out = live_node.stdout.splitlines()
+        assert out[0] == f"Workflow:   report-again in {namespace}"
+        assert [line.split()[:3] for line in out if line.startswith("-")] == [
+            ["-", "1", "Succeeded"]
+        ]
+        assert '  hello#1.message = "hello, Ada!"' in out
+        taken = shoal_cli(
+            kubeconfig, dsn, "resubmit", new_name, "-n", namespace, "--name", "report-again"
+        )
+        assert taken.returncode == 1
+        assert "already exists" in taken.stderr
+    finally:
+        op.stop()
