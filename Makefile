@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-local test-cluster lint crds crds-check venv clean cluster-up cluster-down bench bench-cluster
+.PHONY: demo test test-unit test-local test-cluster lint crds crds-check venv clean cluster-up cluster-down bench bench-cluster bench-artifacts
 
 venv: $(STAMP)
 
@@ -75,6 +75,10 @@ bench: $(STAMP)
 
 bench-cluster: $(STAMP) testcluster-bin
 	$(BIN)/python bench/cluster.py $(ARGS)
+
+## bench-artifacts: S3 store vs plain boto3 on a throwaway MinIO (1 GiB, median of 3)
+bench-artifacts: $(STAMP) minio-bin
+	$(BIN)/python bench/artifacts.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
