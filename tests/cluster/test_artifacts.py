@@ -87,7 +87,7 @@ def events_text(k8s_api: Any, namespace: str) -> str:
 
 @pytest.fixture
 def own_operator(
-    kubeconfig: Path, namespace: str, artifact_store: ArtifactBucket, tmp_path: Path
+    crds: None, kubeconfig: Path, namespace: str, artifact_store: ArtifactBucket, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
     """An operator for this test's namespace only; pending pods get 300 s (a busy node)."""
     op = start_operator(
@@ -176,6 +176,7 @@ def test_wrong_credentials_fail_the_node_clearly_and_never_show_the_secret(
     assert secret not in events_text(k8s_api, namespace)
 
 
+@pytest.mark.usefixtures("crds")
 def test_own_operator_a_stopped_store_fails_the_node_in_bounded_time(
     kubeconfig: Path, k8s_api: Any, namespace: str, fresh_minio: Any, tmp_path: Path
 ) -> None:
