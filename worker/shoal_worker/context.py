@@ -29,7 +29,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from pathlib import Path
-    from typing import Any, BinaryIO, NoReturn, TextIO
+    from typing import Any, BinaryIO, NoReturn, TextIO, overload
 
     from .artifacts import ArtifactRef, ArtifactStore
 
@@ -233,6 +233,18 @@ class Context:
             self._log_transfer("read artifact", artifact, started)
 
         return logged()
+
+    if TYPE_CHECKING:
+
+        @overload
+        def load_artifact(
+            self, ref: ArtifactRef | Mapping[str, Any], path: None = None
+        ) -> bytes: ...
+
+        @overload
+        def load_artifact(
+            self, ref: ArtifactRef | Mapping[str, Any], path: str | os.PathLike[str]
+        ) -> Path: ...
 
     def load_artifact(
         self, ref: ArtifactRef | Mapping[str, Any], path: str | os.PathLike[str] | None = None
