@@ -775,8 +775,8 @@ def test_own_operator_get_and_resubmit_a_run_whose_workflow_is_gone(
         )
         assert live.returncode == 0, live.stderr
         assert live.stdout.startswith(
-            f"workflow report-again created in namespace {namespace} (resubmitted from "
-            f"{new_name}, read from the cluster)"
+            f"workflow report-again created in namespace {namespace}: resubmitted from "
+            f"{new_name}, read from the cluster"
         )
         third = wait_workflow(k8s_api, namespace, "report-again", timeout=90)
         assert third["status"]["nodes"]["hello"]["outputs"] == {"message": "hello, Ada!"}

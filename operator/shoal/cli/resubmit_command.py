@@ -198,8 +198,8 @@ async def _resubmit(
         _out(new)
     else:
         _out(
-            f"workflow {new} created in namespace {namespace} (resubmitted from {args.name}, "
-            f"read from {origin})"
+            f"workflow {new} created in namespace {namespace}: resubmitted from {args.name}, "
+            f"read from {origin}"
         )
     if not args.watch:
         return EXIT_OK
