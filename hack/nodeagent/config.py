@@ -21,6 +21,13 @@ class ImageRule:
     user: int | None = None
     # Set for images that "do not exist": their pods stay Pending in ImagePullBackOff.
     pull_error: str | None = None
+    # Host directories that are part of the "image" (its interpreter, its venv). A
+    # non-root container gets them reachable even below a directory only root may
+    # enter, as they would be in a real image (launcher.py explains how).
+    image_paths: tuple[str, ...] = ()
+    # The image's own accounts (name, uid, gid), as its /etc/passwd and /etc/group hold
+    # them (a Dockerfile's useradd): added to the host's for the container.
+    users: tuple[tuple[str, int, int], ...] = ()
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ImageRule:
@@ -32,6 +39,10 @@ class ImageRule:
             working_dir=raw.get("workingDir"),
             user=raw.get("user"),
             pull_error=raw.get("pullError"),
+            image_paths=tuple(str(p) for p in raw.get("imagePaths") or ()),
+            users=tuple(
+                (str(u["name"]), int(u["uid"]), int(u["gid"])) for u in raw.get("users") or ()
+            ),
         )
 
     def matches(self, image: str) -> bool:

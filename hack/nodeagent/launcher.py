@@ -1,10 +1,16 @@
 """Container launcher: sets up one container's process, then execs its command.
 
 Run by the node agent as ``python -I -S launcher.py SPEC`` (standard library only, so it
-starts fast). In order: join the memory cgroup, enter a private mount namespace and
-bind-mount the pod's volumes and termination-message file at their declared paths,
-drop to the requested user, and exec. A failed exec is reported through a file so the
-agent can show the kubelet's StartError with its message.
+starts fast). In order: join the memory cgroup, enter a private mount namespace, make
+the image's own paths reachable for a non-root user, bind-mount the pod's volumes and
+termination-message file at their declared paths, drop to the requested user, and exec.
+A failed exec is reported through a file so the agent can show the kubelet's StartError
+with its message.
+
+Every host path the launcher needs (mount sources, the agent's work directory, the
+start-error file's directory) is opened before the first mount: a volume mounted over
+an ancestor of one of them (an emptyDir at /tmp, where the agent keeps its state) would
+otherwise hide it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import os
 import signal
 import sys
+from typing import Any
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY = 1
@@ -32,22 +39,77 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _mount(source: str | None, target: str, flags: int) -> None:
+def _mount(
+    source: str | None, target: str, flags: int, fstype: str | None = None, data: str | None = None
+) -> None:
     _check(
         _libc.mount(
-            source.encode() if source else None, target.encode(), None, ctypes.c_ulong(flags), None
+            source.encode() if source else None,
+            target.encode(),
+            fstype.encode() if fstype else None,
+            ctypes.c_ulong(flags),
+            data.encode() if data else None,
         ),
         f"mount {source} -> {target}",
     )
 
 
-def _mount_volumes(mounts: list[dict[str, object]]) -> None:
-    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    # Nothing done in here may leak back into the host's mount table.
-    _mount(None, "/", MS_REC | MS_PRIVATE)
+def _hold(path: str) -> int:
+    """An O_PATH descriptor: the path stays reachable through /proc/self/fd after mounts."""
+    return os.open(path, os.O_PATH | os.O_CLOEXEC)
+
+
+def _fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def _blocked_ancestor(path: str) -> str | None:
+    """The outermost ancestor of ``path`` that other users may not search, if any."""
+    parts = os.path.normpath(path).split("/")[1:-1]
+    current = ""
+    for part in parts:
+        current += "/" + part
+        if not os.stat(current).st_mode & 0o001:
+            return current
+    return None
+
+
+def _make_dirs(path: str) -> None:
+    """Create missing directories down to ``path``, each searchable by every user."""
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for item in reversed(missing):
+        os.mkdir(item)
+        os.chmod(item, 0o755)
+
+
+def _expose_image_paths(paths: list[str]) -> None:
+    """Make the image's own paths reachable for a non-root user, as in a real image.
+
+    The node agent's "images" are host programs; one under a directory only root may
+    enter (an interpreter below a 0700 /root) cannot run as the pod's user. Here the
+    blocking directory is covered by an empty tmpfs holding just the image's paths, bound
+    back at the same place: the container sees them and nothing else of that directory.
+    """
+    held = [(path, blocked, _hold(path)) for path in paths if (blocked := _blocked_ancestor(path))]
+    covered: set[str] = set()
+    for _, blocked, _ in sorted(held, key=lambda h: h[1].count("/")):
+        if blocked not in covered:
+            _make_dirs(blocked)
+            _mount("tmpfs", blocked, 0, "tmpfs", "mode=0755")
+            covered.add(blocked)
+    for path, _, fd in held:
+        _make_dirs(path)
+        _mount(_fd_path(fd), path, MS_BIND | MS_REC)
+        os.close(fd)
+
+
+def _mount_volumes(mounts: list[dict[str, object]], sources: dict[str, int]) -> None:
     for mount in sorted(mounts, key=lambda m: str(m["target"]).count("/")):
         source, target = str(mount["source"]), str(mount["target"])
-        if os.path.isdir(source):
+        if bool(mount.get("dir")):
             os.makedirs(target, exist_ok=True)
         else:
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -55,9 +117,30 @@ def _mount_volumes(mounts: list[dict[str, object]]) -> None:
                 # The mount point must exist; an empty file is left on the host.
                 with open(target, "a"):
                     pass
-        _mount(source, target, MS_BIND | MS_REC)
+        _mount(_fd_path(sources[source]), target, MS_BIND | MS_REC)
         if mount.get("readOnly"):
             _mount(None, target, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+
+
+def _enter_container(spec: dict[str, Any]) -> int | None:
+    """Mount namespace, image paths and volumes; returns the held work directory, if any."""
+    mounts = spec.get("mounts") or []
+    image_paths = spec.get("image_paths") or []
+    workdir = _hold(spec["workdir"]) if spec.get("workdir") else None
+    if mounts or image_paths:
+        _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        # Nothing done in here may leak back into the host's mount table.
+        _mount(None, "/", MS_REC | MS_PRIVATE)
+        # Held in the new namespace (a bind mount's source must be in the caller's),
+        # before anything is mounted over them.
+        sources = {str(m["source"]): _hold(str(m["source"])) for m in mounts}
+        _expose_image_paths(image_paths)
+        _mount_volumes(mounts, sources)
+        for fd in sources.values():
+            os.close(fd)
+    if workdir is None:
+        os.makedirs(spec["cwd"], exist_ok=True)
+    return workdir
 
 
 def main() -> None:
@@ -65,13 +148,14 @@ def main() -> None:
     with open(spec_path) as handle:
         spec = json.load(handle)
     os.unlink(spec_path)
+    # Held from the start: the file lives in the agent's state directory, which a
+    # volume (an emptyDir at /tmp) may cover once mounted.
+    error_dir = os.open(os.path.dirname(spec["start_error"]), os.O_PATH | os.O_DIRECTORY)
     try:
         for procs in spec.get("cgroup_procs", []):
             with open(procs, "w") as out:
                 out.write(str(os.getpid()))
-        if spec.get("mounts"):
-            _mount_volumes(spec["mounts"])
-        os.makedirs(spec["cwd"], exist_ok=True)
+        workdir = _enter_container(spec)
         gid, uid = spec.get("gid"), spec.get("uid")
         if gid is not None or uid is not None:
             os.setgroups([int(g) for g in spec.get("groups", [])])
@@ -84,7 +168,13 @@ def main() -> None:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() == 1:
             raise OSError("node agent went away before the container started")
-        os.chdir(spec["cwd"])
+        if workdir is not None:
+            # Through the descriptor: its ancestors (the agent's 0700 state directory)
+            # need not be searchable by the container's user, nor visible at all.
+            os.fchdir(workdir)
+            os.close(workdir)
+        else:
+            os.chdir(spec["cwd"])
         argv = spec["argv"]
         os.execvpe(argv[0], argv, spec["env"])
     except OSError as err:
@@ -92,7 +182,9 @@ def main() -> None:
         program = spec["argv"][0]
         if isinstance(err, FileNotFoundError) and "/" not in program:
             message = f'exec: "{program}": executable file not found in $PATH'
-        with open(spec["start_error"], "w") as out:
+        name = os.path.basename(spec["start_error"])
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=error_dir)
+        with os.fdopen(fd, "w") as out:
             out.write(message)
         sys.stderr.write(f"launcher: {message}\n")
         sys.exit(128)

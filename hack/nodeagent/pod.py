@@ -26,6 +26,7 @@ from .podspec import (
     ConfigError,
     Objects,
     VolumeError,
+    account_files,
     container_argv,
     container_env,
     mounts_for,
@@ -339,14 +340,21 @@ class PodWorker:
         termination_log.touch()
         termination_log.chmod(0o666)
         mounts: list[dict[str, Any]] = []
+        image_paths: list[str] = []
         if config.mount_namespaces and os.geteuid() == 0:
             mounts = mounts_for(c.spec, volumes, termination_log)
-        cwd = c.spec.get("workingDir") or rule.working_dir or str(self.dir / "work")
+            mounts += account_files(rule, run_dir)
+            if uid not in (None, 0):
+                image_paths = list(rule.image_paths)
+        cwd = c.spec.get("workingDir") or rule.working_dir
         return {
             "argv": argv,
             "env": env,
-            "cwd": cwd,
+            # Without a workingDir (or the image's), the pod's scratch directory on the host.
+            "cwd": cwd or "",
+            "workdir": None if cwd else str(self.dir / "work"),
             "mounts": mounts,
+            "image_paths": image_paths,
             "uid": uid,
             "gid": gid,
             "groups": groups,

@@ -378,6 +378,27 @@ def mounts_for(
     return mounts
 
 
+def account_files(rule: ImageRule, run_dir: Path) -> list[dict[str, Any]]:
+    """The image's accounts: the host's /etc/passwd and /etc/group plus the rule's users,
+    mounted read-only over them (programs look their uid up: Python's getpass, say)."""
+    if not rule.users:
+        return []
+    shell = "/usr/sbin/nologin"
+    entries = {
+        "passwd": [f"{name}:x:{uid}:{gid}::/nonexistent:{shell}" for name, uid, gid in rule.users],
+        "group": [f"{name}:x:{gid}:" for name, _, gid in rule.users],
+    }
+    mounts = []
+    for name, lines in entries.items():
+        host = Path("/etc") / name
+        existing = host.read_text().splitlines() if host.exists() else []
+        copy = run_dir / name
+        copy.write_text("\n".join([*existing, *lines]) + "\n")
+        copy.chmod(0o644)
+        mounts.append({"source": str(copy), "target": str(host), "readOnly": True, "dir": False})
+    return mounts
+
+
 def write_spec(path: Path, spec: dict[str, Any]) -> None:
     """The launcher's instructions; holds env values, so only root may read it."""
     with contextlib.suppress(FileNotFoundError):

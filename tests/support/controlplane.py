@@ -69,9 +69,17 @@ def default_images() -> list[dict[str, Any]]:
     """Image -> local entrypoint mapping for the node agent.
 
     Any image not listed runs the pod's ``command``/``args`` on the host. The Shoal
-    worker image's entrypoint is the repository's ``shoal-worker``.
+    images run the repository's programs: the worker image ``shoal-worker``, the
+    operator image ``shoal operator`` (Dockerfile.operator's ENTRYPOINT).
     """
     venv_bin = REPO / ".venv" / "bin"
+    # What the images hold: the venv's interpreter (its prefix, e.g. a pyenv build below
+    # a 0700 /root) and the repository (venv, sources, examples). The node agent makes
+    # them reachable for containers that run as a non-root user (runAsUser 65532).
+    interpreter = Path(os.path.realpath(venv_bin / "python")).parents[1]
+    image_paths = [str(interpreter), str(REPO)]
+    # Both Dockerfiles `useradd` uid 65532 (kopf looks its user name up at start).
+    image_users = [{"name": "shoal", "uid": 65532, "gid": 65532}]
     images: list[dict[str, Any]] = [
         # The worker image as a user would build it: shoal-worker plus their jobs, here
         # the examples' (examples/jobs.py), registered by importing the module.
@@ -79,6 +87,8 @@ def default_images() -> list[dict[str, Any]]:
             "match": "*shoal*worker*",
             "entrypoint": [str(venv_bin / "shoal-worker")],
             "env": {"SHOAL_IMPORT": "jobs", "PYTHONPATH": str(REPO / "examples")},
+            "imagePaths": image_paths,
+            "users": image_users,
         },
         # For the node agent's own tests: an image with both ENTRYPOINT and CMD.
         {
@@ -89,6 +99,17 @@ def default_images() -> list[dict[str, Any]]:
         },
         # The .invalid TLD never resolves (RFC 2606): such images fail to "pull".
         {"match": "*.invalid/*", "pullError": "not found (the .invalid domain never resolves)"},
+        # The operator image (after the rule above, so registry.invalid/shoal/operator
+        # still fails to pull): Dockerfile.operator's ENTRYPOINT, ENV and (no) WORKDIR;
+        # the Helm chart's Deployment sets everything else through env.
+        {
+            "match": "*shoal*operator*",
+            "entrypoint": [str(venv_bin / "shoal"), "operator"],
+            "env": {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
+            "workingDir": "/",
+            "imagePaths": image_paths,
+            "users": image_users,
+        },
     ]
     extra = os.environ.get("SHOAL_TEST_IMAGES")
     if extra:
