@@ -1,24 +1,33 @@
 """The Helm chart (helm/shoal): lint, render, apply, and prove its RBAC.
 
 helm is built from its Go module at a pinned version (hack/testcluster/build.sh helm).
-The operator's image is never run here: the rendered Deployment names an image under
-the `.invalid` domain, which the node agent refuses to "pull", so only the RBAC objects
-and the API server's admission of every manifest are exercised.
+Most tests apply the chart with an image under the `.invalid` domain, which the node
+agent refuses to "pull": they exercise the RBAC objects and the API server's admission.
+`test_own_operator_*` installs the chart as it is: the node agent maps the operator
+image to the repository's `shoal operator` (tests/support/controlplane.py), so the
+operator runs as the chart's pod, uid 65532, with only its service account's token,
+and runs a Workflow. (The name keeps the session's operator out of its namespace.)
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import urllib3
 import yaml
 
+from tests.cluster.conftest import wait_until, wait_workflow
 from tests.support import binaries
 from tests.support.plugin import Kubectl, _prebuilt
+from tests.support.procs import free_port
+from tests.support.waits import pod_phase, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds")]
 
@@ -64,6 +73,20 @@ def can_i(kubectl: Kubectl, sa: str, verb: str, resource: str, namespace: str | 
     return proc.returncode == 0
 
 
+# The artifact store, every value set; credentials from the Secret "s3-creds".
+ARTIFACTS = [
+    *("--set", "artifacts.url=s3://shoal-runs/prod"),
+    *("--set", "artifacts.endpoint=https://minio.storage.svc:9000"),
+    *("--set", "artifacts.region=eu-west-1"),
+    *("--set", "artifacts.pathStyle=true"),
+    *("--set", "artifacts.verify=false"),
+    *("--set", "artifacts.existingSecret=s3-creds"),
+    *("--set", "archive.existingSecret=db", "--set", "archive.mode=env"),
+]
+# Settings whose values are credentials: only ever a secretKeyRef.
+SECRET_ENV = {"SHOAL_DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
 # What the operator does (controller.py, runner.py, attempts.py, cron/controller.py) ...
 NEEDED = [
     ("list", "workflows.shoal.dev"),
@@ -98,10 +121,12 @@ FORBIDDEN = [
     ("delete", "cronworkflows.shoal.dev"),
     ("create", "configmaps"),
 ]
+CRDS = "customresourcedefinitions.apiextensions.k8s.io"
 CLUSTER_SCOPED = [
     ("list", "namespaces"),
     ("list", "nodes"),
-    ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("create", CRDS),
+    ("delete", CRDS),
     ("create", "clusterroles.rbac.authorization.k8s.io"),
 ]
 
@@ -115,8 +140,17 @@ CLUSTER_SCOPED = [
         ["--set", "watchNamespaces={a,b}", "--set", "metrics.serviceMonitor.enabled=true"],
         ["--set", "archive.existingSecret=db", "--set", "archive.mode=env"],
         ["--set", "archive.existingSecret=db", "--set", "metrics.port=0"],
+        ARTIFACTS,
     ],
-    ids=["default", "cluster-wide", "globs", "namespaces", "dsn-env", "dsn-file-no-metrics"],
+    ids=[
+        "default",
+        "cluster-wide",
+        "globs",
+        "namespaces",
+        "dsn-env",
+        "dsn-file-no-metrics",
+        "artifacts",
+    ],
 )
 def test_lint_is_clean_and_the_chart_renders(helm: Path, sets: list[str]) -> None:
     out = run_helm(helm, "lint", "--strict", str(CHART), *sets)
@@ -142,7 +176,31 @@ def test_lint_is_clean_and_the_chart_renders(helm: Path, sets: list[str]) -> Non
         "SHOAL_MAX_CONCURRENT_REQUESTS",
     ):
         assert name in env
-    # Never the DSN itself in the manifest: a file from the Secret, or a secretKeyRef.
+    # Never a credential in the manifest: a file from the Secret, or a secretKeyRef;
+    # and the chart makes no ConfigMap or Secret a credential could hide in.
+    for name in SECRET_ENV & env.keys():
+        assert set(env[name]) == {"name", "valueFrom"}, env[name]
+        assert set(env[name]["valueFrom"]) == {"secretKeyRef"}, env[name]
+    assert not {"ConfigMap", "Secret"} & set(kinds)
+    assert all("--database-url" not in arg for arg in container.get("args", []))
+    if sets == ARTIFACTS:
+        assert {k: v.get("value") for k, v in env.items() if "S3" in k or "ARTIFACTS" in k} == {
+            "SHOAL_ARTIFACTS": "s3://shoal-runs/prod",
+            "SHOAL_S3_ENDPOINT": "https://minio.storage.svc:9000",
+            "SHOAL_S3_REGION": "eu-west-1",
+            "SHOAL_S3_PATH_STYLE": "true",
+            "SHOAL_S3_VERIFY": "false",
+            # A name, for the worker pods' own secretKeyRef in their namespace.
+            "SHOAL_ARTIFACTS_CREDENTIALS_SECRET": "s3-creds",
+        }
+        refs = {k: env[k]["valueFrom"]["secretKeyRef"] for k in SECRET_ENV}
+        assert refs == {
+            "SHOAL_DATABASE_URL": {"name": "db", "key": "url"},
+            "AWS_ACCESS_KEY_ID": {"name": "s3-creds", "key": "accessKeyId"},
+            "AWS_SECRET_ACCESS_KEY": {"name": "s3-creds", "key": "secretAccessKey"},
+        }
+    else:  # no store configured: nothing of it rendered (the operator then has none)
+        assert not [k for k in env if "S3" in k or "ARTIFACTS" in k or k.startswith("AWS_")]
     if "archive.existingSecret=db" in sets:
         if "archive.mode=env" in sets:
             assert env["SHOAL_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "db"
@@ -185,7 +243,7 @@ def test_namespaced_install_applies_and_its_rbac_is_least_privilege(
     # Nothing in another namespace, nothing cluster-scoped.
     for verb, resource in NEEDED:
         assert not can_i(kubectl, sa, verb, resource, "default"), f"{verb} {resource} in default"
-    for verb, resource in CLUSTER_SCOPED:
+    for verb, resource in [*CLUSTER_SCOPED, ("list", CRDS), ("watch", CRDS)]:
         assert not can_i(kubectl, sa, verb, resource, None), f"may {verb} {resource}"
     # The worker's service account has no permissions at all.
     worker = f"system:serviceaccount:{namespace}:shoal-worker"
@@ -216,6 +274,196 @@ def test_cluster_wide_install_applies_and_reaches_every_namespace(
             assert can_i(kubectl, sa, verb, resource, ns), f"cannot {verb} {resource} in {ns}"
         for verb, resource in FORBIDDEN:
             assert not can_i(kubectl, sa, verb, resource, ns), f"may {verb} {resource} in {ns}"
-    # Without namespace globs, not even namespaces.
+    # Reading CRDs (kopf's scan), but without namespace globs, not even namespaces.
+    for verb in ("list", "watch"):
+        assert can_i(kubectl, sa, verb, CRDS, None), f"cannot {verb} CRDs"
     for verb, resource in CLUSTER_SCOPED:
         assert not can_i(kubectl, sa, verb, resource, None), f"may {verb} {resource}"
+
+
+def test_read_secrets_grants_get_by_name_and_nothing_more(
+    helm: Path, kubectl: Kubectl, namespace: str
+) -> None:
+    manifests = render(helm, "shoal", namespace, "--set", "rbac.readSecrets=true", *NO_IMAGE)
+    kubectl("apply", "-f", "-", stdin=manifests)
+    sa = f"system:serviceaccount:{namespace}:shoal-operator"
+    assert can_i(kubectl, sa, "get", "secrets", namespace)
+    for verb in ("list", "watch", "create", "update", "delete"):
+        assert not can_i(kubectl, sa, verb, "secrets", namespace), f"may {verb} secrets"
+    assert not can_i(kubectl, sa, "get", "secrets", "default")
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["artifacts.url=gs://bucket"], 'artifacts.url: "gs://bucket" must be s3://'),
+        (["artifacts.url=s3://b1", "artifacts.pathStyle=yes"], 'artifacts.pathStyle: "yes"'),
+        (["artifacts.existingSecret=s3-creds"], "need artifacts.url"),
+    ],
+    ids=["not-s3", "path-style", "secret-without-url"],
+)
+def test_bad_artifact_values_fail_with_the_value_named(
+    helm: Path, sets: list[str], message: str
+) -> None:
+    argv = [str(helm), "template", "shoal", str(CHART)]
+    for item in sets:
+        argv += ["--set", item]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+# -- the operator as the chart's pod ----------------------------------------------------
+
+
+def follow_log_until(
+    k8s_api: Any, namespace: str, pod: str, wanted: list[str], timeout: float
+) -> str:
+    """Follow a pod's log until a line contains all of ``wanted``: that line (or fail)."""
+    from kubernetes import client
+
+    resp = client.CoreV1Api(k8s_api).read_namespaced_pod_log(
+        pod, namespace, follow=True, _preload_content=False, _request_timeout=timeout
+    )
+    seen: list[str] = []
+    buffer = b""
+    try:
+        for chunk in resp.stream(4096):
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for raw in complete:
+                seen.append(raw.decode(errors="replace"))
+                if all(part in seen[-1] for part in wanted):
+                    return seen[-1]
+    except urllib3.exceptions.ReadTimeoutError:
+        pass  # the deadline
+    finally:
+        resp.release_conn()
+    tail = "\n".join(seen[-30:])
+    raise AssertionError(f"pod {pod} never logged {wanted!r} within {timeout}s; its tail:\n{tail}")
+
+
+def process_of(pod: Any) -> Path:
+    """/proc of the container's process: the node agent names it in the container ID."""
+    container_id = pod.status.container_statuses[0].container_id
+    match = re.fullmatch(r"shoal://.+-(\d+)", container_id or "")
+    assert match, f"not a node-agent container id: {container_id!r}"
+    return Path("/proc") / match.group(1)
+
+
+def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_account(
+    helm: Path, kubectl: Kubectl, k8s_api: Any, namespace: str
+) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(k8s_api)
+    port = free_port()
+    # The chart as a user installs it (its default image, restricted worker pods), with
+    # a free port for the metrics and probes (pods share the host's network here) and
+    # Jobs kept, so the worker pods can be inspected afterwards.
+    manifests = render(
+        helm,
+        "shoal",
+        namespace,
+        *("--set", f"metrics.port={port}", "--set", "keepSucceededJobs=true"),
+    )
+    kubectl("apply", "-f", "-", stdin=manifests)
+    selector = "app.kubernetes.io/name=shoal-operator,app.kubernetes.io/instance=shoal"
+    pod = wait_for(
+        core.list_namespaced_pod,
+        namespace,
+        label_selector=selector,
+        predicate=pod_phase("Running"),
+        timeout=60,
+        description="the operator pod of the chart's Deployment to run",
+    )
+    name = pod.metadata.name
+    spec = pod.spec
+    assert spec.service_account_name == "shoal-operator"
+    (container,) = spec.containers
+    assert container.image == "ghcr.io/shoal-dev/operator:0.1.0"
+    token_mounts = [
+        m.mount_path
+        for m in container.volume_mounts
+        if m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount"
+    ]
+    assert token_mounts, "the API server did not add the projected service-account token"
+
+    # The probes the chart declares, against the real process: /readyz turns 200 once
+    # the operator has logged in with the token and bound its API client (so, too, the
+    # launcher has long become the operator: the checks below see the operator).
+    ports = {p.name: p.container_port for p in container.ports}
+    probes = {
+        "liveness": container.liveness_probe.http_get,
+        "readiness": container.readiness_probe.http_get,
+    }
+    for kind, probe in probes.items():
+        url = f"http://127.0.0.1:{ports[probe.port]}{probe.path}"
+        wait_until(lambda u=url: probe_ok(u), 60, f"the {kind} probe {url} to answer 200")
+    assert probes["readiness"].path == "/readyz"
+    assert probes["liveness"].path == "/healthz"
+
+    # The node's view of the process: uid 65532 from the chart's securityContext, and
+    # nothing but the in-cluster settings to find the API server (no kubeconfig).
+    proc = process_of(pod)
+    uids = next(
+        line.split()[1:]
+        for line in (proc / "status").read_text().splitlines()
+        if line.startswith("Uid:")
+    )
+    assert uids == ["65532"] * 4
+    environ = dict(
+        item.split("=", 1)
+        for item in (proc / "environ").read_bytes().decode().split("\0")
+        if "=" in item
+    )
+    assert "KUBECONFIG" not in environ
+    assert environ["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
+    assert environ["SHOAL_NAMESPACES"] == namespace
+
+    # An example, in the watched namespace, with restricted worker pods.
+    doc = yaml.safe_load((REPO / "examples" / "hello.yaml").read_text())
+    doc["spec"]["parameters"] = {"name": "chart"}
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc), namespace=namespace)
+    done = wait_workflow(k8s_api, namespace, "hello", timeout=120)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    outputs = done["status"]["nodes"]["goodbye"]["outputs"]
+    assert outputs == {"message": "after 'hello, chart!', goodbye, chart!"}
+    workers = core.list_namespaced_pod(namespace, label_selector="shoal.dev/workflow=hello")
+    assert len(workers.items) == 2
+    for worker in workers.items:
+        assert worker.spec.security_context.run_as_user == 65532
+        # (The result can reach the operator a moment before the process has exited.)
+        wait_for(
+            core.list_namespaced_pod,
+            namespace,
+            field_selector=f"metadata.name={worker.metadata.name}",
+            predicate=pod_phase("Succeeded"),
+            timeout=30,
+            description=f"worker pod {worker.metadata.name} to succeed as uid 65532",
+        )
+    # The operator's own Event about the run: events/create under its Role.
+    wait_for(
+        core.list_namespaced_event,
+        namespace,
+        field_selector="involvedObject.name=hello",
+        predicate=lambda e: e.reason == "Succeeded",
+        timeout=30,
+        description="the operator's Succeeded event for workflow hello",
+    )
+
+    # Whose credentials those were, in the API server's words: without the RoleBinding
+    # the next workflow is refused, and the refusal names the chart's service account.
+    kubectl("delete", "rolebinding", "shoal-operator", namespace=namespace)
+    doc["metadata"]["name"] = "hello-unbound"
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc), namespace=namespace)
+    sa = f"system:serviceaccount:{namespace}:shoal-operator"
+    line = follow_log_until(k8s_api, namespace, name, [f'User "{sa}"', "hello-unbound"], timeout=60)
+    assert "forbidden" in line
+
+
+def probe_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

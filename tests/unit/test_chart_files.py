@@ -33,3 +33,12 @@ def test_chart_metadata_and_values_parse() -> None:
     assert values["clusterWide"] is False
     assert values["metrics"]["serviceMonitor"]["enabled"] is False
     assert ":latest" not in values["worker"]["image"]
+    # Least privilege and no store by default; the chart takes no credential values at
+    # all, only the names of Secrets holding them.
+    assert values["rbac"] == {"readSecrets": False}
+    assert values["artifacts"]["url"] == ""
+    assert values["artifacts"]["existingSecret"] == ""
+    assert values["archive"]["existingSecret"] == ""
+    for section in ("artifacts", "archive"):
+        for key in values[section]:
+            assert not any(word in key.lower() for word in ("password", "accesskey", "dsn")), key

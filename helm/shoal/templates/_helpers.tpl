@@ -76,4 +76,62 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.rbac.readSecrets }}
+# A Workflow's own artifact credentials (spec.artifacts.store.credentialsSecret): the
+# operator reads that Secret by name to use the store for the run (values.yaml).
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+{{- end }}
+{{- end -}}
+
+
+{{/* The artifact store (SHOAL_ARTIFACTS and friends; docs/packaging.md). Credentials only
+ever come from a Secret through secretKeyRef: no value in this chart holds one. */}}
+{{- define "shoal.artifactsEnv" -}}
+{{- $a := .Values.artifacts -}}
+{{- if $a.url }}
+{{- if not (hasPrefix "s3://" $a.url) }}
+{{- fail (printf "artifacts.url: %q must be s3://bucket[/prefix]" $a.url) }}
+{{- end }}
+- name: SHOAL_ARTIFACTS
+  value: {{ $a.url | quote }}
+{{- if $a.endpoint }}
+- name: SHOAL_S3_ENDPOINT
+  value: {{ $a.endpoint | quote }}
+{{- end }}
+{{- if $a.region }}
+- name: SHOAL_S3_REGION
+  value: {{ $a.region | quote }}
+{{- end }}
+{{- $pathStyle := toString $a.pathStyle }}
+{{- if ne $pathStyle "" }}
+{{- if not (has $pathStyle (list "true" "false")) }}
+{{- fail (printf "artifacts.pathStyle: %q must be true, false or empty (path-style exactly when an endpoint is set)" $pathStyle) }}
+{{- end }}
+- name: SHOAL_S3_PATH_STYLE
+  value: {{ $pathStyle | quote }}
+{{- end }}
+{{- $verify := toString $a.verify }}
+{{- if and (ne $verify "true") (ne $verify "") }}
+- name: SHOAL_S3_VERIFY
+  value: {{ $verify | quote }}
+{{- end }}
+{{- with $a.existingSecret }}
+- name: SHOAL_ARTIFACTS_CREDENTIALS_SECRET
+  value: {{ . | quote }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: accessKeyId
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: secretAccessKey
+{{- end }}
+{{- else if or $a.endpoint $a.existingSecret }}
+{{- fail "artifacts.endpoint and artifacts.existingSecret need artifacts.url (s3://bucket[/prefix])" }}
+{{- end }}
 {{- end -}}
