@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from shoal.api.workflow import NodePhase, RunPolicy, WorkflowPhase, WorkflowStatus
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import KillTask, StartTask
-from shoal.core.planner import advance
+from shoal.core.planner import NeedItems, advance
 from shoal.core.state import RunState, TaskFinished, TaskPhase, record_finished
 from shoal.kube.pods import parse_time
 from shoal.kube.status import (
@@ -582,8 +582,9 @@ def test_a_status_behind_its_jobs_does_not_break_the_rebuild() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="outputs over 32 KiB are left out of the status, so after a restart a fan-out "
-    "over them cannot be derived again (needs the artifact store or another record)",
+    reason="without an artifact store, outputs over 32 KiB are left out of the status, so "
+    "after a restart a fan-out over them cannot be derived again (with a store they are "
+    "offloaded: see the test below)",
 )
 def test_a_fan_out_over_large_upstream_outputs_survives_a_restart() -> None:
     ids = [f"market-{i:06d}" for i in range(4000)]  # ~60 KiB of JSON
@@ -606,6 +607,39 @@ def test_a_fan_out_over_large_upstream_outputs_survives_a_restart() -> None:
     script = Script()
     result = restart(wf, script, at)
     assert result.sim.state.phase is WorkflowPhase.SUCCEEDED
+
+
+def test_a_fan_out_over_an_offloaded_list_is_rebuilt_once_the_list_is_read() -> None:
+    wf = workflow(
+        {"name": "src"},
+        {
+            "name": "each",
+            "dependsOn": ["src"],
+            "forEach": "${{ nodes.src.outputs.ids }}",
+            "itemArg": "x",
+        },
+    )
+    ref = {"$artifact": {"key": "k/ids", "size": 99, "sha256": "ab", "format": "jsonl"}}
+    status = {
+        "phase": "Running",
+        "startedAt": "2026-01-01T00:00:00Z",
+        "nodes": {
+            "src": {"phase": "Succeeded", "outputs": {"ids": ref}, "attempts": 1},
+            "each": {"phase": "Running", "startedAt": "2026-01-01T00:00:01Z"},
+        },
+    }
+    jobs = [InFlight("each", 0, 1, T0), InFlight("each", 1, 1, T0)]
+
+    with pytest.raises(NeedItems) as need:
+        rebuild_state(wf, status, jobs)
+    assert need.value.key == "k/ids"
+
+    state = rebuild_state(wf, status, jobs, loaded={"k/ids": ["a", "b", "c"]})
+    each = state.nodes["each"]
+    assert each.items == ["a", "b", "c"]
+    assert each.total == 3
+    assert sorted(each.tasks) == [0, 1]
+    assert state.loaded == {}  # held by the node now, not twice
 
 
 # --- rebuild_state: the status round trip ---------------------------------------------------------
