@@ -7,10 +7,9 @@ process (the manifest's folder is on the import path), which registers the names
 from __future__ import annotations
 
 import hashlib
-import io
+import tempfile
 import time
-from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 from shoal_worker import Context, job
 
@@ -86,18 +85,18 @@ def explode(ctx: Context, reason: str) -> None:
 
 @job("write-dataset")
 def write_dataset(ctx: Context, megabytes: int, rows: int) -> dict[str, object]:
-    """Write a file of `megabytes` MB to the artifact store and list `rows` row ids.
+    """Write a file of `megabytes` MB, save it to the artifact store, list `rows` row ids.
 
     The file goes up streamed (memory stays flat however large it is); the id list is
-    an ordinary output that the worker offloads because it is larger than 4 KiB.
+    an ordinary output that the worker offloads when it is larger than `offloadBytes`.
     """
     block = hashlib.sha256(b"shoal").digest() * (1 << 15)  # 1 MiB of known bytes
-
-    def chunks() -> Iterator[bytes]:
-        for _ in range(megabytes):
-            yield block
-
-    ref = ctx.save_artifact("dataset.bin", io.BufferedReader(_ChunkFile(chunks())))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "dataset.bin"
+        with path.open("wb") as out:
+            for _ in range(megabytes):
+                out.write(block)
+        ref = ctx.save_artifact("dataset.bin", path)
     ctx.log(f"saved {ref.size} bytes as {ref.key}")
     return {"dataset": ref.as_output(), "ids": [f"row-{i:06d}" for i in range(rows)]}
 
@@ -123,24 +122,3 @@ def summarize(ctx: Context, scores: list[int], reads: list[str | None]) -> dict[
     checked = sorted({r for r in reads if r is not None})
     ctx.log(f"{len(scores)} scores, the dataset was read {sum(r is not None for r in reads)} times")
     return {"total": sum(scores), "rows": len(scores), "datasetDigests": checked}
-
-
-class _ChunkFile(io.RawIOBase):
-    """A read-only file over generated chunks (a stand-in for a large file being written)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            self._pending = next(self._chunks, b"")
-            if not self._pending:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
