@@ -116,7 +116,7 @@ def compile_manifest(
         meta = WorkflowMeta(name=name, namespace=res.metadata.namespace or "default")
         params = {**res.spec.parameters, **(parameters or {})}
         spec = res.spec.workflow_spec
-        declared = {**spec.parameters, "scheduledTime": ""}
+        declared = {**spec.parameters, **res.spec.run_parameters()}  # scheduledTime, poll...
         spec = spec.model_copy(update={"parameters": declared})
         return compile_workflow(spec, meta, params, source=manifest.source)
     return compile_workflow(res.spec, meta_of(res), parameters, source=manifest.source)

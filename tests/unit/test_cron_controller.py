@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -22,11 +23,24 @@ from shoal.cron.controller import (
     rfc3339,
 )
 from shoal.cron.fires import Fire
-from shoal.cron.poll import Failure, Response
+from shoal.cron.poll import Failure, Response, url_key
 from shoal.kube.api import ApiError, KubeApi
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 UID = "u-1"
+
+
+def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """JSON merge patch (RFC 7386): null deletes, objects merge, the rest replaces."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = {} if isinstance(value, dict) else value
+            if isinstance(value, dict):
+                merge(target[key], value)
 
 
 class FakeApi:
@@ -61,7 +75,7 @@ class FakeApi:
     async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if path.endswith("/status"):
             self.writes.append(("status", ""))
-            self.status.update(body["status"])
+            merge(self.status, body["status"])
         else:
             self.writes.append(("stop", path.rsplit("/", 1)[1]))
         return {}
@@ -236,7 +250,7 @@ def test_a_poll_only_cron_asks_for_its_first_check_at_once() -> None:
         reconcile(cast(KubeApi, api), poll_cron(), T0, CronMetrics(CollectorRegistry()))
     )
     assert result == PassResult(wake=None, poll_due=T0)
-    assert api.status["lastError"] is None
+    assert "lastError" not in api.status
     assert api.runs == {}
 
 
@@ -264,7 +278,7 @@ def test_a_change_fires_a_poll_run_and_the_status_records_it() -> None:
         "nextCheckTime": "2026-01-01T00:00:30.250000Z",
         "fires": 3,
         "failures": 0,
-        "error": None,
+        "url": url_key("https://feed.example/x"),
     }
     assert result.poll_due == at + timedelta(seconds=30)
     assert fires == [Fire("ns", "c", at, name)]
@@ -298,7 +312,7 @@ def test_a_failed_check_backs_off_and_shows_in_last_error() -> None:
     assert registry.get_sample_value("shoal_cron_poll_errors_total") == 1
     raw["status"] = dict(api.status)
     check(api, raw, Response(200, {}, b"ok", 2), T0 + timedelta(seconds=20))
-    assert api.status["lastError"] is None
+    assert "lastError" not in api.status
 
 
 def test_a_suspended_poll_asks_for_no_check() -> None:
@@ -373,12 +387,25 @@ def test_after_fires_once_per_upstream_run_even_when_the_status_is_lost() -> Non
         assert [w for w in api.writes if w[0] == "create"] == []
 
 
+def test_an_unchanged_after_status_is_not_patched_again() -> None:
+    at = T0 + timedelta(minutes=1)
+    api = FakeApi({"up-1": upstream("up-1", "uid-1", "Succeeded", at)})
+    raw = cron(schedule=None, after={"cronWorkflow": "up"})
+    metrics = CronMetrics(CollectorRegistry())
+    asyncio.run(reconcile(cast(KubeApi, api), raw, at, metrics))
+    raw["status"] = copy.deepcopy(api.status)
+    assert api.status["active"] == [after_run_name("c", "uid-1")]
+    api.writes.clear()
+    asyncio.run(reconcile(cast(KubeApi, api), raw, at + timedelta(seconds=5), metrics))
+    assert api.writes == []
+
+
 def test_after_a_named_workflow_that_does_not_exist_yet_waits() -> None:
     api = FakeApi()
     raw = cron(schedule=None, after={"workflow": "nightly-etl"})
     asyncio.run(reconcile(cast(KubeApi, api), raw, T0, CronMetrics(CollectorRegistry())))
     assert api.runs == {}
-    assert api.status["lastError"] is None
+    assert "lastError" not in api.status
 
 
 def test_history_limits_cover_poll_and_after_runs_but_not_manual_ones() -> None:

@@ -91,6 +91,17 @@ def test_a_restart_that_lost_the_status_patch_makes_the_same_name() -> None:
     )
 
 
+def test_a_new_url_starts_a_new_baseline() -> None:
+    old = decide("feed", trigger(url="https://a.example/"), PollState(), ok("a"), T0)
+    moved = decide("feed", trigger(url="https://b.example/"), old.state, ok("b"), T0)
+    assert not moved.fire
+    assert not moved.changed
+    assert moved.state.content_hash == sha("b")
+    again = decide("feed", trigger(url="https://b.example/"), moved.state, ok("c"), T0)
+    assert again.fire
+    assert again.parameters["pollPreviousHash"] == sha("b")
+
+
 def test_fire_on_always_fires_every_check_including_the_first() -> None:
     t = trigger(fireOn="always")
     first = decide("feed", t, PollState(), ok("same"), T0)

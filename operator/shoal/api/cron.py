@@ -208,6 +208,8 @@ class PollStatus(ApiModel):
     """Consecutive failed checks (the backoff's exponent)."""
     error: str | None = None
     """Why the last check fired nothing, if it was a problem."""
+    url: str | None = None
+    """A hash of the URL `contentHash` belongs to: a changed `url` starts a new baseline."""
 
 
 class AfterStatus(ApiModel):

@@ -145,11 +145,15 @@ def build_run(
 ) -> dict[str, Any]:
     """The Workflow for a run at `at` (raw `workflowSpec`, parameters merged).
 
-    Only scheduled runs carry the scheduled-time annotation: it is the schedule's cursor.
+    Every run declares what any trigger of its CronWorkflow passes (placeholders unless
+    this trigger sets them), so a `workflowSpec` reading `params.pollBody` also validates
+    in a scheduled or manual run. Only scheduled runs carry the scheduled-time
+    annotation: it is the schedule's cursor.
     """
     meta = raw["metadata"]
     wf_spec = dict(raw["spec"]["workflowSpec"])
     wf_spec["parameters"] = {
+        **spec.run_parameters(),
         **(wf_spec.get("parameters") or {}),
         **spec.parameters,
         **(parameters or {}),
@@ -268,6 +272,7 @@ def poll_state(status: dict[str, Any]) -> poll_trigger.PollState:
         failures=int(saved.get("failures") or 0),
         next_check=parse_time(saved.get("nextCheckTime")),
         error=saved.get("error"),
+        target=saved.get("url"),
     )
 
 
@@ -329,6 +334,7 @@ async def reconcile(
             if created_run is not None:
                 fired += 1
                 metrics.fired.inc()
+                patch["active"] = [*patch["active"], created_run]
                 fired_at = checked.at
                 if on_fire is not None:
                     on_fire(Fire(namespace, name, checked.at, created_run))
@@ -337,6 +343,7 @@ async def reconcile(
             "fires": state.fires,
             "failures": state.failures,
             "error": state.error,
+            "url": state.target,
         }
         errors += [state.error] if state.error else []
         poll_due = None if spec.suspend else (state.next_check or now)
@@ -366,6 +373,7 @@ async def reconcile(
                 fired += 1
                 metrics.fired.inc()
                 fired_at = now
+                patch["active"] = [*patch["active"], fire.run]
                 log.info("%s/%s fired %s after %s", namespace, name, fire.run, fire.upstream.name)
                 if on_fire is not None:
                     on_fire(Fire(namespace, name, at, fire.run))
@@ -379,7 +387,7 @@ async def reconcile(
     patch["lastError"] = "; ".join(errors)[:1000] or None
     if fired_at is not None:
         patch["lastFiredAt"] = rfc3339_precise(fired_at)
-    if patch != {k: status.get(k) for k in patch}:
+    if any(_unset_none(v) != _unset_none(status.get(k)) for k, v in patch.items()):
         await api.merge_patch(status_path, {"status": patch})
     # Deleted only once the status records their times: a run's name is its proof of firing.
     for run in decision.delete:
@@ -413,6 +421,13 @@ async def _poll(
     if created:
         log.info("%s/%s fired %s (poll)", meta["namespace"], meta["name"], decision.run)
     return decision.state, decision.run if created else None
+
+
+def _unset_none(value: Any) -> Any:
+    """A merge patch deletes what it sets to null: compare as the server will store it."""
+    if isinstance(value, dict):
+        return {k: _unset_none(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def _problem(loc: tuple[int | str, ...], msg: str) -> str:

@@ -3,8 +3,9 @@
 No I/O and no clock: the controller fetches the URL and passes the outcome and `now`, so
 unit tests drive time by hand.
 
-- The first successful check only records the body's hash (the baseline): with
-  `fireOn: change` nothing fires for content that was there before the CronWorkflow.
+- The first successful check of a URL only records the body's hash (the baseline): with
+  `fireOn: change` nothing fires for content that was there before the CronWorkflow
+  (or before `url` was changed to it).
 - A run fires when the hash differs from the last one seen (or on every check with
   `fireOn: always`) and the optional `condition` holds.
 - Errors (no answer, a status that is not 2xx) fire nothing; the wait before the next
@@ -45,6 +46,8 @@ class PollState:
     failures: int = 0
     next_check: datetime | None = None
     error: str | None = None
+    target: str | None = None
+    """`url_key` of the URL `content_hash` came from: a new URL starts a new baseline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,11 @@ class PollDecision:
 
 def content_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+def url_key(url: str) -> str:
+    """A short hash of the URL (the status need not repeat a URL's query string)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def run_name(cron: str, sequence: int, digest: str) -> str:
@@ -167,19 +175,21 @@ def decide(
         )
         return PollDecision(replace(ok, error=message))
     digest = content_hash(outcome.body)
-    changed = state.content_hash is not None and digest != state.content_hash
+    target = url_key(trigger.url)
+    previous = state.content_hash if state.target in (None, target) else None
+    changed = previous is not None and digest != previous
     wanted = trigger.fire_on == PollFireOn.ALWAYS or changed
     error = None
     if wanted and trigger.condition is not None:
         wanted, error = check_condition(trigger.condition, outcome)
-    recorded = replace(ok, content_hash=digest, error=error)
+    recorded = replace(ok, content_hash=digest, error=error, target=target)
     if not wanted:
         return PollDecision(recorded, changed=changed)
     parameters = {
         "pollBody": outcome.body.decode("utf-8", errors="replace"),
         "pollStatus": outcome.status,
         "pollHash": digest,
-        "pollPreviousHash": state.content_hash or "",
+        "pollPreviousHash": previous or "",
     }
     return PollDecision(
         replace(recorded, fires=state.fires + 1),
