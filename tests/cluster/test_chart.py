@@ -11,6 +11,8 @@ and runs a Workflow. (The name keeps the session's operator out of its namespace
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import secrets
 import subprocess
@@ -352,12 +354,17 @@ def process_of(pod: Any) -> Path:
 
 
 def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_account(
-    helm: Path, kubectl: Kubectl, k8s_api: Any, namespace: str
+    helm: Path, kubectl: Kubectl, k8s_api: Any, namespace: str, postgres: Any
 ) -> None:
     from kubernetes import client
 
     core = client.CoreV1Api(k8s_api)
     port = free_port()
+    # The archive's DSN, as a user provides it: a Secret the chart only names.
+    kubectl(
+        *("create", "secret", "generic", "shoal-database", f"--from-literal=url={postgres.dsn}"),
+        namespace=namespace,
+    )
     # The chart as a user installs it (its default image, restricted worker pods), with
     # a free port for the metrics and probes (pods share the host's network here) and
     # Jobs kept, so the worker pods can be inspected afterwards.
@@ -366,7 +373,9 @@ def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_accou
         "shoal",
         namespace,
         *("--set", f"metrics.port={port}", "--set", "keepSucceededJobs=true"),
+        *("--set", "archive.existingSecret=shoal-database"),
     )
+    assert postgres.dsn not in manifests
     kubectl("apply", "-f", "-", stdin=manifests)
     selector = "app.kubernetes.io/name=shoal-operator,app.kubernetes.io/instance=shoal"
     pod = wait_for(
@@ -420,6 +429,9 @@ def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_accou
     assert "KUBECONFIG" not in environ
     assert environ["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
     assert environ["SHOAL_NAMESPACES"] == namespace
+    # The DSN reaches it as a file from the Secret, never through its environment.
+    assert environ["SHOAL_DATABASE_URL_FILE"] == "/etc/shoal/database/url"
+    assert postgres.dsn not in "\n".join(environ.values())
 
     # An example, in the watched namespace, with restricted worker pods.
     doc = yaml.safe_load((REPO / "examples" / "hello.yaml").read_text())
@@ -442,6 +454,13 @@ def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_accou
             timeout=30,
             description=f"worker pod {worker.metadata.name} to succeed as uid 65532",
         )
+    # Archived through that DSN.
+    history = wait_until(
+        lambda: archived_runs(postgres.dsn, namespace),
+        30,
+        f"workflow hello in the archive (shoal history -n {namespace})",
+    )
+    assert [(r["name"], r["phase"]) for r in history] == [("hello", "Succeeded")]
     # The operator's own Event about the run: events/create under its Role.
     wait_for(
         core.list_namespaced_event,
@@ -460,6 +479,20 @@ def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_accou
     sa = f"system:serviceaccount:{namespace}:shoal-operator"
     line = follow_log_until(k8s_api, namespace, name, [f'User "{sa}"', "hello-unbound"], timeout=60)
     assert "forbidden" in line
+
+
+def archived_runs(dsn: str, namespace: str) -> list[dict[str, Any]]:
+    """Finished runs `shoal history` shows for the namespace."""
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "shoal"), "history", "-n", namespace, "-o", "json"],
+        env={**os.environ, "SHOAL_DATABASE_URL": dsn},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    runs: list[dict[str, Any]] = json.loads(proc.stdout)
+    return [r for r in runs if r["finishedAt"]]
 
 
 def probe_ok(url: str) -> bool:
