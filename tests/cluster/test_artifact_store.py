@@ -99,6 +99,35 @@ def test_bytes_and_file_objects_round_trip_with_sha256_recorded(
     assert store.describe() == f"s3://{bucket}/runs at {minio.endpoint}"
 
 
+class Trickle:
+    """A stream that hands out at most 1000 bytes per read, as pipes and sockets may."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self.data.read(min(size, 1000) if size >= 0 else 1000)
+
+
+@pytest.mark.parametrize("size", [0, 1000, 8 * MiB, 8 * MiB + 1, 9 * MiB + 17])
+def test_streams_of_any_length_keep_every_byte_and_their_sha256(
+    minio: Any, bucket: str, store: S3ArtifactStore, size: int
+) -> None:
+    data = os.urandom(size)
+    copies: list[str] = []
+    store.client.meta.events.register(
+        "before-call.s3.CopyObject", lambda **_: copies.append("copy")
+    )
+    ref = store.put_stream("trickle.bin", Trickle(data))  # type: ignore[arg-type]
+    assert ref.size == size
+    assert ref.sha256 == hashlib.sha256(data).hexdigest()
+    assert store.read_bytes(ref) == data
+    head = minio.client().head_object(Bucket=bucket, Key="runs/trickle.bin")
+    assert head["Metadata"][SHA256_METADATA] == ref.sha256
+    # Up to one part is a single PUT; only a multipart upload needs the metadata copy.
+    assert copies == ([] if size <= store.part_size else ["copy"])
+
+
 def test_empty_artifacts_round_trip(store: S3ArtifactStore, tmp_path: Path) -> None:
     ref = store.put_bytes("empty", b"")
     assert store.read_bytes(ref) == b""

@@ -16,6 +16,7 @@ from shoal_worker.artifacts import (
     ArtifactError,
     ArtifactNotFound,
     ArtifactRef,
+    HashingReader,
     LocalArtifactStore,
     artifact_key,
 )
@@ -161,3 +162,20 @@ def test_value_references_with_extra_fields_are_references() -> None:
 )
 def test_anything_else_is_not_a_reference(value: object) -> None:
     assert ArtifactRef.from_output(value) is None
+
+
+class Trickle:
+    """Hands out at most 7 bytes per read, as a raw pipe or a generator wrapper may."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self.data.read(7 if size < 0 else min(size, 7))
+
+
+def test_a_hashing_reader_fills_every_read_until_the_end() -> None:
+    # boto3 turns each read into an upload part: short reads would make tiny parts.
+    reader = HashingReader(Trickle(b"x" * 100))
+    assert [len(reader.read(30)) for _ in range(5)] == [30, 30, 30, 10, 0]
+    assert reader.ref("k") == ArtifactRef("k", 100, hashlib.sha256(b"x" * 100).hexdigest())

@@ -158,19 +158,37 @@ def open_store(settings: StoreSettings) -> ArtifactStore:
     return S3ArtifactStore(settings)
 
 
+class Readable(Protocol):
+    """Anything with a binary ``read``: a file, a pipe, a socket file, a wrapper."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class HashingReader:
     """A read-only file object that hashes and counts what passes through it.
 
+    ``read(n)`` returns ``n`` bytes unless the stream ends, whatever the stream underneath
+    hands out per call (pipes, sockets, generators): boto3 cuts one upload part per read.
     Not seekable on purpose: consumers (boto3 too) then read it once, front to back.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: Readable) -> None:
         self.stream = stream
         self.digest = hashlib.sha256()
         self.size = 0
 
-    def read(self, size: int = -1) -> bytes:
-        chunk = self.stream.read(size)
+    def read(self, size: int = -1, /) -> bytes:
+        if size is None or size < 0:
+            chunk = self.stream.read()
+        else:
+            chunk = self.stream.read(size)
+            if chunk and len(chunk) < size:
+                parts = [chunk]
+                left = size - len(chunk)
+                while left > 0 and (more := self.stream.read(left)):
+                    parts.append(more)
+                    left -= len(more)
+                chunk = b"".join(parts)
         if chunk:
             self.digest.update(chunk)
             self.size += len(chunk)

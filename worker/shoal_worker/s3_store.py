@@ -161,8 +161,18 @@ class S3ArtifactStore:
     # -- writing ------------------------------------------------------------------------------
 
     def put_bytes(self, key: str, data: bytes) -> ArtifactRef:
+        """One PUT for up to a part's worth (offloaded outputs are mostly small), else parts."""
         ref = ArtifactRef(key, len(data), hashlib.sha256(data).hexdigest())
-        self._upload(ref, io.BytesIO(data))
+        if len(data) > self.part_size:
+            self._upload(ref, io.BytesIO(data))
+            return ref
+        self._call(
+            f"upload {key!r}",
+            lambda: self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, **_metadata(ref)
+            ),
+            key,
+        )
         return ref
 
     def put_file(self, key: str, source: str | os.PathLike[str]) -> ArtifactRef:
@@ -195,10 +205,14 @@ class S3ArtifactStore:
     def put_stream(self, key: str, stream: BinaryIO) -> ArtifactRef:
         """Upload what ``stream`` yields, hashing it on the way (one pass, bounded memory).
 
-        The sha256 is known only at the end, so it is added to the object's metadata
+        A stream that ends within one part is a single PUT. A longer one goes up in parts;
+        its sha256 is known only at the end, so it is added to the object's metadata
         afterwards by a server-side copy onto itself (up to 5 GiB, CopyObject's limit).
         """
-        reader = HashingReader(stream)
+        first = _read_up_to(stream, self.part_size + 1)
+        if len(first) <= self.part_size:
+            return self.put_bytes(key, first)
+        reader = HashingReader(_Prepended(first, stream))
         self._call(
             f"upload {key!r}",
             lambda: self.client.upload_fileobj(
@@ -207,7 +221,9 @@ class S3ArtifactStore:
             key,
         )
         ref = reader.ref(key)
-        if ref.size <= _MAX_COPY:
+        if ref.size > _MAX_COPY:
+            log.debug("artifact %r: larger than 5 GiB, sha256 not added to its metadata", key)
+        else:
             self._call(
                 f"record the sha256 of {key!r}",
                 lambda: self.client.copy_object(
@@ -486,6 +502,34 @@ class S3ArtifactStore:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def _read_up_to(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes: fewer only at the end (``read`` may return short reads)."""
+    parts: list[bytes] = []
+    left = size
+    while left > 0 and (chunk := stream.read(left)):
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+class _Prepended:
+    """``first``, then the rest of ``stream``: put back what was read ahead."""
+
+    def __init__(self, first: bytes, stream: BinaryIO) -> None:
+        self._first: memoryview | None = memoryview(first)
+        self._stream = stream
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._first is None:
+            return self._stream.read(size)
+        take = len(self._first) if size < 0 else size
+        chunk, rest = self._first[:take], self._first[take:]
+        self._first = rest if len(rest) else None
+        if size < 0:
+            return bytes(chunk) + self._stream.read()
+        return bytes(chunk)
 
 
 def _metadata(ref: ArtifactRef) -> dict[str, Any]:
