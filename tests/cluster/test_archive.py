@@ -159,6 +159,17 @@ async def test_attempts_and_cron_fires(pool: Any) -> None:
     await store.save_attempt(pool, "u1", "a", 7, 1, phase="Failed", exit_code=2, message="x")
     row = await pool.fetchrow("SELECT phase, exit_code FROM shoal_attempts")
     assert (row["phase"], row["exit_code"]) == ("Failed", 2)
+    # After `shoal retry` the node's attempts count from 1 again: both rounds are kept.
+    await store.save_attempt(pool, "u1", "a", 7, 1, phase="Succeeded", exit_code=0, retry=1)
+    await store.save_attempt(pool, "u1", "a", 2, 1, phase="Succeeded", exit_code=0)
+    rows = await reader.list_attempts(pool, "u1", "a")
+    assert [(r.index, r.retry, r.attempt, r.phase) for r in rows] == [
+        (2, 0, 1, "Succeeded"),
+        (7, 0, 1, "Failed"),
+        (7, 1, 1, "Succeeded"),
+    ]
+    assert [r.index for r in await reader.list_attempts(pool, "u1", "a", failed_only=True)] == [7]
+    assert [r.retry for r in await reader.list_attempts(pool, "u1", "a", index=7)] == [0, 1]
     at = datetime(2026, 3, 1, 10, tzinfo=UTC)
     assert await store.record_cron_fire(pool, "ns", "nightly", at, "nightly-1")
     assert not await store.record_cron_fire(pool, "ns", "nightly", at, "nightly-1")

@@ -24,8 +24,8 @@ def finished(index: int, attempt: int = 1, *, ok: bool = True, **extra: object) 
 
 def test_a_row_holds_what_the_attempt_ended_with() -> None:
     event = finished(3, 2, ok=False, exit_code=1, message="boom\x00", outputs={})
-    row = finished_attempt("u1", event, 1_700_000_000.0)
-    assert (row.uid, row.node, row.index, row.attempt) == ("u1", "fan", 3, 2)
+    row = finished_attempt("u1", event, 1_700_000_000.0, retry=1)
+    assert (row.uid, row.node, row.index, row.attempt, row.retry) == ("u1", "fan", 3, 2, 1)
     assert (row.phase, row.exit_code, row.message) == ("Failed", 1, "boom\ufffd")
     assert row.outputs_json is None
     assert row.started_at == datetime.fromtimestamp(1_700_000_000, UTC)

@@ -159,12 +159,25 @@ def test_one_items_attempts_show_their_outputs() -> None:
     assert gc.attempt_json(attempts[1]) == {
         "item": 2,
         "attempt": 2,
+        "retry": 0,
         "phase": "Succeeded",
         "exitCode": 0,
         "outputs": {"count": 5},
         "startedAt": "2026-03-01T10:00:00.000000Z",
         "finishedAt": "2026-03-01T10:00:02.500000Z",
     }
+
+
+def test_attempts_of_a_later_retry_round_say_so() -> None:
+    obj = gc.archived_object(detail(STATUS))
+    attempts = [attempt(1, 1, "Failed"), attempt(1, 1, "Succeeded", retry=1, outputs={"n": 1})]
+    lines = gc.describe_node(obj, "each", attempts, archived=True)
+    rows = [line for line in lines if line.startswith("1 ")]
+    assert [row.split()[:4] for row in rows] == [
+        ["1", "1", "Failed", "2026-03-01T10:00:00Z"],
+        ["1", "1", "(retry", "1)"],
+    ]
+    assert "  each[1]#1 (retry 1).n = 1" in lines
 
 
 def test_node_view_without_an_archive_shows_the_status_only() -> None:

@@ -41,6 +41,8 @@ class FinishedAttempt:
     node: str
     index: int
     attempt: int
+    retry: int
+    """The workflow's `shoal retry` round (`status.retries`): attempts restart at 1 in each."""
     phase: str
     exit_code: int | None
     message: str | None
@@ -69,12 +71,16 @@ def _time(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def finished_attempt(uid: str, event: TaskFinished, started_at: float | None) -> FinishedAttempt:
+def finished_attempt(
+    uid: str, event: TaskFinished, started_at: float | None, retry: int = 0
+) -> FinishedAttempt:
     """The row for an attempt that ended (pure: caps and cleaning happen here)."""
     outputs_json: str | None = None
     omitted: str | None = None
     if event.outputs:
-        encoded = json.dumps(_clean(event.outputs), separators=(",", ":"), default=str)
+        encoded = json.dumps(event.outputs, separators=(",", ":"), default=str)
+        if "\\u0000" in encoded:  # rare: clean, then encode again
+            encoded = json.dumps(_clean(event.outputs), separators=(",", ":"), default=str)
         size = len(encoded.encode())
         if size <= MAX_OUTPUTS_BYTES:
             outputs_json = encoded
@@ -86,6 +92,7 @@ def finished_attempt(uid: str, event: TaskFinished, started_at: float | None) ->
         node=event.node,
         index=event.index,
         attempt=event.attempt,
+        retry=retry,
         phase="Succeeded" if event.succeeded else "Failed",
         exit_code=event.exit_code,
         message=message,
@@ -137,9 +144,11 @@ class AttemptRecorder:
 
     # -- the runner's side -----------------------------------------------------------
 
-    def record(self, uid: str, event: TaskFinished, started_at: float | None) -> None:
+    def record(
+        self, uid: str, event: TaskFinished, started_at: float | None, retry: int = 0
+    ) -> None:
         """An attempt ended: archive it soon. Never waits, never raises."""
-        row = finished_attempt(uid, event, started_at)
+        row = finished_attempt(uid, event, started_at, retry)
         self._buffer.append(row)
         self._bytes += row.size
         dropped = 0

@@ -71,6 +71,8 @@ class AttemptRecord:
     outputs_omitted: str | None
     started_at: datetime | None
     finished_at: datetime | None
+    retry: int = 0
+    """The workflow's `shoal retry` round the attempt ran in (attempts restart at 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +200,7 @@ async def list_attempts(
             "SELECT * FROM shoal_attempts WHERE workflow_uid = $1 AND node = $2"
             " AND ($3::int IS NULL OR item_index = $3)"
             " AND (NOT $4 OR phase <> 'Succeeded')"
-            " ORDER BY item_index, attempt LIMIT $5",
+            " ORDER BY item_index, retry, attempt LIMIT $5",
             uid,
             node,
             index,
@@ -217,6 +219,7 @@ async def list_attempts(
             outputs_omitted=r["outputs_omitted"],
             started_at=r["started_at"],
             finished_at=r["finished_at"],
+            retry=r["retry"],
         )
         for r in rows
     ]

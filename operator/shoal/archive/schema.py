@@ -89,10 +89,15 @@ CREATE TABLE shoal_cron_fires (
 # exactly what a live one did: failed items, omitted outputs, retries), and a note on
 # attempts whose outputs were too large to keep. Attempts lose their foreign key, as log
 # lines never had one: they are written by their own task and may arrive before the run's
-# row (after a database outage, say); retention deletes them by uid and by age.
+# row (after a database outage, say); retention deletes them by uid and by age. `retry`
+# is the workflow's `shoal retry` round: a retried node numbers its attempts from 1 again,
+# and the attempts of the earlier round must not be overwritten.
 _V2 = """
 ALTER TABLE shoal_workflows ADD COLUMN status jsonb;
 ALTER TABLE shoal_attempts ADD COLUMN outputs_omitted text;
+ALTER TABLE shoal_attempts ADD COLUMN retry integer NOT NULL DEFAULT 0;
+ALTER TABLE shoal_attempts DROP CONSTRAINT shoal_attempts_pkey;
+ALTER TABLE shoal_attempts ADD PRIMARY KEY (workflow_uid, node, item_index, retry, attempt);
 ALTER TABLE shoal_attempts DROP CONSTRAINT shoal_attempts_workflow_uid_fkey;
 CREATE INDEX shoal_attempts_by_finish ON shoal_attempts (finished_at);
 """

@@ -38,10 +38,10 @@ ON CONFLICT (workflow_uid, node) DO UPDATE SET
 """
 
 _UPSERT_ATTEMPT = """
-INSERT INTO shoal_attempts (workflow_uid, node, item_index, attempt, phase, exit_code,
+INSERT INTO shoal_attempts (workflow_uid, node, item_index, retry, attempt, phase, exit_code,
     message, outputs, outputs_omitted, started_at, finished_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)
-ON CONFLICT (workflow_uid, node, item_index, attempt) DO UPDATE SET
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)
+ON CONFLICT (workflow_uid, node, item_index, retry, attempt) DO UPDATE SET
     phase = EXCLUDED.phase, exit_code = EXCLUDED.exit_code, message = EXCLUDED.message,
     outputs = EXCLUDED.outputs, outputs_omitted = EXCLUDED.outputs_omitted,
     started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at
@@ -112,6 +112,7 @@ async def save_attempts(db: Any, rows: Sequence[FinishedAttempt]) -> None:
             r.uid,
             r.node,
             r.index,
+            r.retry,
             r.attempt,
             r.phase,
             r.exit_code,
@@ -141,6 +142,7 @@ async def save_attempt(
     outputs_omitted: str | None = None,
     started_at: datetime | None = None,
     finished_at: datetime | None = None,
+    retry: int = 0,
 ) -> None:
     """Record one attempt of one item."""
     row = FinishedAttempt(
@@ -148,6 +150,7 @@ async def save_attempt(
         node,
         index,
         attempt,
+        retry,
         phase,
         exit_code,
         message,

@@ -220,10 +220,16 @@ def _is_fan_out(obj: dict[str, Any], node: str) -> bool:
     return False
 
 
+def _attempt(a: AttemptRecord) -> str:
+    """The attempt number, and the `shoal retry` round it ran in when there was one."""
+    return str(a.attempt) if not a.retry else f"{a.attempt} (retry {a.retry})"
+
+
 def attempt_json(a: AttemptRecord) -> dict[str, Any]:
     doc = {
         "item": a.index,
         "attempt": a.attempt,
+        "retry": a.retry,
         "phase": a.phase,
         "exitCode": a.exit_code,
         "message": a.message,
@@ -269,7 +275,7 @@ def describe_node(
         rows = [
             [
                 str(a.index) if fan_out else "-",
-                str(a.attempt),
+                _attempt(a),
                 a.phase,
                 _rfc3339(a.started_at) or "-",
                 _took(a.started_at, a.finished_at),
@@ -293,7 +299,8 @@ def describe_node(
         if few and (not fan_out or len({a.index for a in attempts}) == 1):
             lines.extend(["", "Attempt outputs:"])
             for a in few:
-                label = f"{node}[{a.index}]#{a.attempt}" if fan_out else f"{node}#{a.attempt}"
+                label = f"{node}[{a.index}]" if fan_out else node
+                label += f"#{a.attempt}" + (f" (retry {a.retry})" if a.retry else "")
                 if a.outputs_omitted:
                     lines.append(f"  {label}: ({a.outputs_omitted})")
                 for key, value in (a.outputs or {}).items():

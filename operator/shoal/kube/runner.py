@@ -108,7 +108,9 @@ class NullLogSink:
 class AttemptSink(Protocol):
     """Where finished attempts go (the archive's per-item history); must never block."""
 
-    def record(self, uid: str, event: TaskFinished, started_at: float | None) -> None: ...
+    def record(
+        self, uid: str, event: TaskFinished, started_at: float | None, retry: int
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,7 +484,8 @@ class WorkflowRunner:
         if self.attempt_sink is not None:
             pod = attempt.pod
             started = pod.started_at if pod is not None and pod.started_at else attempt.created_at
-            self.attempt_sink.record(self.uid, event, started)
+            retry = int((self.body.get("status") or {}).get("retries") or 0)  # `shoal retry`
+            self.attempt_sink.record(self.uid, event, started, retry)
 
     def _on_line(self, attempt: Attempt, msg: Message, line: str) -> None:
         if isinstance(msg, ProgressMessage) and self.state is not None:
