@@ -1,7 +1,8 @@
 """Reading the archive back: run history and the logs of pods that are gone.
 
-A small async API for the CLI (`shoal history`, and `shoal logs` when the pods no longer
-exist) and later the REST API. It takes an asyncpg pool or connection and returns plain
+A small async API for the CLI (`shoal history`; `shoal get`, `shoal logs` and
+`shoal resubmit` when the Workflow or its pods no longer exist; `shoal get --node` for
+the attempts of every item) and later the REST API. It takes an asyncpg pool or connection and returns plain
 dataclasses, so callers need no SQL and no asyncpg types.
 """
 

@@ -1,4 +1,4 @@
-"""Runs and nodes as they change, from the status the runner already renders.
+"""Runs and nodes as they change, from the status the runner already renders; attempts.
 
 The runner writes `render_status(...)` to the Workflow object; `save_run` records the
 same dict (plus the object's metadata and spec), so the archive never disagrees with
