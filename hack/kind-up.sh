@@ -52,16 +52,26 @@ kubectl create namespace shoal-dev --dry-run=client -o yaml | kubectl apply -f -
 kubectl apply -f hack/dev/
 kubectl -n shoal-dev rollout status deployment/minio --timeout=180s
 kubectl -n shoal-dev rollout status deployment/postgres --timeout=180s
+# The artifact bucket, with the mc client that ships in the MinIO image.
+kubectl -n shoal-dev exec deploy/minio -- sh -c \
+	'MC_HOST_dev="http://$MINIO_ROOT_USER:$MINIO_ROOT_PASSWORD@localhost:9000" mc --config-dir /tmp/mc mb --ignore-existing dev/shoal'
 
 log "installing the chart into $NAMESPACE"
 kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n "$NAMESPACE" create secret generic shoal-database \
 	--from-literal=url="postgresql://shoal:shoal-dev-only@postgres.shoal-dev.svc:5432/shoal" \
 	--dry-run=client -o yaml | kubectl apply -f -
+# The operator reads it in $NAMESPACE, and so do worker pods (the watched namespace).
+kubectl -n "$NAMESPACE" create secret generic shoal-artifacts \
+	--from-literal=accessKeyId=shoal --from-literal=secretAccessKey=shoal-dev-only \
+	--dry-run=client -o yaml | kubectl apply -f -
 helm upgrade --install shoal helm/shoal --namespace "$NAMESPACE" \
 	--set image.tag="$VERSION" \
 	--set worker.image="$EXAMPLES_IMAGE" \
 	--set archive.existingSecret=shoal-database \
+	--set artifacts.url=s3://shoal/runs \
+	--set artifacts.endpoint=http://minio.shoal-dev.svc:9000 \
+	--set artifacts.existingSecret=shoal-artifacts \
 	--wait --timeout 180s
 
 log "running examples/hello.yaml"
