@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
+from shoal.archive.service import Archive
 from shoal.cron.after import run_name as after_run_name
 from shoal.cron.controller import (
     ANNOTATION_SCHEDULED,
@@ -18,13 +19,18 @@ from shoal.cron.controller import (
     LABEL_CRON,
     Checked,
     CronMetrics,
+    CronRuntime,
+    CronState,
     PassResult,
+    manual_time,
     reconcile,
     rfc3339,
 )
 from shoal.cron.fires import Fire
 from shoal.cron.poll import Failure, Response, url_key
 from shoal.kube.api import ApiError, KubeApi
+from shoal.kube.controller import OperatorConfig, OperatorMemo
+from shoal.kube.metrics import Metrics
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 UID = "u-1"
@@ -426,3 +432,60 @@ def test_history_limits_cover_poll_and_after_runs_but_not_manual_ones() -> None:
     raw["spec"].update(successfulRunsHistoryLimit=0, failedRunsHistoryLimit=0)
     asyncio.run(reconcile(cast(KubeApi, api), raw, T0, CronMetrics(CollectorRegistry())))
     assert sorted(api.runs) == ["c-manual-z"]
+
+
+# -- the operator-wide runtime: routing upstream events, manual fires ---------------------
+
+
+def runtime() -> CronRuntime:
+    return CronRuntime(OperatorMemo(config=OperatorConfig(), metrics=Metrics()))
+
+
+def finished_run(namespace: str, name: str, owner: str | None = None) -> dict[str, Any]:
+    owners = [{"kind": "CronWorkflow", "name": owner}] if owner else []
+    meta = {"namespace": namespace, "name": name, "ownerReferences": owners}
+    return {"metadata": meta, "status": {"phase": "Succeeded"}}
+
+
+def test_an_upstream_run_wakes_exactly_its_followers() -> None:
+    rt = runtime()
+    down, other = CronState(), CronState()
+    rt.states = {("ns", "down"): down, ("ns", "other"): other}
+    rt.follow(("ns", "down"), down, {"spec": {"after": {"cronWorkflow": "up"}}})
+    rt.upstream_finished(finished_run("elsewhere", "up-1", owner="up"))
+    rt.upstream_finished(finished_run("ns", "unrelated", owner="another"))
+    assert not down.wake.is_set()
+    rt.upstream_finished(finished_run("ns", "up-1", owner="up"))
+    assert down.wake.is_set()
+    assert not other.wake.is_set()
+
+    down.wake.clear()  # the spec now follows a named Workflow instead
+    rt.follow(("ns", "down"), down, {"spec": {"after": {"workflow": "migrate"}}})
+    rt.upstream_finished(finished_run("ns", "up-2", owner="up"))
+    assert not down.wake.is_set()
+    rt.upstream_finished(finished_run("ns", "migrate"))
+    assert down.wake.is_set()
+    rt.unfollow(("ns", "down"), down)
+    assert rt.followers == {}
+
+
+def test_a_manual_run_is_recorded_once_at_its_creation_second() -> None:
+    rt = runtime()
+    recorded: list[Fire] = []
+    rt.record_fire = recorded.append  # type: ignore[method-assign,assignment]
+    rt.memo.archive = cast(Archive, object())  # configured (record_fire is replaced)
+    created = "2026-01-01T00:00:07Z"
+    obj = {
+        "metadata": {
+            "namespace": "ns",
+            "name": "c-manual-abc",
+            "uid": "u-9",
+            "creationTimestamp": created,
+            "ownerReferences": [{"kind": "CronWorkflow", "name": "c"}],
+        }
+    }
+    rt.manual_run_seen(obj)
+    rt.manual_run_seen(obj)  # the same run seen again (a re-list)
+    assert recorded == [
+        Fire("ns", "c", manual_time("u-9", T0 + timedelta(seconds=7)), "c-manual-abc")
+    ]

@@ -520,6 +520,8 @@ class CronRuntime:
 
     def manual_run_seen(self, obj: dict[str, Any]) -> None:
         """A `shoal trigger` run (created by the CLI): record its fire once."""
+        if self.memo.archive is None:
+            return
         meta = obj.get("metadata") or {}
         uid = str(meta.get("uid") or "")
         created = parse_time(meta.get("creationTimestamp"))
