@@ -2,8 +2,8 @@
 
 A small async API for the CLI (`shoal history`; `shoal get`, `shoal logs` and
 `shoal resubmit` when the Workflow or its pods no longer exist; `shoal get --node` for
-the attempts of every item) and later the REST API. It takes an asyncpg pool or connection and returns plain
-dataclasses, so callers need no SQL and no asyncpg types.
+the attempts of every item) and later the REST API. It takes an asyncpg pool or
+connection and returns plain dataclasses, so callers need no SQL and no asyncpg types.
 """
 
 from __future__ import annotations
