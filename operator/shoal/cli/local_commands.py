@@ -123,9 +123,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if state.phase is WorkflowPhase.SUCCEEDED else EXIT_FAILED
 
 
-def local_store_settings(
-    flag: str | None, workdir: Path, env: Mapping[str, str]
-) -> StoreSettings:
+def local_store_settings(flag: str | None, workdir: Path, env: Mapping[str, str]) -> StoreSettings:
     """The store of a local run: the flag, else $SHOAL_ARTIFACTS, else WORKDIR/artifacts."""
     if flag:
         url = flag if "://" in flag else Path(flag).resolve().as_uri()
