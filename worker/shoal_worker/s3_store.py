@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from botocore.exceptions import (
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
+    ReadTimeoutError,
     SSLError,
 )
 
@@ -48,8 +48,6 @@ from .artifacts import (
     verified,
 )
 from .store_settings import ENV_VERIFY, StoreSettings, StoreSettingsError
-
-log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to open a connection: an unreachable endpoint fails fast."""
@@ -69,8 +67,6 @@ STREAM_PARTS_IN_MEMORY = 4
 READ_CHUNK = 1024 * 1024
 SHA256_METADATA = "sha256"
 """Object metadata key (``x-amz-meta-sha256``) that records the content's sha256."""
-_MAX_COPY = 5 * 1024**3
-"""CopyObject's size limit: above it the sha256 metadata of a streamed upload is skipped."""
 
 _REJECTED = {
     "InvalidAccessKeyId",
@@ -112,6 +108,7 @@ class S3ArtifactStore:
         self.endpoint = settings.endpoint or "AWS S3"
         self.part_size = part_size
         self.concurrency = concurrency
+        self.read_timeout = read_timeout
         # Redacted from every message (botocore's own messages never carry them anyway);
         # very short strings are skipped, or redaction would garble ordinary words.
         self._secrets = [
@@ -205,9 +202,10 @@ class S3ArtifactStore:
     def put_stream(self, key: str, stream: BinaryIO) -> ArtifactRef:
         """Upload what ``stream`` yields, hashing it on the way (one pass, bounded memory).
 
-        A stream that ends within one part is a single PUT. A longer one goes up in parts;
-        its sha256 is known only at the end, so it is added to the object's metadata
-        afterwards by a server-side copy onto itself (up to 5 GiB, CopyObject's limit).
+        A stream that ends within one part is a single PUT with its sha256 in the object's
+        metadata. A longer one goes up in parts and its sha256 is known only at the end,
+        when S3 no longer takes metadata (short of copying the whole object, which takes
+        minutes for large ones), so there it is in the returned reference only.
         """
         first = _read_up_to(stream, self.part_size + 1)
         if len(first) <= self.part_size:
@@ -220,22 +218,7 @@ class S3ArtifactStore:
             ),
             key,
         )
-        ref = reader.ref(key)
-        if ref.size > _MAX_COPY:
-            log.debug("artifact %r: larger than 5 GiB, sha256 not added to its metadata", key)
-        else:
-            self._call(
-                f"record the sha256 of {key!r}",
-                lambda: self.client.copy_object(
-                    Bucket=self.bucket,
-                    Key=self._key(key),
-                    CopySource={"Bucket": self.bucket, "Key": self._key(key)},
-                    MetadataDirective="REPLACE",
-                    **_metadata(ref),
-                ),
-                key,
-            )
-        return ref
+        return reader.ref(key)
 
     def _upload(self, ref: ArtifactRef, stream: BinaryIO) -> None:
         self._call(
@@ -487,6 +470,11 @@ class S3ArtifactStore:
             error = ArtifactError(
                 f"cannot {what}: TLS verification failed for {self.endpoint} ({err}); "
                 f"set {ENV_VERIFY} to a CA bundle path"
+            )
+        elif isinstance(err, ReadTimeoutError):
+            error = ArtifactError(
+                f"cannot reach S3 endpoint {self.endpoint} for bucket {self.bucket!r}: no "
+                f"answer within {self.read_timeout:g} s, {MAX_ATTEMPTS} tries ({err})"
             )
         elif isinstance(err, ConnectionError | HTTPClientError):
             error = ArtifactError(
