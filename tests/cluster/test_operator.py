@@ -6,6 +6,7 @@ are shared with the local tier), plus the failure modes a user meets on a cluste
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -202,17 +203,29 @@ def test_live_job_shape(k8s_api: Any, namespace: str) -> None:
     assert wait_workflow(k8s_api, namespace, "inspect")["status"]["phase"] == "Stopped"
 
 
-def test_large_args_travel_by_file_and_large_outputs_stay_out_of_status(
+def test_large_args_travel_by_file_and_large_outputs_by_reference(
     k8s_api: Any, namespace: str
 ) -> None:
     note = "x" * 100_000  # far more than an env var or a command line should carry
-    node = {"name": "echo", "job": "shoal.echo", "args": {"note": note}}
-    create_workflow(k8s_api, namespace, workflow("big-args", node))
+    first = {"name": "echo", "job": "shoal.echo", "args": {"note": note}}
+    # The next node gets the value back (the worker reads the reference) and echoes it.
+    again = {
+        "name": "again",
+        "job": "shoal.echo",
+        "dependsOn": ["echo"],
+        "args": {"note": "${{ nodes.echo.outputs.note }}"},
+    }
+    create_workflow(k8s_api, namespace, workflow("big-args", first, again))
     body = wait_workflow(k8s_api, namespace, "big-args")
-    echo = body["status"]["nodes"]["echo"]
-    assert echo["phase"] == "Succeeded", echo
-    assert "outputs" not in echo
-    assert "too large for the status" in echo["outputsOmitted"]
+    nodes = body["status"]["nodes"]
+    assert nodes["echo"]["phase"] == "Succeeded", nodes
+    assert nodes["again"]["phase"] == "Succeeded", nodes
+    ref = nodes["echo"]["outputs"]["note"]["$artifact"]
+    copy = nodes["again"]["outputs"]["note"]["$artifact"]
+    assert ref["size"] == len(note) + 2  # the JSON string, quotes included
+    assert (copy["size"], copy["sha256"]) == (ref["size"], ref["sha256"])
+    assert copy["key"] != ref["key"]
+    assert len(json.dumps(body["status"])) < 4096  # the spec holds the 100 kB literal
 
 
 def test_pod_deleted_from_outside_is_retried_as_infrastructure(
