@@ -105,7 +105,12 @@ def default_images() -> list[dict[str, Any]]:
         {
             "match": "*shoal*operator*",
             "entrypoint": [str(venv_bin / "shoal"), "operator"],
-            "env": {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
+            # The test rig keeps every server on loopback (a real image listens on all).
+            "env": {
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONUNBUFFERED": "1",
+                "SHOAL_METRICS_HOST": "127.0.0.1",
+            },
             "workingDir": "/",
             "imagePaths": image_paths,
             "users": image_users,

@@ -72,6 +72,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="port for /metrics, /healthz, /readyz; 0 disables (SHOAL_METRICS_PORT)",
     )
     p.add_argument(
+        "--metrics-host",
+        default=env("SHOAL_METRICS_HOST", "0.0.0.0"),
+        help="address the metrics and health endpoints listen on (SHOAL_METRICS_HOST); "
+        "the default serves Prometheus and the kubelet's probes in a pod",
+    )
+    p.add_argument(
         "--keep-succeeded-jobs",
         action="store_true",
         default=env("SHOAL_KEEP_SUCCEEDED_JOBS", "") == "true",
@@ -143,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         max_concurrent_requests=args.max_concurrent_requests,
         metrics_port=args.metrics_port or None,
+        metrics_host=args.metrics_host,
         database_url=resolve_dsn(args.database_url, args.database_url_file),
         archive=ArchiveSettings(
             ttl_days=args.archive_ttl_days or None,

@@ -48,6 +48,7 @@ class OperatorConfig:
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     max_concurrent_requests: int = 32
     metrics_port: int | None = 9090
+    metrics_host: str = "0.0.0.0"
     """Port for /metrics, /healthz and /readyz; None to serve nothing."""
     database_url: str | None = None
     """PostgreSQL for run history and logs (docs/archive.md); None runs status-only."""
@@ -92,6 +93,12 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING  # our own Events only, not kopf's chatter
         settings.peering.standalone = True
+        # Watching named namespaces needs no cluster-wide discovery; with scanning on,
+        # kopf retries listing namespaces and CRDs (forbidden to a namespaced Role) for a
+        # minute before it serves anything. Globs (`team-*`) do need it.
+        settings.scanning.disabled = bool(memo.config.namespaces) and not any(
+            ch in ns for ns in memo.config.namespaces for ch in "*?![],"
+        )
         settings.persistence.finalizer = "shoal.dev/finalizer"
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
@@ -242,7 +249,11 @@ async def run_operator(config: OperatorConfig, stop_flag: asyncio.Event | None =
     metrics.pods_source = lambda: sum(
         r.state.running for r in memo.runners.values() if r.state is not None
     )
-    server = await metrics.serve(config.metrics_port) if config.metrics_port is not None else None
+    server = (
+        await metrics.serve(config.metrics_port, config.metrics_host)
+        if config.metrics_port is not None
+        else None
+    )
     try:
         await kopf.operator(
             registry=build_registry(memo),
