@@ -81,7 +81,6 @@ def write_random(path: Path, size: int) -> str:
 def test_bytes_files_and_streams_round_trip_with_sha256_recorded(
     minio: Any, bucket: str, store: S3ArtifactStore, tmp_path: Path
 ) -> None:
-    s3 = minio.client()
     small = store.put_bytes("a/small.txt", b"hello")
     assert small == ArtifactRef("a/small.txt", 5, hashlib.sha256(b"hello").hexdigest())
     assert store.read_bytes(small) == b"hello"
@@ -94,14 +93,32 @@ def test_bytes_files_and_streams_round_trip_with_sha256_recorded(
     assert (from_file.size, from_file.sha256) == (streamed.size, streamed.sha256)
     assert b"".join(store.open(streamed)) == data
     assert store.get_file(from_file, tmp_path / "copy.bin").read_bytes() == data
-    for ref in (small, from_file):
-        # Keys are relative to the store's prefix; the sha256 is in the object's metadata.
+    small_file = tmp_path / "small.bin"
+    small_file.write_bytes(data[: 3 * MiB])
+    single_put = store.put_file("a/small.bin", small_file)
+    s3 = minio.client()
+    for ref in (small, single_put, from_file):
+        # Keys are relative to the store's prefix.
         head = s3.head_object(Bucket=bucket, Key=f"runs/{ref.key}")
         assert head["ContentLength"] == ref.size
-        assert head["Metadata"][SHA256_METADATA] == ref.sha256
+        if ref.size <= store.part_size:  # a single PUT also records the sha256 as metadata
+            assert head["Metadata"][SHA256_METADATA] == ref.sha256
     assert store.exists("a/small.txt")
     assert not store.exists("a/small")
     assert store.describe() == f"s3://{bucket}/runs at {minio.endpoint}"
+
+
+def test_a_file_that_changes_while_saved_is_refused(store: S3ArtifactStore, tmp_path: Path) -> None:
+    source = tmp_path / "growing.log"
+    source.write_bytes(os.urandom(12 * MiB))
+
+    def append(**_: Any) -> None:
+        with source.open("ab") as log:
+            log.write(b"one more line\n")
+
+    store.client.meta.events.register("before-call.s3.CompleteMultipartUpload", append)
+    with pytest.raises(ArtifactError, match=r"growing\.log changed while it was saved"):
+        store.put_file("growing.log", source)
 
 
 class Trickle:
