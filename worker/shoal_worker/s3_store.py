@@ -332,7 +332,9 @@ class S3ArtifactStore:
         """
         ranges = [(a, min(a + self.part_size, size)) for a in range(0, size, self.part_size)]
         digest = hashlib.sha256()
-        buffer = memoryview(bytearray(READ_CHUNK))
+        # One read and one hash call per range: with many download threads holding the
+        # GIL in turns, every extra call here costs a wait, and the hash fell behind.
+        buffer = memoryview(bytearray(min(self.part_size, size)))
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="shoal-s3-get")
         try:
             futures = [pool.submit(self._get_range, key, a, b, etag, fd) for a, b in ranges]
@@ -340,7 +342,7 @@ class S3ArtifactStore:
                 future.result()
                 offset = start
                 while offset < end:
-                    count = os.preadv(fd, [buffer[: min(READ_CHUNK, end - offset)]], offset)
+                    count = os.preadv(fd, [buffer[: end - offset]], offset)
                     if count <= 0:
                         raise ArtifactError(f"artifact {key!r}: the download file came up short")
                     digest.update(buffer[:count])
