@@ -206,3 +206,64 @@ def test_own_operator_a_stopped_store_fails_the_node_in_bounded_time(
     assert fresh_minio.endpoint in extract["message"]
     assert body["status"]["nodes"]["check"]["phase"] == "Omitted"
     assert time.monotonic() - started < 180  # bounded retries, no hang
+
+
+def test_own_operator_killed_mid_fan_out_over_an_offloaded_list_reads_it_again(
+    crds: None,
+    kubeconfig: Path,
+    k8s_api: Any,
+    namespace: str,
+    artifact_store: ArtifactBucket,
+    tmp_path: Path,
+) -> None:
+    from kubernetes import client
+
+    items = [f"item-{i:02d}-padded-to-be-long" for i in range(8)]
+    marks = tmp_path / "marks"
+    marks.touch()
+    script = 'echo "$1" >> "$MARKS"; sleep 1; echo "@shoal/1 {\\"type\\":\\"output\\",\\"key\\":\\"v\\",\\"value\\":\\"$1\\"}"'  # noqa: E501
+    doc = {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "survivor"},
+        "spec": {
+            "image": "ghcr.io/shoal-dev/worker:0.1.0",
+            "artifacts": {"offloadBytes": 64},
+            "nodes": [
+                {"name": "src", "job": "shoal.echo", "args": {"ids": items}},
+                {
+                    "name": "fan",
+                    "dependsOn": ["src"],
+                    "forEach": "${{ nodes.src.outputs.ids }}",
+                    "parallelism": 2,
+                    "command": ["sh", "-c", script, "fan", "${{ item }}"],
+                    "env": [{"name": "MARKS", "value": str(marks)}],
+                },
+            ],
+        },
+    }
+    log = tmp_path / "operator.log"
+    op = start_operator(kubeconfig, namespace, log, artifact_store, pending_timeout=120)
+    core = client.CoreV1Api(k8s_api)
+
+    def fan_running() -> bool:
+        return any(
+            (p.metadata.labels or {}).get("shoal.dev/node") == "fan"
+            and any(s.state.running for s in p.status.container_statuses or [])
+            for p in core.list_namespaced_pod(namespace).items
+        )
+
+    try:
+        create_workflow(k8s_api, namespace, doc)
+        wait_until(fan_running, 120, "a fan-out pod to run")
+        op.kill()  # the items exist only in the offloaded list and in the running Jobs
+        op = start_operator(kubeconfig, namespace, log, artifact_store, pending_timeout=120)
+        body = wait_workflow(k8s_api, namespace, "survivor", timeout=180)
+    finally:
+        op.stop()
+
+    status = body["status"]
+    assert status["phase"] == "Succeeded", (status, log.read_text()[-4000:])
+    assert status["nodes"]["src"]["outputs"]["ids"]["$artifact"]["count"] == len(items)
+    assert sorted(marks.read_text().split()) == sorted(items)  # each item ran once
+    assert status["nodes"]["fan"]["outputs"]["v"]["$artifact"]["count"] == len(items)

@@ -72,8 +72,9 @@ def _unbounded(limit: int | None) -> float:
 class NeedItems(Exception):
     """`forEach` yielded a reference to an offloaded list that has not been read yet."""
 
-    def __init__(self, reference: dict[str, Any], key: str) -> None:
-        super().__init__(f"forEach needs the list in artifact {key!r}")
+    def __init__(self, node: str, reference: dict[str, Any], key: str) -> None:
+        super().__init__(f"{node}: forEach needs the list in artifact {key!r}")
+        self.node = node
         self.reference = reference
         self.key = key
 
@@ -161,7 +162,7 @@ def _items(
     if ref is not None:
         found = loaded.get(ref.ref.key)
         if found is None:
-            raise NeedItems(value, ref.ref.key)
+            raise NeedItems(node.name, value, ref.ref.key)
         if isinstance(found, str):
             raise ExpressionError(f"forEach: cannot read the list: {found}")
         return found, ref.ref.key

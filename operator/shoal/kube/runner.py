@@ -283,7 +283,7 @@ class WorkflowRunner:
             try:
                 return rebuild_state(wf, status, in_flight, stop_requested=stop, loaded=loaded)
             except NeedItems as need:
-                event = await self._load_items(LoadItems("", need.reference))
+                event = await self._load_items(LoadItems(need.node, need.reference))
                 loaded[need.key] = event.items if event.items is not None else event.error or ""
         raise RuntimeError(f"{self.namespace}/{self.name}: too many offloaded lists to read")
 
