@@ -13,6 +13,7 @@ Every transfer runs in its own child process, which times the transfer alone (no
 interpreter or client start-up) and reports its CPU time and its peak RSS (`VmHWM`: the
 whole process, interpreter and boto3 included). Prints medians in MiB/s, the ratio
 sdk/plain (target >= 0.9), CPU seconds per GiB, and the SDK's peak RSS (target < 200 MiB).
+Rounds alternate which side goes first.
 The machine is shared, so wall-clock speeds are noisy; CPU per GiB is the steadier figure.
 
     .venv/bin/python bench/artifacts.py [--size-mib 1024] [--repeat 3]
@@ -166,8 +167,11 @@ def main() -> int:
         )
         results: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
         s3 = minio.client()
-        for _ in range(args.repeat):
-            for variant in VARIANTS:
+        for round_ in range(args.repeat):
+            # Alternate who goes first, so a drift in the machine's load hits both alike.
+            first, second = ("plain", "sdk") if round_ % 2 == 0 else ("sdk", "plain")
+            order = [f"{who}-{what}" for what in ("upload", "download") for who in (first, second)]
+            for variant in order:
                 result = run_child(variant, {**base, "key": "object"})
                 results[variant].append(result)
                 Path(base["target"]).unlink(missing_ok=True)
