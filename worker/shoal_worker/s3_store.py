@@ -274,9 +274,9 @@ class S3ArtifactStore:
     def get_file(self, ref: ArtifactRef, target: str | os.PathLike[str]) -> Path:
         """Parallel ranged GETs into the file, verified as they land; a mismatch leaves no file.
 
-        Each range streams to its offset in a temp file (memory: one chunk per request).
+        Each range streams to its offset in a temp file (memory: a chunk per request).
         Meanwhile this thread reads every finished range back, in order, from the page
-        cache and hashes it, so verifying costs no second pass after the download.
+        cache (one part-sized buffer) and hashes it, so verifying overlaps the download.
         """
         target_path = Path(target)
         target_path.parent.mkdir(parents=True, exist_ok=True)
