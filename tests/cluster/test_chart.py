@@ -104,6 +104,7 @@ NEEDED = [
     ("patch", "cronworkflows.shoal.dev/status"),
     ("create", "jobs.batch"),
     ("delete", "jobs.batch"),
+    ("deletecollection", "jobs.batch"),
     ("list", "jobs.batch"),
     ("list", "pods"),
     ("watch", "pods"),

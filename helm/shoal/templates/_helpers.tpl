@@ -65,7 +65,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   verbs: [update]
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [create, delete, get, list, watch]
+  verbs: [create, delete, deletecollection, get, list, watch]
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
