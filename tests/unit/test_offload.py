@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shoal_worker.artifacts import ArtifactCorrupted, LocalArtifactStore
+from shoal_worker.context import Context
 from shoal_worker.offload import (
     Offloader,
     ValueRef,
@@ -107,3 +109,26 @@ def test_output_keys_are_readable_and_path_safe() -> None:
     env = {**ENV, "SHOAL_NODE": "a/b", "SHOAL_ITEM_INDEX": ""}
     assert output_key(env, "x y") == "team-a/nightly/1234/a_b/-/2/output.x_y"
     assert output_key({}, "rows") == "local/local/local/local/-/1/output.rows"
+
+
+def test_saved_artifacts_cannot_take_the_name_of_an_offloaded_output(
+    store: LocalArtifactStore,
+) -> None:
+    ctx = Context({}, stream=io.StringIO(), env=ENV, artifact_store=lambda: store)
+    with pytest.raises(ValueError, match="reserved for outputs"):
+        ctx.save_artifact("output.rows", b"x")
+    assert ctx.save_artifact("rows.json", b"x").key == "team-a/nightly/1234/split/7/2/rows.json"
+
+
+def test_the_entrypoint_shares_one_store_with_the_job(store: LocalArtifactStore) -> None:
+    opened: list[LocalArtifactStore] = []
+
+    def factory() -> LocalArtifactStore:
+        opened.append(store)
+        return store
+
+    ctx = Context({}, stream=io.StringIO(), env=ENV, artifact_store=factory)
+    assert opened == []  # opened on first use only
+    ctx.save_artifact("a", b"1")
+    ctx.save_artifact("b", b"2")
+    assert opened == [store]

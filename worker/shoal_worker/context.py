@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
     from .artifacts import ArtifactRef, ArtifactStore
 
+OUTPUT_KEY_PREFIX = "output."
+"""Offloaded outputs are stored as `output.<key>` (shoal_worker.offload)."""
 PROGRESS_INTERVAL = 0.1
 """Seconds between progress messages: at most ~10 per second reach the stream."""
 _ARTIFACT_NAME = re.compile(r"[A-Za-z0-9_=-][A-Za-z0-9._=-]*")
@@ -55,7 +57,7 @@ class Context:
         clock: Callable[[], float] = time.monotonic,
         progress_interval: float = PROGRESS_INTERVAL,
         offload: Callable[[str, Any], Any] | None = None,
-        artifact_store: ArtifactStore | None = None,
+        artifact_store: ArtifactStore | Callable[[], ArtifactStore] | None = None,
     ) -> None:
         self._offload = offload
         """Replaces a large output by an artifact reference (shoal_worker.offload)."""
@@ -75,7 +77,10 @@ class Context:
         self._last_progress_at: float | None = None
         self._pending_progress: ProgressMessage | None = None
         self._env = env
-        self._store = artifact_store
+        # A store, or a function that opens one on first use (the entrypoint passes the
+        # one it resolves arguments and offloads outputs with: one client per pod).
+        self._store = None if callable(artifact_store) else artifact_store
+        self._store_factory = artifact_store if callable(artifact_store) else None
         self._store_lock = threading.Lock()
 
     @property
@@ -165,6 +170,8 @@ class Context:
         Raises ``ArtifactError`` when none is configured.
         """
         with self._store_lock:
+            if self._store is None and self._store_factory is not None:
+                self._store = self._store_factory()
             if self._store is None:
                 from .artifacts import ArtifactError, StoreSettings, open_store
 
@@ -192,6 +199,11 @@ class Context:
             raise ValueError(
                 f"artifact name {name!r}: use letters, digits, '.', '_', '=' and '-' "
                 "(not starting with '.')"
+            )
+        if name.startswith(OUTPUT_KEY_PREFIX):
+            raise ValueError(
+                f"artifact name {name!r}: names starting with {OUTPUT_KEY_PREFIX!r} are "
+                "reserved for outputs the worker offloads"
             )
         key = artifact_key(
             self.namespace or "local",

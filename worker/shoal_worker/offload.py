@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 
 from .artifacts import ArtifactRef, artifact_key
+from .context import OUTPUT_KEY_PREFIX
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -187,7 +188,7 @@ def output_key(env: Mapping[str, str], name: str) -> str:
         env.get("SHOAL_NODE") or "local",
         int(item) if item.isdigit() else None,
         int(env.get("SHOAL_ATTEMPT") or 1),
-        f"output.{name}",
+        f"{OUTPUT_KEY_PREFIX}{name}",
     )
 
 

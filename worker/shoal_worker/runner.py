@@ -163,7 +163,13 @@ class _Worker:
             except (ArtifactError, ValueError) as exc:  # not found, corrupted, unreachable
                 raise _ArtifactFailure(str(exc)) from None
         try:
-            ctx = Context(args, emitter=self.emitter, env=env, offload=_offloader(env, store))
+            ctx = Context(
+                args,
+                emitter=self.emitter,
+                env=env,
+                offload=_offloader(env, store),
+                artifact_store=store,
+            )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return spec.name, ctx, bind(spec, args, ctx)
