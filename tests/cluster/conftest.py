@@ -153,11 +153,21 @@ def start_operator(
 
 
 @pytest.fixture(scope="session")
-def crds(kubectl: Kubectl) -> None:
+def crds(kubectl: Kubectl, k8s_api: Any) -> None:
     """The Shoal CRDs, applied and Established."""
+    from kubernetes import client
+
     kubectl("apply", "-f", str(REPO / "crds"))
+    extensions = client.ApiextensionsV1Api(k8s_api)
+
+    def established(name: str) -> bool:
+        # Not `kubectl wait`: it errors out, instead of waiting, while a new CRD has no
+        # status.conditions yet.
+        conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
     for name in ("workflows.shoal.dev", "cronworkflows.shoal.dev"):
-        kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s", timeout=90)
+        wait_until(lambda name=name: established(name), 60, f"CRD {name} to be Established")
 
 
 @pytest.fixture(scope="session")

@@ -133,6 +133,17 @@ def test_own_operator_a_200_mb_file_and_a_10k_list_pass_by_reference(
     assert any(k.endswith("/check/-/0/output.score") for k in keys), keys
     delete_workflow(k8s_api, namespace, "big")  # gc: OnDeletion, through a finalizer
     assert artifact_store.keys(prefix) == []
+    # Leave an idle cluster: 10,000 Jobs and pods being collected would starve the
+    # tests that run next (their pods stayed Pending past the 15 s deadline).
+    wait_until(lambda: not _left_over(k8s_api, namespace), 900, "the fan-out's Jobs and pods to go")
+
+
+def _left_over(k8s_api: Any, namespace: str) -> bool:
+    from kubernetes import client
+
+    pods = client.CoreV1Api(k8s_api).list_namespaced_pod(namespace, limit=1).items
+    jobs = client.BatchV1Api(k8s_api).list_namespaced_job(namespace, limit=1).items
+    return bool(pods or jobs)
 
 
 @pytest.mark.usefixtures("shoal_operator", "operator_log")
