@@ -57,6 +57,13 @@ class OperatorProcess:
                 self.kill()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run `scale` tests last: the control plane is still collecting their thousands of
+    objects (Jobs, pods, Events) for minutes after them, which made later tests' pods
+    miss their deadlines."""
+    items.sort(key=lambda item: item.get_closest_marker("scale") is not None)
+
+
 ARTIFACT_BUCKET = "shoal-artifacts"
 ARTIFACT_PREFIX = "runs"
 CREDENTIALS_SECRET = "shoal-artifacts"

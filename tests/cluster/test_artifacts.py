@@ -100,6 +100,7 @@ def own_operator(
         print(f"operator log: {tmp_path / 'operator.log'}")
 
 
+@pytest.mark.scale
 @pytest.mark.timeout(2700)  # 10,000 pods on a 2-core machine: the suite's longest test
 def test_own_operator_a_200_mb_file_and_a_10k_list_pass_by_reference(
     k8s_api: Any, namespace: str, artifact_store: ArtifactBucket, own_operator: OperatorProcess
