@@ -32,7 +32,8 @@ test-local: $(STAMP)
 # because its fixtures start the control plane once per session. The binaries are built
 # first (cached outside the repo, see docs/testing.md) so no test timeout includes a build.
 test-cluster: $(STAMP) testcluster-bin minio-bin helm-bin
-	$(BIN)/pytest -q tests/cluster
+	$(BIN)/pytest -q tests/cluster -m 'not isolated'
+	$(BIN)/pytest -q tests/cluster -m isolated
 
 .PHONY: testcluster-bin minio-bin helm-bin hadolint-bin
 
