@@ -291,30 +291,12 @@ def hadolint() -> Path:
 # -- MinIO and PostgreSQL ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def minio() -> Iterator[Any]:
+def _minio_server(prefix: str) -> Iterator[Any]:
+    """Start MinIO in a throwaway folder, yield it, stop it (resumed first if frozen)."""
     from .services import start_minio
 
     _prebuilt("minio", binaries.minio_bin)
-    root = Path(tempfile.mkdtemp(prefix="shoal-minio-"))
-    try:
-        server = start_minio(root)
-    except StartError as err:
-        unavailable("MinIO", err)
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def fresh_minio() -> Iterator[Any]:
-    """A MinIO server for one test only: stop or freeze it without disturbing others."""
-    from .services import start_minio
-
-    _prebuilt("minio", binaries.minio_bin)
-    root = Path(tempfile.mkdtemp(prefix="shoal-minio-fresh-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         server = start_minio(root)
     except StartError as err:
@@ -325,6 +307,17 @@ def fresh_minio() -> Iterator[Any]:
         server.resume()
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def minio() -> Iterator[Any]:
+    yield from _minio_server("shoal-minio-")
+
+
+@pytest.fixture
+def fresh_minio() -> Iterator[Any]:
+    """A MinIO server for one test only: stop or freeze it without disturbing others."""
+    yield from _minio_server("shoal-minio-fresh-")
 
 
 @pytest.fixture(scope="session")
