@@ -63,7 +63,7 @@ from shoal.kube.pods import (
     PodView,
     is_infrastructure_failure,
     parse_time,
-    pending_problem,
+    pending_verdict,
     read_pod,
 )
 from shoal.kube.status import InFlight, rebuild_state, render_status
@@ -461,7 +461,15 @@ class WorkflowRunner:
         worker = self.wf.nodes[attempt.node].spec.job is not None
         self._deliver(attempt, outcome_event(attempt, time.time(), worker=worker))
 
-    def _report(self, attempt: Attempt, succeeded: bool, message: str, *, retriable: bool) -> None:
+    def _report(
+        self,
+        attempt: Attempt,
+        succeeded: bool,
+        message: str,
+        *,
+        retriable: bool,
+        infrastructure: bool = False,
+    ) -> None:
         event = TaskFinished(
             attempt.node,
             attempt.index,
@@ -470,6 +478,7 @@ class WorkflowRunner:
             time.time(),
             message=message,
             retriable=retriable,
+            infrastructure=infrastructure,
         )
         self._deliver(attempt, event)
 
@@ -527,12 +536,16 @@ class WorkflowRunner:
             if pod is not None and (pod.running or pod.terminated):
                 continue
             if now >= attempt.created_at + self.config.pending_timeout_seconds:
-                why = (pending_problem(pod) if pod else None) or (
-                    "Pending" if pod else f"no pod was created for Job {attempt.job}"
-                )
                 limit = self.config.pending_timeout_seconds
-                self._kill(attempt, f"did not start within {limit:g}s: {why}", now)
-                self._report(attempt, False, attempt.kill_reason or why, retriable=False)
+                verdict = pending_verdict(pod, attempt.job, limit)
+                self._kill(attempt, verdict.message, now)
+                self._report(
+                    attempt,
+                    False,
+                    verdict.message,
+                    retriable=verdict.infrastructure,
+                    infrastructure=verdict.infrastructure,
+                )
 
     # -- status ------------------------------------------------------------------------------
 
