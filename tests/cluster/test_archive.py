@@ -325,6 +325,49 @@ async def test_the_operator_archive_keeps_a_run_and_its_logs_after_deletion(dsn:
         await archive.close()
 
 
+async def test_the_archive_opens_while_the_database_is_down_and_catches_up(
+    postgres: Any, dsn: str
+) -> None:
+    """An operator must start and run Workflows with PostgreSQL down: opening the archive
+    does not wait for it, writes are buffered, and all of them land once it is back."""
+    from shoal.archive.db import ArchiveUnavailable
+    from shoal.archive.service import Archive
+
+    await asyncio.to_thread(postgres.stop)
+    archive = await asyncio.wait_for(Archive.open(dsn), 60)
+    try:
+        assert archive.problem is not None
+        assert "password" not in archive.problem
+        with pytest.raises(ArchiveUnavailable):
+            archive.pool.acquire()
+        wf = body("u7", "early")
+        archive.runs.offer({**wf, "status": {"phase": "Running", "nodes": {"a": {}}}})
+        for n in range(20):
+            archive.sink.write("u7", "a", 0, 1, f"line {n}\x00")
+        postgres.start()  # main thread: the server dies with the thread that starts it
+        await asyncio.wait_for(archive.runs.drain(), 90)
+        await asyncio.wait_for(archive.sink.drain(), 90)
+        assert archive.problem is None
+        run = await reader.find_run(archive.pool, "team-a", "early")
+        assert run is not None
+        lines = await reader.read_logs(archive.pool, run.uid, "a")
+        assert [x.line for x in lines] == [f"line {n}\ufffd" for n in range(20)]
+    finally:
+        await archive.close()
+
+
+async def test_a_run_with_nul_in_its_parameters_and_messages_is_archived(pool: Any) -> None:
+    wf = body("u8", "nul")
+    wf["spec"]["parameters"] = {"region": "eu\x00west", "k\x00": ["\x00"]}
+    status = {"phase": "Failed", "message": "bad\x00", "nodes": {"a": {"message": "x\x00y"}}}
+    await store.save_run(pool, wf, status)
+    run = await reader.find_run(pool, "team-a", "nul")
+    assert run is not None
+    assert run.phase == "Failed"
+    params = await pool.fetchval("SELECT parameters FROM shoal_workflows WHERE uid = 'u8'")
+    assert json.loads(params) == {"region": "eu\ufffdwest", "k\ufffd": ["\ufffd"]}
+
+
 # -- through `shoal operator` -------------------------------------------------------
 
 

@@ -12,14 +12,13 @@ memory stays bounded and reconciliation never waits on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
+from shoal.archive.pgtext import pg_json, pg_text
 from shoal.archive.sink import drain_then_cancel, transient
 from shoal.core.state import TaskFinished
 
@@ -56,17 +55,6 @@ class FinishedAttempt:
         return ROW_OVERHEAD_BYTES + len(self.message or "") + len(self.outputs_json or "")
 
 
-def _clean(value: Any) -> Any:
-    """PostgreSQL text and jsonb cannot hold NUL characters."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
 def _time(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
@@ -78,15 +66,13 @@ def finished_attempt(
     outputs_json: str | None = None
     omitted: str | None = None
     if event.outputs:
-        encoded = json.dumps(event.outputs, separators=(",", ":"), default=str)
-        if "\\u0000" in encoded:  # rare: clean, then encode again
-            encoded = json.dumps(_clean(event.outputs), separators=(",", ":"), default=str)
+        encoded = pg_json(event.outputs) or "{}"
         size = len(encoded.encode())
         if size <= MAX_OUTPUTS_BYTES:
             outputs_json = encoded
         else:
             omitted = f"outputs of {size // 1024} KiB are too large for the archive"
-    message = _clean(event.message)[:MAX_MESSAGE_CHARS] if event.message else None
+    message = pg_text(event.message)[:MAX_MESSAGE_CHARS] if event.message else None
     return FinishedAttempt(
         uid=uid,
         node=event.node,

@@ -29,6 +29,8 @@ from typing import Any
 
 import asyncpg
 
+from shoal.archive.pgtext import pg_text
+
 log = logging.getLogger("shoal.archive")
 
 COLUMNS = ("workflow_uid", "node", "item_index", "attempt", "at", "line")
@@ -68,16 +70,23 @@ class _Gap:
 
 
 class LogBuffer:
-    """Unsent lines, oldest first, never more than `max_lines` of them.
+    """Unsent lines, oldest first, never more than `max_lines` of them nor more than
+    `max_chars` characters of line text (a count of lines alone let 100,000 lines of
+    64 KiB each hold gigabytes during an outage).
 
     Pure bookkeeping (no I/O), so the drop policy is unit-tested on its own.
     """
 
-    def __init__(self, max_lines: int) -> None:
+    def __init__(self, max_lines: int, max_chars: int = 32 * 1024 * 1024) -> None:
         if max_lines < 1:
             raise ValueError("max_lines must be at least 1")
+        if max_chars < 1:
+            raise ValueError("max_chars must be at least 1")
         self.max_lines = max_lines
+        self.max_chars = max_chars
         self.dropped_total = 0
+        self.chars = 0
+        """Characters of line text held now."""
         self._lines: deque[Record] = deque()
         self._gaps: dict[StreamKey, _Gap] = {}
 
@@ -85,13 +94,21 @@ class LogBuffer:
         return len(self._lines)
 
     def append(self, record: Record) -> int:
-        """Add a line; returns how many old lines were dropped to make room (0 or 1)."""
+        """Add a line; returns how many old lines were dropped to make room.
+
+        A line is always kept (the newest), even alone over `max_chars`: the sink caps
+        each line's length before it gets here.
+        """
         dropped = 0
-        if len(self._lines) >= self.max_lines:
-            old = self._lines.popleft()
-            self.lost(old[:4], old[4], 1)
-            dropped = 1
+        self.chars += len(record[5])
         self._lines.append(record)
+        while len(self._lines) > 1 and (
+            len(self._lines) > self.max_lines or self.chars > self.max_chars
+        ):
+            old = self._lines.popleft()
+            self.chars -= len(old[5])
+            self.lost(old[:4], old[4], 1)
+            dropped += 1
         return dropped
 
     def lost(self, key: StreamKey, first_at: datetime, count: int) -> None:
@@ -120,7 +137,9 @@ class LogBuffer:
         self._gaps.clear()
         lines = self._lines
         for _ in range(min(limit, len(lines))):
-            batch.append(lines.popleft())
+            record = lines.popleft()
+            self.chars -= len(record[5])
+            batch.append(record)
         return batch
 
 
@@ -140,9 +159,7 @@ def transient(err: BaseException) -> bool:
 
 
 def _sanitize(record: Record) -> Record:
-    # PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates.
-    line = record[5].replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
-    return (*record[:5], line)
+    return (*record[:5], pg_text(record[5]))
 
 
 class ArchiveLogSink:
@@ -153,6 +170,7 @@ class ArchiveLogSink:
         pool: Any,
         *,
         max_lines: int = 100_000,
+        max_chars: int = 32 * 1024 * 1024,
         batch_lines: int = 10_000,
         max_line_chars: int = 64 * 1024,
         max_run_chars: int | None = None,
@@ -162,7 +180,7 @@ class ArchiveLogSink:
         on_dropped: Callable[[int], None] | None = None,
     ) -> None:
         self.pool = pool
-        self.buffer = LogBuffer(max_lines)
+        self.buffer = LogBuffer(max_lines, max_chars)
         self.batch_lines = batch_lines
         self.max_line_chars = max_line_chars
         self.max_run_chars = max_run_chars

@@ -114,6 +114,11 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 memo.config.archive,
                 on_attempts_dropped=memo.metrics.archive_attempts_dropped.inc,
             )
+            archive = memo.archive
+            memo.metrics.archive_connected.set_function(lambda: archive.problem is None)
+            memo.metrics.degraded_source = lambda: (
+                [f"archive: {archive.problem} (writes buffered)"] if archive.problem else []
+            )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
