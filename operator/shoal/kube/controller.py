@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -136,6 +138,7 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
         # per-object memo.
         assert memo.api is not None
         reopened: asyncio.Event = kwargs["memo"].setdefault("shoal_reopened", asyncio.Event())
+        gone: asyncio.Event = kwargs["memo"].setdefault("shoal_gone", asyncio.Event())
 
         async def reopened_or_stopped(seconds: float | None) -> bool:
             async def until_stopped() -> None:
@@ -173,7 +176,8 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
             memo.runners[uid] = runner
             memo.metrics.workflows_running.inc()
             try:
-                await runner.run(stopped.is_set)
+                if not await run_unless_gone(runner.run(stopped.is_set), gone):
+                    return  # deleted: its Jobs and pods go with it (owner references)
             finally:
                 memo.runners.pop(uid, None)
                 memo.metrics.workflows_running.dec()
@@ -226,6 +230,10 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
         runner = memo.runners.get((obj.get("metadata") or {}).get("uid", ""))
         if memo.archive is not None and event.get("type") != "DELETED":
             memo.archive.runs.offer(dict(obj))  # each status patch comes back here
+        if event.get("type") == "DELETED":
+            # No finalizer holds a Workflow for its daemon (see without_daemon_finalizer):
+            # the deletion is the signal to stop running it.
+            kwargs["memo"].setdefault("shoal_gone", asyncio.Event()).set()
         if runner is not None:
             if event.get("type") == "MODIFIED":
                 runner.spec_changed(dict(obj))
@@ -244,7 +252,45 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
         if runner is not None:
             runner.pod_event(str(event.get("type") or "ADDED"), dict(obj))
 
+    return without_daemon_finalizer(registry, workflow_daemon)
+
+
+def without_daemon_finalizer(
+    registry: kopf.OperatorRegistry, daemon: Callable[..., Any]
+) -> kopf.OperatorRegistry:
+    """Drop the finalizer kopf puts on every object that has a daemon.
+
+    kopf blocks deletion until it has stopped an object's daemons, so a Workflow deleted
+    while the operator is down (or gone for good) would hang in Terminating. Shoal's
+    daemon needs no such guarantee: the Workflow's Jobs and pods carry owner references
+    and go with it, and the DELETED event stops the runner (`shoal_gone`). Only Workflows
+    whose artifacts are collected on deletion keep a finalizer (the on.delete handler).
+    kopf offers no option for this, so the registered handlers are replaced by copies
+    that say so.
+    """
+    spawning = registry._spawning
+    spawning._handlers = [
+        dataclasses.replace(handler, requires_finalizer=False) if handler.fn is daemon else handler
+        for handler in spawning._handlers
+    ]
     return registry
+
+
+async def run_unless_gone(run: Coroutine[Any, Any, None], gone: asyncio.Event) -> bool:
+    """Await `run` unless `gone` is set first (then cancel it). True if it ran to its end."""
+    task = asyncio.ensure_future(run)
+    waiter = asyncio.ensure_future(gone.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        return False
+    task.result()  # its exception, if any
+    return True
 
 
 async def run_operator(config: OperatorConfig, stop_flag: asyncio.Event | None = None) -> None:
