@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.conftest import (
+    ArtifactBucket,
     create_workflow,
     custom,
     get_workflow,
@@ -20,6 +21,7 @@ from tests.cluster.conftest import (
     wait_until,
     wait_workflow,
 )
+from tests.support.plugin import Kubectl
 
 pytestmark = pytest.mark.cluster
 GROUP, VERSION, PLURAL = "shoal.dev", "v1alpha1", "workflows"
@@ -94,5 +96,38 @@ def test_own_operator_deleting_a_running_workflow_stops_its_run(
         output = op.output()
         assert "Traceback" not in output, output
         assert "status write for" not in output, output
+    finally:
+        op.stop()
+
+
+def test_own_operator_gone_for_good_the_documented_patch_releases_a_gc_workflow(
+    crds: None,
+    kubeconfig: Path,
+    k8s_api: Any,
+    kubectl: Kubectl,
+    namespace: str,
+    artifact_store: ArtifactBucket,
+    tmp_path: Path,
+) -> None:
+    """`artifacts.gc: OnDeletion` keeps a finalizer (the artifacts go first); with its
+    operator gone, the command docs/operator.md gives completes the deletion."""
+    op = start_operator(kubeconfig, namespace, tmp_path / "operator.log", artifact_store)
+    try:
+        doc = long_workflow("kept")
+        doc["spec"]["artifacts"] = {"gc": "OnDeletion"}
+        create_workflow(k8s_api, namespace, doc)
+        wait_until(lambda: running(k8s_api, namespace, "kept"), 60, "its node to run")
+        finalizers = get_workflow(k8s_api, namespace, "kept")["metadata"].get("finalizers")
+        assert finalizers == ["shoal.dev/finalizer"]
+        op.kill()
+        delete(k8s_api, namespace, "kept")
+        body = get_workflow(k8s_api, namespace, "kept")
+        assert body["metadata"].get("deletionTimestamp"), "the finalizer should hold it"
+        kubectl(
+            *("patch", "workflow", "kept", "--type=merge"),
+            *("-p", '{"metadata":{"finalizers":null}}'),
+            namespace=namespace,
+        )
+        wait_until(lambda: gone(k8s_api, namespace, "kept"), 30, "the Workflow to be gone")
     finally:
         op.stop()
