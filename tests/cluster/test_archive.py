@@ -249,6 +249,24 @@ async def test_a_database_restart_mid_stream_loses_no_acknowledged_line(
     assert stored == {f"line {n}" for n in range(total)}
 
 
+async def test_a_line_written_twice_is_archived_once(pool: Any) -> None:
+    """A restarted operator re-reads a running pod's log from its first line: every line
+    lands once; a `shoal retry` round (attempts numbered from 1 again) keeps its own."""
+    sink = ArchiveLogSink(pool, batch_lines=40)
+    sink.start()
+    for n in range(100):
+        sink.write("u1", "a", 0, 1, f"line {n}", line_no=n)
+    await sink.drain()
+    for n in range(150):  # the re-read: the first 100 again, then 50 new ones
+        sink.write("u1", "a", 0, 1, f"line {n}", line_no=n)
+    for n in range(10):
+        sink.write("u1", "a", 0, 1, f"again {n}", retry=1, line_no=n)
+    await asyncio.wait_for(sink.drain(), 60)
+    await sink.close()
+    lines = [x.line for x in await reader.read_logs(pool, "u1", "a", limit=1000)]
+    assert lines == [f"line {n}" for n in range(150)] + [f"again {n}" for n in range(10)]
+
+
 async def test_memory_stays_bounded_while_the_database_is_paused(postgres: Any, pool: Any) -> None:
     drops: list[int] = []
     sink = ArchiveLogSink(

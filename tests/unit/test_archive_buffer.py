@@ -14,7 +14,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def rec(node: str, n: int, index: int = 0) -> Record:
-    return ("uid", node, index, 1, T0, f"{node}-{n}")
+    return ("uid", node, index, 1, T0, f"{node}-{n}", 0, n)
 
 
 def test_buffer_keeps_everything_below_the_cap() -> None:

@@ -34,10 +34,28 @@ from shoal.archive.pgtext import pg_text
 log = logging.getLogger("shoal.archive")
 
 COLUMNS = ("workflow_uid", "node", "item_index", "attempt", "at", "line")
+"""The columns every row has (the floor a plain COPY is measured with in bench/)."""
 TABLE = "shoal_log_lines"
+SINK_COLUMNS = (*COLUMNS, "retry", "line_no")
+_STAGE = "shoal_log_lines_in"
+# Each batch is COPYed into a session-local stage and moved with ON CONFLICT DO NOTHING:
+# COPY alone cannot skip a line the archive already holds (schema v3's unique index).
+_CREATE_STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (
+    seq bigserial, workflow_uid text, node text, item_index integer, attempt integer,
+    at timestamptz, line text, retry integer, line_no integer
+) ON COMMIT DELETE ROWS
+"""
+_MOVE_STAGE = f"""
+INSERT INTO {TABLE} ({", ".join(SINK_COLUMNS)})
+SELECT {", ".join(SINK_COLUMNS)} FROM {_STAGE} ORDER BY seq
+ON CONFLICT DO NOTHING
+"""
 
-Record = tuple[str, str, int, int, datetime, str]
-"""One row of `shoal_log_lines`, in `COLUMNS` order."""
+Record = tuple[str, str, int, int, datetime, str, int, int | None]
+"""One row of `shoal_log_lines`, in `SINK_COLUMNS` order: the stream (uid, node, item,
+attempt), when, the line, the `shoal retry` round and the line's number in its log (None
+for Shoal's own marker lines)."""
 StreamKey = tuple[str, str, int, int]
 """(workflow uid, node, item index, attempt): one container's log."""
 
@@ -132,7 +150,8 @@ class LogBuffer:
         ones dropped, so the marker sits exactly where the lines went missing.
         """
         batch: list[Record] = [
-            (*key, gap.first_at, dropped_marker(gap.count)) for key, gap in self._gaps.items()
+            (*key, gap.first_at, dropped_marker(gap.count), 0, None)
+            for key, gap in self._gaps.items()
         ]
         self._gaps.clear()
         lines = self._lines
@@ -159,7 +178,7 @@ def transient(err: BaseException) -> bool:
 
 
 def _sanitize(record: Record) -> Record:
-    return (*record[:5], pg_text(record[5]))
+    return (*record[:5], pg_text(record[5]), *record[6:])
 
 
 class ArchiveLogSink:
@@ -204,7 +223,19 @@ class ArchiveLogSink:
 
     # -- the runner's side ----------------------------------------------------------
 
-    def write(self, uid: str, node: str, index: int, attempt: int, line: str) -> None:
+    def write(
+        self,
+        uid: str,
+        node: str,
+        index: int,
+        attempt: int,
+        line: str,
+        *,
+        retry: int = 0,
+        line_no: int | None = None,
+    ) -> None:
+        """Archive one line. `line_no` (its number in the container's log) makes a line
+        written twice (a re-read after a restart) land once."""
         if len(line) > self.max_line_chars:
             line = line[: self.max_line_chars] + " [shoal] line truncated"
         if self.max_run_chars is not None:
@@ -214,12 +245,12 @@ class ArchiveLogSink:
             used += len(line)
             self._run_chars[uid] = used
             if used > self.max_run_chars:
-                line = capped_marker(self.max_run_chars)
+                line, line_no = capped_marker(self.max_run_chars), None
         self.accepted += 1
         tick = time.monotonic()
         if tick - self._tick >= 0.001:  # datetime.now costs more than the rest of write
             self._tick, self._now = tick, datetime.now(UTC)
-        dropped = self.buffer.append((uid, node, index, attempt, self._now, line))
+        dropped = self.buffer.append((uid, node, index, attempt, self._now, line, retry, line_no))
         if dropped and self.on_dropped is not None:
             self.on_dropped(dropped)
         self._wake.set()
@@ -307,7 +338,9 @@ class ArchiveLogSink:
         self._inflight = []
 
     async def _copy(self, records: list[Record]) -> None:
-        async with self.pool.acquire(timeout=self.timeout_seconds) as conn:
+        async with self.pool.acquire(timeout=self.timeout_seconds) as conn, conn.transaction():
+            await conn.execute(_CREATE_STAGE, timeout=self.timeout_seconds)
             await conn.copy_records_to_table(
-                TABLE, records=records, columns=COLUMNS, timeout=self.timeout_seconds
+                _STAGE, records=records, columns=SINK_COLUMNS, timeout=self.timeout_seconds
             )
+            await conn.execute(_MOVE_STAGE, timeout=self.timeout_seconds)

@@ -97,11 +97,31 @@ class EventSink(Protocol):
 class LogSink(Protocol):
     """Where job log lines go (PostgreSQL once the archive exists; nowhere by default)."""
 
-    def write(self, uid: str, node: str, index: int, attempt: int, line: str) -> None: ...
+    def write(
+        self,
+        uid: str,
+        node: str,
+        index: int,
+        attempt: int,
+        line: str,
+        *,
+        retry: int = 0,
+        line_no: int | None = None,
+    ) -> None: ...
 
 
 class NullLogSink:
-    def write(self, uid: str, node: str, index: int, attempt: int, line: str) -> None:
+    def write(
+        self,
+        uid: str,
+        node: str,
+        index: int,
+        attempt: int,
+        line: str,
+        *,
+        retry: int = 0,
+        line_no: int | None = None,
+    ) -> None:
         return
 
 
@@ -493,8 +513,11 @@ class WorkflowRunner:
         if self.attempt_sink is not None:
             pod = attempt.pod
             started = pod.started_at if pod is not None and pod.started_at else attempt.created_at
-            retry = int((self.body.get("status") or {}).get("retries") or 0)  # `shoal retry`
-            self.attempt_sink.record(self.uid, event, started, retry)
+            self.attempt_sink.record(self.uid, event, started, self._retry_round())
+
+    def _retry_round(self) -> int:
+        """The `shoal retry` round this run is in (attempts number from 1 in each)."""
+        return int((self.body.get("status") or {}).get("retries") or 0)
 
     def _on_line(self, attempt: Attempt, msg: Message, line: str) -> None:
         if isinstance(msg, ProgressMessage) and self.state is not None:
@@ -503,7 +526,15 @@ class WorkflowRunner:
         # Every line, protocol ones included, as written: `shoal logs` shows an archived
         # log exactly as a live one (ctx.log lines, warnings, errors with tracebacks).
         text = msg.text if isinstance(msg, PlainLine) else line.rstrip("\r\n")
-        self.log_sink.write(self.uid, attempt.node, attempt.index, attempt.attempt, text)
+        self.log_sink.write(
+            self.uid,
+            attempt.node,
+            attempt.index,
+            attempt.attempt,
+            text,
+            retry=self._retry_round(),
+            line_no=attempt.lines_seen - 1,  # this line's number in the pod's log
+        )
 
     # -- deadlines -------------------------------------------------------------------------
 
