@@ -878,3 +878,55 @@ def test_own_operator_get_and_resubmit_a_run_whose_workflow_is_gone(
         assert "already exists" in taken.stderr
     finally:
         op.stop()
+
+
+@pytest.mark.cluster
+def test_own_operator_killed_mid_log_archives_every_line_once(
+    crds: None,
+    kubeconfig: Path,
+    k8s_api: Any,
+    namespace: str,
+    dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An operator SIGKILLed while a pod logs: its successor reads the log from the start
+    again. Every line is in the archive exactly once (before, 32% were doubled)."""
+    from tests.cluster.conftest import create_workflow, start_operator, wait_workflow
+
+    monkeypatch.setenv("SHOAL_DATABASE_URL", dsn)
+    count = 300
+    talk = f"for i in $(seq 1 {count}); do echo line $i; sleep 0.03; done"
+    doc = {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "twice"},
+        "spec": {"image": WORKER, "nodes": [{"name": "talk", "command": ["sh", "-c", talk]}]},
+    }
+    op = start_operator_for(kubeconfig, namespace, tmp_path)
+    try:
+        create_workflow(k8s_api, namespace, doc)
+        archived_when(
+            dsn,
+            namespace,
+            "twice",
+            lambda a: len(a["lines"]) >= 50,
+            60,
+            "the first 50 lines in the archive",
+        )
+        op.kill()
+        op = start_operator(kubeconfig, namespace, tmp_path / "operator-2.log")
+        status = wait_workflow(k8s_api, namespace, "twice", timeout=90)["status"]
+        assert status["phase"] == "Succeeded", status
+        expected = [f"line {n}" for n in range(1, count + 1)]
+        found = archived_when(
+            dsn,
+            namespace,
+            "twice",
+            lambda a: len(a["lines"]) >= count,
+            60,
+            "every line in the archive",
+        )
+        assert [line for _, _, line in found["lines"]] == expected
+    finally:
+        op.stop()
