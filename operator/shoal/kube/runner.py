@@ -10,6 +10,11 @@ Ordering rules that make restarts safe:
   no-op (409), so whatever was dispatched before a crash is adopted, never duplicated.
 - A finished attempt's Job is deleted only after a status write that records its result
   has succeeded; until then the pod (its log and termination message) is the record.
+
+Trust: a pod counts for an attempt only if it is in this Workflow's namespace and its
+controller is the Job whose uid the API server returned for that attempt (ownership.py);
+labels merely say which attempt a pod claims to be. And no Job is created before every
+node's ServiceAccount passed the administrator's policy (service_accounts.py).
 """
 
 from __future__ import annotations
