@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -45,6 +46,11 @@ class Attempt:
     attempt: int
     job: str
     created_at: float
+    job_uid: str | None = None
+    """The uid the API server gave the Job the operator created (or adopted, owned by
+    this Workflow): the only controller a pod of this attempt may have."""
+    parked: dict[str, tuple[dict[str, Any], bool]] = field(default_factory=dict)
+    """Pod events seen before `job_uid` was known (by pod uid; bounded), checked once it is."""
     pod: PodView | None = None
     collector: StreamCollector = field(default_factory=StreamCollector)
     lines_seen: int = 0

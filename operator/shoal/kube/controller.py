@@ -4,8 +4,10 @@ kopf owns the watches, reconnects, finalizers and event posting. Shoal registers
 - a daemon per Workflow, which is that workflow's runner for as long as it runs (and
   then waits out its TTL);
 - an event handler on Workflows, forwarding spec changes (`spec.stop`) to the runner;
-- an event handler on pods labelled as Shoal's, routing each to its workflow's runner by
-  the workflow-uid label: no listing per event, no polling, no requeue delay.
+- an event handler on pods labelled as Shoal's, handing each to the runner of the
+  workflow its workflow-uid label names: no listing per event, no polling, no requeue
+  delay. The label is only a claim: the runner accepts a pod only from its namespace and
+  controlled by the Job it created (ownership.py), and reports any other as an impostor.
 
 The registry is built explicitly (not with module-level decorators) so tests and the CLI
 can create an operator with the settings they need.
@@ -31,6 +33,7 @@ from shoal.artifact_steps import run_prefix
 from shoal.cron import controller as cron_controller
 from shoal.kube.api import KubeApi, workflows_path
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
+from shoal.kube.impostors import ImpostorReport
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, LABEL_WORKFLOW_UID, MANAGED_BY
 from shoal.kube.pods import parse_time
@@ -69,6 +72,7 @@ class OperatorMemo:
     runners: dict[str, WorkflowRunner] = field(default_factory=dict)
     dispatch_limit: asyncio.Semaphore | None = None
     archive: Archive | None = None
+    impostors: ImpostorReport | None = None
 
 
 def post_event(body: dict[str, Any], type: str, reason: str, message: str) -> None:
@@ -171,6 +175,7 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 on_dispatch=memo.metrics.dispatch_latency.observe,
                 on_error=memo.metrics.reconcile_errors.inc,
                 artifacts=memo.config.artifacts,
+                on_impostor=memo.impostors,
             )
             uid = raw["metadata"]["uid"]
             memo.runners[uid] = runner
@@ -297,6 +302,7 @@ async def run_operator(config: OperatorConfig, stop_flag: asyncio.Event | None =
     """Run until stopped: the kopf operator plus the metrics and health endpoints."""
     metrics = Metrics()
     memo = OperatorMemo(config=config, metrics=metrics)
+    memo.impostors = ImpostorReport(lambda kind: metrics.impostors.labels(kind).inc())
     metrics.pods_source = lambda: sum(
         r.state.running for r in memo.runners.values() if r.state is not None
     )

@@ -71,6 +71,13 @@ class Metrics:
             "Finished attempts never archived: the database was too slow or unreachable",
             registry=r,
         )
+        self.impostors = Counter(
+            "shoal_impostors_ignored_total",
+            "Pods and Jobs that claimed a Workflow's attempt without being its own "
+            "(wrong namespace or owner), ignored",
+            ["kind"],
+            registry=r,
+        )
         self.api_requests = Gauge(
             "shoal_api_requests", "Kubernetes API requests sent", ["kind"], registry=r
         )
