@@ -19,6 +19,7 @@ import ctypes
 import json
 import os
 import signal
+import stat
 import sys
 from typing import Any
 
@@ -92,8 +93,11 @@ def _expose_image_paths(paths: list[str]) -> None:
     enter (an interpreter below a 0700 /root) cannot run as the pod's user. Here the
     blocking directory is covered by an empty tmpfs holding just the image's paths, bound
     back at the same place: the container sees them and nothing else of that directory.
+    An image path that is itself closed (a checkout made by `mktemp -d`, mode 0700) is
+    covered the same way, by a tmpfs holding each of its entries bound back.
     """
     held = [(path, blocked, _hold(path)) for path in paths if (blocked := _blocked_ancestor(path))]
+    closed = [(path, _hold_entries(path)) for path in paths if not _searchable(path)]
     covered: set[str] = set()
     for _, blocked, _ in sorted(held, key=lambda h: h[1].count("/")):
         if blocked not in covered:
@@ -104,6 +108,38 @@ def _expose_image_paths(paths: list[str]) -> None:
         _make_dirs(path)
         _mount(_fd_path(fd), path, MS_BIND | MS_REC)
         os.close(fd)
+    for path, entries in closed:
+        _mount("tmpfs", path, 0, "tmpfs", "mode=0755")
+        for name, fd, is_dir in entries:
+            target = os.path.join(path, name)
+            if is_dir:
+                os.mkdir(target)
+            else:
+                with open(target, "a"):
+                    pass
+            _mount(_fd_path(fd), target, MS_BIND | MS_REC)
+            os.close(fd)
+
+
+def _searchable(path: str) -> bool:
+    """May every user enter `path` (a directory), or is it not a directory at all?"""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return True  # nothing to expose
+    return not stat.S_ISDIR(mode) or bool(mode & 0o001)
+
+
+def _hold_entries(path: str) -> list[tuple[str, int, bool]]:
+    """Each entry of a directory, held (name, O_PATH descriptor, is a directory)."""
+    entries = []
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        try:
+            entries.append((name, _hold(full), os.path.isdir(full)))
+        except OSError:
+            continue  # a dangling symlink: nothing to bind
+    return entries
 
 
 def _mount_volumes(mounts: list[dict[str, object]], sources: dict[str, int]) -> None:

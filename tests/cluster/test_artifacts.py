@@ -109,11 +109,14 @@ def test_own_operator_a_200_mb_file_and_a_10k_list_pass_by_reference(
 
 
 @pytest.mark.timeout(900)
-def test_own_operator_a_20_mb_file_and_a_1k_list_pass_by_reference(
+def test_own_operator_a_20_mb_file_and_a_500_list_pass_by_reference(
     k8s_api: Any, namespace: str, artifact_store: ArtifactBucket, own_operator: OperatorProcess
 ) -> None:
-    """The 10k test's behaviour at a size `make test` can afford."""
-    big_run_by_reference(k8s_api, namespace, artifact_store, 20, 1_000, timeout=600)
+    """The 10k test's behaviour at a size `make test` can afford (offloading from 1 KiB,
+    so that 500 items' aggregated outputs travel by reference as 10,000 items' do)."""
+    big_run_by_reference(
+        k8s_api, namespace, artifact_store, 20, 500, timeout=600, offload_bytes=1024
+    )
 
 
 def big_run_by_reference(
@@ -123,11 +126,15 @@ def big_run_by_reference(
     megabytes: int,
     rows: int,
     timeout: float,
+    offload_bytes: int | None = None,
 ) -> None:
     """A big file and a list far over 4 KiB pass by reference; the fan-out over the list
     aggregates into one artifact; the Workflow object stays small; GC on deletion."""
     sample_every = rows // 4
-    doc = artifacts_workflow("big", megabytes, rows, sample_every, gc="OnDeletion")
+    settings: dict[str, Any] = {"gc": "OnDeletion"}
+    if offload_bytes is not None:
+        settings["offloadBytes"] = offload_bytes
+    doc = artifacts_workflow("big", megabytes, rows, sample_every, **settings)
     doc["spec"]["parallelism"] = 10
     create_workflow(k8s_api, namespace, doc)
     body = wait_workflow(k8s_api, namespace, "big", timeout=timeout)
