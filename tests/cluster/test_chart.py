@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -377,6 +378,7 @@ def follow_log_until(
     )
     seen: list[str] = []
     buffer = b""
+    deadline = time.monotonic() + timeout  # a chatty log never times a read out
     try:
         for chunk in resp.stream(4096):
             buffer += chunk
@@ -385,6 +387,8 @@ def follow_log_until(
                 seen.append(raw.decode(errors="replace"))
                 if all(part in seen[-1] for part in wanted):
                     return seen[-1]
+            if time.monotonic() > deadline:
+                break
     except urllib3.exceptions.ReadTimeoutError:
         pass  # the deadline
     finally:

@@ -31,7 +31,7 @@ from shoal.api.workflow import ArtifactGC, ArtifactsSpec
 from shoal.archive.service import Archive, ArchiveSettings
 from shoal.artifact_steps import run_prefix
 from shoal.cron import controller as cron_controller
-from shoal.kube.api import KubeApi, workflows_path
+from shoal.kube.api import ApiError, KubeApi, workflows_path
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.impostors import ImpostorReport
 from shoal.kube.metrics import Metrics
@@ -183,6 +183,10 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
             try:
                 if not await run_unless_gone(runner.run(stopped.is_set), gone):
                     return  # deleted: its Jobs and pods go with it (owner references)
+            except ApiError as err:
+                # kopf retries the daemon; its own line does not name the object.
+                log.error("workflow %s/%s: %s", meta["namespace"], meta["name"], err)
+                raise
             finally:
                 memo.runners.pop(uid, None)
                 memo.metrics.workflows_running.dec()
