@@ -42,8 +42,7 @@ STEPS = (
     Step("builds", ("testcluster-bin", "minio-bin", "helm-bin", "hadolint-bin")),
     Step("unit", ("test-unit",), "unit.xml"),
     Step("local", ("test-local",), "local.xml"),
-    Step("cluster", ("test-cluster-shared",), "cluster.xml"),
-    Step("cluster (own session)", ("test-cluster-isolated",), "cluster-isolated.xml"),
+    Step("cluster", ("test-cluster",), "cluster.xml"),
 )
 
 

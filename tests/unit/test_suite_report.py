@@ -39,7 +39,7 @@ def outcomes(suite: ModuleType, tmp_path: Path, ok: bool = True) -> list[object]
     report = tmp_path / "cluster.xml"
     report.write_text(JUNIT)
     counts, cases = suite.read_junit(report)
-    step = suite.Step("cluster", ("test-cluster-shared",), "cluster.xml")
+    step = suite.Step("cluster", ("test-cluster",), "cluster.xml")
     return [
         suite.Outcome(suite.Step("venv", ("venv",)), 26.0, True),
         suite.Outcome(step, 400.0, ok, counts, cases),
