@@ -23,6 +23,7 @@ from shoal.core.expressions import (
     compile_value,
     expressions_in,
 )
+from shoal.core.jsonbounds import json_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,10 @@ class _Checker:
         self.problems.append(Problem(message, node, field))
 
     def compile(self, value: Any, node: str, field: str) -> Compiled:
+        # Bounded before compiling: the compiler walks the value recursively.
+        if (too_big := json_problem(value)) is not None:
+            self.add(too_big, node, field)
+            return None
         try:
             return compile_value(value)
         except ExpressionError as err:
@@ -198,6 +203,13 @@ def compile_workflow(
     params, param_problems = resolve_parameters(spec.parameters, parameters)
     check = _Checker(spec, params)
     check.problems.extend(param_problems)
+    oversized = [
+        Problem(too_big, field=where)
+        for where, value in (("spec.parameters", spec.parameters), ("parameters", parameters))
+        if (too_big := json_problem(value)) is not None
+    ]
+    if oversized:  # expressions would read them: stop before anything walks them
+        raise InvalidWorkflow([*check.problems, *oversized], source)
 
     seen: set[str] = set()
     for node in spec.nodes:

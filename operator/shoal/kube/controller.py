@@ -26,7 +26,9 @@ from pydantic import ValidationError
 from shoal.api.workflow import ArtifactGC, ArtifactsSpec
 from shoal.archive.service import Archive, ArchiveSettings
 from shoal.artifact_steps import run_prefix
+from shoal.core.sandbox import SANDBOX
 from shoal.cron import controller as cron_controller
+from shoal.kube import safejson
 from shoal.kube.api import KubeApi, workflows_path
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.metrics import Metrics
@@ -254,6 +256,8 @@ async def run_operator(config: OperatorConfig, stop_flag: asyncio.Event | None =
         if config.metrics_port is not None
         else None
     )
+    safejson.install()  # before the first watch: a deep object must not end it
+    await asyncio.to_thread(SANDBOX.start)  # the CEL evaluator, before any Workflow needs it
     try:
         await kopf.operator(
             registry=build_registry(memo),
