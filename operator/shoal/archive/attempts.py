@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shoal.archive.sink import drain_then_cancel, transient
+from shoal.core.jsonbounds import rebuild
 from shoal.core.state import TaskFinished
 
 log = logging.getLogger("shoal.archive")
@@ -57,14 +58,9 @@ class FinishedAttempt:
 
 
 def _clean(value: Any) -> Any:
-    """PostgreSQL text and jsonb cannot hold NUL characters."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
+    """PostgreSQL text and jsonb cannot hold NUL characters (walked without recursion:
+    a job's outputs may nest as deep as the protocol decoder allows)."""
+    return rebuild(value, lambda text: text.replace("\x00", "\ufffd"))
 
 
 def _time(value: float | None) -> datetime | None:

@@ -143,3 +143,30 @@ def loads_bounded(text: str, *, max_depth: int = MAX_DECODE_DEPTH) -> Any:
             if char not in "]}":
                 raise ValueError(f"expected ',' or a closing bracket at {pos}")
             value, pos = stack.pop(), pos + 1
+
+
+def rebuild(value: Any, text: Callable[[str], str] = str, *, drop_none: bool = False) -> Any:
+    """A copy of a JSON value with `text` applied to every string (keys too), without recursion.
+
+    `drop_none` leaves out object members whose value is None (what a merge patch stores).
+    """
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while stack:
+        item, parent, slot = stack.pop()
+        if isinstance(item, dict):
+            out: dict[Any, Any] = {}
+            for key, member in item.items():
+                if drop_none and member is None:
+                    continue
+                new_key = text(key) if isinstance(key, str) else key
+                out[new_key] = None  # keeps the members' order
+                stack.append((member, out, new_key))
+            parent[slot] = out
+        elif isinstance(item, list):
+            items: list[Any] = [None] * len(item)
+            stack.extend((member, items, i) for i, member in enumerate(item))
+            parent[slot] = items
+        else:
+            parent[slot] = text(item) if isinstance(item, str) else item
+    return root[0]

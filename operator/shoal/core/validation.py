@@ -7,7 +7,7 @@ every problem found, so a user fixes a manifest in one round and nothing runs me
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,28 +54,32 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 
 
 def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
-    """A dependency cycle as a path that returns to its start, or None."""
+    """A dependency cycle as a path that returns to its start, or None.
+
+    Depth-first with an explicit stack: a chain of 1,000 nodes would pass the
+    interpreter's recursion limit.
+    """
     white, grey, black = 0, 1, 2
     color = dict.fromkeys(deps, white)
-    stack: list[str] = []
-
-    def visit(name: str) -> list[str] | None:
-        color[name] = grey
-        stack.append(name)
-        for dep in deps.get(name, []):
-            if dep not in color:
+    for start in deps:
+        if color[start] != white:
+            continue
+        path: list[str] = [start]
+        pending: list[Iterator[str]] = [iter(deps.get(start, []))]
+        color[start] = grey
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                color[path.pop()] = black
+                pending.pop()
+            elif dep not in color or color[dep] == black:
                 continue
-            if color[dep] == grey:
-                return [*stack[stack.index(dep) :], dep]
-            if color[dep] == white and (cycle := visit(dep)):
-                return cycle
-        stack.pop()
-        color[name] = black
-        return None
-
-    for name in deps:
-        if color[name] == white and (cycle := visit(name)):
-            return cycle
+            elif color[dep] == grey:
+                return [*path[path.index(dep) :], dep]
+            else:
+                color[dep] = grey
+                path.append(dep)
+                pending.append(iter(deps.get(dep, [])))
     return None
 
 
