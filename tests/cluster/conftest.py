@@ -134,6 +134,7 @@ def start_operator(
     log: Path,
     store: ArtifactBucket | None = None,
     pending_timeout: float = PENDING_TIMEOUT,
+    metrics_port: int = 0,
 ) -> OperatorProcess:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
     if store is not None:
@@ -146,7 +147,7 @@ def start_operator(
         "--namespace",
         namespaces,
         "--metrics-port",
-        "0",
+        str(metrics_port),
         "--pending-timeout",
         str(pending_timeout),
         "--no-restricted",

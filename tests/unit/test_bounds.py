@@ -311,3 +311,21 @@ def test_a_for_each_expression_longer_than_the_limit_is_refused_by_the_model() -
     node = {"name": "f", "job": "j", "itemArg": "i", "forEach": "x" * 5000}
     with pytest.raises(ValueError, match=str(limits.MAX_EXPRESSION_LENGTH)):
         WorkflowSpec.model_validate(spec_of(node))
+
+
+def test_security_doc_states_the_limits() -> None:
+    """Every constant of the limits module appears in docs/security.md with its value."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    rows = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith(("`MAX_", "`EXPRESSION_")):
+            rows[cells[0].split("`")[1]] = cells[1]
+    stated = {
+        name: value
+        for name, value in vars(limits).items()
+        if name.isupper() and isinstance(value, int | float)
+    }
+    assert set(rows) == set(stated)
+    for name, value in stated.items():
+        assert float(rows[name]) == float(value), name
