@@ -9,6 +9,7 @@ the caller's thread would stall the operator's event loop for as long as CEL run
 
 from __future__ import annotations
 
+import pickle
 import socket
 import subprocess
 import sys
@@ -115,7 +116,11 @@ class Sandbox:
         with self._lock:
             conn = self._connection()
             try:
-                conn.send((source, scope))
+                payload = pickle.dumps((source, scope))
+            except Exception as err:  # nothing was sent: the child is still in step
+                raise EvaluationFailed(f"cannot pass the input to CEL: {err}") from None
+            try:
+                conn.send_bytes(payload)
                 reply = conn.recv() if conn.poll(timeout) else None
             except (EOFError, OSError) as err:
                 self._kill()

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from shoal.api.workflow import ArtifactGC, ArtifactsSpec
 from shoal.archive.service import Archive, ArchiveSettings
 from shoal.artifact_steps import run_prefix
-from shoal.core.sandbox import SANDBOX
+from shoal.core.sandbox import SANDBOX, EvaluationFailed
 from shoal.cron import controller as cron_controller
 from shoal.kube import safejson
 from shoal.kube.api import KubeApi, workflows_path
@@ -257,7 +257,10 @@ async def run_operator(config: OperatorConfig, stop_flag: asyncio.Event | None =
         else None
     )
     safejson.install()  # before the first watch: a deep object must not end it
-    await asyncio.to_thread(SANDBOX.start)  # the CEL evaluator, before any Workflow needs it
+    try:  # the CEL evaluator, before any Workflow needs it (else on first use)
+        await asyncio.to_thread(SANDBOX.start)
+    except EvaluationFailed as err:
+        log.warning("expression evaluator: %s; it is started again on first use", err)
     try:
         await kopf.operator(
             registry=build_registry(memo),
