@@ -22,6 +22,8 @@ import pytest
 
 from shoal.api import limits
 from tests.cluster.conftest import (
+    CREDENTIALS_SECRET,
+    ArtifactBucket,
     OperatorProcess,
     create_workflow,
     start_operator,
@@ -52,8 +54,9 @@ def nested_all(levels: int) -> str:
     return text
 
 
-def make_namespace(k8s_api: Any, prefix: str) -> Iterator[str]:
-    """A second namespace (for the canary), ready for pods, deleted afterwards."""
+def make_namespace(k8s_api: Any, prefix: str, store: ArtifactBucket | None = None) -> Iterator[str]:
+    """A second namespace (for the canary), ready for pods, deleted afterwards; with the
+    artifact credentials Secret when an operator with a store runs its pods."""
     from kubernetes import client, watch
 
     core = client.CoreV1Api(k8s_api)
@@ -69,6 +72,17 @@ def make_namespace(k8s_api: Any, prefix: str) -> Iterator[str]:
             timeout_seconds=30,
         ):
             break
+        if store is not None:
+            core.create_namespaced_secret(
+                name,
+                client.V1Secret(
+                    metadata=client.V1ObjectMeta(name=CREDENTIALS_SECRET),
+                    string_data={
+                        "accessKeyId": store.minio.access_key,
+                        "secretAccessKey": store.minio.secret_key,
+                    },
+                ),
+            )
         yield name
     finally:
         with contextlib.suppress(Exception):
@@ -76,9 +90,9 @@ def make_namespace(k8s_api: Any, prefix: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def canary_namespace(k8s_api: Any) -> Iterator[str]:
+def canary_namespace(k8s_api: Any, artifact_store: ArtifactBucket) -> Iterator[str]:
     """Watched by the session operator (`t-*`)."""
-    yield from make_namespace(k8s_api, "t-canary")
+    yield from make_namespace(k8s_api, "t-canary", artifact_store)
 
 
 def run_canary(k8s_api: Any, namespace: str) -> None:
@@ -204,16 +218,16 @@ class HealthProbe:
 
 
 def test_own_operator_expression_over_budget_fails_its_node_and_healthz_answers(
-    kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
+    crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     # An expression that passes the static limits but whose work depends on its data:
     # two nested all() over 20,000 parameters are 400 million steps (minutes of CEL).
-    # Its own operator, to reach /healthz on a known port; the canary namespace is one
-    # that the session operator does not watch either.
-    canary_ns = next(other := make_namespace(k8s_api, "t-test-own-operator-canary"))
+    # Its own operator, to reach /healthz on a known port; it watches the test's namespace
+    # and the canary's (`<namespace>-canary-...`), which the session operator leaves alone.
+    canary_ns = next(other := make_namespace(k8s_api, f"{namespace}-canary"))
     port = _free_port()
     log = tmp_path / "operator.log"
-    op = start_operator(kubeconfig, f"{namespace},{canary_ns}", log, metrics_port=port)
+    op = start_operator(kubeconfig, f"{namespace}*", log, metrics_port=port)
     try:
         wait_until(lambda: _healthy(port), 60, "the operator's /healthz")
         doc = workflow(
@@ -247,6 +261,7 @@ def test_own_operator_expression_over_budget_fails_its_node_and_healthz_answers(
         assert op.proc.poll() is None, op.output()
     finally:
         op.stop()
+        print(f"operator log tail:\n{op.output()[-6000:]}")  # shown when the test fails
         with contextlib.suppress(StopIteration):
             next(other)
 
