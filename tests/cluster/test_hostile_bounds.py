@@ -110,7 +110,9 @@ def jsonpath(kubectl: Kubectl, namespace: str, name: str, path: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.parametrize("levels", [150, 900, 3000])
 def test_deep_args_fail_only_their_workflow(
+    levels: int,
     shoal_operator: OperatorProcess,
     operator_log: None,
     kubectl: Kubectl,
@@ -120,7 +122,6 @@ def test_deep_args_fail_only_their_workflow(
 ) -> None:
     # Before: the operator's watch died with RecursionError decoding this object, and again
     # after every restart, so no Workflow in any namespace progressed.
-    levels = 3000
     deep = '{"a":' * levels + "1" + "}" * levels
     doc = workflow("deep", {"name": "deep", "job": "shoal.noop", "args": {"x": "DEEP"}})
     text = json.dumps(doc).replace('"DEEP"', deep)

@@ -118,6 +118,21 @@ def test_decoder_cuts_what_the_c_decoder_cannot_nest() -> None:
     assert "limit" in str(jsonbounds.json_problem(event["object"]["args"]))
 
 
+@pytest.mark.parametrize("levels", [limits.MAX_DECODE_DEPTH + 1, 900])
+def test_decoder_cuts_depth_the_c_decoder_manages_but_kopf_cannot_copy(levels: int) -> None:
+    import copy
+
+    value = jsonbounds.loads(deep_json_text(levels))
+    copy.deepcopy(value)  # kopf deep-copies every object; 900 levels used to fail here
+    depth = 0
+    while isinstance(value, dict):
+        value, depth = value["a"], depth + 1
+    assert (depth, value) == (limits.MAX_DECODE_DEPTH, jsonbounds.CUT)
+    assert jsonbounds.loads(deep_json_text(limits.MAX_DECODE_DEPTH)) == json.loads(
+        deep_json_text(limits.MAX_DECODE_DEPTH)
+    )
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -63,9 +63,33 @@ def loads(text: str | bytes | bytearray, *, max_depth: int = MAX_DECODE_DEPTH) -
     if isinstance(text, bytes | bytearray):
         text = text.decode("utf-8")
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except RecursionError:
         return loads_bounded(text, max_depth=max_depth)
+    # The C decoder manages ~1,000 levels, but kopf deep-copies every object it sees
+    # (two frames per level), so what it returns is cut to the same depth.
+    return cut_deep(value, max_depth)
+
+
+def cut_deep(value: Any, max_depth: int = MAX_DECODE_DEPTH) -> Any:
+    """`value` with every object or list nested deeper than `max_depth` replaced by CUT.
+
+    Changes `value` in place (it is freshly decoded); iterative, linear in its size.
+    """
+    if not isinstance(value, dict | list):
+        return value
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        slots = container.items() if isinstance(container, dict) else enumerate(container)
+        for slot, member in list(slots):
+            if not isinstance(member, dict | list):
+                continue
+            if depth >= max_depth:
+                container[slot] = CUT
+            else:
+                stack.append((member, depth + 1))
+    return value
 
 
 _WS = re.compile(r"[ \t\n\r]*")

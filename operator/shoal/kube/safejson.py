@@ -3,9 +3,11 @@
 The API server stores objects nested thousands of levels deep (a Workflow's `args` are
 free-form, and a CRD schema cannot bound their depth). Python's C JSON decoder gives up on
 them with RecursionError; inside kopf's watch that error ends the watcher, the operator
-exits, and it fails again on the same object after every restart. `install` makes kopf's
-decoders fall back to `shoal.core.jsonbounds.loads`, which cuts the excess nesting, so the
-event arrives and validation puts just that Workflow into phase Error.
+exits, and it fails again on the same object after every restart. Objects a few hundred
+levels deep decode, but kopf's deep copy of them fails and kopf retries them forever.
+`install` makes kopf's decoders use `shoal.core.jsonbounds.loads`, which cuts nesting
+past MAX_DECODE_DEPTH, so the event arrives and validation puts just that Workflow into
+phase Error.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ def install() -> None:
 
     kopf decodes watch lines with `json.loads` of its own module and list/patch responses
     with aiohttp's `ClientResponse.json`, whose default decoder is bound at import time;
-    both are replaced here (idempotent). The fallback only runs when the C decoder fails.
+    both are replaced here (idempotent). Decoding stays the C decoder's; the depth cut
+    is one iterative pass over the result.
     """
     original = getattr(kopf_api, "json")  # noqa: B009 - kopf does not export it
     shim = types.SimpleNamespace(dumps=original.dumps, dump=original.dump)
