@@ -344,3 +344,14 @@ def test_security_doc_states_the_limits() -> None:
     assert set(rows) == set(stated)
     for name, value in stated.items():
         assert float(rows[name]) == float(value), name
+
+
+def test_a_3000_deep_cli_parameter_is_refused_not_a_crash() -> None:
+    from shoal.cli.local_commands import parse_params
+
+    params = parse_params(["p=" + "[" * 3000 + "]" * 3000])  # json.loads raised RecursionError
+    spec = spec_of({"name": "a", "job": "j"}, parameters={"p": 0})
+    limit = limits.MAX_JSON_DEPTH
+    assert problems_of(spec, params) == [
+        f"parameters: nests deeper than {limit} levels (limit {limit})"
+    ]
