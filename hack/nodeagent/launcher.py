@@ -19,7 +19,9 @@ import ctypes
 import json
 import os
 import signal
+import stat
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 CLONE_NEWNS = 0x00020000
@@ -85,25 +87,102 @@ def _make_dirs(path: str) -> None:
         os.chmod(item, 0o755)
 
 
-def _expose_image_paths(paths: list[str]) -> None:
+@dataclass
+class _ImagePath:
+    """One image path as held before any mount: itself, and its entries if it is closed."""
+
+    path: str
+    fd: int
+    blocked: str | None
+    """Its outermost ancestor that other users may not search, if any."""
+    entries: list[tuple[str, int, bool]] | None
+    """Each entry (name, descriptor, is a directory) when the path itself is closed."""
+
+    def place(self) -> None:
+        """Put the path at its place, reachable by every user (directories created)."""
+        _make_dirs(self.path)
+        if self.entries is None:
+            _mount(_fd_path(self.fd), self.path, MS_BIND | MS_REC)
+            return
+        _mount("tmpfs", self.path, 0, "tmpfs", "mode=0755")
+        for name, fd, is_dir in self.entries:
+            target = os.path.join(self.path, name)
+            if is_dir:
+                os.mkdir(target)
+            else:
+                with open(target, "a"):
+                    pass
+            _mount(_fd_path(fd), target, MS_BIND | MS_REC)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        for _, fd, _ in self.entries or ():
+            os.close(fd)
+
+
+def _hold_image_paths(paths: list[str]) -> list[_ImagePath]:
+    held = []
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        closed = not _searchable(path)
+        held.append(
+            _ImagePath(
+                path, _hold(path), _blocked_ancestor(path), _hold_entries(path) if closed else None
+            )
+        )
+    return held
+
+
+def _expose_image_paths(held: list[_ImagePath]) -> None:
     """Make the image's own paths reachable for a non-root user, as in a real image.
 
     The node agent's "images" are host programs; one under a directory only root may
     enter (an interpreter below a 0700 /root) cannot run as the pod's user. Here the
     blocking directory is covered by an empty tmpfs holding just the image's paths, bound
     back at the same place: the container sees them and nothing else of that directory.
+    An image path that is itself closed (a checkout made by `mktemp -d`, mode 0700) is
+    covered the same way, by a tmpfs holding each of its entries bound back.
     """
-    held = [(path, blocked, _hold(path)) for path in paths if (blocked := _blocked_ancestor(path))]
     covered: set[str] = set()
-    for _, blocked, _ in sorted(held, key=lambda h: h[1].count("/")):
-        if blocked not in covered:
-            _make_dirs(blocked)
-            _mount("tmpfs", blocked, 0, "tmpfs", "mode=0755")
-            covered.add(blocked)
-    for path, _, fd in held:
-        _make_dirs(path)
-        _mount(_fd_path(fd), path, MS_BIND | MS_REC)
-        os.close(fd)
+    for item in sorted(held, key=lambda h: (h.blocked or "").count("/")):
+        if item.blocked is not None and item.blocked not in covered:
+            _make_dirs(item.blocked)
+            _mount("tmpfs", item.blocked, 0, "tmpfs", "mode=0755")
+            covered.add(item.blocked)
+    for item in held:
+        if item.blocked is not None or item.entries is not None:
+            item.place()
+
+
+def _expose_image_paths_under_volumes(held: list[_ImagePath], targets: list[str]) -> None:
+    """A volume mounted over an image path's ancestor (the chart's emptyDir at /tmp, a
+    checkout below /tmp) would hide the image: in a real container the image's files are
+    not on the host's /tmp. Place such paths again, inside the volume."""
+    for item in held:
+        if any(item.path.startswith(target.rstrip("/") + "/") for target in targets):
+            item.place()
+
+
+def _searchable(path: str) -> bool:
+    """May every user enter `path` (a directory), or is it not a directory at all?"""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return True  # nothing to expose
+    return not stat.S_ISDIR(mode) or bool(mode & 0o001)
+
+
+def _hold_entries(path: str) -> list[tuple[str, int, bool]]:
+    """Each entry of a directory, held (name, O_PATH descriptor, is a directory)."""
+    entries = []
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        try:
+            entries.append((name, _hold(full), os.path.isdir(full)))
+        except OSError:
+            continue  # a dangling symlink: nothing to bind
+    return entries
 
 
 def _mount_volumes(mounts: list[dict[str, object]], sources: dict[str, int]) -> None:
@@ -134,10 +213,14 @@ def _enter_container(spec: dict[str, Any]) -> int | None:
         # Held in the new namespace (a bind mount's source must be in the caller's),
         # before anything is mounted over them.
         sources = {str(m["source"]): _hold(str(m["source"])) for m in mounts}
-        _expose_image_paths(image_paths)
+        held = _hold_image_paths(image_paths)
+        _expose_image_paths(held)
         _mount_volumes(mounts, sources)
+        _expose_image_paths_under_volumes(held, [str(m["target"]) for m in mounts])
         for fd in sources.values():
             os.close(fd)
+        for item in held:
+            item.close()
     if workdir is None:
         os.makedirs(spec["cwd"], exist_ok=True)
     return workdir

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,11 +134,13 @@ def start_operator(
     log: Path,
     store: ArtifactBucket | None = None,
     pending_timeout: float = PENDING_TIMEOUT,
-    metrics_port: int = 0,
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
 ) -> OperatorProcess:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
     if store is not None:
         env.update(store.operator_env())
+    env.update(extra_env or {})
     argv = [
         sys.executable,
         "-m",
@@ -147,12 +149,13 @@ def start_operator(
         "--namespace",
         namespaces,
         "--metrics-port",
-        str(metrics_port),
+        "0",
         "--pending-timeout",
         str(pending_timeout),
         "--no-restricted",
         "--log-level",
         "INFO",
+        *extra_args,
     ]
     handle = log.open("ab")
     proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO)

@@ -249,6 +249,24 @@ async def test_a_database_restart_mid_stream_loses_no_acknowledged_line(
     assert stored == {f"line {n}" for n in range(total)}
 
 
+async def test_a_line_written_twice_is_archived_once(pool: Any) -> None:
+    """A restarted operator re-reads a running pod's log from its first line: every line
+    lands once; a `shoal retry` round (attempts numbered from 1 again) keeps its own."""
+    sink = ArchiveLogSink(pool, batch_lines=40)
+    sink.start()
+    for n in range(100):
+        sink.write("u1", "a", 0, 1, f"line {n}", line_no=n)
+    await sink.drain()
+    for n in range(150):  # the re-read: the first 100 again, then 50 new ones
+        sink.write("u1", "a", 0, 1, f"line {n}", line_no=n)
+    for n in range(10):
+        sink.write("u1", "a", 0, 1, f"again {n}", retry=1, line_no=n)
+    await asyncio.wait_for(sink.drain(), 60)
+    await sink.close()
+    lines = [x.line for x in await reader.read_logs(pool, "u1", "a", limit=1000)]
+    assert lines == [f"line {n}" for n in range(150)] + [f"again {n}" for n in range(10)]
+
+
 async def test_memory_stays_bounded_while_the_database_is_paused(postgres: Any, pool: Any) -> None:
     drops: list[int] = []
     sink = ArchiveLogSink(
@@ -323,6 +341,49 @@ async def test_the_operator_archive_keeps_a_run_and_its_logs_after_deletion(dsn:
         assert drops == []
     finally:
         await archive.close()
+
+
+async def test_the_archive_opens_while_the_database_is_down_and_catches_up(
+    postgres: Any, dsn: str
+) -> None:
+    """An operator must start and run Workflows with PostgreSQL down: opening the archive
+    does not wait for it, writes are buffered, and all of them land once it is back."""
+    from shoal.archive.db import ArchiveUnavailable
+    from shoal.archive.service import Archive
+
+    await asyncio.to_thread(postgres.stop)
+    archive = await asyncio.wait_for(Archive.open(dsn), 60)
+    try:
+        assert archive.problem is not None
+        assert "password" not in archive.problem
+        with pytest.raises(ArchiveUnavailable):
+            archive.pool.acquire()
+        wf = body("u7", "early")
+        archive.runs.offer({**wf, "status": {"phase": "Running", "nodes": {"a": {}}}})
+        for n in range(20):
+            archive.sink.write("u7", "a", 0, 1, f"line {n}\x00")
+        postgres.start()  # main thread: the server dies with the thread that starts it
+        await asyncio.wait_for(archive.runs.drain(), 90)
+        await asyncio.wait_for(archive.sink.drain(), 90)
+        assert archive.problem is None
+        run = await reader.find_run(archive.pool, "team-a", "early")
+        assert run is not None
+        lines = await reader.read_logs(archive.pool, run.uid, "a")
+        assert [x.line for x in lines] == [f"line {n}\ufffd" for n in range(20)]
+    finally:
+        await archive.close()
+
+
+async def test_a_run_with_nul_in_its_parameters_and_messages_is_archived(pool: Any) -> None:
+    wf = body("u8", "nul")
+    wf["spec"]["parameters"] = {"region": "eu\x00west", "k\x00": ["\x00"]}
+    status = {"phase": "Failed", "message": "bad\x00", "nodes": {"a": {"message": "x\x00y"}}}
+    await store.save_run(pool, wf, status)
+    run = await reader.find_run(pool, "team-a", "nul")
+    assert run is not None
+    assert run.phase == "Failed"
+    params = await pool.fetchval("SELECT parameters FROM shoal_workflows WHERE uid = 'u8'")
+    assert json.loads(params) == {"region": "eu\ufffdwest", "k\ufffd": ["\ufffd"]}
 
 
 # -- through `shoal operator` -------------------------------------------------------
@@ -815,5 +876,57 @@ def test_own_operator_get_and_resubmit_a_run_whose_workflow_is_gone(
         )
         assert taken.returncode == 1
         assert "already exists" in taken.stderr
+    finally:
+        op.stop()
+
+
+@pytest.mark.cluster
+def test_own_operator_killed_mid_log_archives_every_line_once(
+    crds: None,
+    kubeconfig: Path,
+    k8s_api: Any,
+    namespace: str,
+    dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An operator SIGKILLed while a pod logs: its successor reads the log from the start
+    again. Every line is in the archive exactly once (before, 32% were doubled)."""
+    from tests.cluster.conftest import create_workflow, start_operator, wait_workflow
+
+    monkeypatch.setenv("SHOAL_DATABASE_URL", dsn)
+    count = 300
+    talk = f"for i in $(seq 1 {count}); do echo line $i; sleep 0.03; done"
+    doc = {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "twice"},
+        "spec": {"image": WORKER, "nodes": [{"name": "talk", "command": ["sh", "-c", talk]}]},
+    }
+    op = start_operator_for(kubeconfig, namespace, tmp_path)
+    try:
+        create_workflow(k8s_api, namespace, doc)
+        archived_when(
+            dsn,
+            namespace,
+            "twice",
+            lambda a: len(a["lines"]) >= 50,
+            60,
+            "the first 50 lines in the archive",
+        )
+        op.kill()
+        op = start_operator(kubeconfig, namespace, tmp_path / "operator-2.log")
+        status = wait_workflow(k8s_api, namespace, "twice", timeout=90)["status"]
+        assert status["phase"] == "Succeeded", status
+        expected = [f"line {n}" for n in range(1, count + 1)]
+        found = archived_when(
+            dsn,
+            namespace,
+            "twice",
+            lambda a: len(a["lines"]) >= count,
+            60,
+            "every line in the archive",
+        )
+        assert [line for _, _, line in found["lines"]] == expected
     finally:
         op.stop()

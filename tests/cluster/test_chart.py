@@ -85,6 +85,12 @@ ARTIFACTS = [
     *("--set", "artifacts.existingSecret=s3-creds"),
     *("--set", "archive.existingSecret=db", "--set", "archive.mode=env"),
 ]
+# Who workflows may run as, and the Secrets the operator may read by name.
+SERVICE_ACCOUNTS = [
+    *("--set", "workflowServiceAccounts.allowed={etl}"),
+    *("--set", "workflowServiceAccounts.selector=shoal.dev/workflow-runner=true"),
+    *("--set", "rbac.secretNames={team-s3}"),
+]
 # Settings whose values are credentials: only ever a secretKeyRef.
 SECRET_ENV = {"SHOAL_DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
@@ -144,6 +150,7 @@ CLUSTER_SCOPED = [
         ["--set", "archive.existingSecret=db", "--set", "archive.mode=env"],
         ["--set", "archive.existingSecret=db", "--set", "metrics.port=0"],
         ARTIFACTS,
+        SERVICE_ACCOUNTS,
     ],
     ids=[
         "default",
@@ -153,6 +160,7 @@ CLUSTER_SCOPED = [
         "dsn-env",
         "dsn-file-no-metrics",
         "artifacts",
+        "service-accounts",
     ],
 )
 def test_lint_is_clean_and_the_chart_renders(helm: Path, sets: list[str]) -> None:
@@ -219,11 +227,30 @@ def test_lint_is_clean_and_the_chart_renders(helm: Path, sets: list[str]) -> Non
     assert ("ClusterRole" in kinds) == cluster_wide
     assert ("Role" in kinds) == (not cluster_wide)
     assert ("ServiceMonitor" in kinds) == ("metrics.serviceMonitor.enabled=true" in sets)
+    # The operator knows its own account (never one a Workflow may use); the chart's
+    # worker account is allowed beside `default`.
+    assert env["POD_SERVICE_ACCOUNT"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "spec.serviceAccountName"
+    )
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    allowed = env["SHOAL_ALLOWED_SERVICE_ACCOUNTS"]["value"]
+    assert allowed == ("etl,shoal-worker" if sets == SERVICE_ACCOUNTS else "shoal-worker")
     for role in (d for d in rendered if d["kind"] in {"Role", "ClusterRole"}):
         for rule in role["rules"]:
             assert "*" not in rule["verbs"]
             assert "*" not in rule["resources"]
-            assert not {"secrets", "pods/exec", "configmaps"} & set(rule["resources"])
+            assert not {"pods/exec", "configmaps"} & set(rule["resources"])
+            if "secrets" in rule["resources"]:  # only by name
+                assert rule["resourceNames"] == ["team-s3"]
+                assert rule["verbs"] == ["get"]
+            if "serviceaccounts" in rule["resources"]:  # only to read labels
+                assert sets == SERVICE_ACCOUNTS
+                assert rule["verbs"] == ["get"]
+    if sets == SERVICE_ACCOUNTS:
+        selector = env["SHOAL_SERVICE_ACCOUNT_SELECTOR"]["value"]
+        assert selector == "shoal.dev/workflow-runner=true"
+    else:
+        assert "SHOAL_SERVICE_ACCOUNT_SELECTOR" not in env
     if "watchNamespaces={a,b}" in sets:
         roles = [d["metadata"]["namespace"] for d in rendered if d["kind"] == "Role"]
         assert roles == ["a", "b"]
@@ -294,6 +321,26 @@ def test_read_secrets_grants_get_by_name_and_nothing_more(
     for verb in ("list", "watch", "create", "update", "delete"):
         assert not can_i(kubectl, sa, verb, "secrets", namespace), f"may {verb} secrets"
     assert not can_i(kubectl, sa, "get", "secrets", "default")
+
+
+def test_secret_names_grant_get_of_those_names_only(
+    helm: Path, kubectl: Kubectl, namespace: str
+) -> None:
+    manifests = render(helm, "shoal", namespace, "--set", "rbac.secretNames={team-s3}", *NO_IMAGE)
+    kubectl("apply", "-f", "-", stdin=manifests)
+    sa = f"system:serviceaccount:{namespace}:shoal-operator"
+
+    def may(verb: str, target: str) -> bool:
+        proc = kubectl(
+            "auth", "can-i", verb, target, f"--as={sa}", namespace=namespace, check=False
+        )
+        assert proc.returncode in (0, 1), proc.stderr
+        return proc.returncode == 0
+
+    assert may("get", "secrets/team-s3")
+    assert not may("get", "secrets/other")
+    assert not may("get", "secrets")
+    assert not may("list", "secrets")
 
 
 @pytest.mark.parametrize(
@@ -433,6 +480,10 @@ def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_accou
     assert "KUBECONFIG" not in environ
     assert environ["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
     assert environ["SHOAL_NAMESPACES"] == namespace
+    assert (environ["POD_NAMESPACE"], environ["POD_SERVICE_ACCOUNT"]) == (
+        namespace,
+        "shoal-operator",
+    )
     # The DSN reaches it as a file from the Secret, never through its environment.
     assert environ["SHOAL_DATABASE_URL_FILE"] == "/etc/shoal/database/url"
     assert postgres.dsn not in "\n".join(environ.values())
@@ -449,6 +500,7 @@ def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_accou
     assert len(workers.items) == 2
     for worker in workers.items:
         assert worker.spec.security_context.run_as_user == 65532
+        assert worker.spec.automount_service_account_token is False
         # (The result can reach the operator a moment before the process has exited.)
         wait_for(
             core.list_namespaced_pod,
@@ -474,6 +526,23 @@ def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_accou
         timeout=30,
         description="the operator's Succeeded event for workflow hello",
     )
+
+    # Issue 13: a node naming the operator's own ServiceAccount (which this default
+    # install keeps beside the Workflows) is refused before any Job exists.
+    doc["metadata"]["name"] = "as-operator"
+    doc["spec"]["defaults"] = {"serviceAccountName": "shoal-operator"}
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc), namespace=namespace)
+    refused = wait_workflow(k8s_api, namespace, "as-operator", timeout=60)
+    assert refused["status"]["phase"] == "Error"
+    assert (
+        '(defaults.serviceAccountName): ServiceAccount "shoal-operator" is the operator'
+        in (refused["status"]["message"])
+    )
+    jobs = client.BatchV1Api(k8s_api).list_namespaced_job(
+        namespace, label_selector="shoal.dev/workflow=as-operator"
+    )
+    assert jobs.items == []
+    del doc["spec"]["defaults"]
 
     # Whose credentials those were, in the API server's words: without the RoleBinding
     # the next workflow is refused, and the refusal names the chart's service account.

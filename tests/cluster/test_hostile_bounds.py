@@ -228,7 +228,7 @@ def test_own_operator_expression_over_budget_fails_its_node_and_healthz_answers(
     canary_ns = next(other := make_namespace(k8s_api, f"{namespace}-canary"))
     port = _free_port()
     log = tmp_path / "operator.log"
-    op = start_operator(kubeconfig, f"{namespace}*", log, metrics_port=port)
+    op = start_operator(kubeconfig, f"{namespace}*", log, extra_args=["--metrics-port", str(port)])
     try:
         wait_until(lambda: _healthy(port), 60, "the operator's /healthz")
         doc = workflow(

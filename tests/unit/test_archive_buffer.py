@@ -14,7 +14,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def rec(node: str, n: int, index: int = 0) -> Record:
-    return ("uid", node, index, 1, T0, f"{node}-{n}")
+    return ("uid", node, index, 1, T0, f"{node}-{n}", 0, n)
 
 
 def test_buffer_keeps_everything_below_the_cap() -> None:
@@ -56,9 +56,32 @@ def test_take_respects_the_batch_limit_and_the_marker_keeps_the_first_lost_time(
     assert [r[5] for r in buf.take(1)] == ["a-2"]
 
 
+def test_the_buffer_is_bounded_by_characters_too() -> None:
+    """Long lines fill memory long before many short ones: 100 lines of 1,000 chars in a
+    buffer of 10,000 chars keep only the newest 10, and say how many went."""
+    buf = LogBuffer(max_lines=1_000, max_chars=10_000)
+    for n in range(100):
+        buf.append(("uid", "a", 0, 1, T0, f"{n:04d}" + "x" * 996))
+    assert buf.chars <= 10_000
+    assert len(buf) == 10
+    batch = buf.take(100)
+    assert batch[0][5] == dropped_marker(90)
+    assert [r[5][:4] for r in batch[1:]] == [f"{n:04d}" for n in range(90, 100)]
+    assert buf.chars == 0
+
+
+def test_one_line_over_the_character_bound_is_still_kept() -> None:
+    buf = LogBuffer(max_lines=10, max_chars=5)
+    buf.append(rec("a", 0))
+    assert buf.append(("uid", "a", 0, 1, T0, "y" * 50)) == 1
+    assert [r[5] for r in buf.take(10)] == [dropped_marker(1), "y" * 50]
+
+
 def test_a_buffer_needs_room_for_a_line() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         LogBuffer(0)
+    with pytest.raises(ValueError, match="at least 1"):
+        LogBuffer(10, max_chars=0)
 
 
 class _DeadPool:

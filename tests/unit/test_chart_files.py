@@ -35,7 +35,9 @@ def test_chart_metadata_and_values_parse() -> None:
     assert ":latest" not in values["worker"]["image"]
     # Least privilege and no store by default; the chart takes no credential values at
     # all, only the names of Secrets holding them.
-    assert values["rbac"] == {"readSecrets": False}
+    assert values["rbac"] == {"readSecrets": False, "secretNames": []}
+    # Workflows run as `default` (and the chart's worker account) unless widened.
+    assert values["workflowServiceAccounts"] == {"allowed": [], "selector": ""}
     assert values["artifacts"]["url"] == ""
     assert values["artifacts"]["existingSecret"] == ""
     assert values["archive"]["existingSecret"] == ""

@@ -19,6 +19,7 @@ from shoal.kube.pods import (
     is_infrastructure_failure,
     parse_time,
     pending_problem,
+    pending_verdict,
     read_pod,
 )
 from tests.unit.pod_fixtures import (
@@ -123,6 +124,32 @@ def test_a_fresh_pod_without_status_reads_as_pending() -> None:
     assert v.phase == "Pending"
     assert pending_problem(v) is None
     assert not v.terminated
+
+
+def test_a_pod_stuck_for_a_reason_fails_its_node_with_that_reason() -> None:
+    verdict = pending_verdict(view(pending_unschedulable()), JOB, 15)
+    assert verdict.message == f"did not start within 15s: Unschedulable: {SCHEDULER_MESSAGE}"
+    assert not verdict.infrastructure
+    assert not pending_verdict(view(image_pull_backoff()), JOB, 15).infrastructure
+
+
+def test_a_pod_pending_with_no_reason_is_a_busy_cluster_and_retried_for_free() -> None:
+    """A scheduler, Job controller or node that did not get to the pod in time is the
+    infrastructure's fault: the attempt is retried without spending `retries`."""
+    pod = image_pull_backoff()
+    pod["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    verdict = pending_verdict(view(pod), JOB, 15)
+    assert verdict.infrastructure
+    assert verdict.message.startswith("did not start within 15s: Pending (")
+    assert "busy cluster" in verdict.message
+
+
+def test_no_pod_for_the_job_is_a_busy_cluster_too() -> None:
+    verdict = pending_verdict(None, JOB, 300)
+    assert verdict.infrastructure
+    assert verdict.message.startswith(
+        f"did not start within 300s: no pod was created for Job {JOB}"
+    )
 
 
 def test_running() -> None:

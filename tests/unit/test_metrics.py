@@ -32,6 +32,22 @@ async def test_ready_only_after_connecting(client_and_metrics: tuple[TestClient,
     assert (await client.get("/readyz")).status == 200
 
 
+async def test_readyz_says_what_is_degraded_while_still_ready(
+    client_and_metrics: tuple[TestClient, Metrics],
+) -> None:
+    """An unreachable archive does not stop Workflows, so the operator stays ready, but
+    /readyz says what is missing instead of a bare 'ready'."""
+    client, metrics = client_and_metrics
+    metrics.bind_api(FakeApi())  # type: ignore[arg-type]
+    problems = ["archive: ConnectionRefusedError: refused (writes buffered)"]
+    metrics.degraded_source = lambda: problems
+    resp = await client.get("/readyz")
+    assert resp.status == 200
+    assert await resp.text() == "ready, degraded: " + problems[0]
+    problems.clear()
+    assert await (await client.get("/readyz")).text() == "ready"
+
+
 async def test_metrics_report_runs_nodes_latency_and_requests(
     client_and_metrics: tuple[TestClient, Metrics],
 ) -> None:

@@ -46,6 +46,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/* SHOAL_ALLOWED_SERVICE_ACCOUNTS: the listed names plus the chart's worker account. */}}
+{{- define "shoal.allowedServiceAccounts" -}}
+{{- $names := .Values.workflowServiceAccounts.allowed | default list -}}
+{{- if .Values.worker.serviceAccount.create -}}
+{{- $names = append $names .Values.worker.serviceAccount.name -}}
+{{- end -}}
+{{- join "," (uniq $names) -}}
+{{- end -}}
+
 {{/* The operator's permissions: exactly the API calls it makes (docs/packaging.md). */}}
 {{- define "shoal.rules" -}}
 # Workflows: kopf watches them and patches finalizers and annotations; the runner reads
@@ -76,6 +85,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.workflowServiceAccounts.selector }}
+# workflowServiceAccounts.selector: the operator reads a named ServiceAccount's labels.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get]
+{{- end }}
+{{- if and .Values.rbac.secretNames (not .Values.rbac.readSecrets) }}
+# rbac.secretNames: only these Secrets, by name.
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: {{ toJson .Values.rbac.secretNames }}
+  verbs: [get]
+{{- end }}
 {{- if .Values.rbac.readSecrets }}
 # A Workflow's own artifact credentials (spec.artifacts.store.credentialsSecret): the
 # operator reads that Secret by name to use the store for the run (values.yaml).

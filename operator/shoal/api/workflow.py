@@ -85,7 +85,11 @@ class PodSettings(ApiModel):
     tolerations: list[Toleration] | None = Field(None, max_length=MAX_LIST_ITEMS)
     """Kubernetes tolerations for the pod."""
     service_account_name: str | None = Field(None, pattern=DNS_LABEL, max_length=63)
-    """Service account the pod runs as."""
+    """Service account the pod runs as: the namespace's `default`, or one the operator's
+    administrator allowed (docs/security.md)."""
+    automount_service_account_token: bool | None = None
+    """Mount the service account's API token into the pod. Off unless set to true: the
+    worker needs no Kubernetes API access."""
 
 
 class Node(PodSettings):

@@ -12,16 +12,14 @@ memory stays bounded and reconciliation never waits on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
+from shoal.archive.pgtext import pg_json, pg_text
 from shoal.archive.sink import drain_then_cancel, transient
-from shoal.core.jsonbounds import rebuild
 from shoal.core.state import TaskFinished
 
 log = logging.getLogger("shoal.archive")
@@ -57,12 +55,6 @@ class FinishedAttempt:
         return ROW_OVERHEAD_BYTES + len(self.message or "") + len(self.outputs_json or "")
 
 
-def _clean(value: Any) -> Any:
-    """PostgreSQL text and jsonb cannot hold NUL characters (walked without recursion:
-    a job's outputs may nest as deep as the protocol decoder allows)."""
-    return rebuild(value, lambda text: text.replace("\x00", "\ufffd"))
-
-
 def _time(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
@@ -74,15 +66,13 @@ def finished_attempt(
     outputs_json: str | None = None
     omitted: str | None = None
     if event.outputs:
-        encoded = json.dumps(event.outputs, separators=(",", ":"), default=str)
-        if "\\u0000" in encoded:  # rare: clean, then encode again
-            encoded = json.dumps(_clean(event.outputs), separators=(",", ":"), default=str)
+        encoded = pg_json(event.outputs) or "{}"
         size = len(encoded.encode())
         if size <= MAX_OUTPUTS_BYTES:
             outputs_json = encoded
         else:
             omitted = f"outputs of {size // 1024} KiB are too large for the archive"
-    message = _clean(event.message)[:MAX_MESSAGE_CHARS] if event.message else None
+    message = pg_text(event.message)[:MAX_MESSAGE_CHARS] if event.message else None
     return FinishedAttempt(
         uid=uid,
         node=event.node,

@@ -102,7 +102,18 @@ ALTER TABLE shoal_attempts DROP CONSTRAINT shoal_attempts_workflow_uid_fkey;
 CREATE INDEX shoal_attempts_by_finish ON shoal_attempts (finished_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# v3: every archived log line once. A line carries its number in its container's log and
+# the `shoal retry` round; an operator that restarts re-reads a running pod's log from the
+# start, and a COPY retried after a lost answer repeats its batch: the unique index drops
+# both repeats (markers have no number and are never dropped).
+_V3 = """
+ALTER TABLE shoal_log_lines ADD COLUMN retry integer NOT NULL DEFAULT 0;
+ALTER TABLE shoal_log_lines ADD COLUMN line_no integer;
+CREATE UNIQUE INDEX shoal_log_lines_once
+    ON shoal_log_lines (workflow_uid, node, item_index, retry, attempt, line_no);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 LATEST = len(MIGRATIONS)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.archive.attempts import AttemptRecorder, FinishedAttempt
-from shoal.archive.db import open_pool
+from shoal.archive.db import DeferredPool
 from shoal.archive.recorder import RunRecorder
 from shoal.archive.schema import LATEST
 from shoal.archive.sink import ArchiveLogSink
@@ -31,7 +31,7 @@ class ArchiveSettings:
 
 @dataclass
 class Archive:
-    pool: Any
+    pool: DeferredPool
     sink: ArchiveLogSink
     runs: RunRecorder
     attempts: AttemptRecorder
@@ -46,10 +46,12 @@ class Archive:
         settings: ArchiveSettings | None = None,
         on_attempts_dropped: Callable[[int], None] | None = None,
     ) -> Archive:
-        """Migrate, connect and start the writers. Fails if the database is unreachable:
-        an operator told to archive should not start silently without it."""
+        """Connect, migrate and start the writers. Never fails for an unreachable database:
+        the operator runs Workflows meanwhile, the writers buffer (bounded) and the pool
+        keeps trying in the background (`problem` says why, /readyz reports it)."""
         settings = settings or ArchiveSettings()
-        pool = await open_pool(dsn)
+        pool = DeferredPool(dsn)
+        await pool.open()
 
         async def save(body: dict[str, Any]) -> None:
             await save_run(pool, body, body.get("status") or {})
@@ -65,8 +67,14 @@ class Archive:
         archive.attempts.start()
         if settings.ttl_days is not None:
             archive._retention = asyncio.create_task(archive._expire(), name="shoal-retention")
-        log.info("archive: PostgreSQL, schema version %d", LATEST)
+        if pool.connected:
+            log.info("archive: PostgreSQL, schema version %d", LATEST)
         return archive
+
+    @property
+    def problem(self) -> str | None:
+        """Why the archive is degraded (database not reached yet), or None."""
+        return self.pool.problem
 
     async def _expire(self) -> None:
         # A housekeeping timer, not reconciliation: nothing waits on it.

@@ -29,13 +29,33 @@ from typing import Any
 
 import asyncpg
 
+from shoal.archive.pgtext import pg_text
+
 log = logging.getLogger("shoal.archive")
 
 COLUMNS = ("workflow_uid", "node", "item_index", "attempt", "at", "line")
+"""The columns every row has (the floor a plain COPY is measured with in bench/)."""
 TABLE = "shoal_log_lines"
+SINK_COLUMNS = (*COLUMNS, "retry", "line_no")
+_STAGE = "shoal_log_lines_in"
+# Each batch is COPYed into a session-local stage and moved with ON CONFLICT DO NOTHING:
+# COPY alone cannot skip a line the archive already holds (schema v3's unique index).
+_CREATE_STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (
+    seq bigserial, workflow_uid text, node text, item_index integer, attempt integer,
+    at timestamptz, line text, retry integer, line_no integer
+) ON COMMIT DELETE ROWS
+"""
+_MOVE_STAGE = f"""
+INSERT INTO {TABLE} ({", ".join(SINK_COLUMNS)})
+SELECT {", ".join(SINK_COLUMNS)} FROM {_STAGE} ORDER BY seq
+ON CONFLICT DO NOTHING
+"""
 
-Record = tuple[str, str, int, int, datetime, str]
-"""One row of `shoal_log_lines`, in `COLUMNS` order."""
+Record = tuple[str, str, int, int, datetime, str, int, int | None]
+"""One row of `shoal_log_lines`, in `SINK_COLUMNS` order: the stream (uid, node, item,
+attempt), when, the line, the `shoal retry` round and the line's number in its log (None
+for Shoal's own marker lines)."""
 StreamKey = tuple[str, str, int, int]
 """(workflow uid, node, item index, attempt): one container's log."""
 
@@ -68,16 +88,23 @@ class _Gap:
 
 
 class LogBuffer:
-    """Unsent lines, oldest first, never more than `max_lines` of them.
+    """Unsent lines, oldest first, never more than `max_lines` of them nor more than
+    `max_chars` characters of line text (a count of lines alone let 100,000 lines of
+    64 KiB each hold gigabytes during an outage).
 
     Pure bookkeeping (no I/O), so the drop policy is unit-tested on its own.
     """
 
-    def __init__(self, max_lines: int) -> None:
+    def __init__(self, max_lines: int, max_chars: int = 32 * 1024 * 1024) -> None:
         if max_lines < 1:
             raise ValueError("max_lines must be at least 1")
+        if max_chars < 1:
+            raise ValueError("max_chars must be at least 1")
         self.max_lines = max_lines
+        self.max_chars = max_chars
         self.dropped_total = 0
+        self.chars = 0
+        """Characters of line text held now."""
         self._lines: deque[Record] = deque()
         self._gaps: dict[StreamKey, _Gap] = {}
 
@@ -85,13 +112,21 @@ class LogBuffer:
         return len(self._lines)
 
     def append(self, record: Record) -> int:
-        """Add a line; returns how many old lines were dropped to make room (0 or 1)."""
+        """Add a line; returns how many old lines were dropped to make room.
+
+        A line is always kept (the newest), even alone over `max_chars`: the sink caps
+        each line's length before it gets here.
+        """
         dropped = 0
-        if len(self._lines) >= self.max_lines:
-            old = self._lines.popleft()
-            self.lost(old[:4], old[4], 1)
-            dropped = 1
+        self.chars += len(record[5])
         self._lines.append(record)
+        while len(self._lines) > 1 and (
+            len(self._lines) > self.max_lines or self.chars > self.max_chars
+        ):
+            old = self._lines.popleft()
+            self.chars -= len(old[5])
+            self.lost(old[:4], old[4], 1)
+            dropped += 1
         return dropped
 
     def lost(self, key: StreamKey, first_at: datetime, count: int) -> None:
@@ -115,12 +150,15 @@ class LogBuffer:
         ones dropped, so the marker sits exactly where the lines went missing.
         """
         batch: list[Record] = [
-            (*key, gap.first_at, dropped_marker(gap.count)) for key, gap in self._gaps.items()
+            (*key, gap.first_at, dropped_marker(gap.count), 0, None)
+            for key, gap in self._gaps.items()
         ]
         self._gaps.clear()
         lines = self._lines
         for _ in range(min(limit, len(lines))):
-            batch.append(lines.popleft())
+            record = lines.popleft()
+            self.chars -= len(record[5])
+            batch.append(record)
         return batch
 
 
@@ -140,9 +178,7 @@ def transient(err: BaseException) -> bool:
 
 
 def _sanitize(record: Record) -> Record:
-    # PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates.
-    line = record[5].replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
-    return (*record[:5], line)
+    return (*record[:5], pg_text(record[5]), *record[6:])
 
 
 class ArchiveLogSink:
@@ -153,6 +189,7 @@ class ArchiveLogSink:
         pool: Any,
         *,
         max_lines: int = 100_000,
+        max_chars: int = 32 * 1024 * 1024,
         batch_lines: int = 10_000,
         max_line_chars: int = 64 * 1024,
         max_run_chars: int | None = None,
@@ -162,7 +199,7 @@ class ArchiveLogSink:
         on_dropped: Callable[[int], None] | None = None,
     ) -> None:
         self.pool = pool
-        self.buffer = LogBuffer(max_lines)
+        self.buffer = LogBuffer(max_lines, max_chars)
         self.batch_lines = batch_lines
         self.max_line_chars = max_line_chars
         self.max_run_chars = max_run_chars
@@ -186,7 +223,19 @@ class ArchiveLogSink:
 
     # -- the runner's side ----------------------------------------------------------
 
-    def write(self, uid: str, node: str, index: int, attempt: int, line: str) -> None:
+    def write(
+        self,
+        uid: str,
+        node: str,
+        index: int,
+        attempt: int,
+        line: str,
+        *,
+        retry: int = 0,
+        line_no: int | None = None,
+    ) -> None:
+        """Archive one line. `line_no` (its number in the container's log) makes a line
+        written twice (a re-read after a restart) land once."""
         if len(line) > self.max_line_chars:
             line = line[: self.max_line_chars] + " [shoal] line truncated"
         if self.max_run_chars is not None:
@@ -196,12 +245,12 @@ class ArchiveLogSink:
             used += len(line)
             self._run_chars[uid] = used
             if used > self.max_run_chars:
-                line = capped_marker(self.max_run_chars)
+                line, line_no = capped_marker(self.max_run_chars), None
         self.accepted += 1
         tick = time.monotonic()
         if tick - self._tick >= 0.001:  # datetime.now costs more than the rest of write
             self._tick, self._now = tick, datetime.now(UTC)
-        dropped = self.buffer.append((uid, node, index, attempt, self._now, line))
+        dropped = self.buffer.append((uid, node, index, attempt, self._now, line, retry, line_no))
         if dropped and self.on_dropped is not None:
             self.on_dropped(dropped)
         self._wake.set()
@@ -289,7 +338,9 @@ class ArchiveLogSink:
         self._inflight = []
 
     async def _copy(self, records: list[Record]) -> None:
-        async with self.pool.acquire(timeout=self.timeout_seconds) as conn:
+        async with self.pool.acquire(timeout=self.timeout_seconds) as conn, conn.transaction():
+            await conn.execute(_CREATE_STAGE, timeout=self.timeout_seconds)
             await conn.copy_records_to_table(
-                TABLE, records=records, columns=COLUMNS, timeout=self.timeout_seconds
+                _STAGE, records=records, columns=SINK_COLUMNS, timeout=self.timeout_seconds
             )
+            await conn.execute(_MOVE_STAGE, timeout=self.timeout_seconds)

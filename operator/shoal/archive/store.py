@@ -7,13 +7,13 @@ what `kubectl get` showed. Writes are upserts keyed by uid: repeating one is har
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from shoal.archive.attempts import FinishedAttempt
 from shoal.archive.db import using
+from shoal.archive.pgtext import pg_json, pg_text
 
 _UPSERT_RUN = """
 INSERT INTO shoal_workflows AS w (uid, namespace, name, spec, parameters, labels, phase,
@@ -55,8 +55,8 @@ def parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+def _text(value: Any) -> str | None:
+    return None if value is None else pg_text(str(value))
 
 
 async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> None:
@@ -71,17 +71,17 @@ async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> Non
         uid,
         meta["namespace"],
         meta["name"],
-        _json(spec),
-        _json(spec.get("parameters") or {}),
-        _json(meta.get("labels") or {}),
+        pg_json(spec),
+        pg_json(spec.get("parameters") or {}),
+        pg_json(meta.get("labels") or {}),
         status.get("phase", "Pending"),
-        status.get("progress"),
-        status.get("message"),
-        _json(status.get("outputs")),
+        _text(status.get("progress")),
+        _text(status.get("message")),
+        pg_json(status.get("outputs")),
         parse_time(meta.get("creationTimestamp")),
         parse_time(status.get("startedAt")),
         parse_time(status.get("finishedAt")),
-        _json(status),
+        pg_json(status),
     )
     nodes = [
         (
@@ -90,9 +90,9 @@ async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> Non
             entry.get("phase", "Pending"),
             int(entry.get("attempts", 0)),
             entry.get("exitCode"),
-            entry.get("message"),
-            _json(entry.get("outputs")),
-            _json(entry.get("items")),
+            _text(entry.get("message")),
+            pg_json(entry.get("outputs")),
+            pg_json(entry.get("items")),
             parse_time(entry.get("startedAt")),
             parse_time(entry.get("finishedAt")),
         )
@@ -154,7 +154,7 @@ async def save_attempt(
         phase,
         exit_code,
         message,
-        _json(outputs),
+        pg_json(outputs),
         outputs_omitted,
         started_at,
         finished_at,

@@ -90,6 +90,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="do not apply the restricted pod security context (SHOAL_RESTRICTED=false)",
     )
     p.add_argument(
+        "--allowed-service-accounts",
+        metavar="NAMES",
+        action="append",
+        default=[n for n in env("SHOAL_ALLOWED_SERVICE_ACCOUNTS", "").split(",") if n],
+        help="ServiceAccounts a node may run as besides its namespace's `default`, "
+        "comma-separated, repeatable (SHOAL_ALLOWED_SERVICE_ACCOUNTS); the operator's own "
+        "is never allowed",
+    )
+    p.add_argument(
+        "--service-account-selector",
+        metavar="SELECTOR",
+        default=env("SHOAL_SERVICE_ACCOUNT_SELECTOR", ""),
+        help="also allow ServiceAccounts whose labels match this equality-based selector, "
+        "e.g. shoal.dev/workflow-runner=true (SHOAL_SERVICE_ACCOUNT_SELECTOR)",
+    )
+    p.add_argument(
         "--database-url",
         help="PostgreSQL DSN for run history and logs (SHOAL_DATABASE_URL); without one the "
         "operator runs status-only",
@@ -127,10 +143,16 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     from shoal.archive.db import resolve_dsn
     from shoal.archive.service import ArchiveSettings, describe
+    from shoal.kube.api import IN_CLUSTER_TOKEN
     from shoal.kube.artifact_store import ArtifactDefaults
     from shoal.kube.controller import OperatorConfig, run_operator
     from shoal.kube.jobs import JobDefaults
     from shoal.kube.runner import RunnerConfig
+    from shoal.kube.service_accounts import (
+        Selector,
+        ServiceAccountPolicy,
+        operator_identity,
+    )
     from shoal_worker.store_settings import ENV_URL, StoreSettings
 
     logging.basicConfig(
@@ -140,9 +162,24 @@ def run(args: argparse.Namespace) -> int:
         settings = StoreSettings.from_env(
             {**os.environ, ENV_URL: args.artifacts} if args.artifacts else os.environ
         )
+        selector = (
+            Selector.parse(args.service_account_selector)
+            if args.service_account_selector.strip()
+            else None
+        )
     except ValueError as err:
         print(f"shoal operator: error: {err}", file=sys.stderr)
         return 2
+    service_accounts = ServiceAccountPolicy(
+        allowed=frozenset(
+            name.strip()
+            for entry in args.allowed_service_accounts
+            for name in entry.split(",")
+            if name.strip()
+        ),
+        selector=selector,
+        operator=operator_identity(os.environ, IN_CLUSTER_TOKEN),
+    )
     config = OperatorConfig(
         artifacts=ArtifactDefaults(settings, args.artifacts_credentials_secret or None),
         namespaces=args.namespaces,
@@ -159,10 +196,12 @@ def run(args: argparse.Namespace) -> int:
             jobs=JobDefaults(image=args.worker_image, restricted=not args.no_restricted),
             pending_timeout_seconds=args.pending_timeout,
             delete_succeeded_jobs=not args.keep_succeeded_jobs,
+            service_accounts=service_accounts,
         ),
     )
     scope = ", ".join(config.namespaces) or "all namespaces"
     logging.getLogger("shoal.operator").info("watching %s", scope)
+    logging.getLogger("shoal.operator").info("service accounts: %s", service_accounts.describe())
     if config.database_url:
         logging.getLogger("shoal.operator").info("archive: %s", describe(config.database_url))
     else:

@@ -228,6 +228,11 @@ def pods_path(namespace: str, name: str | None = None) -> str:
     return f"{base}/{name}" if name else base
 
 
+def service_accounts_path(namespace: str, name: str | None = None) -> str:
+    base = f"/api/v1/namespaces/{namespace}/serviceaccounts"
+    return f"{base}/{name}" if name else base
+
+
 def workflows_path(namespace: str | None = None, name: str | None = None) -> str:
     base = "/apis/shoal.dev/v1alpha1"
     base = f"{base}/namespaces/{namespace}/workflows" if namespace else f"{base}/workflows"

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -25,6 +27,11 @@ WORKER_USAGE_EXIT = 2
 """shoal-worker's exit code for usage errors (unknown job, bad args): retrying cannot help."""
 LOG_DRAIN_SECONDS = 5.0
 """After a pod terminated, its log stream gets this long to end before it is re-read."""
+END_GRACE_SECONDS = 2.0
+"""A log stream that ends is the container's end if the pod's status says so within this
+long; otherwise the stream ended early (an API server or kubelet cut it) and is resumed."""
+RESUME_BACKOFF_SECONDS = (0.5, 5.0)
+"""First and largest wait between resumptions of a stream that keeps ending early."""
 
 OnLine = Callable[["Attempt", Message, str], None]
 """Called with each log line as parsed and as written (the archive keeps it as written)."""
@@ -39,6 +46,11 @@ class Attempt:
     attempt: int
     job: str
     created_at: float
+    job_uid: str | None = None
+    """The uid the API server gave the Job the operator created (or adopted, owned by
+    this Workflow): the only controller a pod of this attempt may have."""
+    parked: dict[str, tuple[dict[str, Any], bool]] = field(default_factory=dict)
+    """Pod events seen before `job_uid` was known (by pod uid; bounded), checked once it is."""
     pod: PodView | None = None
     collector: StreamCollector = field(default_factory=StreamCollector)
     lines_seen: int = 0
@@ -48,6 +60,10 @@ class Attempt:
     reported: bool = False
     kill_reason: str | None = None
     kill_deadline: float | None = None
+    resumed: int = 0
+    """How often the log stream ended while the pod ran and was opened again."""
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a pod view says the container terminated."""
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -57,6 +73,17 @@ class Attempt:
         """Keep the most advanced view: pod events may arrive out of order after a list."""
         if self.pod is None or _rank(view) >= _rank(self.pod):
             self.pod = view
+            if view.terminated:
+                self.ended.set()
+
+
+def _ended_with_the_stream(attempt: Attempt, stream_end: float) -> bool:
+    """Did the container end when its log stream did (so the stream is the whole log)?
+
+    The container's finish time has a precision of one second, hence the margin.
+    """
+    finished = attempt.pod.finished_at if attempt.pod is not None else None
+    return finished is None or finished <= stream_end + 1.0
 
 
 def _rank(view: PodView) -> int:
@@ -76,13 +103,44 @@ class LogFollower:
             attempt.follower = asyncio.create_task(self._follow(attempt, attempt.pod.name))
 
     async def _follow(self, attempt: Attempt, pod: str) -> None:
+        """Follow the log to the container's end, resuming a stream that ends before it.
+
+        A follow stream can end cleanly while the container still runs (an API server or
+        kubelet timeout, a proxy): that is not the end of the log. Each resumption reads
+        the log again and feeds only the lines past those already seen, so every line is
+        fed once. The follower lives no longer than its attempt (cancelled when reported).
+        """
         path = pods_path(self.namespace, pod) + "/log"
-        try:
-            async for line in self.api.lines(path, follow="true", container=CONTAINER):
-                self._feed(attempt, line)
-            attempt.stream_ok = True
-        except (ApiError, httpx.HTTPError):
-            attempt.stream_ok = False
+        backoff, max_backoff = RESUME_BACKOFF_SECONDS
+        while True:
+            already = attempt.lines_seen
+            number = 0
+            after_the_end = attempt.ended.is_set()  # then this read is the whole log
+            try:
+                async for line in self.api.lines(path, follow="true", container=CONTAINER):
+                    number += 1
+                    if number > already:
+                        self._feed(attempt, line)
+            except (ApiError, httpx.HTTPError):
+                attempt.stream_ok = False
+                return
+            stream_end = time.time()
+            if not attempt.ended.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(END_GRACE_SECONDS):
+                        await attempt.ended.wait()
+            if after_the_end or (
+                attempt.ended.is_set() and _ended_with_the_stream(attempt, stream_end)
+            ):
+                attempt.stream_ok = True
+                return
+            # Cut short: the container ran on after its stream ended. Read it again.
+            attempt.resumed += 1
+            if not attempt.ended.is_set():  # back off, but read at once when it ends
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(backoff):
+                        await attempt.ended.wait()
+                backoff = min(backoff * 2, max_backoff)
 
     def _feed(self, attempt: Attempt, line: str) -> None:
         attempt.lines_seen += 1

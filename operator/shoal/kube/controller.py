@@ -4,8 +4,10 @@ kopf owns the watches, reconnects, finalizers and event posting. Shoal registers
 - a daemon per Workflow, which is that workflow's runner for as long as it runs (and
   then waits out its TTL);
 - an event handler on Workflows, forwarding spec changes (`spec.stop`) to the runner;
-- an event handler on pods labelled as Shoal's, routing each to its workflow's runner by
-  the workflow-uid label: no listing per event, no polling, no requeue delay.
+- an event handler on pods labelled as Shoal's, handing each to the runner of the
+  workflow its workflow-uid label names: no listing per event, no polling, no requeue
+  delay. The label is only a claim: the runner accepts a pod only from its namespace and
+  controlled by the Job it created (ownership.py), and reports any other as an impostor.
 
 The registry is built explicitly (not with module-level decorators) so tests and the CLI
 can create an operator with the settings they need.
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -31,6 +35,7 @@ from shoal.cron import controller as cron_controller
 from shoal.kube import safejson
 from shoal.kube.api import KubeApi, workflows_path
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
+from shoal.kube.impostors import ImpostorReport
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, LABEL_WORKFLOW_UID, MANAGED_BY
 from shoal.kube.pods import parse_time
@@ -69,6 +74,7 @@ class OperatorMemo:
     runners: dict[str, WorkflowRunner] = field(default_factory=dict)
     dispatch_limit: asyncio.Semaphore | None = None
     archive: Archive | None = None
+    impostors: ImpostorReport | None = None
 
 
 def post_event(body: dict[str, Any], type: str, reason: str, message: str) -> None:
@@ -116,6 +122,11 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 memo.config.archive,
                 on_attempts_dropped=memo.metrics.archive_attempts_dropped.inc,
             )
+            archive = memo.archive
+            memo.metrics.archive_connected.set_function(lambda: archive.problem is None)
+            memo.metrics.degraded_source = lambda: (
+                [f"archive: {archive.problem} (writes buffered)"] if archive.problem else []
+            )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
@@ -133,6 +144,7 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
         # per-object memo.
         assert memo.api is not None
         reopened: asyncio.Event = kwargs["memo"].setdefault("shoal_reopened", asyncio.Event())
+        gone: asyncio.Event = kwargs["memo"].setdefault("shoal_gone", asyncio.Event())
 
         async def reopened_or_stopped(seconds: float | None) -> bool:
             async def until_stopped() -> None:
@@ -165,12 +177,14 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 on_dispatch=memo.metrics.dispatch_latency.observe,
                 on_error=memo.metrics.reconcile_errors.inc,
                 artifacts=memo.config.artifacts,
+                on_impostor=memo.impostors,
             )
             uid = raw["metadata"]["uid"]
             memo.runners[uid] = runner
             memo.metrics.workflows_running.inc()
             try:
-                await runner.run(stopped.is_set)
+                if not await run_unless_gone(runner.run(stopped.is_set), gone):
+                    return  # deleted: its Jobs and pods go with it (owner references)
             finally:
                 memo.runners.pop(uid, None)
                 memo.metrics.workflows_running.dec()
@@ -223,6 +237,10 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
         runner = memo.runners.get((obj.get("metadata") or {}).get("uid", ""))
         if memo.archive is not None and event.get("type") != "DELETED":
             memo.archive.runs.offer(dict(obj))  # each status patch comes back here
+        if event.get("type") == "DELETED":
+            # No finalizer holds a Workflow for its daemon (see without_daemon_finalizer):
+            # the deletion is the signal to stop running it.
+            kwargs["memo"].setdefault("shoal_gone", asyncio.Event()).set()
         if runner is not None:
             if event.get("type") == "MODIFIED":
                 runner.spec_changed(dict(obj))
@@ -241,13 +259,52 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
         if runner is not None:
             runner.pod_event(str(event.get("type") or "ADDED"), dict(obj))
 
+    return without_daemon_finalizer(registry, workflow_daemon)
+
+
+def without_daemon_finalizer(
+    registry: kopf.OperatorRegistry, daemon: Callable[..., Any]
+) -> kopf.OperatorRegistry:
+    """Drop the finalizer kopf puts on every object that has a daemon.
+
+    kopf blocks deletion until it has stopped an object's daemons, so a Workflow deleted
+    while the operator is down (or gone for good) would hang in Terminating. Shoal's
+    daemon needs no such guarantee: the Workflow's Jobs and pods carry owner references
+    and go with it, and the DELETED event stops the runner (`shoal_gone`). Only Workflows
+    whose artifacts are collected on deletion keep a finalizer (the on.delete handler).
+    kopf offers no option for this, so the registered handlers are replaced by copies
+    that say so.
+    """
+    spawning = registry._spawning
+    spawning._handlers = [
+        dataclasses.replace(handler, requires_finalizer=False) if handler.fn is daemon else handler
+        for handler in spawning._handlers
+    ]
     return registry
+
+
+async def run_unless_gone(run: Coroutine[Any, Any, None], gone: asyncio.Event) -> bool:
+    """Await `run` unless `gone` is set first (then cancel it). True if it ran to its end."""
+    task = asyncio.ensure_future(run)
+    waiter = asyncio.ensure_future(gone.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        return False
+    task.result()  # its exception, if any
+    return True
 
 
 async def run_operator(config: OperatorConfig, stop_flag: asyncio.Event | None = None) -> None:
     """Run until stopped: the kopf operator plus the metrics and health endpoints."""
     metrics = Metrics()
     memo = OperatorMemo(config=config, metrics=metrics)
+    memo.impostors = ImpostorReport(lambda kind: metrics.impostors.labels(kind).inc())
     metrics.pods_source = lambda: sum(
         r.state.running for r in memo.runners.values() if r.state is not None
     )

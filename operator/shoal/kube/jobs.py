@@ -8,6 +8,7 @@ Choices that matter:
 - The pod meets the Pod Security "restricted" profile unless the operator is configured
   otherwise: non-root, no privilege escalation, all capabilities dropped, RuntimeDefault
   seccomp.
+- No service account token is mounted unless the node (or `defaults`) asks for one.
 - `terminationMessagePolicy: FallbackToLogsOnError`: the result reaches the operator
   through the termination message even when the log stream is lost.
 """
@@ -185,6 +186,12 @@ def build_job(
         value = getattr(node.spec, field) or getattr(settings, field)
         if value:
             pod_spec[key] = value
+    automount = node.spec.automount_service_account_token
+    if automount is None:
+        automount = settings.automount_service_account_token
+    # No API token in worker pods unless asked for: the worker talks to S3 with
+    # credentials from a Secret, never to the Kubernetes API.
+    pod_spec["automountServiceAccountToken"] = bool(automount)
     tolerations = node.spec.tolerations or settings.tolerations
     if tolerations:
         pod_spec["tolerations"] = [t.dump() for t in tolerations]

@@ -71,12 +71,26 @@ class Metrics:
             "Finished attempts never archived: the database was too slow or unreachable",
             registry=r,
         )
+        self.impostors = Counter(
+            "shoal_impostors_ignored_total",
+            "Pods and Jobs that claimed a Workflow's attempt without being its own "
+            "(wrong namespace or owner), ignored",
+            ["kind"],
+            registry=r,
+        )
         self.api_requests = Gauge(
             "shoal_api_requests", "Kubernetes API requests sent", ["kind"], registry=r
+        )
+        self.archive_connected = Gauge(
+            "shoal_archive_connected",
+            "1 when the archive database is reached and migrated; 0 while writes are buffered",
+            registry=r,
         )
         self._api: KubeApi | None = None
         self.ready = asyncio.Event()
         self.pods_source: Callable[[], int] | None = None
+        self.degraded_source: Callable[[], list[str]] | None = None
+        """What works only in part (the archive unreachable, say), for /readyz."""
 
     def bind_api(self, api: KubeApi) -> None:
         self._api = api
@@ -105,9 +119,13 @@ class Metrics:
             return web.Response(text="ok")
 
         async def readyz(_: web.Request) -> web.Response:
-            if self.ready.is_set():
-                return web.Response(text="ready")
-            return web.Response(status=503, text="starting")
+            # Degraded is still ready: Workflows run; what is missing is said, not hidden.
+            if not self.ready.is_set():
+                return web.Response(status=503, text="starting")
+            degraded = self.degraded_source() if self.degraded_source is not None else []
+            if degraded:
+                return web.Response(text="ready, degraded: " + "; ".join(degraded))
+            return web.Response(text="ready")
 
         app = web.Application()
         app.add_routes(

@@ -193,3 +193,29 @@ def pending_problem(pod: PodView) -> str | None:
         detail = f": {pod.waiting_message}" if pod.waiting_message else ""
         return f"{pod.waiting_reason}{detail}"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingVerdict:
+    """What to say of an attempt whose pod did not start in time, and whose fault it is."""
+
+    message: str
+    infrastructure: bool
+    """True when the cluster gave no reason (a busy scheduler, Job controller or node):
+    the attempt is retried without spending `retries`, up to the planner's bound."""
+
+
+def pending_verdict(pod: PodView | None, job: str, limit: float) -> PendingVerdict:
+    """Judge an attempt that did not start within `limit` seconds (pure).
+
+    A reason from the cluster (Unschedulable, ImagePullBackOff, ...) would come back on a
+    new attempt, so the node fails with it. No reason at all means the cluster was too
+    busy to get to the pod: that is the infrastructure's fault, not the job's.
+    """
+    head = f"did not start within {limit:g}s"
+    problem = pending_problem(pod) if pod is not None else None
+    if problem is not None:
+        return PendingVerdict(f"{head}: {problem}", infrastructure=False)
+    what = "Pending" if pod is not None else f"no pod was created for Job {job}"
+    busy = "no reason given by the cluster, taken as a busy cluster and retried"
+    return PendingVerdict(f"{head}: {what} ({busy})", infrastructure=True)

@@ -10,6 +10,11 @@ Ordering rules that make restarts safe:
   no-op (409), so whatever was dispatched before a crash is adopted, never duplicated.
 - A finished attempt's Job is deleted only after a status write that records its result
   has succeeded; until then the pod (its log and termination message) is the record.
+
+Trust: a pod counts for an attempt only if it is in this Workflow's namespace and its
+controller is the Job whose uid the API server returned for that attempt (ownership.py);
+labels merely say which attempt a pod claims to be. And no Job is created before every
+node's ServiceAccount passed the administrator's policy (service_accounts.py).
 """
 
 from __future__ import annotations
@@ -48,7 +53,14 @@ from shoal.core.state import (
     record_progress,
 )
 from shoal.core.validation import InvalidWorkflow, compile_workflow
-from shoal.kube.api import ApiError, KubeApi, jobs_path, pods_path, workflows_path
+from shoal.kube.api import (
+    ApiError,
+    KubeApi,
+    jobs_path,
+    pods_path,
+    service_accounts_path,
+    workflows_path,
+)
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.attempts import Attempt, LogFollower, outcome_event
 from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job
@@ -59,13 +71,17 @@ from shoal.kube.naming import (
     job_name,
     workflow_selector,
 )
+from shoal.kube.ownership import in_namespace, job_problem, pod_problem
 from shoal.kube.pods import (
     PodView,
     is_infrastructure_failure,
     parse_time,
-    pending_problem,
+    pending_verdict,
     read_pod,
 )
+from shoal.kube.service_accounts import ServiceAccountPolicy, needs_labels
+from shoal.kube.service_accounts import check as check_service_accounts
+from shoal.kube.service_accounts import uses as sa_uses
 from shoal.kube.status import InFlight, rebuild_state, render_status
 from shoal.manifests import problems_from
 from shoal_worker.offload import ValueRef
@@ -86,6 +102,8 @@ class RunnerConfig:
     kill_grace_seconds: float = 60.0
     """After deleting a Job, how long to wait for its pod to report an end."""
     delete_succeeded_jobs: bool = True
+    service_accounts: ServiceAccountPolicy = field(default_factory=ServiceAccountPolicy)
+    """Which ServiceAccounts a node may run as (docs/security.md)."""
 
 
 class EventSink(Protocol):
@@ -97,11 +115,31 @@ class EventSink(Protocol):
 class LogSink(Protocol):
     """Where job log lines go (PostgreSQL once the archive exists; nowhere by default)."""
 
-    def write(self, uid: str, node: str, index: int, attempt: int, line: str) -> None: ...
+    def write(
+        self,
+        uid: str,
+        node: str,
+        index: int,
+        attempt: int,
+        line: str,
+        *,
+        retry: int = 0,
+        line_no: int | None = None,
+    ) -> None: ...
 
 
 class NullLogSink:
-    def write(self, uid: str, node: str, index: int, attempt: int, line: str) -> None:
+    def write(
+        self,
+        uid: str,
+        node: str,
+        index: int,
+        attempt: int,
+        line: str,
+        *,
+        retry: int = 0,
+        line_no: int | None = None,
+    ) -> None:
         return
 
 
@@ -127,6 +165,11 @@ class _SpecChanged:
 _Event = _PodEvent | _SpecChanged | TaskFinished | ItemsLoaded | OutputsStored
 MAX_ITEM_LISTS = 1000
 """Offloaded lists read while rebuilding after a restart (one per running fan-out)."""
+MAX_PARKED_PODS = 8
+"""Pods kept per attempt while its Job's uid is not known yet (its creation in flight);
+more are dropped, since the attempt's own pod reports again with each status change."""
+ImpostorSink = Callable[[str, str], None]
+"""Called with the kind ("pod", "job") and a description of each impostor."""
 
 
 class WorkflowRunner:
@@ -144,6 +187,7 @@ class WorkflowRunner:
         on_dispatch: Callable[[float], None] | None = None,
         on_error: Callable[[], None] | None = None,
         artifacts: ArtifactDefaults | None = None,
+        on_impostor: ImpostorSink | None = None,
     ) -> None:
         self.api = api
         self.artifact_defaults = artifacts or ArtifactDefaults()
@@ -159,6 +203,7 @@ class WorkflowRunner:
         self.dispatch_limit = dispatch_limit or asyncio.Semaphore(20)
         self.on_dispatch = on_dispatch
         self.on_error = on_error
+        self.on_impostor = on_impostor
         self.queue: asyncio.Queue[_Event] = asyncio.Queue()
         self.attempts: dict[tuple[str, int, int], Attempt] = {}
         self._open: dict[tuple[str, int, int], Attempt] = {}
@@ -192,14 +237,18 @@ class WorkflowRunner:
         except InvalidWorkflow as err:
             await self._reject(err)
             return
+        status = self.body.get("status") or {}
+        if WorkflowPhase(status.get("phase", "Pending")).finished:
+            return
+        refused = await self._service_accounts_refused(self.wf)
+        if refused:
+            await self._error("ServiceAccountNotAllowed", refused)
+            return
         self.store = WorkflowStore(
             self.api, self.artifact_defaults, self.wf.spec.artifacts, self.namespace
         )
         self.wf = dataclasses.replace(self.wf, offload_bytes=self.store.offload_bytes)
         self._store_env = self.store.pod_env()
-        status = self.body.get("status") or {}
-        if WorkflowPhase(status.get("phase", "Pending")).finished:
-            return
         self.state = await self._rebuild(self.wf, status)
         writer = asyncio.create_task(self._status_writer())
         try:
@@ -254,12 +303,32 @@ class WorkflowRunner:
         return compile_workflow(resource.spec, meta)
 
     async def _reject(self, err: InvalidWorkflow) -> None:
-        message = "; ".join(p.describe() for p in err.problems)
-        self.post_event(self.body, "Warning", "Invalid", message[:1024])
+        await self._error("Invalid", "; ".join(p.describe() for p in err.problems))
+
+    async def _error(self, reason: str, message: str) -> None:
+        """The Workflow cannot run: phase Error, the message in its status and an Event."""
+        self.post_event(self.body, "Warning", reason, message[:1024])
         await self.api.merge_patch(
             self._status_path,
             {"status": {"phase": WorkflowPhase.ERROR.value, "message": message[:4096]}},
         )
+
+    async def _service_accounts_refused(self, wf: CompiledWorkflow) -> str:
+        """Why some node may not run as its ServiceAccount ("" when all may), before any
+        Job exists; reads the labels of the ServiceAccounts only a selector could allow."""
+        policy = self.config.service_accounts
+        found = sa_uses(wf.spec)
+        labels: dict[str, dict[str, str] | None] = {}
+        for name in sorted(needs_labels(policy, self.namespace, found)):
+            try:
+                sa = await self.api.get(service_accounts_path(self.namespace, name))
+            except ApiError as err:
+                if err.status not in (403, 404):
+                    raise  # transient: kopf restarts the daemon, and the check runs again
+                labels[name] = None
+                continue
+            labels[name] = (sa.get("metadata") or {}).get("labels") or {}
+        return "; ".join(check_service_accounts(policy, self.namespace, found, labels).problems)
 
     async def _collect_artifacts(self, wf: CompiledWorkflow) -> None:
         """`gc: OnSuccess`: the run Succeeded, so its artifacts go now."""
@@ -317,8 +386,7 @@ class WorkflowRunner:
         pods = await self.api.get(pods_path(self.namespace), labelSelector=selector)
         in_flight: list[InFlight] = []
         node_names = set(wf.order)
-        views = [v for v in map(read_pod, pods.get("items") or []) if v is not None]
-        lost = {v.key for v in views if v.terminated and is_infrastructure_failure(v)}
+        owned: list[tuple[tuple[str, int, int], dict[str, Any]]] = []
         for job in jobs.get("items") or []:
             labels = job["metadata"].get("labels") or {}
             try:
@@ -329,10 +397,31 @@ class WorkflowRunner:
                 )
             except (KeyError, ValueError):
                 continue
+            # Only the Job this Workflow owns, under the name it would have given it.
+            problem = job_problem(job, self.namespace, self.uid)
+            if problem is None and job["metadata"].get("name") != job_name(
+                self.name, self.uid, *key
+            ):
+                problem = "its name is not the one the operator gives this attempt's Job"
+            if problem is not None:
+                self._impostor("job", job, key, problem)
+                continue
             if key[0] not in node_names or job["metadata"].get("deletionTimestamp"):
                 continue
+            owned.append((key, job))
+        job_uids = {key: job["metadata"].get("uid", "") for key, job in owned}
+        lost: set[tuple[str, int, int]] = set()
+        for pod in pods.get("items") or []:
+            view = read_pod(pod)
+            if view is None or view.key not in job_uids:
+                continue
+            ours = pod_problem(pod, self.namespace, job_uids[view.key]) is None
+            if ours and view.terminated and is_infrastructure_failure(view):
+                lost.add(view.key)
+        for key, job in owned:
             created = parse_time(job["metadata"].get("creationTimestamp")) or time.time()
             attempt = Attempt(*key, job=job["metadata"]["name"], created_at=created)
+            attempt.job_uid = job_uids[key]
             self.attempts[key] = self._open[key] = attempt
             in_flight.append(InFlight(*key, started_at=created, infrastructure=key in lost))
         stop = "stopped (spec.stop)" if (self.body.get("spec") or {}).get("stop") else None
@@ -395,7 +484,9 @@ class WorkflowRunner:
             try:
                 created = await self.api.create(jobs_path(self.namespace), manifest)
                 if created is None:  # dispatched before a restart: adopt its pod as it is
-                    await self._adopt_pods(attempt)
+                    await self._adopt(attempt)
+                else:
+                    self._job_known(attempt, created["metadata"]["uid"])
             except ApiError as err:
                 retriable = err.status >= 500 or err.status in (0, 429)
                 self._report(
@@ -405,13 +496,49 @@ class WorkflowRunner:
         if self.on_dispatch is not None:
             self.on_dispatch(time.time() - decided)
 
-    async def _adopt_pods(self, attempt: Attempt) -> None:
-        """Feed an existing Job's pods through the normal path; their events predate us."""
+    async def _adopt(self, attempt: Attempt) -> None:
+        """An existing Job of this attempt's name: take it if this Workflow owns it, and
+        feed its pods through the normal path (their events predate us)."""
+        job = await self.api.get(jobs_path(self.namespace, attempt.job))
+        problem = job_problem(job, self.namespace, self.uid)
+        if problem is not None:
+            self._impostor("job", job, attempt.key, problem)
+            self._report(
+                attempt,
+                False,
+                f"a Job named {attempt.job} exists but is not this Workflow's: {problem}",
+                retriable=False,
+            )
+            return
+        uid = job["metadata"]["uid"]
+        self._job_known(attempt, uid)
         pods = await self.api.get(
-            pods_path(self.namespace), labelSelector=f"batch.kubernetes.io/job-name={attempt.job}"
+            pods_path(self.namespace), labelSelector=f"batch.kubernetes.io/controller-uid={uid}"
         )
         for pod in pods.get("items") or []:
             self.pod_event("ADDED", pod)
+
+    def _job_known(self, attempt: Attempt, uid: str) -> None:
+        """The attempt's Job uid is known: pods seen before it are judged now."""
+        attempt.job_uid = uid
+        parked, attempt.parked = attempt.parked, {}
+        for pod, deleted in parked.values():
+            self.pod_event("DELETED" if deleted else "MODIFIED", pod)
+
+    def _impostor(
+        self, kind: str, obj: dict[str, Any], key: tuple[str, int, int], problem: str
+    ) -> None:
+        """Ignore an object that claims an attempt of this Workflow; count and report it."""
+        if self.on_impostor is None:
+            return
+        meta = obj.get("metadata") or {}
+        node, index, attempt = key
+        self.on_impostor(
+            kind,
+            f"{kind} {meta.get('namespace')}/{meta.get('name')} claims Workflow "
+            f"{self.namespace}/{self.name} node {node} item {index} attempt {attempt}, "
+            f"but {problem}",
+        )
 
     def _kill(self, attempt: Attempt, reason: str, now: float) -> None:
         attempt.kill_reason = reason
@@ -439,11 +566,25 @@ class WorkflowRunner:
             state.stop_requested = "stopped (spec.stop)"
 
     def _observe(self, pod: dict[str, Any], *, deleted: bool) -> None:
+        # Labels only say which attempt a pod claims to be; its namespace and its
+        # controller (the Job created for that attempt) say whether it is (ownership.py).
         view = read_pod(pod)
         if view is None or view.workflow_uid != self.uid:
             return
+        if not in_namespace(pod, self.namespace):
+            self._impostor("pod", pod, view.key, pod_problem(pod, self.namespace, "") or "")
+            return
         attempt = self.attempts.get(view.key)
         if attempt is None or attempt.reported:
+            return
+        if attempt.job_uid is None:  # its Job's creation is in flight
+            uid = str((pod.get("metadata") or {}).get("uid") or "")
+            if uid in attempt.parked or len(attempt.parked) < MAX_PARKED_PODS:
+                attempt.parked[uid] = (pod, deleted)
+            return
+        problem = pod_problem(pod, self.namespace, attempt.job_uid)
+        if problem is not None:
+            self._impostor("pod", pod, view.key, problem)
             return
         attempt.observe(view)
         if attempt.pod is None:
@@ -461,7 +602,15 @@ class WorkflowRunner:
         worker = self.wf.nodes[attempt.node].spec.job is not None
         self._deliver(attempt, outcome_event(attempt, time.time(), worker=worker))
 
-    def _report(self, attempt: Attempt, succeeded: bool, message: str, *, retriable: bool) -> None:
+    def _report(
+        self,
+        attempt: Attempt,
+        succeeded: bool,
+        message: str,
+        *,
+        retriable: bool,
+        infrastructure: bool = False,
+    ) -> None:
         event = TaskFinished(
             attempt.node,
             attempt.index,
@@ -470,6 +619,7 @@ class WorkflowRunner:
             time.time(),
             message=message,
             retriable=retriable,
+            infrastructure=infrastructure,
         )
         self._deliver(attempt, event)
 
@@ -477,6 +627,7 @@ class WorkflowRunner:
         if attempt.reported:
             return
         attempt.reported = True
+        attempt.parked = {}
         self._open.pop(attempt.key, None)
         if attempt.follower is not None:
             attempt.follower.cancel()
@@ -484,8 +635,11 @@ class WorkflowRunner:
         if self.attempt_sink is not None:
             pod = attempt.pod
             started = pod.started_at if pod is not None and pod.started_at else attempt.created_at
-            retry = int((self.body.get("status") or {}).get("retries") or 0)  # `shoal retry`
-            self.attempt_sink.record(self.uid, event, started, retry)
+            self.attempt_sink.record(self.uid, event, started, self._retry_round())
+
+    def _retry_round(self) -> int:
+        """The `shoal retry` round this run is in (attempts number from 1 in each)."""
+        return int((self.body.get("status") or {}).get("retries") or 0)
 
     def _on_line(self, attempt: Attempt, msg: Message, line: str) -> None:
         if isinstance(msg, ProgressMessage) and self.state is not None:
@@ -494,7 +648,15 @@ class WorkflowRunner:
         # Every line, protocol ones included, as written: `shoal logs` shows an archived
         # log exactly as a live one (ctx.log lines, warnings, errors with tracebacks).
         text = msg.text if isinstance(msg, PlainLine) else line.rstrip("\r\n")
-        self.log_sink.write(self.uid, attempt.node, attempt.index, attempt.attempt, text)
+        self.log_sink.write(
+            self.uid,
+            attempt.node,
+            attempt.index,
+            attempt.attempt,
+            text,
+            retry=self._retry_round(),
+            line_no=attempt.lines_seen - 1,  # this line's number in the pod's log
+        )
 
     # -- deadlines -------------------------------------------------------------------------
 
@@ -527,12 +689,16 @@ class WorkflowRunner:
             if pod is not None and (pod.running or pod.terminated):
                 continue
             if now >= attempt.created_at + self.config.pending_timeout_seconds:
-                why = (pending_problem(pod) if pod else None) or (
-                    "Pending" if pod else f"no pod was created for Job {attempt.job}"
-                )
                 limit = self.config.pending_timeout_seconds
-                self._kill(attempt, f"did not start within {limit:g}s: {why}", now)
-                self._report(attempt, False, attempt.kill_reason or why, retriable=False)
+                verdict = pending_verdict(pod, attempt.job, limit)
+                self._kill(attempt, verdict.message, now)
+                self._report(
+                    attempt,
+                    False,
+                    verdict.message,
+                    retriable=verdict.infrastructure,
+                    infrastructure=verdict.infrastructure,
+                )
 
     # -- status ------------------------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""Following a pod's log: a stream that ends while the container runs is resumed, every
+line reaches the runner once, and a stream that ends with its container costs one request.
+
+The API is a scripted fake; pods are shaped like the API server's (pod_fixtures.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shoal.kube import attempts as attempts_module
+from shoal.kube.attempts import Attempt, LogFollower
+from shoal.kube.pods import PodView, read_pod
+from shoal_worker.protocol import Message
+from tests.unit.pod_fixtures import JOB, completed, running
+
+LINES = [f"line {n}" for n in range(500)]
+
+
+def view(pod: dict[str, Any]) -> PodView:
+    result = read_pod(pod)
+    assert result is not None
+    return result
+
+
+def finished_in(seconds: float) -> PodView:
+    """The completed pod, its container finished `seconds` from now."""
+    at = datetime.now(UTC) + timedelta(seconds=seconds)
+    return dataclasses.replace(view(completed()), finished_at=at.timestamp())
+
+
+class ScriptedLog:
+    """The pod's log API. Each follow request gets the next script entry: how many lines
+    it has by then, and what happens when it ends (a callback, e.g. the container ends)."""
+
+    def __init__(self, script: list[tuple[int, Callable[[], None] | None]]) -> None:
+        self.script = script
+        self.requests = 0
+
+    async def lines(self, path: str, **params: Any) -> AsyncIterator[str]:
+        available, at_end = self.script[min(self.requests, len(self.script) - 1)]
+        self.requests += 1
+        for line in LINES[:available]:
+            yield line
+        if at_end is not None:
+            at_end()
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attempts_module, "END_GRACE_SECONDS", 0.05)
+    monkeypatch.setattr(attempts_module, "RESUME_BACKOFF_SECONDS", (0.01, 0.05))
+
+
+def follower(api: ScriptedLog) -> tuple[LogFollower, Attempt, list[str]]:
+    fed: list[str] = []
+
+    def on_line(attempt: Attempt, msg: Message, line: str) -> None:
+        fed.append(line)
+
+    attempt = Attempt("integration", 0, 1, JOB, float(0))
+    attempt.observe(view(running()))
+    return LogFollower(api, "team-a", on_line), attempt, fed  # type: ignore[arg-type]
+
+
+async def test_a_stream_that_ends_with_its_container_is_read_once() -> None:
+    api = ScriptedLog([])
+    log, attempt, fed = follower(api)
+    api.script = [(500, lambda: attempt.observe(finished_in(-1)))]
+    log.start(attempt)
+    assert attempt.follower is not None
+    await attempt.follower
+    assert fed == LINES
+    assert (api.requests, attempt.resumed, attempt.stream_ok) == (1, 0, True)
+
+
+async def test_a_stream_cut_while_the_container_runs_is_resumed_without_repeats() -> None:
+    """140 of 500 lines, then a clean end while the pod still runs: before, the log was
+    taken as complete and 360 lines were lost."""
+    api = ScriptedLog([])
+    log, attempt, fed = follower(api)
+    api.script = [(140, None), (300, None), (500, lambda: attempt.observe(finished_in(-1)))]
+    log.start(attempt)
+    assert attempt.follower is not None
+    await attempt.follower
+    assert fed == LINES
+    assert attempt.lines_seen == 500
+    assert (api.requests, attempt.resumed, attempt.stream_ok) == (3, 2, True)
+
+
+async def test_a_stream_cut_just_before_the_container_ends_is_read_once_more() -> None:
+    """The pod reports its end right after the stream was cut, but its container finished
+    seconds after the cut: the lines of those seconds are read, not lost."""
+    api = ScriptedLog([])
+    log, attempt, fed = follower(api)
+    api.script = [(200, lambda: attempt.observe(finished_in(10))), (500, None)]
+    log.start(attempt)
+    assert attempt.follower is not None
+    await attempt.follower
+    assert fed == LINES
+    assert (api.requests, attempt.stream_ok) == (2, True)
