@@ -88,3 +88,38 @@ def test_an_expression_over_its_time_budget_fails_its_node_and_the_run_ends(
     assert gate["message"].startswith("when: ")
     assert f"exceeded the time budget of {budget:g}s" in gate["message"]
     assert result.node("other")["phase"] == "Succeeded"
+
+
+def test_outputs_nested_past_the_limit_fail_the_node_not_the_run(
+    manifest: Manifest, tmp_path: Path
+) -> None:
+    # jobs.py is what `--import jobs` loads; a job returning 500-deep outputs is appended.
+    jobs = tmp_path / "jobs.py"
+    jobs.write_text(
+        jobs.read_text()
+        + "\n\n@job('deep-outputs')\n"
+        + "def deep_outputs(ctx: Context) -> dict[str, object]:\n"
+        + "    value: object = 1\n"
+        + "    for _ in range(500):\n"
+        + "        value = [value]\n"
+        + "    return {'deep': value}\n"
+    )
+    doc = {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "deep-outputs"},
+        "spec": {
+            "nodes": [
+                {"name": "deep", "job": "deep-outputs"},
+                {"name": "other", "job": "shoal.noop"},
+            ]
+        },
+    }
+    result = shoal_run(manifest(json.dumps(doc)), timeout=60)
+    assert result.code == 1, result.stderr
+    limit = limits.MAX_DECODE_DEPTH
+    deep = result.node("deep")
+    assert deep["phase"] == "Failed"
+    assert deep["message"] == f"outputs: nests deeper than {limit} levels (limit {limit})"
+    assert deep["attempts"] == 1
+    assert result.node("other")["phase"] == "Succeeded"
