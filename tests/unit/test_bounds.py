@@ -334,7 +334,7 @@ def test_security_doc_states_the_limits() -> None:
     rows = {}
     for line in doc.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 3 and cells[0].startswith(("`MAX_", "`EXPRESSION_")):
+        if len(cells) == 3 and cells[0].startswith(("`MAX_", "`EXPRESSION_", "`EVALUATOR_")):
             rows[cells[0].split("`")[1]] = cells[1]
     stated = {
         name: value

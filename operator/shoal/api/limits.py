@@ -40,6 +40,8 @@ EXPRESSION_TIMEOUT_SECONDS: Final = 1.0
 """Wall-clock budget of one evaluation of an expression that iterates (uses a
 comprehension macro); it runs in a helper process that is killed when the budget is
 spent."""
+EVALUATOR_MEMORY_BYTES: Final = 1024 * 1024 * 1024
+"""Address space of that helper process; an expression that needs more fails."""
 
 MAX_JSON_DEPTH: Final = 32
 """Nesting of objects and lists inside `args`, `parameters` and a literal `forEach`."""

@@ -17,6 +17,8 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
+from shoal.api.limits import EVALUATOR_MEMORY_BYTES
+
 STARTUP_SECONDS = 60.0
 """How long the child may take to start on a busy machine."""
 
@@ -35,8 +37,14 @@ class EvaluationFailed(Exception):
 
 def _serve(conn: Connection) -> None:
     """The child's loop: compile (cached) and run what the parent sends, until EOF."""
+    import resource
+
     import cel
 
+    # Memory, like time, is bounded: past it an allocation fails and the child ends, which
+    # fails the expression instead of starving the operator's container.
+    limit = EVALUATOR_MEMORY_BYTES
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     conn.send("ready")
     programs: dict[str, Any] = {}
     while True:
