@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from shoal.api.cron import CronWorkflow
+from shoal.api.limits import MAX_DECODE_DEPTH
 from shoal.api.workflow import Workflow
 from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
 from shoal.core.validation import InvalidWorkflow, Problem, compile_workflow
@@ -83,6 +84,23 @@ def parse_document(raw: Any, source: str) -> Resource:
         raise InvalidWorkflow(problems_from(err, raw), source) from None
 
 
+def yaml_depth_problem(text: str, limit: int = MAX_DECODE_DEPTH) -> str | None:
+    """Why `text` nests too deep to load, or None.
+
+    PyYAML builds documents recursively, so a 3,000-deep flow mapping raises
+    RecursionError; its event parser is iterative, so the depth is measured on events first.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > limit:
+                return f"nests deeper than {limit} levels (limit {limit})"
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
+
+
 def load_file(path: str | Path) -> list[Manifest]:
     """Every document in a YAML file (`---`-separated), parsed."""
     source = str(path)
@@ -91,6 +109,8 @@ def load_file(path: str | Path) -> list[Manifest]:
     except OSError as err:
         raise InvalidWorkflow([Problem(f"cannot read: {err.strerror}")], source) from None
     try:
+        if (too_deep := yaml_depth_problem(text)) is not None:
+            raise InvalidWorkflow([Problem(too_deep)], source)
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as err:
         raise InvalidWorkflow([Problem(f"not valid YAML: {err}")], source) from None

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from shoal.api.limits import MAX_PROPERTIES, MAX_STRING_LENGTH, MAX_TEXT_LENGTH
+
 API_GROUP = "shoal.dev"
 API_VERSION = "v1alpha1"
 GROUP_VERSION: Final = "shoal.dev/v1alpha1"
@@ -73,18 +75,18 @@ class ObjectMeta(ApiModel):
 class ResourceRequirements(ApiModel):
     """CPU and memory for one pod, as in a Kubernetes container spec."""
 
-    requests: dict[str, Quantity] = Field(default_factory=dict)
+    requests: dict[str, Quantity] = Field(default_factory=dict, max_length=MAX_PROPERTIES)
     """Resources the scheduler reserves, for example `{cpu: 100m, memory: 128Mi}`."""
-    limits: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict, max_length=MAX_PROPERTIES)
     """Hard limits; a pod that exceeds its memory limit ends OOMKilled."""
 
 
 class KeyRef(ApiModel):
     """A key in a Secret or ConfigMap."""
 
-    name: str
+    name: str = Field(max_length=253)
     """Secret or ConfigMap name, in the workflow's namespace."""
-    key: str
+    key: str = Field(max_length=253)
     """Key within it."""
     optional: bool | None = None
     """Whether a missing key is tolerated."""
@@ -93,7 +95,7 @@ class KeyRef(ApiModel):
 class FieldRef(ApiModel):
     """A field of the pod, as in the downward API."""
 
-    field_path: str
+    field_path: str = Field(max_length=MAX_STRING_LENGTH)
     """For example `metadata.name` or `spec.nodeName`."""
 
 
@@ -111,9 +113,11 @@ class EnvVarSource(ApiModel):
 class EnvVar(ApiModel):
     """An environment variable of the node's pod."""
 
-    name: str = Field(min_length=1, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    name: str = Field(
+        min_length=1, max_length=MAX_STRING_LENGTH, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+    )
     """Variable name."""
-    value: str | None = None
+    value: str | None = Field(None, max_length=MAX_TEXT_LENGTH)
     """Literal value; may use `${{ }}` templates."""
     value_from: EnvVarSource | None = None
     """A reference instead of a literal value."""
@@ -122,8 +126,8 @@ class EnvVar(ApiModel):
 class Toleration(ApiModel):
     """A Kubernetes toleration."""
 
-    key: str | None = None
+    key: str | None = Field(None, max_length=MAX_STRING_LENGTH)
     operator: str | None = Field(None, pattern=r"^(Exists|Equal)$")
-    value: str | None = None
+    value: str | None = Field(None, max_length=MAX_STRING_LENGTH)
     effect: str | None = Field(None, pattern=r"^(NoSchedule|PreferNoSchedule|NoExecute)$")
     toleration_seconds: int | None = None

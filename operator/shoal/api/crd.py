@@ -72,6 +72,7 @@ _KEY_ORDER = (
     "exclusiveMaximum",
     "minItems",
     "maxItems",
+    "maxProperties",
     "required",
     "properties",
     "additionalProperties",
@@ -84,7 +85,7 @@ _KEY_ORDER = (
 )
 _COPIED = frozenset(
     {"type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum"}
-    | {"minItems", "maxItems", "required"}
+    | {"minItems", "maxItems", "maxProperties", "required"}
 )
 
 
@@ -435,7 +436,11 @@ def _constraints(schema: Schema) -> str:
     for key, label in (("minLength", "chars ≥"), ("maxLength", "chars ≤")):
         if key in schema:
             parts.append(f"{label} {schema[key]}")
-    for key, label in (("minItems", "items ≥"), ("maxItems", "items ≤")):
+    for key, label in (
+        ("minItems", "items ≥"),
+        ("maxItems", "items ≤"),
+        ("maxProperties", "keys ≤"),
+    ):
         if key in schema:
             parts.append(f"{label} {schema[key]}")
     if "pattern" in schema:

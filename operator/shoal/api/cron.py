@@ -22,6 +22,7 @@ from shoal.api.common import (
     KeyRef,
     ObjectMeta,
 )
+from shoal.api.limits import MAX_EXPRESSION_LENGTH, MAX_PROPERTIES, MAX_STRING_LENGTH
 from shoal.api.workflow import WorkflowSpec
 from shoal.core.expressions import Expression, ExpressionError, compile_expression
 
@@ -92,7 +93,7 @@ class PollTrigger(ApiModel):
     headers_from: KeyRef | None = None
     """A Secret key holding a JSON object of request headers (for example a token)."""
     fire_on: PollFireOn = PollFireOn.CHANGE
-    condition: str | None = None
+    condition: str | None = Field(None, max_length=MAX_EXPRESSION_LENGTH)
     """CEL over `response.status`, `response.headers`, `response.body` and `response.json`
     (the parsed body, null if it is not JSON); a run fires only when it is true."""
     timeout_seconds: float = Field(10, gt=0, le=300)
@@ -146,7 +147,7 @@ class CronWorkflowSpec(ApiModel):
 
     schedule: str | list[str] | None = None
     """Cron expression(s) in croniter syntax; a sixth field gives seconds."""
-    timezone: str = "UTC"
+    timezone: str = Field("UTC", max_length=MAX_STRING_LENGTH)
     """IANA time zone the schedule is read in."""
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
     starting_deadline_seconds: float | None = Field(None, ge=0)
@@ -155,7 +156,7 @@ class CronWorkflowSpec(ApiModel):
     suspend: bool = False
     successful_runs_history_limit: int = Field(3, ge=0)
     failed_runs_history_limit: int = Field(1, ge=0)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict, max_length=MAX_PROPERTIES)
     """Parameters for every run (the scheduled time is added as `scheduledTime`)."""
     poll: PollTrigger | None = None
     after: AfterTrigger | None = None

@@ -22,6 +22,16 @@ from shoal.api.common import (
     ResourceRequirements,
     Toleration,
 )
+from shoal.api.limits import (
+    MAX_DEPENDS_ON,
+    MAX_EXPRESSION_LENGTH,
+    MAX_LIST_ITEMS,
+    MAX_NAME_LENGTH,
+    MAX_NODES,
+    MAX_PROPERTIES,
+    MAX_STRING_LENGTH,
+    MAX_TEXT_LENGTH,
+)
 
 
 class RunPolicy(StrEnum):
@@ -60,19 +70,19 @@ class RetryPolicy(ApiModel):
 class PodSettings(ApiModel):
     """Settings shared by `spec.defaults` and each node; a node's own value wins."""
 
-    image: str | None = None
+    image: str | None = Field(None, max_length=MAX_STRING_LENGTH)
     """Container image; defaults to the workflow's `image`."""
     resources: ResourceRequirements | None = None
     """CPU and memory requests and limits of the pod."""
-    env: list[EnvVar] | None = None
+    env: list[EnvVar] | None = Field(None, max_length=MAX_LIST_ITEMS)
     """Extra environment variables (node and default lists are merged, the node's win)."""
     timeout_seconds: float | None = Field(None, gt=0, le=31 * 86400)
     """Deadline for one attempt; when it passes the attempt fails as timed out."""
     retries: RetryPolicy | None = None
     """Retry policy for failed attempts."""
-    node_selector: dict[str, str] | None = None
+    node_selector: dict[str, str] | None = Field(None, max_length=MAX_PROPERTIES)
     """Kubernetes node selector for the pod."""
-    tolerations: list[Toleration] | None = None
+    tolerations: list[Toleration] | None = Field(None, max_length=MAX_LIST_ITEMS)
     """Kubernetes tolerations for the pod."""
     service_account_name: str | None = Field(None, pattern=DNS_LABEL, max_length=63)
     """Service account the pod runs as: the namespace's `default`, or one the operator's
@@ -85,25 +95,27 @@ class PodSettings(ApiModel):
 class Node(PodSettings):
     """One step of the DAG: a registered job of the worker image, or any container command."""
 
-    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS_LABEL)
     """Unique within the workflow; a DNS label (lowercase letters, digits, `-`)."""
-    job: str | None = Field(None, min_length=1)
+    job: str | None = Field(None, min_length=1, max_length=MAX_STRING_LENGTH)
     """A job registered in the worker image (`market-finder`) or `module:function`."""
-    command: list[str] | None = None
+    command: list[Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]] | None = Field(
+        None, max_length=MAX_LIST_ITEMS
+    )
     """Run this command instead of a registered job (templates allowed in each element)."""
     args: dict[str, Any] | list[str] | None = None
     """Arguments: an object of named arguments for a `job`, a list of strings for a
     `command`. Strings may hold `${{ expression }}` templates."""
-    depends_on: list[Annotated[str, Field(max_length=63)]] = Field(
-        default_factory=list, max_length=1000
+    depends_on: list[Annotated[str, Field(max_length=MAX_NAME_LENGTH)]] = Field(
+        default_factory=list, max_length=MAX_DEPENDS_ON
     )
     """Nodes that must finish before this one starts."""
-    when: str | None = None
+    when: str | None = Field(None, max_length=MAX_EXPRESSION_LENGTH)
     """CEL condition, evaluated once the dependencies finished; false skips the node."""
-    for_each: list[Any] | str | None = None
+    for_each: list[Any] | Annotated[str, Field(max_length=MAX_EXPRESSION_LENGTH)] | None = None
     """Fan-out: a literal list, or a CEL expression (`${{ nodes.a.outputs.ids }}`) that
     yields one; one pod runs per element."""
-    item_arg: str | None = Field(None, min_length=1)
+    item_arg: str | None = Field(None, min_length=1, max_length=MAX_STRING_LENGTH)
     """Name of the argument that receives the current item (fan-out nodes)."""
     parallelism: int | None = Field(None, ge=1, le=100000)
     """At most this many items of this node run at once."""
@@ -144,7 +156,7 @@ class ArtifactStoreOverride(ApiModel):
     """Use another bucket, prefix or credentials than the operator's default store."""
 
     bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-    prefix: str | None = None
+    prefix: str | None = Field(None, max_length=MAX_STRING_LENGTH)
     credentials_secret: str | None = Field(None, min_length=1, max_length=253)
     """A Secret in the workflow's namespace with keys `accessKeyId` and `secretAccessKey`."""
 
@@ -161,9 +173,9 @@ class ArtifactsSpec(ApiModel):
 class WorkflowSpec(ApiModel):
     """What to run: the DAG, its inputs and its limits."""
 
-    image: str | None = None
+    image: str | None = Field(None, max_length=MAX_STRING_LENGTH)
     """The shared worker image every `job` node runs in (unless a node overrides it)."""
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict, max_length=MAX_PROPERTIES)
     """Inputs with their defaults, any JSON; expressions read them as `params.<name>`."""
     parallelism: int | None = Field(None, ge=1, le=100000)
     """At most this many pods run at once in the whole workflow."""
@@ -175,7 +187,7 @@ class WorkflowSpec(ApiModel):
     """Set to true to stop a running workflow: its pods are deleted, the phase is Stopped."""
     defaults: PodSettings = Field(default_factory=PodSettings)
     """Settings every node inherits."""
-    nodes: list[Node] = Field(min_length=1, max_length=1000)
+    nodes: list[Node] = Field(min_length=1, max_length=MAX_NODES)
     """The DAG."""
     artifacts: ArtifactsSpec | None = None
     """Artifact store settings for this run; the operator's defaults when absent."""

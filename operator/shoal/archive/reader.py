@@ -8,13 +8,13 @@ connection and returns plain dataclasses, so callers need no SQL and no asyncpg 
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from shoal.archive.db import using
+from shoal.core import jsonbounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ _RUN_COLUMNS = (
 
 
 def _load(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    return jsonbounds.loads(value) if isinstance(value, str) else value
 
 
 def _summary(row: Any) -> RunSummary:

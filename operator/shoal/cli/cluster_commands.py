@@ -34,6 +34,7 @@ from shoal.cli.local_commands import (
     _report_invalid,
     parse_params,
 )
+from shoal.core import jsonbounds
 from shoal.core.validation import InvalidWorkflow, Problem
 from shoal.manifests import compile_manifest, load_file
 from shoal_worker.protocol import (
@@ -399,7 +400,7 @@ async def watch_events(
                 async for line in lines:
                     if not line.strip():
                         continue
-                    event = json.loads(line)
+                    event = jsonbounds.loads(line)
                     kind, obj = str(event.get("type")), event.get("object") or {}
                     if kind == "ERROR":
                         if obj.get("code") == 410:

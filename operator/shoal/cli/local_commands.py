@@ -20,6 +20,7 @@ from rich.console import Console
 
 from shoal.api.cron import CronWorkflow
 from shoal.api.workflow import WorkflowPhase
+from shoal.core import jsonbounds
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import RunState
 from shoal.core.validation import InvalidWorkflow, Problem
@@ -41,7 +42,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise InvalidWorkflow([Problem(f"expected KEY=VALUE, got {pair!r}", field="-p")])
         try:
-            params[key] = json.loads(raw)
+            params[key] = jsonbounds.loads(raw)  # deep JSON is cut, then refused by validation
         except ValueError:
             params[key] = raw
     return params

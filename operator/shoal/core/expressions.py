@@ -23,6 +23,14 @@ from typing import Any
 
 import cel
 
+from shoal.api.limits import (
+    EXPRESSION_TIMEOUT_SECONDS,
+    MAX_COMPREHENSION_NESTING,
+    MAX_EXPRESSION_LENGTH,
+    MAX_EXPRESSION_NESTING,
+)
+from shoal.core.sandbox import SANDBOX, BudgetExceeded, EvaluationFailed
+
 VARIABLES = frozenset({"params", "nodes", "item", "itemIndex", "workflow"})
 ITEM_VARIABLES = frozenset({"item", "itemIndex"})
 
@@ -39,6 +47,13 @@ _MACRO_BINDING = re.compile(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter|transformList|transformMap)"
     r"\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,(?:\s*([A-Za-z_][A-Za-z0-9_]*)\s*,)?"
 )
+# A call of a macro that iterates; matched anywhere, string literals included, so that no
+# spelling evades the time budget (a false match only costs a trip to the sandbox).
+_MACRO_CALL = re.compile(
+    r"\.\s*(?:all|exists|exists_one|existsOne|map|filter|transformList|transformMap|"
+    r"transformMapEntry|sortBy)\s*\("
+)
+_OPEN, _CLOSE = "([{", ")]}"
 
 
 class ExpressionError(ValueError):
@@ -57,6 +72,8 @@ class Expression:
     dynamic_nodes: bool
     """True when `nodes` is indexed by a computed key, so every node may be read."""
     param_refs: frozenset[str]
+    iterates: bool = False
+    """True when it calls a comprehension macro: evaluated under the time budget."""
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against `context`, passing only what the expression reads.
@@ -72,6 +89,8 @@ class Expression:
             if name == "nodes" and not self.dynamic_nodes:
                 value = {n: value[n] for n in self.node_refs if n in value}
             scope[name] = value
+        if self.iterates:
+            return self._evaluate_budgeted(scope)
         try:
             return self.program.execute(scope)
         except KeyError as err:
@@ -79,6 +98,71 @@ class Expression:
             raise ExpressionError(f"{self.source!r}: no such key {key!r}") from None
         except Exception as err:  # the CEL runtime raises assorted built-in types
             raise ExpressionError(f"{self.source!r}: {err}") from None
+
+    def _evaluate_budgeted(self, scope: dict[str, Any]) -> Any:
+        try:
+            return SANDBOX.evaluate(self.source, scope, EXPRESSION_TIMEOUT_SECONDS)
+        except BudgetExceeded:
+            raise ExpressionError(
+                f"{_excerpt(self.source)}: evaluation exceeded the time budget of "
+                f"{EXPRESSION_TIMEOUT_SECONDS:g}s for an expression (see docs/expressions.md)"
+            ) from None
+        except EvaluationFailed as err:
+            if err.missing_key is not None:
+                msg = f"{self.source!r}: no such key {err.missing_key!r}"
+                raise ExpressionError(msg) from None
+            raise ExpressionError(f"{self.source!r}: {err}") from None
+
+
+def _excerpt(text: str, limit: int = 120) -> str:
+    """An expression quoted for a message, shortened: messages land in status and Events."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def check_structure(text: str) -> None:
+    """Refuse an expression before it is parsed or run if it exceeds a static limit.
+
+    Bracket nesting bounds the parser's recursion; comprehension nesting bounds the work,
+    which grows as the product of the sizes of the nested lists. Scanned in one pass,
+    skipping string literals.
+    """
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(
+            f"expression is {len(text)} characters long (limit {MAX_EXPRESSION_LENGTH})"
+        )
+    macro_starts = {m.end() - 1 for m in _MACRO_CALL.finditer(text)}
+    stack: list[bool] = []  # one entry per open bracket: does it open a macro call?
+    macros = deepest = 0
+    quote: str | None = None
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if quote is not None:
+            if char == "\\":
+                i += 1
+            elif char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char in _OPEN:
+            is_macro = i in macro_starts
+            stack.append(is_macro)
+            macros += is_macro
+            if len(stack) > MAX_EXPRESSION_NESTING:
+                raise ExpressionError(
+                    f"{_excerpt(text)}: brackets nest deeper than {MAX_EXPRESSION_NESTING} "
+                    f"levels (limit {MAX_EXPRESSION_NESTING})"
+                )
+            deepest = max(deepest, macros)
+        elif char in _CLOSE and stack:
+            macros -= stack.pop()
+        i += 1
+    if deepest > MAX_COMPREHENSION_NESTING:
+        raise ExpressionError(
+            f"{_excerpt(text)}: comprehension macros (all, exists, map, filter, ...) nest "
+            f"{deepest} deep (limit {MAX_COMPREHENSION_NESTING}); the work grows as the "
+            "product of the nested lists' sizes"
+        )
 
 
 def compile_expression(source: str, *, names: frozenset[str] = VARIABLES) -> Expression:
@@ -91,6 +175,7 @@ def compile_expression(source: str, *, names: frozenset[str] = VARIABLES) -> Exp
     text = (whole.group(1) if whole else source).strip()
     if not text:
         raise ExpressionError("empty expression")
+    check_structure(text)
     try:
         program = cel.compile(text)
     except Exception as err:
@@ -121,6 +206,7 @@ def compile_expression(source: str, *, names: frozenset[str] = VARIABLES) -> Exp
         node_refs=node_refs,
         dynamic_nodes=dynamic,
         param_refs=frozenset(params),
+        iterates=_MACRO_CALL.search(text) is not None,
     )
 
 

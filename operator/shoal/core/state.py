@@ -11,11 +11,14 @@ Times are float seconds since the epoch; the planner never reads a clock itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from shoal.api.limits import MAX_DECODE_DEPTH
 from shoal.api.workflow import NodePhase, WorkflowPhase
+from shoal.core.jsonbounds import json_problem
 
 MAX_RECORDED_FAILURES = 20
 """Failed items kept per node for status and messages; the rest are only counted."""
@@ -143,6 +146,25 @@ class TaskFinished:
     """False for failures that would fail again the same way (bad arguments, unknown job)."""
     infrastructure: bool = False
     """The pod was evicted, deleted from outside or lost with its node: not the job's fault."""
+
+
+def bounded_finish(event: TaskFinished) -> TaskFinished:
+    """`event`, failed instead when its outputs nest deeper than MAX_DECODE_DEPTH.
+
+    Outputs come from the job; nested a thousand levels deep they would reach the
+    interpreter's recursion limit when the status or the archive row is written. Only
+    depth is bounded here: size is the artifact store's and the status writer's concern.
+    """
+    if not event.succeeded:
+        return event
+    problem = json_problem(
+        event.outputs, max_depth=MAX_DECODE_DEPTH, max_elements=sys.maxsize, max_bytes=sys.maxsize
+    )
+    if problem is None:
+        return event
+    return replace(
+        event, succeeded=False, outputs={}, message=f"outputs: {problem}", retriable=False
+    )
 
 
 def record_finished(state: RunState, event: TaskFinished) -> bool:

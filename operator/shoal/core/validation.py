@@ -7,7 +7,7 @@ every problem found, so a user fixes a manifest in one round and nothing runs me
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from shoal.core.expressions import (
     compile_value,
     expressions_in,
 )
+from shoal.core.jsonbounds import json_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,28 +54,32 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 
 
 def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
-    """A dependency cycle as a path that returns to its start, or None."""
+    """A dependency cycle as a path that returns to its start, or None.
+
+    Depth-first with an explicit stack: a chain of 1,000 nodes would pass the
+    interpreter's recursion limit.
+    """
     white, grey, black = 0, 1, 2
     color = dict.fromkeys(deps, white)
-    stack: list[str] = []
-
-    def visit(name: str) -> list[str] | None:
-        color[name] = grey
-        stack.append(name)
-        for dep in deps.get(name, []):
-            if dep not in color:
+    for start in deps:
+        if color[start] != white:
+            continue
+        path: list[str] = [start]
+        pending: list[Iterator[str]] = [iter(deps.get(start, []))]
+        color[start] = grey
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                color[path.pop()] = black
+                pending.pop()
+            elif dep not in color or color[dep] == black:
                 continue
-            if color[dep] == grey:
-                return [*stack[stack.index(dep) :], dep]
-            if color[dep] == white and (cycle := visit(dep)):
-                return cycle
-        stack.pop()
-        color[name] = black
-        return None
-
-    for name in deps:
-        if color[name] == white and (cycle := visit(name)):
-            return cycle
+            elif color[dep] == grey:
+                return [*path[path.index(dep) :], dep]
+            else:
+                color[dep] = grey
+                path.append(dep)
+                pending.append(iter(deps.get(dep, [])))
     return None
 
 
@@ -139,6 +144,10 @@ class _Checker:
         self.problems.append(Problem(message, node, field))
 
     def compile(self, value: Any, node: str, field: str) -> Compiled:
+        # Bounded before compiling: the compiler walks the value recursively.
+        if (too_big := json_problem(value)) is not None:
+            self.add(too_big, node, field)
+            return None
         try:
             return compile_value(value)
         except ExpressionError as err:
@@ -198,6 +207,13 @@ def compile_workflow(
     params, param_problems = resolve_parameters(spec.parameters, parameters)
     check = _Checker(spec, params)
     check.problems.extend(param_problems)
+    oversized = [
+        Problem(too_big, field=where)
+        for where, value in (("spec.parameters", spec.parameters), ("parameters", parameters))
+        if (too_big := json_problem(value)) is not None
+    ]
+    if oversized:  # expressions would read them: stop before anything walks them
+        raise InvalidWorkflow([*check.problems, *oversized], source)
 
     seen: set[str] = set()
     for node in spec.nodes:

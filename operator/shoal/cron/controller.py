@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from shoal.api.cron import AfterTrigger, CronWorkflow, CronWorkflowSpec, PollTrigger
 from shoal.archive.store import record_cron_fire
+from shoal.core.jsonbounds import rebuild
 from shoal.cron import after as after_trigger
 from shoal.cron import poll as poll_trigger
 from shoal.cron.fetch import Fetcher, HeadersError, load_headers
@@ -425,9 +426,7 @@ async def _poll(
 
 def _unset_none(value: Any) -> Any:
     """A merge patch deletes what it sets to null: compare as the server will store it."""
-    if isinstance(value, dict):
-        return {k: _unset_none(v) for k, v in value.items() if v is not None}
-    return value
+    return rebuild(value, drop_none=True)
 
 
 def _problem(loc: tuple[int | str, ...], msg: str) -> str:

@@ -19,7 +19,6 @@ unit tests drive time by hand.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from shoal.api.cron import PollFireOn, PollTrigger, compile_condition
+from shoal.core import jsonbounds
 from shoal.core.expressions import Expression, ExpressionError
 
 MAX_NAME = 253
@@ -131,7 +131,7 @@ def response_variable(response: Response) -> dict[str, Any]:
     """`response` as a condition sees it."""
     body = (response.body or b"").decode("utf-8", errors="replace")
     try:
-        parsed = json.loads(body) if body else None
+        parsed = jsonbounds.loads(body) if body else None
     except ValueError:
         parsed = None
     return {

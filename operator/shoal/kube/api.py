@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from shoal.core import jsonbounds
+
 REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 STREAM_TIMEOUT = httpx.Timeout(None, connect=10.0)
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -135,7 +137,7 @@ class KubeApi:
                     raise ApiError(0, "Unreachable", f"{method} {path}: {err!r}") from err
             else:
                 if resp.status_code < 400:
-                    return resp.json() if resp.content else {}
+                    return jsonbounds.loads(resp.content) if resp.content else {}
                 if resp.status_code not in TRANSIENT_STATUS or attempt == RETRIES - 1:
                     raise _error(resp)
                 retry_after = resp.headers.get("Retry-After")
@@ -203,7 +205,7 @@ class KubeApi:
 
 def _error(resp: httpx.Response) -> ApiError:
     try:
-        doc = resp.json()
+        doc = jsonbounds.loads(resp.content)
     except ValueError:
         doc = {}
     return ApiError(

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from shoal.core.state import TaskFinished
+from shoal.core.state import TaskFinished, bounded_finish
 from shoal.kube.api import ApiError, KubeApi, pods_path
 from shoal.kube.jobs import CONTAINER
 from shoal.kube.pods import PodView, end_reason, is_infrastructure_failure
@@ -191,15 +191,17 @@ def outcome_event(attempt: Attempt, now: float, *, worker: bool) -> TaskFinished
     if not outcome.outputs_complete:
         message = f"outputs lost: {', '.join(outcome.missing_outputs)}; {message}"
     finished = pod.finished_at if pod is not None and pod.finished_at else now
-    return TaskFinished(
-        node=attempt.node,
-        index=attempt.index,
-        attempt=attempt.attempt,
-        succeeded=succeeded,
-        at=finished,
-        exit_code=exit_code,
-        outputs=outcome.outputs if succeeded else {},
-        message=message,
-        retriable=not (worker and exit_code == WORKER_USAGE_EXIT),
-        infrastructure=infrastructure,
+    return bounded_finish(
+        TaskFinished(
+            node=attempt.node,
+            index=attempt.index,
+            attempt=attempt.attempt,
+            succeeded=succeeded,
+            at=finished,
+            exit_code=exit_code,
+            outputs=outcome.outputs if succeeded else {},
+            message=message,
+            retriable=not (worker and exit_code == WORKER_USAGE_EXIT),
+            infrastructure=infrastructure,
+        )
     )

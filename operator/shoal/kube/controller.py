@@ -30,7 +30,9 @@ from pydantic import ValidationError
 from shoal.api.workflow import ArtifactGC, ArtifactsSpec
 from shoal.archive.service import Archive, ArchiveSettings
 from shoal.artifact_steps import run_prefix
+from shoal.core.sandbox import SANDBOX, EvaluationFailed
 from shoal.cron import controller as cron_controller
+from shoal.kube import safejson
 from shoal.kube.api import ApiError, KubeApi, workflows_path
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.impostors import ImpostorReport
@@ -315,6 +317,11 @@ async def run_operator(config: OperatorConfig, stop_flag: asyncio.Event | None =
         if config.metrics_port is not None
         else None
     )
+    safejson.install()  # before the first watch: a deep object must not end it
+    try:  # the CEL evaluator, before any Workflow needs it (else on first use)
+        await asyncio.to_thread(SANDBOX.start)
+    except EvaluationFailed as err:
+        log.warning("expression evaluator: %s; it is started again on first use", err)
     try:
         await kopf.operator(
             registry=build_registry(memo),

@@ -27,6 +27,7 @@ from shoal.core.state import (
     OutputsStored,
     RunState,
     TaskFinished,
+    bounded_finish,
     record_finished,
     record_items_loaded,
     record_outputs_stored,
@@ -246,16 +247,18 @@ class LocalExecutor:
         self._tasks.pop(task.key, None)
         d = task.start
         self._events.put_nowait(
-            TaskFinished(
-                node=d.node,
-                index=d.index,
-                attempt=d.attempt,
-                succeeded=succeeded,
-                at=time.time(),
-                exit_code=exit_code,
-                outputs=dict(outputs),
-                message=message,
-                retriable=retriable,
+            bounded_finish(
+                TaskFinished(
+                    node=d.node,
+                    index=d.index,
+                    attempt=d.attempt,
+                    succeeded=succeeded,
+                    at=time.time(),
+                    exit_code=exit_code,
+                    outputs=dict(outputs),
+                    message=message,
+                    retriable=retriable,
+                )
             )
         )
 

@@ -1,0 +1,56 @@
+"""Every bound Shoal puts on user input, stated once.
+
+The CRD generator (`shoal.api.crd`, through the models' `Field`s), the operator's and the
+CLI's validation (`shoal.core.validation`), the watch decoder (`shoal.kube.safejson`) and
+the expression evaluator (`shoal.core.expressions`) all read these numbers, so the limits
+a user sees at `kubectl apply`, in `shoal validate` and in docs/security.md never drift.
+The defaults sit far above what real workflows use (the scale tests run 1,000 nodes and
+100,000 fan-out items; fan-out items are data at run time, not spec nodes).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MAX_NODES: Final = 1000
+"""Nodes in one Workflow (`spec.nodes`)."""
+MAX_DEPENDS_ON: Final = 1000
+"""Entries of one node's `dependsOn`."""
+MAX_NAME_LENGTH: Final = 63
+"""A node name: a DNS label."""
+MAX_STRING_LENGTH: Final = 1024
+"""Short strings: `image`, `job`, `itemArg`, artifact prefix, env names."""
+MAX_TEXT_LENGTH: Final = 65536
+"""Longer text: one `command` element, one env value."""
+MAX_LIST_ITEMS: Final = 1000
+"""Entries of `command`, `env`, `tolerations` and similar lists."""
+MAX_PROPERTIES: Final = 1000
+"""Keys of `parameters`, `nodeSelector`, resource maps."""
+
+MAX_EXPRESSION_LENGTH: Final = 4096
+"""Characters of one CEL expression (`when`, `forEach`, a `${{ }}` template, a poll
+condition)."""
+MAX_EXPRESSION_NESTING: Final = 32
+"""Brackets and parentheses nested inside one expression."""
+MAX_COMPREHENSION_NESTING: Final = 2
+"""Comprehension macros (`all`, `exists`, `map`, `filter`, ...) nested inside each other.
+Each level multiplies the work by the size of a list; three levels over 100 elements are
+already a million steps."""
+EXPRESSION_TIMEOUT_SECONDS: Final = 1.0
+"""Wall-clock budget of one evaluation of an expression that iterates (uses a
+comprehension macro); it runs in a helper process that is killed when the budget is
+spent."""
+EVALUATOR_MEMORY_BYTES: Final = 1024 * 1024 * 1024
+"""Address space of that helper process; an expression that needs more fails."""
+
+MAX_JSON_DEPTH: Final = 32
+"""Nesting of objects and lists inside `args`, `parameters` and a literal `forEach`."""
+MAX_JSON_ELEMENTS: Final = 200_000
+"""Values (scalars, objects and lists) inside one `args`, `parameters` or `forEach`."""
+MAX_JSON_BYTES: Final = 2 * 1024 * 1024
+"""Characters of the strings and keys inside one `args`, `parameters` or `forEach`; above
+what etcd stores in one object (1.5 MiB), so it binds only local runs and given parameters."""
+MAX_DECODE_DEPTH: Final = 100
+"""Deeper JSON in a watch event is cut by the operator's decoder (and then refused by
+validation, since it exceeds MAX_JSON_DEPTH): the interpreter's recursion limit is never
+reached while decoding."""
