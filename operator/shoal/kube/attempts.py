@@ -27,7 +27,8 @@ LOG_DRAIN_SECONDS = 5.0
 """After a pod terminated, its log stream gets this long to end before it is re-read."""
 
 OnLine = Callable[["Attempt", Message, str], None]
-"""Called with each log line as parsed and as written (the archive keeps it as written)."""
+"""Called with each log line as parsed and as written, minus the attempt's token (the
+archive keeps it so)."""
 
 
 @dataclass(slots=True)
@@ -39,8 +40,10 @@ class Attempt:
     attempt: int
     job: str
     created_at: float
+    token: str = ""
+    """The attempt's protocol token, as in its Job; empty: no line counts as a message."""
     pod: PodView | None = None
-    collector: StreamCollector = field(default_factory=StreamCollector)
+    collector: StreamCollector = field(init=False)
     lines_seen: int = 0
     follower: asyncio.Task[None] | None = None
     stream_ok: bool = False
@@ -48,6 +51,15 @@ class Attempt:
     reported: bool = False
     kill_reason: str | None = None
     kill_deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        self.collector = StreamCollector(self.token)
+
+    def use_token(self, token: str) -> None:
+        """Take the token of the Job that really runs this attempt (one created earlier)."""
+        if token != self.token:
+            self.token = token
+            self.collector.token = token
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -86,7 +98,7 @@ class LogFollower:
 
     def _feed(self, attempt: Attempt, line: str) -> None:
         attempt.lines_seen += 1
-        self.on_line(attempt, attempt.collector.feed(line), line)
+        self.on_line(attempt, attempt.collector.feed(line), attempt.collector.redact(line))
 
     async def drain(self, attempt: Attempt) -> None:
         """Make sure the collector holds the whole log of a terminated pod."""

@@ -51,7 +51,7 @@ from shoal.core.validation import InvalidWorkflow, compile_workflow
 from shoal.kube.api import ApiError, KubeApi, jobs_path, pods_path, workflows_path
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.attempts import Attempt, LogFollower, outcome_event
-from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job
+from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job, job_token
 from shoal.kube.naming import (
     LABEL_ATTEMPT,
     LABEL_ITEM,
@@ -69,7 +69,7 @@ from shoal.kube.pods import (
 from shoal.kube.status import InFlight, rebuild_state, render_status
 from shoal.manifests import problems_from
 from shoal_worker.offload import ValueRef
-from shoal_worker.protocol import Message, PlainLine, ProgressMessage
+from shoal_worker.protocol import Message, PlainLine, ProgressMessage, new_token
 
 log = logging.getLogger("shoal.runner")
 
@@ -332,7 +332,9 @@ class WorkflowRunner:
             if key[0] not in node_names or job["metadata"].get("deletionTimestamp"):
                 continue
             created = parse_time(job["metadata"].get("creationTimestamp")) or time.time()
-            attempt = Attempt(*key, job=job["metadata"]["name"], created_at=created)
+            attempt = Attempt(
+                *key, job=job["metadata"]["name"], created_at=created, token=job_token(job)
+            )
             self.attempts[key] = self._open[key] = attempt
             in_flight.append(InFlight(*key, started_at=created, infrastructure=key in lost))
         stop = "stopped (spec.stop)" if (self.body.get("spec") or {}).get("stop") else None
@@ -352,7 +354,9 @@ class WorkflowRunner:
     def _act(self, wf: CompiledWorkflow, state: RunState, decision: object, now: float) -> None:
         if isinstance(decision, StartTask):
             name = job_name(self.name, self.uid, decision.node, decision.index, decision.attempt)
-            attempt = Attempt(decision.node, decision.index, decision.attempt, name, now)
+            attempt = Attempt(
+                decision.node, decision.index, decision.attempt, name, now, token=new_token()
+            )
             self.attempts[attempt.key] = self._open[attempt.key] = attempt
             self._spawn(self._dispatch(wf, decision, attempt, now))
         elif isinstance(decision, LoadItems):
@@ -387,7 +391,7 @@ class WorkflowRunner:
         self, wf: CompiledWorkflow, task: StartTask, attempt: Attempt, decided: float
     ) -> None:
         try:
-            manifest = build_job(wf, task, self.config.jobs, self._store_env)
+            manifest = build_job(wf, task, self.config.jobs, self._store_env, token=attempt.token)
         except ArgsTooLarge as err:
             self._report(attempt, False, str(err), retriable=False)
             return
@@ -395,6 +399,10 @@ class WorkflowRunner:
             try:
                 created = await self.api.create(jobs_path(self.namespace), manifest)
                 if created is None:  # dispatched before a restart: adopt its pod as it is
+                    # Its pod holds that Job's token, not the one made up for this call.
+                    with contextlib.suppress(ApiError):
+                        existing = await self.api.get(jobs_path(self.namespace, attempt.job))
+                        attempt.use_token(job_token(existing))
                     await self._adopt_pods(attempt)
             except ApiError as err:
                 retriable = err.status >= 500 or err.status in (0, 429)
@@ -491,8 +499,8 @@ class WorkflowRunner:
         if isinstance(msg, ProgressMessage) and self.state is not None:
             record_progress(self.state, attempt.node, msg.percent)
             self._dirty.set()
-        # Every line, protocol ones included, as written: `shoal logs` shows an archived
-        # log exactly as a live one (ctx.log lines, warnings, errors with tracebacks).
+        # Every line, protocol ones included, as written but without the attempt's token
+        # (`line` is redacted): `shoal logs` shows an archived log as it shows a live one.
         text = msg.text if isinstance(msg, PlainLine) else line.rstrip("\r\n")
         self.log_sink.write(self.uid, attempt.node, attempt.index, attempt.attempt, text)
 
