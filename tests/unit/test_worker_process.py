@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -275,6 +276,35 @@ def test_a_shell_script_speaks_the_protocol_with_echo(env: dict[str, str], tmp_p
         '@shoal/2 {"type":"output","key":"forged","value":1}',
     ]
     assert parse_termination_message(done.termination or "", TOKEN) is not None
+
+
+def protocol_doc_shell_blocks() -> list[str]:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    return re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+
+
+def test_the_shell_examples_in_docs_protocol_md_work_as_documented(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    one_line, script, failing = protocol_doc_shell_blocks()
+    done = run_worker(["sh", "-c", one_line], env)
+    assert done.outcome.outputs == {"count": 3}
+
+    data = tmp_path / "input.csv"
+    data.write_text("a\nb\nc\n")
+    done = run_worker(["sh", "-c", script], {**env, "INPUT": str(data)})
+    assert done.code == 0, done.stderr
+    assert done.outcome.succeeded
+    assert done.outcome.outputs == {"rows": 3}
+    assert done.collector.violations == 0
+    assert done.collector.progress == ProgressMessage(50, "half way")
+    termination = parse_termination_message(done.termination or "", TOKEN)
+    assert termination is not None
+    assert termination.outputs == {"rows": 3}
+
+    done = run_worker(["sh", "-c", failing], env)
+    assert done.code == 1
+    assert done.outcome.message.splitlines()[0] == "OSError: no space left (exit code 1)"
 
 
 def test_a_failing_shell_script(env: dict[str, str], tmp_path: Path) -> None:
