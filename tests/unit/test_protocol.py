@@ -508,6 +508,13 @@ def test_the_token_never_reaches_stored_or_shown_text() -> None:
     assert all(TOKEN not in text for text in collector.tail())
     failed = collector.finish(1, f"garbage {TOKEN}")
     assert TOKEN not in failed.message
+    # Even a job that reports the token itself (a log, an error) does not get it shown.
+    told = collect(
+        line({"type": "log", "message": f"token={TOKEN}"}),
+        line({"type": "error", "message": f"bad {TOKEN}"}),
+    )
+    assert all(TOKEN not in text for text in told.tail())
+    assert TOKEN not in told.finish(1, None).message
 
 
 def test_stored_lines_still_read_as_messages_for_people() -> None:

@@ -508,7 +508,7 @@ class StreamCollector:
 
     def _remember(self, text: str) -> None:
         if text.strip():
-            self._tail.append(_clip(text, self._max_line_chars))
+            self._tail.append(_clip(self.redact(text), self._max_line_chars))
 
     @property
     def outputs(self) -> dict[str, Any]:
@@ -586,7 +586,7 @@ class StreamCollector:
             notes.append(_incomplete_note(missing, keys_unknown))
         if succeeded:
             message = "\n".join([result_message, *notes]).strip()
-            return Outcome(True, exit_code, outputs, message, complete, missing)
+            return Outcome(True, exit_code, outputs, self.redact(message), complete, missing)
 
         reasons = [killed_reason] if killed_reason else []
         if result_status == "failed" and result_message:
@@ -614,7 +614,8 @@ class StreamCollector:
         elif termination_message and term is None and termination_message.strip():
             lines.append("termination message:")
             lines.append(f"  {_clip(self.redact(termination_message.strip()), 2000)}")
-        return Outcome(False, exit_code, outputs, "\n".join(lines), complete, missing)
+        message = self.redact("\n".join(lines))  # a job's own error text may hold it too
+        return Outcome(False, exit_code, outputs, message, complete, missing)
 
 
 def _clip(text: str, limit: int) -> str:

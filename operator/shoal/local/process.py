@@ -273,8 +273,9 @@ async def bounded_lines(
 ) -> AsyncIterator[tuple[bytes, bool]]:
     """Yield ``(line, cut)`` until EOF, never holding more than ``limit`` bytes of a line.
 
-    A line longer than ``limit`` is yielded once, as soon as its first ``limit`` bytes
-    are in, with ``cut`` set; the rest of it, up to its newline, is read and dropped.
+    A line longer than ``limit`` bytes (its newline aside) is yielded once, as soon as
+    its first ``limit`` bytes are in, with ``cut`` set; the rest of it, up to its
+    newline, is read and dropped.
     The stream is always drained, so the child never blocks on a full pipe.
     """
     buffer = bytearray()
@@ -285,7 +286,7 @@ async def bounded_lines(
         while (end := buffer.find(b"\n", start)) >= 0:
             if dropping:
                 dropping = False
-            elif end + 1 - start > limit:
+            elif end - start > limit:
                 yield bytes(buffer[start : start + limit]), True
             else:
                 yield bytes(buffer[start : end + 1]), False
