@@ -261,7 +261,7 @@ def test_own_operator_killed_mid_fan_out_over_an_offloaded_list_reads_it_again(
     items = [f"item-{i:02d}-padded-to-be-long" for i in range(8)]
     marks = tmp_path / "marks"
     marks.touch()
-    script = 'echo "$1" >> "$MARKS"; sleep 1; echo "@shoal/1 {\\"type\\":\\"output\\",\\"key\\":\\"v\\",\\"value\\":\\"$1\\"}"'  # noqa: E501
+    script = 'echo "$1" >> "$MARKS"; sleep 1; echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN {\\"type\\":\\"output\\",\\"key\\":\\"v\\",\\"value\\":\\"$1\\"}"'  # noqa: E501
     doc = {
         "apiVersion": "shoal.dev/v1alpha1",
         "kind": "Workflow",

@@ -220,7 +220,8 @@ def test_logs_and_follow(
 ) -> None:
     go = tmp_path / "go"
     talk = (
-        """echo '@shoal/1 {"type":"log","message":"hello, world!"}'; echo plain line; """
+        """echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN "'{"type":"log","message":"hello, world!"}'; """
+        """echo plain line; """
         f"{wait_for_file(str(go))}; echo bye"
     )
     path = manifest(
@@ -238,7 +239,7 @@ def test_logs_and_follow(
     # While it runs: one node's log, protocol lines decoded, no prefix for a single pod.
     one = ok(shoal("logs", "chatty", "talk")).stdout.splitlines()
     assert one[:2] == ["hello, world!", "plain line"]
-    assert not any("@shoal/1" in line for line in one)
+    assert not any("@shoal/" in line for line in one)
 
     go.touch()
     assert reader.finish(timeout=90) == 0, follow.stderr.read() if follow.stderr else ""

@@ -69,7 +69,10 @@ def upstream_run(name: str, cron_uid: str, script: str) -> dict[str, Any]:
     }
 
 
-OUTPUT_ROWS = 'echo "@shoal/1 {\\"type\\":\\"output\\",\\"key\\":\\"count\\",\\"value\\":42}"'
+OUTPUT_ROWS = (
+    'echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN '
+    '{\\"type\\":\\"output\\",\\"key\\":\\"count\\",\\"value\\":42}"'
+)
 
 DOWNSTREAM = {
     "apiVersion": "shoal.dev/v1alpha1",
@@ -85,7 +88,8 @@ DOWNSTREAM = {
                     "command": [
                         "sh",
                         "-c",
-                        'echo "@shoal/1 {\\"type\\":\\"output\\",\\"key\\":\\"got\\",'
+                        'echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN '
+                        '{\\"type\\":\\"output\\",\\"key\\":\\"got\\",'
                         '\\"value\\":$1}"',
                         "load",
                         "${{ params.upstreamOutputs.rows.count }}",

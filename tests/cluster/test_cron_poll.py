@@ -123,7 +123,8 @@ ECHO_BODY = {
     "command": [
         "sh",
         "-c",
-        'echo "@shoal/1 {\\"type\\":\\"output\\",\\"key\\":\\"said\\",\\"value\\":\\"$1\\"}"',
+        'echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN '
+        '{\\"type\\":\\"output\\",\\"key\\":\\"said\\",\\"value\\":\\"$1\\"}"',
         "say",
         "${{ params.pollBody }}",
     ],

@@ -29,7 +29,8 @@ CRON = {
                     "command": [
                         "sh",
                         "-c",
-                        'echo "@shoal/1 {\\"type\\":\\"output\\",\\"key\\":\\"said\\",'
+                        'echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN '
+                        '{\\"type\\":\\"output\\",\\"key\\":\\"said\\",'
                         '\\"value\\":\\"$1\\"}"',
                         "say",
                         "${{ params.greeting }}",

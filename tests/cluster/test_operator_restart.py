@@ -28,7 +28,8 @@ def marking(node: str, seconds: float, output: str) -> list[str]:
     script = (
         'echo "$SHOAL_NODE-${SHOAL_ITEM_INDEX:-x}" >> "$MARKS"; '
         f"sleep {seconds}; "
-        f'echo \'@shoal/1 {{"type":"output","key":"v","value":{output}}}\''
+        'echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN "'
+        f'\'{{"type":"output","key":"v","value":{output}}}\''
     )
     return ["sh", "-c", script]
 
@@ -52,7 +53,8 @@ def workflow(marks: Path) -> dict[str, Any]:
             "command": [
                 "sh",
                 "-c",
-                'echo "join-x" >> "$MARKS"; echo "@shoal/1 {\\"type\\":\\"output\\",'
+                'echo "join-x" >> "$MARKS"; '
+                'echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN {\\"type\\":\\"output\\",'
                 '\\"key\\":\\"got\\",\\"value\\":\\"$1\\"}"',
                 "join",
                 "${{ nodes.b.outputs.v }}:${{ nodes.fan.outputs.v }}",

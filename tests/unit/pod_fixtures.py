@@ -206,7 +206,10 @@ SCHEDULER_MESSAGE = (
     "are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims "
     "found for incoming pod."
 )
-RESULT = '{"v":1,"status":"succeeded","outputs":{"count":42},"message":""}'
+RESULT = (
+    '{"v":2,"token":"c0ffee00c0ffee00c0ffee00c0ffee00","status":"succeeded",'
+    '"outputs":{"count":42},"message":""}'
+)
 LOG_TAIL = 'Traceback (most recent call last):\n  File "job.py", line 3\nValueError: bad market\n'
 EVICTION = (
     "The node was low on resource: memory. Threshold quantity: 100Mi, available: 91028Ki. "

@@ -101,19 +101,21 @@ def test_submission_records_parameters_and_drops_server_fields() -> None:
     ("line", "shown"),
     [
         ("plain text", "plain text"),
-        ('@shoal/1 {"type":"log","message":"hello, world!"}', "hello, world!"),
-        ('@shoal/1 {"type":"log","level":"warning","message":"careful"}', "WARNING careful"),
+        ('@shoal/2 {"type":"log","message":"hello, world!"}', "hello, world!"),
+        # a live line still carries its attempt's token; a stored one no longer does
+        ('@shoal/2:0a1b2c {"type":"log","message":"hello, world!"}', "hello, world!"),
+        ('@shoal/2 {"type":"log","level":"warning","message":"careful"}', "WARNING careful"),
         (
-            '@shoal/1 {"type":"progress","percent":50,"current":2,"total":4,"message":"half"}',
+            '@shoal/2 {"type":"progress","percent":50,"current":2,"total":4,"message":"half"}',
             "progress 50% 2/4 half",
         ),
-        ('@shoal/1 {"type":"output","key":"n","value":[1,2]}', "output n = [1, 2]"),
+        ('@shoal/2 {"type":"output","key":"n","value":[1,2]}', "output n = [1, 2]"),
         (
-            '@shoal/1 {"type":"result","status":"succeeded","outputs":{"n":1}}',
+            '@shoal/2 {"type":"result","status":"succeeded","outputs":{"n":1}}',
             'result: succeeded outputs {"n": 1}',
         ),
         (
-            '@shoal/1 {"type":"error","message":"boom","errorType":"RuntimeError"}',
+            '@shoal/2 {"type":"error","message":"boom","errorType":"RuntimeError"}',
             "ERROR RuntimeError: boom",
         ),
     ],
@@ -123,8 +125,8 @@ def test_protocol_lines_read_as_text(line: str, shown: str) -> None:
 
 
 def test_a_broken_protocol_line_is_shown_as_written_with_the_problem() -> None:
-    text = cc.readable("@shoal/1 {not json")
-    assert text.startswith("@shoal/1 {not json  (not a valid protocol line:")
+    text = cc.readable("@shoal/2 {not json")
+    assert text.startswith("@shoal/2 {not json  (not a valid protocol line:")
 
 
 def test_get_shows_nodes_in_manifest_order_with_outputs() -> None:

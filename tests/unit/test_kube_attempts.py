@@ -40,11 +40,12 @@ from tests.unit.pod_fixtures import (
 )
 
 NOW = 1_900_000_000.0
+TOKEN = "c0ffee00c0ffee00c0ffee00c0ffee00"
 CREATED = 1_772_446_500.0
 
 
 def attempt_with(pod: dict[str, Any] | None, lines: Sequence[str] = ()) -> Attempt:
-    attempt = Attempt("integration", 4, 2, JOB, CREATED)
+    attempt = Attempt("integration", 4, 2, JOB, CREATED, token=TOKEN)
     if pod is not None:
         view = read_pod(pod)
         assert view is not None
@@ -66,15 +67,15 @@ def with_exit(
 
 
 def termination(status: str, outputs: dict[str, Any], message: str = "") -> str:
-    return build_termination_message(status, outputs, message).decode()
+    return build_termination_message(status, outputs, message, token=TOKEN).decode()
 
 
 SUCCESS_LINES = [
     "connecting to the warehouse",
-    encode(LogMessage("loaded 42 rows", level="info")),
-    encode(ProgressMessage(percent=50.0)),
-    encode(OutputMessage("count", 42)),
-    encode(ResultMessage("succeeded", {"ids": ["m1", "m2"]})),
+    encode(LogMessage("loaded 42 rows", level="info"), TOKEN),
+    encode(ProgressMessage(percent=50.0), TOKEN),
+    encode(OutputMessage("count", 42), TOKEN),
+    encode(ResultMessage("succeeded", {"ids": ["m1", "m2"]}), TOKEN),
 ]
 
 
@@ -119,12 +120,35 @@ def test_a_stream_cut_before_its_result_is_completed_by_the_termination_message(
     assert event.outputs == {"count": 42, "ids": ["m1"]}
 
 
+def test_printed_records_and_a_forged_termination_message_cannot_replace_the_result() -> None:
+    """Untrusted data a job printed looks like control lines but lacks this attempt's token."""
+    forged = '{"type":"result","status":"succeeded","outputs":{"owned":true}}'
+    lines = [
+        "@shoal/1 " + forged,
+        "@shoal/2 " + forged,
+        "@shoal/2:" + "0" * 32 + " " + forged,
+        *SUCCESS_LINES,
+    ]
+    fake_term = '{"v":2,"token":"%s","status":"succeeded","outputs":{"owned":true}}'.replace(
+        "%s", "0" * 32
+    )
+    pod = with_exit(completed(), 0, fake_term)
+    attempt = attempt_with(pod, lines)
+    event = outcome_event(attempt, NOW, worker=True)
+    assert event.succeeded
+    assert event.outputs == {"count": 42, "ids": ["m1", "m2"]}
+    assert attempt.collector.violations == 3
+    # Without a stream result, a termination message with a wrong token is not believed.
+    alone = outcome_event(attempt_with(with_exit(completed(), 0, fake_term), []), NOW, worker=True)
+    assert alone.outputs == {}
+
+
 def test_big_outputs_come_from_the_stream_when_the_termination_message_only_names_them() -> None:
     big = "x" * 6000
     message = termination("succeeded", {"blob": big, "count": 1})
     assert "outputsTruncated" in message  # too big for 4 KiB: only the keys are listed
     pod = with_exit(completed(), 0, message)
-    lines = [encode(OutputMessage("blob", big)), encode(OutputMessage("count", 1))]
+    lines = [encode(OutputMessage("blob", big), TOKEN), encode(OutputMessage("count", 1), TOKEN)]
     event = outcome_event(attempt_with(pod, lines), NOW, worker=True)
     assert event.succeeded
     assert event.outputs == {"blob": big, "count": 1}
@@ -133,7 +157,8 @@ def test_big_outputs_come_from_the_stream_when_the_termination_message_only_name
 def test_outputs_lost_on_both_paths_fail_the_attempt_naming_them() -> None:
     message = termination("succeeded", {"blob": "x" * 6000, "count": 1})
     pod = with_exit(completed(), 0, message)
-    event = outcome_event(attempt_with(pod, [encode(OutputMessage("count", 1))]), NOW, worker=True)
+    attempt = attempt_with(pod, [encode(OutputMessage("count", 1), TOKEN)])
+    event = outcome_event(attempt, NOW, worker=True)
     assert not event.succeeded
     assert event.outputs == {}
     assert event.message.startswith("outputs lost: blob")
@@ -146,7 +171,7 @@ def test_outputs_lost_on_both_paths_fail_the_attempt_naming_them() -> None:
 def test_failure_with_exit_code_and_the_last_log_lines() -> None:
     lines = [
         "starting market de",
-        encode(LogMessage("fetching prices", level="warning")),
+        encode(LogMessage("fetching prices", level="warning"), TOKEN),
         "Traceback (most recent call last):",
         '  File "job.py", line 3, in run',
         "ValueError: bad market",
@@ -164,8 +189,8 @@ def test_failure_with_exit_code_and_the_last_log_lines() -> None:
 
 def test_the_reported_error_leads_the_message() -> None:
     lines = [
-        encode(ErrorMessage("bad market 'xx'", "ValueError")),
-        encode(ResultMessage("failed", message="market 'xx' does not exist")),
+        encode(ErrorMessage("bad market 'xx'", "ValueError"), TOKEN),
+        encode(ResultMessage("failed", message="market 'xx' does not exist"), TOKEN),
     ]
     event = outcome_event(attempt_with(error_exit_3(), lines), NOW, worker=True)
     assert event.message.startswith("market 'xx' does not exist (exit code 3)")
@@ -173,7 +198,7 @@ def test_the_reported_error_leads_the_message() -> None:
 
 def test_a_failure_reported_with_exit_0_is_a_failure() -> None:
     pod = with_exit(completed(), 0, None, reason="Completed")
-    lines = [encode(ResultMessage("failed", message="nothing to do"))]
+    lines = [encode(ResultMessage("failed", message="nothing to do"), TOKEN)]
     event = outcome_event(attempt_with(pod, lines), NOW, worker=True)
     assert not event.succeeded
     assert event.exit_code == 0

@@ -27,6 +27,7 @@ from shoal.kube.jobs import (
     ArgsTooLarge,
     JobDefaults,
     build_job,
+    job_token,
 )
 from shoal.kube.naming import ANNOTATION_ARGS, job_name, task_labels
 
@@ -34,6 +35,7 @@ UID = "3d5b8e0c-1a2f-4c6d-9e7f-0a1b2c3d4e5f"
 META = WorkflowMeta(name="catalog-integration", namespace="data-pipelines", uid=UID)
 T0 = 1_790_000_000.0
 DEFAULTS = JobDefaults()
+TOKEN = "d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -94,7 +96,7 @@ def only_start(wf: CompiledWorkflow, node: str, **kwargs: Any) -> StartTask:
 
 def job_for(spec: dict[str, Any], node: str = "a", defaults: JobDefaults = DEFAULTS) -> Any:
     wf = compile_spec(spec)
-    return build_job(wf, only_start(wf, node), defaults)
+    return build_job(wf, only_start(wf, node), defaults, token=TOKEN)
 
 
 def container(job: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +133,7 @@ MARKETS = {
 def test_a_job_node_runs_once_as_one_pod_owned_by_its_workflow() -> None:
     wf = compile_spec(MARKETS)
     start = only_start(wf, "a")
-    job = build_job(wf, start, DEFAULTS)
+    job = build_job(wf, start, DEFAULTS, token=TOKEN)
 
     assert job["apiVersion"] == "batch/v1"
     assert job["kind"] == "Job"
@@ -169,7 +171,7 @@ def test_labels_on_the_job_and_its_pod_route_events_back_to_the_attempt() -> Non
 def test_args_travel_in_an_annotation_mounted_as_a_file() -> None:
     wf = compile_spec(MARKETS)
     start = only_start(wf, "a")
-    job = build_job(wf, start, DEFAULTS)
+    job = build_job(wf, start, DEFAULTS, token=TOKEN)
 
     annotations = job["spec"]["template"]["metadata"]["annotations"]
     assert json.loads(annotations[ANNOTATION_ARGS]) == {"region": "eu-west"} == start.args
@@ -375,6 +377,25 @@ def test_env_names_the_run_and_passes_literal_values_rendered() -> None:
     assert "SHOAL_ITEM" not in values
 
 
+def test_the_attempt_token_is_in_env_last_and_cannot_be_set_by_the_workflow() -> None:
+    spec = {
+        "image": "w:1",
+        "nodes": [
+            {
+                "name": "a",
+                "job": "j",
+                "env": [{"name": "SHOAL_PROTOCOL_TOKEN", "value": "chosen-by-the-author"}],
+            }
+        ],
+    }
+    job = job_for(spec)
+    names = [var["name"] for var in job["spec"]["template"]["spec"]["containers"][0]["env"]]
+    assert names.count("SHOAL_PROTOCOL_TOKEN") == 1
+    assert env_values(job)["SHOAL_PROTOCOL_TOKEN"] == TOKEN
+    assert job_token(job) == TOKEN  # what the operator reads back after a restart
+    assert job_token({}) == ""
+
+
 def test_secret_references_pass_through_as_references() -> None:
     secret_ref = {"secretKeyRef": {"name": "warehouse-credentials", "key": "password"}}
     config_ref = {"configMapKeyRef": {"name": "settings", "key": "endpoint", "optional": True}}
@@ -415,7 +436,7 @@ def test_fan_out_items_get_their_index_and_item_in_env_and_args() -> None:
     wf = compile_spec(fan_out_spec(items))
     starts = planned_starts(wf, "each")
     assert [s.index for s in starts] == [0, 1, 2]
-    jobs = [build_job(wf, s, DEFAULTS) for s in starts]
+    jobs = [build_job(wf, s, DEFAULTS, token=TOKEN) for s in starts]
     assert len({j["metadata"]["name"] for j in jobs}) == 3
     for index, (item, job) in enumerate(zip(items, jobs, strict=True)):
         values = env_values(job)
@@ -442,7 +463,7 @@ def test_fan_out_over_an_upstream_output() -> None:
     }
     wf = compile_spec(spec)
     starts = planned_starts(wf, "each", {"markets": {"ids": ["m1", "m2"]}})
-    jobs = [build_job(wf, s, DEFAULTS) for s in starts]
+    jobs = [build_job(wf, s, DEFAULTS, token=TOKEN) for s in starts]
     assert [json.loads(env_values(j)["SHOAL_ITEM"]) for j in jobs] == ["m1", "m2"]
 
 
@@ -456,7 +477,7 @@ def test_an_item_over_8_kib_is_left_out_of_env_but_stays_in_args() -> None:
     fits = item_of_json_size(MAX_ITEM_ENV_BYTES)
     too_big = item_of_json_size(MAX_ITEM_ENV_BYTES + 1)
     wf = compile_spec(fan_out_spec([fits, too_big]))
-    first, second = (build_job(wf, s, DEFAULTS) for s in planned_starts(wf, "each"))
+    first, second = (build_job(wf, s, DEFAULTS, token=TOKEN) for s in planned_starts(wf, "each"))
     assert json.loads(env_values(first)["SHOAL_ITEM"]) == fits
     assert "SHOAL_ITEM" not in env_values(second)
     assert env_values(second)["SHOAL_ITEM_INDEX"] == "1"
@@ -470,10 +491,10 @@ def test_a_retry_is_a_new_job_with_its_attempt_number() -> None:
         "nodes": [{"name": "a", "job": "flaky", "retries": {"limit": 2, "backoffSeconds": 5}}],
     }
     wf = compile_spec(spec)
-    first = build_job(wf, only_start(wf, "a"), DEFAULTS)
+    first = build_job(wf, only_start(wf, "a"), DEFAULTS, token=TOKEN)
     retry = only_start(wf, "a", fail_attempts=1)
     assert retry.attempt == 2
-    second = build_job(wf, retry, DEFAULTS)
+    second = build_job(wf, retry, DEFAULTS, token=TOKEN)
     assert second["metadata"]["name"] == job_name(META.name, UID, "a", 0, 2)
     assert second["metadata"]["name"] != first["metadata"]["name"]
     assert env_values(second)["SHOAL_ATTEMPT"] == "2"
@@ -554,7 +575,7 @@ def test_args_from_parameters_are_measured_after_rendering() -> None:
     }
     wf = compile_spec(spec, {"blob": "x" * (220 * 1024)})
     with pytest.raises(ArgsTooLarge, match=r"args are 220 KiB"):
-        build_job(wf, only_start(wf, "a"), DEFAULTS)
+        build_job(wf, only_start(wf, "a"), DEFAULTS, token=TOKEN)
 
 
 def test_non_latin_text_is_measured_as_utf_8_not_as_escapes() -> None:

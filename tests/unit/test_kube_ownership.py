@@ -20,6 +20,7 @@ import pytest
 
 from shoal.kube.api import ApiError, KubeApi
 from shoal.kube.impostors import ImpostorReport
+from shoal.kube.jobs import job_token
 from shoal.kube.naming import job_name, task_labels
 from shoal.kube.ownership import controller_ref, job_problem, pod_problem
 from shoal.kube.runner import RunnerConfig, WorkflowRunner
@@ -180,9 +181,10 @@ def body() -> dict[str, Any]:
 
 
 def finished_pod(
-    name: str, namespace: str, outputs: dict[str, Any], owner_uid: str | None
+    name: str, namespace: str, outputs: dict[str, Any], owner_uid: str | None, token: str
 ) -> dict[str, Any]:
-    """A terminated pod claiming attempt 1 of node `a`, its result in the termination log."""
+    """A terminated pod claiming attempt 1 of node `a`, its result in the termination log
+    with `token` (forged pods get the attempt's real one: ownership alone must stop them)."""
     meta: dict[str, Any] = {
         "name": name,
         "namespace": namespace,
@@ -199,7 +201,7 @@ def finished_pod(
                 "controller": True,
             }
         ]
-    result = {"v": 1, "status": "succeeded", "outputs": outputs, "message": ""}
+    result = {"v": 2, "token": token, "status": "succeeded", "outputs": outputs, "message": ""}
     state = {"exitCode": 0, "reason": "Completed", "message": json.dumps(result)}
     return {
         "metadata": meta,
@@ -238,10 +240,11 @@ async def test_forged_pods_are_ignored_and_counted_and_the_real_result_is_kept()
     )
     task = asyncio.create_task(runner.run())
     await until(lambda: api.created, "the Job")
+    token = job_token(api.created[0])
     # Another namespace, the victim's labels: what made team-a's Workflow succeed.
-    runner.pod_event("ADDED", finished_pod("forged", "team-b", FORGED, None))
+    runner.pod_event("ADDED", finished_pod("forged", "team-b", FORGED, None, token))
     # The same namespace, owned by a Job uid nobody created.
-    runner.pod_event("ADDED", finished_pod("bogus", "team-a", FORGED, "0000-bogus"))
+    runner.pod_event("ADDED", finished_pod("bogus", "team-a", FORGED, "0000-bogus", token))
     await until(lambda: len(impostors) == 2, "both impostors reported")
     assert not task.done()
     assert [kind for kind, _ in impostors] == ["pod", "pod"]
@@ -249,7 +252,7 @@ async def test_forged_pods_are_ignored_and_counted_and_the_real_result_is_kept()
     assert "namespace 'team-b'" in impostors[0][1]
     assert "not the Job the operator created" in impostors[1][1]
 
-    runner.pod_event("ADDED", finished_pod("real", "team-a", REAL, GENERATED_JOB_UID))
+    runner.pod_event("ADDED", finished_pod("real", "team-a", REAL, GENERATED_JOB_UID, token))
     await asyncio.wait_for(task, 30)
     status = final_status(api)
     assert status["phase"] == "Succeeded"
@@ -269,8 +272,9 @@ async def test_the_real_pod_seen_before_its_job_creation_returned_still_counts()
     )
     task = asyncio.create_task(runner.run())
     await api.creating.wait()
-    runner.pod_event("ADDED", finished_pod("real", "team-a", REAL, GENERATED_JOB_UID))
-    runner.pod_event("ADDED", finished_pod("bogus", "team-a", FORGED, "0000-bogus"))
+    token = job_token(api.created[0])
+    runner.pod_event("ADDED", finished_pod("real", "team-a", REAL, GENERATED_JOB_UID, token))
+    runner.pod_event("ADDED", finished_pod("bogus", "team-a", FORGED, "0000-bogus", token))
     attempt = runner.attempts[("a", 0, 1)]
     await until(lambda: len(attempt.parked) == 2, "both pods parked")
     assert not task.done()

@@ -1,4 +1,4 @@
-"""The @shoal/1 line protocol: parsing, encoding, violations and the stream collector."""
+"""The @shoal/2 line protocol: parsing, encoding, tokens, violations and the stream collector."""
 
 from __future__ import annotations
 
@@ -23,25 +23,33 @@ from shoal_worker.protocol import (
     ResultMessage,
     StreamCollector,
     encode,
+    new_token,
+    parse_display,
     parse_line,
+    redact,
 )
 from shoal_worker.termination import build_termination_message
 
+TOKEN = "5f2c0e8b9a7d4c3e1f0a6b8c7d9e2f41"
+M = MARKER + TOKEN + " "
+"""The start of a message of the attempt whose token is TOKEN."""
+
 
 def line(doc: dict[str, Any]) -> str:
-    return MARKER + json.dumps(doc)
+    return M + json.dumps(doc)
 
 
 def violation(text: str) -> str:
-    msg = parse_line(text)
+    msg = parse_line(text, TOKEN)
     assert isinstance(msg, ProtocolViolation), msg
-    assert msg.text == text.rstrip("\n")
+    assert msg.text == redact(text.rstrip("\n"), TOKEN)
+    assert TOKEN not in msg.text
     return msg.problem
 
 
 def test_constants() -> None:
-    assert MARKER == "@shoal/1 "
-    assert PROTOCOL_VERSION == 1
+    assert MARKER == "@shoal/2:"
+    assert PROTOCOL_VERSION == 2
     assert TERMINATION_MESSAGE_LIMIT == 4096
 
 
@@ -49,7 +57,7 @@ def test_constants() -> None:
 
 
 def test_the_documented_echo_example_parses() -> None:
-    msg = parse_line('@shoal/1 {"type":"output","key":"count","value":3}\n')
+    msg = parse_line(M + '{"type":"output","key":"count","value":3}\n', TOKEN)
     assert msg == OutputMessage(key="count", value=3)
 
 
@@ -87,9 +95,9 @@ def test_the_documented_echo_example_parses() -> None:
     ],
 )
 def test_parse_messages(text: str, expected: Message) -> None:
-    assert parse_line(MARKER + text) == expected
-    assert parse_line(MARKER + text + "\n") == expected
-    assert parse_line(MARKER + text + "\r\n") == expected
+    assert parse_line(M + text, TOKEN) == expected
+    assert parse_line(M + text + "\n", TOKEN) == expected
+    assert parse_line(M + text + "\r\n", TOKEN) == expected
 
 
 @pytest.mark.parametrize(
@@ -97,65 +105,65 @@ def test_parse_messages(text: str, expected: Message) -> None:
     ["", "hello", "  @shoal/1 {}", "shoal/1 {}", "@shoa", '{"type":"log","message":"x"}'],
 )
 def test_plain_lines(text: str) -> None:
-    assert parse_line(text + "\n") == PlainLine(text)
+    assert parse_line(text + "\n", TOKEN) == PlainLine(text)
 
 
 def test_only_one_newline_is_stripped() -> None:
-    assert parse_line("a\n\n") == PlainLine("a\n")
+    assert parse_line("a\n\n", TOKEN) == PlainLine("a\n")
 
 
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ('@shoal/2 {"type":"log","message":"x"}', "unsupported protocol version 2"),
+        ('@shoal/3 {"type":"log","message":"x"}', "unsupported protocol version 3"),
         ("@shoal/10 {}", "unsupported protocol version 10"),
-        ('@shoal/1{"type":"log","message":"x"}', "malformed marker"),
-        ("@shoal/1", "malformed marker"),
+        (MARKER + TOKEN + '{"type":"log","message":"x"}', "malformed marker"),
+        ("@shoal/2", "malformed marker"),
         ("@shoal/ hello", "malformed marker"),
-        ("@shoal/1 ", "invalid JSON"),
-        ("@shoal/1 {not json}", "invalid JSON"),
-        ('@shoal/1 {"type":"log","message":"x"', "invalid JSON"),
-        ('@shoal/1 {"type":"progress","percent":NaN}', "invalid JSON"),
-        ('@shoal/1 {"type":"progress","percent":Infinity}', "invalid JSON"),
-        ("@shoal/1 " + "[" * 100_000, "invalid JSON"),
-        ('@shoal/1 ["log"]', "must be a JSON object, got array"),
-        ('@shoal/1 "log"', "must be a JSON object, got string"),
-        ("@shoal/1 3", "must be a JSON object, got number"),
-        ("@shoal/1 null", "must be a JSON object, got null"),
-        ('@shoal/1 {"message":"x"}', "missing field 'type'"),
-        ('@shoal/1 {"type":3}', "field 'type' must be a string, got number"),
-        ('@shoal/1 {"type":"banana"}', "unknown message type 'banana'"),
-        ('@shoal/1 {"type":"artifact","key":"k"}', "'artifact' is reserved"),
-        ('@shoal/1 {"type":"log","message":"x","seq":"1"}', "'seq' must be an integer"),
-        ('@shoal/1 {"type":"log","message":"x","seq":1.5}', "'seq' must be an integer"),
-        ('@shoal/1 {"type":"log","message":"x","seq":true}', "'seq' must be an integer"),
-        ('@shoal/1 {"type":"log","message":"x","ts":5}', "'ts' must be an RFC 3339"),
-        ('@shoal/1 {"type":"log","message":"x","ts":"yesterday"}', "'ts' must be an RFC 3339"),
-        ('@shoal/1 {"type":"log"}', "needs field 'message'"),
-        ('@shoal/1 {"type":"log","message":null}', "'message' must be a string, got null"),
-        ('@shoal/1 {"type":"log","message":["x"]}', "'message' must be a string, got array"),
-        ('@shoal/1 {"type":"log","message":"x","level":"fatal"}', "'level' must be one of"),
-        ('@shoal/1 {"type":"log","message":"x","level":1}', "'level' must be a string"),
-        ('@shoal/1 {"type":"log","message":"x","fields":[]}', "'fields' must be an object"),
-        ('@shoal/1 {"type":"progress","percent":"5"}', "'percent' must be a number"),
-        ('@shoal/1 {"type":"progress","percent":true}', "'percent' must be a number"),
-        ('@shoal/1 {"type":"progress","percent":101}', "between 0 and 100"),
-        ('@shoal/1 {"type":"progress","percent":-1}', "between 0 and 100"),
-        ('@shoal/1 {"type":"progress","current":1.5}', "'current' must be an integer"),
-        ('@shoal/1 {"type":"progress","total":"9"}', "'total' must be an integer"),
-        ('@shoal/1 {"type":"progress","message":7}', "'message' must be a string"),
-        ('@shoal/1 {"type":"output","value":1}', "needs field 'key'"),
-        ('@shoal/1 {"type":"output","key":"","value":1}', "non-empty"),
-        ('@shoal/1 {"type":"output","key":1,"value":1}', "'key' must be a string"),
-        ('@shoal/1 {"type":"output","key":"k"}', "needs field 'value'"),
-        ('@shoal/1 {"type":"result"}', "missing field 'status'"),
-        ('@shoal/1 {"type":"result","status":"ok"}', "'status' must be one of"),
-        ('@shoal/1 {"type":"result","status":"failed","outputs":[1]}', "'outputs' must be an"),
-        ('@shoal/1 {"type":"result","status":"failed","outputs":{"":1}}', "non-empty"),
-        ('@shoal/1 {"type":"result","status":"failed","message":false}', "'message' must be"),
-        ('@shoal/1 {"type":"error"}', "needs field 'message'"),
-        ('@shoal/1 {"type":"error","message":"x","errorType":1}', "'errorType' must be"),
-        ('@shoal/1 {"type":"error","message":"x","traceback":[]}', "'traceback' must be"),
+        (M, "invalid JSON"),
+        (M + "{not json}", "invalid JSON"),
+        (M + '{"type":"log","message":"x"', "invalid JSON"),
+        (M + '{"type":"progress","percent":NaN}', "invalid JSON"),
+        (M + '{"type":"progress","percent":Infinity}', "invalid JSON"),
+        (M + "[" * 100_000, "invalid JSON"),
+        (M + '["log"]', "must be a JSON object, got array"),
+        (M + '"log"', "must be a JSON object, got string"),
+        (M + "3", "must be a JSON object, got number"),
+        (M + "null", "must be a JSON object, got null"),
+        (M + '{"message":"x"}', "missing field 'type'"),
+        (M + '{"type":3}', "field 'type' must be a string, got number"),
+        (M + '{"type":"banana"}', "unknown message type 'banana'"),
+        (M + '{"type":"artifact","key":"k"}', "'artifact' is reserved"),
+        (M + '{"type":"log","message":"x","seq":"1"}', "'seq' must be an integer"),
+        (M + '{"type":"log","message":"x","seq":1.5}', "'seq' must be an integer"),
+        (M + '{"type":"log","message":"x","seq":true}', "'seq' must be an integer"),
+        (M + '{"type":"log","message":"x","ts":5}', "'ts' must be an RFC 3339"),
+        (M + '{"type":"log","message":"x","ts":"yesterday"}', "'ts' must be an RFC 3339"),
+        (M + '{"type":"log"}', "needs field 'message'"),
+        (M + '{"type":"log","message":null}', "'message' must be a string, got null"),
+        (M + '{"type":"log","message":["x"]}', "'message' must be a string, got array"),
+        (M + '{"type":"log","message":"x","level":"fatal"}', "'level' must be one of"),
+        (M + '{"type":"log","message":"x","level":1}', "'level' must be a string"),
+        (M + '{"type":"log","message":"x","fields":[]}', "'fields' must be an object"),
+        (M + '{"type":"progress","percent":"5"}', "'percent' must be a number"),
+        (M + '{"type":"progress","percent":true}', "'percent' must be a number"),
+        (M + '{"type":"progress","percent":101}', "between 0 and 100"),
+        (M + '{"type":"progress","percent":-1}', "between 0 and 100"),
+        (M + '{"type":"progress","current":1.5}', "'current' must be an integer"),
+        (M + '{"type":"progress","total":"9"}', "'total' must be an integer"),
+        (M + '{"type":"progress","message":7}', "'message' must be a string"),
+        (M + '{"type":"output","value":1}', "needs field 'key'"),
+        (M + '{"type":"output","key":"","value":1}', "non-empty"),
+        (M + '{"type":"output","key":1,"value":1}', "'key' must be a string"),
+        (M + '{"type":"output","key":"k"}', "needs field 'value'"),
+        (M + '{"type":"result"}', "missing field 'status'"),
+        (M + '{"type":"result","status":"ok"}', "'status' must be one of"),
+        (M + '{"type":"result","status":"failed","outputs":[1]}', "'outputs' must be an"),
+        (M + '{"type":"result","status":"failed","outputs":{"":1}}', "non-empty"),
+        (M + '{"type":"result","status":"failed","message":false}', "'message' must be"),
+        (M + '{"type":"error"}', "needs field 'message'"),
+        (M + '{"type":"error","message":"x","errorType":1}', "'errorType' must be"),
+        (M + '{"type":"error","message":"x","traceback":[]}', "'traceback' must be"),
     ],
 )
 def test_violations_are_kept_with_their_problem(text: str, problem: str) -> None:
@@ -187,10 +195,10 @@ ROUND_TRIP: list[Message] = [
 
 @pytest.mark.parametrize("msg", ROUND_TRIP)
 def test_encode_round_trips(msg: Message) -> None:
-    text = encode(msg)
+    text = encode(msg, TOKEN)
     assert "\n" not in text
     assert text.splitlines() == [text] or text == ""
-    parsed = parse_line(text + "\n")
+    parsed = parse_line(text + "\n", TOKEN)
     if isinstance(msg, ProtocolViolation):
         assert isinstance(parsed, ProtocolViolation)
         assert parsed.text == msg.text
@@ -199,22 +207,22 @@ def test_encode_round_trips(msg: Message) -> None:
 
 
 def test_encode_is_compact_with_type_and_seq_first() -> None:
-    text = encode(OutputMessage("count", 3, seq=7))
-    assert text == '@shoal/1 {"type":"output","seq":7,"key":"count","value":3}'
-    assert encode(LogMessage("é")) == '@shoal/1 {"type":"log","message":"é","level":"info"}'
+    text = encode(OutputMessage("count", 3, seq=7), TOKEN)
+    assert text == M + '{"type":"output","seq":7,"key":"count","value":3}'
+    assert encode(LogMessage("é"), TOKEN) == M + '{"type":"log","message":"é","level":"info"}'
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), object(), {1, 2}])
 def test_encode_rejects_what_json_cannot_carry(value: object) -> None:
     with pytest.raises((TypeError, ValueError)):
-        encode(OutputMessage("k", value))
+        encode(OutputMessage("k", value), TOKEN)
 
 
 # --- collector -----------------------------------------------------------------------
 
 
 def collect(*lines: str) -> StreamCollector:
-    collector = StreamCollector()
+    collector = StreamCollector(TOKEN)
     for text in lines:
         collector.feed(text + "\n")
     return collector
@@ -240,15 +248,15 @@ def test_collector_accumulates_outputs_in_order_result_on_top() -> None:
 
 
 def test_collector_tail_is_bounded_and_keeps_violations_as_log_lines() -> None:
-    collector = StreamCollector(tail_lines=3)
+    collector = StreamCollector(TOKEN, tail_lines=3)
     for index in range(10):
         collector.feed(f"line {index}\n")
     collector.feed(line({"type": "log", "message": "careful", "level": "warning"}) + "\n")
-    bad = '@shoal/1 {"type":"nope"}'
+    bad = M + '{"type":"nope"}'
     returned = collector.feed(bad + "\n")
     assert isinstance(returned, ProtocolViolation)
     assert collector.violations == 1
-    assert collector.tail() == ["line 9", "WARNING: careful", bad]
+    assert collector.tail() == ["line 9", "WARNING: careful", redact(bad, TOKEN)]
 
 
 def test_collector_clips_long_lines_in_the_tail() -> None:
@@ -257,7 +265,7 @@ def test_collector_clips_long_lines_in_the_tail() -> None:
 
 
 def test_second_result_is_a_violation_and_the_first_stands() -> None:
-    collector = StreamCollector()
+    collector = StreamCollector(TOKEN)
     collector.feed(line({"type": "result", "status": "succeeded"}))
     second = collector.feed(line({"type": "result", "status": "failed"}) + "\n")
     assert isinstance(second, ProtocolViolation)
@@ -341,7 +349,7 @@ def test_unknown_exit_code_falls_back_to_the_result() -> None:
 
 
 def term(status: str, outputs: dict[str, Any], message: str = "", limit: int = 4096) -> str:
-    return build_termination_message(status, outputs, message, limit=limit).decode()
+    return build_termination_message(status, outputs, message, token=TOKEN, limit=limit).decode()
 
 
 def test_stream_result_is_preferred_over_the_termination_message() -> None:
@@ -366,7 +374,7 @@ def test_broken_stream_falls_back_to_the_termination_message() -> None:
 
 
 def test_no_stream_at_all_uses_the_termination_message_for_the_reason() -> None:
-    outcome = StreamCollector().finish(1, term("failed", {}, "ValueError: bad region"))
+    outcome = StreamCollector(TOKEN).finish(1, term("failed", {}, "ValueError: bad region"))
     assert outcome.message == "ValueError: bad region (exit code 1)"
 
 
@@ -398,22 +406,22 @@ def test_truncated_outputs_missing_from_the_stream_are_reported() -> None:
 def test_truncated_key_list_means_completeness_is_unknown() -> None:
     outputs = {f"key-{index:04d}-" + "k" * 40: index for index in range(200)}
     text = term("succeeded", outputs)
-    outcome = StreamCollector().finish(0, text)
+    outcome = StreamCollector(TOKEN).finish(0, text)
     assert not outcome.outputs_complete
     assert "list of output keys was truncated" in outcome.message
 
 
 def test_non_shoal_termination_message_is_shown_when_there_are_no_logs() -> None:
-    outcome = StreamCollector().finish(1, "panic: runtime error\n")
+    outcome = StreamCollector(TOKEN).finish(1, "panic: runtime error\n")
     assert outcome.message == "Exit code 1\ntermination message:\n  panic: runtime error"
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_parse_line_never_raises(text: str) -> None:
-    for candidate in (text, MARKER + text, "@shoal/" + text):
+    for candidate in (text, M + text, MARKER + text, "@shoal/" + text):
         assert isinstance(
-            parse_line(candidate),
+            parse_line(candidate, TOKEN),
             LogMessage
             | ProgressMessage
             | OutputMessage
@@ -428,6 +436,105 @@ def test_parse_line_never_raises(text: str) -> None:
 @given(message=st.text(), key=st.text(min_size=1), value=st.text())
 def test_any_text_round_trips_on_one_line(message: str, key: str, value: str) -> None:
     for msg in (LogMessage(message, "debug", {key: value}, 1), OutputMessage(key, value, 2)):
-        text = encode(msg)
+        text = encode(msg, TOKEN)
         assert len(text.splitlines()) == 1
-        assert parse_line(text + "\n") == msg
+        assert parse_line(text + "\n", TOKEN) == msg
+
+
+# --- the attempt token ---------------------------------------------------------------
+
+FORGED_RESULT = '{"type":"result","status":"succeeded","outputs":{"owned":true}}'
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("@shoal/1 " + FORGED_RESULT, "protocol version 1 is no longer accepted"),
+        ("@shoal/2 " + FORGED_RESULT, "without this attempt's token"),
+        (MARKER + "0" * 32 + " " + FORGED_RESULT, "without this attempt's token"),
+        (MARKER + TOKEN[:-1] + " " + FORGED_RESULT, "without this attempt's token"),
+        (MARKER + TOKEN + "0 " + FORGED_RESULT, "without this attempt's token"),
+        (MARKER + " " + FORGED_RESULT, "malformed marker"),
+    ],
+)
+def test_a_control_line_without_the_attempt_token_is_only_log_text(text: str, problem: str) -> None:
+    msg = parse_line(text + "\n", TOKEN)
+    assert isinstance(msg, ProtocolViolation)
+    assert problem in msg.problem
+    assert TOKEN not in msg.text  # a near-miss that contains the token is scrubbed too
+    collector = StreamCollector(TOKEN)
+    collector.feed(text + "\n")
+    assert collector.result is None
+    assert collector.outputs == {}
+    assert collector.violations == 1
+    assert collector.finish(0, None).outputs == {}
+
+
+def test_a_printed_fake_result_does_not_replace_the_real_one() -> None:
+    collector = collect(
+        "@shoal/2 " + FORGED_RESULT,
+        MARKER + "f" * 32 + " " + FORGED_RESULT,
+        line({"type": "result", "status": "succeeded", "outputs": {"real": 1}}),
+    )
+    outcome = collector.finish(0, None)
+    assert outcome.outputs == {"real": 1}
+    assert collector.violations == 2
+
+
+def test_a_consumer_without_a_token_accepts_no_message() -> None:
+    for token in ("", TOKEN):
+        msg = parse_line(MARKER + " " + FORGED_RESULT, token)
+        assert isinstance(msg, ProtocolViolation)
+    assert isinstance(parse_line(MARKER + TOKEN + " " + FORGED_RESULT, ""), ProtocolViolation)
+    assert StreamCollector("").feed(encode(ResultMessage("succeeded"), "")) != ResultMessage(
+        "succeeded"
+    )
+
+
+def test_the_token_never_reaches_stored_or_shown_text() -> None:
+    collector = StreamCollector(TOKEN)
+    lines = [
+        line({"type": "log", "message": "hi"}),
+        M + "{not json",  # a real control line that is broken: kept, without its token
+        f"the job echoed {TOKEN} by mistake",
+        "@shoal/9:" + TOKEN + " {}",
+    ]
+    for text in lines:
+        msg = collector.feed(text + "\n")
+        assert TOKEN not in collector.redact(text)
+        if isinstance(msg, PlainLine | ProtocolViolation):
+            assert TOKEN not in msg.text
+    assert collector.redact(lines[0]) == '@shoal/2 {"type": "log", "message": "hi"}'
+    assert all(TOKEN not in text for text in collector.tail())
+    failed = collector.finish(1, f"garbage {TOKEN}")
+    assert TOKEN not in failed.message
+    # Even a job that reports the token itself (a log, an error) does not get it shown.
+    told = collect(
+        line({"type": "log", "message": f"token={TOKEN}"}),
+        line({"type": "error", "message": f"bad {TOKEN}"}),
+    )
+    assert all(TOKEN not in text for text in told.tail())
+    assert TOKEN not in told.finish(1, None).message
+
+
+def test_stored_lines_still_read_as_messages_for_people() -> None:
+    stored = redact(line({"type": "output", "key": "n", "value": 1}), TOKEN)
+    assert parse_display(stored) == OutputMessage("n", 1)
+    assert parse_display(line({"type": "output", "key": "n", "value": 1})) == OutputMessage("n", 1)
+    assert parse_display("plain") == PlainLine("plain")
+
+
+def test_the_termination_message_needs_the_token_too() -> None:
+    real = build_termination_message("succeeded", {"real": 1}, token=TOKEN).decode()
+    forged = build_termination_message("succeeded", {"owned": True}, token="0" * 32).decode()
+    v1 = '{"v":1,"status":"succeeded","outputs":{"owned":true},"message":""}'
+    assert StreamCollector(TOKEN).finish(0, real).outputs == {"real": 1}
+    for text in (forged, v1):
+        outcome = StreamCollector(TOKEN).finish(0, text)
+        assert outcome.outputs == {}
+
+
+def test_tokens_are_fresh_and_fit_a_shell_word() -> None:
+    tokens = {new_token() for _ in range(100)}
+    assert len(tokens) == 100
+    assert all(len(t) == 32 and t.isalnum() for t in tokens)

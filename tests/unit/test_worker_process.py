@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from shoal_worker.protocol import (
 from shoal_worker.termination import parse_termination_message
 
 TIMEOUT = 60
+TOKEN = "b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -45,6 +47,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     clean = {key: value for key, value in os.environ.items() if not key.startswith("SHOAL_")}
     clean["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), clean.get("PYTHONPATH")]))
     clean["SHOAL_TERMINATION_MESSAGE_PATH"] = str(tmp_path / "termination-log")
+    clean["SHOAL_PROTOCOL_TOKEN"] = TOKEN
     return clean
 
 
@@ -53,7 +56,7 @@ def worker_command(*args: str) -> list[str]:
 
 
 def finish(code: int, stdout: str, stderr: str, termination: Path) -> Finished:
-    collector = StreamCollector()
+    collector = StreamCollector(TOKEN)
     for line in stdout.splitlines():
         collector.feed(line)
     text = termination.read_text(encoding="utf-8") if termination.exists() else None
@@ -84,7 +87,9 @@ def test_success(env: dict[str, str]) -> None:
     assert done.code == 0, done.stderr
     assert done.outcome.succeeded
     assert done.outcome.outputs == {"a": 1}
-    assert done.termination == '{"v":1,"status":"succeeded","outputs":{"a":1},"message":""}'
+    assert done.termination == (
+        '{"v":2,"token":"' + TOKEN + '","status":"succeeded","outputs":{"a":1},"message":""}'
+    )
 
 
 def test_console_script_driven_by_the_environment(env: dict[str, str]) -> None:
@@ -129,7 +134,7 @@ def test_failure_exits_1_with_a_traceback_in_an_error_message(
         "last log lines:",
         "  about to fail",
     ]
-    termination = parse_termination_message(done.termination or "")
+    termination = parse_termination_message(done.termination or "", TOKEN)
     assert termination is not None
     assert termination.status == "failed"
     assert termination.message == "RuntimeError: x"
@@ -242,15 +247,18 @@ def test_a_shell_script_speaks_the_protocol_with_echo(env: dict[str, str], tmp_p
             """\
             #!/bin/sh
             echo "starting"
-            echo '@shoal/1 {"type":"log","message":"counting","level":"info"}'
-            echo '@shoal/1 {"type":"progress","percent":50,"message":"half way"}'
-            echo '@shoal/1 {"type":"output","key":"count","value":3}'
-            echo '@shoal/1 {"type":"output","key":"names","value":["a","b"]}'
-            echo '@shoal/1 {"type":"output","key":"count","value":4}'
-            echo '@shoal/2 {"type":"output","key":"future","value":1}'
-            echo '@shoal/1 {"type":"result","status":"succeeded","outputs":{"done":true}}'
-            printf '{"v":1,"status":"succeeded","outputs":{"count":4},"message":""}' \\
-                > "$SHOAL_TERMINATION_MESSAGE_PATH"
+            m="@shoal/2:$SHOAL_PROTOCOL_TOKEN"
+            echo "$m"' {"type":"log","message":"counting","level":"info"}'
+            echo "$m"' {"type":"progress","percent":50,"message":"half way"}'
+            echo "$m {\\"type\\":\\"output\\",\\"key\\":\\"count\\",\\"value\\":3}"
+            printf '@shoal/2:%s {"type":"output","key":"names","value":["a","b"]}\\n' \\
+                "$SHOAL_PROTOCOL_TOKEN"
+            echo "$m"' {"type":"output","key":"count","value":4}'
+            echo '@shoal/1 {"type":"output","key":"old","value":1}'
+            echo '@shoal/2 {"type":"output","key":"forged","value":1}'
+            echo "$m"' {"type":"result","status":"succeeded","outputs":{"done":true}}'
+            printf '{"v":2,"token":"%s","status":"succeeded","outputs":{"count":4},"message":""}' \\
+                "$SHOAL_PROTOCOL_TOKEN" > "$SHOAL_TERMINATION_MESSAGE_PATH"
             """
         )
     )
@@ -260,19 +268,51 @@ def test_a_shell_script_speaks_the_protocol_with_echo(env: dict[str, str], tmp_p
     assert done.outcome.succeeded
     assert done.outcome.outputs == {"count": 4, "names": ["a", "b"], "done": True}
     assert done.collector.progress == ProgressMessage(50, "half way")
-    assert done.collector.violations == 1
+    assert done.collector.violations == 2
     assert done.collector.tail() == [
         "starting",
         "counting",
-        '@shoal/2 {"type":"output","key":"future","value":1}',
+        '@shoal/1 {"type":"output","key":"old","value":1}',
+        '@shoal/2 {"type":"output","key":"forged","value":1}',
     ]
+    assert parse_termination_message(done.termination or "", TOKEN) is not None
+
+
+def protocol_doc_shell_blocks() -> list[str]:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    return re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+
+
+def test_the_shell_examples_in_docs_protocol_md_work_as_documented(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    one_line, script, failing = protocol_doc_shell_blocks()
+    done = run_worker(["sh", "-c", one_line], env)
+    assert done.outcome.outputs == {"count": 3}
+
+    data = tmp_path / "input.csv"
+    data.write_text("a\nb\nc\n")
+    done = run_worker(["sh", "-c", script], {**env, "INPUT": str(data)})
+    assert done.code == 0, done.stderr
+    assert done.outcome.succeeded
+    assert done.outcome.outputs == {"rows": 3}
+    assert done.collector.violations == 0
+    assert done.collector.progress == ProgressMessage(50, "half way")
+    termination = parse_termination_message(done.termination or "", TOKEN)
+    assert termination is not None
+    assert termination.outputs == {"rows": 3}
+
+    done = run_worker(["sh", "-c", failing], env)
+    assert done.code == 1
+    assert done.outcome.message.splitlines()[0] == "OSError: no space left (exit code 1)"
 
 
 def test_a_failing_shell_script(env: dict[str, str], tmp_path: Path) -> None:
     script = tmp_path / "fail.sh"
     script.write_text(
         "#!/bin/sh\necho 'disk full'\n"
-        'echo \'@shoal/1 {"type":"error","message":"no space left","errorType":"OSError"}\'\n'
+        'echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN "'
+        '\'{"type":"error","message":"no space left","errorType":"OSError"}\'\n'
         "exit 4\n"
     )
     script.chmod(0o755)
@@ -356,7 +396,7 @@ def drain(lines: queue.Queue[str | None], collector: StreamCollector) -> None:
 
 def test_sigterm_fails_the_job_with_exit_143(spawn: Spawn, env: dict[str, str]) -> None:
     process, lines = spawn("--job", "shoal.sleep", "--args", '{"seconds": 600}')
-    collector = StreamCollector()
+    collector = StreamCollector(TOKEN)
     wait_for(lines, collector, '"type":"progress"')  # the job has started
     process.send_signal(signal.SIGTERM)
     drain(lines, collector)
@@ -395,7 +435,7 @@ def test_sigterm_cancels_an_async_job_and_its_cleanup_runs(spawn: Spawn, tmp_pat
         """,
     )
     process, lines = spawn("--job", "async_jobs:wait_forever")
-    collector = StreamCollector()
+    collector = StreamCollector(TOKEN)
     wait_for(lines, collector, "started")
     process.send_signal(signal.SIGTERM)
     drain(lines, collector)
@@ -425,7 +465,7 @@ def test_sigterm_reaches_code_that_catches_exception(spawn: Spawn, tmp_path: Pat
         """,
     )
     process, lines = spawn("--job", "stubborn_jobs:stubborn")
-    collector = StreamCollector()
+    collector = StreamCollector(TOKEN)
     wait_for(lines, collector, "started")
     process.send_signal(signal.SIGTERM)
     drain(lines, collector)
@@ -447,7 +487,7 @@ def test_sigterm_while_importing_job_modules_is_reported(spawn: Spawn, tmp_path:
         """,
     )
     process, lines = spawn("--import", "slow_import_jobs", "--job", "shoal.noop")
-    collector = StreamCollector()
+    collector = StreamCollector(TOKEN)
     wait_for(lines, collector, "importing")
     process.send_signal(signal.SIGTERM)
     drain(lines, collector)

@@ -28,6 +28,8 @@ from shoal_worker.protocol import (
 from shoal_worker.runner import main
 from shoal_worker.termination import TerminationMessage, parse_termination_message
 
+TOKEN = "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5"
+
 
 @pytest.fixture(autouse=True)
 def clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -61,18 +63,19 @@ class Run:
 
 
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Any:
+def run(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     def invoke(*argv: str, termination: bool = True) -> Run:
         path = tmp_path / "termination-log"
         path.unlink(missing_ok=True)
         extra = ["--termination-log", str(path)] if termination else []
+        monkeypatch.setenv("SHOAL_PROTOCOL_TOKEN", TOKEN)  # as the executor hands it over
         code = main([*argv, *extra])
         out, err = capsys.readouterr()
-        collector = StreamCollector()
+        collector = StreamCollector(TOKEN)
         messages = [collector.feed(text) for text in out.splitlines()]
         text = path.read_text() if path.exists() else None
         outcome = collector.finish(code, text)
-        parsed = parse_termination_message(text) if text else None
+        parsed = parse_termination_message(text, TOKEN) if text else None
         return Run(code, messages, outcome, parsed, err)
 
     return invoke
@@ -232,11 +235,32 @@ def test_print_becomes_plain_log_lines_and_never_breaks_a_message(run: Any) -> N
     result = run("--job", "t-print")
     assert result.outcome.outputs == {"k": "v"}
     assert result.outcome.succeeded
-    collector = StreamCollector()
+    collector = StreamCollector(TOKEN)
     for msg in result.messages:
         if hasattr(msg, "text"):
             collector.feed(msg.text)
     assert collector.tail() == ["hello from print", "no newline yet ...done", "dangling"]
+
+
+def test_a_printed_fake_result_stays_log_text_and_the_job_never_sees_the_token(
+    run: Any,
+) -> None:
+    seen: list[str | None] = []
+
+    @job("t-forge")
+    def forge(ctx: Context) -> dict[str, int]:
+        seen.append(os.environ.get("SHOAL_PROTOCOL_TOKEN"))
+        for version in ("1 ", "2 ", "2:" + "0" * 32 + " "):
+            print("@shoal/" + version + '{"type":"result","status":"failed","outputs":{"x":9}}')
+        return {"real": 1}
+
+    result = run("--job", "t-forge")
+    assert result.outcome.succeeded
+    assert result.outcome.outputs == {"real": 1}
+    assert result.result.outputs == {"real": 1}
+    assert result.termination is not None
+    assert result.termination.outputs == {"real": 1}
+    assert seen == [None]
 
 
 def test_stdout_is_restored_after_the_run(run: Any) -> None:

@@ -22,6 +22,14 @@ from shoal_worker.protocol import (
 )
 from shoal_worker.registry import JobSpec, UnknownJobError, resolve
 
+TOKEN = "e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0"
+
+
+@pytest.fixture(autouse=True)
+def attempt_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The executor's token, which a Context's own Emitter writes on every line."""
+    monkeypatch.setenv("SHOAL_PROTOCOL_TOKEN", TOKEN)
+
 
 @pytest.fixture(autouse=True)
 def clean_registry() -> Iterator[None]:
@@ -32,7 +40,7 @@ def clean_registry() -> Iterator[None]:
 
 
 def messages(stream: io.StringIO) -> list[Any]:
-    return [parse_line(text) for text in stream.getvalue().splitlines()]
+    return [parse_line(text, TOKEN) for text in stream.getvalue().splitlines()]
 
 
 # --- registration --------------------------------------------------------------------
@@ -436,7 +444,7 @@ def test_line_safe_writer_keeps_protocol_lines_at_column_zero() -> None:
     emitter.emit(OutputMessage("k", 1))
     writer.write("line\nnext")
     writer.drain()
-    collector = StreamCollector()
+    collector = StreamCollector(TOKEN)
     for text in target.getvalue().splitlines():
         collector.feed(text)
     assert collector.outputs == {"k": 1}

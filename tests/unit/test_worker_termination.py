@@ -18,6 +18,8 @@ from shoal_worker.termination import (
     write_termination_message,
 )
 
+TOKEN = "9e1d4b7a2c6f8e0d3b5a7c9e1f2d4b6a"
+
 LIMIT = TERMINATION_MESSAGE_LIMIT
 
 
@@ -28,16 +30,17 @@ def decoded(data: bytes) -> dict[str, object]:
 
 
 def test_small_message_is_complete() -> None:
-    data = build_termination_message("succeeded", {"a": 1, "é": "ü"}, "ok")
-    assert data == '{"v":1,"status":"succeeded","outputs":{"a":1,"é":"ü"},"message":"ok"}'.encode()
-    assert parse_termination_message(data.decode()) == TerminationMessage(
+    data = build_termination_message("succeeded", {"a": 1, "é": "ü"}, "ok", token=TOKEN)
+    expected = '{"v":2,"token":"%s","status":"succeeded","outputs":{"a":1,"é":"ü"},"message":"ok"}'
+    assert data == (expected % TOKEN).encode()
+    assert parse_termination_message(data.decode(), TOKEN) == TerminationMessage(
         "succeeded", {"a": 1, "é": "ü"}, "ok"
     )
 
 
 def filling(char: str) -> dict[str, str]:
     """Outputs of ``char`` (then ASCII) that encode to exactly the limit, in bytes."""
-    room = LIMIT - len(build_termination_message("succeeded", {"k": ""}, "m"))
+    room = LIMIT - len(build_termination_message("succeeded", {"k": ""}, "m", token=TOKEN))
     count, rest = divmod(room, len(char.encode()))
     return {"k": char * count + "x" * rest}
 
@@ -45,7 +48,7 @@ def filling(char: str) -> dict[str, str]:
 @pytest.mark.parametrize("char", ["x", "é", "日", "🐟"])  # 1, 2, 3 and 4 UTF-8 bytes
 def test_exactly_at_the_limit_is_kept_whole(char: str) -> None:
     outputs = filling(char)
-    data = build_termination_message("succeeded", outputs, "m")
+    data = build_termination_message("succeeded", outputs, "m", token=TOKEN)
     assert len(data) == LIMIT
     assert len(data.decode()) < LIMIT or char == "x"  # bytes are counted, not characters
     assert decoded(data)["outputs"] == outputs
@@ -55,18 +58,19 @@ def test_exactly_at_the_limit_is_kept_whole(char: str) -> None:
 def test_one_character_over_the_limit_drops_outputs(char: str) -> None:
     outputs = filling(char)
     outputs["k"] += char  # now over the limit by the character's byte width
-    data = build_termination_message("succeeded", outputs, "m")
+    data = build_termination_message("succeeded", outputs, "m", token=TOKEN)
     assert len(data) <= LIMIT
     doc = decoded(data)
     assert "outputs" not in doc
     assert doc == {
-        "v": 1,
+        "v": 2,
+        "token": TOKEN,
         "status": "succeeded",
         "outputsTruncated": True,
         "outputKeys": ["k"],
         "message": "m",
     }
-    parsed = parse_termination_message(data.decode())
+    parsed = parse_termination_message(data.decode(), TOKEN)
     assert parsed is not None
     assert parsed.outputs_truncated
     assert parsed.output_keys == ["k"]
@@ -76,7 +80,7 @@ def test_one_character_over_the_limit_drops_outputs(char: str) -> None:
 @pytest.mark.parametrize("char", ["x", "é", "\n", '"', "日", "🐟", "\udc80"])
 def test_long_message_is_cut_to_fit_on_a_character_boundary(char: str) -> None:
     message = "start " + char * 10_000
-    data = build_termination_message("failed", {"a": 1}, message)
+    data = build_termination_message("failed", {"a": 1}, message, token=TOKEN)
     assert len(data) <= LIMIT
     assert len(data) > LIMIT - 16  # it uses the room it has
     doc = decoded(data)
@@ -88,7 +92,7 @@ def test_long_message_is_cut_to_fit_on_a_character_boundary(char: str) -> None:
 
 
 def test_long_message_without_outputs_keeps_an_empty_outputs_object() -> None:
-    data = build_termination_message("failed", {}, "y" * 9000)
+    data = build_termination_message("failed", {}, "y" * 9000, token=TOKEN)
     assert len(data) <= LIMIT
     doc = decoded(data)
     assert doc["outputs"] == {}
@@ -99,9 +103,9 @@ def test_long_message_without_outputs_keeps_an_empty_outputs_object() -> None:
 def test_too_many_keys_are_cut_and_flagged_but_the_message_survives() -> None:
     outputs = {f"output-number-{index:05d}": index for index in range(1000)}
     message = "the reason this failed " * 100
-    data = build_termination_message("failed", outputs, message)
+    data = build_termination_message("failed", outputs, message, token=TOKEN)
     assert len(data) <= LIMIT
-    parsed = parse_termination_message(data.decode())
+    parsed = parse_termination_message(data.decode(), TOKEN)
     assert parsed is not None
     assert parsed.outputs_truncated
     assert parsed.output_keys_truncated
@@ -111,9 +115,9 @@ def test_too_many_keys_are_cut_and_flagged_but_the_message_survives() -> None:
 
 
 def test_a_single_huge_key_is_dropped_from_the_key_list() -> None:
-    data = build_termination_message("succeeded", {"k" * 5000: 1}, "")
+    data = build_termination_message("succeeded", {"k" * 5000: 1}, "", token=TOKEN)
     assert len(data) <= LIMIT
-    parsed = parse_termination_message(data.decode())
+    parsed = parse_termination_message(data.decode(), TOKEN)
     assert parsed is not None
     assert parsed.output_keys == []
     assert parsed.output_keys_truncated
@@ -125,18 +129,24 @@ def test_a_single_huge_key_is_dropped_from_the_key_list() -> None:
         "",
         "panic: oops",
         "[]",
+        '{"v":3,"status":"succeeded"}',
+        # version 1 had no token; a wrong or missing token is someone else's message
+        '{"v":1,"status":"succeeded"}',
         '{"v":2,"status":"succeeded"}',
+        '{"v":2,"token":"0000","status":"succeeded"}',
+        '{"v":2,"token":null,"status":"succeeded"}',
         '{"v":true,"status":"succeeded"}',
         '{"status":"succeeded"}',
-        '{"v":1,"status":"maybe"}',
-        '{"v":1,"status":"failed","outputs":[]}',
-        '{"v":1,"status":"failed","message":1}',
-        '{"v":1,"status":"failed","outputsTruncated":"yes"}',
-        '{"v":1,"status":"failed","outputKeys":[1]}',
+        '{"v":2,"token":"%s","status":"maybe"}',
+        '{"v":2,"token":"%s","status":"failed","outputs":[]}',
+        '{"v":2,"token":"%s","status":"failed","message":1}',
+        '{"v":2,"token":"%s","status":"failed","outputsTruncated":"yes"}',
+        '{"v":2,"token":"%s","status":"failed","outputKeys":[1]}',
     ],
 )
-def test_parse_rejects_what_is_not_a_v1_termination_message(text: str) -> None:
-    assert parse_termination_message(text) is None
+def test_parse_rejects_what_is_not_a_v2_termination_message_with_the_token(text: str) -> None:
+    text = text.replace("%s", TOKEN)
+    assert parse_termination_message(text, TOKEN) is None
 
 
 def test_write_creates_the_file(tmp_path: Path) -> None:
@@ -176,9 +186,9 @@ json_values = st.recursive(
 def test_any_message_fits_and_parses_back(
     status: str, outputs: dict[str, object], message: str, limit: int
 ) -> None:
-    data = build_termination_message(status, outputs, message, limit=limit)
+    data = build_termination_message(status, outputs, message, token=TOKEN, limit=limit)
     assert len(data) <= limit
-    parsed = parse_termination_message(data.decode("utf-8"))
+    parsed = parse_termination_message(data.decode("utf-8"), TOKEN)
     assert parsed is not None
     assert parsed.status == status
     if not parsed.outputs_truncated:

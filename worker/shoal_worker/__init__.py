@@ -13,12 +13,13 @@ its dependencies: worker images stay slim and start fast.
 
 from .context import Context
 from .errors import JobFailed, OutputError, Terminated, UsageError
-from .protocol import MARKER, PROTOCOL_VERSION
+from .protocol import MARKER, PROTOCOL_VERSION, TOKEN_ENV
 from .registry import JobSpec, job, register
 
 __all__ = [
     "MARKER",
     "PROTOCOL_VERSION",
+    "TOKEN_ENV",
     "Context",
     "JobFailed",
     "JobSpec",

@@ -14,7 +14,7 @@ usage: shoal-worker [run] [--job NAME] [--args JSON | --args-file PATH]
                     [--import MODULE]... [--termination-log PATH]
        shoal-worker list [--import MODULE]...
 
-Run one shoal job and report it with the @shoal/1 stdout protocol (docs/protocol.md).
+Run one shoal job and report it with the @shoal/2 stdout protocol (docs/protocol.md).
 Without a command, behaves like 'run'; each option falls back to an environment variable.
 
 run options:
@@ -25,6 +25,9 @@ run options:
                                                            (SHOAL_IMPORT, comma-separated)
   --termination-log PATH  where the final result is written
                           (SHOAL_TERMINATION_MESSAGE_PATH, default {DEFAULT_TERMINATION_PATH})
+
+The attempt's token comes from SHOAL_PROTOCOL_TOKEN (set by the executor); every
+protocol line and the termination message carry it.
 
 list: print the names of the registered jobs (imports, entry points, built-ins).
 

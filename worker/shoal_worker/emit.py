@@ -10,10 +10,11 @@ lines, per thread, under the same lock the :class:`Emitter` holds.
 from __future__ import annotations
 
 import io
+import os
 import threading
 from dataclasses import replace
 
-from .protocol import encode
+from .protocol import TOKEN_ENV, encode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,13 +28,24 @@ MAX_PARTIAL_LINE = 64 * 1024
 
 
 class Emitter:
-    """Numbers messages (``seq`` from 1) and writes each as one flushed line."""
+    """Numbers messages (``seq`` from 1) and writes each as one flushed line.
 
-    def __init__(self, stream: TextIO, lock: threading.RLock | None = None) -> None:
+    Every line carries the attempt's token (``token``, else ``$SHOAL_PROTOCOL_TOKEN``):
+    without it the control plane would take the line for plain log text.
+    """
+
+    def __init__(
+        self, stream: TextIO, lock: threading.RLock | None = None, *, token: str | None = None
+    ) -> None:
         self._stream = stream
+        self._token = token if token is not None else os.environ.get(TOKEN_ENV, "")
         self._lock = lock if lock is not None else threading.RLock()
         self._seq = 0
         self.broken = False
+
+    @property
+    def token(self) -> str:
+        return self._token
 
     @property
     def lock(self) -> threading.RLock:
@@ -48,7 +60,7 @@ class Emitter:
         """
         with self._lock:
             numbered = replace(msg, seq=self._seq + 1)  # type: ignore[arg-type]
-            line = encode(numbered)
+            line = encode(numbered, self._token)
             self._seq += 1
             if not self.broken:
                 try:

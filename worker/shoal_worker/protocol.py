@@ -1,9 +1,13 @@
-"""The shoal stdout line protocol, version 1 (specified in docs/protocol.md).
+"""The shoal stdout line protocol, version 2 (specified in docs/protocol.md).
 
-A message is one stdout line: the marker ``@shoal/1 `` at column 0, then one JSON
-object. Every other line is a plain log line. Pod logs are the transport, so parsing
-never raises: anything malformed becomes a :class:`ProtocolViolation` that the
-consumer keeps as a log line, and nothing a job prints is lost.
+A message is one stdout line: the marker ``@shoal/2:<token> `` at column 0, then one
+JSON object. ``<token>`` is the attempt's secret (``$SHOAL_PROTOCOL_TOKEN``), which the
+executor hands to the attempt out of band: data a job prints cannot know it, so printed
+data can never pose as a result or an output. Every other line is a plain log line.
+Pod logs are the transport, so parsing never raises: anything malformed becomes a
+:class:`ProtocolViolation` that the consumer keeps as a log line, and nothing a job
+prints is lost. The token itself never leaves the consumer: :func:`redact` strips it
+from every line before the line is stored or shown.
 
 This module is imported by the control plane as well as the worker; it uses the
 standard library only.
@@ -11,9 +15,11 @@ standard library only.
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 import re
+import secrets
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -47,13 +53,30 @@ __all__ = [
     "StreamCollector",
     "TerminationMessage",
     "encode",
+    "new_token",
+    "parse_display",
     "parse_line",
     "parse_termination_message",
+    "redact",
 ]
 
-PROTOCOL_VERSION = 1
-MARKER = "@shoal/1 "
+PROTOCOL_VERSION = 2
+MARKER = "@shoal/2:"
+"""A message starts with this, the attempt's token and one space."""
 MARKER_PREFIX = "@shoal/"
+REDACTED_MARKER = "@shoal/2 "
+"""What a message's marker becomes once its token is stripped (stored and shown logs)."""
+TOKEN_ENV = "SHOAL_PROTOCOL_TOKEN"
+"""The environment variable that carries the attempt's token to the worker."""
+REDACTED = "[token]"
+V1_PROBLEM = (
+    "protocol version 1 is no longer accepted: control lines need the attempt token "
+    "(docs/protocol.md)"
+)
+TOKEN_PROBLEM = (
+    "control line without this attempt's token: kept as log text (a printed record "
+    "cannot be a message; docs/protocol.md)"
+)
 LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 STATUSES: tuple[str, ...] = ("succeeded", "failed")
 RESERVED_TYPES: tuple[str, ...] = ("artifact",)
@@ -137,38 +160,105 @@ class _Invalid(Exception):
 # --- parsing -------------------------------------------------------------------------
 
 
-def parse_line(line: str) -> Message:
-    """Parse one stdout line (one trailing ``\\n`` or ``\\r\\n`` is stripped). Never raises."""
+def new_token() -> str:
+    """A fresh attempt token: 128 random bits, hex (safe in env, shell and JSON)."""
+    return secrets.token_hex(16)
+
+
+def _strip_newline(line: str) -> str:
     if line.endswith("\n"):
         line = line[:-1]
         if line.endswith("\r"):
             line = line[:-1]
+    return line
+
+
+def _scrub(line: str, token: str) -> str:
+    return line.replace(token, REDACTED) if token and token in line else line
+
+
+def redact(line: str, token: str) -> str:
+    """``line`` as it may be stored or shown: a message's marker without its token, and
+    the token replaced wherever else it appears (a job that echoed it, say)."""
+    if token and line.startswith(MARKER + token + " "):
+        line = REDACTED_MARKER + line[len(MARKER) + len(token) + 1 :]
+    return _scrub(line, token)
+
+
+def _token_matches(given: str, token: str) -> bool:
+    if not token:  # a consumer without a token accepts no message at all
+        return False
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
+    )
+
+
+def parse_line(line: str, token: str) -> Message:
+    """Parse one stdout line of the attempt whose token is ``token``. Never raises.
+
+    One trailing ``\\n`` or ``\\r\\n`` is stripped. Only a line that carries ``token`` can
+    be a message; any other line is plain text or a violation, and the text of what is
+    returned never contains the token (see :func:`redact`).
+    """
+    line = _strip_newline(line)
     if not line.startswith(MARKER_PREFIX):
-        return PlainLine(line)
+        return PlainLine(_scrub(line, token))
     if not line.startswith(MARKER):
-        return ProtocolViolation(line, _marker_problem(line))
+        return ProtocolViolation(_scrub(line, token), _marker_problem(line))
+    given, sep, payload = line[len(MARKER) :].partition(" ")
+    if not sep or not given:
+        return ProtocolViolation(_scrub(line, token), _marker_problem(line))
+    if not _token_matches(given, token):
+        return ProtocolViolation(_scrub(line, token), TOKEN_PROBLEM)
+    return _parse_payload(_scrub(REDACTED_MARKER + payload, token), payload)
+
+
+def parse_display(line: str) -> Message:
+    """Parse a line for people to read (``shoal logs``), whatever its token.
+
+    Accepts a stored line (``@shoal/2 {...}``, token already stripped) and a live one
+    with any token. For display only: it must never decide an outcome, since anyone can
+    print a line that looks like this.
+    """
+    line = _strip_newline(line)
+    if line.startswith(REDACTED_MARKER):
+        return _parse_payload(line, line[len(REDACTED_MARKER) :])
+    if line.startswith(MARKER):
+        given, sep, payload = line[len(MARKER) :].partition(" ")
+        if sep and given:
+            return _parse_payload(REDACTED_MARKER + payload, payload)
+    return parse_line(line, "")
+
+
+def _parse_payload(text: str, payload: str) -> Message:
+    """Decode a message's JSON; ``text`` is the (redacted) line a violation keeps."""
     try:
-        doc = json.loads(line[len(MARKER) :], parse_constant=_reject_constant)
+        doc = json.loads(payload, parse_constant=_reject_constant)
     except ValueError as exc:
-        return ProtocolViolation(line, f"invalid JSON: {exc}")
+        return ProtocolViolation(text, f"invalid JSON: {exc}")
     except RecursionError:
-        return ProtocolViolation(line, "invalid JSON: nested too deeply")
+        return ProtocolViolation(text, "invalid JSON: nested too deeply")
     if not isinstance(doc, dict):
-        return ProtocolViolation(line, f"the payload must be a JSON object, got {_kind(doc)}")
+        return ProtocolViolation(text, f"the payload must be a JSON object, got {_kind(doc)}")
     try:
         return _decode(doc)
     except _Invalid as exc:
-        return ProtocolViolation(line, str(exc))
+        return ProtocolViolation(text, str(exc))
 
 
 def _marker_problem(line: str) -> str:
-    version = line[len(MARKER_PREFIX) :].split(" ", 1)[0]
+    rest = line[len(MARKER_PREFIX) :]
+    version = re.split("[ :]", rest, maxsplit=1)[0]
+    if version == "1":
+        return V1_PROBLEM
+    if rest.startswith(f"{PROTOCOL_VERSION} "):
+        return TOKEN_PROBLEM
     if version.isdigit() and version != str(PROTOCOL_VERSION):
         return (
             f"unsupported protocol version {version} "
             f"(this consumer speaks version {PROTOCOL_VERSION})"
         )
-    return f"malformed marker: a message starts with {MARKER!r} followed by a JSON object"
+    return f"malformed marker: a message starts with '{MARKER}<token> ' and a JSON object"
 
 
 def _reject_constant(name: str) -> Any:
@@ -297,8 +387,9 @@ def dumps(value: Any) -> str:
     return text.translate(_LINE_BREAK_ESCAPES)
 
 
-def encode(msg: Message) -> str:
-    """One protocol line for ``msg``, without the newline; round-trips via parse_line.
+def encode(msg: Message, token: str) -> str:
+    """One protocol line for ``msg`` carrying ``token``, without the newline; round-trips
+    via ``parse_line(line, token)``.
 
     Plain lines and violations encode to their text. Raises TypeError/ValueError when a
     value is not JSON-serialisable (including NaN and infinities).
@@ -332,7 +423,7 @@ def encode(msg: Message) -> str:
             doc["traceback"] = msg.traceback
     if msg.seq is not None:
         doc = {"type": doc.pop("type"), "seq": msg.seq, **doc}
-    return MARKER + dumps(doc)
+    return MARKER + token + " " + dumps(doc)
 
 
 # --- consuming a stream --------------------------------------------------------------
@@ -361,7 +452,9 @@ class StreamCollector:
     storing them.
     """
 
-    def __init__(self, tail_lines: int = 20, *, max_line_chars: int = 500) -> None:
+    def __init__(self, token: str, tail_lines: int = 20, *, max_line_chars: int = 500) -> None:
+        self.token = token
+        """The attempt's token: only lines that carry it are messages."""
         self._stream_outputs: dict[str, Any] = {}
         self._result: ResultMessage | None = None
         self._progress: ProgressMessage | None = None
@@ -377,11 +470,11 @@ class StreamCollector:
         A second ``result`` is returned as a ProtocolViolation: the first one stands.
         """
         self.lines += 1
-        msg = parse_line(line)
+        msg = parse_line(line, self.token)
         if isinstance(msg, ResultMessage) and self._result is not None:
-            text = line[:-1] if line.endswith("\n") else line
             msg = ProtocolViolation(
-                text.removesuffix("\r"), "duplicate result message: the first result stands"
+                self.redact(_strip_newline(line)),
+                "duplicate result message: the first result stands",
             )
         if isinstance(msg, OutputMessage):
             self._stream_outputs[msg.key] = msg.value
@@ -401,9 +494,21 @@ class StreamCollector:
             self._remember(msg.text)
         return msg
 
+    def violation(self, text: str, problem: str) -> ProtocolViolation:
+        """Count a violation the transport found (a line cut at its length limit)."""
+        self.lines += 1
+        self.violations += 1
+        msg = ProtocolViolation(self.redact(text), problem)
+        self._remember(msg.text)
+        return msg
+
+    def redact(self, line: str) -> str:
+        """``line`` without this attempt's token: what may be stored or shown."""
+        return redact(line, self.token)
+
     def _remember(self, text: str) -> None:
         if text.strip():
-            self._tail.append(_clip(text, self._max_line_chars))
+            self._tail.append(_clip(self.redact(text), self._max_line_chars))
 
     @property
     def outputs(self) -> dict[str, Any]:
@@ -444,7 +549,11 @@ class StreamCollector:
         result wins over the termination message, which fills in when the stream has
         none, so a broken log stream does not lose a result.
         """
-        term = parse_termination_message(termination_message) if termination_message else None
+        term = (
+            parse_termination_message(termination_message, self.token)
+            if termination_message
+            else None
+        )
         stream_outputs = self.outputs
         result_status: str | None = None
         result_message = ""
@@ -477,7 +586,7 @@ class StreamCollector:
             notes.append(_incomplete_note(missing, keys_unknown))
         if succeeded:
             message = "\n".join([result_message, *notes]).strip()
-            return Outcome(True, exit_code, outputs, message, complete, missing)
+            return Outcome(True, exit_code, outputs, self.redact(message), complete, missing)
 
         reasons = [killed_reason] if killed_reason else []
         if result_status == "failed" and result_message:
@@ -504,8 +613,9 @@ class StreamCollector:
             lines.extend(f"  {text}" for text in tail)
         elif termination_message and term is None and termination_message.strip():
             lines.append("termination message:")
-            lines.append(f"  {_clip(termination_message.strip(), 2000)}")
-        return Outcome(False, exit_code, outputs, "\n".join(lines), complete, missing)
+            lines.append(f"  {_clip(self.redact(termination_message.strip()), 2000)}")
+        message = self.redact("\n".join(lines))  # a job's own error text may hold it too
+        return Outcome(False, exit_code, outputs, message, complete, missing)
 
 
 def _clip(text: str, limit: int) -> str:

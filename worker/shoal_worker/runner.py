@@ -23,7 +23,7 @@ from .cli import USAGE, Options, parse_command_line, termination_log_option
 from .context import Context
 from .emit import Emitter, LineSafeWriter
 from .errors import JobFailed, OutputError, Terminated, UsageError
-from .protocol import ErrorMessage, ResultMessage
+from .protocol import TOKEN_ENV, ErrorMessage, ResultMessage
 from .termination import (
     DEFAULT_TERMINATION_PATH,
     build_termination_message,
@@ -98,13 +98,18 @@ def _run(
     termination_log: str | None,
 ) -> int:
     path = termination_log or env.get("SHOAL_TERMINATION_MESSAGE_PATH") or DEFAULT_TERMINATION_PATH
+    token = env.get(TOKEN_ENV, "")
+    if env is os.environ:
+        # Only the worker reports: job code and the programs it starts do not need the
+        # token, and a job that dumps its environment should not print it.
+        os.environ.pop(TOKEN_ENV, None)
     stdout = sys.stdout
     _prefer_utf8(stdout)
     lock = threading.RLock()
     writer = LineSafeWriter(stdout, lock)
     sys.stdout = writer
     try:
-        worker = _Worker(Emitter(stdout, lock), path)
+        worker = _Worker(Emitter(stdout, lock, token=token), path)
         if problem is not None or options is None:
             return worker.usage_error(problem or UsageError("bad command line"))
         return worker.run(options, env)
@@ -224,7 +229,7 @@ class _Worker:
 
     def finish(self, status: str, outputs: dict[str, Any], message: str) -> None:
         self.emitter.emit(ResultMessage(status, outputs, message or None))  # type: ignore[arg-type]
-        data = build_termination_message(status, outputs, message)
+        data = build_termination_message(status, outputs, message, token=self.emitter.token)
         write_termination_message(self.termination_path, data)
 
 

@@ -9,6 +9,7 @@ their keys, then shorten) instead of letting the kubelet cut the JSON in half.
 
 from __future__ import annotations
 
+import hmac
 import json
 import sys
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 TERMINATION_MESSAGE_LIMIT = 4096
 """Bytes Kubernetes keeps of a container's termination message."""
 
-TERMINATION_MESSAGE_VERSION = 1
+TERMINATION_MESSAGE_VERSION = 2
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 TRUNCATION_SUFFIX = " ...[truncated]"
 
@@ -73,18 +74,21 @@ def build_termination_message(
     outputs: dict[str, Any],
     message: str = "",
     *,
+    token: str,
     limit: int = TERMINATION_MESSAGE_LIMIT,
 ) -> bytes:
     """Encode a termination message that is at most ``limit`` bytes of UTF-8.
 
-    If everything fits it is ``{"v":1,"status":..,"outputs":{..},"message":..}``.
+    If everything fits it is
+    ``{"v":2,"token":..,"status":..,"outputs":{..},"message":..}``: the attempt's
+    ``token`` proves it was written by whoever holds it, not forged from printed data.
     Otherwise ``outputs`` is replaced by ``"outputsTruncated":true`` and
     ``"outputKeys":[..]`` (the stream carries the values), and ``message`` is shortened
     to fit. If even the keys do not fit beside a 1 KiB message, only the leading keys
     that fit are listed and ``"outputKeysTruncated":true`` is set.
     Raises TypeError/ValueError if ``outputs`` is not JSON-serialisable.
     """
-    base: dict[str, Any] = {"v": TERMINATION_MESSAGE_VERSION, "status": status}
+    base: dict[str, Any] = {"v": TERMINATION_MESSAGE_VERSION, "token": token, "status": status}
     encoded = _encode({**base, "outputs": outputs, "message": message})
     if len(encoded) <= limit:
         return encoded
@@ -119,8 +123,9 @@ def _must_fit(doc: dict[str, Any], message: str, limit: int) -> dict[str, Any]:
     return fitted
 
 
-def parse_termination_message(text: str) -> TerminationMessage | None:
-    """Parse what the worker wrote; None if ``text`` is not a v1 termination message.
+def parse_termination_message(text: str, token: str) -> TerminationMessage | None:
+    """Parse what the worker wrote; None if ``text`` is not a v2 termination message
+    carrying ``token``, the attempt's token.
 
     None is normal for containers that are not shoal workers (or that died before
     writing): Kubernetes may then hold plain text or the tail of the log there.
@@ -133,6 +138,13 @@ def parse_termination_message(text: str) -> TerminationMessage | None:
         return None
     version = doc.get("v")
     if type(version) is not int or version != TERMINATION_MESSAGE_VERSION:
+        return None
+    given = doc.get("token")
+    if not token or not isinstance(given, str):
+        return None
+    if not hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
+    ):
         return None
     status = doc.get("status")
     outputs = doc.get("outputs", {})

@@ -45,7 +45,7 @@ from shoal_worker.protocol import (
     ProgressMessage,
     ProtocolViolation,
     ResultMessage,
-    parse_line,
+    parse_display,
 )
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="print the logs of a workflow's pods (or a node's, or one item's)",
         description="Print the log of each pod of the workflow, of one NODE, or of one "
         "--item of a fan-out node, prefixed with node[item] when there are several. "
-        "Protocol lines (@shoal/1 ...) are shown as readable text.",
+        "Protocol lines (@shoal/2 ...) are shown as readable text.",
     )
     logs_p.add_argument("name", help="workflow name")
     logs_p.add_argument("node", nargs="?", help="only this node")
@@ -877,7 +877,7 @@ def list_workflows(args: argparse.Namespace) -> int:
 
 def readable(line: str) -> str:
     """A log line for people: protocol messages decoded, plain lines as they are."""
-    msg = parse_line(line)
+    msg = parse_display(line)
     if isinstance(msg, PlainLine):
         return msg.text
     if isinstance(msg, LogMessage):

@@ -34,7 +34,8 @@ RESUME_BACKOFF_SECONDS = (0.5, 5.0)
 """First and largest wait between resumptions of a stream that keeps ending early."""
 
 OnLine = Callable[["Attempt", Message, str], None]
-"""Called with each log line as parsed and as written (the archive keeps it as written)."""
+"""Called with each log line as parsed and as written, minus the attempt's token (the
+archive keeps it so)."""
 
 
 @dataclass(slots=True)
@@ -46,13 +47,15 @@ class Attempt:
     attempt: int
     job: str
     created_at: float
+    token: str = ""
+    """The attempt's protocol token, as in its Job; empty: no line counts as a message."""
     job_uid: str | None = None
     """The uid the API server gave the Job the operator created (or adopted, owned by
     this Workflow): the only controller a pod of this attempt may have."""
     parked: dict[str, tuple[dict[str, Any], bool]] = field(default_factory=dict)
     """Pod events seen before `job_uid` was known (by pod uid; bounded), checked once it is."""
     pod: PodView | None = None
-    collector: StreamCollector = field(default_factory=StreamCollector)
+    collector: StreamCollector = field(init=False)
     lines_seen: int = 0
     follower: asyncio.Task[None] | None = None
     stream_ok: bool = False
@@ -64,6 +67,15 @@ class Attempt:
     """How often the log stream ended while the pod ran and was opened again."""
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once a pod view says the container terminated."""
+
+    def __post_init__(self) -> None:
+        self.collector = StreamCollector(self.token)
+
+    def use_token(self, token: str) -> None:
+        """Take the token of the Job that really runs this attempt (one created earlier)."""
+        if token != self.token:
+            self.token = token
+            self.collector.token = token
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -144,7 +156,7 @@ class LogFollower:
 
     def _feed(self, attempt: Attempt, line: str) -> None:
         attempt.lines_seen += 1
-        self.on_line(attempt, attempt.collector.feed(line), line)
+        self.on_line(attempt, attempt.collector.feed(line), attempt.collector.redact(line))
 
     async def drain(self, attempt: Attempt) -> None:
         """Make sure the collector holds the whole log of a terminated pod."""

@@ -25,6 +25,7 @@ from shoal.api.common import GROUP_VERSION
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import StartTask
 from shoal.kube.naming import ANNOTATION_ARGS, job_name, task_labels
+from shoal_worker.protocol import TOKEN_ENV
 
 ARGS_DIR = "/etc/shoal"
 ARGS_FILE = f"{ARGS_DIR}/args.json"
@@ -75,7 +76,9 @@ def _json(value: Any) -> str:
     return text
 
 
-def _env(wf: CompiledWorkflow, node: CompiledNode, task: StartTask) -> list[dict[str, Any]]:
+def _env(
+    wf: CompiledWorkflow, node: CompiledNode, task: StartTask, token: str
+) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "SHOAL_WORKFLOW", "value": wf.meta.name},
         {"name": "SHOAL_NAMESPACE", "value": wf.meta.namespace},
@@ -88,9 +91,23 @@ def _env(wf: CompiledWorkflow, node: CompiledNode, task: StartTask) -> list[dict
         item = _json(task.item)
         if len(item.encode()) <= MAX_ITEM_ENV_BYTES:
             env.append({"name": "SHOAL_ITEM", "value": item})
-    env.extend({"name": k, "value": v} for k, v in task.env.items())
-    env.extend(ref.dump() for ref in node.env_refs)
+    env.extend({"name": k, "value": v} for k, v in task.env.items() if k != TOKEN_ENV)
+    env.extend(ref.dump() for ref in node.env_refs if ref.name != TOKEN_ENV)
+    # Last, so nothing the Workflow sets can replace it.
+    env.append({"name": TOKEN_ENV, "value": token})
     return env
+
+
+def job_token(job: dict[str, Any]) -> str:
+    """The protocol token in a Job this operator created ("" if there is none)."""
+    spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for container in spec.get("containers") or []:
+        if container.get("name") != CONTAINER:
+            continue
+        for var in container.get("env") or []:
+            if var.get("name") == TOKEN_ENV and isinstance(var.get("value"), str):
+                return str(var["value"])
+    return ""
 
 
 def _security(defaults: JobDefaults) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -112,10 +129,13 @@ def build_job(
     task: StartTask,
     defaults: JobDefaults,
     store_env: list[dict[str, Any]] | None = None,
+    *,
+    token: str,
 ) -> dict[str, Any]:
     """The Job manifest for `task`; raises ArgsTooLarge when its inputs cannot fit a pod.
 
-    `store_env` is how the worker reaches the artifact store (no credential values).
+    `store_env` is how the worker reaches the artifact store (no credential values);
+    `token` is the attempt's protocol token (docs/protocol.md), in the container's env.
     """
     node = wf.nodes[task.node]
     name = job_name(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
@@ -125,7 +145,7 @@ def build_job(
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": node.image or wf.spec.image or defaults.image,
-        "env": [*(store_env or []), *_env(wf, node, task)],
+        "env": [*(store_env or []), *_env(wf, node, task, token)],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     annotations: dict[str, str] = {}

@@ -63,7 +63,7 @@ from shoal.kube.api import (
 )
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.attempts import Attempt, LogFollower, outcome_event
-from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job
+from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job, job_token
 from shoal.kube.naming import (
     LABEL_ATTEMPT,
     LABEL_ITEM,
@@ -85,7 +85,7 @@ from shoal.kube.service_accounts import uses as sa_uses
 from shoal.kube.status import InFlight, rebuild_state, render_status
 from shoal.manifests import problems_from
 from shoal_worker.offload import ValueRef
-from shoal_worker.protocol import Message, PlainLine, ProgressMessage
+from shoal_worker.protocol import Message, PlainLine, ProgressMessage, new_token
 
 log = logging.getLogger("shoal.runner")
 
@@ -420,7 +420,9 @@ class WorkflowRunner:
                 lost.add(view.key)
         for key, job in owned:
             created = parse_time(job["metadata"].get("creationTimestamp")) or time.time()
-            attempt = Attempt(*key, job=job["metadata"]["name"], created_at=created)
+            attempt = Attempt(
+                *key, job=job["metadata"]["name"], created_at=created, token=job_token(job)
+            )
             attempt.job_uid = job_uids[key]
             self.attempts[key] = self._open[key] = attempt
             in_flight.append(InFlight(*key, started_at=created, infrastructure=key in lost))
@@ -441,7 +443,9 @@ class WorkflowRunner:
     def _act(self, wf: CompiledWorkflow, state: RunState, decision: object, now: float) -> None:
         if isinstance(decision, StartTask):
             name = job_name(self.name, self.uid, decision.node, decision.index, decision.attempt)
-            attempt = Attempt(decision.node, decision.index, decision.attempt, name, now)
+            attempt = Attempt(
+                decision.node, decision.index, decision.attempt, name, now, token=new_token()
+            )
             self.attempts[attempt.key] = self._open[attempt.key] = attempt
             self._spawn(self._dispatch(wf, decision, attempt, now))
         elif isinstance(decision, LoadItems):
@@ -476,7 +480,7 @@ class WorkflowRunner:
         self, wf: CompiledWorkflow, task: StartTask, attempt: Attempt, decided: float
     ) -> None:
         try:
-            manifest = build_job(wf, task, self.config.jobs, self._store_env)
+            manifest = build_job(wf, task, self.config.jobs, self._store_env, token=attempt.token)
         except ArgsTooLarge as err:
             self._report(attempt, False, str(err), retriable=False)
             return
@@ -511,6 +515,7 @@ class WorkflowRunner:
             )
             return
         uid = job["metadata"]["uid"]
+        attempt.use_token(job_token(job))  # its pod holds that Job's token, not a new one
         self._job_known(attempt, uid)
         pods = await self.api.get(
             pods_path(self.namespace), labelSelector=f"batch.kubernetes.io/controller-uid={uid}"
@@ -645,8 +650,8 @@ class WorkflowRunner:
         if isinstance(msg, ProgressMessage) and self.state is not None:
             record_progress(self.state, attempt.node, msg.percent)
             self._dirty.set()
-        # Every line, protocol ones included, as written: `shoal logs` shows an archived
-        # log exactly as a live one (ctx.log lines, warnings, errors with tracebacks).
+        # Every line, protocol ones included, as written but without the attempt's token
+        # (`line` is redacted): `shoal logs` shows an archived log as it shows a live one.
         text = msg.text if isinstance(msg, PlainLine) else line.rstrip("\r\n")
         self.log_sink.write(
             self.uid,

@@ -34,6 +34,7 @@ from shoal.core.state import (
     record_progress,
 )
 from shoal.local.process import (
+    KILL_GRACE_SECONDS,
     MAX_ARGS_ENV_BYTES,
     WORKER_USAGE_EXIT,
     LaunchError,
@@ -44,7 +45,11 @@ from shoal.local.process import (
 )
 from shoal.local.reporting import Reporter
 from shoal_worker.artifacts import ArtifactError, ArtifactStore
-from shoal_worker.protocol import Message, ProgressMessage
+from shoal_worker.protocol import TOKEN_ENV, Message, ProgressMessage, new_token
+
+STOP_BOUND_SECONDS = KILL_GRACE_SECONDS + 2.0
+"""After a stop (SIGTERM, Ctrl-C), children still there this long later are SIGKILLed and
+given up on, so `shoal run` always ends within a few seconds."""
 
 
 def use_pidfd_child_watcher() -> None:
@@ -172,6 +177,7 @@ class LocalExecutor:
         if isinstance(event, _Stop):
             if self.state.stop_requested is None:
                 self.state.stop_requested = event.reason
+                self._background_task(self._force_stop(event.reason))
             else:  # a second Ctrl-C: no more grace
                 for task in self._tasks.values():
                     task.signal(signal.SIGKILL)
@@ -187,7 +193,7 @@ class LocalExecutor:
             self._node_dirs.add(d.node)
         stem = f"{d.index}-{d.attempt}"
         termination = directory / f"{stem}.termination-log"
-        task = LocalTask(start=d, directory=directory)
+        task = LocalTask(start=d, directory=directory, token=new_token())
         self._tasks[task.key] = task
         try:
             env = local_env(self.wf, node, d, self._base_env)
@@ -195,6 +201,7 @@ class LocalExecutor:
             self._finish(task, succeeded=False, exit_code=None, outputs={}, message=str(err))
             return
         env["SHOAL_TERMINATION_MESSAGE_PATH"] = str(termination)
+        env[TOKEN_ENV] = task.token
         if node.spec.job is not None:
             args = json.dumps(d.args)
             args_file: Path | None = None
@@ -210,9 +217,23 @@ class LocalExecutor:
             message = f"image {node.image!r} has no command to run locally; set `command`"
             self._finish(task, succeeded=False, exit_code=None, outputs={}, message=message)
             return
-        background = asyncio.create_task(self._supervise(task, argv, env))
+        self._background_task(self._supervise(task, argv, env))
+
+    def _background_task(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            await coro
+
+        background = asyncio.create_task(run())
         self._background.add(background)
         background.add_done_callback(self._background.discard)
+
+    async def _force_stop(self, reason: str) -> None:
+        """The bound on a stop: whatever child is left after it is killed and given up."""
+        await asyncio.sleep(STOP_BOUND_SECONDS)  # a deadline, not a synchronisation
+        for task in list(self._tasks.values()):
+            task.abandon()
+            message = f"{reason}; killed: still running {STOP_BOUND_SECONDS:g}s after the stop"
+            self._finish(task, False, None, {}, message)
 
     async def _supervise(self, task: LocalTask, argv: list[str], env: dict[str, str]) -> None:
         try:
@@ -244,7 +265,9 @@ class LocalExecutor:
         *,
         retriable: bool = True,
     ) -> None:
-        self._tasks.pop(task.key, None)
+        if self._tasks.get(task.key) is not task:
+            return  # already given up on by a forced stop
+        del self._tasks[task.key]
         d = task.start
         self._events.put_nowait(
             bounded_finish(
@@ -270,9 +293,7 @@ class LocalExecutor:
     def _kill(self, d: KillTask) -> None:
         task = self._tasks.get((d.node, d.index))
         if task is not None and task.start.attempt == d.attempt:
-            background = asyncio.create_task(task.kill(d.reason))
-            self._background.add(background)
-            background.add_done_callback(self._background.discard)
+            self._background_task(task.kill(d.reason))
 
     async def _kill_all(self, reason: str) -> None:
         """Leave no orphan: terminate every child still running, then reap them."""

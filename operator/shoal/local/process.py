@@ -14,20 +14,26 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import StartTask
-from shoal_worker.protocol import Message, Outcome, PlainLine, StreamCollector
+from shoal_worker.protocol import TOKEN_ENV, Message, Outcome, PlainLine, StreamCollector
 
 KILL_GRACE_SECONDS = 5.0
 """After SIGTERM, a child has this long to exit before SIGKILL (a pod's grace period)."""
 
 PIPE_DRAIN_SECONDS = 5.0
 """After the child exits, how long its output pipes may stay open (held by a grandchild)."""
+
+MAX_LINE_BYTES = 1024 * 1024
+"""A line of a child's output longer than this is cut: what follows, up to its newline,
+is dropped and counted, so a huge line can neither stall the run nor fill its memory."""
+
+READ_CHUNK_BYTES = 64 * 1024
 
 WORKER_USAGE_EXIT = 2
 """`shoal-worker` exits 2 for usage errors (unknown job, bad args): retrying cannot help."""
@@ -64,7 +70,8 @@ def local_env(
     the attempt (naming the variable) when there is none.
     """
     env = dict(base)
-    for inherited in ("SHOAL_ARGS", "SHOAL_ARGS_FILE", "SHOAL_ITEM", "SHOAL_ITEM_INDEX"):
+    never_inherited = ("SHOAL_ARGS", "SHOAL_ARGS_FILE", "SHOAL_ITEM", "SHOAL_ITEM_INDEX")
+    for inherited in (*never_inherited, TOKEN_ENV):
         env.pop(inherited, None)  # never the caller's: this attempt sets its own
     env.update(
         SHOAL_WORKFLOW=wf.meta.name,
@@ -116,14 +123,26 @@ class LocalTask:
     start: StartTask
     directory: Path
     """The node's folder in the work directory; each attempt's files are named after it."""
-    collector: StreamCollector = field(default_factory=StreamCollector)
+    token: str
+    """The attempt's protocol token (``$SHOAL_PROTOCOL_TOKEN`` in the child)."""
+    collector: StreamCollector = field(init=False)
     process: asyncio.subprocess.Process | None = None
     kill_reason: str | None = None
     log_path: Path | None = None
 
+    def __post_init__(self) -> None:
+        self.collector = StreamCollector(self.token)
+
     @property
     def key(self) -> tuple[str, int]:
         return (self.start.node, self.start.index)
+
+    def abandon(self) -> None:
+        """SIGKILL the group and stop waiting for its pipes: the last resort of a stop."""
+        self.signal(signal.SIGKILL)
+        transport = getattr(self.process, "_transport", None)
+        if transport is not None:
+            transport.close()
 
     def signal(self, signum: int) -> None:
         """Signal the child's whole process group, so no grandchild outlives the run."""
@@ -206,15 +225,23 @@ async def run_task(
 
         async def pump(stream: asyncio.StreamReader | None, parse: bool) -> None:
             assert stream is not None
-            while line_bytes := await stream.readline():
-                line = line_bytes.decode("utf-8", errors="replace")
-                log.write(line)
-                if parse:
+            async for data, cut in bounded_lines(stream, MAX_LINE_BYTES):
+                line = data.decode("utf-8", errors="replace")
+                msg: Message
+                if cut:
+                    text = line + f" ...[cut: line longer than {MAX_LINE_BYTES} bytes]"
+                    problem = f"line longer than {MAX_LINE_BYTES} bytes: cut, the rest dropped"
+                    msg = task.collector.violation(text, problem)
+                    log.write(msg.text + "\n")
+                elif parse:
                     msg = task.collector.feed(line)
+                    log.write(task.collector.redact(line))
                 else:
                     # stderr is never protocol; it only joins the tail kept for messages.
-                    msg = PlainLine(line.rstrip("\n"))
-                    task.collector.feed(" " + line if line.startswith("@shoal/") else line)
+                    clean = task.collector.redact(line)
+                    msg = PlainLine(clean.rstrip("\n"))
+                    task.collector.feed(" " + clean if clean.startswith("@shoal/") else clean)
+                    log.write(clean)
                 on_message(node, index, msg)
 
         pumps = asyncio.gather(pump(task.process.stdout, True), pump(task.process.stderr, False))
@@ -239,3 +266,37 @@ async def run_task(
     # A signal shows up as a negative return code; report it the way a pod would (128+n).
     code = 128 - exit_code if exit_code < 0 else exit_code
     return task.collector.finish(code, text, killed_reason=task.kill_reason)
+
+
+async def bounded_lines(
+    stream: asyncio.StreamReader, limit: int
+) -> AsyncIterator[tuple[bytes, bool]]:
+    """Yield ``(line, cut)`` until EOF, never holding more than ``limit`` bytes of a line.
+
+    A line longer than ``limit`` bytes (its newline aside) is yielded once, as soon as
+    its first ``limit`` bytes are in, with ``cut`` set; the rest of it, up to its
+    newline, is read and dropped.
+    The stream is always drained, so the child never blocks on a full pipe.
+    """
+    buffer = bytearray()
+    dropping = False
+    while chunk := await stream.read(READ_CHUNK_BYTES):
+        buffer += chunk
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            if dropping:
+                dropping = False
+            elif end - start > limit:
+                yield bytes(buffer[start : start + limit]), True
+            else:
+                yield bytes(buffer[start : end + 1]), False
+            start = end + 1
+        del buffer[:start]
+        if dropping:
+            buffer.clear()
+        elif len(buffer) > limit:
+            yield bytes(buffer[:limit]), True
+            buffer.clear()
+            dropping = True
+    if buffer and not dropping:
+        yield bytes(buffer), False

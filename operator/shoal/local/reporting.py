@@ -89,15 +89,27 @@ def _items(ns: NodeState) -> str:
     )
 
 
+SHOWN_LINE_CHARS = 4096
+"""Longer log lines are shortened on screen (the attempt's log file keeps them): a
+terminal that has to lay out a megabyte line would hold up the run."""
+
+
+def _shown(text: str) -> str:
+    if len(text) <= SHOWN_LINE_CHARS:
+        return text
+    return f"{text[:SHOWN_LINE_CHARS]}… [{len(text) - SHOWN_LINE_CHARS} more characters]"
+
+
 def _log_text(msg: Message) -> str | None:
     if isinstance(msg, PlainLine):
-        return msg.text
+        return _shown(msg.text)
     if isinstance(msg, LogMessage):
-        return msg.message if msg.level == "info" else f"{msg.level.upper()} {msg.message}"
+        text = _shown(msg.message)
+        return text if msg.level == "info" else f"{msg.level.upper()} {text}"
     if isinstance(msg, ErrorMessage):
-        return f"ERROR {msg.message}"
+        return f"ERROR {_shown(msg.message)}"
     if isinstance(msg, ProtocolViolation):
-        return f"{msg.text}  (protocol: {msg.problem})"
+        return f"{_shown(msg.text)}  (protocol: {msg.problem})"
     return None
 
 
