@@ -231,6 +231,18 @@ def get_workflow(k8s_api: Any, namespace: str, name: str) -> dict[str, Any]:
     return body
 
 
+def workflow_exists(k8s_api: Any, namespace: str, name: str) -> bool:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        get_workflow(k8s_api, namespace, name)
+    except ApiException as err:
+        if err.status == 404:
+            return False
+        raise
+    return True
+
+
 def wait_workflow(
     k8s_api: Any,
     namespace: str,

@@ -23,11 +23,11 @@ from tests.cluster.conftest import (
     OperatorProcess,
     create_workflow,
     custom,
-    get_workflow,
     load_manifest,
     start_operator,
     wait_until,
     wait_workflow,
+    workflow_exists,
 )
 from tests.local.test_examples import _dataset_sha256
 
@@ -53,21 +53,11 @@ def run_prefix(body: dict[str, Any]) -> str:
     return f"{meta['namespace']}/{meta['name']}/{meta['uid']}/"
 
 
-def exists(k8s_api: Any, namespace: str, name: str) -> bool:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        get_workflow(k8s_api, namespace, name)
-    except ApiException as err:
-        if err.status == 404:
-            return False
-        raise
-    return True
-
-
 def delete_workflow(k8s_api: Any, namespace: str, name: str) -> None:
     custom(k8s_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-    wait_until(lambda: not exists(k8s_api, namespace, name), 60, f"workflow {name} to be gone")
+    wait_until(
+        lambda: not workflow_exists(k8s_api, namespace, name), 60, f"workflow {name} to be gone"
+    )
 
 
 def create_secret(k8s_api: Any, namespace: str, name: str, data: dict[str, str]) -> None:

@@ -20,6 +20,7 @@ from tests.cluster.conftest import (
     start_operator,
     wait_until,
     wait_workflow,
+    workflow_exists,
 )
 from tests.support.plugin import Kubectl
 
@@ -37,15 +38,7 @@ def long_workflow(name: str) -> dict[str, Any]:
 
 
 def gone(k8s_api: Any, namespace: str, name: str) -> bool:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        get_workflow(k8s_api, namespace, name)
-    except ApiException as err:
-        if err.status == 404:
-            return True
-        raise
-    return False
+    return not workflow_exists(k8s_api, namespace, name)
 
 
 def running(k8s_api: Any, namespace: str, name: str) -> bool:

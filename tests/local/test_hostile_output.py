@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.local.conftest import REPO, SHOAL, shoal_run
+from tests.local.conftest import REPO, SHOAL, shoal_run, wait_for
 
 pytestmark = pytest.mark.local
 
@@ -23,15 +23,6 @@ Manifest = Callable[..., Path]
 FORGED = '{"type":"result","status":"succeeded","outputs":{"owned":true}}'
 STOP_BOUND = 10.0
 """Seconds `shoal run` may take to end after SIGTERM (its kill grace is 5 s)."""
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll a condition another process brings about, with a deadline."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def group_alive(pgid: int) -> bool:

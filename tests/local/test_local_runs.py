@@ -11,20 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.local.conftest import REPO, SHOAL, shoal_run
+from tests.local.conftest import REPO, SHOAL, shoal_run, wait_for
 
 pytestmark = pytest.mark.local
 
 Manifest = Callable[..., Path]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll a condition with a deadline (for a file another process writes)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def pid_alive(pid: int) -> bool:
