@@ -20,8 +20,11 @@ from typing import Any
 import httpx
 
 from shoal.core import jsonbounds
+from shoal.linesplit import CUT_NOTE, bounded_lines
 
 REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+MAX_LOG_LINE_BYTES = 1024 * 1024
+"""The longest log line the operator holds; longer ones are cut (docs/protocol.md)."""
 STREAM_TIMEOUT = httpx.Timeout(None, connect=10.0)
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 RETRIES = 5
@@ -183,7 +186,12 @@ class KubeApi:
         )
 
     async def lines(self, path: str, **params: Any) -> AsyncIterator[str]:
-        """Stream a response line by line (pod logs with follow); no overall timeout."""
+        """Stream a response line by line (pod logs with follow); no overall timeout.
+
+        A pod's log is untrusted: a line over `MAX_LOG_LINE_BYTES` is yielded cut (with a
+        note) as soon as that much of it is in, and the rest of it is dropped, so a line
+        that never ends costs bounded memory.
+        """
         async with self._client.stream(
             "GET", path, params=params, headers=self._headers(), timeout=STREAM_TIMEOUT
         ) as resp:
@@ -191,8 +199,11 @@ class KubeApi:
             if resp.status_code >= 400:
                 await resp.aread()
                 raise _error(resp)
-            async for line in resp.aiter_lines():
-                yield line
+            async for data, cut in bounded_lines(resp.aiter_bytes(), MAX_LOG_LINE_BYTES):
+                line = data.decode("utf-8", errors="replace").rstrip("\n")
+                if line.endswith("\r"):
+                    line = line[:-1]
+                yield line + CUT_NOTE.format(limit=MAX_LOG_LINE_BYTES) if cut else line
 
     async def text(self, path: str, **params: Any) -> str:
         """A whole text response (a terminated pod's complete log)."""

@@ -21,6 +21,8 @@ from typing import Any
 
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import StartTask
+from shoal.linesplit import CUT_NOTE
+from shoal.linesplit import bounded_lines as split_bounded
 from shoal_worker.protocol import TOKEN_ENV, Message, Outcome, PlainLine, StreamCollector
 
 KILL_GRACE_SECONDS = 5.0
@@ -229,7 +231,7 @@ async def run_task(
                 line = data.decode("utf-8", errors="replace")
                 msg: Message
                 if cut:
-                    text = line + f" ...[cut: line longer than {MAX_LINE_BYTES} bytes]"
+                    text = line + CUT_NOTE.format(limit=MAX_LINE_BYTES)
                     problem = f"line longer than {MAX_LINE_BYTES} bytes: cut, the rest dropped"
                     msg = task.collector.violation(text, problem)
                     log.write(msg.text + "\n")
@@ -271,32 +273,11 @@ async def run_task(
 async def bounded_lines(
     stream: asyncio.StreamReader, limit: int
 ) -> AsyncIterator[tuple[bytes, bool]]:
-    """Yield ``(line, cut)`` until EOF, never holding more than ``limit`` bytes of a line.
+    """A child's output as bounded lines (see `shoal.linesplit.bounded_lines`)."""
 
-    A line longer than ``limit`` bytes (its newline aside) is yielded once, as soon as
-    its first ``limit`` bytes are in, with ``cut`` set; the rest of it, up to its
-    newline, is read and dropped.
-    The stream is always drained, so the child never blocks on a full pipe.
-    """
-    buffer = bytearray()
-    dropping = False
-    while chunk := await stream.read(READ_CHUNK_BYTES):
-        buffer += chunk
-        start = 0
-        while (end := buffer.find(b"\n", start)) >= 0:
-            if dropping:
-                dropping = False
-            elif end - start > limit:
-                yield bytes(buffer[start : start + limit]), True
-            else:
-                yield bytes(buffer[start : end + 1]), False
-            start = end + 1
-        del buffer[:start]
-        if dropping:
-            buffer.clear()
-        elif len(buffer) > limit:
-            yield bytes(buffer[:limit]), True
-            buffer.clear()
-            dropping = True
-    if buffer and not dropping:
-        yield bytes(buffer), False
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await stream.read(READ_CHUNK_BYTES):
+            yield chunk
+
+    async for item in split_bounded(chunks(), limit):
+        yield item
