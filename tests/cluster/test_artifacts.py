@@ -102,10 +102,10 @@ def test_own_operator_a_200_mb_file_and_a_10k_list_pass_by_reference(
 def test_own_operator_a_20_mb_file_and_a_500_list_pass_by_reference(
     k8s_api: Any, namespace: str, artifact_store: ArtifactBucket, own_operator: OperatorProcess
 ) -> None:
-    """The 10k test's behaviour at a size `make test` can afford (offloading from 1 KiB,
+    """The 10k test's behaviour at a size `make test` can afford (offloading from 256 B,
     so that 500 items' aggregated outputs travel by reference as 10,000 items' do)."""
     big_run_by_reference(
-        k8s_api, namespace, artifact_store, 20, 500, timeout=600, offload_bytes=1024
+        k8s_api, namespace, artifact_store, 20, 500, timeout=600, offload_bytes=256
     )
 
 
