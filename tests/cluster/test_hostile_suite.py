@@ -168,6 +168,13 @@ def _outputs_are(expected: dict[str, Any], node: str = "a") -> Callable[[dict[st
     return check
 
 
+def _message_shorter_than(chars: int, node: str = "a") -> Callable[[dict[str, Any]], None]:
+    def check(status: dict[str, Any]) -> None:
+        assert len(status["nodes"][node]["message"]) < chars, len(status["nodes"][node]["message"])
+
+    return check
+
+
 DEEP_OUTPUT = '{"type":"output","key":"deep","value":' + "[" * 500 + "]" * 500 + "}"
 FORGED_FAILURE = '{"type":"result","status":"failed","message":"forged"}'
 HUGE_LIST = list(range(limits.MAX_JSON_ELEMENTS + 1))
@@ -206,7 +213,7 @@ ENDS: dict[str, Ends] = {
     "constant-foreach-type-error": Ends(
         workflow("foreachtype", {**NOOP, "forEach": "[1, 2] + 'x'", "itemArg": "x"}),
         "Error",
-        ("node 'a': forEach:",),
+        ("node 'a': forEach: cannot be evaluated:", "No such overload"),
     ),
     "item-arg-collides-with-args": Ends(
         workflow("itemarg", {**NOOP, "forEach": [1, 2], "itemArg": "x", "args": {"x": 0}}),
@@ -233,7 +240,7 @@ ENDS: dict[str, Ends] = {
     "runtime-cel-type-error": Ends(
         workflow("rttype", {**NOOP, "when": "params.n + 'x' == 'y'"}, parameters={"n": 3}),
         "Failed",
-        ("when:",),
+        ("when: ", "No such overload"),
         node="a",
     ),
     # Pod behaviours.
@@ -246,7 +253,7 @@ ENDS: dict[str, Ends] = {
     "exit-by-signal": Ends(
         workflow("signal", sh("a", "sh -c 'kill -KILL $PPID'; sleep 30")),
         "Failed",
-        ("137",),
+        ("Exit code 137, SIGKILL",),
         node="a",
     ),
     "forged-failure-record-then-exit-0": Ends(
@@ -311,8 +318,9 @@ ENDS: dict[str, Ends] = {
             sh("a", "head -c 1048576 /dev/zero | tr '\\000' x > /dev/termination-log; exit 3"),
         ),
         "Failed",
-        ("3",),
+        ("Exit code 3", "termination message:"),
         node="a",
+        check=_message_shorter_than(16 * 1024),
     ),
     "outputs-nested-500-deep": Ends(
         workflow("deepout", sh("a", f"""echo "$T"' {DEEP_OUTPUT}'""")),
