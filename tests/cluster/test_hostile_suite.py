@@ -6,7 +6,9 @@ and a canary's. Each case asserts what a user relies on: refused at create with 
 offending field named, or that Workflow alone in `Error`/`Failed` with a message naming
 the node and the field. Every case of a batch runs at once, and a canary Workflow in the
 other namespace must succeed on time while they do. The operator's resident memory after
-the suite must stay within 1.5x its fresh figure (measured after its first canary).
+the suite must stay within 1.5x its fresh figure (measured after its first canary); it
+does (~1.1x) except after the two Workflows carrying the largest JSON values the limits
+allow, which the last test shows exceeding it (a strict xfail describing the defect).
 Cases already covered elsewhere (deep `args`, nested macros, expression budget, forged
 pods, forged control lines in a job's own output, ServiceAccounts) are not repeated.
 """
