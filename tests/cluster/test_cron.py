@@ -193,7 +193,7 @@ def test_own_operator_down_across_scheduled_times_catches_up(
         restarted = time.time()
         op = start_operator(kubeconfig, namespace, tmp_path / "operator.log")
 
-        def caught_up(r: list[str]) -> bool:
+        def caught_up(r: Runs) -> bool:
             # The catch-up runs may be created after the first new one: wait for them
             # (bounded), rather than judge the first list that shows a new run.
             if max(map(epoch, r)) <= restarted + 2:
