@@ -118,6 +118,24 @@ def test_decoder_cuts_what_the_c_decoder_cannot_nest() -> None:
     assert "limit" in str(jsonbounds.json_problem(event["object"]["args"]))
 
 
+def test_decoder_cuts_a_value_with_too_many_members_and_validation_names_the_limit() -> None:
+    """A Workflow carrying more values than any field may hold is refused either way; cut
+    at decoding, the operator never holds (and copies) the whole of it."""
+    huge = list(range(limits.MAX_JSON_ELEMENTS + 1))
+    node = {"name": "a", "command": ["true"], "forEach": huge}
+    body = {"spec": {"parameters": {"xs": huge}, "nodes": [node]}}
+    event = jsonbounds.loads(json.dumps({"type": "ADDED", "object": body}))
+    spec = event["object"]["spec"]
+    assert spec["parameters"]["xs"] == jsonbounds.CUT_LARGE
+    assert spec["nodes"][0]["forEach"] == jsonbounds.CUT_LARGE
+    limit = f"has more than {limits.MAX_JSON_ELEMENTS} values (limit {limits.MAX_JSON_ELEMENTS})"
+    assert problems_of({"nodes": spec["nodes"]}) == [f"node 'a': forEach: {limit}"]
+    assert any(limit in p for p in problems_of(spec))
+    # A list response's own items and ordinary values are never cut.
+    listed = jsonbounds.loads(json.dumps({"items": [{"a": 1}] * 3, "v": list(range(10))}))
+    assert listed == {"items": [{"a": 1}] * 3, "v": list(range(10))}
+
+
 @pytest.mark.parametrize("levels", [limits.MAX_DECODE_DEPTH + 1, 900])
 def test_decoder_cuts_depth_the_c_decoder_manages_but_kopf_cannot_copy(levels: int) -> None:
     import copy

@@ -21,6 +21,13 @@ from shoal.api.limits import (
 
 CUT = f"<cut: nested deeper than {MAX_DECODE_DEPTH} levels>"
 """What `loads_bounded` puts where JSON nested too deep was."""
+CUT_LARGE = f"<cut: more than {MAX_JSON_ELEMENTS} values>"
+"""What the operator's decoder puts where one object or list had more members than any
+field may hold: such a value would be refused anyway, and held whole (kopf's body, the
+runner's copy, the watch's last event) it cost tens of MiB that were never returned."""
+CUT_FROM_DEPTH = 3
+"""Containers this deep or deeper are cut when too large; shallower ones (an object, a
+list response's `items`) are the API server's, not a user's."""
 
 
 def json_problem(
@@ -48,6 +55,8 @@ def json_problem(
             else:
                 stack.extend((v, depth + 1) for v in item)
         elif isinstance(item, str):
+            if item == CUT_LARGE:  # the decoder's marker: the value had too many members
+                return f"has more than {max_elements} values (limit {max_elements})"
             size += len(item)
         if size > max_bytes:
             return f"holds more than {max_bytes} characters of text (limit {max_bytes})"
@@ -65,14 +74,18 @@ def loads(text: str | bytes | bytearray, *, max_depth: int = MAX_DECODE_DEPTH) -
     try:
         value = json.loads(text)
     except RecursionError:
-        return loads_bounded(text, max_depth=max_depth)
+        value = loads_bounded(text, max_depth=max_depth)
     # The C decoder manages ~1,000 levels, but kopf deep-copies every object it sees
     # (two frames per level), so what it returns is cut to the same depth.
     return cut_deep(value, max_depth)
 
 
-def cut_deep(value: Any, max_depth: int = MAX_DECODE_DEPTH) -> Any:
-    """`value` with every object or list nested deeper than `max_depth` replaced by CUT.
+def cut_deep(
+    value: Any, max_depth: int = MAX_DECODE_DEPTH, max_members: int = MAX_JSON_ELEMENTS
+) -> Any:
+    """`value` with every object or list nested deeper than `max_depth` replaced by CUT,
+    and every one from CUT_FROM_DEPTH down with more than `max_members` members by
+    CUT_LARGE (validation refuses both, naming the limit).
 
     Changes `value` in place (it is freshly decoded); iterative, linear in its size.
     """
@@ -87,6 +100,8 @@ def cut_deep(value: Any, max_depth: int = MAX_DECODE_DEPTH) -> Any:
                 continue
             if depth >= max_depth:
                 container[slot] = CUT
+            elif depth + 1 >= CUT_FROM_DEPTH and len(member) > max_members:
+                container[slot] = CUT_LARGE
             else:
                 stack.append((member, depth + 1))
     return value

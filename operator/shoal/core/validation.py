@@ -287,7 +287,9 @@ def _compile_node(
         check.check_references([when], name, "when", anc, allow_item=False)
 
     for_each: Compiled | None = None
-    if isinstance(node.for_each, str):
+    if isinstance(node.for_each, str) and (cut := json_problem(node.for_each)) is not None:
+        check.add(cut, name, "forEach")  # a list the operator's decoder cut as too large
+    elif isinstance(node.for_each, str):
         expr = check.expression(node.for_each, name, "forEach")
         if expr:
             check.check_references([expr], name, "forEach", anc, allow_item=False)
