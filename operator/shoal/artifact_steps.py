@@ -11,11 +11,13 @@ message.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+from shoal.api.limits import MAX_FAN_OUT_ITEMS
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import LoadItems, StoreOutputs
 from shoal.core.state import ItemsLoaded, OutputsStored, RunState
@@ -66,7 +68,8 @@ async def load_items(store: StoreFactory, decision: LoadItems) -> ItemsLoaded:
         return ItemsLoaded("", error="not a value reference")
 
     def read() -> list[Any]:
-        return list(iter_items(store(), ref))
+        # One past the limit is enough for the planner to refuse the fan-out.
+        return list(itertools.islice(iter_items(store(), ref), MAX_FAN_OUT_ITEMS + 1))
 
     started = time.monotonic()
     try:

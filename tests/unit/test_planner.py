@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from shoal.api.workflow import NodePhase, RunPolicy, WorkflowPhase
+from shoal.core import planner as planner_module
 from shoal.core.decisions import (
     BeginShutdown,
     ExpandNode,
@@ -454,6 +455,32 @@ def test_an_empty_fan_out_succeeds_without_items_and_dependents_run() -> None:
     )
     assert sim.state.nodes["after"].phase is NodePhase.SUCCEEDED
     assert sim.state.phase is WorkflowPhase.SUCCEEDED
+
+
+def test_a_fan_out_over_the_item_limit_fails_before_any_item_is_tracked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An upstream output can hold any number of items: past the limit the node fails
+    with the limit named, and nothing of the fan-out is held per item."""
+    monkeypatch.setattr(planner_module, "MAX_FAN_OUT_ITEMS", 5)
+    wf = workflow(
+        {"name": "a"},
+        {
+            "name": "each",
+            "dependsOn": ["a"],
+            "forEach": "${{ nodes.a.outputs.ids }}",
+            "itemArg": "i",
+        },
+    )
+    sim = Simulator(wf, {("a", 0): ok(ids=list(range(6)))})
+    sim.run()
+    assert sim.started("each") == []
+    assert finish_node(sim, "each") == FinishNode(
+        "each",
+        NodePhase.FAILED,
+        "forEach: yielded more than 5 items (limit 5, docs/security.md)",
+    )
+    assert sim.state.nodes["each"].tasks == {}
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,10 @@ MAX_JSON_ELEMENTS: Final = 200_000
 MAX_JSON_BYTES: Final = 2 * 1024 * 1024
 """Characters of the strings and keys inside one `args`, `parameters` or `forEach`; above
 what etcd stores in one object (1.5 MiB), so it binds only local runs and given parameters."""
+MAX_FAN_OUT_ITEMS: Final = 1_000_000
+"""Items one `forEach` may yield at run time (from an upstream output or an offloaded
+list): 10x the 100,000-item fan-outs Shoal is built for; past it the node fails before
+any item is tracked, so one fan-out cannot exhaust the operator's memory."""
 MAX_DECODE_DEPTH: Final = 100
 """Deeper JSON in a watch event is cut by the operator's decoder (and then refused by
 validation, since it exceeds MAX_JSON_DEPTH): the interpreter's recursion limit is never

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from shoal.api.limits import MAX_FAN_OUT_ITEMS
 from shoal.api.workflow import NodePhase, RunPolicy, WorkflowPhase
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import (
@@ -231,6 +232,13 @@ def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
         if not value:
             msg = "forEach yielded no items"
             p.decisions.append(FinishNode(node.name, NodePhase.SUCCEEDED, msg, outputs={}))
+            return
+        if len(value) > MAX_FAN_OUT_ITEMS:
+            msg = (
+                f"forEach: yielded more than {MAX_FAN_OUT_ITEMS} items "
+                f"(limit {MAX_FAN_OUT_ITEMS}, docs/security.md)"
+            )
+            p.decisions.append(FinishNode(node.name, NodePhase.FAILED, msg))
             return
         items = value
     p.decisions.append(ExpandNode(node.name, items, source))
