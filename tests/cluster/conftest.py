@@ -87,6 +87,21 @@ class ArtifactBucket:
             "SHOAL_ARTIFACTS_CREDENTIALS_SECRET": CREDENTIALS_SECRET,
         }
 
+    def create_credentials_secret(self, core: Any, namespace: str) -> None:
+        """The Secret worker pods in `namespace` read their S3 credentials from."""
+        from kubernetes import client
+
+        core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=CREDENTIALS_SECRET),
+                string_data={
+                    "accessKeyId": self.minio.access_key,
+                    "secretAccessKey": self.minio.secret_key,
+                },
+            ),
+        )
+
     def keys(self, prefix: str = "") -> list[str]:
         """Every key under `runs/<prefix>` (the store adds `runs/`)."""
         client = self.minio.client()
@@ -115,16 +130,7 @@ def namespace(namespace: str, request: pytest.FixtureRequest, k8s_api: Any) -> s
         from kubernetes import client
 
         store: ArtifactBucket = request.getfixturevalue("artifact_store")
-        client.CoreV1Api(k8s_api).create_namespaced_secret(
-            namespace,
-            client.V1Secret(
-                metadata=client.V1ObjectMeta(name=CREDENTIALS_SECRET),
-                string_data={
-                    "accessKeyId": store.minio.access_key,
-                    "secretAccessKey": store.minio.secret_key,
-                },
-            ),
-        )
+        store.create_credentials_secret(client.CoreV1Api(k8s_api), namespace)
     return namespace
 
 

@@ -22,7 +22,6 @@ import pytest
 
 from shoal.api import limits
 from tests.cluster.conftest import (
-    CREDENTIALS_SECRET,
     ArtifactBucket,
     OperatorProcess,
     create_workflow,
@@ -73,16 +72,7 @@ def make_namespace(k8s_api: Any, prefix: str, store: ArtifactBucket | None = Non
         ):
             break
         if store is not None:
-            core.create_namespaced_secret(
-                name,
-                client.V1Secret(
-                    metadata=client.V1ObjectMeta(name=CREDENTIALS_SECRET),
-                    string_data={
-                        "accessKeyId": store.minio.access_key,
-                        "secretAccessKey": store.minio.secret_key,
-                    },
-                ),
-            )
+            store.create_credentials_secret(core, name)
         yield name
     finally:
         with contextlib.suppress(Exception):
