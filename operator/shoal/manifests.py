@@ -6,7 +6,7 @@ the same everywhere: `wf.yaml: node 'publish': retries.limit: Input should be ..
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,18 @@ from shoal.api.limits import MAX_DECODE_DEPTH
 from shoal.api.workflow import Workflow
 from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
 from shoal.core.validation import InvalidWorkflow, Problem, compile_workflow
+from shoal.schema_messages import NODE_LISTS, problems_from
+from shoal.yamlread import Document, load_documents
+
+__all__ = [
+    "Manifest",
+    "compile_manifest",
+    "load_file",
+    "meta_of",
+    "parse_document",
+    "problems_from",
+    "yaml_depth_problem",
+]
 
 Resource = Workflow | CronWorkflow
 KINDS: dict[str, type[Workflow] | type[CronWorkflow]] = {
@@ -33,40 +45,15 @@ class Manifest:
 
     resource: Resource
     source: str
+    document: Document | None = None
+    """The YAML it was read from, for line and column in later errors."""
 
-
-# Where a DAG's node list sits: in a Workflow, and in a CronWorkflow's workflowSpec.
-_NODE_LISTS = (("spec", "nodes"), ("spec", "workflowSpec", "nodes"))
-
-
-def _field_path(loc: Sequence[int | str], raw: Any) -> tuple[str | None, str]:
-    """Turn a pydantic error location into (node name, dotted field path)."""
-    node: str | None = None
-    parts = [str(p) for p in loc]
-    for prefix in _NODE_LISTS:
-        n = len(prefix)
-        if len(parts) > n and tuple(parts[:n]) == prefix:
-            index = loc[n]
-            nodes: Any = raw
-            for key in prefix:
-                nodes = nodes.get(key) if isinstance(nodes, dict) else None
-            if isinstance(index, int) and isinstance(nodes, list) and index < len(nodes):
-                name = nodes[index].get("name") if isinstance(nodes[index], dict) else None
-                node = str(name) if name else f"#{index + 1}"
-            return node, ".".join(parts[n + 1 :]) or "node"
-    return None, ".".join(parts) or "document"
-
-
-def problems_from(error: ValidationError, raw: Any) -> list[Problem]:
-    """One Problem per pydantic error, located by node name where possible."""
-    problems = []
-    for item in error.errors():
-        # Drop pydantic's union branch markers (e.g. `list[...]`) from the location.
-        loc = [p for p in item["loc"] if not (isinstance(p, str) and "[" in p)]
-        node, field = _field_path(loc, raw)
-        message = item["msg"].removeprefix("Value error, ")
-        problems.append(Problem(message, node, field))
-    return problems
+    @property
+    def warnings(self) -> list[str]:
+        """Scalars kubectl would read differently from YAML 1.2, one line each."""
+        if self.document is None:
+            return []
+        return [s.describe(self.source) for s in self.document.surprises]
 
 
 def parse_document(raw: Any, source: str) -> Resource:
@@ -81,7 +68,7 @@ def parse_document(raw: Any, source: str) -> Resource:
     try:
         return model.model_validate(raw)
     except ValidationError as err:
-        raise InvalidWorkflow(problems_from(err, raw), source) from None
+        raise InvalidWorkflow(problems_from(err, raw, model), source) from None
 
 
 def yaml_depth_problem(text: str, limit: int = MAX_DECODE_DEPTH) -> str | None:
@@ -101,22 +88,84 @@ def yaml_depth_problem(text: str, limit: int = MAX_DECODE_DEPTH) -> str | None:
     return None
 
 
+def _node_path(raw: Any, node: str) -> list[str | int] | None:
+    """Where the node named `node` sits in a raw document (by name, or `#N`)."""
+    for prefix in NODE_LISTS:
+        nodes: Any = raw
+        for key in prefix:
+            nodes = nodes.get(key) if isinstance(nodes, dict) else None
+        if not isinstance(nodes, list):
+            continue
+        for index, entry in enumerate(nodes):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if name == node or (not name and node == f"#{index + 1}"):
+                return [*prefix, index]
+    return None
+
+
+def locate(problems: list[Problem], document: Document | None) -> list[Problem]:
+    """The same problems, each with the line and column of its node and field."""
+    if document is None:
+        return problems
+    located = []
+    for problem in problems:
+        path: list[str | int] | None = []
+        if problem.node is not None:
+            path = _node_path(document.raw, problem.node)
+        if path is not None and problem.field and problem.field not in ("node", "document"):
+            path = [*path, *problem.field.split(".")]
+        where = document.positions.locate(document.raw, path) if path else None
+        if where is None:
+            located.append(problem)
+        else:
+            line, column = where
+            message = problem.message + "".join(
+                f" ({s.text} on this line is read by kubectl as {s.reading}; quote it)"
+                for s in document.surprises
+                if s.line == line
+            )
+            located.append(
+                dataclasses.replace(problem, message=message, line=line, column=column)
+            )
+    return located
+
+
 def load_file(path: str | Path) -> list[Manifest]:
-    """Every document in a YAML file (`---`-separated), parsed."""
+    """Every document in a YAML file (`---`-separated), parsed as kubectl would send it."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise InvalidWorkflow([Problem(f"cannot read: {err.strerror}")], source) from None
+    except UnicodeDecodeError as err:
+        raise InvalidWorkflow([Problem(f"not UTF-8 text: {err.reason}")], source) from None
     try:
         if (too_deep := yaml_depth_problem(text)) is not None:
             raise InvalidWorkflow([Problem(too_deep)], source)
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        documents = load_documents(text, source)
     except yaml.YAMLError as err:
-        raise InvalidWorkflow([Problem(f"not valid YAML: {err}")], source) from None
-    if not docs:
+        raise InvalidWorkflow([_yaml_problem(err)], source) from None
+    if not documents:
         raise InvalidWorkflow([Problem("no manifest in file")], source)
-    return [Manifest(parse_document(doc, source), source) for doc in docs]
+    manifests = []
+    for document in documents:
+        try:
+            resource = parse_document(document.raw, source)
+        except InvalidWorkflow as err:
+            raise InvalidWorkflow(locate(err.problems, document), source) from None
+        manifests.append(Manifest(resource, source, document))
+    return manifests
+
+
+def _yaml_problem(err: yaml.YAMLError) -> Problem:
+    """A YAML syntax error at its line and column, without PyYAML's own file header."""
+    mark = getattr(err, "problem_mark", None)
+    reason = getattr(err, "problem", None) or str(err)
+    context = getattr(err, "context", None)
+    message = f"not valid YAML: {context + ', ' if context else ''}{reason}"
+    if mark is None:
+        return Problem(message)
+    return Problem(message, line=mark.line + 1, column=mark.column + 1)
 
 
 def meta_of(workflow: Workflow, default_name: str = "workflow") -> WorkflowMeta:
@@ -130,6 +179,13 @@ def compile_manifest(
     manifest: Manifest, parameters: dict[str, Any] | None = None
 ) -> CompiledWorkflow:
     """Validate a Workflow manifest for a run; CronWorkflows validate their workflowSpec."""
+    try:
+        return _compile(manifest, parameters)
+    except InvalidWorkflow as err:
+        raise InvalidWorkflow(locate(err.problems, manifest.document), err.source) from None
+
+
+def _compile(manifest: Manifest, parameters: dict[str, Any] | None) -> CompiledWorkflow:
     res = manifest.resource
     if isinstance(res, CronWorkflow):
         name = res.metadata.name or "cron"

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from shoal.api import crd, limits
 from shoal.api.workflow import NodePhase, WorkflowSpec
@@ -207,7 +206,7 @@ def test_shoal_validate_names_node_and_field_of_moderately_deep_args(tmp_path: P
         "spec": {"image": "w:1", "nodes": [{"name": "n", "job": "j", "args": args}]},
     }
     path = tmp_path / "wf.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path.write_text(json.dumps(doc))  # JSON quotes `n`, which kubectl reads as false in YAML
     (manifest,) = load_file(path)
     with pytest.raises(InvalidWorkflow, match=r"node 'n': args: nests deeper than 32 levels"):
         compile_manifest(manifest)

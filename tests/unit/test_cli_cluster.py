@@ -212,7 +212,7 @@ def test_invalid_manifest_exits_2_before_any_connection(
     )
     nowhere = str(tmp_path / "no-kubeconfig")
     assert main(["submit", str(bad), "--kubeconfig", nowhere]) == 2
-    assert f"{bad}: node 'a': dependsOn: unknown dependency 'nope'" in capsys.readouterr().err
+    assert f"{bad}:6:25: node 'a': dependsOn: unknown dependency 'nope'" in capsys.readouterr().err
     assert main(["logs", "x", "--item", "1", "--kubeconfig", nowhere]) == 2
 
 

@@ -6,6 +6,7 @@ every problem found, so a user fixes a manifest in one round and nothing runs me
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,8 +34,13 @@ class Problem:
     message: str
     node: str | None = None
     field: str | None = None
+    line: int | None = dataclasses.field(default=None, compare=False)
+    """Where in the source file (1-based), when the manifest was read from one."""
+    column: int | None = dataclasses.field(default=None, compare=False)
 
     def describe(self, source: str | None = None) -> str:
+        if source and self.line is not None:
+            source = f"{source}:{self.line}:{self.column}"
         parts = [p for p in (source, self.node and f"node {self.node!r}", self.field) if p]
         return ": ".join([*parts, self.message])
 

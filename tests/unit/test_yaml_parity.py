@@ -1,0 +1,148 @@
+"""`shoal` reads YAML as `kubectl apply` does, and says where that differs from YAML 1.2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shoal.core.validation import InvalidWorkflow
+from shoal.manifests import compile_manifest, load_file
+from shoal.yamlread import go_scalar, load_documents
+
+
+@pytest.mark.parametrize(
+    ("text", "kubectl"),
+    [
+        # YAML 1.1 booleans, as go-yaml v2 (kubectl) reads them.
+        ("y", True),
+        ("Y", True),
+        ("yes", True),
+        ("on", True),
+        ("ON", True),
+        ("n", False),
+        ("No", False),
+        ("off", False),
+        ("true", True),
+        ("False", False),
+        # Numbers: octal with a leading zero or 0o, hex, binary, underscores.
+        ("0755", 493),
+        ("0o17", 15),
+        ("0x1F", 31),
+        ("0b101", 5),
+        ("-0b11", -3),
+        ("1_000", 1000),
+        ("08", 8),  # not octal: Go reads it as the float 8, stored as 8
+        ("1e3", 1000),
+        ("1.5", 1.5),
+        (".5", 0.5),
+        # Strings: timestamps, sexagesimal, words, NaN and infinity (JSON has neither).
+        ("2024-01-01", "2024-01-01"),
+        ("2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z"),
+        ("1:30", "1:30"),
+        ("nope", "nope"),
+        (".inf", ".inf"),
+        # Null.
+        ("~", None),
+        ("null", None),
+    ],
+)
+def test_plain_scalars_read_as_kubectl_reads_them(text: str, kubectl: Any) -> None:
+    value = go_scalar(text)
+    assert value == kubectl
+    assert type(value) is type(kubectl)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "wf.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+WORKFLOW = """\
+apiVersion: shoal.dev/v1alpha1
+kind: Workflow
+metadata:
+  name: parity
+spec:
+  image: worker:1
+  nodes:
+    - name: a
+      job: j
+      args:
+        n: 1
+        mode: on
+        perms: 0755
+        label: "on"
+"""
+
+
+def test_what_shoal_runs_is_what_kubectl_stores(tmp_path: Path) -> None:
+    (manifest,) = load_file(write(tmp_path, WORKFLOW))
+    wf = compile_manifest(manifest)
+    assert wf.nodes["a"].spec.args == {"false": 1, "mode": True, "perms": 493, "label": "on"}
+
+
+def test_every_surprising_scalar_is_named_with_its_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, WORKFLOW)
+    (manifest,) = load_file(path)
+    assert manifest.warnings == [
+        f"{path}:11:9: warning: key n is read by kubectl as the boolean false; "
+        "quote it ('n') if you mean the text",
+        f"{path}:12:15: warning: value on is read by kubectl as the boolean true; "
+        "quote it ('on') if you mean the text",
+        f"{path}:13:16: warning: value 0755 is read by kubectl as the number 493; "
+        "quote it ('0755') if you mean the text",
+    ]
+
+
+def test_quoted_and_unambiguous_scalars_raise_no_warning(tmp_path: Path) -> None:
+    text = WORKFLOW.split("      args:")[0] + '      args: {n: "x"}\n'
+    text = text.replace("args: {n:", 'args: {"n":')
+    (manifest,) = load_file(write(tmp_path, text))
+    assert manifest.warnings == []
+
+
+def test_a_schema_error_caused_by_a_boolean_key_says_so(tmp_path: Path) -> None:
+    text = WORKFLOW.replace("    - name: a\n", "    - name: n\n")
+    with pytest.raises(InvalidWorkflow) as info:
+        load_file(write(tmp_path, text))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'wf.yaml'}:8:7: node '#1': name: ")
+    assert "n on this line is read by kubectl as the boolean false; quote it" in message
+
+
+def test_a_yaml_error_names_the_file_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "kind: Workflow\nspec: [a,\n")
+    with pytest.raises(InvalidWorkflow) as info:
+        load_file(path)
+    assert str(info.value).startswith(f"{path}:3:1: not valid YAML: ")
+
+
+def test_an_unknown_field_suggests_the_field_of_that_place(tmp_path: Path) -> None:
+    text = WORKFLOW.replace("      job: j\n", "      job: j\n      retries: {limt: 2}\n")
+    with pytest.raises(InvalidWorkflow) as info:
+        load_file(write(tmp_path, text))
+    assert str(info.value) == (
+        f"{tmp_path / 'wf.yaml'}:10:17: node 'a': retries.limt: "
+        "unknown field (did you mean 'limit'?)"
+    )
+
+
+def test_a_bad_workflow_name_is_explained_in_words(tmp_path: Path) -> None:
+    with pytest.raises(InvalidWorkflow) as info:
+        load_file(write(tmp_path, WORKFLOW.replace("name: parity", "name: Parity_1")))
+    assert str(info.value) == (
+        f"{tmp_path / 'wf.yaml'}:4:3: metadata.name: must be lowercase letters, digits, "
+        "'-' or '.', starting and ending with a letter or digit, each '.'-separated part "
+        "too (for example 'nightly-etl')"
+    )
+
+
+def test_positions_follow_anchors_and_flow_collections() -> None:
+    (doc,) = load_documents("a: &x {b: [1, {c: 2}]}\nd: *x\n", "f.yaml")
+    assert doc.raw == {"a": {"b": [1, {"c": 2}]}, "d": {"b": [1, {"c": 2}]}}
+    assert doc.positions.locate(doc.raw, ["a", "b", "1", "c"]) == (1, 16)
+    assert doc.positions.locate(doc.raw, ["d"]) == (2, 1)
+    assert doc.positions.locate(doc.raw, ["a", "missing"]) == (1, 1)
