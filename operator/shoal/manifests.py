@@ -124,9 +124,7 @@ def locate(problems: list[Problem], document: Document | None) -> list[Problem]:
                 for s in document.surprises
                 if s.line == line
             )
-            located.append(
-                dataclasses.replace(problem, message=message, line=line, column=column)
-            )
+            located.append(dataclasses.replace(problem, message=message, line=line, column=column))
     return located
 
 

@@ -20,7 +20,7 @@ from tests.support.plugin import Kubectl
 from tests.unit.test_cron_docs import examples
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("shoal_operator", "operator_log")]
-EVERY_2S = "* * * * * */2"  # croniter: the sixth field is seconds
+EVERY_2S = "*/2 * * * * *"  # six fields: seconds first
 LABEL = "shoal.dev/cron-workflow"
 Runs = dict[str, dict[str, Any]]
 
@@ -230,4 +230,4 @@ def test_docs_examples_apply_and_fire(kubectl: Kubectl, k8s_api: Any, namespace:
     watch_runs(k8s_api, namespace, "heartbeat", lambda r: len(r) >= 1, timeout=6)
     shown = kubectl("get", "cronworkflows", namespace=namespace).stdout
     assert "heartbeat" in shown
-    assert "* * * * * */2" in shown
+    assert "*/2 * * * * *" in shown

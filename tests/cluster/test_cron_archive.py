@@ -104,7 +104,7 @@ def test_own_operator_records_every_kind_of_fire(
                 "kind": "CronWorkflow",
                 "metadata": {"name": "src"},
                 "spec": {
-                    "schedule": "* * * * * */2",
+                    "schedule": "*/2 * * * * *",
                     "poll": {"url": feed.url, "intervalSeconds": 1},
                     "successfulRunsHistoryLimit": 50,
                     "workflowSpec": noop,

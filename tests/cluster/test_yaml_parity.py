@@ -40,8 +40,9 @@ def test_the_stored_spec_is_the_spec_shoal_read(
     path.write_text(TRICKY, encoding="utf-8")
     # Server-side dry run: the object exactly as the API server would store it.
     stored = json.loads(
-        kubectl("apply", "--dry-run=server", "-o", "json", "-f", str(path), namespace=namespace)
-        .stdout
+        kubectl(
+            "apply", "--dry-run=server", "-o", "json", "-f", str(path), namespace=namespace
+        ).stdout
     )
     (manifest,) = load_file(path)
     assert manifest.document is not None

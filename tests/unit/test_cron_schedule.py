@@ -57,7 +57,7 @@ def test_bounds_are_exclusive_then_inclusive() -> None:
 
 
 def test_seconds_field_is_last() -> None:
-    got = between("* * * * * */2", ZoneInfo("UTC"), T0, T0 + timedelta(seconds=6))
+    got = between("*/2 * * * * *", ZoneInfo("UTC"), T0, T0 + timedelta(seconds=6))
     assert got == [T0 + timedelta(seconds=s) for s in (2, 4, 6)]
 
 

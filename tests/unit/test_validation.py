@@ -548,6 +548,7 @@ def test_spec_level_schema_errors_name_the_field(files: Files) -> None:
 def test_a_yaml_syntax_error_names_the_file_and_line(files: Files) -> None:
     err = files.errors("kind: Workflow\nspec:\n  nodes:\n  - {name: a, job: j\n")
     [problem] = err.problems
+    assert (problem.line, problem.column) == (5, 1)
     assert str(err).startswith(f"{err.source}:5:1: not valid YAML: ")
     assert "<unicode string>" not in str(err)
 
@@ -581,9 +582,9 @@ def test_a_bad_cron_expression(files: Files) -> None:
 
 def test_a_bad_cron_expression_in_a_list(files: Files) -> None:
     doc = cron_doc(
-        {"image": "i", "nodes": [{"name": "a", "job": "j"}]}, schedule=["0 * * * *", "nope"]
+        {"image": "i", "nodes": [{"name": "a", "job": "j"}]}, schedule=["0 * * * *", "x * * * *"]
     )
-    assert files.one(doc) == "spec.schedule: not a valid cron expression: 'nope'"
+    assert files.one(doc) == "spec.schedule: not a valid cron expression: 'x * * * *'"
 
 
 def test_a_bad_time_zone(files: Files) -> None:

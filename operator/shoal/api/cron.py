@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import Field, field_validator, model_validator
 
 from shoal.api.common import (
@@ -22,6 +21,7 @@ from shoal.api.common import (
     KeyRef,
     ObjectMeta,
 )
+from shoal.api.cron_syntax import schedule_problem
 from shoal.api.limits import MAX_EXPRESSION_LENGTH, MAX_PROPERTIES, MAX_STRING_LENGTH
 from shoal.api.workflow import WorkflowSpec
 from shoal.core.expressions import Expression, ExpressionError, compile_expression
@@ -146,7 +146,7 @@ class CronWorkflowSpec(ApiModel):
     """When to stamp out runs of `workflowSpec`."""
 
     schedule: str | list[str] | None = None
-    """Cron expression(s) in croniter syntax; a sixth field gives seconds."""
+    """Cron expression(s): five standard fields, or six with seconds first."""
     timezone: str = Field("UTC", max_length=MAX_STRING_LENGTH)
     """IANA time zone the schedule is read in."""
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
@@ -166,8 +166,8 @@ class CronWorkflowSpec(ApiModel):
     @classmethod
     def _valid_cron(cls, value: str | list[str] | None) -> str | list[str] | None:
         for expr in [value] if isinstance(value, str) else value or []:
-            if not croniter.is_valid(expr):
-                raise ValueError(f"not a valid cron expression: {expr!r}")
+            if (problem := schedule_problem(expr)) is not None:
+                raise ValueError(problem)
         return value
 
     @field_validator("timezone")

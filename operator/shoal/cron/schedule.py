@@ -9,8 +9,8 @@ time is mapped to an instant with `fold=0`:
   instant equals another scheduled time, the run fires once;
 - a wall time that happens twice (fall-back overlap) fires once, at its first occurrence.
 
-Seconds. croniter syntax: an optional sixth field, the last one, gives seconds
-(`* * * * * */2` fires every two seconds).
+Seconds. A six-field schedule puts seconds first, as Quartz and Argo do (`*/2 * * * * *`
+fires every two seconds); `api/cron_syntax` reorders it for croniter.
 
 Runs are named `<cron>-<scheduled epoch seconds>`, so a run that exists has fired; the
 decision never fires a time whose run already exists.
@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from shoal.api.cron import CatchUpPolicy, ConcurrencyPolicy, CronWorkflowSpec
+from shoal.api.cron_syntax import croniter_form, schedule_problem
 
 MAX_NAME = 253
 """A Workflow name is a DNS subdomain."""
@@ -113,7 +114,7 @@ def times_between(
     day_before = (after - timedelta(days=1)).astimezone(zone).utcoffset() or timedelta()
     margin = max(timedelta(), (local_after.utcoffset() or timedelta()) - day_before)
     start = local_after.replace(tzinfo=None) - margin
-    iters = [croniter(expr, start) for expr in exprs]
+    iters = [croniter(croniter_form(expr), start) for expr in exprs]
     heads = [_next_wall(it) for it in iters]
     emitted: datetime | None = None
     pending: list[datetime] = []  # gap times waiting for their turn (they map later)
@@ -142,8 +143,8 @@ def _next_wall(it: croniter) -> datetime:
 
 
 def _check(expr: str) -> None:
-    if not croniter.is_valid(expr):
-        raise ValueError(f"not a valid cron expression: {expr!r}")
+    if (problem := schedule_problem(expr)) is not None:
+        raise ValueError(problem)
 
 
 def next_time(spec: CronWorkflowSpec, after: datetime) -> datetime | None:
