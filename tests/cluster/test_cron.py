@@ -6,6 +6,7 @@ Every wait is a watch with a deadline; each test lasts a few scheduled periods.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -228,6 +229,17 @@ def test_docs_examples_apply_and_fire(kubectl: Kubectl, k8s_api: Any, namespace:
         dry = ["--dry-run=server"] if "poll" in doc["spec"] else []
         kubectl("apply", *dry, "-f", "-", namespace=namespace, stdin=yaml.safe_dump(doc))
     watch_runs(k8s_api, namespace, "heartbeat", lambda r: len(r) >= 1, timeout=6)
+    wait_until(
+        lambda: (get_cron(k8s_api, namespace, "heartbeat").get("status") or {}).get(
+            "nextScheduleTime"
+        ),
+        timeout=5,
+        what="heartbeat's nextScheduleTime",
+    )
     shown = kubectl("get", "cronworkflows", namespace=namespace).stdout
     assert "heartbeat" in shown
     assert "*/2 * * * * *" in shown
+    # A future time in a `date` column prints as <invalid>; NEXT shows the time itself.
+    (row,) = [line for line in shown.splitlines() if line.startswith("heartbeat ")]
+    assert "<invalid>" not in row
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row)

@@ -205,7 +205,8 @@ KINDS = (
             Column("Schedule", "string", ".spec.schedule"),
             Column("Suspend", "boolean", ".spec.suspend"),
             Column("Last", "date", ".status.lastScheduleTime"),
-            Column("Next", "date", ".status.nextScheduleTime"),
+            # Not `date`: kubectl prints a future time in a date column as <invalid>.
+            Column("Next", "string", ".status.nextScheduleTime"),
             _AGE,
         ),
     ),
