@@ -12,10 +12,12 @@ from shoal.api.cron import CronWorkflowSpec
 from shoal.cron.schedule import (
     Run,
     decide,
+    fingerprint,
     history_to_delete,
     last_successful,
     next_time,
     run_name,
+    schedule_since,
     times_between,
 )
 
@@ -56,7 +58,7 @@ def test_bounds_are_exclusive_then_inclusive() -> None:
     assert got == [T0 + timedelta(minutes=30)]
 
 
-def test_seconds_field_is_last() -> None:
+def test_seconds_field_is_first() -> None:
     got = between("*/2 * * * * *", ZoneInfo("UTC"), T0, T0 + timedelta(seconds=6))
     assert got == [T0 + timedelta(seconds=s) for s in (2, 4, 6)]
 
@@ -356,3 +358,28 @@ def test_a_lost_status_patch_never_refires_deleted_older_runs() -> None:
     d = decide(spec(catchUp={"policy": "all"}), "c", T0, None, runs, t3 + timedelta(minutes=1))
     assert d.fire == []
     assert d.last_schedule_time == t3
+
+
+def test_an_edited_schedule_never_fires_times_from_before_the_edit() -> None:
+    # Hourly since T0, last fired at 01:00; at 04:30 the schedule becomes every 30 minutes
+    # with catch-up `all`: without the edit time, 01:30 .. 04:30 (seven times) would fire.
+    old = spec()
+    new = spec(schedule="*/30 * * * *", catchUp={"policy": "all", "maxRuns": 10})
+    last, edit = T0 + timedelta(hours=1), T0 + timedelta(hours=4, minutes=30, seconds=1)
+    since = schedule_since(new, fingerprint(old), None, edit)
+    assert since == edit
+    assert decide(new, "c", T0, last, [], edit, since=since).fire == []
+    later = edit + timedelta(minutes=30)
+    d = decide(new, "c", T0, last, [], later, since=since)
+    assert d.fire == [T0 + timedelta(hours=5)]
+
+
+def test_an_unchanged_schedule_keeps_its_catch_up() -> None:
+    s = spec(catchUp={"policy": "all", "maxRuns": 10})
+    assert schedule_since(s, fingerprint(s), None, T0 + timedelta(days=1)) is None
+    d = decide(s, "c", T0, T0 + timedelta(hours=1), [], T0 + timedelta(hours=3, seconds=1))
+    assert d.fire == [T0 + timedelta(hours=2), T0 + timedelta(hours=3)]
+
+
+def test_a_time_zone_change_is_an_edit() -> None:
+    assert fingerprint(spec()) != fingerprint(spec(timezone="Europe/Berlin"))

@@ -244,6 +244,12 @@ class CronWorkflowStatus(ApiModel):
     """sha256 of the last body the poll trigger saw."""
     poll: PollStatus | None = None
     after: AfterStatus | None = None
+    schedule_description: str | None = None
+    """The schedule in words (`Every 20 seconds`)."""
+    schedule_fingerprint: str | None = None
+    """sha256 of the schedule and time zone in force, to notice an edit."""
+    schedule_since: str | None = None
+    """When the schedule in force was first seen: no time before it is ever fired."""
 
 
 class CronWorkflow(ApiModel):

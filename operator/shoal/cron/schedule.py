@@ -176,6 +176,26 @@ def due_times(
         width *= 4
 
 
+def fingerprint(spec: CronWorkflowSpec) -> str:
+    """Identifies the schedule in force (expressions and time zone), to notice an edit."""
+    text = "\n".join([spec.timezone, *expressions(spec)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def schedule_since(
+    spec: CronWorkflowSpec, seen: str | None, since: datetime | None, now: datetime
+) -> datetime | None:
+    """When the schedule in force took effect, given the fingerprint recorded with `since`.
+
+    Nothing recorded (a new CronWorkflow): None, the creation time bounds catch-up. The
+    same schedule: `since` stays. An edited schedule: `now`, so the new schedule never
+    fires times that passed while the old one was in force.
+    """
+    if seen is None:
+        return since
+    return since if seen == fingerprint(spec) else now
+
+
 def decide(
     spec: CronWorkflowSpec,
     cron: str,
@@ -184,11 +204,13 @@ def decide(
     runs: Sequence[Run],
     now: datetime,
     on_time: float = ON_TIME_SECONDS,
+    since: datetime | None = None,
 ) -> Decision:
     """Everything the controller should do at `now`.
 
     `runs` holds the runs of every trigger: the history limits and `active` cover them
     all; the schedule's cursor and `concurrencyPolicy` look at scheduled runs only.
+    `since` is when the schedule in force took effect (see `schedule_since`).
     """
     scheduled = [run for run in runs if run.trigger == SCHEDULE]
     # A run that exists was decided, even if the status patch recording it was lost.
@@ -202,7 +224,7 @@ def decide(
     decision.active = [run.name for run in active] + others
     if not expressions(spec):
         return decision
-    cursor = max(decision.last_schedule_time or created, created)
+    cursor = max(decision.last_schedule_time or created, created, since or created)
     catch_up = spec.catch_up
     keep = catch_up.max_runs if catch_up.policy == CatchUpPolicy.ALL else 1
     due, total = due_times(spec, cursor, now, keep)
