@@ -16,8 +16,16 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 ## demo: run a real example workflow locally (no cluster needed)
-demo: $(STAMP)
+# Installs only the base package (what `shoal run` and a worker need), with pip's progress.
+DEMO_STAMP := $(VENV)/.demo-installed
+demo: $(DEMO_STAMP)
 	$(BIN)/shoal run --import jobs examples/catalog.yaml
+
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "demo: installing Shoal (base package only) into $(VENV) ..."
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e .
+	@touch $@
 
 ## test: lint, builds, then every test tier, timed against a budget (hack/suite.py)
 test:

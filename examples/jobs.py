@@ -37,8 +37,13 @@ def data_proxy(ctx: Context) -> dict[str, str]:
 
 
 @job("integration")
-def integration(ctx: Context, market: str, endpoint: str) -> dict[str, int]:
-    """Process one market (one pod per market in a cluster), reporting progress."""
+def integration(ctx: Context, market: str, endpoint: str, flaky_market: str = "") -> dict[str, int]:
+    """Process one market (one pod per market in a cluster), reporting progress.
+
+    `flaky_market`'s first attempt fails as a transient error would, to show a retry.
+    """
+    if market == flaky_market and ctx.attempt == 1:
+        ctx.fail(f"{market}: upstream timed out (transient); the retry policy runs it again")
     records = 0
     for step in range(1, 5):
         records += int(hashlib.sha256(f"{market}{step}".encode()).hexdigest()[:2], 16) % 10

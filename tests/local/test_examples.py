@@ -37,6 +37,10 @@ def check_catalog(r: RunResult) -> None:
     assert integration["outputs"]["count"] == [_records(m) for m in markets]
     assert r.node("publish")["outputs"] == {"published": sum(_records(m) for m in markets)}
     assert r.node("notify")["phase"] == "Succeeded"
+    # The demo shows a retry (eu-west-3's first attempt fails) and a skipped condition.
+    assert integration["attempts"] == len(markets) + 1
+    assert "eu-west-3: upstream timed out (transient)" in r.stderr
+    assert r.node("alert-empty")["phase"] == "Skipped"
 
 
 def check_retry(r: RunResult) -> None:
