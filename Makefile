@@ -82,11 +82,11 @@ lint: $(STAMP)
 
 ## crds: regenerate crds/ from the pydantic models (and the Helm chart's copy)
 crds: $(STAMP)
-	$(BIN)/python -m shoal.api.crd crds
+	$(BIN)/python -m shoal.api.crd crds --schemas schemas
 	cp crds/*.yaml helm/shoal/crds/
 
 crds-check: $(STAMP)
-	$(BIN)/python -m shoal.api.crd crds --check
+	$(BIN)/python -m shoal.api.crd crds --schemas schemas --check
 	@diff -r crds helm/shoal/crds || { echo "helm/shoal/crds differs from crds/: run \`make crds\`"; exit 1; }
 
 bench: $(STAMP)

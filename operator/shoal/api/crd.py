@@ -576,11 +576,31 @@ def render_docs(existing: str | None) -> str:
 # --- command line ------------------------------------------------------------------------
 
 
-def generate(crd_dir: Path, docs_path: Path) -> dict[Path, str]:
+def render_editor_schema(kind: Kind) -> str:
+    """A JSON Schema of one kind for editors (yaml-language-server), from the same models.
+
+    The CRD's schema is what the API server enforces; this one also carries the models'
+    field descriptions and refuses unknown fields, so an editor completes and flags them.
+    """
+    schema = kind.model.model_json_schema(by_alias=True)
+    schema.get("properties", {}).pop("status", None)
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://shoal.dev/schemas/{kind.name.lower()}.schema.json",
+        **schema,
+        "title": f"{kind.name} ({GROUP_VERSION})",
+    }
+    return json.dumps(document, indent=2, sort_keys=False) + "\n"
+
+
+def generate(crd_dir: Path, docs_path: Path, schema_dir: Path | None = None) -> dict[Path, str]:
     """Every generated file and its content (reads the docs page for its intro)."""
     files = {crd_dir / f"{kind.crd_name}.yaml": render_crd(kind) for kind in KINDS}
     existing = docs_path.read_text(encoding="utf-8") if docs_path.exists() else None
     files[docs_path] = render_docs(existing)
+    if schema_dir is not None:
+        for kind in KINDS:
+            files[schema_dir / f"{kind.name.lower()}.schema.json"] = render_editor_schema(kind)
     return files
 
 
@@ -604,9 +624,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shoal.api.crd", description=__doc__)
     parser.add_argument("crd_dir", type=Path, help="directory for the CRD manifests")
     parser.add_argument("--docs", type=Path, default=Path("docs/api.md"), help="API reference")
+    parser.add_argument(
+        "--schemas", type=Path, default=None, help="directory for editors' JSON Schemas"
+    )
     parser.add_argument("--check", action="store_true", help="fail if any file is out of date")
     args = parser.parse_args(argv)
-    files = generate(args.crd_dir, args.docs)
+    files = generate(args.crd_dir, args.docs, args.schemas)
     if args.check:
         out_of_date = stale(files)
         for path in out_of_date:
