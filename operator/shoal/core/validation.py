@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal.api.common import EnvVar
-from shoal.api.workflow import Node, PodSettings, RetryPolicy, WorkflowSpec
+from shoal.api.workflow import Node, WorkflowSpec
 from shoal.core.compiled import CompiledNode, CompiledWorkflow, WorkflowMeta
+from shoal.core.defaults import resolve_pod
 from shoal.core.expressions import (
     ITEM_VARIABLES,
     Compiled,
@@ -119,17 +120,6 @@ def resolve_parameters(
             )
         params[key] = value
     return params, problems
-
-
-def _merge_env(defaults: list[EnvVar] | None, own: list[EnvVar] | None) -> list[EnvVar]:
-    merged = {e.name: e for e in defaults or []}
-    merged.update({e.name: e for e in own or []})
-    return list(merged.values())
-
-
-def _pick(node: Node, defaults: PodSettings, attr: str) -> Any:
-    value = getattr(node, attr)
-    return value if value is not None else getattr(defaults, attr)
 
 
 class _Checker:
@@ -256,7 +246,7 @@ def compile_workflow(
     by_name = {n.name: n for n in spec.nodes}
     compiled: dict[str, CompiledNode] = {}
     for name in order:
-        compiled[name] = _compile_node(check, by_name[name], spec.defaults, deps, ancestors)
+        compiled[name] = _compile_node(check, by_name[name], deps, ancestors)
 
     if check.problems:
         raise InvalidWorkflow(check.problems, source)
@@ -274,13 +264,13 @@ def compile_workflow(
 def _compile_node(
     check: _Checker,
     node: Node,
-    defaults: PodSettings,
     deps: dict[str, list[str]],
     ancestors: dict[str, frozenset[str]],
 ) -> CompiledNode:
     name = node.name
     anc = ancestors[name]
     fan_out = node.for_each is not None
+    pod = resolve_pod(node, check.spec)
 
     when = check.expression(node.when, name, "when") if node.when is not None else None
     if when:
@@ -311,7 +301,7 @@ def _compile_node(
 
     env_values: dict[str, Compiled] = {}
     env_refs: list[EnvVar] = []
-    for var in _merge_env(defaults.env, node.env):
+    for var in pod.env:
         if var.value_from is not None:
             if var.value is not None:
                 check.add("set either value or valueFrom", name, f"env.{var.name}")
@@ -341,7 +331,6 @@ def _compile_node(
         if node.item_arg and isinstance(node.args, dict) and node.item_arg in node.args:
             check.add(f"{node.item_arg!r} is also given in args", name, "itemArg")
 
-    retries = _pick(node, defaults, "retries") or RetryPolicy()
     return CompiledNode(
         name=name,
         spec=node,
@@ -354,9 +343,7 @@ def _compile_node(
         command=command,
         env_values=env_values,
         env_refs=tuple(env_refs),
-        image=_pick(node, defaults, "image") or check.spec.image,
-        retries=retries,
-        timeout_seconds=_pick(node, defaults, "timeout_seconds"),
+        pod=pod,
         parallelism=node.parallelism,
         fail_fast=node.fail_fast,
         item_arg=node.item_arg,
