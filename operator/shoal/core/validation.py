@@ -299,20 +299,7 @@ def _compile_node(
     command = check.compile(node.command, name, "command") if node.command is not None else None
     check.check_references(expressions_in(command), name, "command", anc, allow_item=fan_out)
 
-    env_values: dict[str, Compiled] = {}
-    env_refs: list[EnvVar] = []
-    for var in pod.env:
-        if var.value_from is not None:
-            if var.value is not None:
-                check.add("set either value or valueFrom", name, f"env.{var.name}")
-            env_refs.append(var)
-            continue
-        value = check.compile(var.value or "", name, f"env.{var.name}")
-        check.check_references(
-            expressions_in(value), name, f"env.{var.name}", anc, allow_item=fan_out
-        )
-        env_values[var.name] = value
-
+    env_values, env_refs = _compile_env(check, pod.env, name, anc, fan_out)
     if node.item_arg is not None and node.job is None:
         check.add(
             "names an argument of a `job`; a command gets its item through ${{ item }} "
@@ -348,6 +335,26 @@ def _compile_node(
         fail_fast=node.fail_fast,
         item_arg=node.item_arg,
     )
+
+
+def _compile_env(
+    check: _Checker, env: Iterable[EnvVar], name: str, anc: frozenset[str], fan_out: bool
+) -> tuple[dict[str, Compiled], list[EnvVar]]:
+    """Literal values compiled (templates checked); `valueFrom` entries kept as they are."""
+    env_values: dict[str, Compiled] = {}
+    env_refs: list[EnvVar] = []
+    for var in env:
+        if var.value_from is not None:
+            if var.value is not None:
+                check.add("set either value or valueFrom", name, f"env.{var.name}")
+            env_refs.append(var)
+            continue
+        value = check.compile(var.value or "", name, f"env.{var.name}")
+        check.check_references(
+            expressions_in(value), name, f"env.{var.name}", anc, allow_item=fan_out
+        )
+        env_values[var.name] = value
+    return env_values, env_refs
 
 
 def _check_constant_list(check: _Checker, expr: Expression, node: str) -> None:

@@ -142,30 +142,11 @@ def _scheduling(pod: ResolvedPod) -> dict[str, Any]:
     return fields
 
 
-def build_job(
-    wf: CompiledWorkflow,
-    task: StartTask,
-    defaults: JobDefaults,
-    store_env: list[dict[str, Any]] | None = None,
-    *,
-    token: str,
-) -> dict[str, Any]:
-    """The Job manifest for `task`; raises ArgsTooLarge when its inputs cannot fit a pod.
-
-    `store_env` is how the worker reaches the artifact store (no credential values);
-    `token` is the attempt's protocol token (docs/protocol.md), in the container's env.
-    """
-    node = wf.nodes[task.node]
-    name = job_name(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
-    labels = task_labels(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
-    pod_security, container_security = _security(defaults)
-
-    container: dict[str, Any] = {
-        "name": CONTAINER,
-        "image": node.pod.image or defaults.image,
-        "env": [*(store_env or []), *_env(wf, node, task, token)],
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
+def _work(
+    node: CompiledNode, task: StartTask, container: dict[str, Any]
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """What the container runs: a registered job reads its args from a mounted annotation
+    (returned with the volume carrying it); a command gets its command and args as given."""
     annotations: dict[str, str] = {}
     volumes: list[dict[str, Any]] = []
     if node.spec.job is not None:
@@ -199,6 +180,34 @@ def build_job(
             container["command"] = task.command
         if task.args:
             container["args"] = [str(a) for a in task.args]
+    return annotations, volumes
+
+
+def build_job(
+    wf: CompiledWorkflow,
+    task: StartTask,
+    defaults: JobDefaults,
+    store_env: list[dict[str, Any]] | None = None,
+    *,
+    token: str,
+) -> dict[str, Any]:
+    """The Job manifest for `task`; raises ArgsTooLarge when its inputs cannot fit a pod.
+
+    `store_env` is how the worker reaches the artifact store (no credential values);
+    `token` is the attempt's protocol token (docs/protocol.md), in the container's env.
+    """
+    node = wf.nodes[task.node]
+    name = job_name(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
+    labels = task_labels(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
+    pod_security, container_security = _security(defaults)
+
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": node.pod.image or defaults.image,
+        "env": [*(store_env or []), *_env(wf, node, task, token)],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    annotations, volumes = _work(node, task, container)
     if node.pod.resources is not None:
         container["resources"] = node.pod.resources.dump()
     if container_security:
