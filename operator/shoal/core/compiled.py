@@ -11,12 +11,16 @@ from typing import Any
 
 from shoal.api.common import EnvVar
 from shoal.api.workflow import Node, RetryPolicy, RunPolicy, WorkflowSpec
+from shoal.core.defaults import ResolvedPod
 from shoal.core.expressions import Compiled, Expression
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledNode:
-    """One node with its defaults applied and its templates compiled."""
+    """One node with its defaults applied and its templates compiled.
+
+    `pod` holds every pod setting resolved against `spec.defaults`; executors read it
+    (never `spec.defaults`, nor the pod settings of `spec`)."""
 
     name: str
     spec: Node
@@ -31,9 +35,7 @@ class CompiledNode:
     env_values: dict[str, Compiled]
     """Literal env values (templates compiled); `valueFrom` entries are in `env_refs`."""
     env_refs: tuple[EnvVar, ...]
-    image: str | None
-    retries: RetryPolicy
-    timeout_seconds: float | None
+    pod: ResolvedPod
     parallelism: int | None
     fail_fast: bool
     item_arg: str | None
@@ -41,6 +43,18 @@ class CompiledNode:
     @property
     def fan_out(self) -> bool:
         return self.for_each is not None
+
+    @property
+    def image(self) -> str | None:
+        return self.pod.image
+
+    @property
+    def retries(self) -> RetryPolicy:
+        return self.pod.retries
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        return self.pod.timeout_seconds
 
 
 @dataclass(frozen=True, slots=True)

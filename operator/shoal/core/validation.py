@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal.api.common import EnvVar
-from shoal.api.workflow import Node, PodSettings, RetryPolicy, WorkflowSpec
+from shoal.api.workflow import Node, WorkflowSpec
 from shoal.core.compiled import CompiledNode, CompiledWorkflow, WorkflowMeta
+from shoal.core.defaults import resolve_pod
 from shoal.core.expressions import (
     ITEM_VARIABLES,
     Compiled,
@@ -125,17 +126,6 @@ def resolve_parameters(
             )
         params[key] = value
     return params, problems
-
-
-def _merge_env(defaults: list[EnvVar] | None, own: list[EnvVar] | None) -> list[EnvVar]:
-    merged = {e.name: e for e in defaults or []}
-    merged.update({e.name: e for e in own or []})
-    return list(merged.values())
-
-
-def _pick(node: Node, defaults: PodSettings, attr: str) -> Any:
-    value = getattr(node, attr)
-    return value if value is not None else getattr(defaults, attr)
 
 
 class _Checker:
@@ -262,7 +252,7 @@ def compile_workflow(
     by_name = {n.name: n for n in spec.nodes}
     compiled: dict[str, CompiledNode] = {}
     for name in order:
-        compiled[name] = _compile_node(check, by_name[name], spec.defaults, deps, ancestors)
+        compiled[name] = _compile_node(check, by_name[name], deps, ancestors)
 
     if check.problems:
         raise InvalidWorkflow(check.problems, source)
@@ -280,13 +270,13 @@ def compile_workflow(
 def _compile_node(
     check: _Checker,
     node: Node,
-    defaults: PodSettings,
     deps: dict[str, list[str]],
     ancestors: dict[str, frozenset[str]],
 ) -> CompiledNode:
     name = node.name
     anc = ancestors[name]
     fan_out = node.for_each is not None
+    pod = resolve_pod(node, check.spec)
 
     when = check.expression(node.when, name, "when") if node.when is not None else None
     if when:
@@ -315,20 +305,7 @@ def _compile_node(
     command = check.compile(node.command, name, "command") if node.command is not None else None
     check.check_references(expressions_in(command), name, "command", anc, allow_item=fan_out)
 
-    env_values: dict[str, Compiled] = {}
-    env_refs: list[EnvVar] = []
-    for var in _merge_env(defaults.env, node.env):
-        if var.value_from is not None:
-            if var.value is not None:
-                check.add("set either value or valueFrom", name, f"env.{var.name}")
-            env_refs.append(var)
-            continue
-        value = check.compile(var.value or "", name, f"env.{var.name}")
-        check.check_references(
-            expressions_in(value), name, f"env.{var.name}", anc, allow_item=fan_out
-        )
-        env_values[var.name] = value
-
+    env_values, env_refs = _compile_env(check, pod.env, name, anc, fan_out)
     if node.item_arg is not None and node.job is None:
         check.add(
             "names an argument of a `job`; a command gets its item through ${{ item }} "
@@ -347,7 +324,6 @@ def _compile_node(
         if node.item_arg and isinstance(node.args, dict) and node.item_arg in node.args:
             check.add(f"{node.item_arg!r} is also given in args", name, "itemArg")
 
-    retries = _pick(node, defaults, "retries") or RetryPolicy()
     return CompiledNode(
         name=name,
         spec=node,
@@ -360,13 +336,31 @@ def _compile_node(
         command=command,
         env_values=env_values,
         env_refs=tuple(env_refs),
-        image=_pick(node, defaults, "image") or check.spec.image,
-        retries=retries,
-        timeout_seconds=_pick(node, defaults, "timeout_seconds"),
+        pod=pod,
         parallelism=node.parallelism,
         fail_fast=node.fail_fast,
         item_arg=node.item_arg,
     )
+
+
+def _compile_env(
+    check: _Checker, env: Iterable[EnvVar], name: str, anc: frozenset[str], fan_out: bool
+) -> tuple[dict[str, Compiled], list[EnvVar]]:
+    """Literal values compiled (templates checked); `valueFrom` entries kept as they are."""
+    env_values: dict[str, Compiled] = {}
+    env_refs: list[EnvVar] = []
+    for var in env:
+        if var.value_from is not None:
+            if var.value is not None:
+                check.add("set either value or valueFrom", name, f"env.{var.name}")
+            env_refs.append(var)
+            continue
+        value = check.compile(var.value or "", name, f"env.{var.name}")
+        check.check_references(
+            expressions_in(value), name, f"env.{var.name}", anc, allow_item=fan_out
+        )
+        env_values[var.name] = value
+    return env_values, env_refs
 
 
 def _check_constant_list(check: _Checker, expr: Expression, node: str) -> None:

@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import kopf
-from pydantic import ValidationError
 
-from shoal.api.workflow import ArtifactGC, ArtifactsSpec
 from shoal.archive.service import Archive, ArchiveSettings
 from shoal.artifact_steps import run_prefix
 from shoal.core.sandbox import SANDBOX, EvaluationFailed
@@ -38,8 +36,8 @@ from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.impostors import ImpostorReport
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, LABEL_WORKFLOW_UID, MANAGED_BY
-from shoal.kube.pods import parse_time
 from shoal.kube.runner import RunnerConfig, WorkflowRunner, wait_ttl
+from shoal.kube.workflow_body import WorkflowControls, deletion_due
 
 log = logging.getLogger("shoal.operator")
 GROUP, VERSION, PLURAL = "shoal.dev", "v1alpha1", "workflows"
@@ -205,9 +203,7 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 status = raw.get("status") or {}
                 if status.get("phase") not in {"Succeeded", "Failed", "Error", "Stopped"}:
                     break  # reopened: run it again
-                ttl = (raw.get("spec") or {}).get("ttlSecondsAfterFinished")
-                finished = parse_time(status.get("finishedAt"))
-                due = None if ttl is None or finished is None else finished + float(ttl)
+                due = deletion_due(raw)
                 if not await reopened_or_stopped(
                     None if due is None else max(0.0, due - time.time())
                 ):
@@ -217,8 +213,8 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
                 return  # the operator is exiting (or the object is gone): never delete early
 
     def collects_on_deletion(spec: kopf.Spec, **_: Any) -> bool:
-        gc = (spec.get("artifacts") or {}).get("gc")
-        return memo.config.artifacts.settings is not None and gc == ArtifactGC.ON_DELETION.value
+        controls = WorkflowControls.of({"spec": spec})
+        return memo.config.artifacts.settings is not None and controls.collects_on_deletion
 
     # A finalizer only on Workflows whose artifacts go with them (kopf adds it to the
     # objects this filter matches), so deleting any other Workflow never waits on S3.
@@ -226,9 +222,8 @@ def build_registry(memo: OperatorMemo) -> kopf.OperatorRegistry:
     async def workflow_deleted(body: kopf.Body, spec: kopf.Spec, **_: Any) -> None:
         assert memo.api is not None
         meta = body["metadata"]
-        try:
-            artifacts = ArtifactsSpec.model_validate(spec.get("artifacts") or {})
-        except ValidationError:
+        artifacts = WorkflowControls.of({"spec": spec}).artifacts
+        if artifacts is None:
             return  # an invalid spec never ran, so it has nothing stored
         store = WorkflowStore(memo.api, memo.config.artifacts, artifacts, meta["namespace"])
         problem = await store.collect(run_prefix(meta["namespace"], meta["name"], meta["uid"]))

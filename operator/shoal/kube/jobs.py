@@ -9,6 +9,8 @@ Choices that matter:
   otherwise: non-root, no privilege escalation, all capabilities dropped, RuntimeDefault
   seccomp.
 - No service account token is mounted unless the node (or `defaults`) asks for one.
+- Every pod setting comes from the compiled node (`node.pod`, resolved once by
+  `shoal.core.defaults`) and the operator's `JobDefaults`; never from `spec.defaults`.
 - `terminationMessagePolicy: FallbackToLogsOnError`: the result reaches the operator
   through the termination message even when the log stream is lost.
 """
@@ -24,6 +26,7 @@ from pydantic import BaseModel, Field
 from shoal.api.common import GROUP_VERSION
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import StartTask
+from shoal.core.defaults import ResolvedPod
 from shoal.kube.naming import ANNOTATION_ARGS, job_name, task_labels
 from shoal_worker.protocol import TOKEN_ENV
 
@@ -124,30 +127,26 @@ def _security(defaults: JobDefaults) -> tuple[dict[str, Any], dict[str, Any]]:
     return pod, container
 
 
-def build_job(
-    wf: CompiledWorkflow,
-    task: StartTask,
-    defaults: JobDefaults,
-    store_env: list[dict[str, Any]] | None = None,
-    *,
-    token: str,
-) -> dict[str, Any]:
-    """The Job manifest for `task`; raises ArgsTooLarge when its inputs cannot fit a pod.
+def _scheduling(pod: ResolvedPod) -> dict[str, Any]:
+    """Where and as whom the pod runs, as the compiled node resolved it."""
+    fields: dict[str, Any] = {}
+    if pod.service_account_name:
+        fields["serviceAccountName"] = pod.service_account_name
+    if pod.node_selector:
+        fields["nodeSelector"] = pod.node_selector
+    # No API token in worker pods unless asked for: the worker talks to S3 with
+    # credentials from a Secret, never to the Kubernetes API.
+    fields["automountServiceAccountToken"] = pod.automount_service_account_token
+    if pod.tolerations:
+        fields["tolerations"] = [t.dump() for t in pod.tolerations]
+    return fields
 
-    `store_env` is how the worker reaches the artifact store (no credential values);
-    `token` is the attempt's protocol token (docs/protocol.md), in the container's env.
-    """
-    node = wf.nodes[task.node]
-    name = job_name(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
-    labels = task_labels(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
-    pod_security, container_security = _security(defaults)
 
-    container: dict[str, Any] = {
-        "name": CONTAINER,
-        "image": node.image or wf.spec.image or defaults.image,
-        "env": [*(store_env or []), *_env(wf, node, task, token)],
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
+def _work(
+    node: CompiledNode, task: StartTask, container: dict[str, Any]
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """What the container runs: a registered job reads its args from a mounted annotation
+    (returned with the volume carrying it); a command gets its command and args as given."""
     annotations: dict[str, str] = {}
     volumes: list[dict[str, Any]] = []
     if node.spec.job is not None:
@@ -181,10 +180,36 @@ def build_job(
             container["command"] = task.command
         if task.args:
             container["args"] = [str(a) for a in task.args]
-    if node.spec.resources is not None or wf.spec.defaults.resources is not None:
-        resources = node.spec.resources or wf.spec.defaults.resources
-        assert resources is not None
-        container["resources"] = resources.dump()
+    return annotations, volumes
+
+
+def build_job(
+    wf: CompiledWorkflow,
+    task: StartTask,
+    defaults: JobDefaults,
+    store_env: list[dict[str, Any]] | None = None,
+    *,
+    token: str,
+) -> dict[str, Any]:
+    """The Job manifest for `task`; raises ArgsTooLarge when its inputs cannot fit a pod.
+
+    `store_env` is how the worker reaches the artifact store (no credential values);
+    `token` is the attempt's protocol token (docs/protocol.md), in the container's env.
+    """
+    node = wf.nodes[task.node]
+    name = job_name(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
+    labels = task_labels(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
+    pod_security, container_security = _security(defaults)
+
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": node.pod.image or defaults.image,
+        "env": [*(store_env or []), *_env(wf, node, task, token)],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    annotations, volumes = _work(node, task, container)
+    if node.pod.resources is not None:
+        container["resources"] = node.pod.resources.dump()
     if container_security:
         container["securityContext"] = container_security
 
@@ -198,23 +223,7 @@ def build_job(
         pod_spec["volumes"] = volumes
     if pod_security:
         pod_spec["securityContext"] = pod_security
-    settings = wf.spec.defaults
-    for field, key in (
-        ("service_account_name", "serviceAccountName"),
-        ("node_selector", "nodeSelector"),
-    ):
-        value = getattr(node.spec, field) or getattr(settings, field)
-        if value:
-            pod_spec[key] = value
-    automount = node.spec.automount_service_account_token
-    if automount is None:
-        automount = settings.automount_service_account_token
-    # No API token in worker pods unless asked for: the worker talks to S3 with
-    # credentials from a Secret, never to the Kubernetes API.
-    pod_spec["automountServiceAccountToken"] = bool(automount)
-    tolerations = node.spec.tolerations or settings.tolerations
-    if tolerations:
-        pod_spec["tolerations"] = [t.dump() for t in tolerations]
+    pod_spec.update(_scheduling(node.pod))
 
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,

@@ -83,6 +83,7 @@ from shoal.kube.service_accounts import ServiceAccountPolicy, needs_labels
 from shoal.kube.service_accounts import check as check_service_accounts
 from shoal.kube.service_accounts import uses as sa_uses
 from shoal.kube.status import InFlight, rebuild_state, render_status
+from shoal.kube.workflow_body import WorkflowControls, deletion_due
 from shoal.manifests import problems_from
 from shoal_worker.offload import ValueRef
 from shoal_worker.protocol import Message, PlainLine, ProgressMessage, new_token
@@ -418,7 +419,7 @@ class WorkflowRunner:
             attempt.job_uid = job_uids[key]
             self.attempts[key] = self._open[key] = attempt
             in_flight.append(InFlight(*key, started_at=created, infrastructure=key in lost))
-        stop = "stopped (spec.stop)" if (self.body.get("spec") or {}).get("stop") else None
+        stop = "stopped (spec.stop)" if wf.spec.stop else None
         state = await self._rebuild_state(wf, status, in_flight, stop)
         # Older attempts of an item are history: their results were already folded in.
         for key, attempt in list(self.attempts.items()):
@@ -559,7 +560,7 @@ class WorkflowRunner:
 
     @staticmethod
     def _maybe_stop(state: RunState, body: dict[str, Any]) -> None:
-        if state.stop_requested is None and (body.get("spec") or {}).get("stop"):
+        if state.stop_requested is None and WorkflowControls.of(body).stop:
             state.stop_requested = "stopped (spec.stop)"
 
     def _observe(self, pod: dict[str, Any], *, deleted: bool) -> None:
@@ -750,11 +751,10 @@ async def wait_ttl(
     body: dict[str, Any], api: KubeApi, sleep: Callable[[float], Awaitable[object]]
 ) -> None:
     """Delete a finished Workflow once `ttlSecondsAfterFinished` has passed."""
-    ttl = (body.get("spec") or {}).get("ttlSecondsAfterFinished")
-    finished = parse_time((body.get("status") or {}).get("finishedAt"))
-    if ttl is None or finished is None:
+    due = deletion_due(body)
+    if due is None:
         return
-    remaining = finished + float(ttl) - time.time()
+    remaining = due - time.time()
     if remaining > 0:
         await sleep(remaining)
     meta = body["metadata"]

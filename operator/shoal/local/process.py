@@ -111,7 +111,7 @@ def _field_value(wf: CompiledWorkflow, node: CompiledNode, task: StartTask, path
         "metadata.name": f"{wf.meta.name}-{node.name}-{task.index}-{task.attempt}",
         "metadata.namespace": wf.meta.namespace,
         "spec.nodeName": "localhost",
-        "spec.serviceAccountName": node.spec.service_account_name or "default",
+        "spec.serviceAccountName": node.pod.service_account_name or "default",
         "status.podIP": "127.0.0.1",
         "status.hostIP": "127.0.0.1",
     }
