@@ -98,7 +98,8 @@ async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> Non
 
 def _node_row(uid: str, name: str, entry: NodeStatus) -> tuple[Any, ...]:
     """One `shoal_nodes` row; `items` holds the counts the status held, as it held them."""
-    items = None if entry.items is None else entry.items.model_dump(by_alias=True, exclude_unset=True)
+    counts = entry.items
+    items = None if counts is None else counts.model_dump(by_alias=True, exclude_unset=True)
     return (
         uid,
         name,
