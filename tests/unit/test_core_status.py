@@ -260,3 +260,46 @@ def test_a_restart_from_a_hand_edited_status_plans_again_instead_of_crashing() -
     assert state.nodes["a"].outputs == {"n": 1}
     assert state.nodes["a"].finished_at is None
     assert state.nodes["b"].phase is NodePhase.PENDING
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+FIELDS = st.sampled_from(
+    [
+        "phase",
+        "attempts",
+        "startedAt",
+        "finishedAt",
+        "exitCode",
+        "message",
+        "progress",
+        "outputs",
+        "outputsOmitted",
+        "items",
+        "failedItems",
+        "total",
+        "index",
+        "retries",
+    ]
+)
+
+
+@PROPERTIES
+@given(
+    top=st.dictionaries(FIELDS, JSON, max_size=5),
+    nodes=st.dictionaries(st.sampled_from(["a", "b"]), st.dictionaries(FIELDS, JSON) | JSON),
+)
+def test_any_json_in_the_status_reads_and_restarts_without_failing(
+    top: dict[str, Any], nodes: dict[str, Any]
+) -> None:
+    raw = {**top, "nodes": nodes}
+    status = read_status(raw)
+    assert set(status.nodes) <= set(nodes)
+    wf = workflow({"name": "a"}, {"name": "b", "forEach": [1, 2], "itemArg": "i"})
+    state = rebuild_state(wf, raw, [])
+    assert set(state.nodes) == {"a", "b"}
