@@ -1,8 +1,9 @@
 """Runs and nodes as they change, from the status the runner already renders; attempts.
 
-The runner writes `render_status(...)` to the Workflow object; `save_run` records the
-same dict (plus the object's metadata and spec), so the archive never disagrees with
-what `kubectl get` showed. Writes are upserts keyed by uid: repeating one is harmless.
+The runner writes the core's typed status (`shoal.core.status`) to the Workflow object;
+`save_run` reads that object back with the core's reader and records it (plus the
+object's metadata and spec), so the archive never disagrees with what `kubectl get`
+showed. Writes are upserts keyed by uid: repeating one is harmless.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from shoal.api.workflow import NodeStatus
 from shoal.archive.attempts import FinishedAttempt
 from shoal.archive.db import using
 from shoal.archive.pgtext import pg_json, pg_text
+from shoal.core.status_reader import read_status
 
 _UPSERT_RUN = """
 INSERT INTO shoal_workflows AS w (uid, namespace, name, spec, parameters, labels, phase,
@@ -62,11 +65,14 @@ def _text(value: Any) -> str | None:
 async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> None:
     """Record a Workflow (`body`: its metadata and spec) with its rendered `status`.
 
-    `db` is an asyncpg pool or connection. The run and its nodes commit together.
+    `db` is an asyncpg pool or connection. The run and its nodes commit together. The
+    columns come from the typed status (`read_status`, which drops what does not fit);
+    the `status` column keeps the object as the API server held it.
     """
     meta = body["metadata"]
     spec = body.get("spec") or {}
     uid = meta["uid"]
+    typed = read_status(status)
     run = (
         uid,
         meta["namespace"],
@@ -74,34 +80,38 @@ async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> Non
         pg_json(spec),
         pg_json(spec.get("parameters") or {}),
         pg_json(meta.get("labels") or {}),
-        status.get("phase", "Pending"),
-        _text(status.get("progress")),
-        _text(status.get("message")),
-        pg_json(status.get("outputs")),
+        typed.phase.value,
+        _text(typed.progress),
+        _text(typed.message),
+        None,  # run outputs: the status has none yet (WorkflowStatus declares no such field)
         parse_time(meta.get("creationTimestamp")),
-        parse_time(status.get("startedAt")),
-        parse_time(status.get("finishedAt")),
+        parse_time(typed.started_at),
+        parse_time(typed.finished_at),
         pg_json(status),
     )
-    nodes = [
-        (
-            uid,
-            name,
-            entry.get("phase", "Pending"),
-            int(entry.get("attempts", 0)),
-            entry.get("exitCode"),
-            _text(entry.get("message")),
-            pg_json(entry.get("outputs")),
-            pg_json(entry.get("items")),
-            parse_time(entry.get("startedAt")),
-            parse_time(entry.get("finishedAt")),
-        )
-        for name, entry in (status.get("nodes") or {}).items()
-    ]
+    nodes = [_node_row(uid, name, entry) for name, entry in typed.nodes.items()]
     async with using(db) as conn, conn.transaction():
         await conn.execute(_UPSERT_RUN, *run)
         if nodes:
             await conn.executemany(_UPSERT_NODE, nodes)
+
+
+def _node_row(uid: str, name: str, entry: NodeStatus) -> tuple[Any, ...]:
+    """One `shoal_nodes` row; `items` holds the counts the status held, as it held them."""
+    counts = entry.items
+    items = None if counts is None else counts.model_dump(by_alias=True, exclude_unset=True)
+    return (
+        uid,
+        name,
+        entry.phase.value,
+        entry.attempts,
+        entry.exit_code,
+        _text(entry.message),
+        pg_json(entry.outputs),
+        pg_json(items),
+        parse_time(entry.started_at),
+        parse_time(entry.finished_at),
+    )
 
 
 async def save_attempts(db: Any, rows: Sequence[FinishedAttempt]) -> None:

@@ -175,27 +175,9 @@ async def _run(
 
 def status_document(wf: CompiledWorkflow, state: RunState) -> dict[str, Any]:
     """The run's outcome in the shape of a Workflow's status (what `-o json` prints)."""
-    nodes: dict[str, Any] = {}
-    for name in wf.order:
-        ns = state.nodes[name]
-        entry: dict[str, Any] = {"phase": ns.phase.value, "attempts": ns.attempts}
-        if ns.message:
-            entry["message"] = ns.message
-        if ns.exit_code is not None:
-            entry["exitCode"] = ns.exit_code
-        if ns.outputs:
-            entry["outputs"] = ns.outputs
-        if ns.fan_out:
-            entry["items"] = {"total": ns.total, "succeeded": ns.succeeded, "failed": ns.failed}
-        nodes[name] = entry
-    doc: dict[str, Any] = {
-        "name": wf.meta.name,
-        "phase": state.phase.value,
-        "progress": state.progress,
-        "nodes": nodes,
-    }
-    if state.message:
-        doc["message"] = state.message
+    from shoal.core.status import render_status, run_summary
+
+    duration = None
     if state.started_at and state.finished_at:
-        doc["durationSeconds"] = round(state.finished_at - state.started_at, 3)
-    return doc
+        duration = round(state.finished_at - state.started_at, 3)
+    return run_summary(wf.meta.name, render_status(wf, state, limits=False), duration)

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from shoal.api.workflow import NodePhase, Workflow, WorkflowPhase
+from shoal.api.workflow import NodePhase, Workflow, WorkflowPhase, WorkflowStatus
 from shoal.artifact_steps import load_items, store_outputs, workflow_prefix
 from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
 from shoal.core.decisions import (
@@ -52,6 +52,8 @@ from shoal.core.state import (
     record_outputs_stored,
     record_progress,
 )
+from shoal.core.status import status_dict
+from shoal.core.status_reader import read_status
 from shoal.core.validation import InvalidWorkflow, compile_workflow
 from shoal.kube.api import (
     ApiError,
@@ -185,6 +187,8 @@ class WorkflowRunner:
         self.api = api
         self.artifact_defaults = artifacts or ArtifactDefaults()
         self.body = body
+        self.saved = read_status(body.get("status"))
+        """The status this runner was handed: what a restart carries on from."""
         meta = body["metadata"]
         self.name: str = meta["name"]
         self.namespace: str = meta["namespace"]
@@ -230,8 +234,7 @@ class WorkflowRunner:
         except InvalidWorkflow as err:
             await self._reject(err)
             return
-        status = self.body.get("status") or {}
-        if WorkflowPhase(status.get("phase", "Pending")).finished:
+        if self.saved.phase.finished:
             return
         refused = await self._service_accounts_refused(self.wf)
         if refused:
@@ -242,7 +245,7 @@ class WorkflowRunner:
         )
         self.wf = dataclasses.replace(self.wf, offload_bytes=self.store.offload_bytes)
         self._store_env = self.store.pod_env()
-        self.state = await self._rebuild(self.wf, status)
+        self.state = await self._rebuild(self.wf, self.saved)
         writer = asyncio.create_task(self._status_writer())
         try:
             await self._loop(self.wf, self.state, stopped or (lambda: False))
@@ -303,7 +306,11 @@ class WorkflowRunner:
         self.post_event(self.body, "Warning", reason, message[:1024])
         await self.api.merge_patch(
             self._status_path,
-            {"status": {"phase": WorkflowPhase.ERROR.value, "message": message[:4096]}},
+            {
+                "status": status_dict(
+                    WorkflowStatus(phase=WorkflowPhase.ERROR, message=message[:4096])
+                )
+            },
         )
 
     async def _service_accounts_refused(self, wf: CompiledWorkflow) -> str:
@@ -335,7 +342,7 @@ class WorkflowRunner:
     async def _rebuild_state(
         self,
         wf: CompiledWorkflow,
-        status: dict[str, Any],
+        status: WorkflowStatus,
         in_flight: list[InFlight],
         stop: str | None,
     ) -> RunState:
@@ -372,7 +379,7 @@ class WorkflowRunner:
     async def _artifact_step(self, step: Awaitable[ItemsLoaded | OutputsStored]) -> None:
         self.queue.put_nowait(await step)
 
-    async def _rebuild(self, wf: CompiledWorkflow, status: dict[str, Any]) -> RunState:
+    async def _rebuild(self, wf: CompiledWorkflow, status: WorkflowStatus) -> RunState:
         """Adopt every Job and pod this workflow already has (after a restart, or never)."""
         selector = workflow_selector(self.uid)
         jobs = await self.api.get(jobs_path(self.namespace), labelSelector=selector)
@@ -637,7 +644,7 @@ class WorkflowRunner:
 
     def _retry_round(self) -> int:
         """The `shoal retry` round this run is in (attempts number from 1 in each)."""
-        return int((self.body.get("status") or {}).get("retries") or 0)
+        return self.saved.retries or 0
 
     def _on_line(self, attempt: Attempt, msg: Message, line: str) -> None:
         if isinstance(msg, ProgressMessage) and self.state is not None:

@@ -1,0 +1,86 @@
+"""Retrying a finished workflow: which nodes run again, and the status change that reopens
+it (pure; the CLI today, a REST API tomorrow, send the patch).
+
+A retry keeps what succeeded and runs the rest again from the same inputs: the operator
+sees the reopened status, rebuilds its state from it (`Succeeded` nodes keep their
+outputs) and plans the reset nodes as if they never ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from shoal.api.workflow import NodePhase, NodeStatus, RunPolicy, WorkflowPhase, WorkflowStatus
+
+__all__ = ["RETRYABLE_PHASES", "nodes_to_retry", "retry_patch"]
+
+RETRYABLE_PHASES = frozenset({WorkflowPhase.FAILED, WorkflowPhase.STOPPED})
+"""Only a run that ended without succeeding can be retried."""
+
+_RUN_AGAIN = frozenset({NodePhase.FAILED, NodePhase.OMITTED, NodePhase.RUNNING})
+
+
+def nodes_to_retry(
+    status: WorkflowStatus,
+    order: Sequence[str],
+    run_policies: Mapping[str, RunPolicy | str | None],
+) -> list[str]:
+    """The nodes a retry runs again, in `order`: Failed and Omitted ones, onFailure nodes
+    that were Skipped (what failed may now succeed, so they are decided again), and any
+    left Running. Succeeded nodes, and nodes Skipped by their condition, are kept."""
+    chosen = []
+    for name in order:
+        node = status.nodes.get(name)
+        if node is None or "phase" not in node.model_fields_set:
+            continue
+        if node.phase in _RUN_AGAIN or (
+            node.phase is NodePhase.SKIPPED and run_policies.get(name) == RunPolicy.ON_FAILURE.value
+        ):
+            chosen.append(name)
+    return chosen
+
+
+def retry_patch(
+    status: WorkflowStatus,
+    order: Sequence[str],
+    reset: Collection[str],
+    now: datetime,
+    resource_version: str | None = None,
+) -> dict[str, Any]:
+    """The merge patch that reopens the workflow: `reset` nodes back to Pending (every
+    other field they had removed), phase Running, a fresh start time (so that
+    activeDeadlineSeconds bounds the retried run), the progress of the kept nodes, and
+    `retries` counted up. With `resource_version` the patch applies only to the object it
+    was computed from."""
+    done = sum(
+        1
+        for name in order
+        if name not in reset and name in status.nodes and status.nodes[name].phase.finished
+    )
+    patch_nodes: dict[str, Any] = {}
+    for name in reset:
+        node = status.nodes.get(name)
+        written = [] if node is None else _wire_fields(node)
+        patch_nodes[name] = {**{key: None for key in written}, "phase": NodePhase.PENDING.value}
+    patch: dict[str, Any] = {
+        "status": {
+            "phase": WorkflowPhase.RUNNING.value,
+            "message": None,
+            "finishedAt": None,
+            "startedAt": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "progress": f"{done}/{len(order)}",
+            "retries": (status.retries or 0) + 1,
+            "nodes": patch_nodes,
+        }
+    }
+    if resource_version is not None:
+        patch = {"metadata": {"resourceVersion": resource_version}, **patch}
+    return patch
+
+
+def _wire_fields(node: NodeStatus) -> list[str]:
+    """The camelCase names of the fields a stored entry holds, in declaration order."""
+    held = node.model_fields_set
+    return [info.alias or name for name, info in NodeStatus.model_fields.items() if name in held]
