@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from shoal.api.cron import CronWorkflow
 from shoal.api.workflow import WorkflowPhase
 from shoal.cli.common import (
@@ -99,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     status_stream = sys.stderr if args.output == "json" else sys.stdout
     reporter: Reporter
     if status_stream.isatty() and not args.plain:
+        from rich.console import Console  # the live view only
+
         reporter = LiveReporter(Console(file=status_stream), show_logs=not args.quiet)
     else:
         reporter = PlainReporter(status_stream, show_logs=not args.quiet)
