@@ -364,7 +364,7 @@ def test_security_doc_states_the_limits() -> None:
 
 
 def test_a_3000_deep_cli_parameter_is_refused_not_a_crash() -> None:
-    from shoal.cli.local_commands import parse_params
+    from shoal.cli.common import parse_params
 
     params = parse_params(["p=" + "[" * 3000 + "]" * 3000])  # json.loads raised RecursionError
     spec = spec_of({"name": "a", "job": "j"}, parameters={"p": 0})

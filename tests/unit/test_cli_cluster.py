@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shoal.cli import cluster_commands as cc
+from shoal.cli import common, get_command, list_command, logs_command, retry_command, submit_command
 from shoal.cli.main import main
 
 SHOAL = [sys.executable, "-m", "shoal.cli.main"]
@@ -60,12 +60,12 @@ FAILED = workflow(
 
 
 def test_retry_reruns_failed_omitted_and_skipped_on_failure_nodes_only() -> None:
-    assert cc.nodes_to_retry(FAILED) == ["boom", "down", "alarm"]
+    assert retry_command.nodes_to_retry(FAILED) == ["boom", "down", "alarm"]
 
 
 def test_retry_patch_resets_those_nodes_and_reopens_the_workflow() -> None:
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    patch = cc.retry_patch(FAILED, ["boom", "down", "alarm"], now)
+    patch = retry_command.retry_patch(FAILED, ["boom", "down", "alarm"], now)
     assert patch["metadata"] == {"resourceVersion": "42"}
     status = patch["status"]
     assert status["phase"] == "Running"
@@ -79,7 +79,9 @@ def test_retry_patch_resets_those_nodes_and_reopens_the_workflow() -> None:
         "down": {"phase": "Pending", "message": None},
         "alarm": {"phase": "Pending"},
     }
-    again = cc.retry_patch({**FAILED, "status": {**FAILED["status"], "retries": 2}}, [], now)
+    again = retry_command.retry_patch(
+        {**FAILED, "status": {**FAILED["status"], "retries": 2}}, [], now
+    )
     assert again["status"]["retries"] == 3
 
 
@@ -89,12 +91,12 @@ def test_submission_records_parameters_and_drops_server_fields() -> None:
         "spec": {"parameters": {"a": 1, "b": 2}, "nodes": []},
         "status": {"phase": "Succeeded"},
     }
-    body = cc.submission(raw, {"b": 3, "c": [1]})
+    body = submit_command.submission(raw, {"b": 3, "c": [1]})
     assert body["spec"]["parameters"] == {"a": 1, "b": 3, "c": [1]}
     assert body["metadata"] == {"name": "x"}
     assert "status" not in body
     assert raw["spec"]["parameters"] == {"a": 1, "b": 2}  # the input is left alone
-    assert "parameters" not in cc.submission({"spec": {"nodes": []}}, {})["spec"]
+    assert "parameters" not in submit_command.submission({"spec": {"nodes": []}}, {})["spec"]
 
 
 @pytest.mark.parametrize(
@@ -121,11 +123,11 @@ def test_submission_records_parameters_and_drops_server_fields() -> None:
     ],
 )
 def test_protocol_lines_read_as_text(line: str, shown: str) -> None:
-    assert cc.readable(line) == shown
+    assert logs_command.readable(line) == shown
 
 
 def test_a_broken_protocol_line_is_shown_as_written_with_the_problem() -> None:
-    text = cc.readable("@shoal/2 {not json")
+    text = logs_command.readable("@shoal/2 {not json")
     assert text.startswith("@shoal/2 {not json  (not a valid protocol line:")
 
 
@@ -147,7 +149,7 @@ def test_get_shows_nodes_in_manifest_order_with_outputs() -> None:
             },
         },
     )
-    lines = cc.describe_workflow(fan)
+    lines = get_command.describe_workflow(fan)
     table = lines[lines.index("") + 1 :]
     assert table[0].split() == ["NODE", "PHASE", "ATTEMPTS", "ITEMS", "EXIT", "MESSAGE"]
     assert table[1].split() == ["markets", "Succeeded", "1", "-", "-"]
@@ -158,15 +160,19 @@ def test_get_shows_nodes_in_manifest_order_with_outputs() -> None:
 
 
 def test_list_rows_with_and_without_namespaces() -> None:
-    rows = cc.list_rows([FAILED], all_namespaces=True)
+    rows = list_command.list_rows([FAILED], all_namespaces=True)
     assert rows[0].split() == ["NAMESPACE", "NAME", "PHASE", "PROGRESS", "AGE", "MESSAGE"]
     assert rows[1].split()[:4] == ["ns", "wf", "Failed", "6/6"]
     assert rows[1].endswith("node 'boom' failed: the database is on fire")
-    assert cc.list_rows([FAILED], all_namespaces=False)[1].split()[:3] == ["wf", "Failed", "6/6"]
+    assert list_command.list_rows([FAILED], all_namespaces=False)[1].split()[:3] == [
+        "wf",
+        "Failed",
+        "6/6",
+    ]
 
 
 def test_watch_prints_each_node_change_once(capsys: pytest.CaptureFixture[str]) -> None:
-    show = cc.Transitions()
+    show = common.Transitions()
     nodes: list[dict[str, Any]] = [
         {"name": "a", "job": "x"},
         {"name": "bb", "job": "y", "dependsOn": ["a"]},
@@ -185,7 +191,7 @@ def test_watch_prints_each_node_change_once(capsys: pytest.CaptureFixture[str]) 
         'a   Succeeded  outputs {"k": 1}',
         "bb  Skipped",
     ]
-    assert cc.verdict(FAILED) == (
+    assert common.verdict(FAILED) == (
         "workflow wf: Failed (6/6 nodes, in 2.5s): node 'boom' failed: the database is on fire"
     )
 
@@ -252,7 +258,7 @@ def test_unreachable_api_server_is_one_clear_line(tmp_path: Path) -> None:
         "error: cannot reach the Kubernetes API server at https://127.0.0.1:1"
     )
     assert "Traceback" not in done.stderr
-    assert cc._default_namespace(str(kubeconfig)) == "team"
+    assert common.default_namespace(str(kubeconfig)) == "team"
     missing = subprocess.run(
         [*SHOAL, "list", "--kubeconfig", str(tmp_path / "nope")],
         capture_output=True,

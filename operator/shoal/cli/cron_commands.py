@@ -14,23 +14,19 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shoal.cli.local_commands import parse_params
+from shoal.cli.common import EXIT_INVALID, EXIT_OK, CliError, parse_params, run_against_cluster
 from shoal.core.validation import InvalidWorkflow
 
 if TYPE_CHECKING:
     from shoal.kube.api import KubeApi
 
-EXIT_OK, EXIT_INVALID = 0, 2
 MANUAL_ANNOTATION = "shoal.dev/trigger"
 KEY_ANNOTATION = "shoal.dev/idempotency-key-sha256"
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "trigger",
-        help="start a run of a CronWorkflow now",
-        description="Create a Workflow from a CronWorkflow's workflowSpec right now.",
-    )
+def configure(p: argparse.ArgumentParser) -> None:
+    """`shoal trigger`'s arguments and handler."""
+    p.description = "Create a Workflow from a CronWorkflow's workflowSpec right now."
     p.add_argument("cron", help="CronWorkflow name")
     p.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig's, or default)")
     p.add_argument(
@@ -80,8 +76,6 @@ def build_manual_run(
 
 
 def trigger(args: argparse.Namespace) -> int:
-    from shoal.cli.cluster_commands import _run
-
     try:
         params = parse_params(args.param)
     except InvalidWorkflow as err:
@@ -91,13 +85,12 @@ def trigger(args: argparse.Namespace) -> int:
     async def body(api: KubeApi, namespace: str) -> int:
         return await _trigger(api, namespace, args.cron, params, args.idempotency_key)
 
-    return _run(args, body)
+    return run_against_cluster(args, body)
 
 
 async def _trigger(
     api: KubeApi, namespace: str, name: str, params: dict[str, Any], key: str | None
 ) -> int:
-    from shoal.cli.cluster_commands import CliError
     from shoal.cron.controller import cronworkflows_path
     from shoal.kube.api import ApiError, workflows_path
     from shoal.manifests import Manifest, compile_manifest, parse_document

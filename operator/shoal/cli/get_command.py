@@ -13,25 +13,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from shoal.cli.cluster_commands import (
+from shoal.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
     CliError,
-    _clip,
-    _items,
-    _not_found,
-    _out,
-    describe_workflow,
+    ago,
+    clip,
+    connection_args,
+    database_args,
+    duration,
+    fail,
+    items_summary,
     node_order,
+    not_found,
+    out,
+    phase,
+    resolve_database,
+    run_against_cluster,
     short_json,
     table,
 )
-from shoal.cli.local_commands import EXIT_OK
 
 if TYPE_CHECKING:
     from shoal.archive.reader import AttemptRecord, RunDetail
@@ -40,18 +47,40 @@ if TYPE_CHECKING:
 DEFAULT_ATTEMPT_LIMIT = 100
 
 
-def add_database_args(p: argparse.ArgumentParser, what: str) -> None:
-    """`--database-url` and `--database-url-file`, read as `shoal history` reads them."""
-    p.add_argument("--database-url", help=f"PostgreSQL archive, {what} (SHOAL_DATABASE_URL)")
-    p.add_argument(
-        "--database-url-file",
-        default=os.environ.get("SHOAL_DATABASE_URL_FILE"),
-        help="a file holding the archive DSN, e.g. a mounted Secret (SHOAL_DATABASE_URL_FILE)",
+__all__ = [
+    "DEFAULT_ATTEMPT_LIMIT",
+    "archive_note",
+    "archived_object",
+    "attempt_json",
+    "check",
+    "configure",
+    "describe_archived",
+    "describe_node",
+    "describe_workflow",
+    "find_archived",
+    "get",
+    "live_or_none",
+    "missing_everywhere",
+    "show",
+]
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """`shoal get`'s arguments and handler."""
+    p.description = (
+        "Show one Workflow's status: phase, progress, times, message, a table "
+        "of its nodes and their outputs. A Workflow gone from the cluster is read from the "
+        "archive (PostgreSQL), when one is configured. --node shows one node with every "
+        "finished attempt of every item (from the archive)."
     )
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """`shoal get`'s options beyond the name, the output format and the connection."""
+    p.add_argument("name", help="workflow name")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json", "yaml"],
+        default="text",
+        help="json, yaml: the raw status",
+    )
     p.add_argument(
         "--node", help="show this node: its status and every finished attempt of every item"
     )
@@ -68,13 +97,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"with --node: list at most N attempts (default {DEFAULT_ATTEMPT_LIMIT})",
     )
-    add_database_args(p, "read when the Workflow is gone and for --node")
+    database_args(p, "read when the Workflow is gone and for --node")
+    connection_args(p)
+    p.set_defaults(handler=get)
 
 
-def resolve(args: argparse.Namespace) -> str | None:
-    from shoal.archive.db import resolve_dsn
+def get(args: argparse.Namespace) -> int:
+    """Live from the cluster, else from the archive."""
+    problem = check(args)
+    if problem:
+        return fail(problem, EXIT_INVALID)
+    dsn = resolve_database(args)
 
-    return resolve_dsn(args.database_url, args.database_url_file)
+    async def run(api: KubeApi, namespace: str) -> int:
+        return await show(api, namespace, args, dsn)
+
+    return run_against_cluster(args, run)
 
 
 def check(args: argparse.Namespace) -> str | None:
@@ -84,6 +122,73 @@ def check(args: argparse.Namespace) -> str | None:
     if args.limit < 1:
         return "--limit must be at least 1"
     return None
+
+
+def describe_workflow(obj: dict[str, Any]) -> list[str]:
+    """`shoal get`: the workflow, then a table of its nodes, then their outputs."""
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    created = meta.get("creationTimestamp")
+    lines = [
+        f"Name:       {meta.get('name')}",
+        f"Namespace:  {meta.get('namespace')}",
+        f"Phase:      {phase(obj)}",
+        f"Progress:   {status.get('progress') or '-'}",
+        f"Created:    {created} ({ago(created)} ago)",
+    ]
+    if status.get("startedAt"):
+        lines.append(f"Started:    {status['startedAt']}")
+    if status.get("finishedAt"):
+        took = duration(status)
+        lines.append(f"Finished:   {status['finishedAt']}" + (f" (took {took})" if took else ""))
+    if status.get("retries"):
+        lines.append(f"Retries:    {status['retries']}")
+    params = (obj.get("spec") or {}).get("parameters")
+    if params:
+        lines.append(f"Parameters: {short_json(params)}")
+    if status.get("message"):
+        lines.append(f"Message:    {status['message']}")
+    nodes = status.get("nodes") or {}
+    rows = []
+    for name in node_order(obj):
+        entry = nodes.get(name) or {}
+        exit_code = entry.get("exitCode")
+        message = str(entry.get("message") or "")
+        if entry.get("progress") is not None and entry.get("phase") == "Running":
+            message = f"{entry['progress']:.0f}% {message}".strip()
+        rows.append(
+            [
+                name,
+                str(entry.get("phase") or "Pending"),
+                str(entry.get("attempts") or 0),
+                items_summary(entry),
+                "-" if exit_code is None else str(exit_code),
+                clip(message, 100),
+            ]
+        )
+    lines.append("")
+    lines.extend(table(["NODE", "PHASE", "ATTEMPTS", "ITEMS", "EXIT", "MESSAGE"], rows))
+    failed_items = [
+        (name, item)
+        for name in node_order(obj)
+        for item in (nodes.get(name) or {}).get("failedItems") or []
+    ]
+    if failed_items:
+        lines.extend(["", "Failed items:"])
+        for name, item in failed_items:
+            lines.append(f"  {name}[{item.get('index')}]: {clip(str(item.get('message')), 120)}")
+    outputs = [
+        (name, nodes[name])
+        for name in node_order(obj)
+        if name in nodes and (nodes[name].get("outputs") or nodes[name].get("outputsOmitted"))
+    ]
+    if outputs:
+        lines.extend(["", "Outputs:"])
+        for name, entry in outputs:
+            if entry.get("outputsOmitted"):
+                lines.append(f"  {name}: ({entry['outputsOmitted']})")
+            for key, value in (entry.get("outputs") or {}).items():
+                lines.append(f"  {name}.{key} = {short_json(value, 300)}")
+    return lines
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -99,7 +204,7 @@ async def live_or_none(api: KubeApi, namespace: str, name: str) -> dict[str, Any
         if err.status != 404:
             raise
         if "could not find the requested resource" in str(err):  # no CRD at all
-            raise CliError(_not_found(err, namespace, name)) from None
+            raise CliError(not_found(err, namespace, name)) from None
         return None
 
 
@@ -266,7 +371,7 @@ def describe_node(
     if entry.get("attempts"):
         lines.append(f"Attempts:   {entry['attempts']}")
     if isinstance(entry.get("items"), dict):
-        lines.append(f"Items:      {_items(entry)}")
+        lines.append(f"Items:      {items_summary(entry)}")
     if entry.get("exitCode") is not None:
         lines.append(f"Exit code:  {entry['exitCode']}")
     if entry.get("message"):
@@ -280,7 +385,7 @@ def describe_node(
                 _rfc3339(a.started_at) or "-",
                 _took(a.started_at, a.finished_at),
                 "-" if a.exit_code is None else str(a.exit_code),
-                _clip(a.message or "", 100),
+                clip(a.message or "", 100),
             ]
             for a in attempts
         ]
@@ -316,9 +421,9 @@ def describe_node(
 
 def _dump(doc: Any, output: str) -> None:
     if output == "yaml":
-        _out(yaml.safe_dump(doc, sort_keys=True, allow_unicode=True).rstrip("\n"))
+        out(yaml.safe_dump(doc, sort_keys=True, allow_unicode=True).rstrip("\n"))
     else:
-        _out(json.dumps(doc, indent=2, sort_keys=True, default=str))
+        out(json.dumps(doc, indent=2, sort_keys=True, default=str))
 
 
 # -- the command ---------------------------------------------------------------------------
@@ -349,7 +454,7 @@ async def show(api: KubeApi, namespace: str, args: argparse.Namespace, dsn: str 
         _dump(doc, args.output)
     else:
         for line in describe_archived(obj, detail) if detail else describe_workflow(obj):
-            _out(line)
+            out(line)
     return EXIT_OK
 
 
@@ -393,7 +498,7 @@ async def _show_node(
         _dump(doc, args.output)
     else:
         for line in describe_node(obj, args.node, attempts, more=more, archived=bool(detail)):
-            _out(line)
+            out(line)
     if attempts is None:
         print(
             "per-attempt history is kept in the archive: pass --database-url (or set "

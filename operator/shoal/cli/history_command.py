@@ -29,12 +29,9 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "history",
-        help="list past runs from the archive (PostgreSQL), deleted Workflows included",
-        description="List runs recorded in the archive, newest first.",
-    )
+def configure(p: argparse.ArgumentParser) -> None:
+    """`shoal history`'s arguments and handler."""
+    p.description = "List runs recorded in the archive, newest first."
     p.add_argument("-n", "--namespace", help="only this namespace (default: all)")
     p.add_argument("--phase", help="only runs in this phase (Succeeded, Failed, ...)")
     p.add_argument(

@@ -1,4 +1,4 @@
-"""`shoal run` and `shoal validate`: the commands that need no cluster."""
+"""`shoal run`: a workflow on this machine, one child process per node or item."""
 
 from __future__ import annotations
 
@@ -16,92 +16,89 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from shoal.api.cron import CronWorkflow
 from shoal.api.workflow import WorkflowPhase
-from shoal.core import jsonbounds
+from shoal.cli.common import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    parse_params,
+    pick_manifest,
+    report_invalid,
+)
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import RunState
-from shoal.core.validation import InvalidWorkflow, Problem
+from shoal.core.validation import InvalidWorkflow
 from shoal.local.executor import LocalExecutor
 from shoal.local.reporting import LiveReporter, PlainReporter, Reporter
-from shoal.manifests import Manifest, compile_manifest, load_file
+from shoal.manifests import compile_manifest, load_file
 from shoal_worker.artifacts import ArtifactStore, open_store
 from shoal_worker.offload import OFFLOAD_BYTES
 from shoal_worker.store_settings import ENV_URL, StoreSettings
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+__all__ = ["configure", "for_local_run", "local_store_settings", "run", "status_document"]
 
 
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """`key=value` pairs; a value that parses as JSON is taken as JSON, otherwise as text."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise InvalidWorkflow([Problem(f"expected KEY=VALUE, got {pair!r}", field="-p")])
-        try:
-            params[key] = jsonbounds.loads(raw)  # deep JSON is cut, then refused by validation
-        except ValueError:
-            params[key] = raw
-    return params
-
-
-def _pick(manifests: list[Manifest], name: str | None, source: str) -> Manifest:
-    if name is not None:
-        found = [m for m in manifests if m.resource.metadata.name == name]
-        if not found:
-            names = ", ".join(str(m.resource.metadata.name) for m in manifests)
-            raise InvalidWorkflow([Problem(f"no document named {name!r} (found: {names})")], source)
-        return found[0]
-    if len(manifests) > 1:
-        names = ", ".join(str(m.resource.metadata.name) for m in manifests)
-        raise InvalidWorkflow(
-            [Problem(f"{len(manifests)} documents ({names}); choose one with --name")], source
-        )
-    return manifests[0]
-
-
-def _report_invalid(err: InvalidWorkflow) -> int:
-    for problem in err.problems:
-        print(f"error: {problem.describe(err.source)}", file=sys.stderr)
-    return EXIT_INVALID
-
-
-def validate(args: argparse.Namespace) -> int:
-    """Check every document of every file; report all problems, exit 2 if there are any."""
-    try:
-        params = parse_params(args.param)
-    except InvalidWorkflow as err:
-        return _report_invalid(err)
-    bad = 0
-    for path in args.files:
-        try:
-            for manifest in load_file(path):
-                wf = compile_manifest(manifest, params)
-                kind = manifest.resource.kind
-                print(f"{path}: {kind} {wf.meta.name}: valid ({len(wf.order)} nodes)")
-        except InvalidWorkflow as err:
-            _report_invalid(err)
-            bad += 1
-    return EXIT_INVALID if bad else EXIT_OK
+def configure(p: argparse.ArgumentParser) -> None:
+    """`shoal run`'s arguments and handler."""
+    p.description = "Run a Workflow (or a CronWorkflow's workflowSpec, once) on this machine."
+    p.add_argument("file", help="manifest (YAML)")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a parameter; VALUE is read as JSON when it parses (3, true, [1,2]), else as text",
+    )
+    p.add_argument(
+        "--name", help="which document to run when the file holds several (metadata.name)"
+    )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="module that registers jobs (@job); the manifest's folder is on the import path",
+    )
+    p.add_argument("--workdir", help="where attempts keep their logs (default: a temp dir)")
+    p.add_argument(
+        "--artifacts",
+        metavar="URL",
+        help="artifact store: s3://bucket/prefix (S3 options from SHOAL_S3_* and AWS_* "
+        "variables) or a folder (default: $SHOAL_ARTIFACTS, else WORKDIR/artifacts)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="hide job log lines")
+    p.add_argument(
+        "--plain", action="store_true", help="plain lines even on a terminal (no live view)"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json"],
+        default="text",
+        help="json: print the final status as JSON on stdout (progress goes to stderr)",
+    )
+    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate, then run the workflow to its end with live progress."""
     try:
         params = parse_params(args.param)
-        manifest = _pick(load_file(args.file), args.name, args.file)
+        manifest = pick_manifest(load_file(args.file), args.name, args.file)
         if isinstance(manifest.resource, CronWorkflow):
             params.setdefault("scheduledTime", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         wf = compile_manifest(manifest, params)
     except InvalidWorkflow as err:
-        return _report_invalid(err)
+        return report_invalid(err)
 
     status_stream = sys.stderr if args.output == "json" else sys.stdout
     reporter: Reporter
     if status_stream.isatty() and not args.plain:
+        from rich.console import Console  # the live view only
+
         reporter = LiveReporter(Console(file=status_stream), show_logs=not args.quiet)
     else:
         reporter = PlainReporter(status_stream, show_logs=not args.quiet)

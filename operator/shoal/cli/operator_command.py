@@ -15,13 +15,11 @@ import signal
 import sys
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
+    """`shoal operator`'s arguments and handler."""
     env = os.environ.get
-    p = sub.add_parser(
-        "operator",
-        help="run the Kubernetes operator (watches Workflows, runs one Job per node or item)",
-        description="Run the Shoal operator. Each flag can also be set by the environment "
-        "variable shown.",
+    p.description = (
+        "Run the Shoal operator. Each flag can also be set by the environment variable shown."
     )
     p.add_argument(
         "-n",

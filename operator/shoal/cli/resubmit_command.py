@@ -14,7 +14,21 @@ import copy
 import re
 from typing import TYPE_CHECKING, Any
 
-from shoal.cli.local_commands import EXIT_INVALID, EXIT_OK, _report_invalid, parse_params
+from shoal.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    CliError,
+    connection_args,
+    database_args,
+    out,
+    parse_params,
+    report_invalid,
+    resolve_database,
+    run_against_cluster,
+    timeout_arg,
+    watch_to_end,
+)
+from shoal.cli.get_command import archived_object, find_archived, live_or_none, missing_everywhere
 from shoal.core.validation import InvalidWorkflow
 
 if TYPE_CHECKING:
@@ -27,17 +41,13 @@ SHOAL_PREFIX = "shoal.dev/"
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from shoal.cli.cluster_commands import _connection_args, _timeout_arg
-    from shoal.cli.get_command import add_database_args
-
-    p = sub.add_parser(
-        "resubmit",
-        help="run a workflow again as a new Workflow (from the cluster or the archive)",
-        description="Create a new Workflow from a past run's spec and parameters: the "
+def configure(p: argparse.ArgumentParser) -> None:
+    """`shoal resubmit`'s arguments and handler."""
+    p.description = (
+        "Create a new Workflow from a past run's spec and parameters: the "
         "Workflow in the cluster if it still exists, else its latest archived run. -p "
         "overrides parameters. The new run is labelled and annotated "
-        f"{FROM} with where it came from.",
+        f"{FROM} with where it came from."
     )
     p.add_argument("name", help="the workflow to run again")
     p.add_argument(
@@ -63,9 +73,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "-o", "--output", choices=["text", "name"], default="text", help="name: print the name only"
     )
-    _timeout_arg(p, None, "watching")
-    add_database_args(p, "read when the Workflow is gone from the cluster")
-    _connection_args(p)
+    timeout_arg(p, None, "watching")
+    database_args(p, "read when the Workflow is gone from the cluster")
+    connection_args(p)
     p.set_defaults(handler=resubmit)
 
 
@@ -126,33 +136,22 @@ def validate(body: dict[str, Any], params: dict[str, Any], source: str) -> None:
 
 
 def resubmit(args: argparse.Namespace) -> int:
-    from shoal.cli.cluster_commands import _run
-    from shoal.cli.get_command import resolve
-
     try:
         params = parse_params(args.param)
     except InvalidWorkflow as err:
-        return _report_invalid(err)
-    dsn = resolve(args)
+        return report_invalid(err)
+    dsn = resolve_database(args)
 
     async def run(api: KubeApi, namespace: str) -> int:
         return await _resubmit(api, namespace, args, params, dsn)
 
-    return _run(args, run)
+    return run_against_cluster(args, run)
 
 
 async def _source(
     api: KubeApi, namespace: str, name: str, dsn: str | None
 ) -> tuple[dict[str, Any], str]:
     """The Workflow to copy and a phrase saying where it came from."""
-    from shoal.cli.cluster_commands import CliError
-    from shoal.cli.get_command import (
-        archived_object,
-        find_archived,
-        live_or_none,
-        missing_everywhere,
-    )
-
     live = await live_or_none(api, namespace, name)
     if live is not None:
         return live, "the cluster"
@@ -174,7 +173,6 @@ async def _resubmit(
     params: dict[str, Any],
     dsn: str | None,
 ) -> int:
-    from shoal.cli.cluster_commands import CliError, _out, _watch_to_end
     from shoal.kube.api import ApiError, workflows_path
 
     source, origin = await _source(api, namespace, args.name, dsn)
@@ -182,7 +180,7 @@ async def _resubmit(
     try:
         validate(body, params, f"workflow {namespace}/{args.name} (from {origin})")
     except InvalidWorkflow as err:
-        return _report_invalid(err)
+        return report_invalid(err)
     try:
         created = await api.request("POST", workflows_path(namespace), body=body)
     except ApiError as err:
@@ -195,12 +193,12 @@ async def _resubmit(
         raise
     new = created["metadata"]["name"]
     if args.output == "name":
-        _out(new)
+        out(new)
     else:
-        _out(
+        out(
             f"workflow {new} created in namespace {namespace}: resubmitted from {args.name}, "
             f"read from {origin}"
         )
     if not args.watch:
         return EXIT_OK
-    return await _watch_to_end(api, namespace, new, args.timeout)
+    return await watch_to_end(api, namespace, new, args.timeout)

@@ -21,14 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import cel
-
 from shoal.api.limits import (
     EXPRESSION_TIMEOUT_SECONDS,
     MAX_COMPREHENSION_NESTING,
     MAX_EXPRESSION_LENGTH,
     MAX_EXPRESSION_NESTING,
 )
+from shoal.core.cel_runtime import cel
 from shoal.core.sandbox import SANDBOX, BudgetExceeded, EvaluationFailed
 
 VARIABLES = frozenset({"params", "nodes", "item", "itemIndex", "workflow"})

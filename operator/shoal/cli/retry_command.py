@@ -1,0 +1,201 @@
+"""`shoal retry`: re-run what failed in a Failed or Stopped Workflow, keeping the rest.
+
+The retry transition (`nodes_to_retry`, `retry_patch`) is computed here on the raw
+status for now; issue 14 moves it into the core's typed status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from shoal.cli.common import (
+    EXIT_OK,
+    CliError,
+    connection_args,
+    get_workflow,
+    node_order,
+    out,
+    phase,
+    run_against_cluster,
+    spec_nodes,
+    watch_to_end,
+)
+
+if TYPE_CHECKING:
+    from shoal.kube.api import KubeApi
+
+__all__ = ["REMOVAL_SECONDS", "RETRYABLE", "configure", "nodes_to_retry", "retry", "retry_patch"]
+
+RETRYABLE = frozenset({"Failed", "Stopped"})
+REMOVAL_SECONDS = 120.0
+"""How long `retry` waits for the old Jobs and pods to be deleted, unless --timeout."""
+PATCH_ATTEMPTS = 5
+"""Conflicting status writes (409) tolerated before giving up."""
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """`shoal retry`'s arguments and handler."""
+    p.description = (
+        "Re-run what failed (Failed and Omitted nodes, and onFailure nodes "
+        "that were Skipped) in the same Workflow. Succeeded nodes keep their outputs and "
+        "are not run again."
+    )
+    p.add_argument("name", help="workflow name")
+    p.add_argument(
+        "-w", "--watch", action="store_true", help="follow the workflow until it finishes"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up after this long (exit 1): waiting for the old Jobs to go "
+        f"(default {REMOVAL_SECONDS:g}), and watching",
+    )
+    connection_args(p)
+    p.set_defaults(handler=retry)
+
+
+def nodes_to_retry(obj: dict[str, Any]) -> list[str]:
+    """The nodes a retry runs again: Failed and Omitted ones, onFailure nodes that were
+    Skipped (what failed may now succeed, so they are decided again), and any left
+    Running. Succeeded nodes, and nodes Skipped by their condition, are kept."""
+    nodes = (obj.get("status") or {}).get("nodes") or {}
+    policies = {str(n["name"]): n.get("runPolicy") for n in spec_nodes(obj)}
+    chosen = []
+    for name in node_order(obj):
+        node_phase = (nodes.get(name) or {}).get("phase")
+        if node_phase in ("Failed", "Omitted", "Running") or (
+            node_phase == "Skipped" and policies.get(name) == "onFailure"
+        ):
+            chosen.append(name)
+    return chosen
+
+
+def retry_patch(obj: dict[str, Any], reset: list[str], now: datetime) -> dict[str, Any]:
+    """The status merge patch that reopens the workflow: `reset` nodes back to Pending
+    (every other field removed), phase Running, a fresh start time (so that
+    activeDeadlineSeconds bounds the retried run), and `retries` counted up.
+    `metadata.resourceVersion` makes it apply only to the state it was computed from."""
+    status = obj.get("status") or {}
+    nodes = status.get("nodes") or {}
+    order = node_order(obj)
+    done = sum(
+        1
+        for n in order
+        if n not in reset and (nodes.get(n) or {}).get("phase") not in (None, "Pending", "Running")
+    )
+    patch_nodes = {
+        name: {**{key: None for key in nodes.get(name) or {}}, "phase": "Pending"} for name in reset
+    }
+    return {
+        "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+        "status": {
+            "phase": "Running",
+            "message": None,
+            "finishedAt": None,
+            "startedAt": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "progress": f"{done}/{len(order)}",
+            "retries": int(status.get("retries") or 0) + 1,
+            "nodes": patch_nodes,
+        },
+    }
+
+
+async def _reopen(api: KubeApi, namespace: str, name: str, reset: list[str]) -> dict[str, Any]:
+    """Write the retry patch against the latest state; returns the state it applied to."""
+    from shoal.kube.api import ApiError, workflows_path
+
+    path = workflows_path(namespace, name)
+    for _ in range(PATCH_ATTEMPTS):
+        obj = await get_workflow(api, namespace, name)
+        if phase(obj) not in RETRYABLE:
+            raise CliError(f"workflow {name} became {phase(obj)} meanwhile; not retried")
+        try:
+            await api.merge_patch(path + "/status", retry_patch(obj, reset, datetime.now(UTC)))
+            return obj
+        except ApiError as err:
+            if err.status != 409:
+                raise
+    raise CliError(f"workflow {name} kept changing; not retried (try again)")
+
+
+def retry(args: argparse.Namespace) -> int:
+    async def run(api: KubeApi, namespace: str) -> int:
+        from shoal.kube.api import workflows_path
+
+        name = args.name
+        started = time.monotonic()
+        deadline = None if args.timeout is None else started + args.timeout
+        obj = await get_workflow(api, namespace, name)
+        now = phase(obj)
+        if now not in RETRYABLE:
+            raise CliError(
+                f"workflow {name} is {now}: only a Failed or Stopped workflow can be retried"
+            )
+        reset = nodes_to_retry(obj)
+        if not reset:
+            raise CliError(f"workflow {name} is {now} but has no failed node to run again")
+        if (obj.get("spec") or {}).get("stop"):
+            await api.merge_patch(workflows_path(namespace, name), {"spec": {"stop": False}})
+        removal = started + REMOVAL_SECONDS if deadline is None else deadline
+        await _remove_attempts(api, namespace, obj, reset, removal)
+        obj = await _reopen(api, namespace, name, reset)
+        kept = [n for n in node_order(obj) if n not in reset]
+        count = int((obj.get("status") or {}).get("retries") or 0) + 1
+        out(
+            f"workflow {name}: retry {count}, running again: {', '.join(reset)}"
+            + (f"; kept: {', '.join(kept)}" if kept else "")
+        )
+        if not args.watch:
+            return EXIT_OK
+        remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
+        return await watch_to_end(api, namespace, name, remaining)
+
+    return run_against_cluster(args, run)
+
+
+async def _remove_attempts(
+    api: KubeApi, namespace: str, obj: dict[str, Any], nodes: list[str], deadline: float
+) -> None:
+    """Delete the Jobs (and any stray pods) of `nodes`, and wait until they are gone.
+
+    The retried attempts reuse the deterministic Job names of the first ones, so the old
+    Jobs must be gone first; Foreground deletion removes a Job only after its pods.
+    """
+    from shoal.kube.api import jobs_path, pods_path
+    from shoal.kube.listwatch import watch_events
+    from shoal.kube.naming import LABEL_NODE, LABEL_WORKFLOW_UID
+
+    selector = f"{LABEL_WORKFLOW_UID}={obj['metadata']['uid']},{LABEL_NODE} in ({','.join(nodes)})"
+    for path_of in (jobs_path, pods_path):
+        listing = await api.get(path_of(namespace), labelSelector=selector)
+        for item in listing.get("items") or []:
+            await api.delete(path_of(namespace, item["metadata"]["name"]), propagation="Foreground")
+    for path_of, what in ((jobs_path, "Jobs"), (pods_path, "pods")):
+        left: set[str] = set()
+        synced = False
+        events = watch_events(api, path_of(namespace), deadline, labelSelector=selector)
+        try:
+            async for kind, item in events:
+                if kind == "RESET":
+                    left.clear()
+                    synced = False
+                elif kind == "SYNCED":
+                    synced = True
+                elif kind == "DELETED":
+                    left.discard(item["metadata"]["name"])
+                else:
+                    left.add(item["metadata"]["name"])
+                if synced and not left:
+                    break
+            else:
+                raise CliError(
+                    f"the old {what} of {', '.join(nodes)} were still there at the deadline "
+                    f"({', '.join(sorted(left))}); nothing was retried: try again, or give it "
+                    "a longer --timeout"
+                )
+        finally:
+            await events.aclose()

@@ -1,0 +1,159 @@
+"""`shoal submit`: validate a Workflow manifest exactly as `shoal run` does, then create it."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shoal.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    CliError,
+    connection_args,
+    not_found,
+    out,
+    parse_params,
+    pick_manifest,
+    report_invalid,
+    run_against_cluster,
+    timeout_arg,
+    watch_to_end,
+)
+
+if TYPE_CHECKING:
+    from shoal.kube.api import KubeApi
+
+__all__ = ["configure", "submission", "submit"]
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """`shoal submit`'s arguments and handler."""
+    p.description = (
+        "Validate a Workflow manifest exactly as `shoal run` does (exit 2 and "
+        "nothing is created when it is invalid), then create it. The -p parameters are "
+        "merged into spec.parameters, so the Workflow records what it ran with."
+    )
+    p.add_argument("file", help="manifest (YAML)")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a parameter; VALUE is read as JSON when it parses, else as text",
+    )
+    p.add_argument("--name", help="which document to submit when the file holds several")
+    p.add_argument(
+        "-w", "--watch", action="store_true", help="follow the workflow until it finishes"
+    )
+    p.add_argument(
+        "-o", "--output", choices=["text", "name"], default="text", help="name: print the name only"
+    )
+    timeout_arg(p, None, "watching")
+    connection_args(p)
+    p.set_defaults(handler=submit)
+
+
+def _document(path: str, index: int) -> dict[str, Any]:
+    """The file's `index`-th YAML document as written (load_file already parsed it)."""
+    import yaml
+
+    text = Path(path).read_text(encoding="utf-8")
+    docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    doc = docs[index]
+    assert isinstance(doc, dict)
+    return doc
+
+
+def submission(raw: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The object to create: the manifest as written, its parameters merged with `-p`."""
+    body = copy.deepcopy(raw)
+    body.pop("status", None)
+    meta = body.setdefault("metadata", {})
+    for key in ("uid", "resourceVersion", "creationTimestamp", "managedFields"):
+        meta.pop(key, None)
+    spec = body.setdefault("spec", {})
+    spec["parameters"] = {**(spec.get("parameters") or {}), **params}
+    if not spec["parameters"]:
+        del spec["parameters"]
+    return body
+
+
+def _checked_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The Workflow to create, checked: InvalidWorkflow before any connection."""
+    from shoal.api.cron import CronWorkflow
+    from shoal.core.validation import InvalidWorkflow, Problem
+    from shoal.manifests import compile_manifest, load_file
+
+    params = parse_params(args.param)
+    manifests = load_file(args.file)
+    manifest = pick_manifest(manifests, args.name, args.file)
+    if isinstance(manifest.resource, CronWorkflow):
+        raise InvalidWorkflow(
+            [
+                Problem(
+                    "shoal submit creates Workflows; a CronWorkflow is applied as is "
+                    "(kubectl apply -f) and stamps out Workflows on its schedule",
+                    field="kind",
+                )
+            ],
+            args.file,
+        )
+    compile_manifest(manifest, params)
+    meta = manifest.resource.metadata
+    if not meta.name and not meta.generate_name:
+        raise InvalidWorkflow(
+            [Problem("set metadata.name or metadata.generateName", field="metadata")],
+            args.file,
+        )
+    return submission(_document(args.file, manifests.index(manifest)), params)
+
+
+def submit(args: argparse.Namespace) -> int:
+    from shoal.core.validation import InvalidWorkflow
+
+    try:
+        body = _checked_body(args)
+    except InvalidWorkflow as err:
+        return report_invalid(err)
+
+    async def run(api: KubeApi, namespace: str) -> int:
+        from shoal.kube.api import ApiError, workflows_path
+
+        declared = body["metadata"].get("namespace")
+        if declared and args.namespace and declared != args.namespace:
+            raise CliError(
+                f"{args.file}: the manifest's namespace {declared!r} differs from "
+                f"--namespace {args.namespace!r}",
+                EXIT_INVALID,
+            )
+        ns = declared or namespace
+        body["metadata"]["namespace"] = ns
+        wanted = body["metadata"].get("name") or body["metadata"].get("generateName")
+        try:
+            created = await api.request("POST", workflows_path(ns), body=body)
+        except ApiError as err:
+            if err.status == 409:
+                raise CliError(
+                    f"workflow {wanted!r} already exists in namespace {ns!r} (delete it, or "
+                    "use metadata.generateName for a new name per submission)"
+                ) from None
+            if err.status == 404:
+                raise CliError(not_found(err, ns)) from None
+            if err.status in (400, 422):
+                raise CliError(
+                    f"{args.file}: the API server rejected the workflow: {err}", EXIT_INVALID
+                ) from None
+            raise
+        name = created["metadata"]["name"]
+        if args.output == "name":
+            out(name)
+        else:
+            out(f"workflow {name} created in namespace {ns}")
+        if not args.watch:
+            return EXIT_OK
+        return await watch_to_end(api, ns, name, args.timeout)
+
+    return run_against_cluster(args, run)

@@ -1,0 +1,106 @@
+"""`shoal --help` and `shoal validate` load only what they use (issue 17: start-up).
+
+Checked in a fresh interpreter, since this test process has imported everything long
+ago: the command runs through `shoal.cli.main.main`, then the probe lists which heavy
+packages ended up in `sys.modules`. Structural, not timed: bench/startup.py measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shoal.cli.main import COMMANDS, Command, build_parser
+
+HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello.yaml"
+HEAVY = ("kopf", "kubernetes", "httpx", "asyncpg", "boto3", "prompt_toolkit", "rich")
+PROBE = """
+import json, sys
+from shoal.cli.main import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+sys.stdout.flush()
+print("\\n@probe " + json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def run_probe(*argv: str) -> tuple[str, int, set[str]]:
+    """The command's output, its exit code, and every module loaded by the end."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    output, _, report = done.stdout.rpartition("\n@probe ")
+    found = json.loads(report)
+    return output, found["code"], set(found["modules"])
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def test_help_lists_every_command_and_loads_no_command_module() -> None:
+    output, code, modules = run_probe("--help")
+    assert code == 0
+    for command in COMMANDS:
+        assert f"    {command.name}" in output, command.name
+        assert command.summary.split()[0] in output
+    assert sorted(top_level(modules) & set(HEAVY)) == []
+    assert sorted(m for m in modules if m.startswith("shoal.cli.") and m != "shoal.cli.main") == []
+    assert "shoal.core.validation" not in modules
+    assert "yaml" not in modules
+
+
+def test_validate_loads_the_validator_but_no_client_executor_or_repl() -> None:
+    output, code, modules = run_probe("validate", str(HELLO))
+    assert code == 0
+    assert output.strip() == f"{HELLO}: Workflow hello: valid (2 nodes)"
+    assert sorted(top_level(modules) & set(HEAVY)) == []
+    assert "shoal.core.validation" in modules  # it did validate
+    assert "cel.cel" in modules  # and compiled the expressions, without the package's REPL
+    assert "shoal.local.executor" not in modules
+    assert "shoal.kube.api" not in modules
+
+
+def test_validate_still_refuses_a_bad_expression(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: shoal.dev/v1alpha1\nkind: Workflow\nmetadata: {name: x}\n"
+        "spec:\n  nodes:\n    - {name: a, job: j, when: '${{ params.x + }}'}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "shoal.cli.main", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"error: {bad}: node 'a': when: bad expression" in done.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
+def test_every_registered_command_configures_its_parser(
+    command: Command, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = argparse.ArgumentParser(prog=f"shoal {command.name}")
+    command.load().configure(own)
+    assert own.description, f"{command.name}: its module sets no description"
+    assert callable(own.get_default("handler")), f"{command.name}: its module sets no handler"
+    for word in (command.name, *command.aliases):
+        with pytest.raises(SystemExit) as exit:
+            build_parser([word]).parse_args([word, "--help"])
+        assert exit.value.code == 0
+        shown = capsys.readouterr().out
+        assert shown.startswith(f"usage: shoal {command.name} ")  # an alias shows the name
+        assert " ".join(own.description.split()[:3]) in " ".join(shown.split())
