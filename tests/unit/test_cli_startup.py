@@ -86,7 +86,7 @@ def test_validate_still_refuses_a_bad_expression(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert f"error: {bad}: node 'a': when: bad expression" in done.stderr
+    assert f"error: {bad}:6:25: node 'a': when: bad expression" in done.stderr
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
