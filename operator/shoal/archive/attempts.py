@@ -17,16 +17,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shoal.api.limits import MAX_ARCHIVED_OUTPUTS_BYTES
 from shoal.archive.pgtext import pg_json, pg_text
 from shoal.archive.writer import BackgroundWriter, transient
+from shoal.core.sizes import too_large_note
 from shoal.core.state import TaskFinished
 
 log = logging.getLogger("shoal.archive")
 
 MAX_MESSAGE_CHARS = 4096
-MAX_OUTPUTS_BYTES = 64 * 1024
-"""Outputs larger than this are not archived per attempt (a note says how large they were);
-large values belong in the artifact store, whose references are small."""
 ROW_OVERHEAD_BYTES = 256
 """A rough per-row cost on top of message and outputs, for the memory bound."""
 
@@ -67,10 +66,10 @@ def finished_attempt(
     if event.outputs:
         encoded = pg_json(event.outputs) or "{}"
         size = len(encoded.encode())
-        if size <= MAX_OUTPUTS_BYTES:
+        if size <= MAX_ARCHIVED_OUTPUTS_BYTES:
             outputs_json = encoded
         else:
-            omitted = f"outputs of {size // 1024} KiB are too large for the archive"
+            omitted = too_large_note(size, "archive")
     message = pg_text(event.message)[:MAX_MESSAGE_CHARS] if event.message else None
     return FinishedAttempt(
         uid=uid,

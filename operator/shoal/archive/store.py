@@ -14,6 +14,7 @@ from typing import Any
 from shoal.archive.attempts import FinishedAttempt
 from shoal.archive.db import using
 from shoal.archive.pgtext import pg_json, pg_text
+from shoal.core.timestamps import parse_rfc3339
 
 _UPSERT_RUN = """
 INSERT INTO shoal_workflows AS w (uid, namespace, name, spec, parameters, labels, phase,
@@ -48,13 +49,6 @@ ON CONFLICT (workflow_uid, node, item_index, retry, attempt) DO UPDATE SET
 """
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A status timestamp (RFC 3339, `Z` suffix) as an aware datetime."""
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
 def _text(value: Any) -> str | None:
     return None if value is None else pg_text(str(value))
 
@@ -78,9 +72,9 @@ async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> Non
         _text(status.get("progress")),
         _text(status.get("message")),
         pg_json(status.get("outputs")),
-        parse_time(meta.get("creationTimestamp")),
-        parse_time(status.get("startedAt")),
-        parse_time(status.get("finishedAt")),
+        parse_rfc3339(meta.get("creationTimestamp")),
+        parse_rfc3339(status.get("startedAt")),
+        parse_rfc3339(status.get("finishedAt")),
         pg_json(status),
     )
     nodes = [
@@ -93,8 +87,8 @@ async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> Non
             _text(entry.get("message")),
             pg_json(entry.get("outputs")),
             pg_json(entry.get("items")),
-            parse_time(entry.get("startedAt")),
-            parse_time(entry.get("finishedAt")),
+            parse_rfc3339(entry.get("startedAt")),
+            parse_rfc3339(entry.get("finishedAt")),
         )
         for name, entry in (status.get("nodes") or {}).items()
     ]
