@@ -190,6 +190,26 @@ class StreamCollector:
             message = "\n".join([result_message, *notes]).strip()
             return Outcome(True, exit_code, outputs, self.redact(message), complete, missing)
 
+        headline = self._headline(exit_code, result_status, result_message, killed_reason)
+        lines = [headline, *notes]
+        tail = self.tail()
+        if tail:
+            lines.append("last log lines:")
+            lines.extend(f"  {text}" for text in tail)
+        elif termination_message and term is None and termination_message.strip():
+            lines.append("termination message:")
+            lines.append(f"  {clip(self.redact(termination_message.strip()), 2000, marker='...')}")
+        message = self.redact("\n".join(lines))  # a job's own error text may hold it too
+        return Outcome(False, exit_code, outputs, message, complete, missing)
+
+    def _headline(
+        self,
+        exit_code: int | None,
+        result_status: str | None,
+        result_message: str,
+        killed_reason: str | None,
+    ) -> str:
+        """A failure's first line: why (kill, reported failure, last error) and the exit."""
         reasons = [killed_reason] if killed_reason else []
         if result_status == "failed" and result_message:
             reasons.append(result_message)
@@ -203,21 +223,10 @@ class StreamCollector:
         reason = clip("; ".join(r for r in reasons if r), 2000, marker="...")
         status = _describe_exit(exit_code)
         if reason:
-            headline = f"{reason} ({status})"
-        elif exit_code == 0 and result_status == "failed":
-            headline = f"the job reported failure ({status})"
-        else:
-            headline = status[0].upper() + status[1:]
-        lines = [headline, *notes]
-        tail = self.tail()
-        if tail:
-            lines.append("last log lines:")
-            lines.extend(f"  {text}" for text in tail)
-        elif termination_message and term is None and termination_message.strip():
-            lines.append("termination message:")
-            lines.append(f"  {clip(self.redact(termination_message.strip()), 2000, marker='...')}")
-        message = self.redact("\n".join(lines))  # a job's own error text may hold it too
-        return Outcome(False, exit_code, outputs, message, complete, missing)
+            return f"{reason} ({status})"
+        if exit_code == 0 and result_status == "failed":
+            return f"the job reported failure ({status})"
+        return status[0].upper() + status[1:]
 
 
 def _incomplete_note(missing: tuple[str, ...], keys_unknown: bool) -> str:
