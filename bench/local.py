@@ -25,12 +25,13 @@ import time
 from pathlib import Path
 
 from shoal.api.workflow import Node, WorkflowSpec
+from shoal.core.collector import StreamCollector
 from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
 from shoal.core.state import RunState, TaskFinished
 from shoal.core.validation import compile_workflow
 from shoal.local.executor import LocalExecutor
 from shoal.local.process import worker_argv
-from shoal_worker.protocol import Message, StreamCollector
+from shoal_worker.protocol import Message
 
 
 class SilentReporter:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shoal.api.limits import MAX_ARCHIVED_OUTPUTS_BYTES as MAX_OUTPUTS_BYTES
 from shoal.archive.attempts import (
-    MAX_OUTPUTS_BYTES,
     AttemptRecorder,
     FinishedAttempt,
     finished_attempt,

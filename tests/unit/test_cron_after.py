@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from shoal.api.cron import AfterTrigger, CronWorkflow
+from shoal.api.limits import MAX_FORWARDED_OUTPUTS_BYTES as MAX_OUTPUTS_BYTES
 from shoal.cron.after import (
     GRACE,
-    MAX_OUTPUTS_BYTES,
     AfterDecision,
     AfterState,
     Upstream,

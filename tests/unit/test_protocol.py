@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shoal.core.collector import StreamCollector
 from shoal_worker.protocol import (
     MARKER,
     PROTOCOL_VERSION,
@@ -21,7 +22,6 @@ from shoal_worker.protocol import (
     ProgressMessage,
     ProtocolViolation,
     ResultMessage,
-    StreamCollector,
     encode,
     new_token,
     parse_display,

@@ -18,11 +18,10 @@ from typing import IO
 
 import pytest
 
+from shoal.core.collector import Outcome, StreamCollector
 from shoal_worker.protocol import (
-    Outcome,
     ProgressMessage,
     ResultMessage,
-    StreamCollector,
 )
 from shoal_worker.termination import parse_termination_message
 

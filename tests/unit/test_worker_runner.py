@@ -15,15 +15,14 @@ from typing import Any
 
 import pytest
 
+from shoal.core.collector import Outcome, StreamCollector
 from shoal_worker import Context, job
 from shoal_worker import registry as registry_module
 from shoal_worker.cli import parse_command_line
 from shoal_worker.protocol import (
     ErrorMessage,
     Message,
-    Outcome,
     ResultMessage,
-    StreamCollector,
 )
 from shoal_worker.runner import main
 from shoal_worker.termination import TerminationMessage, parse_termination_message

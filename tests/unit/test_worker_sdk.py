@@ -9,6 +9,7 @@ from typing import Any, Literal, Optional, Union
 
 import pytest
 
+from shoal.core.collector import StreamCollector
 from shoal_worker import Context, JobFailed, OutputError, UsageError, job, register
 from shoal_worker import registry as registry_module
 from shoal_worker.args import bind, check_value, describe_type
@@ -17,7 +18,6 @@ from shoal_worker.protocol import (
     LogMessage,
     OutputMessage,
     ProgressMessage,
-    StreamCollector,
     parse_line,
 )
 from shoal_worker.registry import JobSpec, UnknownJobError, resolve

@@ -24,6 +24,7 @@ from .protocol import (
     dumps,
     is_finite_number,
 )
+from .refs import OUTPUT_KEY_PREFIX
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
     from .artifacts import ArtifactRef, ArtifactStore
 
-OUTPUT_KEY_PREFIX = "output."
-"""Offloaded outputs are stored as `output.<key>` (shoal_worker.offload)."""
 PROGRESS_INTERVAL = 0.1
 """Seconds between progress messages: at most ~10 per second reach the stream."""
 _ARTIFACT_NAME = re.compile(r"[A-Za-z0-9_=-][A-Za-z0-9._=-]*")

@@ -21,8 +21,7 @@ import io
 import json
 from dataclasses import dataclass
 
-from .artifacts import ArtifactRef, artifact_key
-from .context import OUTPUT_KEY_PREFIX
+from .refs import OUTPUT_KEY_PREFIX, ArtifactRef, artifact_key
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

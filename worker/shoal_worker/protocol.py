@@ -20,7 +20,6 @@ import json
 import math
 import re
 import secrets
-from collections import deque
 from dataclasses import dataclass, field
 
 from .termination import (
@@ -44,13 +43,11 @@ __all__ = [
     "ErrorMessage",
     "LogMessage",
     "Message",
-    "Outcome",
     "OutputMessage",
     "PlainLine",
     "ProgressMessage",
     "ProtocolViolation",
     "ResultMessage",
-    "StreamCollector",
     "TerminationMessage",
     "encode",
     "new_token",
@@ -58,6 +55,7 @@ __all__ = [
     "parse_line",
     "parse_termination_message",
     "redact",
+    "strip_newline",
 ]
 
 PROTOCOL_VERSION = 2
@@ -165,7 +163,7 @@ def new_token() -> str:
     return secrets.token_hex(16)
 
 
-def _strip_newline(line: str) -> str:
+def strip_newline(line: str) -> str:
     if line.endswith("\n"):
         line = line[:-1]
         if line.endswith("\r"):
@@ -200,7 +198,7 @@ def parse_line(line: str, token: str) -> Message:
     be a message; any other line is plain text or a violation, and the text of what is
     returned never contains the token (see :func:`redact`).
     """
-    line = _strip_newline(line)
+    line = strip_newline(line)
     if not line.startswith(MARKER_PREFIX):
         return PlainLine(_scrub(line, token))
     if not line.startswith(MARKER):
@@ -220,7 +218,7 @@ def parse_display(line: str) -> Message:
     with any token. For display only: it must never decide an outcome, since anyone can
     print a line that looks like this.
     """
-    line = _strip_newline(line)
+    line = strip_newline(line)
     if line.startswith(REDACTED_MARKER):
         return _parse_payload(line, line[len(REDACTED_MARKER) :])
     if line.startswith(MARKER):
@@ -424,231 +422,6 @@ def encode(msg: Message, token: str) -> str:
     if msg.seq is not None:
         doc = {"type": doc.pop("type"), "seq": msg.seq, **doc}
     return MARKER + token + " " + dumps(doc)
-
-
-# --- consuming a stream --------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a finished worker amounts to, for the control plane."""
-
-    succeeded: bool
-    exit_code: int | None
-    outputs: dict[str, Any]
-    message: str
-    outputs_complete: bool = True
-    """False when the termination message dropped outputs the stream did not deliver."""
-    missing_outputs: tuple[str, ...] = ()
-    """Output keys named by a truncated termination message but absent from the stream."""
-
-
-class StreamCollector:
-    """Accumulates one worker's stdout and turns it, plus its exit, into an Outcome.
-
-    Feed every line in order. Memory stays bounded except for outputs: the collector
-    keeps the last ``tail_lines`` log lines (each cut to ``max_line_chars``) and the
-    last ``tail_lines`` errors for failure messages, and counts violations instead of
-    storing them.
-    """
-
-    def __init__(self, token: str, tail_lines: int = 20, *, max_line_chars: int = 500) -> None:
-        self.token = token
-        """The attempt's token: only lines that carry it are messages."""
-        self._stream_outputs: dict[str, Any] = {}
-        self._result: ResultMessage | None = None
-        self._progress: ProgressMessage | None = None
-        self._errors: deque[ErrorMessage] = deque(maxlen=max(tail_lines, 1))
-        self._tail: deque[str] = deque(maxlen=tail_lines)
-        self._max_line_chars = max_line_chars
-        self.violations = 0
-        self.lines = 0
-
-    def feed(self, line: str) -> Message:
-        """Parse ``line``, accumulate it and return what it was.
-
-        A second ``result`` is returned as a ProtocolViolation: the first one stands.
-        """
-        self.lines += 1
-        msg = parse_line(line, self.token)
-        if isinstance(msg, ResultMessage) and self._result is not None:
-            msg = ProtocolViolation(
-                self.redact(_strip_newline(line)),
-                "duplicate result message: the first result stands",
-            )
-        if isinstance(msg, OutputMessage):
-            self._stream_outputs[msg.key] = msg.value
-        elif isinstance(msg, ResultMessage):
-            self._result = msg
-        elif isinstance(msg, ProgressMessage):
-            self._progress = msg
-        elif isinstance(msg, ErrorMessage):
-            self._errors.append(msg)
-        elif isinstance(msg, LogMessage):
-            text = msg.message if msg.level == "info" else f"{msg.level.upper()}: {msg.message}"
-            self._remember(text)
-        elif isinstance(msg, PlainLine):
-            self._remember(msg.text)
-        else:
-            self.violations += 1
-            self._remember(msg.text)
-        return msg
-
-    def violation(self, text: str, problem: str) -> ProtocolViolation:
-        """Count a violation the transport found (a line cut at its length limit)."""
-        self.lines += 1
-        self.violations += 1
-        msg = ProtocolViolation(self.redact(text), problem)
-        self._remember(msg.text)
-        return msg
-
-    def redact(self, line: str) -> str:
-        """``line`` without this attempt's token: what may be stored or shown."""
-        return redact(line, self.token)
-
-    def _remember(self, text: str) -> None:
-        if text.strip():
-            self._tail.append(_clip(self.redact(text), self._max_line_chars))
-
-    @property
-    def outputs(self) -> dict[str, Any]:
-        """Outputs seen on the stream: ``output`` messages, then ``result.outputs``."""
-        merged = dict(self._stream_outputs)
-        if self._result is not None:
-            merged.update(self._result.outputs)
-        return merged
-
-    @property
-    def result(self) -> ResultMessage | None:
-        return self._result
-
-    @property
-    def progress(self) -> ProgressMessage | None:
-        return self._progress
-
-    @property
-    def errors(self) -> list[ErrorMessage]:
-        """The last ``error`` messages (oldest first)."""
-        return list(self._errors)
-
-    def tail(self) -> list[str]:
-        """The last log and plain lines (oldest first)."""
-        return list(self._tail)
-
-    def finish(
-        self,
-        exit_code: int | None,
-        termination_message: str | None,
-        *,
-        killed_reason: str | None = None,
-    ) -> Outcome:
-        """Decide the outcome once the process has ended.
-
-        ``exit_code`` decides success (None: unknown, the result decides);
-        ``killed_reason`` (deadline, eviction, OOM...) always means failure. The stream's
-        result wins over the termination message, which fills in when the stream has
-        none, so a broken log stream does not lose a result.
-        """
-        term = (
-            parse_termination_message(termination_message, self.token)
-            if termination_message
-            else None
-        )
-        stream_outputs = self.outputs
-        result_status: str | None = None
-        result_message = ""
-        if self._result is not None:
-            result_status = self._result.status
-            result_message = self._result.message or ""
-        elif term is not None:
-            result_status = term.status
-            result_message = term.message
-
-        outputs = stream_outputs
-        missing: tuple[str, ...] = ()
-        keys_unknown = False
-        if self._result is None and term is not None:
-            outputs = {**stream_outputs, **term.outputs}
-            if term.outputs_truncated:
-                missing = tuple(key for key in term.output_keys if key not in outputs)
-                keys_unknown = term.output_keys_truncated
-        complete = not missing and not keys_unknown
-
-        if killed_reason is not None:
-            succeeded = False
-        elif exit_code is None:
-            succeeded = result_status == "succeeded"
-        else:
-            succeeded = exit_code == 0 and result_status != "failed"
-
-        notes: list[str] = []
-        if not complete:
-            notes.append(_incomplete_note(missing, keys_unknown))
-        if succeeded:
-            message = "\n".join([result_message, *notes]).strip()
-            return Outcome(True, exit_code, outputs, self.redact(message), complete, missing)
-
-        reasons = [killed_reason] if killed_reason else []
-        if result_status == "failed" and result_message:
-            reasons.append(result_message)
-        elif self._errors:
-            last = self._errors[-1]
-            reasons.append(
-                f"{last.error_type}: {last.message}" if last.error_type else last.message
-            )
-        elif exit_code is None and result_status is None:
-            reasons.append("no result was reported")
-        reason = _clip("; ".join(r for r in reasons if r), 2000)
-        status = _describe_exit(exit_code)
-        if reason:
-            headline = f"{reason} ({status})"
-        elif exit_code == 0 and result_status == "failed":
-            headline = f"the job reported failure ({status})"
-        else:
-            headline = status[0].upper() + status[1:]
-        lines = [headline, *notes]
-        tail = self.tail()
-        if tail:
-            lines.append("last log lines:")
-            lines.extend(f"  {text}" for text in tail)
-        elif termination_message and term is None and termination_message.strip():
-            lines.append("termination message:")
-            lines.append(f"  {_clip(self.redact(termination_message.strip()), 2000)}")
-        message = self.redact("\n".join(lines))  # a job's own error text may hold it too
-        return Outcome(False, exit_code, outputs, message, complete, missing)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _incomplete_note(missing: tuple[str, ...], keys_unknown: bool) -> str:
-    note = "outputs incomplete: the termination message was truncated"
-    if missing:
-        shown = ", ".join(repr(key) for key in missing[:10])
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        note += f" and the log stream did not deliver {shown}{more}"
-    if keys_unknown:
-        note += "; its list of output keys was truncated too, so some may be missing"
-    return note
-
-
-def _describe_exit(exit_code: int | None) -> str:
-    if exit_code is None:
-        return "exit code unknown"
-    import signal
-
-    def name(number: int) -> str | None:
-        try:
-            return signal.Signals(number).name
-        except ValueError:
-            return None
-
-    if exit_code < 0:
-        return f"killed by signal {name(-exit_code) or -exit_code}"
-    if exit_code > 128 and (signame := name(exit_code - 128)):
-        return f"exit code {exit_code}, {signame}"
-    return f"exit code {exit_code}"
 
 
 def is_finite_number(value: object) -> bool:

@@ -58,3 +58,12 @@ MAX_DECODE_DEPTH: Final = 100
 """Deeper JSON in a watch event is cut by the operator's decoder (and then refused by
 validation, since it exceeds MAX_JSON_DEPTH): the interpreter's recursion limit is never
 reached while decoding."""
+
+MAX_STATUS_OUTPUTS_BYTES: Final = 32 * 1024
+"""JSON bytes of one node's outputs kept in the Workflow's status; larger ones stay out
+(the artifact store carries them)."""
+MAX_ARCHIVED_OUTPUTS_BYTES: Final = 64 * 1024
+"""JSON bytes of one attempt's outputs the archive keeps; larger ones are noted, not kept."""
+MAX_FORWARDED_OUTPUTS_BYTES: Final = 512 * 1024
+"""JSON bytes of upstream outputs an `after` trigger passes to its run's parameters,
+inside the Workflow object."""

@@ -3,4 +3,19 @@
 `schema` migrates the database, `sink` streams log lines into it without ever
 blocking the runner, `store` records runs and nodes, `reader` reads them back.
 Everything here needs the `operator` extra (asyncpg); worker images never import it.
+`writer` is the bounded background writer every recorder (`recorder`, `attempts`,
+`sink`, and `shoal.cron.fires`) builds on.
 """
+
+__all__ = [
+    "attempts",
+    "db",
+    "pgtext",
+    "reader",
+    "recorder",
+    "schema",
+    "service",
+    "sink",
+    "store",
+    "writer",
+]

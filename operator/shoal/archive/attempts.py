@@ -11,23 +11,21 @@ memory stays bounded and reconciliation never waits on PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shoal.api.limits import MAX_ARCHIVED_OUTPUTS_BYTES
 from shoal.archive.pgtext import pg_json, pg_text
-from shoal.archive.sink import drain_then_cancel, transient
+from shoal.archive.writer import BackgroundWriter, transient
+from shoal.core.sizes import too_large_note
 from shoal.core.state import TaskFinished
 
 log = logging.getLogger("shoal.archive")
 
 MAX_MESSAGE_CHARS = 4096
-MAX_OUTPUTS_BYTES = 64 * 1024
-"""Outputs larger than this are not archived per attempt (a note says how large they were);
-large values belong in the artifact store, whose references are small."""
 ROW_OVERHEAD_BYTES = 256
 """A rough per-row cost on top of message and outputs, for the memory bound."""
 
@@ -68,10 +66,10 @@ def finished_attempt(
     if event.outputs:
         encoded = pg_json(event.outputs) or "{}"
         size = len(encoded.encode())
-        if size <= MAX_OUTPUTS_BYTES:
+        if size <= MAX_ARCHIVED_OUTPUTS_BYTES:
             outputs_json = encoded
         else:
-            omitted = f"outputs of {size // 1024} KiB are too large for the archive"
+            omitted = too_large_note(size, "archive")
     message = pg_text(event.message)[:MAX_MESSAGE_CHARS] if event.message else None
     return FinishedAttempt(
         uid=uid,
@@ -92,8 +90,10 @@ def finished_attempt(
 SaveAttempts = Callable[[Sequence[FinishedAttempt]], Awaitable[None]]
 
 
-class AttemptRecorder:
+class AttemptRecorder(BackgroundWriter[list[FinishedAttempt]]):
     """The runner's `AttemptSink`: a bounded buffer and one batch-writing task."""
+
+    task_name = "shoal-archive-attempts"
 
     def __init__(
         self,
@@ -107,26 +107,20 @@ class AttemptRecorder:
         max_tries: int = 3,
         on_dropped: Callable[[int], None] | None = None,
     ) -> None:
+        super().__init__(backoff_seconds=backoff_seconds, max_backoff_seconds=max_backoff_seconds)
         self.save = save
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
         self.batch_size = batch_size
-        self.backoff_seconds = backoff_seconds
-        self.max_backoff_seconds = max_backoff_seconds
         self.max_tries = max_tries
         """A batch refused this many times for a reason other than the connection (bad
         data) is dropped rather than blocking every later attempt."""
         self.on_dropped = on_dropped
         self.written = 0
-        self.failures = 0
         self.dropped_total = 0
         self._buffer: deque[FinishedAttempt] = deque()
         self._bytes = 0
-        self._inflight: list[FinishedAttempt] = []
         self._dropping = False  # in a drop episode: logged once when it starts
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     # -- the runner's side -----------------------------------------------------------
 
@@ -145,29 +139,12 @@ class AttemptRecorder:
             dropped += 1
         if dropped:
             self._drop(dropped, "the archive is too slow or unreachable")
-        self._idle.clear()
-        self._wake.set()
+        self._wake_writer()
 
     @property
     def pending(self) -> int:
         """Attempts held in memory: buffered plus the batch in flight."""
-        return len(self._buffer) + len(self._inflight)
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._writer(), name="shoal-archive-attempts")
-
-    async def drain(self) -> None:
-        """Wait until every recorded attempt is written (or dropped)."""
-        while self._buffer or self._inflight:
-            self._idle.clear()
-            await self._idle.wait()
-
-    async def close(self, grace_seconds: float = 5.0) -> None:
-        await drain_then_cancel(self.drain, self._task, grace_seconds)
-        self._task = None
+        return len(self._buffer) + len(self._inflight or ())
 
     # -- the writer task -------------------------------------------------------------
 
@@ -179,52 +156,38 @@ class AttemptRecorder:
             self._dropping = True
             log.warning("archive: dropping attempt records: %s", why)
 
-    async def _writer(self) -> None:
-        backoff = self.backoff_seconds
-        tries = 0
-        while True:
-            if not self._inflight:
-                take = min(self.batch_size, len(self._buffer))
-                self._inflight = [self._buffer.popleft() for _ in range(take)]
-                self._bytes -= sum(r.size for r in self._inflight)
-                if not self._inflight:
-                    self._idle.set()
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-            try:
-                await self.save(self._inflight)
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                self.failures += 1
-                tries += 1
-                if tries >= self.max_tries and not transient(err):
-                    log.error(
-                        "archive: %d attempt records refused (%s); dropped",
-                        len(self._inflight),
-                        err,
-                    )
-                    self._drop(len(self._inflight), str(err))
-                    self._inflight = []
-                    tries = 0
-                    continue
-                log.warning(
-                    "archive: writing %d attempt records failed (%s); retrying in %.1fs",
-                    len(self._inflight),
-                    err,
-                    backoff,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff_seconds)
-                continue
-            self.written += len(self._inflight)
-            self._inflight = []
-            backoff = self.backoff_seconds
-            tries = 0
-            if self._dropping:
-                self._dropping = False
-                log.info(
-                    "archive: writing attempt records again (%d dropped so far)",
-                    self.dropped_total,
-                )
+    def _holding(self) -> bool:
+        return bool(self._buffer)
+
+    def _take(self) -> list[FinishedAttempt] | None:
+        take = min(self.batch_size, len(self._buffer))
+        batch = [self._buffer.popleft() for _ in range(take)]
+        self._bytes -= sum(r.size for r in batch)
+        return batch or None
+
+    async def _write(self, batch: list[FinishedAttempt]) -> None:
+        await self.save(batch)
+
+    def _written(self, batch: list[FinishedAttempt]) -> None:
+        self.written += len(batch)
+        if self._dropping:
+            self._dropping = False
+            log.info(
+                "archive: writing attempt records again (%d dropped so far)",
+                self.dropped_total,
+            )
+
+    def _failed(
+        self, batch: list[FinishedAttempt], err: Exception, backoff: float
+    ) -> list[FinishedAttempt] | None:
+        if self.tries >= self.max_tries and not transient(err):
+            log.error("archive: %d attempt records refused (%s); dropped", len(batch), err)
+            self._drop(len(batch), str(err))
+            return None
+        log.warning(
+            "archive: writing %d attempt records failed (%s); retrying in %.1fs",
+            len(batch),
+            err,
+            backoff,
+        )
+        return batch

@@ -8,33 +8,31 @@ write that fails is retried, newest state first, with backoff.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shoal.archive.sink import drain_then_cancel
+from shoal.archive.writer import BackgroundWriter
 
 log = logging.getLogger("shoal.archive")
 
 SaveRun = Callable[[dict[str, Any]], Awaitable[None]]
+_Pending = tuple[str, dict[str, Any]]
 
 
-class RunRecorder:
+class RunRecorder(BackgroundWriter[_Pending]):
     """Coalescing, non-blocking writer of Workflow objects (see `store.save_run`)."""
+
+    task_name = "shoal-archive-runs"
+    retake_after_failure = True  # the newest state of the oldest pending run goes next
 
     def __init__(
         self, save: SaveRun, *, backoff_seconds: float = 0.5, max_backoff_seconds: float = 30.0
     ) -> None:
+        super().__init__(backoff_seconds=backoff_seconds, max_backoff_seconds=max_backoff_seconds)
         self.save = save
-        self.backoff_seconds = backoff_seconds
-        self.max_backoff_seconds = max_backoff_seconds
         self.written = 0
-        self.failures = 0
         self._latest: dict[str, dict[str, Any]] = {}
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def offer(self, body: dict[str, Any]) -> None:
         """Record this Workflow object soon (replacing any unwritten older one)."""
@@ -42,46 +40,28 @@ class RunRecorder:
         if uid and body.get("status"):
             self._latest.pop(uid, None)  # re-insert: oldest pending first
             self._latest[uid] = body
-            self._idle.clear()
-            self._wake.set()
+            self._wake_writer()
 
     @property
     def pending(self) -> int:
         return len(self._latest)
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._writer(), name="shoal-archive-runs")
+    def _holding(self) -> bool:
+        return bool(self._latest)
 
-    async def drain(self) -> None:
-        """Wait until every offered object is written."""
-        while self._latest:
-            await self._idle.wait()
+    def _take(self) -> _Pending | None:
+        # The body stays in `_latest` while it is written, so a newer one replaces it.
+        return next(iter(self._latest.items()), None)
 
-    async def close(self, grace_seconds: float = 5.0) -> None:
-        await drain_then_cancel(self.drain, self._task, grace_seconds)
-        self._task = None
+    async def _write(self, batch: _Pending) -> None:
+        await self.save(batch[1])
 
-    async def _writer(self) -> None:
-        backoff = self.backoff_seconds
-        while True:
-            if not self._latest:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            uid, body = next(iter(self._latest.items()))
-            try:
-                await self.save(body)
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                self.failures += 1
-                log.warning("archive: recording run %s failed (%s); retrying", uid, err)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff_seconds)
-                continue
-            backoff = self.backoff_seconds
-            self.written += 1
-            if self._latest.get(uid) is body:  # not replaced by a newer one meanwhile
-                del self._latest[uid]
+    def _written(self, batch: _Pending) -> None:
+        uid, body = batch
+        self.written += 1
+        if self._latest.get(uid) is body:  # not replaced by a newer one meanwhile
+            del self._latest[uid]
+
+    def _failed(self, batch: _Pending, err: Exception, backoff: float) -> _Pending | None:
+        log.warning("archive: recording run %s failed (%s); retrying", batch[0], err)
+        return batch

@@ -17,19 +17,16 @@ lines that share a stamp.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-
 from shoal.archive.pgtext import pg_text
+from shoal.archive.writer import BackgroundWriter, transient
 
 log = logging.getLogger("shoal.archive")
 
@@ -66,19 +63,6 @@ def dropped_marker(count: int) -> str:
 
 def capped_marker(limit: int) -> str:
     return f"[shoal] log size cap of {limit} characters reached: later lines are not archived"
-
-
-async def drain_then_cancel(
-    drain: Callable[[], Awaitable[None]], task: asyncio.Task[Any] | None, grace_seconds: float
-) -> None:
-    """Let a background writer finish what it holds (bounded), then cancel it."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(grace_seconds):
-            await drain()
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @dataclass(slots=True)
@@ -162,27 +146,15 @@ class LogBuffer:
         return batch
 
 
-def transient(err: BaseException) -> bool:
-    """A failure that waiting cures (connection lost, server restarting or overloaded)."""
-    return isinstance(
-        err,
-        OSError
-        | TimeoutError
-        | asyncpg.InterfaceError
-        | asyncpg.PostgresConnectionError
-        | asyncpg.CannotConnectNowError
-        | asyncpg.TooManyConnectionsError
-        | asyncpg.AdminShutdownError
-        | asyncpg.CrashShutdownError,
-    )
-
-
 def _sanitize(record: Record) -> Record:
     return (*record[:5], pg_text(record[5]), *record[6:])
 
 
-class ArchiveLogSink:
+class ArchiveLogSink(BackgroundWriter[list[Record]]):
     """The runner's `LogSink`, backed by a bounded buffer and a COPY writer task."""
+
+    task_name = "shoal-archive-logs"
+    close_grace_seconds = 10.0
 
     def __init__(
         self,
@@ -198,28 +170,21 @@ class ArchiveLogSink:
         max_backoff_seconds: float = 10.0,
         on_dropped: Callable[[int], None] | None = None,
     ) -> None:
+        super().__init__(backoff_seconds=backoff_seconds, max_backoff_seconds=max_backoff_seconds)
         self.pool = pool
         self.buffer = LogBuffer(max_lines, max_chars)
         self.batch_lines = batch_lines
         self.max_line_chars = max_line_chars
         self.max_run_chars = max_run_chars
         self.timeout_seconds = timeout_seconds
-        self.backoff_seconds = backoff_seconds
-        self.max_backoff_seconds = max_backoff_seconds
         self.on_dropped = on_dropped
         self.acknowledged = 0
         """Lines (markers included) whose COPY has committed."""
         self.accepted = 0
         """Lines `write` has taken (markers excluded, capped lines excluded)."""
-        self.failures = 0
-        self._queued = 0  # every record ever appended to the buffer, markers excluded
-        self._inflight: list[Record] = []
         self._run_chars: dict[str, int] = {}
         self._tick = -1.0
         self._now = datetime.now(UTC)
-        self._wake = asyncio.Event()
-        self._progress = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     # -- the runner's side ----------------------------------------------------------
 
@@ -253,28 +218,11 @@ class ArchiveLogSink:
         dropped = self.buffer.append((uid, node, index, attempt, self._now, line, retry, line_no))
         if dropped and self.on_dropped is not None:
             self.on_dropped(dropped)
-        self._wake.set()
+        self._wake_writer()
 
     def forget(self, uid: str) -> None:
         """The run is over: release its size accounting."""
         self._run_chars.pop(uid, None)
-
-    # -- lifecycle ------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._writer(), name="shoal-archive-logs")
-
-    async def close(self, grace_seconds: float = 10.0) -> None:
-        """Write what is buffered (for up to `grace_seconds`), then stop."""
-        await drain_then_cancel(self.drain, self._task, grace_seconds)
-        self._task = None
-
-    async def drain(self) -> None:
-        """Wait until nothing is buffered or in flight."""
-        while not self.buffer.empty or self._inflight:
-            self._progress.clear()
-            await self._progress.wait()
 
     @property
     def pending(self) -> int:
@@ -282,60 +230,45 @@ class ArchiveLogSink:
 
         At most `max_lines` + `batch_lines` + one marker per stream that lost lines.
         """
-        return len(self.buffer) + len(self._inflight)
+        return len(self.buffer) + len(self._inflight or ())
 
     # -- the writer task ------------------------------------------------------------
 
-    async def _writer(self) -> None:
-        backoff = self.backoff_seconds
-        bad_tries = 0
-        while True:
-            if not self._inflight:
-                self._inflight = self.buffer.take(self.batch_lines)
-                if not self._inflight:
-                    self._progress.set()
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-            try:
-                await self._copy(self._inflight)
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                self.failures += 1
-                if not transient(err):
-                    bad_tries += 1
-                    if bad_tries == 1:
-                        self._inflight = [_sanitize(r) for r in self._inflight]
-                    elif bad_tries >= 3:
-                        log.error(
-                            "archive: dropping a batch of %d lines: %s", len(self._inflight), err
-                        )
-                        self._lose_inflight()
-                        bad_tries = 0
-                        continue
-                log.warning(
-                    "archive: writing %d log lines failed (%s); retrying in %.1fs",
-                    len(self._inflight),
-                    err,
-                    backoff,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff_seconds)
-                continue
-            self.acknowledged += len(self._inflight)
-            self._inflight = []
-            backoff = self.backoff_seconds
-            bad_tries = 0
-            self._progress.set()
+    def _holding(self) -> bool:
+        return not self.buffer.empty
 
-    def _lose_inflight(self) -> None:
+    def _take(self) -> list[Record] | None:
+        return self.buffer.take(self.batch_lines) or None
+
+    async def _write(self, batch: list[Record]) -> None:
+        await self._copy(batch)
+
+    def _written(self, batch: list[Record]) -> None:
+        self.acknowledged += len(batch)
+
+    def _failed(self, batch: list[Record], err: Exception, backoff: float) -> list[Record] | None:
+        if transient(err):
+            pass
+        elif self.refusals == 1:  # refused, not lost: perhaps a byte PostgreSQL rejects
+            batch = [_sanitize(r) for r in batch]
+        elif self.refusals >= 3:
+            log.error("archive: dropping a batch of %d lines: %s", len(batch), err)
+            self._lose(batch)
+            return None
+        log.warning(
+            "archive: writing %d log lines failed (%s); retrying in %.1fs",
+            len(batch),
+            err,
+            backoff,
+        )
+        return batch
+
+    def _lose(self, batch: list[Record]) -> None:
         # Per stream, so each affected log shows its own gap.
-        for record in self._inflight:
+        for record in batch:
             self.buffer.lost(record[:4], record[4], 1)
         if self.on_dropped is not None:
-            self.on_dropped(len(self._inflight))
-        self._inflight = []
+            self.on_dropped(len(batch))
 
     async def _copy(self, records: list[Record]) -> None:
         async with self.pool.acquire(timeout=self.timeout_seconds) as conn, conn.transaction():

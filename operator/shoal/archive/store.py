@@ -17,6 +17,7 @@ from shoal.archive.attempts import FinishedAttempt
 from shoal.archive.db import using
 from shoal.archive.pgtext import pg_json, pg_text
 from shoal.core.status_reader import read_status
+from shoal.core.timestamps import parse_rfc3339
 
 _UPSERT_RUN = """
 INSERT INTO shoal_workflows AS w (uid, namespace, name, spec, parameters, labels, phase,
@@ -51,13 +52,6 @@ ON CONFLICT (workflow_uid, node, item_index, retry, attempt) DO UPDATE SET
 """
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A status timestamp (RFC 3339, `Z` suffix) as an aware datetime."""
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
 def _text(value: Any) -> str | None:
     return None if value is None else pg_text(str(value))
 
@@ -84,9 +78,9 @@ async def save_run(db: Any, body: dict[str, Any], status: dict[str, Any]) -> Non
         _text(typed.progress),
         _text(typed.message),
         None,  # run outputs: the status has none yet (WorkflowStatus declares no such field)
-        parse_time(meta.get("creationTimestamp")),
-        parse_time(typed.started_at),
-        parse_time(typed.finished_at),
+        parse_rfc3339(meta.get("creationTimestamp")),
+        parse_rfc3339(typed.started_at),
+        parse_rfc3339(typed.finished_at),
         pg_json(status),
     )
     nodes = [_node_row(uid, name, entry) for name, entry in typed.nodes.items()]
@@ -109,8 +103,8 @@ def _node_row(uid: str, name: str, entry: NodeStatus) -> tuple[Any, ...]:
         _text(entry.message),
         pg_json(entry.outputs),
         pg_json(items),
-        parse_time(entry.started_at),
-        parse_time(entry.finished_at),
+        parse_rfc3339(entry.started_at),
+        parse_rfc3339(entry.finished_at),
     )
 
 

@@ -17,20 +17,19 @@ Exactly once per upstream run:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from shoal.api.cron import AfterTrigger
+from shoal.api.limits import MAX_FORWARDED_OUTPUTS_BYTES
+from shoal.core.sizes import json_size
+from shoal.cron.schedule import FINISHED
 
 GRACE = timedelta(minutes=5)
 MAX_REMEMBERED = 500
 """At most this many fired uids stay in the status (the newest)."""
-MAX_OUTPUTS_BYTES = 512 * 1024
-"""Upstream outputs ride in the run's parameters, inside the Workflow object."""
-FINISHED = frozenset({"Succeeded", "Failed", "Error", "Stopped"})
 MAX_NAME = 253
 
 
@@ -111,11 +110,12 @@ def decide(
         handled.add(run.uid)
         if suspended:
             continue
-        size = len(json.dumps(run.outputs, separators=(",", ":"), default=str).encode())
-        if size > MAX_OUTPUTS_BYTES:
+        size = json_size(run.outputs)
+        if size > MAX_FORWARDED_OUTPUTS_BYTES:
             errors.append(
                 f"upstream run {run.name}: outputs of {size // 1024} KiB exceed the "
-                f"{MAX_OUTPUTS_BYTES // 1024} KiB a run's parameters may carry: nothing fired"
+                f"{MAX_FORWARDED_OUTPUTS_BYTES // 1024} KiB a run's parameters may carry: "
+                "nothing fired"
             )
             continue
         parameters = {

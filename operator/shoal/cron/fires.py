@@ -9,14 +9,13 @@ record repeated after a restart is harmless.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from shoal.archive.sink import drain_then_cancel
+from shoal.archive.writer import BackgroundWriter
 
 log = logging.getLogger("shoal.cron")
 
@@ -33,8 +32,11 @@ class Fire:
 Record = Callable[[Fire], Awaitable[object]]
 
 
-class FireRecorder:
+class FireRecorder(BackgroundWriter[Fire]):
     """Bounded, non-blocking writer of cron fires."""
+
+    task_name = "shoal-archive-cron-fires"
+    retake_after_failure = True  # the oldest fire may have been dropped meanwhile
 
     def __init__(
         self,
@@ -44,17 +46,12 @@ class FireRecorder:
         backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 30.0,
     ) -> None:
+        super().__init__(backoff_seconds=backoff_seconds, max_backoff_seconds=max_backoff_seconds)
         self.record = record
         self.capacity = capacity
-        self.backoff_seconds = backoff_seconds
-        self.max_backoff_seconds = max_backoff_seconds
         self.written = 0
         self.dropped = 0
         self._pending: deque[Fire] = deque()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
 
     def offer(self, fire: Fire) -> None:
         """Record `fire` soon; never waits."""
@@ -63,44 +60,27 @@ class FireRecorder:
             self.dropped += 1
             log.warning("archive: too many cron fires pending; the oldest is not recorded")
         self._pending.append(fire)
-        self._idle.clear()
-        self._wake.set()
+        self._wake_writer()
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._writer(), name="shoal-archive-cron-fires")
+    def _holding(self) -> bool:
+        return bool(self._pending)
 
-    async def drain(self) -> None:
-        while self._pending:
-            await self._idle.wait()
+    def _take(self) -> Fire | None:
+        # The fire stays queued while it is written, so the capacity counts it.
+        return self._pending[0] if self._pending else None
 
-    async def close(self, grace_seconds: float = 5.0) -> None:
-        await drain_then_cancel(self.drain, self._task, grace_seconds)
-        self._task = None
+    async def _write(self, batch: Fire) -> None:
+        await self.record(batch)
 
-    async def _writer(self) -> None:
-        backoff = self.backoff_seconds
-        while True:
-            if not self._pending:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            fire = self._pending[0]
-            try:
-                await self.record(fire)
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                log.warning("archive: recording a fire of %s failed (%s); retrying", fire.cron, err)
-                await asyncio.sleep(backoff)  # a retry timer, not a synchronisation
-                backoff = min(backoff * 2, self.max_backoff_seconds)
-                continue
-            backoff = self.backoff_seconds
-            self.written += 1
-            if self._pending and self._pending[0] is fire:
-                self._pending.popleft()
+    def _written(self, batch: Fire) -> None:
+        self.written += 1
+        if self._pending and self._pending[0] is batch:
+            self._pending.popleft()
+
+    def _failed(self, batch: Fire, err: Exception, backoff: float) -> Fire | None:
+        log.warning("archive: recording a fire of %s failed (%s); retrying", batch.cron, err)
+        return batch

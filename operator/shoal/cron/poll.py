@@ -29,6 +29,7 @@ from typing import Any
 from shoal.api.cron import PollFireOn, PollTrigger, compile_condition
 from shoal.core import jsonbounds
 from shoal.core.expressions import Expression, ExpressionError
+from shoal.core.timestamps import format_rfc3339
 
 MAX_NAME = 253
 HASH_IN_NAME = 10
@@ -211,6 +212,6 @@ def _failed(
     due = now + backoff(trigger, failures)
     if not_before is not None and not_before > due:
         due = not_before
-        message = f"{message}; Retry-After: next check at {due.isoformat()}"
+        message = f"{message}; Retry-After: next check at {format_rfc3339(due)}"
     state = replace(state, failures=failures, next_check=due, error=message)
     return PollDecision(state, failed=True)

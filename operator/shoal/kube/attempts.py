@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 
+from shoal.core.collector import Outcome, StreamCollector
 from shoal.core.state import TaskFinished, bounded_finish
 from shoal.kube.api import ApiError, KubeApi, pods_path
 from shoal.kube.jobs import CONTAINER
 from shoal.kube.pods import PodView, end_reason, is_infrastructure_failure
-from shoal_worker.protocol import Message, Outcome, StreamCollector
+from shoal_worker.protocol import Message
 
 WORKER_USAGE_EXIT = 2
 """shoal-worker's exit code for usage errors (unknown job, bad args): retrying cannot help."""

@@ -10,9 +10,9 @@ flagged so that they are retried without spending the node's retry budget.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from shoal.core.timestamps import parse_rfc3339
 from shoal.kube.jobs import CONTAINER
 from shoal.kube.naming import LABEL_ATTEMPT, LABEL_ITEM, LABEL_NODE, LABEL_WORKFLOW_UID
 
@@ -47,9 +47,9 @@ INFRASTRUCTURE_REASONS = frozenset(
 
 
 def parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    """A Kubernetes time as seconds since the epoch, the unit of the run state."""
+    parsed = parse_rfc3339(value)
+    return None if parsed is None else parsed.timestamp()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,7 @@
+"""`shoal run`: the same planner driving local processes instead of Jobs."""
+
+__all__ = [
+    "executor",
+    "process",
+    "reporting",
+]

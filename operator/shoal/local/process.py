@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoal.core.collector import Outcome, StreamCollector
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import StartTask
 from shoal.linesplit import CUT_NOTE
 from shoal.linesplit import bounded_lines as split_bounded
-from shoal_worker.protocol import TOKEN_ENV, Message, Outcome, PlainLine, StreamCollector
+from shoal_worker.protocol import TOKEN_ENV, Message, PlainLine
 
 KILL_GRACE_SECONDS = 5.0
 """After SIGTERM, a child has this long to exit before SIGKILL (a pod's grace period)."""
