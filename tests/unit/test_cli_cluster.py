@@ -60,12 +60,12 @@ FAILED = workflow(
 
 
 def test_retry_reruns_failed_omitted_and_skipped_on_failure_nodes_only() -> None:
-    assert retry_command.nodes_to_retry(FAILED) == ["boom", "down", "alarm"]
+    assert retry_command.nodes_to_reset(FAILED) == ["boom", "down", "alarm"]
 
 
 def test_retry_patch_resets_those_nodes_and_reopens_the_workflow() -> None:
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    patch = retry_command.retry_patch(FAILED, ["boom", "down", "alarm"], now)
+    patch = retry_command.reopen_patch(FAILED, ["boom", "down", "alarm"], now)
     assert patch["metadata"] == {"resourceVersion": "42"}
     status = patch["status"]
     assert status["phase"] == "Running"
@@ -79,7 +79,7 @@ def test_retry_patch_resets_those_nodes_and_reopens_the_workflow() -> None:
         "down": {"phase": "Pending", "message": None},
         "alarm": {"phase": "Pending"},
     }
-    again = retry_command.retry_patch(
+    again = retry_command.reopen_patch(
         {**FAILED, "status": {**FAILED["status"], "retries": 2}}, [], now
     )
     assert again["status"]["retries"] == 3

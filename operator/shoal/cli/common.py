@@ -20,6 +20,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shoal.api.workflow import WorkflowPhase
+from shoal.core.text import clip as clip_text
+from shoal.core.timestamps import parse_rfc3339
+
 if TYPE_CHECKING:
     from shoal.core.validation import InvalidWorkflow
     from shoal.kube.api import KubeApi
@@ -66,7 +70,7 @@ __all__ = [
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 """0 succeeded (or valid), 1 failed or stopped, 2 the input is invalid and nothing ran."""
-FINISHED = frozenset({"Succeeded", "Failed", "Error", "Stopped"})
+FINISHED = frozenset(p.value for p in WorkflowPhase if p.finished)
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -422,15 +426,13 @@ def clip(text: str, limit: int) -> str:
     first = text.splitlines()[0] if text else ""
     if len(first) < len(text):
         first += " …"
-    return first if len(first) <= limit else first[: limit - 1] + "…"
+    return clip_text(first, limit)
 
 
 def parse_time(value: str | None) -> datetime | None:
     """An RFC 3339 time from a status, or None when absent or unreadable."""
-    if not value:
-        return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_rfc3339(value)
     except ValueError:
         return None
 

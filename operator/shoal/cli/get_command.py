@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -39,6 +39,7 @@ from shoal.cli.common import (
     short_json,
     table,
 )
+from shoal.core.timestamps import format_rfc3339
 
 if TYPE_CHECKING:
     from shoal.archive.reader import AttemptRecord, RunDetail
@@ -239,10 +240,7 @@ def missing_everywhere(namespace: str, name: str) -> CliError:
 
 
 def _rfc3339(value: datetime | None, fraction: bool = False) -> str | None:
-    if value is None:
-        return None
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if fraction else "%Y-%m-%dT%H:%M:%SZ"
-    return value.astimezone(UTC).strftime(fmt)
+    return None if value is None else format_rfc3339(value, fraction=fraction)
 
 
 def archived_object(detail: RunDetail) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shoal.core.timestamps import parse_rfc3339
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -21,12 +23,14 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         seconds = int(match.group(1)) * _UNITS[match.group(2)]
         return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
     try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        when = parse_rfc3339(text.strip())
     except ValueError:
+        when = None
+    if when is None:
         raise argparse.ArgumentTypeError(
             f"{text!r}: use a duration (30m, 2h, 7d) or an ISO date (2026-03-01)"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+        )
+    return when
 
 
 def configure(p: argparse.ArgumentParser) -> None:

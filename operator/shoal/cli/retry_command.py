@@ -1,7 +1,7 @@
 """`shoal retry`: re-run what failed in a Failed or Stopped Workflow, keeping the rest.
 
-The retry transition (`nodes_to_retry`, `retry_patch`) is computed here on the raw
-status for now; issue 14 moves it into the core's typed status.
+The retry transition itself (which nodes, and the patch that reopens the run) is the
+core's (`shoal.core.retry`), on the typed status; this module reads, patches and waits.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from shoal.api.workflow import WorkflowStatus
 from shoal.cli.common import (
     EXIT_OK,
     CliError,
@@ -23,13 +24,15 @@ from shoal.cli.common import (
     spec_nodes,
     watch_to_end,
 )
+from shoal.core.retry import RETRYABLE_PHASES, nodes_to_retry, retry_patch
+from shoal.core.status_reader import read_status
 
 if TYPE_CHECKING:
     from shoal.kube.api import KubeApi
 
-__all__ = ["REMOVAL_SECONDS", "RETRYABLE", "configure", "nodes_to_retry", "retry", "retry_patch"]
+__all__ = ["REMOVAL_SECONDS", "RETRYABLE", "configure", "nodes_to_reset", "reopen_patch", "retry"]
 
-RETRYABLE = frozenset({"Failed", "Stopped"})
+RETRYABLE = frozenset(phase.value for phase in RETRYABLE_PHASES)
 REMOVAL_SECONDS = 120.0
 """How long `retry` waits for the old Jobs and pods to be deleted, unless --timeout."""
 PATCH_ATTEMPTS = 5
@@ -58,50 +61,22 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=retry)
 
 
-def nodes_to_retry(obj: dict[str, Any]) -> list[str]:
-    """The nodes a retry runs again: Failed and Omitted ones, onFailure nodes that were
-    Skipped (what failed may now succeed, so they are decided again), and any left
-    Running. Succeeded nodes, and nodes Skipped by their condition, are kept."""
-    nodes = (obj.get("status") or {}).get("nodes") or {}
+def _plan(obj: dict[str, Any]) -> tuple[WorkflowStatus, list[str], dict[str, Any]]:
+    """The typed status, node order and run policies the core's retry transition needs."""
     policies = {str(n["name"]): n.get("runPolicy") for n in spec_nodes(obj)}
-    chosen = []
-    for name in node_order(obj):
-        node_phase = (nodes.get(name) or {}).get("phase")
-        if node_phase in ("Failed", "Omitted", "Running") or (
-            node_phase == "Skipped" and policies.get(name) == "onFailure"
-        ):
-            chosen.append(name)
-    return chosen
+    return read_status(obj.get("status")), node_order(obj), policies
 
 
-def retry_patch(obj: dict[str, Any], reset: list[str], now: datetime) -> dict[str, Any]:
-    """The status merge patch that reopens the workflow: `reset` nodes back to Pending
-    (every other field removed), phase Running, a fresh start time (so that
-    activeDeadlineSeconds bounds the retried run), and `retries` counted up.
-    `metadata.resourceVersion` makes it apply only to the state it was computed from."""
-    status = obj.get("status") or {}
-    nodes = status.get("nodes") or {}
-    order = node_order(obj)
-    done = sum(
-        1
-        for n in order
-        if n not in reset and (nodes.get(n) or {}).get("phase") not in (None, "Pending", "Running")
-    )
-    patch_nodes = {
-        name: {**{key: None for key in nodes.get(name) or {}}, "phase": "Pending"} for name in reset
-    }
-    return {
-        "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-        "status": {
-            "phase": "Running",
-            "message": None,
-            "finishedAt": None,
-            "startedAt": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "progress": f"{done}/{len(order)}",
-            "retries": int(status.get("retries") or 0) + 1,
-            "nodes": patch_nodes,
-        },
-    }
+def nodes_to_reset(obj: dict[str, Any]) -> list[str]:
+    """The nodes a retry runs again (see `shoal.core.retry.nodes_to_retry`)."""
+    status, order, policies = _plan(obj)
+    return nodes_to_retry(status, order, policies)
+
+
+def reopen_patch(obj: dict[str, Any], reset: list[str], now: datetime) -> dict[str, Any]:
+    """The status patch reopening `obj`, valid only for the version it was read at."""
+    status, order, _ = _plan(obj)
+    return retry_patch(status, order, reset, now, obj["metadata"]["resourceVersion"])
 
 
 async def _reopen(api: KubeApi, namespace: str, name: str, reset: list[str]) -> dict[str, Any]:
@@ -114,7 +89,7 @@ async def _reopen(api: KubeApi, namespace: str, name: str, reset: list[str]) -> 
         if phase(obj) not in RETRYABLE:
             raise CliError(f"workflow {name} became {phase(obj)} meanwhile; not retried")
         try:
-            await api.merge_patch(path + "/status", retry_patch(obj, reset, datetime.now(UTC)))
+            await api.merge_patch(path + "/status", reopen_patch(obj, reset, datetime.now(UTC)))
             return obj
         except ApiError as err:
             if err.status != 409:
@@ -135,7 +110,7 @@ def retry(args: argparse.Namespace) -> int:
             raise CliError(
                 f"workflow {name} is {now}: only a Failed or Stopped workflow can be retried"
             )
-        reset = nodes_to_retry(obj)
+        reset = nodes_to_reset(obj)
         if not reset:
             raise CliError(f"workflow {name} is {now} but has no failed node to run again")
         if (obj.get("spec") or {}).get("stop"):

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from shoal.api.workflow import NodePhase, NodeStatus, RunPolicy, WorkflowPhase, WorkflowStatus
+from shoal.core.timestamps import format_rfc3339
 
 __all__ = ["RETRYABLE_PHASES", "nodes_to_retry", "retry_patch"]
 
@@ -69,7 +70,7 @@ def retry_patch(
             "phase": WorkflowPhase.RUNNING.value,
             "message": None,
             "finishedAt": None,
-            "startedAt": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "startedAt": format_rfc3339(now, fraction=True),
             "progress": f"{done}/{len(order)}",
             "retries": (status.retries or 0) + 1,
             "nodes": patch_nodes,

@@ -9,13 +9,15 @@ local run, whose document is never stored in the API server).
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 
+from shoal.api import limits
 from shoal.api.workflow import ItemCounts, ItemFailure, NodeStatus, WorkflowStatus
 from shoal.core.compiled import CompiledWorkflow
+from shoal.core.sizes import json_size, too_large_note
 from shoal.core.state import NodeState, RunState
+from shoal.core.text import clip as clip_text
+from shoal.core.timestamps import format_rfc3339, parse_rfc3339
 
 __all__ = [
     "MAX_FAILED_ITEMS_IN_STATUS",
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 MAX_MESSAGE = 1024
-MAX_NODE_OUTPUTS_BYTES = 32 * 1024
+MAX_NODE_OUTPUTS_BYTES = limits.MAX_STATUS_OUTPUTS_BYTES
 """Outputs above this stay out of the status (the artifact store carries large ones)."""
 MAX_FAILED_ITEMS_IN_STATUS = 10
 MAX_ITEM_MESSAGE = 300
@@ -38,31 +40,27 @@ MAX_ITEM_MESSAGE = 300
 
 def timestamp(value: float | None) -> str | None:
     """Epoch seconds as the status spells a time (RFC 3339, microseconds, `Z`)."""
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if value is None else format_rfc3339(value, fraction=True)
 
 
 def parse_timestamp(value: str | None) -> float | None:
     """A status time back as epoch seconds; None when absent or unreadable (a hand-edited
     status must not stop the operator)."""
-    if not value:
-        return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        parsed = parse_rfc3339(value)
     except ValueError:
         return None
+    return None if parsed is None else parsed.timestamp()
 
 
 def clip(text: str, limit: int = MAX_MESSAGE) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """A status message cut to `limit` characters (see `shoal.core.text.clip`)."""
+    return clip_text(text, limit)
 
 
 def _outputs_too_large(outputs: dict[str, Any]) -> str | None:
-    size = len(json.dumps(outputs, separators=(",", ":"), default=str).encode())
-    if size <= MAX_NODE_OUTPUTS_BYTES:
-        return None
-    return f"outputs of {size // 1024} KiB are too large for the status"
+    size = json_size(outputs)
+    return None if size <= MAX_NODE_OUTPUTS_BYTES else too_large_note(size, "status")
 
 
 def _items(ns: NodeState) -> ItemCounts:
