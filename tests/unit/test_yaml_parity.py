@@ -146,3 +146,28 @@ def test_positions_follow_anchors_and_flow_collections() -> None:
     assert doc.positions.locate(doc.raw, ["a", "b", "1", "c"]) == (1, 16)
     assert doc.positions.locate(doc.raw, ["d"]) == (2, 1)
     assert doc.positions.locate(doc.raw, ["a", "missing"]) == (1, 1)
+
+
+def test_validate_prints_each_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from shoal.cli.main import main
+
+    path = write(tmp_path, WORKFLOW)
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{path}:11:9: warning: key n is read by kubectl as the boolean false" in err
+
+
+def test_submit_sends_what_kubectl_would_send(tmp_path: Path) -> None:
+    import argparse
+
+    from shoal.cli import submit_command
+
+    path = write(tmp_path, WORKFLOW)
+    args = argparse.Namespace(file=str(path), name=None, param=[])
+    body = submit_command._checked_body(args)
+    assert body["spec"]["nodes"][0]["args"] == {
+        "false": 1,
+        "mode": True,
+        "perms": 493,
+        "label": "on",
+    }

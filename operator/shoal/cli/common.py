@@ -163,6 +163,12 @@ def pick_manifest(manifests: list[Manifest], name: str | None, source: str) -> M
     return manifests[0]
 
 
+def report_warnings(manifest: Manifest) -> None:
+    """Print on stderr each scalar kubectl would read differently from YAML 1.2."""
+    for warning in manifest.warnings:
+        print(warning, file=sys.stderr)
+
+
 def report_invalid(err: InvalidWorkflow) -> int:
     """Print every problem on stderr; the exit code of invalid input."""
     for problem in err.problems:

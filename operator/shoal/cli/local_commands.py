@@ -25,6 +25,7 @@ from shoal.cli.common import (
     parse_params,
     pick_manifest,
     report_invalid,
+    report_warnings,
 )
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import RunState
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         params = parse_params(args.param)
         manifest = pick_manifest(load_file(args.file), args.name, args.file)
+        report_warnings(manifest)
         if isinstance(manifest.resource, CronWorkflow):
             params.setdefault("scheduledTime", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         wf = compile_manifest(manifest, params)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoal.cli.common import (
@@ -17,6 +16,7 @@ from shoal.cli.common import (
     parse_params,
     pick_manifest,
     report_invalid,
+    report_warnings,
     run_against_cluster,
     timeout_arg,
     watch_to_end,
@@ -56,17 +56,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=submit)
 
 
-def _document(path: str, index: int) -> dict[str, Any]:
-    """The file's `index`-th YAML document as written (load_file already parsed it)."""
-    import yaml
-
-    text = Path(path).read_text(encoding="utf-8")
-    docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    doc = docs[index]
-    assert isinstance(doc, dict)
-    return doc
-
-
 def submission(raw: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """The object to create: the manifest as written, its parameters merged with `-p`."""
     body = copy.deepcopy(raw)
@@ -88,8 +77,8 @@ def _checked_body(args: argparse.Namespace) -> dict[str, Any]:
     from shoal.manifests import compile_manifest, load_file
 
     params = parse_params(args.param)
-    manifests = load_file(args.file)
-    manifest = pick_manifest(manifests, args.name, args.file)
+    manifest = pick_manifest(load_file(args.file), args.name, args.file)
+    report_warnings(manifest)
     if isinstance(manifest.resource, CronWorkflow):
         raise InvalidWorkflow(
             [
@@ -108,7 +97,11 @@ def _checked_body(args: argparse.Namespace) -> dict[str, Any]:
             [Problem("set metadata.name or metadata.generateName", field="metadata")],
             args.file,
         )
-    return submission(_document(args.file, manifests.index(manifest)), params)
+    # The document as kubectl would send it (y/n/on/off as booleans, keys as strings).
+    raw = manifest.document.raw if manifest.document is not None else None
+    if not isinstance(raw, dict):  # load_file always keeps the document it parsed
+        raise InvalidWorkflow([Problem("a manifest must be a mapping")], args.file)
+    return submission(raw, params)
 
 
 def submit(args: argparse.Namespace) -> int:

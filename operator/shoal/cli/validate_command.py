@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from shoal.cli.common import EXIT_INVALID, EXIT_OK, parse_params, report_invalid
+from shoal.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    parse_params,
+    report_invalid,
+    report_warnings,
+)
 
 __all__ = ["configure", "validate"]
 
@@ -36,6 +42,7 @@ def validate(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             for manifest in load_file(path):
+                report_warnings(manifest)
                 wf = compile_manifest(manifest, params)
                 kind = manifest.resource.kind
                 print(f"{path}: {kind} {wf.meta.name}: valid ({len(wf.order)} nodes)")
