@@ -67,6 +67,7 @@ from shoal.core.validation import compile_workflow  # noqa: E402
 from shoal.kube.api import ApiError, KubeApi, jobs_path, pods_path, workflows_path  # noqa: E402
 from shoal.kube.jobs import JobDefaults, build_job  # noqa: E402
 from shoal.kube.naming import LABEL_NODE, LABEL_WORKFLOW_UID  # noqa: E402
+from shoal_worker.protocol import new_token  # noqa: E402
 
 IMAGE = "ghcr.io/shoal-dev/worker:0.1.0"
 JOB = "shoal.echo"  # shoal.noop takes no arguments; echo returns its one small argument
@@ -324,7 +325,9 @@ def bare_job(namespace: str, name: str, index: int) -> dict[str, Any]:
     spec = WorkflowSpec(nodes=[Node(name="bare", job=JOB, args={"i": index})])
     wf = compile_workflow(spec, WorkflowMeta(name="bare", namespace=namespace, uid="bare"))
     task = StartTask(node="bare", index=0, attempt=1, args={"i": index})
-    manifest = build_job(wf, task, JobDefaults(image=IMAGE, restricted=False))
+    manifest = build_job(
+        wf, task, JobDefaults(image=IMAGE, restricted=False), token=new_token()
+    )
     labels = {BARE_LABEL: "true"}
     manifest["metadata"] = {"name": name, "namespace": namespace, "labels": labels}
     manifest["spec"]["template"]["metadata"]["labels"] = labels
