@@ -325,9 +325,7 @@ def bare_job(namespace: str, name: str, index: int) -> dict[str, Any]:
     spec = WorkflowSpec(nodes=[Node(name="bare", job=JOB, args={"i": index})])
     wf = compile_workflow(spec, WorkflowMeta(name="bare", namespace=namespace, uid="bare"))
     task = StartTask(node="bare", index=0, attempt=1, args={"i": index})
-    manifest = build_job(
-        wf, task, JobDefaults(image=IMAGE, restricted=False), token=new_token()
-    )
+    manifest = build_job(wf, task, JobDefaults(image=IMAGE, restricted=False), token=new_token())
     labels = {BARE_LABEL: "true"}
     manifest["metadata"] = {"name": name, "namespace": namespace, "labels": labels}
     manifest["spec"]["template"]["metadata"]["labels"] = labels
