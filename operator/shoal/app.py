@@ -158,21 +158,30 @@ async def pod_event(shared: OperatorMemo, event: kopf.RawEvent, **_: Any) -> Non
 
 
 class HandledEventsAtDebug(logging.Filter):
-    """kopf logs "Handler '…' succeeded." at INFO for every event it handles; at one
-    event per status patch that is a line per item of a fan-out. Demoted to DEBUG."""
+    """Per-event lines demoted from INFO to DEBUG: kopf's "Handler '…' succeeded." for
+    every event it handles, and httpx's "HTTP Request: …" for every API request (a Job
+    create, a log stream, a status patch): at a fan-out's rate they were a line per
+    item and per request."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO and record.getMessage().endswith(" succeeded."):
+        if record.levelno == logging.INFO and _per_event(record):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
 
 
+def _per_event(record: logging.LogRecord) -> bool:
+    if record.name.startswith("httpx"):
+        return str(record.msg).startswith("HTTP Request:")
+    return record.getMessage().endswith(" succeeded.")
+
+
 def quiet_handled_events() -> None:
-    """Install `HandledEventsAtDebug` on kopf's per-object logger (idempotent)."""
-    logger = logging.getLogger("kopf.objects")
-    if not any(isinstance(f, HandledEventsAtDebug) for f in logger.filters):
-        logger.addFilter(HandledEventsAtDebug())
+    """Install `HandledEventsAtDebug` on kopf's per-object logger and httpx's (idempotent)."""
+    for name in ("kopf.objects", "httpx"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, HandledEventsAtDebug) for f in logger.filters):
+            logger.addFilter(HandledEventsAtDebug())
 
 
 async def run_operator(config: OperatorConfig, stop_flag: asyncio.Event | None = None) -> None:

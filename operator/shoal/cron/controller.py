@@ -1,7 +1,8 @@
 """The CronWorkflow controller's kopf handlers: a daemon per CronWorkflow, and the events
 that wake it early.
 
-Each handler is a module-level function taking the operator's `CronRuntime` first;
+Each handler is a module-level function taking the operator's `CronRuntime` first
+(`crons`: kopf passes its own `runtime` argument);
 `app.py` binds and registers them. The daemon's loop is `CronRuntime.run`; one pass is
 `passes.reconcile`; what a run looks like is `runs.py`.
 """
@@ -19,28 +20,28 @@ from shoal.cron.schedule import FINISHED
 __all__ = ["cron_cleanup", "cron_daemon", "cron_event", "run_event", "upstream_event"]
 
 
-async def cron_cleanup(runtime: CronRuntime, **_: Any) -> None:
+async def cron_cleanup(crons: CronRuntime, **_: Any) -> None:
     """Write the fires pending for the archive and close the poll client."""
-    await runtime.close()
+    await crons.close()
 
 
 async def cron_daemon(
-    runtime: CronRuntime, body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any
+    crons: CronRuntime, body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
     """One CronWorkflow's loop, for as long as it exists and the operator runs."""
-    await runtime.run((str(body.metadata.namespace), str(body.metadata.name)), stopped)
+    await crons.run((str(body.metadata.namespace), str(body.metadata.name)), stopped)
 
 
-async def cron_event(runtime: CronRuntime, event: kopf.RawEvent, **_: Any) -> None:
+async def cron_event(crons: CronRuntime, event: kopf.RawEvent, **_: Any) -> None:
     """A CronWorkflow changed: wake its daemon when its spec (generation) did."""
     obj: dict[str, Any] = dict(event.get("object") or {})
     meta: dict[str, Any] = obj.get("metadata") or {}
-    state = runtime.states.get((str(meta.get("namespace")), str(meta.get("name"))))
+    state = crons.states.get((str(meta.get("namespace")), str(meta.get("name"))))
     if state is not None and int(meta.get("generation") or 0) != state.generation:
         state.wake.set()  # the spec changed
 
 
-async def run_event(runtime: CronRuntime, event: kopf.RawEvent, **_: Any) -> None:
+async def run_event(crons: CronRuntime, event: kopf.RawEvent, **_: Any) -> None:
     """A run of some CronWorkflow: record a manual fire; wake its owner when it ends."""
     obj: dict[str, Any] = dict(event.get("object") or {})
     meta: dict[str, Any] = obj.get("metadata") or {}
@@ -49,18 +50,18 @@ async def run_event(runtime: CronRuntime, event: kopf.RawEvent, **_: Any) -> Non
         kind in (None, "ADDED")
         and (meta.get("annotations") or {}).get(ANNOTATION_TRIGGER) == MANUAL
     ):
-        runtime.manual_run_seen(obj)
+        crons.manual_run_seen(obj)
     finished = (obj.get("status") or {}).get("phase") in FINISHED
     if not finished and kind != "DELETED":
         return
     for owner in meta.get("ownerReferences") or []:
-        state = runtime.states.get((str(meta.get("namespace")), str(owner.get("name"))))
+        state = crons.states.get((str(meta.get("namespace")), str(owner.get("name"))))
         if owner.get("kind") == "CronWorkflow" and state is not None:
             state.wake.set()
 
 
-async def upstream_event(runtime: CronRuntime, event: kopf.RawEvent, **_: Any) -> None:
+async def upstream_event(crons: CronRuntime, event: kopf.RawEvent, **_: Any) -> None:
     """Any Workflow: when it finishes, wake the CronWorkflows that fire after it."""
     obj: dict[str, Any] = dict(event.get("object") or {})
-    if runtime.followers and (obj.get("status") or {}).get("phase") in FINISHED:
-        runtime.upstream_finished(obj)
+    if crons.followers and (obj.get("status") or {}).get("phase") in FINISHED:
+        crons.upstream_finished(obj)
