@@ -64,6 +64,7 @@ from shoal.kube.api import (
 )
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.attempts import Attempt, LogFollower, outcome_event
+from shoal.kube.deadlines import deadline_of, next_deadline
 from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job, job_token
 from shoal.kube.naming import (
     LABEL_NODE,
@@ -589,44 +590,29 @@ class WorkflowRunner:
     # -- deadlines -------------------------------------------------------------------------
 
     def _next_deadline(self, wake_at: float | None) -> float | None:
-        deadlines = [wake_at] if wake_at is not None else []
-        for attempt in self._open.values():
-            if attempt.reported or attempt.completing:
-                continue
-            if attempt.kill_deadline is not None:
-                deadlines.append(attempt.kill_deadline)
-            elif attempt.pod is None or not (attempt.pod.running or attempt.pod.terminated):
-                deadlines.append(attempt.created_at + self.config.pending_timeout_seconds)
-        return min(deadlines) if deadlines else None
+        limit = self.config.pending_timeout_seconds
+        return next_deadline(self._open.values(), wake_at, limit)
 
     def _expire(self, now: float) -> None:
         """Every wait has a deadline: pods that never start, kills that never land."""
+        limit = self.config.pending_timeout_seconds
         for attempt in list(self._open.values()):
-            if attempt.reported or attempt.completing:
+            due = deadline_of(attempt, limit)
+            if due is None or now < due:
                 continue
             if attempt.kill_deadline is not None:
-                if now >= attempt.kill_deadline:
-                    self._report(
-                        attempt,
-                        False,
-                        f"{attempt.kill_reason} (pod did not report its end)",
-                        retriable=True,
-                    )
+                message = f"{attempt.kill_reason} (pod did not report its end)"
+                self._report(attempt, False, message, retriable=True)
                 continue
-            pod = attempt.pod
-            if pod is not None and (pod.running or pod.terminated):
-                continue
-            if now >= attempt.created_at + self.config.pending_timeout_seconds:
-                limit = self.config.pending_timeout_seconds
-                verdict = pending_verdict(pod, attempt.job, limit)
-                self._kill(attempt, verdict.message, now)
-                self._report(
-                    attempt,
-                    False,
-                    verdict.message,
-                    retriable=verdict.infrastructure,
-                    infrastructure=verdict.infrastructure,
-                )
+            verdict = pending_verdict(attempt.pod, attempt.job, limit)
+            self._kill(attempt, verdict.message, now)
+            self._report(
+                attempt,
+                False,
+                verdict.message,
+                retriable=verdict.infrastructure,
+                infrastructure=verdict.infrastructure,
+            )
 
     # -- status ------------------------------------------------------------------------------
 
