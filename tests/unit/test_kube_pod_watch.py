@@ -148,3 +148,10 @@ def test_a_pod_reaches_only_the_runner_its_label_names() -> None:
     route_pod_event(shared, "ADDED", {"metadata": {}})
     assert runner.events == [("MODIFIED", mine)]
     assert runner.events[0][1] is mine  # handed on as decoded: no copy per event
+
+
+def test_an_event_nested_past_the_c_decoders_limit_still_decodes() -> None:
+    deep = '{"type": "ADDED", "object": {"metadata": {"annotations": ' + "[" * 200_000
+    deep += "]" * 200_000 + "}}}"
+    event = pod_watch.decode(deep)  # no RecursionError: the bounded decoder takes over
+    assert event["type"] == "ADDED"
