@@ -12,25 +12,21 @@ from prometheus_client import CollectorRegistry
 
 from shoal.archive.service import Archive
 from shoal.cron.after import run_name as after_run_name
-from shoal.cron.controller import (
+from shoal.cron.fires import Fire
+from shoal.cron.passes import Checked, CronMetrics, PassResult, reconcile
+from shoal.cron.poll import Failure, Response, url_key
+from shoal.cron.runs import (
     ANNOTATION_SCHEDULED,
     ANNOTATION_TRIGGER,
     ANNOTATION_UPSTREAM,
     LABEL_CRON,
-    Checked,
-    CronMetrics,
-    CronRuntime,
-    CronState,
-    PassResult,
     manual_time,
-    reconcile,
     rfc3339,
 )
-from shoal.cron.fires import Fire
-from shoal.cron.poll import Failure, Response, url_key
+from shoal.cron.runtime import CronRuntime, CronState
 from shoal.kube.api import ApiError, KubeApi
-from shoal.kube.controller import OperatorConfig, OperatorMemo
 from shoal.kube.metrics import Metrics
+from shoal.operator_context import OperatorConfig, OperatorMemo
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 UID = "u-1"

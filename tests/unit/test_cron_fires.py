@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from shoal.cron.controller import manual_time
 from shoal.cron.fires import Fire, FireRecorder
+from shoal.cron.runs import manual_time
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shoal.cli.cron_commands import KEY_ANNOTATION, build_manual_run, manual_run_name
-from shoal.cron.controller import ANNOTATION_SCHEDULED
+from shoal.cron.runs import ANNOTATION_SCHEDULED
 
 CRON = {
     "apiVersion": "shoal.dev/v1alpha1",

@@ -6,8 +6,10 @@ import asyncio
 
 import pytest
 
-from shoal.kube.controller import OperatorConfig, OperatorMemo, build_registry, run_unless_gone
+from shoal.app import build_registry
+from shoal.kube.controller import run_unless_gone
 from shoal.kube.metrics import Metrics
+from shoal.operator_context import OperatorConfig, OperatorMemo
 
 
 def test_only_workflows_that_collect_artifacts_on_deletion_get_a_finalizer() -> None:

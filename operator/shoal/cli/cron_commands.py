@@ -54,7 +54,7 @@ def build_manual_run(
 ) -> dict[str, Any]:
     """The Workflow for a manual run: the cron's workflowSpec, its parameters, then -p."""
     from shoal.api.cron import CronWorkflow
-    from shoal.cron.controller import ANNOTATION_SCHEDULED, build_run, rfc3339
+    from shoal.cron.runs import ANNOTATION_SCHEDULED, build_run, rfc3339
 
     spec = CronWorkflow.model_validate(cron).spec
     name = manual_run_name(cron["metadata"]["name"], key)
@@ -91,7 +91,7 @@ def trigger(args: argparse.Namespace) -> int:
 async def _trigger(
     api: KubeApi, namespace: str, name: str, params: dict[str, Any], key: str | None
 ) -> int:
-    from shoal.cron.controller import cronworkflows_path
+    from shoal.cron.runs import cronworkflows_path
     from shoal.kube.api import ApiError, workflows_path
     from shoal.manifests import Manifest, compile_manifest, parse_document
 

@@ -139,11 +139,11 @@ def run(args: argparse.Namespace) -> int:
         # kopf's login reads it from there, through the kubernetes package, which reads it
         # once at import: so it is set before anything imports kopf.
         os.environ["KUBECONFIG"] = args.kubeconfig
+    from shoal.app import run_operator
     from shoal.archive.db import resolve_dsn
     from shoal.archive.service import ArchiveSettings, describe
     from shoal.kube.api import IN_CLUSTER_TOKEN
     from shoal.kube.artifact_store import ArtifactDefaults
-    from shoal.kube.controller import OperatorConfig, run_operator
     from shoal.kube.jobs import JobDefaults
     from shoal.kube.runner import RunnerConfig
     from shoal.kube.service_accounts import (
@@ -151,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         ServiceAccountPolicy,
         operator_identity,
     )
+    from shoal.operator_context import OperatorConfig
     from shoal_worker.store_settings import ENV_URL, StoreSettings
 
     logging.basicConfig(

@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -55,6 +55,7 @@ from shoal.core.state import (
 from shoal.core.status import status_dict
 from shoal.core.status_reader import read_status
 from shoal.core.validation import InvalidWorkflow, compile_workflow
+from shoal.kube.adoption import adopt
 from shoal.kube.api import (
     ApiError,
     KubeApi,
@@ -65,10 +66,9 @@ from shoal.kube.api import (
 )
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.attempts import Attempt, LogFollower, outcome_event
+from shoal.kube.deadlines import deadline_of, next_deadline
 from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job, job_token
 from shoal.kube.naming import (
-    LABEL_ATTEMPT,
-    LABEL_ITEM,
     LABEL_NODE,
     job_name,
     workflow_selector,
@@ -76,7 +76,6 @@ from shoal.kube.naming import (
 from shoal.kube.ownership import in_namespace, job_problem, pod_problem
 from shoal.kube.pods import (
     PodView,
-    is_infrastructure_failure,
     parse_time,
     pending_verdict,
     read_pod,
@@ -84,6 +83,7 @@ from shoal.kube.pods import (
 from shoal.kube.service_accounts import ServiceAccountPolicy, needs_labels
 from shoal.kube.service_accounts import check as check_service_accounts
 from shoal.kube.service_accounts import uses as sa_uses
+from shoal.kube.sinks import AttemptSink, EventSink, ImpostorSink, LogSink, NullLogSink
 from shoal.kube.status import InFlight, rebuild_state, render_status
 from shoal.kube.workflow_body import WorkflowControls, deletion_due
 from shoal.manifests import problems_from
@@ -109,43 +109,6 @@ class RunnerConfig:
     """Which ServiceAccounts a node may run as (docs/security.md)."""
 
 
-class EventSink(Protocol):
-    """Where Kubernetes Events about a workflow go (kopf's poster in the operator)."""
-
-    def __call__(self, body: dict[str, Any], type: str, reason: str, message: str) -> None: ...
-
-
-class LogSink(Protocol):
-    """Where job log lines go (PostgreSQL once the archive exists; nowhere by default)."""
-
-    def write(
-        self,
-        uid: str,
-        node: str,
-        index: int,
-        attempt: int,
-        line: str,
-        *,
-        retry: int = 0,
-        line_no: int | None = None,
-    ) -> None: ...
-
-
-class NullLogSink:
-    """Keeps nothing (no archive configured)."""
-
-    def write(self, *args: Any, **kwargs: Any) -> None:
-        return
-
-
-class AttemptSink(Protocol):
-    """Where finished attempts go (the archive's per-item history); must never block."""
-
-    def record(
-        self, uid: str, event: TaskFinished, started_at: float | None, retry: int
-    ) -> None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class _PodEvent:
     kind: str
@@ -163,8 +126,6 @@ MAX_ITEM_LISTS = 1000
 MAX_PARKED_PODS = 8
 """Pods kept per attempt while its Job's uid is not known yet (its creation in flight);
 more are dropped, since the attempt's own pod reports again with each status change."""
-ImpostorSink = Callable[[str, str], None]
-"""Called with the kind ("pod", "job") and a description of each impostor."""
 
 
 class WorkflowRunner:
@@ -384,48 +345,19 @@ class WorkflowRunner:
         selector = workflow_selector(self.uid)
         jobs = await self.api.get(jobs_path(self.namespace), labelSelector=selector)
         pods = await self.api.get(pods_path(self.namespace), labelSelector=selector)
-        in_flight: list[InFlight] = []
-        node_names = set(wf.order)
-        owned: list[tuple[tuple[str, int, int], dict[str, Any]]] = []
-        for job in jobs.get("items") or []:
-            labels = job["metadata"].get("labels") or {}
-            try:
-                key = (
-                    labels[LABEL_NODE],
-                    int(labels[LABEL_ITEM]),
-                    int(labels[LABEL_ATTEMPT]),
-                )
-            except (KeyError, ValueError):
-                continue
-            # Only the Job this Workflow owns, under the name it would have given it.
-            problem = job_problem(job, self.namespace, self.uid)
-            if problem is None and job["metadata"].get("name") != job_name(
-                self.name, self.uid, *key
-            ):
-                problem = "its name is not the one the operator gives this attempt's Job"
-            if problem is not None:
-                self._impostor("job", job, key, problem)
-                continue
-            if key[0] not in node_names or job["metadata"].get("deletionTimestamp"):
-                continue
-            owned.append((key, job))
-        job_uids = {key: job["metadata"].get("uid", "") for key, job in owned}
-        lost: set[tuple[str, int, int]] = set()
-        for pod in pods.get("items") or []:
-            view = read_pod(pod)
-            if view is None or view.key not in job_uids:
-                continue
-            ours = pod_problem(pod, self.namespace, job_uids[view.key]) is None
-            if ours and view.terminated and is_infrastructure_failure(view):
-                lost.add(view.key)
-        for key, job in owned:
-            created = parse_time(job["metadata"].get("creationTimestamp")) or time.time()
-            attempt = Attempt(
-                *key, job=job["metadata"]["name"], created_at=created, token=job_token(job)
-            )
-            attempt.job_uid = job_uids[key]
+        found = adopt(
+            jobs.get("items") or [],
+            pods.get("items") or [],
+            namespace=self.namespace,
+            uid=self.uid,
+            name=self.name,
+            nodes=set(wf.order),
+        )
+        for key, job, problem in found.impostors:
+            self._impostor("job", job, key, problem)
+        for key, attempt in found.attempts.items():
             self.attempts[key] = self._open[key] = attempt
-            in_flight.append(InFlight(*key, started_at=created, infrastructure=key in lost))
+        in_flight = found.in_flight
         stop = "stopped (spec.stop)" if wf.spec.stop else None
         state = await self._rebuild_state(wf, status, in_flight, stop)
         # Older attempts of an item are history: their results were already folded in.
@@ -666,44 +598,29 @@ class WorkflowRunner:
     # -- deadlines -------------------------------------------------------------------------
 
     def _next_deadline(self, wake_at: float | None) -> float | None:
-        deadlines = [wake_at] if wake_at is not None else []
-        for attempt in self._open.values():
-            if attempt.reported or attempt.completing:
-                continue
-            if attempt.kill_deadline is not None:
-                deadlines.append(attempt.kill_deadline)
-            elif attempt.pod is None or not (attempt.pod.running or attempt.pod.terminated):
-                deadlines.append(attempt.created_at + self.config.pending_timeout_seconds)
-        return min(deadlines) if deadlines else None
+        limit = self.config.pending_timeout_seconds
+        return next_deadline(self._open.values(), wake_at, limit)
 
     def _expire(self, now: float) -> None:
         """Every wait has a deadline: pods that never start, kills that never land."""
+        limit = self.config.pending_timeout_seconds
         for attempt in list(self._open.values()):
-            if attempt.reported or attempt.completing:
+            due = deadline_of(attempt, limit)
+            if due is None or now < due:
                 continue
             if attempt.kill_deadline is not None:
-                if now >= attempt.kill_deadline:
-                    self._report(
-                        attempt,
-                        False,
-                        f"{attempt.kill_reason} (pod did not report its end)",
-                        retriable=True,
-                    )
+                message = f"{attempt.kill_reason} (pod did not report its end)"
+                self._report(attempt, False, message, retriable=True)
                 continue
-            pod = attempt.pod
-            if pod is not None and (pod.running or pod.terminated):
-                continue
-            if now >= attempt.created_at + self.config.pending_timeout_seconds:
-                limit = self.config.pending_timeout_seconds
-                verdict = pending_verdict(pod, attempt.job, limit)
-                self._kill(attempt, verdict.message, now)
-                self._report(
-                    attempt,
-                    False,
-                    verdict.message,
-                    retriable=verdict.infrastructure,
-                    infrastructure=verdict.infrastructure,
-                )
+            verdict = pending_verdict(attempt.pod, attempt.job, limit)
+            self._kill(attempt, verdict.message, now)
+            self._report(
+                attempt,
+                False,
+                verdict.message,
+                retriable=verdict.infrastructure,
+                infrastructure=verdict.infrastructure,
+            )
 
     # -- status ------------------------------------------------------------------------------
 
