@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
 import kopf
+
 from shoal.api.workflow import WorkflowPhase
 from shoal.artifact_steps import run_prefix
 from shoal.kube.api import ApiError, KubeApi, workflows_path

@@ -76,7 +76,6 @@ from shoal.kube.naming import (
 from shoal.kube.ownership import in_namespace, job_problem, pod_problem
 from shoal.kube.pods import (
     PodView,
-    parse_time,
     pending_verdict,
     read_pod,
 )
