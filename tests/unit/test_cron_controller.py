@@ -485,3 +485,21 @@ def test_a_manual_run_is_recorded_once_at_its_creation_second() -> None:
     assert recorded == [
         Fire("ns", "c", manual_time("u-9", T0 + timedelta(seconds=7)), "c-manual-abc")
     ]
+
+
+def test_an_edited_schedule_fires_nothing_from_before_the_edit() -> None:
+    api = FakeApi()
+    go(api, cron(), T0 + timedelta(hours=1, seconds=0.1))  # hourly: fires 01:00
+    assert sorted(api.runs) == ["c-1767229200"]
+    assert api.status["scheduleDescription"] == "Every hour"
+    # Edited at 04:30 to every 30 minutes with catch-up `all`: 01:30 .. 04:30 passed while
+    # the hourly schedule was in force, so none of them fires.
+    edited = cron(schedule="*/30 * * * *", catchUp={"policy": "all", "maxRuns": 10})
+    edited["status"] = dict(api.status)
+    edit = T0 + timedelta(hours=4, minutes=30, seconds=1)
+    go(api, edited, edit)
+    assert sorted(api.runs) == ["c-1767229200"]
+    assert api.status["scheduleSince"] == rfc3339(edit)
+    edited["status"] = dict(api.status)
+    go(api, edited, T0 + timedelta(hours=5, seconds=0.1))
+    assert sorted(api.runs) == ["c-1767229200", "c-1767243600"]

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
 from shoal.api.cron import AfterTrigger, CronWorkflow, CronWorkflowSpec, PollTrigger
+from shoal.api.cron_syntax import describe
 from shoal.core.jsonbounds import rebuild
 from shoal.cron import after as after_trigger
 from shoal.cron import poll as poll_trigger
@@ -30,7 +31,17 @@ from shoal.cron.runs import (
     rfc3339,
     rfc3339_precise,
 )
-from shoal.cron.schedule import AFTER, POLL, Decision, decide, last_successful, run_name
+from shoal.cron.schedule import (
+    AFTER,
+    POLL,
+    Decision,
+    decide,
+    expressions,
+    fingerprint,
+    last_successful,
+    run_name,
+    schedule_since,
+)
 from shoal.kube.api import KubeApi, workflows_path
 
 __all__ = [
@@ -163,7 +174,8 @@ async def reconcile(
     own = await list_runs(api, raw)
     created = parse_time(meta.get("creationTimestamp")) or now
     last = parse_time(status.get("lastScheduleTime"))
-    decision = decide(spec, name, created, last, own.runs, now)
+    since = _schedule_since(spec, status, now)
+    decision = decide(spec, name, created, last, own.runs, now, since=since)
     fired = await apply(api, raw, spec, decision, on_fire)
     metrics.fired.inc(fired)
     metrics.skipped.inc(len(decision.skipped))
@@ -175,6 +187,7 @@ async def reconcile(
         "nextScheduleTime": _opt(decision.next_wake),
         "active": decision.active,
         "lastSuccessfulTime": _opt(success) if success else status.get("lastSuccessfulTime"),
+        **_schedule_fields(spec, since),
     }
     work = _Pass(api, raw, spec, metrics, on_fire, now, patch, fired, now if fired else None)
     poll_due = None
@@ -290,6 +303,29 @@ async def _poll(
     if created:
         log.info("%s/%s fired %s (poll)", meta["namespace"], meta["name"], decision.run)
     return decision.state, decision.run if created else None
+
+
+def _schedule_since(
+    spec: CronWorkflowSpec, status: dict[str, Any], now: datetime
+) -> datetime | None:
+    """When the schedule in force took effect (an edit is noticed by its fingerprint)."""
+    try:
+        recorded = parse_time(status.get("scheduleSince"))
+    except ValueError:  # a hand-edited status: treat the schedule as unchanged
+        recorded = None
+    return schedule_since(spec, status.get("scheduleFingerprint"), recorded, now)
+
+
+def _schedule_fields(spec: CronWorkflowSpec, since: datetime | None) -> dict[str, Any]:
+    """The schedule's fingerprint, start and words, for the status."""
+    exprs = expressions(spec)
+    if not exprs:
+        return {}
+    return {
+        "scheduleFingerprint": fingerprint(spec),
+        "scheduleSince": _opt(since),
+        "scheduleDescription": "; ".join(describe(expr) for expr in exprs)[:1000],
+    }
 
 
 def _unset_none(value: Any) -> Any:
