@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import re
 
-from croniter import croniter
-
 __all__ = ["croniter_form", "describe", "schedule_problem"]
 
 _MACROS = {
@@ -59,6 +57,10 @@ def schedule_problem(expr: str) -> str | None:
             f"Argo, so {fields[-1]!r} would be the day of the week; for seconds write "
             f"{fixed!r}"
         )
+    # Imported here: croniter's import runs `file` on the interpreter (platform.architecture),
+    # ~70 ms that a Workflow without a schedule should not pay.
+    from croniter import croniter
+
     if not croniter.is_valid(croniter_form(text)):
         return f"not a valid cron expression: {expr!r}"
     return None

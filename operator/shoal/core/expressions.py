@@ -28,7 +28,6 @@ from shoal.api.limits import (
     MAX_EXPRESSION_NESTING,
 )
 from shoal.core.cel_runtime import cel
-from shoal.core.sandbox import SANDBOX, BudgetExceeded, EvaluationFailed
 
 VARIABLES = frozenset({"params", "nodes", "item", "itemIndex", "workflow"})
 ITEM_VARIABLES = frozenset({"item", "itemIndex"})
@@ -99,6 +98,10 @@ class Expression:
             raise ExpressionError(f"{self.source!r}: {err}") from None
 
     def _evaluate_budgeted(self, scope: dict[str, Any]) -> Any:
+        # Imported on first use: the sandbox brings subprocess, pickle and multiprocessing,
+        # which `shoal validate` and most runs (no iterating expression) never need.
+        from shoal.core.sandbox import SANDBOX, BudgetExceeded, EvaluationFailed
+
         try:
             return SANDBOX.evaluate(self.source, scope, EXPRESSION_TIMEOUT_SECONDS)
         except BudgetExceeded:
