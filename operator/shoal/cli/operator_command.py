@@ -12,7 +12,13 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shoal.kube import admission
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -127,6 +133,24 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="archive at most this many characters of log per run; 0: no cap "
         "(SHOAL_ARCHIVE_MAX_RUN_LOG_CHARS)",
     )
+    p.add_argument(
+        "--webhook-cert-dir",
+        metavar="DIR",
+        default=env("SHOAL_WEBHOOK_CERT_DIR"),
+        help="serve the validating admission webhook with DIR/tls.crt and DIR/tls.key "
+        "(SHOAL_WEBHOOK_CERT_DIR); none: no webhook (docs/admission.md)",
+    )
+    p.add_argument(
+        "--webhook-port",
+        type=int,
+        default=int(env("SHOAL_WEBHOOK_PORT", "9443")),
+        help="HTTPS port of the admission webhook (SHOAL_WEBHOOK_PORT)",
+    )
+    p.add_argument(
+        "--webhook-host",
+        default=env("SHOAL_WEBHOOK_HOST", "0.0.0.0"),
+        help="address the admission webhook listens on (SHOAL_WEBHOOK_HOST)",
+    )
     p.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="kubeconfig (KUBECONFIG)")
     p.add_argument(
         "--log-level", default=env("SHOAL_LOG_LEVEL", "INFO"), help="log level (SHOAL_LOG_LEVEL)"
@@ -141,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     from shoal.archive.db import resolve_dsn
     from shoal.archive.service import ArchiveSettings, describe
+    from shoal.kube import admission
     from shoal.kube.api import IN_CLUSTER_TOKEN
     from shoal.kube.artifact_store import ArtifactDefaults
     from shoal.kube.controller import OperatorConfig, run_operator
@@ -165,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
             if args.service_account_selector.strip()
             else None
         )
+        webhook = _webhook_config(args)
     except ValueError as err:
         print(f"shoal operator: error: {err}", file=sys.stderr)
         return 2
@@ -222,7 +248,24 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_operator(config, stop_flag=stop)
+        async with admission.serve(webhook):
+            await run_operator(config, stop_flag=stop)
 
     asyncio.run(main())
     return 0
+
+
+def _webhook_config(args: argparse.Namespace) -> admission.WebhookConfig | None:
+    """The webhook's settings, its certificate checked now: a bad one is a startup error."""
+    from shoal.kube import admission
+
+    if not args.webhook_cert_dir:
+        return None
+    config = admission.WebhookConfig(
+        Path(args.webhook_cert_dir), port=args.webhook_port, host=args.webhook_host
+    )
+    try:
+        admission.load_tls(config.cert_dir)
+    except (OSError, ssl.SSLError) as err:
+        raise ValueError(f"--webhook-cert-dir {config.cert_dir}: {err}") from None
+    return config
