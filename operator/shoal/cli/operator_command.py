@@ -14,6 +14,8 @@ import os
 import signal
 import ssl
 import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -133,24 +135,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="archive at most this many characters of log per run; 0: no cap "
         "(SHOAL_ARCHIVE_MAX_RUN_LOG_CHARS)",
     )
-    p.add_argument(
-        "--webhook-cert-dir",
-        metavar="DIR",
-        default=env("SHOAL_WEBHOOK_CERT_DIR"),
-        help="serve the validating admission webhook with DIR/tls.crt and DIR/tls.key "
-        "(SHOAL_WEBHOOK_CERT_DIR); none: no webhook (docs/admission.md)",
-    )
-    p.add_argument(
-        "--webhook-port",
-        type=int,
-        default=int(env("SHOAL_WEBHOOK_PORT", "9443")),
-        help="HTTPS port of the admission webhook (SHOAL_WEBHOOK_PORT)",
-    )
-    p.add_argument(
-        "--webhook-host",
-        default=env("SHOAL_WEBHOOK_HOST", "0.0.0.0"),
-        help="address the admission webhook listens on (SHOAL_WEBHOOK_HOST)",
-    )
+    _add_webhook_flags(p, env)
     p.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="kubeconfig (KUBECONFIG)")
     p.add_argument(
         "--log-level", default=env("SHOAL_LOG_LEVEL", "INFO"), help="log level (SHOAL_LOG_LEVEL)"
@@ -165,7 +150,6 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     from shoal.archive.db import resolve_dsn
     from shoal.archive.service import ArchiveSettings, describe
-    from shoal.kube import admission
     from shoal.kube.api import IN_CLUSTER_TOKEN
     from shoal.kube.artifact_store import ArtifactDefaults
     from shoal.kube.controller import OperatorConfig, run_operator
@@ -248,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with admission.serve(webhook):
+        async with _serve_webhook(webhook):
             await run_operator(config, stop_flag=stop)
 
     asyncio.run(main())
@@ -269,3 +253,32 @@ def _webhook_config(args: argparse.Namespace) -> admission.WebhookConfig | None:
     except (OSError, ssl.SSLError) as err:
         raise ValueError(f"--webhook-cert-dir {config.cert_dir}: {err}") from None
     return config
+
+
+def _add_webhook_flags(p: argparse.ArgumentParser, env: Callable[[str], str | None]) -> None:
+    """The admission webhook's flags (docs/admission.md)."""
+    p.add_argument(
+        "--webhook-cert-dir",
+        metavar="DIR",
+        default=env("SHOAL_WEBHOOK_CERT_DIR"),
+        help="serve the validating admission webhook with DIR/tls.crt and DIR/tls.key "
+        "(SHOAL_WEBHOOK_CERT_DIR); none: no webhook (docs/admission.md)",
+    )
+    p.add_argument(
+        "--webhook-port",
+        type=int,
+        default=int(env("SHOAL_WEBHOOK_PORT") or "9443"),
+        help="HTTPS port of the admission webhook (SHOAL_WEBHOOK_PORT)",
+    )
+    p.add_argument(
+        "--webhook-host",
+        default=env("SHOAL_WEBHOOK_HOST") or "0.0.0.0",
+        help="address the admission webhook listens on (SHOAL_WEBHOOK_HOST)",
+    )
+
+
+def _serve_webhook(config: admission.WebhookConfig | None) -> AbstractAsyncContextManager[None]:
+    """The webhook served around the operator; nothing without a certificate directory."""
+    from shoal.kube import admission
+
+    return admission.serve(config)
