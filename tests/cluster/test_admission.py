@@ -10,8 +10,6 @@ with what `shoal validate FILE` prints for the same file, minus `FILE:line:colum
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import re
 import secrets
@@ -27,6 +25,7 @@ import pytest
 import yaml
 
 from tests.cluster.conftest import REPO, start_operator, wait_until
+from tests.support.pki import Authority
 from tests.support.plugin import Kubectl
 from tests.support.procs import free_port
 
@@ -56,42 +55,11 @@ class Webhook:
 
 
 def throwaway_tls(directory: Path) -> bytes:
-    """A CA and a serving certificate for 127.0.0.1 in `directory`; returns the CA's PEM."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def certificate(subject: str, key: Any, issuer: Any, ca: bool) -> Any:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(issuer)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-            builder = builder.add_extension(san, critical=False)
-        return builder
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shoal-test-ca")])
-    ca = certificate("shoal-test-ca", ca_key, ca_name, True).sign(ca_key, hashes.SHA256())
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = certificate("127.0.0.1", key, ca_name, False).sign(ca_key, hashes.SHA256())
-    pem = serialization.Encoding.PEM
-    (directory / "tls.crt").write_bytes(cert.public_bytes(pem))
-    (directory / "tls.key").write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    ca_pem: bytes = ca.public_bytes(pem)
-    return ca_pem
+    """A CA and a serving certificate for 127.0.0.1 (tls.crt, tls.key) in `directory`;
+    returns the CA's PEM, for the caBundle."""
+    authority = Authority(directory)
+    authority.issue("tls", "127.0.0.1", server=True, ips=("127.0.0.1",))
+    return authority.cert_path.read_bytes()
 
 
 def listening(port: int, ca: bytes) -> bool:

@@ -10,18 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
+import ssl
 import threading
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from shoal.admission_check import MalformedReview, Review, parse_review, review
 from shoal.core.validation import InvalidWorkflow
-from shoal.kube.admission import MAX_BODY_BYTES, PATH, Reviewer, make_app
+from shoal.kube.admission import MAX_BODY_BYTES, PATH, Reviewer, WebhookConfig, make_app, serve
 from shoal.manifests import compile_manifest, load_file
+from tests.support.pki import Authority
 
 VALID = {
     "apiVersion": "shoal.dev/v1alpha1",
@@ -193,3 +197,36 @@ async def test_a_compile_past_the_deadline_is_an_error_and_the_loop_stays_free(
             assert ticks > 20  # the event loop ran all along
     finally:
         release.set()
+
+
+async def test_a_port_in_use_leaves_the_operator_running_without_the_webhook(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    Authority(tmp_path).issue("tls", "127.0.0.1", server=True, ips=("127.0.0.1",))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = WebhookConfig(tmp_path, port=port, host="127.0.0.1")
+        entered = False
+        async with serve(config):  # no exception: the block (the operator) runs
+            entered = True
+    assert entered
+    assert f"admission webhook not served: cannot listen on port {port}" in caplog.text
+
+
+async def test_the_webhook_serves_https_with_the_given_certificate(tmp_path: Path) -> None:
+    authority = Authority(tmp_path)
+    authority.issue("tls", "127.0.0.1", server=True, ips=("127.0.0.1",))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = ssl.create_default_context(cafile=str(authority.cert_path))
+    async with serve(WebhookConfig(tmp_path, port=port, host="127.0.0.1")):
+        connector = aiohttp.TCPConnector(ssl=context)
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.post(f"https://127.0.0.1:{port}{PATH}", json=request(CYCLE)) as answer,
+        ):
+            body = await answer.json()
+    assert body["response"]["allowed"] is False

@@ -123,8 +123,15 @@ async def serve(config: WebhookConfig | None) -> AsyncIterator[None]:
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, ssl_context=load_tls(config.cert_dir))
-        await site.start()
-        log.info("admission webhook on https://%s:%d%s", config.host, config.port, PATH)
+        try:
+            await site.start()
+        except OSError as err:
+            # Reconciling goes on: the API server applies the failurePolicy meanwhile.
+            log.error(
+                "admission webhook not served: cannot listen on port %d: %s", config.port, err
+            )
+        else:
+            log.info("admission webhook on https://%s:%d%s", config.host, config.port, PATH)
         yield
     finally:
         await runner.cleanup()
