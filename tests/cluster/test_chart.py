@@ -11,10 +11,13 @@ and runs a Workflow. (The name keeps the session's operator out of its namespace
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import secrets
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -38,6 +41,9 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "shoal"
 # Never pulled: the node agent treats *.invalid/* as an image that does not exist.
 NO_IMAGE = ["--set", "image.repository=registry.invalid/shoal/operator"]
+# For installs whose operator never runs: a webhook configuration pointing at it would
+# refuse (failurePolicy Fail) every Workflow in the namespaces it covers.
+NO_WEBHOOK = ["--set", "webhook.enabled=false"]
 
 
 @pytest.fixture(scope="session")
@@ -152,6 +158,8 @@ CLUSTER_SCOPED = [
         ["--set", "archive.existingSecret=db", "--set", "metrics.port=0"],
         ARTIFACTS,
         SERVICE_ACCOUNTS,
+        NO_WEBHOOK,
+        ["--set", "webhook.failurePolicy=Ignore", "--set", "webhook.port=8443"],
     ],
     ids=[
         "default",
@@ -162,6 +170,8 @@ CLUSTER_SCOPED = [
         "dsn-file-no-metrics",
         "artifacts",
         "service-accounts",
+        "no-webhook",
+        "webhook-ignore",
     ],
 )
 def test_lint_is_clean_and_the_chart_renders(helm: Path, sets: list[str]) -> None:
@@ -193,7 +203,11 @@ def test_lint_is_clean_and_the_chart_renders(helm: Path, sets: list[str]) -> Non
     for name in SECRET_ENV & env.keys():
         assert set(env[name]) == {"name", "valueFrom"}, env[name]
         assert set(env[name]["valueFrom"]) == {"secretKeyRef"}, env[name]
-    assert not {"ConfigMap", "Secret"} & set(kinds)
+    assert "ConfigMap" not in kinds
+    assert [d["metadata"]["name"] for d in rendered if d["kind"] == "Secret"] == (
+        [] if sets == NO_WEBHOOK else ["shoal-operator-webhook-tls"]
+    )
+    check_webhook(rendered, sets, env, container, pod)
     assert all("--database-url" not in arg for arg in container.get("args", []))
     if sets == ARTIFACTS:
         assert {k: v.get("value") for k, v in env.items() if "S3" in k or "ARTIFACTS" in k} == {
@@ -220,7 +234,8 @@ def test_lint_is_clean_and_the_chart_renders(helm: Path, sets: list[str]) -> Non
             assert env["SHOAL_DATABASE_URL_FILE"]["value"].startswith("/etc/shoal/database/")
     if "metrics.port=0" in sets:
         assert "livenessProbe" not in container
-        assert "Service" not in kinds
+        services = [d["metadata"]["name"] for d in rendered if d["kind"] == "Service"]
+        assert services == ["shoal-operator-webhook"]  # no metrics Service
     else:
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -258,12 +273,95 @@ def test_lint_is_clean_and_the_chart_renders(helm: Path, sets: list[str]) -> Non
         assert env["SHOAL_NAMESPACES"]["value"] == "a,b"
 
 
+def check_webhook(
+    rendered: list[dict[str, Any]],
+    sets: list[str],
+    env: dict[str, Any],
+    container: dict[str, Any],
+    pod: dict[str, Any],
+) -> None:
+    """The webhook's objects fit together: the API server reaches the operator's port
+    through the Service, trusts its certificate through the caBundle, and sends it
+    Workflow and CronWorkflow writes (never status) from the watched namespaces only."""
+    from cryptography import x509
+
+    configs = [d for d in rendered if d["kind"] == "ValidatingWebhookConfiguration"]
+    if sets == NO_WEBHOOK:
+        assert configs == []
+        assert "SHOAL_WEBHOOK_CERT_DIR" not in env
+        return
+    (config,) = configs
+    (hook,) = config["webhooks"]
+    assert hook["sideEffects"] == "None"
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["timeoutSeconds"] == 10
+    assert hook["failurePolicy"] == ("Ignore" if "webhook.failurePolicy=Ignore" in sets else "Fail")
+    (rule,) = hook["rules"]
+    assert rule["apiGroups"] == ["shoal.dev"]
+    assert rule["resources"] == ["workflows", "cronworkflows"]  # no status subresource
+    assert rule["operations"] == ["CREATE", "UPDATE"]
+    selector = hook.get("namespaceSelector")
+    if "clusterWide=true" in sets:  # all namespaces, or globs a selector cannot express
+        assert selector is None
+    else:
+        expected = ["a", "b"] if "watchNamespaces={a,b}" in sets else ["shoal"]
+        assert selector == {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": expected}
+            ]
+        }
+    # The Service routes to the container's webhook port, where the operator listens.
+    target = hook["clientConfig"]["service"]
+    service = next(
+        d for d in rendered if d["kind"] == "Service" and d["metadata"]["name"] == target["name"]
+    )
+    (port,) = service["spec"]["ports"]
+    assert (port["port"], port["targetPort"]) == (target["port"], "webhook")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    webhook_port = 8443 if "webhook.port=8443" in sets else 9443
+    assert ports["webhook"] == webhook_port
+    assert env["SHOAL_WEBHOOK_PORT"]["value"] == str(webhook_port)
+    # The operator reads the chart's Secret from the directory it is told.
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert env["SHOAL_WEBHOOK_CERT_DIR"]["value"] == mounts["webhook-tls"]
+    secret_name = volumes["webhook-tls"]["secret"]["secretName"]
+    secret = next(d for d in rendered if d["kind"] == "Secret")
+    assert secret["metadata"]["name"] == secret_name
+    assert secret["type"] == "kubernetes.io/tls"
+    # The caBundle is the CA that signed a certificate for the Service's DNS name.
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    assert base64.b64decode(hook["clientConfig"]["caBundle"]) == data["ca.crt"]
+    ca = x509.load_pem_x509_certificate(data["ca.crt"])
+    cert = x509.load_pem_x509_certificate(data["tls.crt"])
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"{target['name']}.{target['namespace']}.svc" in names.get_values_for_type(x509.DNSName)
+
+
+@pytest.fixture
+def webhook_configuration(kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """The name of the chart's (cluster-scoped) webhook configuration for release `shoal`
+    in this namespace, deleted afterwards."""
+    name = f"shoal-operator-{namespace}"
+    try:
+        yield name
+    finally:
+        kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+
+
 def test_namespaced_install_applies_and_its_rbac_is_least_privilege(
-    helm: Path, kubectl: Kubectl, namespace: str
+    helm: Path, kubectl: Kubectl, namespace: str, webhook_configuration: str
 ) -> None:
     manifests = render(helm, "shoal", namespace, *NO_IMAGE)
     kubectl("apply", "--dry-run=server", "-f", "-", stdin=manifests)
     kubectl("apply", "-f", "-", stdin=manifests)
+    # The webhook covers this namespace only.
+    stored = json.loads(
+        kubectl("get", "validatingwebhookconfiguration", webhook_configuration, "-o", "json").stdout
+    )
+    (hook,) = stored["webhooks"]
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == [namespace]
     sa_name = "shoal-operator"
     kubectl("get", "serviceaccount", sa_name, "shoal-worker", namespace=namespace)
     sa = f"system:serviceaccount:{namespace}:{sa_name}"
@@ -296,7 +394,9 @@ def cluster_release(kubectl: Kubectl) -> Iterator[str]:
 def test_cluster_wide_install_applies_and_reaches_every_namespace(
     helm: Path, kubectl: Kubectl, namespace: str, cluster_release: str
 ) -> None:
-    manifests = render(helm, cluster_release, namespace, "--set", "clusterWide=true", *NO_IMAGE)
+    manifests = render(
+        helm, cluster_release, namespace, "--set", "clusterWide=true", *NO_IMAGE, *NO_WEBHOOK
+    )
     kubectl("apply", "--dry-run=server", "-f", "-", stdin=manifests)
     kubectl("apply", "-f", "-", stdin=manifests)
     sa = f"system:serviceaccount:{namespace}:{cluster_release}-operator"
@@ -315,7 +415,9 @@ def test_cluster_wide_install_applies_and_reaches_every_namespace(
 def test_read_secrets_grants_get_by_name_and_nothing_more(
     helm: Path, kubectl: Kubectl, namespace: str
 ) -> None:
-    manifests = render(helm, "shoal", namespace, "--set", "rbac.readSecrets=true", *NO_IMAGE)
+    manifests = render(
+        helm, "shoal", namespace, "--set", "rbac.readSecrets=true", *NO_IMAGE, *NO_WEBHOOK
+    )
     kubectl("apply", "-f", "-", stdin=manifests)
     sa = f"system:serviceaccount:{namespace}:shoal-operator"
     assert can_i(kubectl, sa, "get", "secrets", namespace)
@@ -327,7 +429,9 @@ def test_read_secrets_grants_get_by_name_and_nothing_more(
 def test_secret_names_grant_get_of_those_names_only(
     helm: Path, kubectl: Kubectl, namespace: str
 ) -> None:
-    manifests = render(helm, "shoal", namespace, "--set", "rbac.secretNames={team-s3}", *NO_IMAGE)
+    manifests = render(
+        helm, "shoal", namespace, "--set", "rbac.secretNames={team-s3}", *NO_IMAGE, *NO_WEBHOOK
+    )
     kubectl("apply", "-f", "-", stdin=manifests)
     sa = f"system:serviceaccount:{namespace}:shoal-operator"
 
@@ -406,12 +510,17 @@ def process_of(pod: Any) -> Path:
 
 
 def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_account(
-    helm: Path, kubectl: Kubectl, k8s_api: Any, namespace: str, postgres: Any
+    helm: Path,
+    kubectl: Kubectl,
+    k8s_api: Any,
+    namespace: str,
+    postgres: Any,
+    webhook_configuration: str,
 ) -> None:
     from kubernetes import client
 
     core = client.CoreV1Api(k8s_api)
-    port = free_port()
+    port, webhook_port = free_port(), free_port()
     # The archive's DSN, as a user provides it: a Secret the chart only names.
     kubectl(
         *("create", "secret", "generic", "shoal-database", f"--from-literal=url={postgres.dsn}"),
@@ -425,6 +534,7 @@ def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_accou
         "shoal",
         namespace,
         *("--set", f"metrics.port={port}", "--set", "keepSucceededJobs=true"),
+        *("--set", f"webhook.port={webhook_port}"),
         *("--set", "archive.existingSecret=shoal-database"),
     )
     assert postgres.dsn not in manifests
@@ -463,6 +573,20 @@ def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_accou
         wait_until(lambda u=url: probe_ok(u), 60, f"the {kind} probe {url} to answer 200")
     assert probes["readiness"].path == "/readyz"
     assert probes["liveness"].path == "/healthz"
+
+    # The webhook serves the chart's certificate, which the CA bundle the API server was
+    # given verifies for the Service's name. (This control plane has no kube-proxy to
+    # reach a Service, so the configuration goes before workflows are applied;
+    # tests/cluster/test_admission.py covers the API server's calls.)
+    stored = json.loads(
+        kubectl("get", "validatingwebhookconfiguration", webhook_configuration, "-o", "json").stdout
+    )
+    client_config = stored["webhooks"][0]["clientConfig"]
+    ca = base64.b64decode(client_config["caBundle"]).decode()
+    service = f"{client_config['service']['name']}.{namespace}.svc"
+    assert ports["webhook"] == webhook_port
+    wait_until(lambda: serves_tls(webhook_port, ca, service), 30, f"the webhook's TLS as {service}")
+    kubectl("delete", "validatingwebhookconfiguration", webhook_configuration)
 
     # The node's view of the process: uid 65532 from the chart's securityContext, and
     # nothing but the in-cluster settings to find the API server (no kubeconfig).
@@ -567,6 +691,21 @@ def archived_runs(dsn: str, namespace: str) -> list[dict[str, Any]]:
     )
     runs: list[dict[str, Any]] = json.loads(proc.stdout)
     return [r for r in runs if r["finishedAt"]]
+
+
+def serves_tls(port: int, ca: str, hostname: str) -> bool:
+    """Whether 127.0.0.1:port completes a TLS handshake as `hostname`, trusting `ca`."""
+    context = ssl.create_default_context(cadata=ca)
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=2) as sock,
+            context.wrap_socket(sock, server_hostname=hostname),
+        ):
+            return True
+    except ssl.SSLCertVerificationError:
+        raise
+    except OSError:
+        return False
 
 
 def probe_ok(url: str) -> bool:

@@ -44,3 +44,9 @@ def test_chart_metadata_and_values_parse() -> None:
     for section in ("artifacts", "archive"):
         for key in values[section]:
             assert not any(word in key.lower() for word in ("password", "accesskey", "dsn")), key
+    # The admission webhook is on, and refuses (rather than admits unchecked) while the
+    # operator cannot answer; the API server allows at most 30 s.
+    webhook = values["webhook"]
+    assert webhook["enabled"] is True
+    assert webhook["failurePolicy"] == "Fail"
+    assert 1 <= webhook["timeoutSeconds"] <= 30

@@ -36,11 +36,8 @@ DECLARATIVE_TABLES = {
     # An argparse table: one add_argument per option of `shoal operator`.
     "shoal.cli.operator_command.configure",
 }
-PENDING_IN_OTHER_BRANCHES = {
-    # `shoal operator`'s start-up is being extended (admission webhook) on another branch;
-    # it is split when that branch is merged.
-    "function: shoal.cli.operator_command.run has 93 lines",
-}
+PENDING_IN_OTHER_BRANCHES: set[str] = set()
+"""Violations waiting for a branch in flight (empty: every rule holds on main)."""
 
 
 def modules() -> dict[str, Path]:

@@ -157,3 +157,22 @@ ever come from a Secret through secretKeyRef: no value in this chart holds one. 
 {{- fail "artifacts.endpoint and artifacts.existingSecret need artifacts.url (s3://bucket[/prefix])" }}
 {{- end }}
 {{- end -}}
+
+{{/* The webhook's namespaces, quoted and comma-separated: the watched ones, or empty
+(every namespace) when cluster-wide without a list or with globs, which a label selector
+cannot express. */}}
+{{- define "shoal.webhookNamespaces" -}}
+{{- $names := list -}}
+{{- if or (not .Values.clusterWide) .Values.watchNamespaces -}}
+{{- $names = splitList "," (include "shoal.roleNamespaces" .) -}}
+{{- end -}}
+{{- $globs := false -}}
+{{- range $names -}}
+{{- if regexMatch "[*?!\\[\\],]" . -}}{{- $globs = true -}}{{- end -}}
+{{- end -}}
+{{- if not $globs -}}
+{{- $quoted := list -}}
+{{- range $names -}}{{- $quoted = append $quoted (quote .) -}}{{- end -}}
+{{- join ", " $quoted -}}
+{{- end -}}
+{{- end -}}

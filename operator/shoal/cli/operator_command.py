@@ -12,7 +12,16 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shoal.kube import admission
+    from shoal.operator_context import OperatorConfig
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -127,6 +136,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="archive at most this many characters of log per run; 0: no cap "
         "(SHOAL_ARCHIVE_MAX_RUN_LOG_CHARS)",
     )
+    _add_webhook_flags(p, env)
     p.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="kubeconfig (KUBECONFIG)")
     p.add_argument(
         "--log-level", default=env("SHOAL_LOG_LEVEL", "INFO"), help="log level (SHOAL_LOG_LEVEL)"
@@ -140,35 +150,46 @@ def run(args: argparse.Namespace) -> int:
         # once at import: so it is set before anything imports kopf.
         os.environ["KUBECONFIG"] = args.kubeconfig
     from shoal.app import run_operator
-    from shoal.archive.db import resolve_dsn
-    from shoal.archive.service import ArchiveSettings, describe
-    from shoal.kube.api import IN_CLUSTER_TOKEN
-    from shoal.kube.artifact_store import ArtifactDefaults
-    from shoal.kube.jobs import JobDefaults
-    from shoal.kube.runner import RunnerConfig
-    from shoal.kube.service_accounts import (
-        Selector,
-        ServiceAccountPolicy,
-        operator_identity,
-    )
-    from shoal.operator_context import OperatorConfig
-    from shoal_worker.store_settings import ENV_URL, StoreSettings
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        settings = StoreSettings.from_env(
-            {**os.environ, ENV_URL: args.artifacts} if args.artifacts else os.environ
-        )
-        selector = (
-            Selector.parse(args.service_account_selector)
-            if args.service_account_selector.strip()
-            else None
-        )
+        config = _operator_config(args)
+        webhook = _webhook_config(args)
     except ValueError as err:
         print(f"shoal operator: error: {err}", file=sys.stderr)
         return 2
+    _log_configuration(config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with _serve_webhook(webhook):
+            await run_operator(config, stop_flag=stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _operator_config(args: argparse.Namespace) -> OperatorConfig:
+    """The operator's configuration from its flags; ValueError names a bad one."""
+    from shoal.archive.db import resolve_dsn
+    from shoal.archive.service import ArchiveSettings
+    from shoal.kube.api import IN_CLUSTER_TOKEN
+    from shoal.kube.artifact_store import ArtifactDefaults
+    from shoal.kube.jobs import JobDefaults
+    from shoal.kube.runner import RunnerConfig
+    from shoal.kube.service_accounts import Selector, ServiceAccountPolicy, operator_identity
+    from shoal.operator_context import OperatorConfig
+    from shoal_worker.store_settings import ENV_URL, StoreSettings
+
+    settings = StoreSettings.from_env(
+        {**os.environ, ENV_URL: args.artifacts} if args.artifacts else os.environ
+    )
+    raw_selector = args.service_account_selector.strip()
     service_accounts = ServiceAccountPolicy(
         allowed=frozenset(
             name.strip()
@@ -176,10 +197,10 @@ def run(args: argparse.Namespace) -> int:
             for name in entry.split(",")
             if name.strip()
         ),
-        selector=selector,
+        selector=Selector.parse(raw_selector) if raw_selector else None,
         operator=operator_identity(os.environ, IN_CLUSTER_TOKEN),
     )
-    config = OperatorConfig(
+    return OperatorConfig(
         artifacts=ArtifactDefaults(settings, args.artifacts_credentials_secret or None),
         namespaces=args.namespaces,
         kubeconfig=args.kubeconfig,
@@ -198,32 +219,72 @@ def run(args: argparse.Namespace) -> int:
             service_accounts=service_accounts,
         ),
     )
-    scope = ", ".join(config.namespaces) or "all namespaces"
-    logging.getLogger("shoal.operator").info("watching %s", scope)
-    logging.getLogger("shoal.operator").info("service accounts: %s", service_accounts.describe())
+
+
+def _log_configuration(config: OperatorConfig) -> None:
+    """What the operator will do, once at start (never a secret: the DSN is described)."""
+    from shoal.archive.service import describe
+
+    log = logging.getLogger("shoal.operator")
+    log.info("watching %s", ", ".join(config.namespaces) or "all namespaces")
+    log.info("service accounts: %s", config.runner.service_accounts.describe())
     if config.database_url:
-        logging.getLogger("shoal.operator").info("archive: %s", describe(config.database_url))
+        log.info("archive: %s", describe(config.database_url))
     else:
-        logging.getLogger("shoal.operator").warning(
+        log.warning(
             "no database (--database-url, SHOAL_DATABASE_URL): status only; run history and "
             "logs are not archived"
         )
+    settings = config.artifacts.settings
     if settings is not None:
-        logging.getLogger("shoal.operator").info(
-            "artifact store: %s (endpoint %s)", settings.url, settings.endpoint or "AWS"
-        )
+        log.info("artifact store: %s (endpoint %s)", settings.url, settings.endpoint or "AWS")
     else:
-        logging.getLogger("shoal.operator").warning(
+        log.warning(
             "no artifact store (--artifacts, SHOAL_ARTIFACTS): outputs stay in the status, "
             "and large ones cannot be passed on"
         )
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await run_operator(config, stop_flag=stop)
 
-    asyncio.run(main())
-    return 0
+def _webhook_config(args: argparse.Namespace) -> admission.WebhookConfig | None:
+    """The webhook's settings, its certificate checked now: a bad one is a startup error."""
+    from shoal.kube import admission
+
+    if not args.webhook_cert_dir:
+        return None
+    config = admission.WebhookConfig(
+        Path(args.webhook_cert_dir), port=args.webhook_port, host=args.webhook_host
+    )
+    try:
+        admission.load_tls(config.cert_dir)
+    except (OSError, ssl.SSLError) as err:
+        raise ValueError(f"--webhook-cert-dir {config.cert_dir}: {err}") from None
+    return config
+
+
+def _add_webhook_flags(p: argparse.ArgumentParser, env: Callable[[str], str | None]) -> None:
+    """The admission webhook's flags (docs/admission.md)."""
+    p.add_argument(
+        "--webhook-cert-dir",
+        metavar="DIR",
+        default=env("SHOAL_WEBHOOK_CERT_DIR"),
+        help="serve the validating admission webhook with DIR/tls.crt and DIR/tls.key "
+        "(SHOAL_WEBHOOK_CERT_DIR); none: no webhook (docs/admission.md)",
+    )
+    p.add_argument(
+        "--webhook-port",
+        type=int,
+        default=int(env("SHOAL_WEBHOOK_PORT") or "9443"),
+        help="HTTPS port of the admission webhook (SHOAL_WEBHOOK_PORT)",
+    )
+    p.add_argument(
+        "--webhook-host",
+        default=env("SHOAL_WEBHOOK_HOST") or "0.0.0.0",
+        help="address the admission webhook listens on (SHOAL_WEBHOOK_HOST)",
+    )
+
+
+def _serve_webhook(config: admission.WebhookConfig | None) -> AbstractAsyncContextManager[None]:
+    """The webhook served around the operator; nothing without a certificate directory."""
+    from shoal.kube import admission
+
+    return admission.serve(config)
