@@ -86,15 +86,16 @@ def local_env(
     node: CompiledNode,
     task: StartTask,
     base: dict[str, str],
-    shared: dict[str, str],
+    shared: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """One attempt's environment: `shared` (from `node_env`) plus the attempt's own values.
+    """One attempt's environment: `shared` (from `node_env`, which the executor builds once
+    per node) plus the attempt's own values.
 
     `valueFrom` references have no cluster to resolve against, so a local run takes the
     value from the caller's environment variable of the same name and refuses to start
     the attempt (naming the variable) when there is none.
     """
-    env = shared.copy()
+    env = (shared if shared is not None else node_env(wf, node, base)).copy()
     env["SHOAL_ATTEMPT"] = str(task.attempt)
     if node.fan_out:
         env["SHOAL_ITEM_INDEX"] = str(task.index)
