@@ -3,13 +3,16 @@
 A 100,000-item fan-out finishes 100,000 attempts; each is one row of `shoal_attempts`.
 Starts a throwaway PostgreSQL (`tests/support`, Debian's binaries) unless `--dsn` is
 given, applies the schema, and measures in the same run, `--repeat` times interleaved
-(medians reported):
+(medians reported, with each run and the load average):
 
-  COPY         the rows written with one `copy_records_to_table` call: the floor for
-               getting that many rows in at all (no upsert).
+  direct       the same rows through the same upsert (`save_attempts`), called directly in
+               batches of the recorder's batch size, one after the other: the same SQL
+               work with no buffer, no background task, no event conversion in between.
   recorder     the same attempts through `AttemptRecorder.record` (what the runner calls,
                with the TaskFinished event), until the last batch is committed; as rows/s
-               and as a ratio to COPY. Drops must be 0. Also the cost of one `record` call.
+               and as a ratio to direct. Drops must be 0. Also the cost of one `record` call.
+  COPY         for scale only: one `copy_records_to_table` call, the floor for getting that
+               many rows in at all (no upsert, so not the same work).
 
     .venv/bin/python bench/archive_attempts.py [--attempts 100000] [--dsn DSN]
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -94,6 +98,18 @@ async def plain_copy(pool: Any, uid: str, count: int) -> float:
         return count / (time.perf_counter() - start)
 
 
+async def direct_upsert(pool: Any, uid: str, count: int, batch: int) -> float:
+    """Rows/s of the recorder's own upsert, batch after batch, with nothing in between."""
+    start = time.perf_counter()
+    for base in range(0, count, batch):
+        rows = [
+            finished_attempt(uid, event(n), 1_700_000_000.0)
+            for n in range(base, min(base + batch, count))
+        ]
+        await save_attempts(pool, rows)
+    return count / (time.perf_counter() - start)
+
+
 async def through_recorder(pool: Any, uid: str, count: int) -> tuple[float, float, int]:
     async def save(rows: Any) -> None:
         await save_attempts(pool, rows)
@@ -140,23 +156,29 @@ async def main() -> None:
             version = await conn.fetchval("SHOW server_version")
             await conn.close()
             print(f"PostgreSQL {version}, {args.attempts} attempts of one fan-out node")
-            copies, recorded = [], []
-            for run in range(args.repeat):  # interleaved, so load on the machine hits both
+            batch = AttemptRecorder(lambda rows: save_attempts(pool, rows)).batch_size
+            copies, directs, recorded = [], [], []
+            for run in range(args.repeat):  # interleaved, so load on the machine hits all
                 await truncate(pool)
-                copies.append(await plain_copy(pool, f"copy-{run}", args.attempts))
+                directs.append(await direct_upsert(pool, f"direct-{run}", args.attempts, batch))
                 await truncate(pool)
                 recorded.append(await through_recorder(pool, f"rec-{run}", args.attempts))
-            copy_rate = statistics.median(copies)
+                await truncate(pool)
+                copies.append(await plain_copy(pool, f"copy-{run}", args.attempts))
+            direct = statistics.median(directs)
             rate = statistics.median(r[0] for r in recorded)
             record_us = statistics.median(r[1] for r in recorded)
             dropped = sum(r[2] for r in recorded)
-            pairs = [(round(c), round(r[0])) for c, r in zip(copies, recorded, strict=True)]
-            print(f"  runs (COPY, recorder rows/s): {pairs}")
-            print(f"  plain COPY (one call):   {copy_rate:9,.0f} rows/s")
+            runs = [(round(d), round(r[0])) for d, r in zip(directs, recorded, strict=True)]
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            print(f"  load average {load}; runs (direct, recorder rows/s): {runs}")
+            print(f"  same upsert, direct:     {direct:9,.0f} rows/s (batches of {batch})")
             print(
-                f"  through AttemptRecorder: {rate:9,.0f} rows/s = {rate / copy_rate:.2f}x "
-                f"COPY (batched upserts), dropped {dropped}"
+                f"  through AttemptRecorder: {rate:9,.0f} rows/s = {rate / direct:.2f}x "
+                f"direct, dropped {dropped}"
             )
+            copy_rate = statistics.median(copies)
+            print(f"  plain COPY, for scale:   {copy_rate:9,.0f} rows/s (no upsert)")
             print(f"  record() call: {record_us:.2f} us per attempt (synchronous, never waits)")
         finally:
             pool.terminate()

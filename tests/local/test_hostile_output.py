@@ -65,7 +65,7 @@ def print_untrusted(ctx: Context) -> dict[str, int]:
     assert result.code == 0, result.stderr
     assert result.node("victim")["outputs"] == {"real": 1}
     assert "protocol version 1 is no longer accepted" in result.stderr
-    log = (workdir / "victim" / "0-1.log").read_text()
+    log = (workdir / "victim.log").read_text()
     assert log.count('"owned":true') == 3  # kept as log text, nothing lost
     assert "@shoal/2:" + "0" * 32 in log
     assert '@shoal/2 {"type":"result"' in log  # the real result, its token stripped
@@ -96,7 +96,7 @@ def test_a_shell_command_reports_outputs_with_the_token_and_forgeries_do_not_cou
     result = shoal_run(path, "--workdir", str(workdir))
     assert result.code == 0, result.stderr
     assert result.node("sh")["outputs"] == {"n": 3}
-    log = (workdir / "sh" / "0-1.log").read_text()
+    log = (workdir / "sh.log").read_text()
     assert "my token is [token]" in log  # echoed by mistake: scrubbed from the log
     assert "@shoal/2:" not in log  # no line kept its token
 
@@ -132,7 +132,7 @@ def test_a_10_mb_line_without_newline_is_cut_and_the_run_goes_on(
     assert result.node("huge")["outputs"] == {"after": 1}
     assert "line longer than 1048576 bytes" in result.stderr
     assert len(result.stderr) < 64 * 1024  # shown shortened; the log file has the 1 MiB
-    log = workdir / "huge" / "0-1.log"
+    log = workdir / "huge.log"
     assert log.stat().st_size < 2 * 1024 * 1024  # 1 MiB kept, the other 9 MB dropped
     assert "[cut: line longer than 1048576 bytes]" in log.read_text()
 

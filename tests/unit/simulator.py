@@ -19,7 +19,7 @@ from shoal.api.workflow import WorkflowSpec
 from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
 from shoal.core.decisions import Decision, KillTask, Plan, StartTask
 from shoal.core.planner import advance
-from shoal.core.state import RunState, TaskFinished, record_finished
+from shoal.core.state import PlanIndex, RunState, TaskFinished, record_finished
 from shoal.core.validation import compile_workflow
 
 D = TypeVar("D")
@@ -90,8 +90,10 @@ class Simulator:
         start: float = 1000.0,
         tick: float = 1.0,
         max_steps: int = 10_000,
+        check_index: bool = True,
     ) -> None:
         self.wf = wf
+        self.check_index = check_index
         self.state = RunState.new(list(wf.order))
         self.now = start
         self.tick = tick
@@ -133,6 +135,8 @@ class Simulator:
         """Ask the planner, carry out its decisions, repeat until it has nothing to add."""
         while True:
             plan = advance(self.wf, self.state, self.now)
+            if self.check_index:
+                assert_index_consistent(self.wf, self.state)
             self.plans.append(plan)
             kills: list[KillTask] = []
             for decision in plan.decisions:
@@ -226,6 +230,17 @@ class Simulator:
 
     def started(self, node: str) -> list[StartTask]:
         return [s for _, s in self.starts if s.node == node]
+
+
+def assert_index_consistent(wf: CompiledWorkflow, state: RunState) -> None:
+    """The planner's maintained index says what one built afresh from the state says."""
+    if state.index is None:
+        return
+    fresh = PlanIndex.build(wf.order, {n: c.deps for n, c in wf.nodes.items()}, state.nodes)
+    kept = state.index
+    assert (kept.pending, kept.ready, kept.running) == (fresh.pending, fresh.ready, fresh.running)
+    assert kept.waiting_on == fresh.waiting_on
+    assert list(kept.finished_context().items()) == list(fresh.finished_context().items())
 
 
 def compile_spec(spec: dict[str, Any], params: dict[str, Any] | None = None) -> CompiledWorkflow:

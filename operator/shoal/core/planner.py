@@ -54,6 +54,7 @@ from shoal.core.state import (
     MAX_INFRASTRUCTURE_RETRIES,
     MAX_RECORDED_FAILURES,
     NodeState,
+    PlanIndex,
     RunState,
     Task,
     TaskPhase,
@@ -99,17 +100,20 @@ class _Pass:
     def context(self) -> dict[str, Any]:
         """Expression context built once per pass: params, workflow and finished nodes."""
         if self._context is None:
-            nodes = {
-                name: {"phase": ns.phase.value, "outputs": ns.outputs}
-                for name, ns in self.state.nodes.items()
-                if ns.phase.finished
-            }
             self._context = {
                 "params": self.wf.params,
                 "workflow": self.wf.meta.as_context(),
-                "nodes": nodes,
+                "nodes": index_of(self.wf, self.state).finished_context(),
             }
         return self._context
+
+
+def index_of(wf: CompiledWorkflow, state: RunState) -> PlanIndex:
+    """The state's planning index, built from its nodes the first time it is needed."""
+    if state.index is None:
+        deps = {name: node.deps for name, node in wf.nodes.items()}
+        state.index = PlanIndex.build(wf.order, deps, state.nodes)
+    return state.index
 
 
 def plan(wf: CompiledWorkflow, state: RunState, now: float) -> Plan:
@@ -123,14 +127,18 @@ def plan(wf: CompiledWorkflow, state: RunState, now: float) -> Plan:
         reason = _shutdown_reason(wf, state, now, p)
         if reason is not None:
             return Plan([BeginShutdown(*reason)], None)
-    for name in wf.order:
+    index = index_of(wf, state)
+    if state.shutdown is None:
+        names = index.candidates()
+    else:  # every pending node is Omitted, ready or not
+        names = sorted(index.pending | index.running, key=index.position.__getitem__)
+    for name in names:
         ns = state.nodes[name]
         if ns.phase is NodePhase.PENDING:
             _plan_pending(p, wf.nodes[name], ns)
         elif ns.phase is NodePhase.RUNNING:
             _plan_running(p, wf.nodes[name], ns)
-    finished = all(ns.phase.finished for ns in state.nodes.values())
-    if not p.decisions and state.running == 0 and finished:
+    if not p.decisions and state.running == 0 and index.unfinished == 0:
         p.decisions.append(_finish_workflow(wf, state))
     return Plan(p.decisions, p.wake_at)
 
@@ -145,7 +153,11 @@ def resolve_items(wf: CompiledWorkflow, state: RunState, node: str) -> list[Any]
     compiled = wf.nodes[node]
     if compiled.for_each is None:
         return None
-    return _items(compiled, _Pass(wf, state, 0.0).context(), state.loaded)[0]
+    # A fresh index, not the state's: the caller may still be assembling the state.
+    deps = {name: n.deps for name, n in wf.nodes.items()}
+    nodes = PlanIndex.build(wf.order, deps, state.nodes).finished_context()
+    context = {"params": wf.params, "workflow": wf.meta.as_context(), "nodes": nodes}
+    return _items(compiled, context, state.loaded)[0]
 
 
 def _items(
@@ -441,6 +453,8 @@ def apply(state: RunState, decisions: list[Decision], now: float) -> None:
             ns.total = len(d.items) if d.items is not None else 1
             if d.source is not None:
                 state.loaded.pop(d.source, None)
+            if state.index is not None:
+                state.index.started(d.node)
         elif isinstance(d, LoadItems):
             ref = ValueRef.parse(d.reference)
             if ref is not None:
@@ -454,6 +468,8 @@ def apply(state: RunState, decisions: list[Decision], now: float) -> None:
             ns.outputs = d.outputs
             ns.finished_at = now
             ns.item_outputs = {}
+            if state.index is not None:
+                state.index.ended(d.node, ns)
         elif isinstance(d, StartWorkflow):
             state.phase = WorkflowPhase.RUNNING
             state.started_at = now

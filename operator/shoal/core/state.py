@@ -3,8 +3,10 @@
 Both executors hold a `RunState`, ask the planner what to do (`planner.advance`), carry the
 decisions out, and feed back what they observe (`record_finished`). Only finished-item
 counters and *active* tasks (running, failed-awaiting-decision, waiting for a retry) are
-kept per node, so a planning pass costs O(nodes + active tasks), never O(items): a
-100,000-item fan-out is as cheap to plan as a 100-item one.
+kept per node, so a planning pass never costs O(items): a 100,000-item fan-out is as
+cheap to plan as a 100-item one. `PlanIndex` keeps the nodes a pass must look at (ready
+and running ones) and the finished nodes' expression context up to date, so a pass does
+not re-scan a 1,000-node chain either.
 
 Times are float seconds since the epoch; the planner never reads a clock itself.
 """
@@ -12,6 +14,7 @@ Times are float seconds since the epoch; the planner never reads a clock itself.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -119,6 +122,10 @@ class RunState:
     loaded: dict[str, list[Any] | str] = field(default_factory=dict)
     """Lists read for `forEach`, by artifact key, until their node expands; a str is the
     error that kept one from being read."""
+    index: PlanIndex | None = field(default=None, repr=False, compare=False)
+    """The planner's cache, derived from `nodes`: built on the first planning pass and kept
+    up to date by `planner.apply`. Code that changes a node's phase any other way (the
+    operator rebuilding a state from its status) does so before planning, or resets it."""
 
     @classmethod
     def new(cls, node_names: list[str]) -> RunState:
@@ -128,6 +135,91 @@ class RunState:
     def progress(self) -> str:
         done = sum(1 for n in self.nodes.values() if n.phase.finished)
         return f"{done}/{len(self.nodes)}"
+
+
+@dataclass(slots=True)
+class PlanIndex:
+    """Which nodes a planning pass must look at, kept up to date instead of re-scanned.
+
+    Only pending nodes whose dependencies have all finished (`ready`) and running nodes can
+    produce a decision, so a pass visits those alone; `finished` is the `nodes` part of the
+    expression context, in the workflow's order like a fresh scan would build it.
+    """
+
+    position: dict[str, int]
+    dependents: dict[str, tuple[str, ...]]
+    waiting_on: dict[str, int]
+    """Unfinished dependencies of each pending node."""
+    pending: set[str]
+    ready: set[str]
+    running: set[str]
+    finished: dict[str, dict[str, Any]]
+    in_order: bool = True
+    """False once a node finished before one earlier in the order: `finished` is re-sorted
+    the next time it is read, so expressions see the same map whatever the finishing order."""
+
+    @classmethod
+    def build(
+        cls, order: Iterable[str], deps: Mapping[str, Iterable[str]], nodes: Mapping[str, NodeState]
+    ) -> PlanIndex:
+        """The index of `nodes` as they are now (one scan, on the first pass only)."""
+        position = {name: i for i, name in enumerate(order)}
+        dependents: dict[str, list[str]] = {name: [] for name in position}
+        index = cls(position, {}, {}, set(), set(), set(), {})
+        for name in position:
+            ns = nodes[name]
+            for dep in deps[name]:
+                dependents[dep].append(name)
+            if ns.phase is NodePhase.RUNNING:
+                index.running.add(name)
+            elif ns.phase is NodePhase.PENDING:
+                index.pending.add(name)
+                waiting = sum(1 for dep in deps[name] if not nodes[dep].phase.finished)
+                index.waiting_on[name] = waiting
+                if waiting == 0:
+                    index.ready.add(name)
+            else:
+                index.finished[name] = {"phase": ns.phase.value, "outputs": ns.outputs}
+        index.dependents = {name: tuple(found) for name, found in dependents.items()}
+        return index
+
+    @property
+    def unfinished(self) -> int:
+        return len(self.pending) + len(self.running)
+
+    def candidates(self) -> list[str]:
+        """Ready and running nodes, in the workflow's order (the order decisions follow)."""
+        return sorted(self.ready | self.running, key=self.position.__getitem__)
+
+    def started(self, name: str) -> None:
+        self.pending.discard(name)
+        self.ready.discard(name)
+        self.waiting_on.pop(name, None)
+        self.running.add(name)
+
+    def ended(self, name: str, ns: NodeState) -> None:
+        """`name` reached a final phase: its dependents may become ready."""
+        self.pending.discard(name)
+        self.ready.discard(name)
+        self.running.discard(name)
+        self.waiting_on.pop(name, None)
+        if self.finished and self.in_order:
+            last = next(reversed(self.finished))
+            self.in_order = self.position[last] < self.position[name]
+        self.finished[name] = {"phase": ns.phase.value, "outputs": ns.outputs}
+        for dependent in self.dependents[name]:
+            if dependent in self.waiting_on:
+                self.waiting_on[dependent] -= 1
+                if self.waiting_on[dependent] == 0:
+                    self.ready.add(dependent)
+
+    def finished_context(self) -> dict[str, dict[str, Any]]:
+        """The finished nodes as expressions see them, in the workflow's order."""
+        if not self.in_order:
+            ordered = sorted(self.finished.items(), key=lambda kv: self.position[kv[0]])
+            self.finished = dict(ordered)
+            self.in_order = True
+        return self.finished
 
 
 @dataclass(frozen=True, slots=True)

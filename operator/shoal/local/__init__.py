@@ -2,6 +2,7 @@
 
 __all__ = [
     "executor",
+    "logs",
     "process",
     "reporting",
 ]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from shoal.artifact_steps import StoreFactory, load_items, store_outputs
 from shoal.core.compiled import CompiledWorkflow
-from shoal.core.decisions import KillTask, LoadItems, StartTask, StoreOutputs
+from shoal.core.decisions import FinishNode, KillTask, LoadItems, StartTask, StoreOutputs
 from shoal.core.planner import advance
 from shoal.core.state import (
     ItemsLoaded,
@@ -33,6 +33,7 @@ from shoal.core.state import (
     record_outputs_stored,
     record_progress,
 )
+from shoal.local.logs import NodeLogs
 from shoal.local.process import (
     KILL_GRACE_SECONDS,
     MAX_ARGS_ENV_BYTES,
@@ -40,6 +41,7 @@ from shoal.local.process import (
     LaunchError,
     LocalTask,
     local_env,
+    node_env,
     run_task,
     worker_argv,
 )
@@ -108,7 +110,9 @@ class LocalExecutor:
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._tasks: dict[tuple[str, int], LocalTask] = {}
         self._background: set[asyncio.Task[None]] = set()
-        self._node_dirs: set[str] = set()
+        self._node_envs: dict[str, dict[str, str]] = {}
+        """Each node's share of its children's environment, built at its first attempt."""
+        self.logs = NodeLogs(workdir)
         base = dict(os.environ)
         paths = [str(p) for p in extra_pythonpath or []]
         if base.get("PYTHONPATH"):
@@ -143,6 +147,8 @@ class LocalExecutor:
                     elif isinstance(decision, StoreOutputs):
                         step_ = store_outputs(self.store, self.wf, self.state, decision)
                         self._background_step(step_)
+                    elif isinstance(decision, FinishNode):
+                        self.logs.close(decision.node)
                 if self.state.phase.finished and not self._tasks:
                     break
                 timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
@@ -156,6 +162,7 @@ class LocalExecutor:
                     self._handle(self._events.get_nowait())
         finally:
             await self._kill_all("shoal run is exiting")
+            self.logs.close_all()
         self.reporter.end(self.wf, self.state)
         return self.state
 
@@ -187,16 +194,16 @@ class LocalExecutor:
 
     def _start(self, d: StartTask) -> None:
         node = self.wf.nodes[d.node]
-        directory = self.workdir / d.node
-        if d.node not in self._node_dirs:  # one folder per node: mkdir is not free
-            directory.mkdir(parents=True, exist_ok=True)
-            self._node_dirs.add(d.node)
-        stem = f"{d.index}-{d.attempt}"
-        termination = directory / f"{stem}.termination-log"
-        task = LocalTask(start=d, directory=directory, token=new_token())
+        # An attempt's own files live only while it runs (see process.run_task).
+        stem = self.workdir / f"{d.node}.{d.index}-{d.attempt}"
+        termination = stem.with_name(f"{stem.name}.termination-log")
+        task = LocalTask(start=d, token=new_token())
         self._tasks[task.key] = task
+        shared = self._node_envs.get(d.node)
+        if shared is None:
+            shared = self._node_envs[d.node] = node_env(self.wf, node, self._base_env)
         try:
-            env = local_env(self.wf, node, d, self._base_env)
+            env = local_env(self.wf, node, d, self._base_env, shared)
         except LaunchError as err:
             self._finish(task, succeeded=False, exit_code=None, outputs={}, message=str(err))
             return
@@ -208,8 +215,9 @@ class LocalExecutor:
             if len(args.encode()) <= MAX_ARGS_ENV_BYTES:
                 env["SHOAL_ARGS"] = args
             else:
-                args_file = directory / f"{stem}.args.json"
+                args_file = stem.with_name(f"{stem.name}.args.json")
                 args_file.write_text(args, encoding="utf-8")
+                task.transient.append(args_file)
             argv = worker_argv(node.spec.job, args_file, termination)
         elif d.command:
             argv = [*d.command, *(d.args or [])]
@@ -236,8 +244,11 @@ class LocalExecutor:
             self._finish(task, False, None, {}, message)
 
     async def _supervise(self, task: LocalTask, argv: list[str], env: dict[str, str]) -> None:
+        start = task.start
+        fan_out = self.wf.nodes[start.node].fan_out
+        log = self.logs.attempt(start.node, start.index, start.attempt, fan_out)
         try:
-            outcome = await run_task(task, argv, env, self.cwd, self._on_message)
+            outcome = await run_task(task, argv, env, self.cwd, self._on_message, log)
         except Exception as err:  # never let one child's error hang the run
             self._finish(task, False, None, {}, f"local executor error: {err!r}")
             return

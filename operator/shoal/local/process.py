@@ -24,6 +24,7 @@ from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import StartTask
 from shoal.linesplit import CUT_NOTE
 from shoal.linesplit import bounded_lines as split_bounded
+from shoal.local.logs import AttemptLog
 from shoal_worker.protocol import TOKEN_ENV, Message, PlainLine
 
 KILL_GRACE_SECONDS = 5.0
@@ -63,26 +64,39 @@ def worker_argv(job: str, args_file: Path | None, termination_file: Path) -> lis
     return [*argv, "--termination-log", str(termination_file)]
 
 
+NEVER_INHERITED = ("SHOAL_ARGS", "SHOAL_ARGS_FILE", "SHOAL_ITEM", "SHOAL_ITEM_INDEX", TOKEN_ENV)
+"""Variables an attempt sets for itself: never the caller's."""
+
+
+def node_env(wf: CompiledWorkflow, node: CompiledNode, base: dict[str, str]) -> dict[str, str]:
+    """The part of a child's environment every attempt of `node` shares, built once per node:
+    the caller's environment plus what a pod of this node would see."""
+    env = {k: v for k, v in base.items() if k not in NEVER_INHERITED}
+    env.update(
+        SHOAL_WORKFLOW=wf.meta.name,
+        SHOAL_NAMESPACE=wf.meta.namespace,
+        SHOAL_NODE=node.name,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
 def local_env(
-    wf: CompiledWorkflow, node: CompiledNode, task: StartTask, base: dict[str, str]
+    wf: CompiledWorkflow,
+    node: CompiledNode,
+    task: StartTask,
+    base: dict[str, str],
+    shared: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The child's environment: the caller's, plus what a pod would see.
+    """One attempt's environment: `shared` (from `node_env`, which the executor builds once
+    per node) plus the attempt's own values.
 
     `valueFrom` references have no cluster to resolve against, so a local run takes the
     value from the caller's environment variable of the same name and refuses to start
     the attempt (naming the variable) when there is none.
     """
-    env = dict(base)
-    never_inherited = ("SHOAL_ARGS", "SHOAL_ARGS_FILE", "SHOAL_ITEM", "SHOAL_ITEM_INDEX")
-    for inherited in (*never_inherited, TOKEN_ENV):
-        env.pop(inherited, None)  # never the caller's: this attempt sets its own
-    env.update(
-        SHOAL_WORKFLOW=wf.meta.name,
-        SHOAL_NAMESPACE=wf.meta.namespace,
-        SHOAL_NODE=node.name,
-        SHOAL_ATTEMPT=str(task.attempt),
-        PYTHONUNBUFFERED="1",
-    )
+    env = (shared if shared is not None else node_env(wf, node, base)).copy()
+    env["SHOAL_ATTEMPT"] = str(task.attempt)
     if node.fan_out:
         env["SHOAL_ITEM_INDEX"] = str(task.index)
         env["SHOAL_ITEM"] = json.dumps(task.item, separators=(",", ":"))
@@ -124,14 +138,13 @@ class LocalTask:
     """A running child process and what has been read from it."""
 
     start: StartTask
-    directory: Path
-    """The node's folder in the work directory; each attempt's files are named after it."""
     token: str
     """The attempt's protocol token (``$SHOAL_PROTOCOL_TOKEN`` in the child)."""
     collector: StreamCollector = field(init=False)
     process: asyncio.subprocess.Process | None = None
     kill_reason: str | None = None
-    log_path: Path | None = None
+    transient: list[Path] = field(default_factory=list)
+    """Files written for this attempt alone (a large args file): removed when it ends."""
 
     def __post_init__(self) -> None:
         self.collector = StreamCollector(self.token)
@@ -207,68 +220,94 @@ async def run_task(
     env: dict[str, str],
     cwd: Path,
     on_message: OnMessage,
+    log: AttemptLog,
 ) -> Outcome:
     """Run the child to its end, feeding every output line to the collector and `on_message`."""
-    termination = Path(env["SHOAL_TERMINATION_MESSAGE_PATH"])
-    task.log_path = task.directory / f"{task.start.index}-{task.start.attempt}.log"
-    node, index = task.key
-    with task.log_path.open("w", encoding="utf-8") as log:
+    try:
+        task.process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as err:
+        log.end(f"could not start: {err.strerror}")
+        _termination_message(Path(env["SHOAL_TERMINATION_MESSAGE_PATH"]), task)  # cleans up
+        return Outcome(False, None, {}, f"cannot start {argv[0]!r}: {err.strerror}")
+    pumps = asyncio.gather(
+        _pump(task, task.process.stdout, True, log, on_message),
+        _pump(task, task.process.stderr, False, log, on_message),
+    )
+    await _exited_or_drained(task.process, pumps)
+    if not pumps.done():
         try:
-            task.process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-            )
-        except OSError as err:
-            return Outcome(False, None, {}, f"cannot start {argv[0]!r}: {err.strerror}")
-
-        async def pump(stream: asyncio.StreamReader | None, parse: bool) -> None:
-            assert stream is not None
-            async for data, cut in bounded_lines(stream, MAX_LINE_BYTES):
-                line = data.decode("utf-8", errors="replace")
-                msg: Message
-                if cut:
-                    text = line + CUT_NOTE.format(limit=MAX_LINE_BYTES)
-                    problem = f"line longer than {MAX_LINE_BYTES} bytes: cut, the rest dropped"
-                    msg = task.collector.violation(text, problem)
-                    log.write(msg.text + "\n")
-                elif parse:
-                    msg = task.collector.feed(line)
-                    log.write(task.collector.redact(line))
-                else:
-                    # stderr is never protocol; it only joins the tail kept for messages.
-                    clean = task.collector.redact(line)
-                    msg = PlainLine(clean.rstrip("\n"))
-                    task.collector.feed(" " + clean if clean.startswith("@shoal/") else clean)
-                    log.write(clean)
-                on_message(node, index, msg)
-
-        pumps = asyncio.gather(pump(task.process.stdout, True), pump(task.process.stderr, False))
-        await _exited_or_drained(task.process, pumps)
-        if not pumps.done():
-            try:
-                # Output still buffered in the pipes arrives right after the exit; a
-                # grandchild that kept the pipes open must not hold the run hostage.
-                await asyncio.wait_for(pumps, PIPE_DRAIN_SECONDS)
-            except TimeoutError:
-                task.signal(signal.SIGKILL)
-                transport = getattr(task.process, "_transport", None)
-                if transport is not None:
-                    transport.close()  # lets wait() return although the pipes stay open
-                log.write(f"[shoal] output still open {PIPE_DRAIN_SECONDS:g}s after the exit\n")
-        exit_code = await task.process.wait()
-    text = None
-    if task.collector.result is None:  # the stream's result, when there is one, has it all
-        with contextlib.suppress(OSError):
-            # At most 4 KiB from local disk: not worth a thread hop.
-            text = termination.read_text(encoding="utf-8") or None  # noqa: ASYNC240
+            # Output still buffered in the pipes arrives right after the exit; a
+            # grandchild that kept the pipes open must not hold the run hostage.
+            await asyncio.wait_for(pumps, PIPE_DRAIN_SECONDS)
+        except TimeoutError:
+            task.signal(signal.SIGKILL)
+            transport = getattr(task.process, "_transport", None)
+            if transport is not None:
+                transport.close()  # lets wait() return although the pipes stay open
+            log.write(f"[shoal] output still open {PIPE_DRAIN_SECONDS:g}s after the exit\n")
+    exit_code = await task.process.wait()
+    log.end(f"exited {exit_code}")
+    text = _termination_message(Path(env["SHOAL_TERMINATION_MESSAGE_PATH"]), task)
     # A signal shows up as a negative return code; report it the way a pod would (128+n).
     code = 128 - exit_code if exit_code < 0 else exit_code
     return task.collector.finish(code, text, killed_reason=task.kill_reason)
+
+
+def _termination_message(path: Path, task: LocalTask) -> str | None:
+    """The attempt's termination message, when the stream's result lacks; the file is removed
+    once the attempt is over, so a long fan-out leaves no file per item behind.
+
+    At most 4 KiB from local disk: not worth a thread hop.
+    """
+    text = None
+    try:
+        if task.collector.result is None:  # the stream's result, when there is one, has it all
+            text = path.read_text(encoding="utf-8") or None
+        path.unlink()
+    except OSError:  # never written (most commands): nothing to read or remove
+        pass
+    for transient in task.transient:
+        with contextlib.suppress(OSError):
+            transient.unlink()
+    return text
+
+
+async def _pump(
+    task: LocalTask,
+    stream: asyncio.StreamReader | None,
+    parse: bool,
+    log: AttemptLog,
+    on_message: OnMessage,
+) -> None:
+    """Read one of the child's pipes to its end: parse, redact, log and report each line."""
+    assert stream is not None
+    node, index = task.key
+    async for data, cut in bounded_lines(stream, MAX_LINE_BYTES):
+        line = data.decode("utf-8", errors="replace")
+        msg: Message
+        if cut:
+            text = line + CUT_NOTE.format(limit=MAX_LINE_BYTES)
+            problem = f"line longer than {MAX_LINE_BYTES} bytes: cut, the rest dropped"
+            msg = task.collector.violation(text, problem)
+            log.write(msg.text + "\n")
+        elif parse:
+            msg = task.collector.feed(line)
+            log.write(task.collector.redact(line))
+        else:
+            # stderr is never protocol; it only joins the tail kept for messages.
+            clean = task.collector.redact(line)
+            msg = PlainLine(clean.rstrip("\n"))
+            task.collector.feed(" " + clean if clean.startswith("@shoal/") else clean)
+            log.write(clean)
+        on_message(node, index, msg)
 
 
 async def bounded_lines(
