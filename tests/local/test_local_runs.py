@@ -72,7 +72,8 @@ def test_invalid_field_is_reported_with_file_node_and_field(manifest: Manifest) 
     )
     result = shoal_run(path)
     assert result.code == 2
-    assert f"{path}: node 'one': retries.limit:" in result.stderr
+    # file:line:column of `limit` inside `retries: {limit: -1}` (the text starts with "\n").
+    assert f"{path}:9:17: node 'one': retries.limit:" in result.stderr
 
 
 def test_validate_reports_each_bad_file_and_exit_code(manifest: Manifest) -> None:
