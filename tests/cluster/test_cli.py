@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
 from tests.cluster.conftest import REPO, get_workflow, wait_workflow
@@ -75,7 +75,9 @@ def manifest(tmp_path: Path, name: str, *nodes: dict[str, Any], **spec: Any) -> 
         "spec": {"image": IMAGE, "nodes": list(nodes), **spec},
     }
     path = tmp_path / f"{name.rstrip('-')}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    # JSON (which is YAML) quotes every key: PyYAML's dump leaves `n:` bare, and kubectl
+    # and shoal read a bare `n` as the boolean false (docs/workflows.md).
+    path.write_text(json.dumps(doc, indent=2))
     return path
 
 
@@ -187,11 +189,13 @@ def test_invalid_manifest_exits_2_and_creates_nothing(
         {"name": "b", "job": "shoal.noop", "when": "nodes.a.outputs.x > 0"},
     )
     result = ok(shoal("submit", str(bad), "--watch"), 2)
-    assert f"{bad}: node 'a': dependsOn: unknown dependency 'missing'" in result.stderr
-    assert f"{bad}: node 'b': when: refers to nodes.a" in result.stderr
+    where = re.escape(str(bad)) + r":\d+:\d+: "  # file:line:column
+    assert re.search(where + "node 'a': dependsOn: unknown dependency 'missing'", result.stderr)
+    assert re.search(where + "node 'b': when: refers to nodes.a", result.stderr)
     schema = manifest(tmp_path, "schema", {"name": "a", "job": "x", "retries": {"limit": -1}})
     result = ok(shoal("submit", str(schema)), 2)
-    assert f"{schema}: node 'a': retries.limit: Input should be" in result.stderr
+    at = re.escape(str(schema)) + r":\d+:\d+: "
+    assert re.search(at + "node 'a': retries.limit: Input should be", result.stderr)
     assert "Traceback" not in result.stderr
     undeclared = ok(shoal("submit", str(REPO / "examples" / "hello.yaml"), "-p", "nope=1"), 2)
     assert "nope" in undeclared.stderr

@@ -152,6 +152,28 @@ def test_stop_deletes_running_pods_and_ends_stopped(k8s_api: Any, namespace: str
     wait_until(lambda: not jobs_and_pods(k8s_api, namespace)[1], 60, "pods to be gone")
 
 
+@pytest.mark.parametrize(("field", "notify"), [("stop", "Succeeded"), ("terminate", "Omitted")])
+def test_stop_runs_always_nodes_and_terminate_does_not(
+    k8s_api: Any, namespace: str, field: str, notify: str
+) -> None:
+    # The catalog's promise: "always notify at the end", also when a user stops the run.
+    name = f"to-{field}"
+    nodes = [
+        {"name": "long", "command": ["sleep", "300"]},
+        {"name": "never", "job": "shoal.noop", "dependsOn": ["long"]},
+        {"name": "notify", "job": "shoal.noop", "dependsOn": ["never"], "runPolicy": "always"},
+    ]
+    create_workflow(k8s_api, namespace, workflow(name, *nodes))
+    wait_until(lambda: jobs_and_pods(k8s_api, namespace)[1], 60, "the pod to exist")
+    custom(k8s_api).patch_namespaced_custom_object(
+        "shoal.dev", "v1alpha1", namespace, "workflows", name, {"spec": {field: True}}
+    )
+    status = wait_workflow(k8s_api, namespace, name, timeout=90)["status"]
+    assert status["phase"] == "Stopped"
+    assert status["nodes"]["never"]["phase"] == "Omitted"
+    assert status["nodes"]["notify"]["phase"] == notify
+
+
 def test_deleting_a_workflow_removes_its_jobs_and_pods(k8s_api: Any, namespace: str) -> None:
     create_workflow(
         k8s_api, namespace, workflow("to-delete", {"name": "long", "command": ["sleep", "300"]})

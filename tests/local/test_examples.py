@@ -39,7 +39,6 @@ def check_catalog(r: RunResult) -> None:
     assert r.node("notify")["phase"] == "Succeeded"
     # The demo shows a retry (eu-west-3's first attempt fails) and a skipped condition.
     assert integration["attempts"] == len(markets) + 1
-    assert "eu-west-3: upstream timed out (transient)" in r.stderr
     assert r.node("alert-empty")["phase"] == "Skipped"
 
 

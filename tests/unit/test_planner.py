@@ -1003,3 +1003,52 @@ def test_without_timers_there_is_no_wake() -> None:
     wf = workflow({"name": "a"})
     state = RunState.new(list(wf.order))
     assert advance(wf, state, T0).wake_at is None
+
+
+def stop_with_an_always_node() -> tuple[Any, Simulator]:
+    wf = workflow(
+        {"name": "a"},
+        {"name": "b", "dependsOn": ["a"]},
+        {"name": "notify", "dependsOn": ["b"], "runPolicy": "always"},
+    )
+    sim = Simulator(wf)
+    sim.settle()
+    assert sorted(sim.running) == [("a", 0)]
+    return wf, sim
+
+
+def test_a_stop_still_runs_always_nodes_once_their_dependencies_end() -> None:
+    _, sim = stop_with_an_always_node()
+    sim.state.stop_requested = "stopped by alice"
+    sim.run()
+    assert phases(sim.state) == {
+        "a": NodePhase.FAILED,
+        "b": NodePhase.OMITTED,
+        "notify": NodePhase.SUCCEEDED,
+    }
+    assert [s.node for s in sim.decisions(StartTask)] == ["a", "notify"]
+    assert (sim.state.phase, sim.state.message) == (WorkflowPhase.STOPPED, "stopped by alice")
+
+
+def test_a_terminate_runs_nothing_more() -> None:
+    _, sim = stop_with_an_always_node()
+    sim.state.stop_requested = "terminated by alice"
+    sim.state.terminate = True
+    sim.run()
+    assert phases(sim.state) == {
+        "a": NodePhase.FAILED,
+        "b": NodePhase.OMITTED,
+        "notify": NodePhase.OMITTED,
+    }
+    assert [s.node for s in sim.decisions(StartTask)] == ["a"]
+    assert sim.state.phase is WorkflowPhase.STOPPED
+
+
+def test_a_running_always_node_is_not_killed_by_a_stop() -> None:
+    wf = workflow({"name": "notify", "runPolicy": "always"}, {"name": "other"})
+    sim = Simulator(wf)
+    sim.settle()
+    sim.state.stop_requested = "stopped"
+    sim.run()
+    assert [(k.node, k.index) for k in sim.decisions(KillTask)] == [("other", 0)]
+    assert phases(sim.state) == {"notify": NodePhase.SUCCEEDED, "other": NodePhase.FAILED}

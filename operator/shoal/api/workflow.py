@@ -184,7 +184,10 @@ class WorkflowSpec(ApiModel):
     ttl_seconds_after_finished: int | None = Field(None, ge=0)
     """Delete the finished Workflow (and its remaining Jobs) after this many seconds."""
     stop: bool = False
-    """Set to true to stop a running workflow: its pods are deleted, the phase is Stopped."""
+    """Set to true to stop a running workflow: its pods are deleted, the phase is Stopped;
+    nodes with `runPolicy: always` still run once their dependencies have ended."""
+    terminate: bool = False
+    """Like `stop`, but nodes with `runPolicy: always` do not run either."""
     defaults: PodSettings = Field(default_factory=PodSettings)
     """Settings every node inherits."""
     nodes: list[Node] = Field(min_length=1, max_length=MAX_NODES)

@@ -24,6 +24,8 @@ Semantics, in one place:
   so downstream nodes and the status only ever see the small reference.
 - `activeDeadlineSeconds` or a stop request starts a shutdown: running attempts are
   killed, nothing new starts, pending nodes are Omitted, and the run ends Failed or Stopped.
+  A stop (not a terminate, not a deadline) still runs `runPolicy: always` nodes once
+  their dependencies have ended, as Argo runs exit handlers on stop.
 """
 
 from __future__ import annotations
@@ -198,9 +200,28 @@ def _shutdown_reason(
     return None
 
 
+def _shutdown_for(p: _Pass, node: CompiledNode) -> tuple[WorkflowPhase, str] | None:
+    """The shutdown as it applies to `node`: none for a `runPolicy: always` node during a
+    stop (not a terminate, not a deadline), which still runs once its dependencies end,
+    as an exit handler does, until `activeDeadlineSeconds` ends that grace too."""
+    shutdown = p.state.shutdown
+    if shutdown is None or node.run_policy is not RunPolicy.ALWAYS:
+        return shutdown
+    if shutdown[0] is not WorkflowPhase.STOPPED or p.state.terminate:
+        return shutdown
+    deadline = p.wf.active_deadline_seconds
+    if deadline is not None and p.state.started_at is not None:
+        due = p.state.started_at + deadline
+        if p.now >= due:
+            return shutdown
+        p.wake(due)
+    return None
+
+
 def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
-    if p.state.shutdown is not None:
-        p.decisions.append(FinishNode(node.name, NodePhase.OMITTED, p.state.shutdown[1]))
+    shutdown = _shutdown_for(p, node)
+    if shutdown is not None:
+        p.decisions.append(FinishNode(node.name, NodePhase.OMITTED, shutdown[1]))
         return
     dep_states = [(d, p.state.nodes[d]) for d in node.deps]
     if any(not ds.phase.finished for _, ds in dep_states):
@@ -257,7 +278,7 @@ def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
 
 
 def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
-    shutdown = p.state.shutdown
+    shutdown = _shutdown_for(p, node)
     before = len(p.decisions)
     due_retries: list[Task] = []
     failed_now = False  # an item failed for good in this pass; ns.failed counts it once applied

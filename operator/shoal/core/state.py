@@ -115,6 +115,8 @@ class RunState:
     """Running tasks across the workflow (what `spec.parallelism` limits)."""
     stop_requested: str | None = None
     """Why a stop was requested (user, signal); the planner turns it into a shutdown."""
+    terminate: bool = False
+    """The stop is a terminate: `runPolicy: always` nodes do not run either."""
     shutdown: tuple[WorkflowPhase, str] | None = None
     """Once set, nothing new starts: the phase the run will end in and why."""
     loading: set[str] = field(default_factory=set)

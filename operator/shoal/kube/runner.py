@@ -358,7 +358,10 @@ class WorkflowRunner:
             self.attempts[key] = self._open[key] = attempt
         in_flight = found.in_flight
         stop = "stopped (spec.stop)" if wf.spec.stop else None
+        if wf.spec.terminate:
+            stop = "terminated (spec.terminate)"
         state = await self._rebuild_state(wf, status, in_flight, stop)
+        state.terminate = wf.spec.terminate
         # Older attempts of an item are history: their results were already folded in.
         for key, attempt in list(self.attempts.items()):
             task = state.nodes[key[0]].tasks.get(key[1])
@@ -498,8 +501,12 @@ class WorkflowRunner:
 
     @staticmethod
     def _maybe_stop(state: RunState, body: dict[str, Any]) -> None:
-        if state.stop_requested is None and WorkflowControls.of(body).stop:
-            state.stop_requested = "stopped (spec.stop)"
+        controls = WorkflowControls.of(body)
+        state.terminate = state.terminate or controls.terminate
+        if state.stop_requested is None and (controls.stop or controls.terminate):
+            state.stop_requested = (
+                "terminated (spec.terminate)" if controls.terminate else "stopped (spec.stop)"
+            )
 
     def _observe(self, pod: dict[str, Any], *, deleted: bool) -> None:
         # Labels only say which attempt a pod claims to be; its namespace and its

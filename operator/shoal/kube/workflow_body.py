@@ -22,11 +22,12 @@ __all__ = ["WorkflowControls", "deletion_due"]
 
 
 class WorkflowControls(ApiModel):
-    """`spec.stop`, `spec.ttlSecondsAfterFinished` and `spec.artifacts` of a Workflow."""
+    """`spec.stop`/`terminate`, `spec.ttlSecondsAfterFinished` and `spec.artifacts`."""
 
     model_config = ConfigDict(extra="ignore")
 
     stop: bool = False
+    terminate: bool = False
     ttl_seconds_after_finished: int | None = Field(None, ge=0)
     artifacts: ArtifactsSpec | None = None
     """None when absent or invalid: an invalid run never stored anything."""
