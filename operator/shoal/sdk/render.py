@@ -89,7 +89,13 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
+_BREAKS = frozenset("\r\x85\u2028\u2029")
+"""Characters YAML reads as line breaks: only a double-quoted scalar keeps them as they are."""
+
+
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    if any(c in _BREAKS or (not c.isprintable() and c != "\n") for c in text):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"')
     if "\n" in text:
         return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
     if text and go_scalar(text) != text:
