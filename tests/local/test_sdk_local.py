@@ -62,3 +62,36 @@ def test_the_documented_script_runs_the_catalog_locally() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "Succeeded"
+
+
+SCRIPT = """
+import sys
+
+from shoal.sdk import Workflow
+from shoal_worker import Context, job
+
+
+@job("sdk-script-double")
+def double(ctx: Context, n: int) -> dict[str, int]:
+    return {"twice": 2 * n}
+
+
+wf = Workflow("sdk-script", image="img:1")
+first = wf.job("first", double, n=4)
+wf.job("second", double, n=first.outputs["twice"])
+
+if __name__ == "__main__":
+    result = wf.run_local()
+    print(result.status["nodes"]["second"]["outputs"]["twice"])
+    sys.exit(result.exit_code)
+"""
+
+
+def test_a_script_that_defines_its_own_jobs_runs_them_locally(tmp_path: Path) -> None:
+    script = tmp_path / "flow.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=RUN_TIMEOUT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "16"

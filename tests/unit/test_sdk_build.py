@@ -190,3 +190,8 @@ def test_validate_is_the_compile_shoal_validate_runs() -> None:
         wf.validate()
     assert "node 'x'" in str(err.value)
     assert "unknown node 'ghost'" in str(err.value)
+
+
+def test_a_bad_object_name_is_an_sdk_error_naming_the_workflow() -> None:
+    with pytest.raises(SdkError, match=r"workflow 'Bad_Name': metadata: name: String should match"):
+        Workflow("Bad_Name")

@@ -207,13 +207,16 @@ class Workflow(Resource):
             if key in ("nodes", "parameters") or key not in WorkflowSpec.model_fields:
                 allowed = sorted(set(WorkflowSpec.model_fields) - {"nodes", "parameters"})
                 raise SdkError(f"{key!r} is not a Workflow setting{_suggest(key, allowed)}")
-        self.metadata = ObjectMeta(
-            name=name,
-            generate_name=generate_name,
-            namespace=namespace,
-            labels=labels or {},
-            annotations=annotations or {},
-        )
+        try:
+            self.metadata = ObjectMeta(
+                name=name,
+                generate_name=generate_name,
+                namespace=namespace,
+                labels=labels or {},
+                annotations=annotations or {},
+            )
+        except ValidationError as err:
+            raise SdkError(f"workflow {name!r}: metadata: {model_errors(err)}") from None
         self.parameters = dict(parameters or {})
         self.params = Params(self.parameters)
         self._spec = spec

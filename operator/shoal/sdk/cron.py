@@ -38,9 +38,12 @@ class CronWorkflow(Resource):
             if key in ("workflow_spec", "parameters") or key not in CronWorkflowSpec.model_fields:
                 allowed = sorted(set(CronWorkflowSpec.model_fields) - {"workflow_spec"})
                 raise SdkError(f"{key!r} is not a CronWorkflow setting; settings: {allowed}")
-        self.metadata = ObjectMeta(
-            name=name, namespace=namespace, labels=labels or {}, annotations=annotations or {}
-        )
+        try:
+            self.metadata = ObjectMeta(
+                name=name, namespace=namespace, labels=labels or {}, annotations=annotations or {}
+            )
+        except ValidationError as err:
+            raise SdkError(f"cronworkflow {name!r}: metadata: {model_errors(err)}") from None
         self.workflow = workflow
         self.parameters = dict(parameters or {})
         self._trigger = trigger

@@ -3,7 +3,9 @@
 A local run renders the manifest to a file and runs the `shoal run` command in a child
 interpreter, so it is exactly the CLI's run (same validation, executor and exit codes)
 and its signal handlers never touch the caller's process. The modules that define the
-workflow's `@job` functions are imported by every worker, with their folders on the path.
+workflow's `@job` functions are imported by every worker, with their folders on the path
+(a script run as `__main__` by its file name: its `if __name__ == "__main__"` part does not
+run again in the workers).
 """
 
 from __future__ import annotations
@@ -51,11 +53,12 @@ def job_modules(obj: Buildable | ResourceModel) -> tuple[list[str], list[Path]]:
     roots: list[Path] = []
     for func in getattr(obj, "job_functions", []):
         name = getattr(func, "__module__", "")
-        loaded = sys.modules.get(name)
-        file = getattr(loaded, "__file__", None)
-        if not name or name == "__main__" or name.startswith("shoal_worker") or file is None:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if not name or name.startswith("shoal_worker") or file is None:
             continue
         path = Path(file).resolve()
+        if name == "__main__":  # a script with its jobs: workers import it by file name
+            name = path.stem
         depth = name.count(".") + (1 if path.name == "__init__.py" else 0)
         root = path.parents[depth]
         if name not in modules:
