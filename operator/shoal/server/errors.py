@@ -34,6 +34,9 @@ class ErrorBody(BaseModel):
     message: str
     field: str | None = None
     node: str | None = None
+    line: int | None = None
+    """Line and column in a submitted manifest (1-based), when known."""
+    column: int | None = None
     problems: list[ErrorBody] | None = None
     """Every problem of an invalid manifest (the first is also the top-level one)."""
 
@@ -64,17 +67,25 @@ def from_kube(err: ApiError) -> ApiProblem:
 def invalid_manifest(err: InvalidWorkflow) -> ApiProblem:
     """A 422 carrying every problem `shoal validate` would print, each with its node/field."""
     problems = [
-        ErrorBody(code="Invalid", message=p.describe(), field=p.field, node=p.node)
+        ErrorBody(
+            code="Invalid",
+            message=p.describe(),
+            field=p.field,
+            node=p.node,
+            line=p.line,
+            column=p.column,
+        )
         for p in err.problems
     ]
     first = problems[0] if problems else ErrorBody(code="Invalid", message=str(err))
-    body = first.model_copy(update={"message": first.message, "problems": problems})
-    return ApiProblem(422, body)
+    return ApiProblem(422, first.model_copy(update={"problems": problems}))
 
 
 async def _problem(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiProblem)
-    return JSONResponse(exc.body.model_dump(exclude_none=True), status_code=exc.status)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    body = exc.body.model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
 async def _request_invalid(_: Request, exc: Exception) -> JSONResponse:
