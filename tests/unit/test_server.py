@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 
 from shoal.cli.server_command import is_loopback
 from shoal.kube.api import ApiError
-from shoal.server import OPENAPI_PATH, AuthMode, Cluster, create_app
+from shoal.server.app import OPENAPI_PATH, create_app
 from shoal.server.errors import from_kube
+from shoal.server.identity import AuthMode, Cluster
 from shoal.server.submit import MAX_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -53,7 +53,8 @@ def is_loopback(host: str) -> bool:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from shoal.server import AuthMode, create_app, load_cluster
+    from shoal.server.app import create_app
+    from shoal.server.identity import AuthMode, load_cluster
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
     mode = AuthMode(args.auth_mode)
