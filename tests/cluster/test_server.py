@@ -9,12 +9,14 @@ nothing here needs a Workflow to make progress.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +25,23 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cluster.conftest import REPO, create_workflow, wait_until
+from tests.cluster.conftest import (
+    GROUP,
+    PLURAL,
+    REPO,
+    VERSION,
+    create_workflow,
+    custom,
+    wait_until,
+)
 from tests.support.plugin import Kubectl
 
 pytestmark = [pytest.mark.cluster]
 
 WRITE = ["get", "list", "watch", "create", "patch", "update", "delete"]
 READ = ["get", "list", "watch"]
+CLEAN = ["list", "watch", "delete", "deletecollection"]
+"""On Jobs and pods: what a retry needs to remove the old attempts."""
 
 
 def workflow(name: str, **labels: str) -> dict[str, Any]:
@@ -60,17 +72,26 @@ class Server:
         return response
 
 
-def _role(rbac: Any, namespace: str, name: str, verbs: list[str], crons: bool) -> None:
+def _role(rbac: Any, namespace: str, name: str, verbs: list[str], writer: bool) -> None:
+    """`verbs` on workflows; a writer also on what retry and logs need, and CronWorkflows."""
     from kubernetes import client
 
-    resources = ["workflows", *(["cronworkflows"] if crons else [])]
-    rules = [client.V1PolicyRule(api_groups=["shoal.dev"], resources=resources, verbs=verbs)]
+    rule = client.V1PolicyRule
+    rules = [rule(api_groups=["shoal.dev"], resources=["workflows"], verbs=verbs)]
+    if writer:
+        rules += [
+            rule(api_groups=["shoal.dev"], resources=["cronworkflows"], verbs=verbs),
+            rule(api_groups=["shoal.dev"], resources=["workflows/status"], verbs=["patch"]),
+            rule(api_groups=["batch"], resources=["jobs"], verbs=CLEAN),
+            rule(api_groups=[""], resources=["pods"], verbs=["get", *CLEAN]),
+            rule(api_groups=[""], resources=["pods/log"], verbs=["get"]),
+        ]
     rbac.create_namespaced_role(
         namespace, client.V1Role(metadata=client.V1ObjectMeta(name=name), rules=rules)
     )
 
 
-def _user(k8s_api: Any, namespace: str, name: str, verbs: list[str], crons: bool) -> str:
+def _user(k8s_api: Any, namespace: str, name: str, verbs: list[str], writer: bool) -> str:
     """A ServiceAccount bound to a Role of `verbs` in its namespace; returns its token."""
     from kubernetes import client
 
@@ -78,7 +99,7 @@ def _user(k8s_api: Any, namespace: str, name: str, verbs: list[str], crons: bool
     core.create_namespaced_service_account(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
     )
-    _role(rbac, namespace, name, verbs, crons)
+    _role(rbac, namespace, name, verbs, writer)
     subject = client.RbacV1Subject(kind="ServiceAccount", name=name, namespace=namespace)
     rbac.create_namespaced_role_binding(
         namespace,
@@ -115,8 +136,8 @@ def server(crds: None, kubeconfig: Path, k8s_api: Any) -> Iterator[Server]:
     for ns in namespaces.values():
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     tokens = {
-        "a": _user(k8s_api, namespaces["a"], "user-a", WRITE, crons=True),
-        "b": _user(k8s_api, namespaces["b"], "user-b", READ, crons=False),
+        "a": _user(k8s_api, namespaces["a"], "user-a", WRITE, writer=True),
+        "b": _user(k8s_api, namespaces["b"], "user-b", READ, writer=False),
     }
     port = _free_port()
     log = Path(tempfile.mkstemp(prefix="shoal-server-", suffix=".log")[1])
@@ -289,9 +310,13 @@ def test_delete_and_cron_suspend_as_rbac_allows(
 
 
 def test_tokens_never_reach_the_log_or_a_response(server: Server) -> None:
-    """Runs last in this module: every response the tests above got is searched."""
-    server.call("GET", f"/api/v1/workflows?namespace={server.namespaces['b']}", "a")
-    assert len(server.seen) > 10
+    """Runs last in this module: every response the tests above got is searched too."""
+    a, b = server.namespaces["a"], server.namespaces["b"]
+    server.call("GET", f"/api/v1/workflows?namespace={b}", "a")
+    server.call("GET", f"/api/v1/workflows/{a}/missing", "a")
+    server.call("POST", f"/api/v1/workflows/{a}", "a", json={"kind": "Workflow"})
+    server.call("POST", f"/api/v1/workflows/{b}/missing/stop", "b")
+    assert len(server.seen) >= 4
     log = server.log.read_text(errors="replace")
     assert "GET /api/v1/workflows" in log  # the log is there, at DEBUG, and says things
     for token in server.tokens.values():
@@ -300,3 +325,95 @@ def test_tokens_never_reach_the_log_or_a_response(server: Server) -> None:
         for response in server.seen:
             assert token[-16:] not in response.text
             assert all(token[-16:] not in value for value in response.headers.values())
+
+
+def _failed(k8s_api: Any, namespace: str, name: str) -> None:
+    """Mark a Workflow Failed, as the operator would (no operator runs here)."""
+    status = {"phase": "Failed", "progress": "1/1", "nodes": {"hello": {"phase": "Failed"}}}
+    custom(k8s_api).patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+    )
+
+
+def test_retry_reopens_a_failed_workflow_as_rbac_allows(
+    server: Server, k8s_api: Any, kubectl: Kubectl
+) -> None:
+    a, b = server.namespaces["a"], server.namespaces["b"]
+    for namespace, name in ((a, "failed-a"), (b, "failed-b")):
+        _created(k8s_api, namespace, name)
+        _failed(k8s_api, namespace, name)
+    refused = server.call("POST", f"/api/v1/workflows/{b}/failed-b/retry", "b")
+    assert refused.status_code == 403, refused.text
+    assert "jobs" in refused.json()["message"]
+    still = kubectl("get", "workflow", "failed-b", "-o", "jsonpath={.status.phase}", namespace=b)
+    assert still.stdout == "Failed"
+    retried = server.call("POST", f"/api/v1/workflows/{a}/failed-a/retry", "a")
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["nodes"] == ["hello"]
+    path = "jsonpath={.status.phase} {.status.retries} {.status.nodes.hello.phase}"
+    seen = kubectl("get", "workflow", "failed-a", "-o", path, namespace=a)
+    assert seen.stdout == "Running 1 Pending"
+    again = server.call("POST", f"/api/v1/workflows/{a}/failed-a/retry", "a")
+    assert again.status_code == 409
+    assert again.json()["code"] == "NotRetryable"
+
+
+def test_node_log_and_its_bounded_follow(server: Server, k8s_api: Any) -> None:
+    from kubernetes import client
+    from support.waits import pod_phase, wait_for, wait_for_log_line
+
+    from shoal.kube.naming import LABEL_ATTEMPT, LABEL_ITEM, LABEL_NODE, LABEL_WORKFLOW_UID
+
+    a, b = server.namespaces["a"], server.namespaces["b"]
+    uid = create_workflow(k8s_api, a, workflow("logged"))["metadata"]["uid"]
+    _created(k8s_api, b, "unlogged")
+    labels = {LABEL_WORKFLOW_UID: uid, LABEL_NODE: "hello", LABEL_ITEM: "0", LABEL_ATTEMPT: "1"}
+    core = client.CoreV1Api(k8s_api)
+    script = "echo first; echo second; exec sleep 60"
+    core.create_namespaced_pod(
+        a,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="logged-hello", labels=labels),
+            spec=client.V1PodSpec(
+                restart_policy="Never",
+                containers=[
+                    client.V1Container(
+                        name="main", image="busybox:1.36", command=["sh", "-c", script]
+                    )
+                ],
+            ),
+        ),
+    )
+    wait_for(
+        core.list_namespaced_pod,
+        a,
+        field_selector="metadata.name=logged-hello",
+        predicate=pod_phase("Running"),
+        timeout=60,
+        description="pod logged-hello to run",
+    )
+    wait_for_log_line(core, a, "logged-hello", "second", container="main")
+    log_path = f"/api/v1/workflows/{a}/logged/nodes/hello/log"
+    page = server.call("GET", log_path, "a")
+    assert page.status_code == 200, page.text
+    assert [line["text"] for line in page.json()["lines"]] == ["first", "second"]
+    denied = server.call("GET", f"/api/v1/workflows/{b}/unlogged/nodes/hello/log", "b")
+    assert denied.status_code == 403
+    assert "pods" in denied.json()["message"]
+    assert server.call("GET", f"{log_path.replace('hello', 'nope')}", "a").status_code == 404
+    started = time.monotonic()
+    headers = {"Authorization": f"Bearer {server.tokens['a']}"}
+    with httpx.stream(
+        "GET", f"{server.url}{log_path}?follow=true&seconds=2", headers=headers, timeout=30
+    ) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert stream.headers["x-content-type-options"] == "nosniff"
+        events = [
+            json.loads(line.removeprefix("data: "))
+            for line in stream.iter_lines()
+            if line.startswith("data: ")
+        ]
+    assert [e["text"] for e in events if "text" in e] == ["first", "second"]
+    assert events[-1] == {"reason": "deadline"}  # the pod still runs: the stream is bounded
+    assert time.monotonic() - started < 15
