@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -21,7 +22,7 @@ from pydantic import BaseModel
 from shoal.kube.api import ApiError, KubeApi, pods_path, workflows_path
 from shoal.kube.jobs import CONTAINER
 from shoal.kube.naming import LABEL_ATTEMPT, LABEL_ITEM, LABEL_NODE, LABEL_WORKFLOW_UID
-from shoal.server.errors import ApiProblem, from_kube
+from shoal.server.errors import ApiProblem, ErrorBody, from_kube
 from shoal.server.identity import caller_api, open_caller
 from shoal.server.params import Name, Namespace, NodeName
 from shoal.server.workflows import ERRORS, call
@@ -33,11 +34,17 @@ MAX_PODS = 100
 MAX_TAIL = 10_000
 DEFAULT_TAIL = 1000
 MAX_FOLLOW_SECONDS = 600.0
+MAX_POD_LOG_BYTES = 2 * 1024 * 1024
+"""Read from one pod's log at most (Kubernetes' `limitBytes`)."""
+MAX_LINES = 20_000
+"""Lines in one response, over every pod it reads."""
 router = APIRouter(prefix="/api/v1/workflows", tags=["logs"], responses=ERRORS)
 Caller = Annotated[KubeApi, Depends(caller_api)]
 
 
 class LogLine(BaseModel):
+    """One line of one pod's log."""
+
     pod: str
     item: int
     attempt: int
@@ -45,6 +52,8 @@ class LogLine(BaseModel):
 
 
 class LogPage(BaseModel):
+    """A node's log lines, oldest first, pod after pod (items in order)."""
+
     lines: list[LogLine]
     pods: int
     """Pods read (at most MAX_PODS; more exist when `truncated`)."""
@@ -125,18 +134,23 @@ async def node_log(
         text = await _read(api, namespace, pod, tail)
         lines.extend(
             LogLine(pod=pod.name, item=pod.item, attempt=pod.attempt, text=t)
-            for t in text.splitlines()
+            for t in text.splitlines()[: MAX_LINES - len(lines)]
         )
+        if len(lines) >= MAX_LINES:
+            return LogPage(lines=lines, pods=len(pods), truncated=True)
     return LogPage(lines=lines, pods=len(pods), truncated=more)
 
 
 async def _read(api: KubeApi, namespace: str, pod: PodRef, tail: int) -> str:
+    path = pods_path(namespace, pod.name) + "/log"
     try:
         return await api.text(
-            pods_path(namespace, pod.name) + "/log", container=CONTAINER, tailLines=tail
+            path, container=CONTAINER, tailLines=tail, limitBytes=MAX_POD_LOG_BYTES
         )
     except ApiError as err:
         raise from_kube(err) from None
+    except httpx.TransportError:
+        raise ApiProblem.of(502, "KubernetesUnavailable", "the Kubernetes API failed") from None
 
 
 def _event(kind: str, data: dict[str, Any]) -> str:
@@ -166,9 +180,15 @@ async def _follow(
                 reason = "deadline"
                 break
             yield _event("line", {"pod": pod.name, "item": pod.item, "text": text})
-    except ApiError as err:
+    except (ApiError, httpx.TransportError) as err:
         reason = "error"
-        yield _event("error", from_kube(err).body.model_dump(exclude_none=True))
+        problem = from_kube(err) if isinstance(err, ApiError) else None
+        body = (
+            problem.body
+            if problem
+            else ErrorBody(code="KubernetesUnavailable", message="the Kubernetes API failed")
+        )
+        yield _event("error", body.model_dump(exclude_none=True))
     finally:
         await lines.aclose()  # type: ignore[attr-defined]
         await api.close()

@@ -34,7 +34,8 @@ def _nodes(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 def plan(obj: dict[str, Any]) -> list[str]:
     """The nodes a retry of `obj` runs again, or a 409 saying why there is nothing to do."""
-    phase = read_status(obj.get("status")).phase.value
+    status = read_status(obj.get("status"))
+    phase = status.phase.value
     name = (obj.get("metadata") or {}).get("name")
     if phase not in RETRYABLE:
         raise ApiProblem.of(
@@ -44,7 +45,7 @@ def plan(obj: dict[str, Any]) -> list[str]:
         )
     order = [str(n["name"]) for n in _nodes(obj)]
     policies = {str(n["name"]): n.get("runPolicy") for n in _nodes(obj)}
-    reset = nodes_to_retry(read_status(obj.get("status")), order, policies)
+    reset = nodes_to_retry(status, order, policies)
     if not reset:
         raise ApiProblem.of(409, "NotRetryable", f"workflow {name} has no failed node to run")
     return reset

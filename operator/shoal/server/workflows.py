@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from shoal.api.workflow import WorkflowPhase
 from shoal.kube.api import ApiError, KubeApi, workflows_path
-from shoal.server.errors import ApiProblem, ErrorBody, from_kube
+from shoal.server.errors import ErrorBody, from_kube
 from shoal.server.identity import caller_api
 from shoal.server.models import (
     ActionResult,
@@ -28,11 +29,12 @@ from shoal.server.params import (
     Selector,
 )
 
-__all__ = ["ERRORS", "call", "router"]
+__all__ = ["ERRORS", "FINISHED", "call", "router"]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 401, 403, 404, 409, 422, 502)
 }
+FINISHED = frozenset(phase.value for phase in WorkflowPhase if phase.finished)
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], responses=ERRORS)
 Caller = Annotated[KubeApi, Depends(caller_api)]
 
@@ -88,7 +90,7 @@ async def stop_workflow(api: Caller, namespace: Namespace, name: Name) -> Action
     path = workflows_path(namespace, name)
     obj = await call(api, "GET", path)
     summary = workflow_summary(obj)
-    if summary.finished_at is not None or summary.phase in FINISHED:
+    if summary.phase in FINISHED:
         return ActionResult(metadata=meta(obj), message=f"already finished ({summary.phase})")
     patched = await call(
         api,
@@ -108,10 +110,3 @@ async def delete_workflow(api: Caller, namespace: Namespace, name: Name) -> Acti
     body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
     await call(api, "DELETE", path, body=body)
     return ActionResult(metadata=meta(obj), message="deleted")
-
-
-FINISHED = frozenset({"Succeeded", "Failed", "Error", "Stopped"})
-
-
-def not_found(what: str) -> ApiProblem:
-    return ApiProblem.of(404, "NotFound", what)
