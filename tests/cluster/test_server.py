@@ -139,11 +139,23 @@ def server(crds: None, kubeconfig: Path, k8s_api: Any) -> Iterator[Server]:
         "a": _user(k8s_api, namespaces["a"], "user-a", WRITE, writer=True),
         "b": _user(k8s_api, namespaces["b"], "user-b", READ, writer=False),
     }
+    try:
+        with running_server(kubeconfig) as (url, log):
+            yield Server(url, log, tokens, namespaces)
+    finally:
+        for ns in namespaces.values():
+            with contextlib.suppress(Exception):
+                core.delete_namespace(ns, propagation_policy="Background")
+
+
+@contextlib.contextmanager
+def running_server(kubeconfig: Path, *extra: str) -> Iterator[tuple[str, Path]]:
+    """`shoal server` on a free loopback port, logging at DEBUG; its URL and log file."""
     port = _free_port()
     log = Path(tempfile.mkstemp(prefix="shoal-server-", suffix=".log")[1])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "shoal.cli.main", "server", "--port", str(port)]
-    argv += ["--kubeconfig", str(kubeconfig), "--log-level", "DEBUG"]
+    argv += ["--kubeconfig", str(kubeconfig), "--log-level", "DEBUG", *extra]
     with log.open("ab") as handle:
         proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
@@ -156,13 +168,10 @@ def server(crds: None, kubeconfig: Path, k8s_api: Any) -> Iterator[Server]:
 
     try:
         wait_until(up, 60, "shoal server to answer /healthz")
-        yield Server(url, log, tokens, namespaces)
+        yield url, log
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-        for ns in namespaces.values():
-            with contextlib.suppress(Exception):
-                core.delete_namespace(ns, propagation_policy="Background")
 
 
 def _created(k8s_api: Any, namespace: str, name: str, **labels: str) -> str:
@@ -307,6 +316,15 @@ def test_delete_and_cron_suspend_as_rbac_allows(
     assert server.call("POST", f"/api/v1/cronworkflows/{a}/nightly/resume", "a").status_code == 200
     seen = kubectl("get", "cronworkflow", "nightly", "-o", "jsonpath={.spec.suspend}", namespace=a)
     assert seen.stdout == "false"
+
+
+def test_server_auth_mode_acts_as_itself_and_says_so(server: Server, kubeconfig: Path) -> None:
+    """Local development: no token needed, the server's own (admin) identity is used."""
+    b = server.namespaces["b"]
+    with running_server(kubeconfig, "--auth-mode=server") as (url, log):
+        listed = httpx.get(f"{url}/api/v1/workflows?namespace={b}", timeout=30)
+        assert listed.status_code == 200, listed.text
+        assert "AUTH MODE SERVER" in log.read_text()
 
 
 def test_tokens_never_reach_the_log_or_a_response(server: Server) -> None:
