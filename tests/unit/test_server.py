@@ -61,7 +61,11 @@ def test_no_token_is_401_in_the_error_shape_with_security_headers(api: TestClien
         assert response.status_code == 401
         assert response.json()["code"] == "Unauthorized"
         assert response.headers["www-authenticate"] == "Bearer"
-    for response in (api.get("/api/v1/workflows"), api.get(OPENAPI_PATH), api.get("/nowhere")):
+    nowhere = api.get("/api/v1/nowhere")
+    assert (nowhere.status_code, nowhere.json()["code"]) == (404, "NotFound")
+    wrong = api.put("/api/v1/workflows", headers=TOKEN)
+    assert (wrong.status_code, wrong.json()["code"]) == (405, "MethodNotAllowed")
+    for response in (api.get("/api/v1/workflows"), api.get(OPENAPI_PATH), nowhere, wrong):
         csp = response.headers["content-security-policy"]
         assert "default-src 'self'" in csp
         assert "frame-ancestors 'none'" in csp

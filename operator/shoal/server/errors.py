@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -97,6 +98,19 @@ async def _request_invalid(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(exclude_none=True), status_code=400)
 
 
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    """Routing's own refusals (no such path, wrong method), in our shape."""
+    assert isinstance(exc, HTTPException)
+    code = KUBE_CODES.get(exc.status_code) or (
+        "MethodNotAllowed" if exc.status_code == 405 else "Error"
+    )
+    body = ErrorBody(code=code, message=str(exc.detail))
+    return JSONResponse(
+        body.model_dump(exclude_none=True), exc.status_code, dict(exc.headers or {})
+    )
+
+
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiProblem, _problem)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
