@@ -13,6 +13,7 @@ __all__ = [
     "logs",
     "models",
     "params",
+    "pool",
     "retry_route",
     "retrying",
     "submit",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from shoal.server import crons, logs, retry_route, submit, workflows
@@ -16,7 +19,14 @@ OPENAPI_PATH = "/api/v1/openapi.json"
 
 def create_app(cluster: Cluster) -> FastAPI:
     """The API, calling Kubernetes at `cluster` as each caller (or as itself in server mode)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await cluster.pool.aclose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Shoal API",
         version="v1",
         summary="Workflows and CronWorkflows, as the caller's Kubernetes RBAC allows.",

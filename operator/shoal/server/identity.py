@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from fastapi import Request
 
 from shoal.kube.api import IN_CLUSTER_TOKEN, Credentials, KubeApi, load_credentials
 from shoal.server.errors import ApiProblem, ErrorBody
+from shoal.server.pool import CallerPool
 
 __all__ = ["AuthMode", "Cluster", "bearer_token", "caller_api", "load_cluster", "open_caller"]
 
@@ -38,10 +39,14 @@ class Cluster:
     verify: ssl.SSLContext | bool
     mode: AuthMode
     own: Credentials | None = None
+    pool: CallerPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pool", CallerPool(self.host, self.verify))
 
     def for_token(self, token: str) -> KubeApi:
         """A client that authenticates as the holder of `token` and as nobody else."""
-        return KubeApi(Credentials(self.host, self.verify, token, None))
+        return self.pool.api(token)
 
 
 def load_cluster(mode: AuthMode, kubeconfig: str | None, context: str | None) -> Cluster:
