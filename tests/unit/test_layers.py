@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"shoal": ROOT / "operator" / "shoal", "shoal_worker": ROOT / "worker" / "shoal_worker"}
-ADAPTERS = ("kube", "local", "archive", "cron", "cli")
+ADAPTERS = ("kube", "local", "archive", "cron", "cli", "server")
 PURE = ("core", "api")
 MAX_FILE_LINES = 700
 MAX_FUNCTION_LINES = 80

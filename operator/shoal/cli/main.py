@@ -86,6 +86,7 @@ COMMANDS = (
         "list past runs from the archive (PostgreSQL), deleted Workflows included",
     ),
     Command("trigger", "shoal.cli.cron_commands", "start a run of a CronWorkflow now"),
+    Command("server", "shoal.cli.server_command", "serve the REST API, authorized by RBAC"),
 )
 
 

@@ -1,0 +1,21 @@
+"""`shoal server`: the REST API, authenticated and authorized by Kubernetes itself.
+
+Each request is made to the API server with the caller's own bearer token, so RBAC
+decides every read and write (docs/dashboard.md). `app` assembles the routers.
+"""
+
+__all__ = [
+    "app",
+    "crons",
+    "errors",
+    "headers",
+    "identity",
+    "logs",
+    "models",
+    "params",
+    "pool",
+    "retry_route",
+    "retrying",
+    "submit",
+    "workflows",
+]

@@ -1,0 +1,47 @@
+"""The ASGI application: the routers, the error shape, the security headers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from shoal.server import crons, logs, retry_route, submit, workflows
+from shoal.server.errors import install_handlers
+from shoal.server.headers import SecurityHeaders
+from shoal.server.identity import Cluster
+
+__all__ = ["OPENAPI_PATH", "create_app"]
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+
+
+def create_app(cluster: Cluster) -> FastAPI:
+    """The API, calling Kubernetes at `cluster` as each caller (or as itself in server mode)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await cluster.pool.aclose()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Shoal API",
+        version="v1",
+        summary="Workflows and CronWorkflows, as the caller's Kubernetes RBAC allows.",
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.cluster = cluster
+    install_handlers(app)
+    for module in (workflows, submit, retry_route, logs, crons):
+        app.include_router(module.router)
+    app.add_middleware(SecurityHeaders)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,98 @@
+"""Whose identity each request to Kubernetes carries.
+
+`client` mode (the default, Argo's model): every call is made with the caller's own
+bearer token, over a connection that presents no client certificate of the server's, so
+the API server authenticates the caller and RBAC decides every read and write. The
+server's identity is never used for user data. `server` mode (local development only)
+uses the server's kubeconfig for everyone.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from fastapi import Request
+
+from shoal.kube.api import IN_CLUSTER_TOKEN, Credentials, KubeApi, load_credentials
+from shoal.server.errors import ApiProblem, ErrorBody
+from shoal.server.pool import CallerPool
+
+__all__ = ["AuthMode", "Cluster", "bearer_token", "caller_api", "load_cluster", "open_caller"]
+
+MAX_TOKEN_LENGTH = 16 * 1024
+"""Longer than any service-account or OIDC token; more is refused, not forwarded."""
+
+
+class AuthMode(StrEnum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """Where the API server is, how to trust it, and (server mode only) our own identity."""
+
+    host: str
+    verify: ssl.SSLContext | bool
+    mode: AuthMode
+    own: Credentials | None = None
+    pool: CallerPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pool", CallerPool(self.host, self.verify))
+
+    def for_token(self, token: str) -> KubeApi:
+        """A client that authenticates as the holder of `token` and as nobody else."""
+        return self.pool.api(token)
+
+
+def load_cluster(mode: AuthMode, kubeconfig: str | None, context: str | None) -> Cluster:
+    """The API server's address and CA from the kubeconfig (or the pod's service account);
+    the client certificate or token there is kept only in server mode."""
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    if kubeconfig is None and IN_CLUSTER_TOKEN.exists():
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    else:
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)  # type: ignore[no-untyped-call]
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.verify_ssl else False
+    )
+    own = load_credentials(kubeconfig, context) if mode is AuthMode.SERVER else None
+    return Cluster(cfg.host.rstrip("/"), verify, mode, own)
+
+
+def bearer_token(request: Request) -> str:
+    """The caller's token from `Authorization: Bearer`, or a 401."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("a Kubernetes bearer token is required (Authorization: Bearer)")
+    if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        raise _unauthorized("the bearer token is malformed")
+    return token
+
+
+def _unauthorized(message: str) -> ApiProblem:
+    return ApiProblem(401, ErrorBody(code="Unauthorized", message=message))
+
+
+def open_caller(request: Request) -> KubeApi:
+    """A new Kubernetes client acting as this request's caller (the caller closes it)."""
+    cluster: Cluster = request.app.state.cluster
+    if cluster.mode is AuthMode.SERVER and cluster.own is not None:
+        return KubeApi(cluster.own)
+    return cluster.for_token(bearer_token(request))
+
+
+async def caller_api(request: Request) -> AsyncIterator[KubeApi]:
+    """FastAPI dependency: the Kubernetes client acting as this request's caller."""
+    api = open_caller(request)
+    try:
+        yield api
+    finally:
+        await api.close()

@@ -1,0 +1,128 @@
+"""`POST .../retry`: the core's retry transition (`shoal.core.retry`), sent as the caller.
+
+Retried attempts reuse their Jobs' deterministic names, so the old Jobs and pods of the
+nodes that run again are deleted first (Foreground: a Job goes after its pods) and the
+reopening patch is written only once they are gone, as `shoal retry` does.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from shoal.core.retry import RETRYABLE_PHASES, nodes_to_retry, retry_patch
+from shoal.core.status_reader import read_status
+from shoal.kube.api import ApiError, KubeApi, jobs_path, pods_path, workflows_path
+from shoal.kube.listwatch import watch_events
+from shoal.kube.naming import LABEL_NODE, LABEL_WORKFLOW_UID
+from shoal.server.errors import ApiProblem, from_kube
+from shoal.server.workflows import call
+
+__all__ = ["REMOVAL_SECONDS", "retry_workflow"]
+
+REMOVAL_SECONDS = 60.0
+"""How long a retry waits for the old Jobs and pods to be deleted before giving up."""
+PATCH_ATTEMPTS = 5
+RETRYABLE = frozenset(p.value for p in RETRYABLE_PHASES)
+
+
+def _nodes(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes = (obj.get("spec") or {}).get("nodes") or []
+    return [n for n in nodes if isinstance(n, dict) and n.get("name")]
+
+
+def plan(obj: dict[str, Any]) -> list[str]:
+    """The nodes a retry of `obj` runs again, or a 409 saying why there is nothing to do."""
+    status = read_status(obj.get("status"))
+    phase = status.phase.value
+    name = (obj.get("metadata") or {}).get("name")
+    if phase not in RETRYABLE:
+        raise ApiProblem.of(
+            409,
+            "NotRetryable",
+            f"workflow {name} is {phase}: only a Failed or Stopped workflow can be retried",
+        )
+    order = [str(n["name"]) for n in _nodes(obj)]
+    policies = {str(n["name"]): n.get("runPolicy") for n in _nodes(obj)}
+    reset = nodes_to_retry(status, order, policies)
+    if not reset:
+        raise ApiProblem.of(409, "NotRetryable", f"workflow {name} has no failed node to run")
+    return reset
+
+
+async def retry_workflow(
+    api: KubeApi, namespace: str, name: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Reopen the workflow; returns it as it was and the nodes that run again."""
+    path = workflows_path(namespace, name)
+    obj = await call(api, "GET", path)
+    reset = plan(obj)
+    if (obj.get("spec") or {}).get("stop"):
+        await call(
+            api,
+            "PATCH",
+            path,
+            body={"spec": {"stop": False}},
+            content_type="application/merge-patch+json",
+        )
+    await _remove_attempts(api, namespace, obj["metadata"]["uid"], reset)
+    for _ in range(PATCH_ATTEMPTS):
+        obj = await call(api, "GET", path)
+        reset = plan(obj)
+        order = [str(n["name"]) for n in _nodes(obj)]
+        version = obj["metadata"]["resourceVersion"]
+        patch = retry_patch(
+            read_status(obj.get("status")), order, reset, datetime.now(UTC), version
+        )
+        try:
+            await call(
+                api,
+                "PATCH",
+                path + "/status",
+                body=patch,
+                content_type="application/merge-patch+json",
+            )
+        except ApiProblem as problem:
+            if problem.status != 409:
+                raise
+            continue
+        return obj, reset
+    raise ApiProblem.of(409, "Conflict", f"workflow {name} kept changing; not retried")
+
+
+async def _remove_attempts(api: KubeApi, namespace: str, uid: str, nodes: list[str]) -> None:
+    """Delete the Jobs and pods of `nodes`, then wait (bounded) until they are gone."""
+    selector = f"{LABEL_WORKFLOW_UID}={uid},{LABEL_NODE} in ({','.join(nodes)})"
+    body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
+    deadline = time.monotonic() + REMOVAL_SECONDS
+    for path_of in (jobs_path, pods_path):
+        await call(api, "DELETE", path_of(namespace), body=body, params={"labelSelector": selector})
+    for path_of in (jobs_path, pods_path):
+        left: set[str] = set()
+        synced = False
+        events = watch_events(api, path_of(namespace), deadline, labelSelector=selector)
+        try:
+            async for kind, item in events:
+                if kind == "RESET":
+                    left.clear()
+                    synced = False
+                elif kind == "SYNCED":
+                    synced = True
+                elif kind == "DELETED":
+                    left.discard(item["metadata"]["name"])
+                else:
+                    left.add(item["metadata"]["name"])
+                if synced and not left:
+                    break
+            else:
+                raise ApiProblem.of(
+                    504,
+                    "Timeout",
+                    "the old Jobs and pods were still there "
+                    f"after {REMOVAL_SECONDS:g}s; nothing was retried",
+                )
+        except ApiError as err:
+            raise from_kube(err) from None
+        finally:
+            await events.aclose()
