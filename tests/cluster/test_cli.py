@@ -162,7 +162,10 @@ def test_submit_watch_then_get_and_list(shoal: Shoal, kubectl: Kubectl, namespac
     rows = [line.split() for line in got.splitlines()]
     assert ["hello", "Succeeded", "1", "-", "0"] in rows
 
-    status = json.loads(ok(shoal("get", "hello", "-o", "json")).stdout)
+    whole = json.loads(ok(shoal("get", "hello", "-o", "json")).stdout)
+    assert whole["metadata"]["name"] == "hello"
+    assert whole["spec"]["nodes"][0]["name"] == "hello"
+    status = whole["status"]
     assert status["phase"] == "Succeeded"
     assert status["nodes"]["goodbye"]["outputs"]["message"].startswith("after 'hello, Ada!'")
 
@@ -310,7 +313,7 @@ def test_retry_reruns_only_what_failed(
     )
     failed = ok(shoal("submit", str(path), "--watch", "--timeout", "90"), 1)
     assert "workflow flaky: Failed" in failed.stdout
-    before = json.loads(ok(shoal("get", "flaky", "-o", "json")).stdout)
+    before = json.loads(ok(shoal("get", "flaky", "-o", "json")).stdout)["status"]
     assert before["nodes"]["check"]["phase"] == "Failed"
     assert before["nodes"]["after"]["phase"] == "Omitted"
     assert ok(shoal("logs", "flaky", "check")).stdout.splitlines() == ["checking"]
@@ -320,7 +323,7 @@ def test_retry_reruns_only_what_failed(
     assert "retry 1, running again: check, after; kept: first, cleanup" in retried
     assert "workflow flaky: Succeeded" in retried
 
-    after = json.loads(ok(shoal("get", "flaky", "-o", "json")).stdout)
+    after = json.loads(ok(shoal("get", "flaky", "-o", "json")).stdout)["status"]
     assert after["phase"] == "Succeeded"
     assert after["retries"] == 1
     assert after["progress"] == "4/4"
