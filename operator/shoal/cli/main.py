@@ -136,7 +136,8 @@ class VersionAction(argparse.Action):
             found = version("shoal")
         except PackageNotFoundError:
             found = "unknown (not installed as a distribution)"
-        parser.exit(message=f"shoal {found}\n")
+        sys.stdout.write(f"shoal {found}\n")
+        parser.exit()
 
 
 def chosen(argv: Sequence[str]) -> str | None:
