@@ -308,7 +308,7 @@ def test_retry_reruns_only_what_failed(
             "command": ["sh", "-c", f"echo checking; test -f {fixed}"],
             "dependsOn": ["first"],
         },
-        {"name": "after", "job": "shoal.echo", "args": {"n": 1}, "dependsOn": ["check"]},
+        {"name": "after", "job": "shoal.echo", "args": {"count": 1}, "dependsOn": ["check"]},
         {"name": "cleanup", "job": "shoal.noop", "dependsOn": ["check"], "runPolicy": "onFailure"},
     )
     failed = ok(shoal("submit", str(path), "--watch", "--timeout", "90"), 1)
@@ -332,7 +332,7 @@ def test_retry_reruns_only_what_failed(
     assert after["nodes"]["first"]["outputs"] == {"message": "hello, retry!"}
     assert after["nodes"]["check"]["phase"] == "Succeeded"
     assert after["nodes"]["check"]["attempts"] == 1
-    assert after["nodes"]["after"]["outputs"] == {"n": 1}
+    assert after["nodes"]["after"]["outputs"] == {"count": 1}
     assert "Retries:    1" in ok(shoal("get", "flaky")).stdout
 
     refused = ok(shoal("retry", "flaky"), 1)
