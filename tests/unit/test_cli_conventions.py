@@ -420,3 +420,13 @@ def test_bash_completion_registers_and_knows_the_new_flags() -> None:
 )
 def test_zsh_and_fish_scripts_are_for_shoal(shell: str, marker: str) -> None:
     assert marker in shoal("completion", shell).stdout
+
+
+def test_an_unreadable_database_url_file_is_one_error_line(tmp_path: Path) -> None:
+    for command in ("get", "logs"):
+        done = shoal(command, "wf", "--database-url-file", str(tmp_path / "none"))
+        assert done.returncode == 2
+        missing = tmp_path / "none"
+        assert done.stderr == (
+            f"error: cannot read --database-url-file {missing}: No such file or directory\n"
+        )

@@ -152,7 +152,13 @@ def resolve_database(args: argparse.Namespace) -> str | None:
     """The archive DSN from the flags or the environment (None: no archive)."""
     from shoal.archive.db import resolve_dsn
 
-    return resolve_dsn(args.database_url, args.database_url_file)
+    try:
+        return resolve_dsn(args.database_url, args.database_url_file)
+    except OSError as err:
+        raise CliError(
+            f"cannot read --database-url-file {args.database_url_file}: {err.strerror}",
+            EXIT_INVALID,
+        ) from None
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -325,6 +331,14 @@ def run_against_cluster(args: argparse.Namespace, body: Body) -> int:
         return fail(f"the API server refused: {err}")
     except httpx.HTTPError as err:
         return fail(f"lost the connection to the API server at {creds.host}: {err!r}")
+    except BrokenPipeError:  # stdout's reader went away: main ends quietly
+        raise
+    except OSError as err:  # the archive database (the API server's errors are above)
+        return fail(f"cannot reach the archive database: {type(err).__name__}: {err}")
+    except Exception as err:
+        if type(err).__module__.split(".")[0] != "asyncpg":
+            raise
+        return fail(f"the archive database refused: {type(err).__name__}: {err}")
     except KeyboardInterrupt:
         return 130
 

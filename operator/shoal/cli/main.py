@@ -197,6 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except Exception as err:  # an expected failure raised outside a cluster session
+        from shoal.cli.common import CliError, fail  # loaded already if it is one
+
+        if not isinstance(err, CliError):
+            raise
+        return fail(str(err), err.code)
     return code
 
 
