@@ -430,3 +430,22 @@ def test_an_unreadable_database_url_file_is_one_error_line(tmp_path: Path) -> No
         assert done.stderr == (
             f"error: cannot read --database-url-file {missing}: No such file or directory\n"
         )
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["list", "--bogus"], "error: unrecognized arguments: --bogus (see 'shoal list --help')"),
+        (["get"], "error: the following arguments are required: name (see 'shoal get --help')"),
+        (["frob"], "error: argument COMMAND: invalid choice: 'frob'"),
+    ],
+)
+def test_a_bad_flag_is_one_error_line_and_exit_2(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(said)
+    assert err.count("\n") == 1

@@ -23,10 +23,15 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+TYPE_CHECKING = False  # `typing` itself would cost `shoal --help` a noticeable share
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 __all__ = [
     "COMMANDS",
     "EXIT_BROKEN_PIPE",
     "Command",
+    "Parser",
     "build_parser",
     "chosen",
     "command_parser",
@@ -123,6 +128,13 @@ EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a process a closed pipe ended."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line error: `error: ...`, a pointer to --help, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
 class VersionAction(argparse.Action):
     """`--version`: the installed distribution's version, read only when asked for."""
 
@@ -148,7 +160,7 @@ def chosen(argv: Sequence[str]) -> str | None:
 def build_parser(argv: Sequence[str] = (), *, everything: bool = False) -> argparse.ArgumentParser:
     """`shoal`'s parser; only the command named in `argv` (or, with `everything`, each
     command) gets its full parser."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="shoal",
         description="Shoal: Kubernetes-native workflows, also runnable locally.",
     )
@@ -169,7 +181,7 @@ def find(word: str | None) -> Command | None:
 
 def command_parser(command: Command) -> argparse.ArgumentParser:
     """The command's own parser, as `shoal COMMAND` (what `build_parser` nests)."""
-    parser = argparse.ArgumentParser(prog=f"shoal {command.name}")
+    parser = Parser(prog=f"shoal {command.name}")
     command.load().configure(parser)
     return parser
 
