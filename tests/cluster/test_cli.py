@@ -368,7 +368,23 @@ def test_watch_wait_select_tail_and_delete(
     assert kubectl("get", "workflows", "-o", "name", namespace=namespace).stdout.strip() == ""
 
     ok(shoal("submit", str(gated)))
-    ok(shoal("submit", str(other)))
+    # docs/cli.md's CI idiom: submit, then wait for the name it printed.
+    connection = f"-n {namespace} --kubeconfig {shoal.kubeconfig}"
+    shoal_cmd = " ".join(SHOAL)
+    ci = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -o pipefail; {shoal_cmd} submit -o name {other} {connection} "
+            f"| xargs {shoal_cmd} wait --for Succeeded --timeout 90 {connection}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        cwd=REPO,
+        check=False,
+    )
+    assert (ci.returncode, ci.stdout) == (0, "workflow other: Succeeded\n"), ci.stderr
     assert ok(shoal("wait", "gated", "--for", "Running", "--timeout", "60")).stdout == (
         "workflow gated: Running\n"
     )

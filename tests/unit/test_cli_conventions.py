@@ -119,9 +119,12 @@ def test_history_failures_are_one_error_line_and_never_show_the_database_url(
 
 
 def test_logs_takes_options_between_and_after_its_positional_arguments() -> None:
-    args = parse(["logs", "wf", "-n", "team", "step", "--tail", "5", "--timestamps"])
-    assert (args.name, args.node, args.namespace) == ("wf", "step", "team")
-    assert logs_command.log_query(args) == {"tailLines": "5", "timestamps": "true"}
+    args = parse(["logs", "hello", "-n", "team", "goodbye", "--tail", "20"])  # docs/cli.md
+    assert (args.name, args.node, args.namespace) == ("hello", "goodbye", "team")
+    assert logs_command.log_query(args) == {"tailLines": "20"}
+    args = parse(["logs", "--timestamps", "wf", "--since", "5m", "step"])
+    assert (args.name, args.node) == ("wf", "step")
+    assert logs_command.log_query(args) == {"sinceSeconds": "300", "timestamps": "true"}
 
 
 def test_get_takes_options_after_the_name() -> None:
