@@ -26,6 +26,7 @@ __all__ = [
     "Manifest",
     "compile_manifest",
     "load_file",
+    "load_text",
     "meta_of",
     "parse_document",
     "problems_from",
@@ -137,6 +138,11 @@ def load_file(path: str | Path) -> list[Manifest]:
         raise InvalidWorkflow([Problem(f"cannot read: {err.strerror}")], source) from None
     except UnicodeDecodeError as err:
         raise InvalidWorkflow([Problem(f"not UTF-8 text: {err.reason}")], source) from None
+    return load_text(text, source)
+
+
+def load_text(text: str, source: str) -> list[Manifest]:
+    """Every document in YAML text (a file's, or stdin's), errors naming `source`."""
     try:
         if (too_deep := yaml_depth_problem(text)) is not None:
             raise InvalidWorkflow([Problem(too_deep)], source)

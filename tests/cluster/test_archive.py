@@ -784,8 +784,8 @@ def test_own_operator_get_and_resubmit_a_run_whose_workflow_is_gone(
         assert "gone from the cluster" in shown.stderr
 
         as_json = shoal_cli(kubeconfig, dsn, "get", "report", "-n", namespace, "-o", "json")
-        status = json.loads(as_json.stdout)
-        assert (status["phase"], status["archived"]["uid"]) == ("Succeeded", uid)
+        whole = json.loads(as_json.stdout)  # the whole object, and where it was read from
+        assert (whole["status"]["phase"], whole["archived"]["uid"]) == ("Succeeded", uid)
 
         # Every attempt of every item, which the Workflow object never held.
         node = shoal_cli(kubeconfig, dsn, "get", "report", "-n", namespace, "--node", "each")

@@ -164,7 +164,10 @@ def test_submit_watch_then_get_and_list(shoal: Shoal, kubectl: Kubectl, namespac
     rows = [line.split() for line in got.splitlines()]
     assert ["hello", "Succeeded", "1", "-", "0"] in rows
 
-    status = json.loads(ok(shoal("get", "hello", "-o", "json")).stdout)
+    whole = json.loads(ok(shoal("get", "hello", "-o", "json")).stdout)
+    assert whole["metadata"]["name"] == "hello"
+    assert whole["spec"]["nodes"][0]["name"] == "hello"
+    status = whole["status"]
     assert status["phase"] == "Succeeded"
     assert status["nodes"]["goodbye"]["outputs"]["message"].startswith("after 'hello, Ada!'")
 
@@ -309,12 +312,12 @@ def test_retry_reruns_only_what_failed(
             "command": ["sh", "-c", f"echo checking; test -f {fixed}"],
             "dependsOn": ["first"],
         },
-        {"name": "after", "job": "shoal.echo", "args": {"n": 1}, "dependsOn": ["check"]},
+        {"name": "after", "job": "shoal.echo", "args": {"count": 1}, "dependsOn": ["check"]},
         {"name": "cleanup", "job": "shoal.noop", "dependsOn": ["check"], "runPolicy": "onFailure"},
     )
     failed = ok(shoal("submit", str(path), "--watch", "--timeout", "90"), 1)
     assert "workflow flaky: Failed" in failed.stdout
-    before = json.loads(ok(shoal("get", "flaky", "-o", "json")).stdout)
+    before = json.loads(ok(shoal("get", "flaky", "-o", "json")).stdout)["status"]
     assert before["nodes"]["check"]["phase"] == "Failed"
     assert before["nodes"]["after"]["phase"] == "Omitted"
     assert ok(shoal("logs", "flaky", "check")).stdout.splitlines() == ["checking"]
@@ -324,7 +327,7 @@ def test_retry_reruns_only_what_failed(
     assert "retry 1, running again: check, after; kept: first, cleanup" in retried
     assert "workflow flaky: Succeeded" in retried
 
-    after = json.loads(ok(shoal("get", "flaky", "-o", "json")).stdout)
+    after = json.loads(ok(shoal("get", "flaky", "-o", "json")).stdout)["status"]
     assert after["phase"] == "Succeeded"
     assert after["retries"] == 1
     assert after["progress"] == "4/4"
@@ -333,8 +336,149 @@ def test_retry_reruns_only_what_failed(
     assert after["nodes"]["first"]["outputs"] == {"message": "hello, retry!"}
     assert after["nodes"]["check"]["phase"] == "Succeeded"
     assert after["nodes"]["check"]["attempts"] == 1
-    assert after["nodes"]["after"]["outputs"] == {"n": 1}
+    assert after["nodes"]["after"]["outputs"] == {"count": 1}
     assert "Retries:    1" in ok(shoal("get", "flaky")).stdout
 
     refused = ok(shoal("retry", "flaky"), 1)
     assert "only a Failed or Stopped workflow can be retried" in refused.stderr
+
+
+def labelled(tmp_path: Path, name: str, labels: dict[str, str], *nodes: dict[str, Any]) -> Path:
+    """A Workflow manifest with labels, for `list -l` and `delete -l`."""
+    path = manifest(tmp_path, name, *nodes)
+    doc = yaml.safe_load(path.read_text())
+    doc["metadata"]["labels"] = labels
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_watch_wait_select_tail_and_delete(
+    shoal: Shoal,
+    kubectl: Kubectl,
+    namespace: str,
+    tmp_path: Path,
+    stopper: list[subprocess.Popen[str]],
+) -> None:
+    go = tmp_path / "go"
+    talk = f"echo one; echo two; {wait_for_file(str(go))}"
+    gated = labelled(
+        tmp_path, "gated", {"team": "etl"}, {"name": "talk", "command": ["sh", "-c", talk]}
+    )
+    other = labelled(tmp_path, "other", {"team": "web"}, {"name": "a", "job": "shoal.noop"})
+
+    # --dry-run=server: the API server checks the object, and nothing is created.
+    dry = ok(shoal("submit", str(gated), "--dry-run=server", "-o", "json"))
+    assert json.loads(dry.stdout)["metadata"]["name"] == "gated"
+    assert kubectl("get", "workflows", "-o", "name", namespace=namespace).stdout.strip() == ""
+
+    ok(shoal("submit", str(gated)))
+    # docs/cli.md's CI idiom: submit, then wait for the name it printed.
+    connection = f"-n {namespace} --kubeconfig {shoal.kubeconfig}"
+    shoal_cmd = " ".join(SHOAL)
+    ci = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -o pipefail; {shoal_cmd} submit -o name {other} {connection} "
+            f"| xargs {shoal_cmd} wait --for Succeeded --timeout 90 {connection}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        cwd=REPO,
+        check=False,
+    )
+    assert (ci.returncode, ci.stdout) == (0, "workflow other: Succeeded\n"), ci.stderr
+    assert ok(shoal("wait", "gated", "--for", "Running", "--timeout", "60")).stdout == (
+        "workflow gated: Running\n"
+    )
+    late = ok(shoal("wait", "gated", "--for", "Succeeded", "--timeout", "0.5"), 1)
+    assert "timed out after 0.5s waiting for workflow 'gated' to be Succeeded" in late.stderr
+
+    assert ok(shoal("list", "-l", "team=etl", "-o", "name")).stdout == "workflow/gated\n"
+    none = ok(shoal("list", "--selector", "team=ops"))
+    assert (none.stdout, none.stderr.strip()) == (
+        "",
+        f"No workflows matching 'team=ops' in namespace {namespace}.",
+    )
+
+    # The running pod's log: its last line only, then with the kubelet's timestamp.
+    follow = shoal.popen("logs", "gated", "talk", "-f")
+    stopper.append(follow)
+    reader = LineReader(follow)
+    reader.wait_for("two")
+    assert ok(shoal("logs", "gated", "--tail", "1")).stdout == "two\n"
+    stamped = ok(shoal("logs", "gated", "--tail", "1", "--timestamps")).stdout
+    assert stamped.endswith("Z two\n")
+    assert stamped[:4].isdigit()
+
+    # `get --watch | head -1`: the reader goes away; the next change ends it quietly.
+    pipeline = subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            f"{' '.join(shoal.argv(('get', 'gated', '--watch')))} | head -1; "
+            'echo "status ${PIPESTATUS[0]}" >&2',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    stopper.append(pipeline)
+    assert pipeline.stdout is not None
+    assert pipeline.stdout.readline() == "Name:       gated\n"
+    go.touch()
+    _, errors = pipeline.communicate(timeout=90)
+    assert errors.strip() == "status 141"  # no traceback, no "Exception ignored"
+    assert reader.finish(timeout=90) == 0
+
+    done = ok(shoal("wait", "gated", "other", "--timeout", "90")).stdout.splitlines()
+    assert sorted(done) == ["workflow gated: Succeeded", "workflow other: Succeeded"]
+    watched = ok(shoal("get", "gated", "--watch", "-o", "yaml")).stdout
+    assert yaml.safe_load(watched)["status"]["phase"] == "Succeeded"  # finished: printed once
+
+    deleted = ok(shoal("delete", "gated", "ghost"), 1)
+    assert deleted.stdout == "workflow gated deleted\n"
+    assert deleted.stderr == f"error: workflow 'ghost' not found in namespace '{namespace}'\n"
+    assert ok(shoal("delete", "-l", "team=web")).stdout == "workflow other deleted\n"
+
+
+def test_cron_list_suspend_resume_and_context(
+    shoal: Shoal, kubectl: Kubectl, namespace: str, kubeconfig: Path
+) -> None:
+    cron = {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {"name": "nightly"},
+        "spec": {
+            "schedule": "0 0 3 * * *",
+            "workflowSpec": {"image": IMAGE, "nodes": [{"name": "a", "job": "shoal.noop"}]},
+        },
+    }
+    kubectl("apply", "-f", "-", namespace=namespace, stdin=json.dumps(cron))
+    listed = json.loads(ok(shoal("cron", "list", "-o", "json")).stdout)
+    assert [(c["name"], c["schedule"], c["description"], c["suspended"]) for c in listed] == [
+        ("nightly", "0 0 3 * * *", "At 03:00", False)
+    ]
+
+    def suspended() -> str:
+        return kubectl(
+            "get", "cronworkflow", "nightly", "-o", "jsonpath={.spec.suspend}", namespace=namespace
+        ).stdout
+
+    assert ok(shoal("cron", "suspend", "nightly")).stdout == "cronworkflow nightly suspended\n"
+    assert suspended() == "true"
+    table = ok(shoal("cron", "list")).stdout.splitlines()
+    assert table[0].split()[-1] == "SUSPENDED"
+    assert table[1].split()[-1] == "yes"
+    assert ok(shoal("cron", "resume", "nightly")).stdout == "cronworkflow nightly resumed\n"
+    assert suspended() == "false"
+    missing = ok(shoal("cron", "suspend", "nope"), 1)
+    assert missing.stderr == f"error: cronworkflow 'nope' not found in namespace '{namespace}'\n"
+
+    # --context names the kubeconfig's context explicitly; an unknown one is one error line.
+    current = yaml.safe_load(kubeconfig.read_text())["current-context"]
+    assert "nightly" in ok(shoal("cron", "list", "--context", current)).stdout
+    wrong = ok(shoal("cron", "list", "--context", "no-such-context"), 1)
+    assert wrong.stderr.startswith("error: cannot load Kubernetes credentials from")

@@ -34,6 +34,7 @@ __all__ = [
     "EXIT_INVALID",
     "EXIT_OK",
     "FINISHED",
+    "STDIN",
     "Body",
     "CliError",
     "Transitions",
@@ -44,22 +45,27 @@ __all__ = [
     "database_args",
     "default_namespace",
     "duration",
+    "duration_seconds",
     "fail",
     "follow_workflow",
     "get_workflow",
     "items_summary",
+    "load_manifests",
     "node_order",
     "not_found",
     "note",
     "out",
+    "parameter_file_arg",
     "parse_params",
     "parse_time",
     "phase",
     "pick_manifest",
+    "read_parameter_file",
     "report_invalid",
     "resolve_database",
     "run_against_cluster",
     "short_json",
+    "source_name",
     "span",
     "spec_nodes",
     "table",
@@ -86,7 +92,7 @@ class CliError(Exception):
 
 
 def connection_args(p: argparse.ArgumentParser) -> None:
-    """`-n/--namespace` and `--kubeconfig`, as every cluster command reads them."""
+    """`-n/--namespace`, `--kubeconfig` and `--context`, as every cluster command reads them."""
     p.add_argument(
         "-n",
         "--namespace",
@@ -97,6 +103,27 @@ def connection_args(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("KUBECONFIG"),
         help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config or in-cluster)",
     )
+    p.add_argument(
+        "--context",
+        metavar="NAME",
+        help="the kubeconfig context to use (default: its current-context)",
+    )
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """`90s`, `5m`, `2h`, `1d` (or `1h30m`) in seconds; an argparse type."""
+    import re
+
+    parts = re.findall(r"(\d+)([smhd])", text.strip())
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: use a duration such as 90s, 5m, 2h or 1h30m")
+    seconds = sum(int(n) * DURATION_UNITS[u] for n, u in parts)
+    if seconds < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration of at least 1s")
+    return seconds
 
 
 def timeout_arg(p: argparse.ArgumentParser, default: float | None, what: str) -> None:
@@ -125,7 +152,13 @@ def resolve_database(args: argparse.Namespace) -> str | None:
     """The archive DSN from the flags or the environment (None: no archive)."""
     from shoal.archive.db import resolve_dsn
 
-    return resolve_dsn(args.database_url, args.database_url_file)
+    try:
+        return resolve_dsn(args.database_url, args.database_url_file)
+    except OSError as err:
+        raise CliError(
+            f"cannot read --database-url-file {args.database_url_file}: {err.strerror}",
+            EXIT_INVALID,
+        ) from None
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -143,6 +176,57 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         except ValueError:
             params[key] = raw
     return params
+
+
+STDIN = "-"
+"""A manifest argument of `-` is read from standard input."""
+
+
+def source_name(path: str) -> str:
+    """How errors name the manifest: its path, or `<stdin>`."""
+    return "<stdin>" if path == STDIN else path
+
+
+def load_manifests(path: str) -> list[Manifest]:
+    """Every document of the file at `path`, or of stdin for `-`."""
+    from shoal.manifests import load_file, load_text
+
+    if path == STDIN:
+        return load_text(sys.stdin.read(), source_name(path))
+    return load_file(path)
+
+
+def parameter_file_arg(p: argparse.ArgumentParser) -> None:
+    """`--parameter-file FILE`: parameters from a YAML or JSON mapping; `-p` wins."""
+    p.add_argument(
+        "--parameter-file",
+        metavar="FILE",
+        help="read parameters from a YAML or JSON mapping; -p KEY=VALUE overrides them",
+    )
+
+
+def read_parameter_file(path: str | None) -> dict[str, Any]:
+    """The mapping in `path` ({} without one); InvalidWorkflow when it is not a mapping."""
+    from shoal.core.validation import InvalidWorkflow, Problem
+    from shoal.manifests import yaml_depth_problem
+
+    if path is None:
+        return {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidWorkflow([Problem(f"cannot read: {err}")], path) from None
+    import yaml
+
+    try:
+        if (too_deep := yaml_depth_problem(text)) is not None:
+            raise InvalidWorkflow([Problem(too_deep)], path)
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise InvalidWorkflow([Problem(f"not YAML or JSON: {err}")], path) from None
+    if not isinstance(loaded, dict) or not all(isinstance(k, str) for k in loaded):
+        raise InvalidWorkflow([Problem("parameters must be a mapping of names to values")], path)
+    return loaded
 
 
 def pick_manifest(manifests: list[Manifest], name: str | None, source: str) -> Manifest:
@@ -179,16 +263,18 @@ def report_invalid(err: InvalidWorkflow) -> int:
 # -- connecting and error handling -----------------------------------------------------------
 
 
-def default_namespace(kubeconfig: str | None) -> str:
+def default_namespace(kubeconfig: str | None, context: str | None = None) -> str:
     """The namespace of the pod we run in, else the kubeconfig context's, else 'default'."""
-    if kubeconfig is None and IN_CLUSTER_NAMESPACE.exists():
+    if kubeconfig is None and context is None and IN_CLUSTER_NAMESPACE.exists():
         return IN_CLUSTER_NAMESPACE.read_text().strip() or "default"
     from kubernetes import config
 
     try:
-        _, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
     except Exception:  # no usable kubeconfig: load_credentials reports it
         return "default"
+    if context is not None:
+        active = next((c for c in contexts or [] if c.get("name") == context), None)
     namespace = ((active or {}).get("context") or {}).get("namespace")
     return str(namespace) if namespace else "default"
 
@@ -216,12 +302,15 @@ def run_against_cluster(args: argparse.Namespace, body: Body) -> int:
     ]
     if missing and len(missing) == len(args.kubeconfig.split(os.pathsep)):
         return fail(f"kubeconfig {args.kubeconfig} does not exist")
+    context = getattr(args, "context", None)
     try:
-        creds = load_credentials(args.kubeconfig)
+        creds = load_credentials(args.kubeconfig, context)
     except Exception as err:
         where = args.kubeconfig or "the default kubeconfig"
+        if context is not None:
+            where += f" (context {context!r})"
         return fail(f"cannot load Kubernetes credentials from {where}: {err}")
-    namespace = args.namespace or default_namespace(args.kubeconfig)
+    namespace = args.namespace or default_namespace(args.kubeconfig, context)
 
     async def main() -> int:
         api = KubeApi(creds)
@@ -242,6 +331,14 @@ def run_against_cluster(args: argparse.Namespace, body: Body) -> int:
         return fail(f"the API server refused: {err}")
     except httpx.HTTPError as err:
         return fail(f"lost the connection to the API server at {creds.host}: {err!r}")
+    except BrokenPipeError:  # stdout's reader went away: main ends quietly
+        raise
+    except OSError as err:  # the archive database (the API server's errors are above)
+        return fail(f"cannot reach the archive database: {type(err).__name__}: {err}")
+    except Exception as err:
+        if type(err).__module__.split(".")[0] != "asyncpg":
+            raise
+        return fail(f"the archive database refused: {type(err).__name__}: {err}")
     except KeyboardInterrupt:
         return 130
 

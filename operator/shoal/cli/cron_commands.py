@@ -14,7 +14,14 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shoal.cli.common import EXIT_INVALID, EXIT_OK, CliError, parse_params, run_against_cluster
+from shoal.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    CliError,
+    connection_args,
+    parse_params,
+    run_against_cluster,
+)
 from shoal.core.validation import InvalidWorkflow
 
 if TYPE_CHECKING:
@@ -28,7 +35,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     """`shoal trigger`'s arguments and handler."""
     p.description = "Create a Workflow from a CronWorkflow's workflowSpec right now."
     p.add_argument("cron", help="CronWorkflow name")
-    p.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig's, or default)")
     p.add_argument(
         "-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="as for run"
     )
@@ -37,7 +43,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="KEY",
         help="the same key never creates two runs (the run's name derives from it)",
     )
-    p.add_argument("--kubeconfig", help="kubeconfig (default: KUBECONFIG)")
+    connection_args(p)
     p.set_defaults(handler=trigger)
 
 

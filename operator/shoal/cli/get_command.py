@@ -22,13 +22,16 @@ import yaml
 from shoal.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
+    FINISHED,
     CliError,
+    WatchTimeout,
     ago,
     clip,
     connection_args,
     database_args,
     duration,
     fail,
+    follow_workflow,
     items_summary,
     node_order,
     not_found,
@@ -38,6 +41,7 @@ from shoal.cli.common import (
     run_against_cluster,
     short_json,
     table,
+    timeout_arg,
 )
 from shoal.core.timestamps import format_rfc3339
 
@@ -62,6 +66,7 @@ __all__ = [
     "get",
     "live_or_none",
     "missing_everywhere",
+    "print_workflow",
     "show",
 ]
 
@@ -80,8 +85,15 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--output",
         choices=["text", "json", "yaml"],
         default="text",
-        help="json, yaml: the raw status",
+        help="json, yaml: the whole object (metadata, spec and status)",
     )
+    p.add_argument(
+        "-w",
+        "--watch",
+        action="store_true",
+        help="print the workflow again on every change, until it finishes (or --timeout)",
+    )
+    timeout_arg(p, None, "watching")
     p.add_argument(
         "--node", help="show this node: its status and every finished attempt of every item"
     )
@@ -122,6 +134,8 @@ def check(args: argparse.Namespace) -> str | None:
         return "--item and --failed need --node NODE"
     if args.limit < 1:
         return "--limit must be at least 1"
+    if args.watch and args.node is not None:
+        return "--watch shows the whole workflow; drop --node"
     return None
 
 
@@ -445,15 +459,38 @@ async def show(api: KubeApi, namespace: str, args: argparse.Namespace, dsn: str 
         )
     if args.node is not None:
         return await _show_node(obj, args, dsn, detail)
-    if args.output in ("json", "yaml"):
-        doc = dict(obj.get("status") or {})
-        if detail is not None:
-            doc["archived"] = archive_note(detail)
-        _dump(doc, args.output)
-    else:
-        for line in describe_archived(obj, detail) if detail else describe_workflow(obj):
-            out(line)
+    if detail is not None:
+        print_workflow({**obj, "archived": archive_note(detail)}, args.output, detail)
+        return EXIT_OK
+    print_workflow(obj, args.output)
+    if args.watch and phase(obj) not in FINISHED:
+        await _watch(api, namespace, args)
     return EXIT_OK
+
+
+def print_workflow(obj: dict[str, Any], output: str, detail: RunDetail | None = None) -> None:
+    """The whole object as JSON or YAML, else the readable description."""
+    if output in ("json", "yaml"):
+        _dump(obj, output)
+        return
+    for line in describe_archived(obj, detail) if detail else describe_workflow(obj):
+        out(line)
+
+
+async def _watch(api: KubeApi, namespace: str, args: argparse.Namespace) -> None:
+    """Print the workflow again on each change until it finishes; CliError at --timeout."""
+
+    def again(obj: dict[str, Any]) -> None:
+        out("---" if args.output == "yaml" else "")
+        print_workflow(obj, args.output)
+
+    try:
+        await follow_workflow(api, namespace, args.name, again, seconds=args.timeout)
+    except WatchTimeout as err:
+        raise CliError(
+            f"gave up after {args.timeout or 0:g}s: workflow {args.name!r} is still "
+            f"{phase(err.last)}"
+        ) from None
 
 
 async def _show_node(

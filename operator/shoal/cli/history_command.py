@@ -7,10 +7,10 @@ import asyncio
 import json
 import os
 import re
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shoal.cli.common import fail
 from shoal.core.timestamps import parse_rfc3339
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -53,16 +53,20 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Read the archive; every expected failure is one `error:` line (the DSN never shown)."""
     from shoal.archive.db import resolve_dsn
 
-    dsn = resolve_dsn(args.database_url, args.database_url_file)
+    try:
+        dsn = resolve_dsn(args.database_url, args.database_url_file)
+    except OSError as err:
+        return fail(f"cannot read --database-url-file {args.database_url_file}: {err.strerror}", 2)
     if dsn is None:
-        print(
-            "shoal history: no archive database: pass --database-url or set SHOAL_DATABASE_URL",
-            file=sys.stderr,
-        )
-        return 2
-    runs = asyncio.run(_fetch(dsn, args))
+        return fail("no archive database: pass --database-url or set SHOAL_DATABASE_URL", 2)
+    try:
+        runs = asyncio.run(_fetch(dsn, args))
+    except Exception as err:  # unreachable, refused, no schema: the driver's own words
+        why = str(err).replace(dsn, "<database-url>")
+        return fail(f"cannot read the archive: {type(err).__name__}: {why}")
     if args.output == "json":
         print(json.dumps(runs, indent=2))
     else:

@@ -22,28 +22,40 @@ from shoal.cli.common import (
     EXIT_FAILED,
     EXIT_INVALID,
     EXIT_OK,
+    STDIN,
+    load_manifests,
+    parameter_file_arg,
     parse_params,
     pick_manifest,
+    read_parameter_file,
     report_invalid,
     report_warnings,
+    source_name,
 )
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import RunState
 from shoal.core.validation import InvalidWorkflow
 from shoal.local.executor import LocalExecutor
 from shoal.local.reporting import LiveReporter, PlainReporter, Reporter
-from shoal.manifests import compile_manifest, load_file
+from shoal.manifests import compile_manifest
 from shoal_worker.artifacts import ArtifactStore, open_store
 from shoal_worker.offload import OFFLOAD_BYTES
 from shoal_worker.store_settings import ENV_URL, StoreSettings
 
-__all__ = ["configure", "for_local_run", "local_store_settings", "run", "status_document"]
+__all__ = [
+    "configure",
+    "for_local_run",
+    "import_path",
+    "local_store_settings",
+    "run",
+    "status_document",
+]
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     """`shoal run`'s arguments and handler."""
     p.description = "Run a Workflow (or a CronWorkflow's workflowSpec, once) on this machine."
-    p.add_argument("file", help="manifest (YAML)")
+    p.add_argument("file", help="manifest (YAML); - reads it from stdin")
     p.add_argument(
         "-p",
         "--param",
@@ -52,6 +64,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="set a parameter; VALUE is read as JSON when it parses (3, true, [1,2]), else as text",
     )
+    parameter_file_arg(p)
     p.add_argument(
         "--name", help="which document to run when the file holds several (metadata.name)"
     )
@@ -61,7 +74,8 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="module that registers jobs (@job); the manifest's folder is on the import path",
+        help="module that registers jobs (@job), found beside the manifest, in the "
+        "current directory or on $PYTHONPATH",
     )
     p.add_argument("--workdir", help="where attempts keep their logs (default: a temp dir)")
     p.add_argument(
@@ -87,8 +101,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate, then run the workflow to its end with live progress."""
     try:
-        params = parse_params(args.param)
-        manifest = pick_manifest(load_file(args.file), args.name, args.file)
+        params = {**read_parameter_file(args.parameter_file), **parse_params(args.param)}
+        manifest = pick_manifest(load_manifests(args.file), args.name, source_name(args.file))
         report_warnings(manifest)
         if isinstance(manifest.resource, CronWorkflow):
             params.setdefault("scheduledTime", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -105,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         reporter = PlainReporter(status_stream, show_logs=not args.quiet)
 
-    manifest_dir = Path(args.file).resolve().parent
+    manifest_dir = Path.cwd() if args.file == STDIN else Path(args.file).resolve().parent
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="shoal-run-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -131,6 +145,17 @@ def local_store_settings(flag: str | None, workdir: Path, env: Mapping[str, str]
     else:
         found = StoreSettings.from_env(env)
     return found or StoreSettings((workdir / "artifacts").resolve().as_uri())
+
+
+def import_path(manifest_dir: Path, cwd: Path, pythonpath: str | None) -> list[Path]:
+    """Where `--import MODULE` is looked for: beside the manifest, the current directory,
+    then $PYTHONPATH, made absolute (the jobs run in the manifest's folder, not here)."""
+    found: list[Path] = []
+    entries = [p for p in (pythonpath or "").split(os.pathsep) if p]
+    for path in [manifest_dir, cwd, *(cwd / p for p in entries)]:
+        if path.resolve() not in found:
+            found.append(path.resolve())
+    return found
 
 
 def for_local_run(wf: CompiledWorkflow, settings: StoreSettings) -> CompiledWorkflow:
@@ -161,7 +186,7 @@ async def _run(
         workdir=workdir,
         cwd=manifest_dir,
         reporter=reporter,
-        extra_pythonpath=[manifest_dir],
+        extra_pythonpath=import_path(manifest_dir, Path.cwd(), os.environ.get("PYTHONPATH")),
         imports=imports,
         store=store,
         store_env={**settings.to_env(), "SHOAL_OFFLOAD_BYTES": str(wf.offload_bytes)},

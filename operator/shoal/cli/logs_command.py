@@ -18,6 +18,7 @@ from shoal.cli.common import (
     FINISHED,
     CliError,
     connection_args,
+    duration_seconds,
     fail,
     follow_workflow,
     get_workflow,
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from shoal.kube.api import KubeApi
     from shoal.kube.pods import PodView
 
-__all__ = ["LOG_DRAIN_SECONDS", "LogTarget", "configure", "logs", "readable"]
+__all__ = ["LOG_DRAIN_SECONDS", "LogTarget", "configure", "log_query", "logs", "readable"]
 
 LOG_DRAIN_SECONDS = 30.0
 """After the followed workflow finished, how long its log streams get to end."""
@@ -72,8 +73,32 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="stream the logs as they are written, until the workflow (or NODE) finishes",
     )
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines of each pod's log")
+    p.add_argument(
+        "--since",
+        type=duration_seconds,
+        metavar="DURATION",
+        help="only lines written in the last DURATION (90s, 5m, 2h) of each pod's log",
+    )
+    p.add_argument(
+        "--timestamps",
+        action="store_true",
+        help="prefix each line with the time the container wrote it (RFC 3339)",
+    )
     connection_args(p)
     p.set_defaults(handler=logs)
+
+
+def log_query(args: argparse.Namespace) -> dict[str, str]:
+    """The pod-log request's options for --tail, --since and --timestamps."""
+    query: dict[str, str] = {}
+    if args.tail is not None:
+        query["tailLines"] = str(args.tail)
+    if args.since is not None:
+        query["sinceSeconds"] = str(args.since)
+    if args.timestamps:
+        query["timestamps"] = "true"
+    return query
 
 
 def readable(line: str) -> str:
@@ -121,6 +146,8 @@ class LogTarget:
     def __init__(self, obj: dict[str, Any], node: str | None, item: int | None) -> None:
         self.archive_dsn: str | None = None
         """Where to read the logs of nodes whose pods are gone (None: no archive)."""
+        self.query: dict[str, str] = {}
+        """Options of every pod-log request (tailLines, sinceSeconds, timestamps)."""
         self.obj = obj
         self.node = node
         self.item = item
@@ -187,6 +214,8 @@ def _log_ready(view: PodView) -> bool:
 def logs(args: argparse.Namespace) -> int:
     if args.item is not None and args.node is None:
         return fail("--item needs a NODE (the fan-out node whose item to show)", EXIT_INVALID)
+    if args.tail is not None and args.tail < 0:
+        return fail("--tail must be 0 or more", EXIT_INVALID)
 
     dsn = resolve_database(args)
 
@@ -199,6 +228,7 @@ def logs(args: argparse.Namespace) -> int:
             return await _archived_logs(dsn, namespace, args.name, args.node, args.item)
         target = LogTarget(obj, args.node, args.item)
         target.archive_dsn = dsn
+        target.query = log_query(args)
         if args.node is not None and args.node not in target.order:
             raise CliError(
                 f"workflow {args.name!r} has no node {args.node!r} "
@@ -232,12 +262,14 @@ async def _print_logs(api: KubeApi, namespace: str, target: LogTarget) -> int:
             note(f"{label}: pod {view.name} has not started yet ({why})")
             continue
         try:
-            text = await api.text(pods_path(namespace, view.name) + "/log", container=CONTAINER)
+            text = await api.text(
+                pods_path(namespace, view.name) + "/log", container=CONTAINER, **target.query
+            )
         except ApiError as err:
             note(f"{label}: cannot read the log of pod {view.name}: {err}")
             continue
         for line in text.splitlines():
-            _emit(label if prefix else None, line)
+            _emit(label if prefix else None, line, "timestamps" in target.query)
         printed = True
     if target.archive_dsn is not None:
         shown |= await _print_archived(target, shown, prefix)
@@ -311,9 +343,16 @@ async def _archived_logs(
     return EXIT_OK
 
 
-def _emit(label: str | None, line: str) -> None:
+def _emit(label: str | None, line: str, stamped: bool = False) -> None:
+    """Print one log line, decoded; a kubelet timestamp stays in front of it."""
+    stamp = ""
+    if stamped:
+        head, sep, rest = line.partition(" ")
+        if sep:
+            stamp, line = head + " ", rest
     for part in readable(line).split("\n"):
-        out(f"{label} | {part}" if label else part)
+        text = stamp + part
+        out(f"{label} | {text}" if label else text)
 
 
 async def _follow_logs(api: KubeApi, namespace: str, target: LogTarget) -> int:
@@ -334,7 +373,7 @@ async def _follow_logs(api: KubeApi, namespace: str, target: LogTarget) -> int:
         label = target.label(view.node, view.index, view.attempt)
         shown.add(view.node)
         followers[view.name] = asyncio.create_task(
-            _stream_pod(api, namespace, view.name, label if target.several else None)
+            _stream_pod(api, namespace, view.name, label if target.several else None, target.query)
         )
 
     async def pods() -> None:
@@ -368,7 +407,9 @@ async def _follow_logs(api: KubeApi, namespace: str, target: LogTarget) -> int:
     return EXIT_OK if followers or gone is None else EXIT_FAILED
 
 
-async def _stream_pod(api: KubeApi, namespace: str, pod: str, label: str | None) -> None:
+async def _stream_pod(
+    api: KubeApi, namespace: str, pod: str, label: str | None, query: dict[str, str]
+) -> None:
     """Follow one pod's log to its end; a broken stream is re-read past the lines seen."""
     import httpx
 
@@ -381,11 +422,11 @@ async def _stream_pod(api: KubeApi, namespace: str, pod: str, label: str | None)
     for attempt in range(MAX_STREAM_FAILURES):
         count = 0
         try:
-            async for line in api.lines(path, follow="true", container=CONTAINER):
+            async for line in api.lines(path, follow="true", container=CONTAINER, **query):
                 count += 1
                 if count > seen:
                     seen = count
-                    _emit(label, line)
+                    _emit(label, line, "timestamps" in query)
             return
         except ApiError as err:
             if err.status == 404:

@@ -8,17 +8,37 @@ only, and the module that implements a command (and configures its parser) is
 imported when that command is the one being run. `shoal --help` therefore loads
 argparse and this file, and `shoal validate` the validator, never the executor, the
 cluster client or the operator.
+
+Every command's own arguments are parsed with `parse_intermixed_args`, so options may
+follow positional arguments (`shoal logs NAME -n ns NODE`), as with kubectl. A closed
+pipe on stdout (`shoal get NAME --watch | head -1`) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-__all__ = ["COMMANDS", "Command", "build_parser", "chosen", "main"]
+TYPE_CHECKING = False  # `typing` itself would cost `shoal --help` a noticeable share
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+__all__ = [
+    "COMMANDS",
+    "EXIT_BROKEN_PIPE",
+    "Command",
+    "Parser",
+    "build_parser",
+    "chosen",
+    "command_parser",
+    "find",
+    "main",
+    "parse",
+]
 
 
 class Command:
@@ -87,7 +107,50 @@ COMMANDS = (
     ),
     Command("trigger", "shoal.cli.cron_commands", "start a run of a CronWorkflow now"),
     Command("server", "shoal.cli.server_command", "serve the REST API, authorized by RBAC"),
+    Command(
+        "cron",
+        "shoal.cli.cron_admin_command",
+        "list CronWorkflows (schedule, next and last run), suspend or resume one",
+    ),
+    Command("delete", "shoal.cli.delete_command", "delete Workflows by name or label selector"),
+    Command(
+        "wait",
+        "shoal.cli.wait_command",
+        "wait until workflows reach a phase, or finish (exit 1 on timeout)",
+    ),
+    Command(
+        "completion",
+        "shoal.cli.completion_command",
+        "print a shell completion script (bash, zsh or fish)",
+    ),
 )
+
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a process a closed pipe ended."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line error: `error: ...`, a pointer to --help, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+class VersionAction(argparse.Action):
+    """`--version`: the installed distribution's version, read only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print shoal's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("shoal")
+        except PackageNotFoundError:
+            found = "unknown (not installed as a distribution)"
+        sys.stdout.write(f"shoal {found}\n")
+        parser.exit()
 
 
 def chosen(argv: Sequence[str]) -> str | None:
@@ -95,25 +158,64 @@ def chosen(argv: Sequence[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
-def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """`shoal`'s parser; only the command named in `argv` gets its full parser."""
-    parser = argparse.ArgumentParser(
+def build_parser(argv: Sequence[str] = (), *, everything: bool = False) -> argparse.ArgumentParser:
+    """`shoal`'s parser; only the command named in `argv` (or, with `everything`, each
+    command) gets its full parser."""
+    parser = Parser(
         prog="shoal",
         description="Shoal: Kubernetes-native workflows, also runnable locally.",
     )
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     word = chosen(argv)
     for command in COMMANDS:
         p = sub.add_parser(command.name, aliases=list(command.aliases), help=command.summary)
-        if word == command.name or word in command.aliases:
+        if everything or word == command.name or word in command.aliases:
             command.load().configure(p)
     return parser
 
 
+def find(word: str | None) -> Command | None:
+    """The command called `word` (or by one of its aliases)."""
+    return next((c for c in COMMANDS if word == c.name or word in c.aliases), None)
+
+
+def command_parser(command: Command) -> argparse.ArgumentParser:
+    """The command's own parser, as `shoal COMMAND` (what `build_parser` nests)."""
+    parser = Parser(prog=f"shoal {command.name}")
+    command.load().configure(parser)
+    return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The arguments: the top level picks the command, whose parser reads the rest
+    intermixed (options before, between or after its positional arguments)."""
+    word = chosen(argv)
+    command = find(word)
+    if command is None or any(a.startswith("-") for a in argv[: argv.index(str(word))]):
+        return build_parser(argv).parse_args(argv)  # usage errors, --help, --version
+    rest = argv[argv.index(str(word)) + 1 :]
+    return command_parser(command).parse_intermixed_args(rest)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(args_in).parse_args(args_in)
-    code: int = args.handler(args)
+    try:
+        args = parse(args_in)
+        code: int = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): say nothing, and keep the interpreter's
+        # final flush from failing on the same pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except Exception as err:  # an expected failure raised outside a cluster session
+        from shoal.cli.common import CliError, fail  # loaded already if it is one
+
+        if not isinstance(err, CliError):
+            raise
+        return fail(str(err), err.code)
     return code
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 from typing import TYPE_CHECKING, Any
 
 from shoal.cli.common import (
@@ -11,13 +12,17 @@ from shoal.cli.common import (
     EXIT_OK,
     CliError,
     connection_args,
+    load_manifests,
     not_found,
     out,
+    parameter_file_arg,
     parse_params,
     pick_manifest,
+    read_parameter_file,
     report_invalid,
     report_warnings,
     run_against_cluster,
+    source_name,
     timeout_arg,
     watch_to_end,
 )
@@ -25,7 +30,7 @@ from shoal.cli.common import (
 if TYPE_CHECKING:
     from shoal.kube.api import KubeApi
 
-__all__ = ["configure", "submission", "submit"]
+__all__ = ["configure", "show_object", "submission", "submit"]
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -35,7 +40,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "nothing is created when it is invalid), then create it. The -p parameters are "
         "merged into spec.parameters, so the Workflow records what it ran with."
     )
-    p.add_argument("file", help="manifest (YAML)")
+    p.add_argument("file", help="manifest (YAML); - reads it from stdin")
     p.add_argument(
         "-p",
         "--param",
@@ -44,12 +49,26 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="set a parameter; VALUE is read as JSON when it parses, else as text",
     )
+    parameter_file_arg(p)
     p.add_argument("--name", help="which document to submit when the file holds several")
     p.add_argument(
         "-w", "--watch", action="store_true", help="follow the workflow until it finishes"
     )
     p.add_argument(
-        "-o", "--output", choices=["text", "name"], default="text", help="name: print the name only"
+        "-o",
+        "--output",
+        choices=["text", "name", "yaml", "json"],
+        default="text",
+        help="name: print the name only; yaml, json: the object created (or, with "
+        "--dry-run, the one that would be)",
+    )
+    p.add_argument(
+        "--dry-run",
+        nargs="?",
+        const="client",
+        choices=["client", "server"],
+        help="create nothing: validate and print the object (client, the default, needs no "
+        "cluster); server: the API server checks it too (admission, schema)",
     )
     timeout_arg(p, None, "watching")
     connection_args(p)
@@ -70,14 +89,29 @@ def submission(raw: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def show_object(obj: dict[str, Any], output: str) -> None:
+    """The object as YAML or JSON (`-o name`: its name, or generateName's prefix)."""
+    if output == "name":
+        meta = obj.get("metadata") or {}
+        out(str(meta.get("name") or meta.get("generateName") or ""))
+    elif output == "json":
+        out(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    else:
+        import yaml
+
+        out(yaml.safe_dump(obj, sort_keys=False, allow_unicode=True).rstrip("\n"))
+
+
 def _checked_body(args: argparse.Namespace) -> dict[str, Any]:
     """The Workflow to create, checked: InvalidWorkflow before any connection."""
     from shoal.api.cron import CronWorkflow
     from shoal.core.validation import InvalidWorkflow, Problem
-    from shoal.manifests import compile_manifest, load_file
+    from shoal.manifests import compile_manifest
 
-    params = parse_params(args.param)
-    manifest = pick_manifest(load_file(args.file), args.name, args.file)
+    from_file = read_parameter_file(getattr(args, "parameter_file", None))
+    params = {**from_file, **parse_params(args.param)}
+    source = source_name(args.file)
+    manifest = pick_manifest(load_manifests(args.file), args.name, source)
     report_warnings(manifest)
     if isinstance(manifest.resource, CronWorkflow):
         raise InvalidWorkflow(
@@ -88,19 +122,19 @@ def _checked_body(args: argparse.Namespace) -> dict[str, Any]:
                     field="kind",
                 )
             ],
-            args.file,
+            source,
         )
     compile_manifest(manifest, params)
     meta = manifest.resource.metadata
     if not meta.name and not meta.generate_name:
         raise InvalidWorkflow(
             [Problem("set metadata.name or metadata.generateName", field="metadata")],
-            args.file,
+            source,
         )
     # The document as kubectl would send it (y/n/on/off as booleans, keys as strings).
     raw = manifest.document.raw if manifest.document is not None else None
     if not isinstance(raw, dict):  # load_file always keeps the document it parsed
-        raise InvalidWorkflow([Problem("a manifest must be a mapping")], args.file)
+        raise InvalidWorkflow([Problem("a manifest must be a mapping")], source)
     return submission(raw, params)
 
 
@@ -111,6 +145,9 @@ def submit(args: argparse.Namespace) -> int:
         body = _checked_body(args)
     except InvalidWorkflow as err:
         return report_invalid(err)
+    if args.dry_run == "client":
+        show_object(body, "yaml" if args.output == "text" else args.output)
+        return EXIT_OK
 
     async def run(api: KubeApi, namespace: str) -> int:
         from shoal.kube.api import ApiError, workflows_path
@@ -118,15 +155,16 @@ def submit(args: argparse.Namespace) -> int:
         declared = body["metadata"].get("namespace")
         if declared and args.namespace and declared != args.namespace:
             raise CliError(
-                f"{args.file}: the manifest's namespace {declared!r} differs from "
+                f"{source_name(args.file)}: the manifest's namespace {declared!r} differs from "
                 f"--namespace {args.namespace!r}",
                 EXIT_INVALID,
             )
         ns = declared or namespace
         body["metadata"]["namespace"] = ns
         wanted = body["metadata"].get("name") or body["metadata"].get("generateName")
+        query = {"dryRun": "All"} if args.dry_run == "server" else None
         try:
-            created = await api.request("POST", workflows_path(ns), body=body)
+            created = await api.request("POST", workflows_path(ns), body=body, params=query)
         except ApiError as err:
             if err.status == 409:
                 raise CliError(
@@ -137,12 +175,18 @@ def submit(args: argparse.Namespace) -> int:
                 raise CliError(not_found(err, ns)) from None
             if err.status in (400, 422):
                 raise CliError(
-                    f"{args.file}: the API server rejected the workflow: {err}", EXIT_INVALID
+                    f"{source_name(args.file)}: the API server rejected the workflow: {err}",
+                    EXIT_INVALID,
                 ) from None
             raise
         name = created["metadata"]["name"]
+        if args.dry_run == "server":
+            show_object(created, "yaml" if args.output == "text" else args.output)
+            return EXIT_OK
         if args.output == "name":
             out(name)
+        elif args.output in ("yaml", "json"):
+            show_object(created, args.output)
         else:
             out(f"workflow {name} created in namespace {ns}")
         if not args.watch:
