@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from tests.cluster.conftest import REPO, get_workflow, wait_workflow
@@ -312,7 +313,7 @@ def test_retry_reruns_only_what_failed(
             "command": ["sh", "-c", f"echo checking; test -f {fixed}"],
             "dependsOn": ["first"],
         },
-        {"name": "after", "job": "shoal.echo", "args": {"count": 1}, "dependsOn": ["check"]},
+        {"name": "after", "job": "shoal.echo", "args": {"n": 1}, "dependsOn": ["check"]},
         {"name": "cleanup", "job": "shoal.noop", "dependsOn": ["check"], "runPolicy": "onFailure"},
     )
     failed = ok(shoal("submit", str(path), "--watch", "--timeout", "90"), 1)
@@ -336,7 +337,7 @@ def test_retry_reruns_only_what_failed(
     assert after["nodes"]["first"]["outputs"] == {"message": "hello, retry!"}
     assert after["nodes"]["check"]["phase"] == "Succeeded"
     assert after["nodes"]["check"]["attempts"] == 1
-    assert after["nodes"]["after"]["outputs"] == {"count": 1}
+    assert after["nodes"]["after"]["outputs"] == {"n": 1}
     assert "Retries:    1" in ok(shoal("get", "flaky")).stdout
 
     refused = ok(shoal("retry", "flaky"), 1)
