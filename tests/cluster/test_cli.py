@@ -300,6 +300,33 @@ def test_stop_then_retry_a_stopped_workflow(
     assert body["status"]["retries"] == 1
 
 
+def test_terminate_runs_nothing_more_and_retry_reopens_it(
+    shoal: Shoal, k8s_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    ready = tmp_path / "ready"
+    path = manifest(
+        tmp_path,
+        "ender",
+        {"name": "nap", "command": ["sh", "-c", f"test -f {ready} || exec sleep 300"]},
+        {"name": "notify", "job": "shoal.noop", "dependsOn": ["nap"], "runPolicy": "always"},
+    )
+    ok(shoal("submit", str(path)))
+    wait_workflow(k8s_api, namespace, "ender", phases={"Running"}, timeout=60)
+    ended = ok(shoal("terminate", "ender", "--wait", "--timeout", "60")).stdout
+    assert "terminate requested" in ended
+    assert "workflow ender: Stopped" in ended
+    status = get_workflow(k8s_api, namespace, "ender")["status"]
+    assert status["nodes"]["nap"]["phase"] == "Failed"
+    assert status["nodes"]["notify"]["phase"] == "Omitted"
+
+    ready.touch()
+    retried = ok(shoal("retry", "ender", "--watch", "--timeout", "90")).stdout
+    assert "workflow ender: Succeeded" in retried
+    body = get_workflow(k8s_api, namespace, "ender")
+    assert (body["spec"]["stop"], body["spec"]["terminate"]) == (False, False)
+    assert body["status"]["nodes"]["notify"]["phase"] == "Succeeded"
+
+
 def test_retry_reruns_only_what_failed(
     shoal: Shoal, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:

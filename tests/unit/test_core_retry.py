@@ -78,3 +78,13 @@ def test_without_a_resource_version_the_patch_is_unconditional() -> None:
 
 def test_only_failed_and_stopped_runs_are_retryable() -> None:
     assert sorted(RETRYABLE_PHASES) == ["Failed", "Stopped"]
+
+
+def test_a_retry_clears_a_stop_and_a_terminate_only_when_set() -> None:
+    from shoal.core.retry import clear_stop_patch
+
+    assert clear_stop_patch({}) is None
+    assert clear_stop_patch({"stop": False}) is None
+    cleared = {"spec": {"stop": False, "terminate": False}}
+    assert clear_stop_patch({"stop": True}) == cleared
+    assert clear_stop_patch({"terminate": True}) == cleared

@@ -91,6 +91,11 @@ COMMANDS = (
     ),
     Command("stop", "shoal.cli.stop_command", "stop a running workflow (spec.stop: true)"),
     Command(
+        "terminate",
+        "shoal.cli.terminate_command",
+        "stop a workflow without running its runPolicy: always nodes (spec.terminate: true)",
+    ),
+    Command(
         "retry",
         "shoal.cli.retry_command",
         "re-run the failed nodes of a Failed or Stopped workflow, keeping the rest",

@@ -102,6 +102,7 @@ def resubmission(
     name, namespace = str(meta["name"]), str(meta["namespace"])
     spec = copy.deepcopy(source.get("spec") or {})
     spec.pop("stop", None)
+    spec.pop("terminate", None)
     spec["parameters"] = {**(spec.get("parameters") or {}), **params}
     if not spec["parameters"]:
         del spec["parameters"]

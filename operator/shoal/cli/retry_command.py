@@ -24,7 +24,7 @@ from shoal.cli.common import (
     spec_nodes,
     watch_to_end,
 )
-from shoal.core.retry import RETRYABLE_PHASES, nodes_to_retry, retry_patch
+from shoal.core.retry import RETRYABLE_PHASES, clear_stop_patch, nodes_to_retry, retry_patch
 from shoal.core.status_reader import read_status
 
 if TYPE_CHECKING:
@@ -113,8 +113,8 @@ def retry(args: argparse.Namespace) -> int:
         reset = nodes_to_reset(obj)
         if not reset:
             raise CliError(f"workflow {name} is {now} but has no failed node to run again")
-        if (obj.get("spec") or {}).get("stop"):
-            await api.merge_patch(workflows_path(namespace, name), {"spec": {"stop": False}})
+        if (unstop := clear_stop_patch(obj.get("spec") or {})) is not None:
+            await api.merge_patch(workflows_path(namespace, name), unstop)
         removal = started + REMOVAL_SECONDS if deadline is None else deadline
         await _remove_attempts(api, namespace, obj, reset, removal)
         obj = await _reopen(api, namespace, name, reset)

@@ -1,4 +1,9 @@
-"""`shoal stop`: ask the operator to stop a workflow (spec.stop: true), and maybe wait."""
+"""`shoal stop` and `shoal terminate`: ask the operator to stop a workflow, and maybe wait.
+
+A stop (`spec.stop: true`) still runs `runPolicy: always` nodes once their dependencies
+have ended, as Argo runs exit handlers; a terminate (`spec.terminate: true`) runs nothing
+more.
+"""
 
 from __future__ import annotations
 
@@ -24,22 +29,37 @@ from shoal.cli.common import (
 if TYPE_CHECKING:
     from shoal.kube.api import KubeApi
 
-__all__ = ["configure", "stop"]
+__all__ = ["configure", "configure_terminate", "stop"]
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     """`shoal stop`'s arguments and handler."""
     p.description = (
         "Ask the operator to stop a workflow: its pods are deleted, nodes not "
-        "yet started are Omitted, and the workflow ends Stopped."
+        "yet started are Omitted (but runPolicy: always nodes still run, as an exit "
+        "handler), and the workflow ends Stopped."
     )
+    _arguments(p)
+    p.set_defaults(handler=stop, field="stop")
+
+
+def configure_terminate(p: argparse.ArgumentParser) -> None:
+    """`shoal terminate`'s arguments and handler."""
+    p.description = (
+        "Like stop, but runPolicy: always nodes do not run either: its pods are deleted, "
+        "every node not yet finished is Omitted or Failed, and the workflow ends Stopped."
+    )
+    _arguments(p)
+    p.set_defaults(handler=stop, field="terminate")
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="workflow name")
     p.add_argument(
         "--wait", action="store_true", help="wait until the workflow is Stopped (exit 1 if not)"
     )
     timeout_arg(p, 120.0, "waiting")
     connection_args(p)
-    p.set_defaults(handler=stop)
 
 
 def stop(args: argparse.Namespace) -> int:
@@ -51,13 +71,15 @@ def stop(args: argparse.Namespace) -> int:
         if now in FINISHED:
             out(f"workflow {args.name} already finished ({now}); nothing to stop")
             return EXIT_OK if now == "Stopped" or not args.wait else EXIT_FAILED
-        if (obj.get("spec") or {}).get("stop"):
-            out(f"workflow {args.name} ({now}): a stop was already requested")
+        field = getattr(args, "field", "stop")
+        if (obj.get("spec") or {}).get(field):
+            out(f"workflow {args.name} ({now}): a {field} was already requested")
         else:
-            await api.merge_patch(workflows_path(namespace, args.name), {"spec": {"stop": True}})
+            patch = {"spec": {field: True}}
+            await api.merge_patch(workflows_path(namespace, args.name), patch)
             out(
-                f"workflow {args.name} ({now}): stop requested; the operator deletes its pods "
-                "and marks it Stopped"
+                f"workflow {args.name} ({now}): {field} requested; the operator deletes its "
+                "pods and marks it Stopped"
             )
         if not args.wait:
             return EXIT_OK

@@ -15,12 +15,20 @@ from typing import Any
 from shoal.api.workflow import NodePhase, NodeStatus, RunPolicy, WorkflowPhase, WorkflowStatus
 from shoal.core.timestamps import format_rfc3339
 
-__all__ = ["RETRYABLE_PHASES", "nodes_to_retry", "retry_patch"]
+__all__ = ["RETRYABLE_PHASES", "clear_stop_patch", "nodes_to_retry", "retry_patch"]
 
 RETRYABLE_PHASES = frozenset({WorkflowPhase.FAILED, WorkflowPhase.STOPPED})
 """Only a run that ended without succeeding can be retried."""
 
 _RUN_AGAIN = frozenset({NodePhase.FAILED, NodePhase.OMITTED, NodePhase.RUNNING})
+
+
+def clear_stop_patch(spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The spec patch a retry sends first so the reopened run is not stopped again (a
+    Stopped run was stopped by `spec.stop` or `spec.terminate`); None when neither is set."""
+    if not (spec.get("stop") or spec.get("terminate")):
+        return None
+    return {"spec": {"stop": False, "terminate": False}}
 
 
 def nodes_to_retry(

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from shoal.core.retry import RETRYABLE_PHASES, nodes_to_retry, retry_patch
+from shoal.core.retry import RETRYABLE_PHASES, clear_stop_patch, nodes_to_retry, retry_patch
 from shoal.core.status_reader import read_status
 from shoal.kube.api import ApiError, KubeApi, jobs_path, pods_path, workflows_path
 from shoal.kube.listwatch import watch_events
@@ -58,14 +58,8 @@ async def retry_workflow(
     path = workflows_path(namespace, name)
     obj = await call(api, "GET", path)
     reset = plan(obj)
-    if (obj.get("spec") or {}).get("stop"):
-        await call(
-            api,
-            "PATCH",
-            path,
-            body={"spec": {"stop": False}},
-            content_type="application/merge-patch+json",
-        )
+    if (unstop := clear_stop_patch(obj.get("spec") or {})) is not None:
+        await call(api, "PATCH", path, body=unstop, content_type="application/merge-patch+json")
     await _remove_attempts(api, namespace, obj["metadata"]["uid"], reset)
     for _ in range(PATCH_ATTEMPTS):
         obj = await call(api, "GET", path)
