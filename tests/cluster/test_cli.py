@@ -237,6 +237,7 @@ def test_logs_and_follow(
         "chatty",
         {"name": "talk", "command": ["sh", "-c", talk]},
         {"name": "later", "command": ["sh", "-c", "echo later line"], "dependsOn": ["talk"]},
+        podGC={"strategy": "OnPodSuccess"},
     )
     ok(shoal("submit", str(path)))
     follow = shoal.popen("logs", "chatty", "-f")
@@ -258,7 +259,7 @@ def test_logs_and_follow(
     ]
     assert get_workflow(k8s_api, namespace, "chatty")["status"]["phase"] == "Succeeded"
 
-    # Succeeded nodes' pods are deleted by the operator: say so instead of printing nothing.
+    # OnPodSuccess deletes succeeded nodes' pods: say so instead of printing nothing.
     core = client.CoreV1Api(k8s_api)
     wait_gone(
         core.list_namespaced_pod,
@@ -268,7 +269,7 @@ def test_logs_and_follow(
         description="the succeeded nodes' pods to be deleted",
     )
     gone = ok(shoal("logs", "chatty"), 1)
-    assert "no log for talk, later: the pods are gone" in gone.stderr
+    assert "no log for talk, later: the pods are gone: podGC strategy OnPodSuccess" in (gone.stderr)
 
 
 def test_stop_then_retry_a_stopped_workflow(

@@ -78,7 +78,9 @@ def test_twenty_workflows_at_once_each_node_runs_once(
     follow = {"name": "after", "job": "shoal.noop", "dependsOn": ["mark"]}
     names = [f"many-{i}" for i in range(20)]
     for name in names:
-        create_workflow(k8s_api, namespace, workflow(name, node, follow))
+        create_workflow(
+            k8s_api, namespace, workflow(name, node, follow, podGC={"strategy": "OnPodSuccess"})
+        )
     for name in names:
         body = wait_workflow(k8s_api, namespace, name, timeout=180)
         assert body["status"]["phase"] == "Succeeded", body["status"]

@@ -67,3 +67,9 @@ MAX_ARCHIVED_OUTPUTS_BYTES: Final = 64 * 1024
 MAX_FORWARDED_OUTPUTS_BYTES: Final = 512 * 1024
 """JSON bytes of upstream outputs an `after` trigger passes to its run's parameters,
 inside the Workflow object."""
+
+MAX_KEPT_SUCCEEDED_PODS: Final = 100
+"""Succeeded pods one Workflow keeps for `shoal logs` under the default pod clean-up (no
+`spec.podGC`): nodes are kept whole while they fit, the first items of the node that
+crosses the bound are kept, and every later succeeded pod is deleted when its node
+finishes, so a 10,000-item fan-out does not keep 10,000 Jobs."""

@@ -170,6 +170,26 @@ class ArtifactsSpec(ApiModel):
     store: ArtifactStoreOverride | None = None
 
 
+class PodGCStrategy(StrEnum):
+    """When the operator deletes a run's Jobs and pods (docs/operator.md, "Pod clean-up")."""
+
+    ON_POD_SUCCESS = "OnPodSuccess"
+    """A succeeded node's Jobs as soon as the node finishes."""
+    ON_WORKFLOW_COMPLETION = "OnWorkflowCompletion"
+    """Every Job once the workflow finishes, whatever its phase."""
+    ON_WORKFLOW_SUCCESS = "OnWorkflowSuccess"
+    """Every Job once the workflow Succeeded; a failed run keeps them for inspection."""
+    NEVER = "Never"
+    """None: they go with the Workflow (its TTL or a delete)."""
+
+
+class PodGC(ApiModel):
+    """Pod clean-up; absent, the operator keeps at most MAX_KEPT_SUCCEEDED_PODS succeeded
+    pods per workflow until the Workflow is deleted, and deletes the rest per node."""
+
+    strategy: PodGCStrategy
+
+
 class WorkflowSpec(ApiModel):
     """What to run: the DAG, its inputs and its limits."""
 
@@ -194,6 +214,8 @@ class WorkflowSpec(ApiModel):
     """The DAG."""
     artifacts: ArtifactsSpec | None = None
     """Artifact store settings for this run; the operator's defaults when absent."""
+    pod_gc: PodGC | None = Field(None, alias="podGC")
+    """When the run's Jobs and pods (and so their logs) are deleted."""
 
 
 class WorkflowPhase(StrEnum):

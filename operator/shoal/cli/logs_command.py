@@ -198,12 +198,11 @@ class LogTarget:
         ]
         if not missing:
             return None
-        which = ", ".join(missing)
-        return (
-            f"no log for {which}: the pods are gone (the operator deletes a node's pods once it "
-            "succeeded, and all of them with the workflow); pass --database-url (or set "
-            "SHOAL_DATABASE_URL) to read them from the PostgreSQL log archive."
-        )
+        from shoal.kube.pod_gc import gone_reason
+
+        strategy = ((self.obj.get("spec") or {}).get("podGC") or {}).get("strategy")
+        why = gone_reason(strategy if isinstance(strategy, str) else None)
+        return f"no log for {', '.join(missing)}: the pods are gone: {why}."
 
 
 def _log_ready(view: PodView) -> bool:

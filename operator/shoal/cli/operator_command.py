@@ -88,7 +88,8 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--keep-succeeded-jobs",
         action="store_true",
         default=env("SHOAL_KEEP_SUCCEEDED_JOBS", "") == "true",
-        help="do not delete a succeeded node's Jobs (SHOAL_KEEP_SUCCEEDED_JOBS=true)",
+        help="never delete a Job before its Workflow, whatever spec.podGC says "
+        "(SHOAL_KEEP_SUCCEEDED_JOBS=true)",
     )
     p.add_argument(
         "--no-restricted",

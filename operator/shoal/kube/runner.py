@@ -68,17 +68,10 @@ from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.attempts import Attempt, LogFollower, outcome_event
 from shoal.kube.deadlines import deadline_of, next_deadline
 from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job, job_token
-from shoal.kube.naming import (
-    LABEL_NODE,
-    job_name,
-    workflow_selector,
-)
+from shoal.kube.naming import job_name, workflow_selector
 from shoal.kube.ownership import in_namespace, job_problem, pod_problem
-from shoal.kube.pods import (
-    PodView,
-    pending_verdict,
-    read_pod,
-)
+from shoal.kube.pod_gc import PodCleanup
+from shoal.kube.pods import PodView, pending_verdict, read_pod
 from shoal.kube.service_accounts import ServiceAccountPolicy, needs_labels
 from shoal.kube.service_accounts import check as check_service_accounts
 from shoal.kube.service_accounts import uses as sa_uses
@@ -104,6 +97,7 @@ class RunnerConfig:
     kill_grace_seconds: float = 60.0
     """After deleting a Job, how long to wait for its pod to report an end."""
     delete_succeeded_jobs: bool = True
+    """False (`--keep-succeeded-jobs`): no Job goes before its Workflow, whatever podGC says."""
     service_accounts: ServiceAccountPolicy = field(default_factory=ServiceAccountPolicy)
     """Which ServiceAccounts a node may run as (docs/security.md)."""
 
@@ -171,6 +165,8 @@ class WorkflowRunner:
         self._dirty = asyncio.Event()
         self._written = 0
         self._to_clean: list[tuple[int, str]] = []
+        """(status write number, label selector): Jobs deleted once that write landed."""
+        self._pod_gc = PodCleanup(uid=self.uid, keep_all=not config.delete_succeeded_jobs)
         self._status_path = workflows_path(self.namespace, self.name) + "/status"
         self.wf: CompiledWorkflow | None = None
         self.state: RunState | None = None
@@ -204,6 +200,8 @@ class WorkflowRunner:
             self.api, self.artifact_defaults, self.wf.spec.artifacts, self.namespace
         )
         self.wf = dataclasses.replace(self.wf, offload_bytes=self.store.offload_bytes)
+        if self.wf.spec.pod_gc is not None:
+            self._pod_gc.strategy = self.wf.spec.pod_gc.strategy.value
         self._store_env = self.store.pod_env()
         self.state = await self._rebuild(self.wf, self.saved)
         writer = asyncio.create_task(self._status_writer())
@@ -401,14 +399,21 @@ class WorkflowRunner:
                     "NodeFailed",
                     f"{decision.node}: {decision.message}"[:1024],
                 )
-            if decision.phase is NodePhase.SUCCEEDED and self.config.delete_succeeded_jobs:
-                self._to_clean.append((self._written + 1, decision.node))
+            if decision.phase is NodePhase.SUCCEEDED:
+                pods = state.nodes[decision.node].succeeded
+                self._clean_after_write(self._pod_gc.node_succeeded(decision.node, pods))
         elif isinstance(decision, FinishWorkflow):
             kind = "Normal" if decision.phase is WorkflowPhase.SUCCEEDED else "Warning"
             message = f"workflow {decision.phase.value}" + (
                 f": {decision.message}" if decision.message else ""
             )
             self.post_event(self.body, kind, decision.phase.value, message[:1024])
+            succeeded = decision.phase is WorkflowPhase.SUCCEEDED
+            self._clean_after_write(self._pod_gc.workflow_finished(succeeded))
+
+    def _clean_after_write(self, selector: str | None) -> None:
+        if selector is not None:
+            self._to_clean.append((self._written + 1, selector))
 
     async def _dispatch(
         self, wf: CompiledWorkflow, task: StartTask, attempt: Attempt, decided: float
@@ -650,12 +655,11 @@ class WorkflowRunner:
             self._dirty.set()
             return
         self._written = number
-        due = [node for n, node in self._to_clean if n <= number]
-        self._to_clean = [(n, node) for n, node in self._to_clean if n > number]
-        for node in due:
+        due = [selector for n, selector in self._to_clean if n <= number]
+        self._to_clean = [(n, selector) for n, selector in self._to_clean if n > number]
+        for selector in due:
             # One request per node, whatever its size: a 10,000-item fan-out's Jobs went
             # as 10,000 DELETEs, which swamped the client and the API server.
-            selector = f"{workflow_selector(self.uid)},{LABEL_NODE}={node}"
             self._spawn(self.api.delete_collection(jobs_path(self.namespace), selector))
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
