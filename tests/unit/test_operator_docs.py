@@ -26,3 +26,18 @@ def test_every_operator_flag_is_in_the_table() -> None:
     documented = {flag for row in rows for flag in re.findall(r"`(?:-\w/)?(--[a-z0-9-]+)`", row)}
     missing = operator_flags() - documented
     assert not missing, f"flags missing from docs/operator.md's table: {sorted(missing)}"
+
+
+def test_without_credentials_the_operator_says_so_in_one_line(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "shoal.cli.main", "operator", "--metrics-port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("shoal operator: error: no Kubernetes credentials")

@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = _operator_config(args)
         webhook = _webhook_config(args)
+        _check_credentials(args.kubeconfig)
     except ValueError as err:
         print(f"shoal operator: error: {err}", file=sys.stderr)
         return 2
@@ -173,6 +174,22 @@ def run(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _check_credentials(kubeconfig: str | None) -> None:
+    """Fail at start, in one line, when there are no credentials at all (kopf would retry
+    its login with a traceback every minute)."""
+    from kubernetes.config.config_exception import ConfigException
+
+    from shoal.kube.api import load_credentials
+
+    try:
+        load_credentials(kubeconfig)
+    except (ConfigException, OSError) as err:
+        raise ValueError(
+            f"no Kubernetes credentials ({err}); run it in a pod, or give --kubeconfig or "
+            "KUBECONFIG"
+        ) from None
 
 
 def _operator_config(args: argparse.Namespace) -> OperatorConfig:
