@@ -132,7 +132,8 @@ def server(crds: None, kubeconfig: Path, k8s_api: Any) -> Iterator[Server]:
 
     core = client.CoreV1Api(k8s_api)
     suffix = secrets.token_hex(3)
-    namespaces = {"a": f"t-server-a-{suffix}", "b": f"t-server-b-{suffix}"}
+    # Not `t-*`: the session operator watches those, and no operator may run these.
+    namespaces = {"a": f"srv-a-{suffix}", "b": f"srv-b-{suffix}"}
     for ns in namespaces.values():
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     tokens = {
