@@ -16,6 +16,10 @@ from shoal.local.failures import Failure, first_line
 
 __all__ = ["ItemProgress", "NodeView", "RunView", "retries_text", "short_json"]
 
+QUOTED_CHARS = 24
+"""An error this long is recognised inside a longer message (`item 3: <error> (exit code
+2)`); a shorter one only when it is the whole message, so `failed` hides nothing else."""
+
 SHOWN_ITEMS = 5
 """At most this many running items of a fan-out get their own progress line."""
 
@@ -103,7 +107,7 @@ class RunView:
         """True the first time an error text is seen for `node` (then it is remembered)."""
         view = self.node(node)
         key = first_line(text)
-        if not key or any(shown in key for shown in view.shown):
+        if not key or any(_repeats(shown, key) for shown in view.shown):
             return False
         view.shown.append(key)
         return True
@@ -113,9 +117,13 @@ class RunView:
         for view in self.nodes.values():
             errors = [view.failure.error] if view.failure is not None else []
             for shown in [*view.shown, *errors]:
-                if len(shown) >= 24 and shown in text:
+                if len(shown) >= QUOTED_CHARS and shown in text:
                     text = text.replace(shown, "(error above)")
         return text
+
+
+def _repeats(shown: str, text: str) -> bool:
+    return shown == text or (len(shown) >= QUOTED_CHARS and shown in text)
 
 
 def short_json(value: Any, limit: int = 160) -> str:
