@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -221,11 +222,17 @@ def test_unknown_job_fails_without_retrying(manifest: Manifest) -> None:
               retries: {limit: 3, backoffSeconds: 0}
         """
     )
-    result = shoal_run(path)
-    assert result.code == 1
-    node = result.node("typo")
+    refused = shoal_run(path)  # with --import the name is checked before anything runs
+    assert refused.code == 2
+    assert "did you mean 'greet'?" in refused.stderr
+    # Without --import only the worker knows the registry: it fails once, not retried.
+    proc = subprocess.run(
+        [*SHOAL, "run", "-o", "json", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1, proc.stderr
+    node = json.loads(proc.stdout)["nodes"]["typo"]
     assert node["attempts"] == 1
-    assert "greet" in node["message"]  # the worker suggests the closest registered name
+    assert "unknown job 'gret'" in node["message"]
 
 
 def test_a_grandchild_holding_the_output_pipe_does_not_hang_the_run(

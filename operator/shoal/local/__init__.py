@@ -2,7 +2,11 @@
 
 __all__ = [
     "executor",
+    "failures",
     "logs",
+    "preflight",
     "process",
     "reporting",
+    "runview",
+    "tables",
 ]

@@ -40,6 +40,7 @@ from shoal.local.process import (
     WORKER_USAGE_EXIT,
     LaunchError,
     LocalTask,
+    import_env,
     local_env,
     node_env,
     run_task,
@@ -113,14 +114,7 @@ class LocalExecutor:
         self._node_envs: dict[str, dict[str, str]] = {}
         """Each node's share of its children's environment, built at its first attempt."""
         self.logs = NodeLogs(workdir)
-        base = dict(os.environ)
-        paths = [str(p) for p in extra_pythonpath or []]
-        if base.get("PYTHONPATH"):
-            paths.append(base["PYTHONPATH"])
-        if paths:
-            base["PYTHONPATH"] = os.pathsep.join(paths)
-        if imports:
-            base["SHOAL_IMPORT"] = ",".join([*imports, *filter(None, [base.get("SHOAL_IMPORT")])])
+        base = import_env(os.environ, extra_pythonpath or [], imports or [])
         base.update(store_env or {})
         base["SHOAL_WORKFLOW_UID"] = wf.meta.uid
         self._base_env = base

@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from shoal.core.decisions import StartTask
 from shoal.linesplit import CUT_NOTE
 from shoal.linesplit import bounded_lines as split_bounded
 from shoal.local.logs import AttemptLog
-from shoal_worker.protocol import TOKEN_ENV, Message, PlainLine
+from shoal_worker.protocol import TOKEN_ENV, ErrorMessage, Message, PlainLine
 
 KILL_GRACE_SECONDS = 5.0
 """After SIGTERM, a child has this long to exit before SIGKILL (a pod's grace period)."""
@@ -62,6 +62,22 @@ def worker_argv(job: str, args_file: Path | None, termination_file: Path) -> lis
     if args_file is not None:
         argv += ["--args-file", str(args_file)]
     return [*argv, "--termination-log", str(termination_file)]
+
+
+def import_env(
+    environ: Mapping[str, str], extra_pythonpath: list[Path], imports: list[str]
+) -> dict[str, str]:
+    """The caller's environment with the job modules' folders on `PYTHONPATH` (first) and
+    `--import` modules in `SHOAL_IMPORT`: what every worker of the run starts from."""
+    base = dict(environ)
+    paths = [str(p) for p in extra_pythonpath]
+    if base.get("PYTHONPATH"):
+        paths.append(base["PYTHONPATH"])
+    if paths:
+        base["PYTHONPATH"] = os.pathsep.join(paths)
+    if imports:
+        base["SHOAL_IMPORT"] = ",".join([*imports, *filter(None, [base.get("SHOAL_IMPORT")])])
+    return base
 
 
 NEVER_INHERITED = ("SHOAL_ARGS", "SHOAL_ARGS_FILE", "SHOAL_ITEM", "SHOAL_ITEM_INDEX", TOKEN_ENV)
@@ -301,6 +317,10 @@ async def _pump(
         elif parse:
             msg = task.collector.feed(line)
             log.write(task.collector.redact(line))
+            if isinstance(msg, ErrorMessage) and msg.traceback:
+                # The protocol line holds it as escaped JSON: the log gets it readable too.
+                for text in msg.traceback.rstrip("\n").split("\n"):
+                    log.write(task.collector.redact(text) + "\n")
         else:
             # stderr is never protocol; it only joins the tail kept for messages.
             clean = task.collector.redact(line)

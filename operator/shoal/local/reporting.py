@@ -1,22 +1,17 @@
 """What `shoal run` shows while it works: a live table on a terminal, plain lines otherwise.
 
 Both reporters see the same calls (decisions, protocol messages, ends of attempts), so
-the plain output that CI logs capture says the same things as the live view.
+the plain output that CI logs capture says the same things as the live view. Each error
+is printed once per node (a fan-out whose items all fail the same way says it once), a
+Python failure with the frame that raised it. rich is imported only to draw.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
-
-from shoal.api.workflow import NodePhase, WorkflowPhase
+from shoal.api.workflow import NodePhase
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import (
     BeginShutdown,
@@ -30,30 +25,25 @@ from shoal.core.decisions import (
     StartTask,
 )
 from shoal.core.state import NodeState, RunState, TaskFinished
+from shoal.local.failures import Failure, failure_of, first_line
+from shoal.local.runview import ItemProgress, RunView, retries_text, short_json
 from shoal_worker.protocol import (
     ErrorMessage,
     LogMessage,
     Message,
-    OutputMessage,
     PlainLine,
     ProgressMessage,
     ProtocolViolation,
-    ResultMessage,
 )
 
-PHASE_STYLE = {
-    NodePhase.PENDING: "dim",
-    NodePhase.RUNNING: "cyan",
-    NodePhase.SUCCEEDED: "green",
-    NodePhase.FAILED: "red",
-    NodePhase.SKIPPED: "yellow",
-    NodePhase.OMITTED: "magenta",
-}
-WORKFLOW_STYLE = {
-    WorkflowPhase.SUCCEEDED: "bold green",
-    WorkflowPhase.FAILED: "bold red",
-    WorkflowPhase.STOPPED: "bold magenta",
-}
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+    from rich.text import Text
+
+__all__ = ["LiveReporter", "PlainReporter", "Reporter", "short_json"]
+
+WORKER_ERROR_PREFIX = "shoal-worker: error: "
+"""How the worker writes a usage error on stderr, before sending it as an error message."""
 
 
 class Reporter(Protocol):
@@ -66,27 +56,8 @@ class Reporter(Protocol):
     def end(self, wf: CompiledWorkflow, state: RunState) -> None: ...
 
 
-def short_json(value: Any, limit: int = 160) -> str:
-    text = json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _who(node: str, index: int | None) -> str:
     return node if index is None else f"{node}[{index}]"
-
-
-def _duration(ns: NodeState, now: float) -> str:
-    if ns.started_at is None:
-        return ""
-    return f"{(ns.finished_at or now) - ns.started_at:.1f}s"
-
-
-def _items(ns: NodeState) -> str:
-    if not ns.fan_out:
-        return f"{ns.progress:.0f}%" if ns.progress is not None and not ns.phase.finished else ""
-    return f"{ns.succeeded + ns.failed}/{ns.total}" + (
-        f" ({ns.failed} failed)" if ns.failed else ""
-    )
 
 
 SHOWN_LINE_CHARS = 4096
@@ -106,10 +77,17 @@ def _log_text(msg: Message) -> str | None:
     if isinstance(msg, LogMessage):
         text = _shown(msg.message)
         return text if msg.level == "info" else f"{msg.level.upper()} {text}"
-    if isinstance(msg, ErrorMessage):
-        return f"ERROR {_shown(msg.message)}"
     if isinstance(msg, ProtocolViolation):
         return f"{_shown(msg.text)}  (protocol: {msg.problem})"
+    return None
+
+
+def _error_of(msg: Message) -> Failure | None:
+    """The failure a message reports: an error message, or the worker's usage error line."""
+    if isinstance(msg, ErrorMessage):
+        return failure_of(msg.message, msg.error_type, msg.traceback)
+    if isinstance(msg, PlainLine) and msg.text.startswith(WORKER_ERROR_PREFIX):
+        return Failure(first_line(msg.text.removeprefix(WORKER_ERROR_PREFIX)))
     return None
 
 
@@ -117,9 +95,12 @@ class PlainReporter:
     """One line per event; what CI logs and pipes get."""
 
     def __init__(self, out: TextIO, *, show_logs: bool = True) -> None:
+        from rich.console import Console
+
         self.console = Console(file=out, highlight=False, soft_wrap=True, no_color=True)
         self.show_logs = show_logs
         self.t0 = time.time()
+        self.view = RunView()
 
     def _say(self, text: str) -> None:
         self.console.print(f"{time.time() - self.t0:7.2f}s  {text}", markup=False)
@@ -131,6 +112,7 @@ class PlainReporter:
         if isinstance(d, ExpandNode) and d.items is not None:
             self._say(f"{d.node}: fan-out over {len(d.items)} items")
         elif isinstance(d, StartTask):
+            self.view.started(d.node, d.attempt)
             if state.nodes[d.node].items is None or d.attempt > 1:
                 who = _who(d.node, d.index if state.nodes[d.node].items is not None else None)
                 self._say(f"{who}: started" + (f" (attempt {d.attempt})" if d.attempt > 1 else ""))
@@ -138,11 +120,12 @@ class PlainReporter:
             task = state.nodes[d.node].tasks[d.index]
             who = _who(d.node, d.index if state.nodes[d.node].fan_out else None)
             wait = max(d.at - time.time(), 0)
-            self._say(f"{who}: attempt {task.attempt} failed: {task.message}; retry in {wait:.1f}s")
+            error = self._once(d.node, task.message)
+            self._say(f"{who}: attempt {task.attempt} failed: {error}; retry in {wait:.1f}s")
         elif isinstance(d, KillTask):
             self._say(f"{_who(d.node, d.index)}: stopping: {d.reason}")
         elif isinstance(d, FailTask) and state.nodes[d.node].fan_out:
-            self._say(f"{d.node}[{d.index}]: failed: {d.message}")
+            self._item_failed(d)
         elif isinstance(d, FinishNode):
             self._say(self._node_line(d, state.nodes[d.node]))
         elif isinstance(d, BeginShutdown):
@@ -150,51 +133,96 @@ class PlainReporter:
         elif isinstance(d, FinishWorkflow):
             pass
 
+    def _item_failed(self, d: FailTask) -> None:
+        """The first failed item of a node is told, then only items that fail differently."""
+        view = self.view.node(d.node)
+        told = view.failed_items_told
+        if self.view.fresh(d.node, d.message) or not told:
+            view.failed_items_told = True
+            self._say(f"{d.node}[{d.index}]: failed: {first_line(self.view.mention(d.message))}")
+        else:
+            view.repeats += 1
+
+    def _once(self, node: str, message: str) -> str:
+        """An error's first line the first time, else a pointer to where it was printed."""
+        if self.view.fresh(node, message):
+            return first_line(message)
+        return first_line(self.view.mention(message))
+
     def _node_line(self, d: FinishNode, ns: NodeState) -> str:
+        from shoal.local.tables import duration, items_text
+
         line = f"{d.node}: {d.phase.value}"
+        view = self.view.node(d.node)
         if ns.fan_out:
-            line += f" ({_items(ns)} items)"
+            line += f" ({items_text(ns, view)} items)"
+        if view.retries:
+            line += f" after {retries_text(view.retries)}"
         if ns.started_at is not None:
-            line += f" in {_duration(ns, time.time())}"
-        if d.message:
-            line += f": {d.message}"
+            line += f" in {duration(ns, time.time())}"
+        if d.message and d.phase is NodePhase.FAILED:
+            line += f": {self._once(d.node, d.message)}"
+        elif d.message:
+            line += f": {first_line(d.message)}"
+        if view.repeats:
+            line += f" ({view.repeats} more items failed the same way)"
         if d.phase is NodePhase.SUCCEEDED and d.outputs:
             line += f"  outputs={short_json(d.outputs)}"
         return line
 
     def message(self, node: str, index: int | None, msg: Message) -> None:
-        if isinstance(msg, ProgressMessage | OutputMessage | ResultMessage):
+        if isinstance(msg, ProgressMessage):
+            progress = ItemProgress.of(msg.percent, msg.message, msg.current, msg.total)
+            self.view.progress(node, index, progress)
+            return
+        failure = _error_of(msg)
+        if failure is not None:
+            if isinstance(msg, ErrorMessage):
+                self.view.failed(node, failure)
+            if self.view.fresh(node, failure.error):
+                for i, line in enumerate(failure.lines()):
+                    self._say(f"{_who(node, index)} | {'ERROR ' if i == 0 else '  '}{line}")
             return
         text = _log_text(msg)
         if self.show_logs and text is not None:
             self._say(f"{_who(node, index)} | {text}")
 
     def task_finished(self, event: TaskFinished, state: RunState) -> None:
-        return
+        fan_out = state.nodes[event.node].fan_out
+        self.view.ended(event.node, event.index if fan_out else None)
 
     def end(self, wf: CompiledWorkflow, state: RunState) -> None:
-        render_summary(self.console, wf, state)
+        from shoal.local.tables import render_summary
+
+        render_summary(self.console, wf, state, self.view)
 
 
 class LiveReporter(PlainReporter):
-    """A live node table on a terminal; job logs and events scroll above it."""
+    """A live node table with progress bars on a terminal; logs and events scroll above it."""
 
     def __init__(self, console: Console, *, show_logs: bool = True) -> None:
+        from rich.live import Live
+
         self.console = console
         self.show_logs = show_logs
         self.t0 = time.time()
+        self.view = RunView()
         self._wf: CompiledWorkflow | None = None
         self._state: RunState | None = None
         self._live = Live(console=console, refresh_per_second=8, transient=True)
         self._live.get_renderable = self._table  # type: ignore[method-assign]
 
     def _say(self, text: str) -> None:
-        self._live.console.print(Text(f"{time.time() - self.t0:7.2f}s  ", style="dim") + Text(text))
+        self._live.console.print(_stamp(time.time() - self.t0, text))
 
     def _table(self) -> Group:
+        from rich.console import Group
+
+        from shoal.local.tables import live_view
+
         if self._wf is None or self._state is None:
             return Group()
-        return Group(node_table(self._wf, self._state, live=True))
+        return live_view(self._wf, self._state, self.view)
 
     def begin(self, wf: CompiledWorkflow, state: RunState) -> None:
         self._wf, self._state = wf, state
@@ -203,40 +231,10 @@ class LiveReporter(PlainReporter):
 
     def end(self, wf: CompiledWorkflow, state: RunState) -> None:
         self._live.stop()
-        render_summary(self.console, wf, state)
+        super().end(wf, state)
 
 
-def node_table(wf: CompiledWorkflow, state: RunState, *, live: bool = False) -> Table:
-    """The per-node table shown live and in the final summary."""
-    now = time.time()
-    title = f"{wf.meta.name}  {state.phase.value}  {state.progress}"
-    table = Table(title=title if live else None, expand=False, show_edge=False)
-    for column in ("node", "phase", "items/progress", "attempts", "time", "message"):
-        table.add_column(column, overflow="fold")
-    for name in wf.order:
-        ns = state.nodes[name]
-        style = PHASE_STYLE[ns.phase]
-        table.add_row(
-            name,
-            Text(ns.phase.value, style=style),
-            _items(ns),
-            str(ns.attempts) if ns.attempts else "",
-            _duration(ns, now),
-            escape(ns.message[:200]),
-        )
-    return table
+def _stamp(elapsed: float, text: str) -> Text:
+    from rich.text import Text
 
-
-def render_summary(console: Console, wf: CompiledWorkflow, state: RunState) -> None:
-    """The final table, the outputs of every node that has some, and the verdict."""
-    console.print(node_table(wf, state))
-    outputs = {n: state.nodes[n].outputs for n in wf.order if state.nodes[n].outputs}
-    if outputs:
-        console.print("outputs:", style="bold")
-        for name, values in outputs.items():
-            console.print(f"  {name}: {short_json(values, 400)}", markup=False)
-    elapsed = (state.finished_at or time.time()) - (state.started_at or time.time())
-    verdict = f"workflow {wf.meta.name} {state.phase.value} in {elapsed:.1f}s"
-    if state.message:
-        verdict += f": {state.message}"
-    console.print(Text(verdict, style=WORKFLOW_STYLE.get(state.phase, "bold")))
+    return Text(f"{elapsed:7.2f}s  ", style="dim") + Text(text)
