@@ -33,6 +33,11 @@ def test_the_exit_node_takes_no_depends_on() -> None:
     ]
 
 
+def test_the_exit_node_takes_no_run_policy() -> None:
+    [(node, field, _)] = problems({"name": "notify", "runPolicy": "onFailure"}, onExit="notify")
+    assert (node, field) == ("notify", "runPolicy")
+
+
 def test_no_node_may_depend_on_the_exit_node() -> None:
     assert problems(
         {"name": "notify"}, {"name": "b", "dependsOn": ["notify"]}, onExit="notify"

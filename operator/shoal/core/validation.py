@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal.api.common import EnvVar
-from shoal.api.workflow import Node, WorkflowSpec
+from shoal.api.workflow import Node, RunPolicy, WorkflowSpec
 from shoal.core.compiled import CompiledNode, CompiledWorkflow, WorkflowMeta
 from shoal.core.defaults import resolve_pod
 from shoal.core.expressions import (
@@ -288,6 +288,10 @@ def _check_on_exit(check: _Checker, deps: dict[str, list[str]]) -> None:
     if deps[exit_node]:
         msg = "the onExit node runs after every other node; it takes no dependsOn"
         check.add(msg, exit_node, "dependsOn")
+    handler = next(n for n in check.spec.nodes if n.name == exit_node)
+    if handler.run_policy is not RunPolicy.ON_SUCCESS:
+        msg = "the onExit node runs whatever happened; test workflow.status in `when` instead"
+        check.add(msg, exit_node, "runPolicy")
     for name, ds in deps.items():
         if exit_node in ds:
             msg = f"depends on {exit_node!r}, the onExit node, which runs after every other node"
