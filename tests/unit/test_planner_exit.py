@@ -169,3 +169,17 @@ def test_failures_are_bounded_in_count_and_message_length() -> None:
     assert len(failures) == MAX_EXIT_FAILURES
     assert [f["node"] for f in failures] == [f"n{i}" for i in range(MAX_EXIT_FAILURES)]
     assert all(len(f["message"]) == MAX_EXIT_FAILURE_MESSAGE for f in failures)
+
+
+def test_a_deadline_passing_while_the_handler_runs_leaves_it_its_grace() -> None:
+    # `a` ends at +1, the handler starts then and hangs; the deadline at +10 shuts the run
+    # down but the handler keeps running until +10 + the default grace.
+    wf = with_exit({"name": "a"}, activeDeadlineSeconds=10)
+    sim = Simulator(wf, {("notify", 0): HANG})
+    state = sim.run()
+
+    assert seen_by_handler(sim)["status"] == "Succeeded"
+    [kill] = [k for k in sim.decisions(KillTask) if k.node == "notify"]
+    assert next(t for t, d in sim.log if d == kill) == T0 + 10 + EXIT_GRACE_SECONDS
+    assert state.phase is WorkflowPhase.FAILED
+    assert "activeDeadlineSeconds" in state.message
