@@ -62,6 +62,21 @@ def check_failing(r: RunResult) -> None:
     assert "node 'boom' failed" in r.status["message"]
 
 
+def check_exit_handlers(r: RunResult) -> None:
+    assert r.node("intentional-fail")["phase"] == "Failed"
+    assert r.node("notify")["outputs"] == {
+        "status": "Failed",
+        "failed": ["intentional-fail"],
+        "verdict": "cry",
+    }
+    assert "node 'intentional-fail' failed" in r.status["message"]
+
+
+def check_retry_backoff(r: RunResult) -> None:
+    assert r.node("flaky")["attempts"] == 3
+    assert r.node("flaky")["outputs"] == {"attempt": 3}
+
+
 def _dataset_sha256(megabytes: int) -> str:
     block = hashlib.sha256(b"shoal").digest() * (1 << 15)
     digest = hashlib.sha256()
@@ -95,6 +110,8 @@ EXPECTED = {
     "retry.yaml": ("Succeeded", check_retry),
     "shell.yaml": ("Succeeded", check_shell),
     "failing.yaml": ("Failed", check_failing),
+    "exit-handlers.yaml": ("Failed", check_exit_handlers),
+    "retry-backoff.yaml": ("Succeeded", check_retry_backoff),
 }
 
 

@@ -1,10 +1,11 @@
 """Property tests: the planner's invariants over random DAGs, outcomes and completion orders.
 
 Hypothesis draws a workflow (up to 12 nodes, random acyclic `dependsOn`, runPolicy, constant
-`when`, fan-outs over literal lists or upstream outputs, parallelism, retries, timeouts,
-deadline) and a script for the simulated executor (each attempt's outcome: success, failure,
-non-retriable failure, hang until killed, lost pod; which running task ends next; whether a
-stop is requested). The run is then checked step by step.
+`when`, fan-outs over literal lists or upstream outputs, parallelism, retries with or
+without a `retryPolicy`, timeouts, deadline, sometimes an exit handler) and a script for
+the simulated executor (each attempt's outcome: success, failure, non-retriable failure,
+hang until killed, lost pod; which running task ends next; whether a stop is requested).
+The run is then checked step by step.
 
 Set SHOAL_PROPERTY_EXAMPLES to explore more (or fewer) examples than the default 200.
 """
@@ -19,7 +20,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shoal.api.workflow import NodePhase, RunPolicy, WorkflowPhase
+from shoal.api.workflow import NodePhase, RetryOn, RunPolicy, WorkflowPhase
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import (
     BeginShutdown,
@@ -62,6 +63,8 @@ _FAILURES = ["fail", "fatal", "hang", "lost", "fail*", "hang*", "lost*"]
 
 # Mostly onSuccess, so that runs are long enough to be interesting.
 _POLICIES = [RunPolicy.ON_SUCCESS] * 3 + [RunPolicy.ALWAYS, RunPolicy.ON_FAILURE]
+# Mostly no retryPolicy (free retries after a lost pod), sometimes each of Argo's three.
+_RETRY_ON = [None, None, RetryOn.ON_FAILURE, RetryOn.ON_ERROR, RetryOn.ALWAYS]
 
 
 @st.composite
@@ -100,11 +103,19 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                 "factor": draw(st.sampled_from([1, 2, 3])),
                 "maxBackoffSeconds": draw(st.sampled_from([1, 4, 300])),
             }
+            retry_on = draw(st.sampled_from(_RETRY_ON))
+            if retry_on is not None:
+                node["retries"]["retryPolicy"] = retry_on.value
         timeout = draw(st.sampled_from([None, None, 3, 10]))
         if timeout is not None:
             node["timeoutSeconds"] = timeout
         nodes.append(node)
     spec: dict[str, Any] = {"image": "worker:1", "nodes": nodes}
+    if count > 1 and draw(st.sampled_from([False, False, True])):
+        # The last node becomes the exit handler: nothing depends on it (dependencies
+        # point to earlier nodes) and it has none of its own; it may still read any node.
+        nodes[-1].update(dependsOn=[], runPolicy=RunPolicy.ON_SUCCESS.value)
+        spec["onExit"] = nodes[-1]["name"]
     parallelism = draw(st.one_of(st.none(), st.integers(1, 5)))
     if parallelism is not None:
         spec["parallelism"] = parallelism
@@ -227,19 +238,29 @@ def _shut_down(trace: Trace) -> BeginShutdown | None:
     return shutdowns[0] if shutdowns else None
 
 
+def _named(policy: RetryOn | None, infrastructure: bool) -> bool:
+    """Whether `retries.retryPolicy` retries this kind of failure (None: every kind)."""
+    if policy is None or policy is RetryOn.ALWAYS:
+        return True
+    return infrastructure is (policy is RetryOn.ON_ERROR)
+
+
 # --- the properties -----------------------------------------------------------------------
 
 
 @PROPERTIES
 @given(scenarios())
 def test_a_task_never_starts_before_its_node_dependencies_finished(scenario: Scenario) -> None:
+    # The exit handler's dependencies are every other node.
     trace = simulate(scenario)
+    others = tuple(n for n in trace.wf.order if n != trace.wf.on_exit)
     finished_at_entry: dict[str, int] = {}
     for position, (_, decision) in enumerate(trace.sim.log):
         if isinstance(decision, FinishNode):
             finished_at_entry[decision.node] = position
         elif isinstance(decision, StartTask):
-            for dep in trace.wf.nodes[decision.node].deps:
+            deps = others if decision.node == trace.wf.on_exit else ()
+            for dep in (*trace.wf.nodes[decision.node].deps, *deps):
                 assert finished_at_entry.get(dep, position) < position, (
                     f"{decision.node}[{decision.index}] started before {dep} finished"
                 )
@@ -340,8 +361,11 @@ def test_retries_wait_exactly_the_backoff(scenario: Scenario) -> None:
             attempt = attempt_of[key]
             event = ended[(decision.node, decision.index, attempt)]
             assert not event.succeeded
+            policy = trace.wf.nodes[decision.node].retries.retry_policy
+            assert _named(policy, event.infrastructure), (decision, policy)
             if decision.free:  # a lost pod: retried soon, without spending retries.limit
                 assert event.infrastructure
+                assert policy is None
                 delay = INFRASTRUCTURE_RETRY_DELAY
                 free[key] += 1
             else:
@@ -370,7 +394,10 @@ def test_an_item_fails_for_good_only_once_its_retries_are_spent(scenario: Scenar
         elif isinstance(decision, FailTask) and (decision.node, decision.index) in attempt_of:
             key = (decision.node, decision.index)
             event = ended[(*key, attempt_of[key])]
-            if event.infrastructure:
+            policy = trace.wf.nodes[decision.node].retries.retry_policy
+            if not _named(policy, event.infrastructure):
+                continue  # a failure its retryPolicy does not name is never retried
+            if event.infrastructure and policy is None:
                 assert free[key] == MAX_INFRASTRUCTURE_RETRIES, (key, free[key])
             if event.retriable:
                 limit = trace.wf.nodes[decision.node].retries.limit
@@ -396,18 +423,30 @@ def test_fail_fast_starts_no_new_item_after_an_item_failed_for_good(scenario: Sc
 @PROPERTIES
 @given(scenarios())
 def test_the_run_succeeds_iff_no_node_failed(scenario: Scenario) -> None:
+    # A failed exit handler counts like any failed node, but is named as the exit handler.
     trace = simulate(scenario)
     state = trace.state
     shutdown = _shut_down(trace)
+    exit_node = trace.wf.on_exit
     failed = [n for n in trace.wf.order if state.nodes[n].phase is NodePhase.FAILED]
+    others = [n for n in failed if n != exit_node]
+    note = ""
+    if exit_node in failed:
+        note = f"exit handler {exit_node!r} failed: {state.nodes[exit_node].message}"
     if shutdown is None:
         assert (state.phase is WorkflowPhase.SUCCEEDED) == (not failed)
         assert state.phase in (WorkflowPhase.SUCCEEDED, WorkflowPhase.FAILED)
-        if failed:
-            assert state.message.startswith(f"node {failed[0]!r} failed: ")
+        if others:
+            assert state.message.startswith(f"node {others[0]!r} failed: ")
+        elif note:
+            assert state.message == note
+        if others and note:
+            assert state.message.endswith(f"; {note}")
         return
-    # A shutdown ends the run as it said, whatever the nodes did.
-    assert (state.phase, state.message) == (shutdown.phase, shutdown.reason)
+    # A shutdown ends the run as it said, whatever the nodes did (the exit handler's
+    # failure, if any, added to the message).
+    reason = f"{shutdown.reason}; {note}" if note else shutdown.reason
+    assert (state.phase, state.message) == (shutdown.phase, reason)
     if shutdown.phase is WorkflowPhase.STOPPED:
         assert shutdown.reason == STOP_REASON
     else:
@@ -417,13 +456,39 @@ def test_the_run_succeeds_iff_no_node_failed(scenario: Scenario) -> None:
         assert state.started_at is not None
         assert state.finished_at is not None
         assert state.finished_at >= state.started_at + deadline
-    # Nothing starts once the shutdown began, but `runPolicy: always` nodes during a stop.
+    # Nothing starts once the shutdown began, but `runPolicy: always` nodes during a stop
+    # and the exit handler during a stop or after the deadline.
     begun = trace.sim.log.index(next((t, d) for t, d in trace.sim.log if d == shutdown))
     started = {d.node for _, d in trace.sim.log[begun:] if isinstance(d, StartTask)}
+    started.discard(exit_node)
     if shutdown.phase is WorkflowPhase.STOPPED:
         always = {n for n in started if trace.wf.nodes[n].run_policy is RunPolicy.ALWAYS}
         started -= always
     assert not started
+
+
+@PROPERTIES
+@given(scenarios())
+def test_the_exit_handler_always_runs_last(scenario: Scenario) -> None:
+    trace = simulate(scenario)
+    exit_node = trace.wf.on_exit
+    if exit_node is None:
+        return
+    # Never Omitted (no terminate here): it runs, fails, or its `when` skips it.
+    assert trace.state.nodes[exit_node].phase is not NodePhase.OMITTED
+    first_start = next(
+        (
+            i
+            for i, (_, d) in enumerate(trace.sim.log)
+            if isinstance(d, StartTask) and d.node == exit_node
+        ),
+        None,
+    )
+    if first_start is None:
+        return
+    for _, decision in trace.sim.log[first_start:]:
+        if isinstance(decision, StartTask):
+            assert decision.node == exit_node, decision
 
 
 @PROPERTIES

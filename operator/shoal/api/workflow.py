@@ -45,6 +45,17 @@ class RunPolicy(StrEnum):
     """At least one dependency Failed (or was Omitted because of a failure further up)."""
 
 
+class RetryOn(StrEnum):
+    """Which failures `retries` retries (Argo's `retryPolicy`)."""
+
+    ON_FAILURE = "OnFailure"
+    """The job failed: a non-zero exit, a timeout, a failure the job reported."""
+    ON_ERROR = "OnError"
+    """Infrastructure only: the pod was evicted, lost with its node, or never scheduled."""
+    ALWAYS = "Always"
+    """Both."""
+
+
 class RetryPolicy(ApiModel):
     """Retries of a failed attempt, with exponential backoff.
 
@@ -60,6 +71,14 @@ class RetryPolicy(ApiModel):
     """Multiplier applied to the wait for each further retry."""
     max_backoff_seconds: float = Field(300.0, ge=0, le=86400)
     """Upper bound of the wait."""
+    retry_policy: RetryOn | None = None
+    """Which failures are retried. Unset: job failures, and infrastructure failures with
+    a few free retries first (docs/workflows.md); set: exactly the failures it names."""
+    expression: str | None = Field(None, max_length=MAX_EXPRESSION_LENGTH)
+    """CEL condition over `lastRetry` (`exitCode`, `status`, `message`, `duration`) that
+    must also be true for a retry to start."""
+    max_duration_seconds: float | None = Field(None, gt=0, le=31 * 86400)
+    """No retry starts later than this many seconds after the first attempt started."""
 
     def delay(self, failed_attempt: int) -> float:
         """Seconds to wait after attempt `failed_attempt` (1-based) before the next one."""
@@ -216,6 +235,11 @@ class WorkflowSpec(ApiModel):
     """Artifact store settings for this run; the operator's defaults when absent."""
     pod_gc: PodGC | None = Field(None, alias="podGC")
     """When the run's Jobs and pods (and so their logs) are deleted."""
+    on_exit: str | None = Field(None, max_length=MAX_NAME_LENGTH, pattern=DNS_LABEL)
+    """The exit handler: a node that runs after every other node ended, on success,
+    failure, stop and deadline (not on terminate). It sees `workflow.status`,
+    `workflow.failures` and `workflow.duration`; it has no `dependsOn` and no node
+    depends on it. If it fails, the run fails (as in Argo)."""
 
 
 class WorkflowPhase(StrEnum):

@@ -39,6 +39,8 @@ class CompiledNode:
     parallelism: int | None
     fail_fast: bool
     item_arg: str | None
+    retry_when: Expression | None = None
+    """`retries.expression` compiled: it reads `lastRetry` only."""
 
     @property
     def fan_out(self) -> bool:
@@ -84,3 +86,5 @@ class CompiledWorkflow:
     offload_bytes: int | None = None
     """Aggregated fan-out outputs larger than this go to the artifact store; None when
     the executor has no store (they then stay inline)."""
+    on_exit: str | None = None
+    """The exit handler's node name (`spec.onExit`): it runs after every other node."""

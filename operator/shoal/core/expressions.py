@@ -7,7 +7,10 @@ terminating, and well known to people who write manifests. An expression sees:
 - `nodes`: `nodes.<name>.outputs` and `nodes.<name>.phase` of the node's ancestors
   (write `nodes["data-proxy"]` for names with `-`, since `-` is minus in CEL),
 - `item` and `itemIndex`: the current fan-out element (fan-out nodes only),
-- `workflow`: `workflow.name`, `workflow.namespace`, `workflow.uid`.
+- `workflow`: `workflow.name`, `workflow.namespace`, `workflow.uid`; the exit handler
+  (`spec.onExit`) also sees `workflow.status`, `workflow.failures` and `workflow.duration`.
+
+A node's `retries.expression` sees only `lastRetry` (`RETRY_VARIABLES`).
 
 A string that is exactly one template (`"${{ params.ids }}"`) keeps the expression's type;
 templates inside a longer string are interpolated as text.
@@ -31,6 +34,9 @@ from shoal.core.cel_runtime import cel
 
 VARIABLES = frozenset({"params", "nodes", "item", "itemIndex", "workflow"})
 ITEM_VARIABLES = frozenset({"item", "itemIndex"})
+RETRY_VARIABLES = frozenset({"lastRetry"})
+EXIT_FIELDS = frozenset({"status", "failures", "duration"})
+"""`workflow` fields only the exit handler sees (core/exit_handler.py)."""
 
 _TEMPLATE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _WHOLE_TEMPLATE = re.compile(r"^\s*\$\{\{(.*?)\}\}\s*$", re.DOTALL)
@@ -52,6 +58,15 @@ _MACRO_CALL = re.compile(
     r"transformMapEntry|sortBy)\s*\("
 )
 _OPEN, _CLOSE = "([{", ")]}"
+_WORKFLOW_FIELD = re.compile(
+    r"\bworkflow\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\])"
+)
+
+
+def exit_fields_in(expr: Expression) -> frozenset[str]:
+    """The exit-handler-only `workflow` fields `expr` reads (`workflow.status`, ...)."""
+    found = {a or b for a, b in _WORKFLOW_FIELD.findall(expr.source)}
+    return frozenset(found & EXIT_FIELDS)
 
 
 class ExpressionError(ValueError):

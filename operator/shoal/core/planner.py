@@ -26,6 +26,11 @@ Semantics, in one place:
   killed, nothing new starts, pending nodes are Omitted, and the run ends Failed or Stopped.
   A stop (not a terminate, not a deadline) still runs `runPolicy: always` nodes once
   their dependencies have ended, as Argo runs exit handlers on stop.
+- The exit handler (`spec.onExit`, core/exit_handler.py) starts once every other node
+  ended, on success, failure, stop and deadline (within a grace), never on terminate; its
+  expressions see `workflow.status`, `workflow.failures` and `workflow.duration`. The run
+  ends in the phase it had without it, but a failed exit handler fails a Succeeded run.
+- Which failures are retried, and until when, is core/retry_policy.py's `choose_retry`.
 """
 
 from __future__ import annotations
@@ -51,9 +56,16 @@ from shoal.core.decisions import (
     StartWorkflow,
     StoreOutputs,
 )
+from shoal.core.exit_handler import (
+    exit_context,
+    exit_deadline,
+    exit_grace,
+    exit_held,
+    outcome_without_exit,
+)
 from shoal.core.expressions import ExpressionError, render, to_text
+from shoal.core.retry_policy import INFRASTRUCTURE_RETRY_DELAY, choose_retry
 from shoal.core.state import (
-    MAX_INFRASTRUCTURE_RETRIES,
     MAX_RECORDED_FAILURES,
     NodeState,
     PlanIndex,
@@ -63,9 +75,17 @@ from shoal.core.state import (
 )
 from shoal_worker.offload import ValueRef, encode
 
+__all__ = [
+    "INFRASTRUCTURE_RETRY_DELAY",
+    "NeedItems",
+    "advance",
+    "apply",
+    "index_of",
+    "plan",
+    "resolve_items",
+]
+
 _SATISFIED = (NodePhase.SUCCEEDED, NodePhase.SKIPPED)
-INFRASTRUCTURE_RETRY_DELAY = 1.0
-"""Seconds before re-running an item whose pod was lost: long enough not to spin."""
 _UPSTREAM_FAILED = (NodePhase.FAILED, NodePhase.OMITTED)
 
 
@@ -109,6 +129,12 @@ class _Pass:
             }
         return self._context
 
+    def context_for(self, node: CompiledNode) -> dict[str, Any]:
+        """The context of `node`'s expressions: the exit handler's `workflow` knows more."""
+        if node.name != self.wf.on_exit:
+            return self.context()
+        return {**self.context(), "workflow": exit_context(self.wf, self.state, self.now)}
+
 
 def index_of(wf: CompiledWorkflow, state: RunState) -> PlanIndex:
     """The state's planning index, built from its nodes the first time it is needed."""
@@ -134,6 +160,8 @@ def plan(wf: CompiledWorkflow, state: RunState, now: float) -> Plan:
         names = index.candidates()
     else:  # every pending node is Omitted, ready or not
         names = sorted(index.pending | index.running, key=index.position.__getitem__)
+    if exit_held(wf, state, index.unfinished):
+        names = [name for name in names if name != wf.on_exit]
     for name in names:
         ns = state.nodes[name]
         if ns.phase is NodePhase.PENDING:
@@ -205,6 +233,8 @@ def _shutdown_for(p: _Pass, node: CompiledNode) -> tuple[WorkflowPhase, str] | N
     stop (not a terminate, not a deadline), which still runs once its dependencies end,
     as an exit handler does, until `activeDeadlineSeconds` ends that grace too."""
     shutdown = p.state.shutdown
+    if node.name == p.wf.on_exit:
+        return shutdown if p.state.terminate else None
     if shutdown is None or node.run_policy is not RunPolicy.ALWAYS:
         return shutdown
     if shutdown[0] is not WorkflowPhase.STOPPED or p.state.terminate:
@@ -238,7 +268,7 @@ def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
         return
     if node.when is not None:
         try:
-            condition = node.when.evaluate(p.context())
+            condition = node.when.evaluate(p.context_for(node))
         except ExpressionError as err:
             p.decisions.append(FinishNode(node.name, NodePhase.FAILED, f"when: {err}"))
             return
@@ -254,7 +284,7 @@ def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
     source: str | None = None
     if node.for_each is not None:
         try:
-            value, source = _items(node, p.context(), p.state.loaded)
+            value, source = _items(node, p.context_for(node), p.state.loaded)
         except NeedItems as need:
             if need.key not in p.state.loading:
                 p.decisions.append(LoadItems(node.name, need.reference))
@@ -277,24 +307,39 @@ def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
     p.decisions.append(ExpandNode(node.name, items, source))
 
 
-def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
+def _running_shutdown(
+    p: _Pass, node: CompiledNode, ns: NodeState
+) -> tuple[WorkflowPhase, str] | None:
+    """The shutdown as it applies to running `node`; for the exit handler, the end of its
+    grace once `activeDeadlineSeconds` passed."""
     shutdown = _shutdown_for(p, node)
+    if shutdown is not None or node.name != p.wf.on_exit:
+        return shutdown
+    end = exit_deadline(p.wf, p.state, ns)
+    if end is None or p.now < end:
+        if end is not None:
+            p.wake(end)
+        return None
+    grace = exit_grace(p.wf)
+    return WorkflowPhase.FAILED, f"exit handler ran past its {grace:g}s after the deadline"
+
+
+def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
+    shutdown = _running_shutdown(p, node, ns)
     before = len(p.decisions)
     due_retries: list[Task] = []
     failed_now = False  # an item failed for good in this pass; ns.failed counts it once applied
     for task in ns.tasks.values():
         if task.phase is TaskPhase.FAILED:
             ended = task.finished_at if task.finished_at is not None else p.now
-            free = task.infrastructure and task.free_attempts < MAX_INFRASTRUCTURE_RETRIES
-            spent = task.attempt - task.free_attempts
-            if shutdown is None and free:
-                at = ended + INFRASTRUCTURE_RETRY_DELAY
-                p.decisions.append(RetryTask(node.name, task.index, at, free=True))
-            elif shutdown is None and task.retriable and spent <= node.retries.limit:
-                at = ended + node.retries.delay(spent)
-                p.decisions.append(RetryTask(node.name, task.index, at))
+            first = task.first_started_at or ns.started_at or task.started_at
+            choice = choose_retry(node, task, ended, first) if shutdown is None else None
+            if choice is not None and choice.at is not None:
+                p.decisions.append(RetryTask(node.name, task.index, choice.at, free=choice.free))
             else:
                 msg = _attempts_message(task)
+                if choice is not None and choice.note:
+                    msg += f"; not retried: {choice.note}"
                 p.decisions.append(FailTask(node.name, task.index, msg, task.exit_code))
                 failed_now = True
         elif task.phase is TaskPhase.WAITING:
@@ -341,7 +386,7 @@ def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
 def _start(p: _Pass, node: CompiledNode, ns: NodeState, index: int, attempt: int) -> bool:
     """Render one attempt's inputs and decide to start it; a render error fails the item."""
     item = ns.items[index] if ns.items is not None else None
-    ctx = p.context()
+    ctx = p.context_for(node)
     if ns.items is not None:
         ctx = {**ctx, "item": item, "itemIndex": index}
     try:
@@ -421,16 +466,16 @@ def _node_outputs(ns: NodeState) -> dict[str, Any]:
 
 
 def _finish_workflow(wf: CompiledWorkflow, state: RunState) -> FinishWorkflow:
-    failed = [n for n in wf.order if state.nodes[n].phase is NodePhase.FAILED]
-    if state.shutdown is not None:
-        return FinishWorkflow(*state.shutdown)
-    if failed:
-        first = failed[0]
-        msg = f"node {first!r} failed: {state.nodes[first].message}"
-        if len(failed) > 1:
-            msg += f" (and {len(failed) - 1} more failed nodes)"
-        return FinishWorkflow(WorkflowPhase.FAILED, msg)
-    return FinishWorkflow(WorkflowPhase.SUCCEEDED, "")
+    """The run's outcome without its exit handler; a failed exit handler fails a run that
+    had Succeeded (as in Argo) and is named in the message of any other."""
+    phase, msg = outcome_without_exit(wf, state)
+    handler = state.nodes[wf.on_exit] if wf.on_exit is not None else None
+    if handler is None or handler.phase is not NodePhase.FAILED:
+        return FinishWorkflow(phase, msg)
+    note = f"exit handler {wf.on_exit!r} failed: {handler.message}"
+    if phase is WorkflowPhase.SUCCEEDED:
+        return FinishWorkflow(WorkflowPhase.FAILED, note)
+    return FinishWorkflow(phase, f"{msg}; {note}")
 
 
 def apply(state: RunState, decisions: list[Decision], now: float) -> None:
@@ -440,6 +485,8 @@ def apply(state: RunState, decisions: list[Decision], now: float) -> None:
             ns = state.nodes[d.node]
             previous = ns.tasks.get(d.index)
             ns.tasks[d.index] = Task(d.index, d.attempt, TaskPhase.RUNNING, started_at=now)
+            first = previous.first_started_at if previous is not None else None
+            ns.tasks[d.index].first_started_at = first if first is not None else now
             if previous is not None:
                 ns.tasks[d.index].free_attempts = previous.free_attempts
             ns.next_index = max(ns.next_index, d.index + 1)

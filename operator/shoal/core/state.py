@@ -56,6 +56,9 @@ class Task:
     """The last attempt failed for reasons outside the job (eviction, a lost pod)."""
     free_attempts: int = 0
     """Attempts lost to infrastructure failures: retried without spending `retries`."""
+    first_started_at: float | None = None
+    """When the item's first attempt started (what `maxDurationSeconds` counts from); None
+    in a state rebuilt from a status, where the node's start stands in."""
 
 
 MAX_INFRASTRUCTURE_RETRIES = 3

@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal.api.common import EnvVar
-from shoal.api.workflow import Node, WorkflowSpec
+from shoal.api.workflow import Node, RunPolicy, WorkflowSpec
 from shoal.core.compiled import CompiledNode, CompiledWorkflow, WorkflowMeta
 from shoal.core.defaults import resolve_pod
 from shoal.core.expressions import (
     ITEM_VARIABLES,
+    RETRY_VARIABLES,
     Compiled,
     Expression,
     ExpressionError,
     compile_expression,
     compile_value,
+    exit_fields_in,
     expressions_in,
 )
 from shoal.core.jsonbounds import json_problem
@@ -186,6 +188,9 @@ class _Checker:
                     node,
                     field,
                 )
+            if node != self.spec.on_exit and (fields := exit_fields_in(expr)):
+                read = ", ".join(f"workflow.{f}" for f in sorted(fields))
+                self.add(f"reads {read}, which only the onExit node sees", node, field)
             if not allow_item and expr.variables & ITEM_VARIABLES:
                 where = "outside a fan-out" if field not in ("when", "forEach") else f"in {field}"
                 msg = f"uses item/itemIndex {where}; only a fan-out's args see them"
@@ -240,6 +245,7 @@ def compile_workflow(
         check.add(f"dependency cycle: {' -> '.join(cycle)}", cycle[0], "dependsOn")
         raise InvalidWorkflow(check.problems, source)
 
+    _check_on_exit(check, deps)
     order = topological_order(deps)
     ancestors: dict[str, frozenset[str]] = {}
     for name in order:
@@ -248,6 +254,8 @@ def compile_workflow(
             acc.add(dep)
             acc |= ancestors[dep]
         ancestors[name] = frozenset(acc)
+    if spec.on_exit in ancestors:  # it runs last: every other node has ended by then
+        ancestors[spec.on_exit] = frozenset(n for n in names if n != spec.on_exit)
 
     by_name = {n.name: n for n in spec.nodes}
     compiled: dict[str, CompiledNode] = {}
@@ -264,7 +272,30 @@ def compile_workflow(
         order=tuple(order),
         parallelism=spec.parallelism,
         active_deadline_seconds=spec.active_deadline_seconds,
+        on_exit=spec.on_exit,
     )
+
+
+def _check_on_exit(check: _Checker, deps: dict[str, list[str]]) -> None:
+    """`spec.onExit` names a node that has no dependsOn and that no node depends on."""
+    exit_node = check.spec.on_exit
+    if exit_node is None:
+        return
+    if exit_node not in deps:
+        msg = f"names unknown node {exit_node!r}{_suggest(exit_node, deps)}"
+        check.add(msg, field="onExit")
+        return
+    if deps[exit_node]:
+        msg = "the onExit node runs after every other node; it takes no dependsOn"
+        check.add(msg, exit_node, "dependsOn")
+    handler = next(n for n in check.spec.nodes if n.name == exit_node)
+    if handler.run_policy is not RunPolicy.ON_SUCCESS:
+        msg = "the onExit node runs whatever happened; test workflow.status in `when` instead"
+        check.add(msg, exit_node, "runPolicy")
+    for name, ds in deps.items():
+        if exit_node in ds:
+            msg = f"depends on {exit_node!r}, the onExit node, which runs after every other node"
+            check.add(msg, name, "dependsOn")
 
 
 def _compile_node(
@@ -324,6 +355,9 @@ def _compile_node(
         if node.item_arg and isinstance(node.args, dict) and node.item_arg in node.args:
             check.add(f"{node.item_arg!r} is also given in args", name, "itemArg")
 
+    retry_when = None
+    if pod.retries.expression is not None:
+        retry_when = _compile_retry_expression(check, pod.retries.expression, name)
     return CompiledNode(
         name=name,
         spec=node,
@@ -340,7 +374,17 @@ def _compile_node(
         parallelism=node.parallelism,
         fail_fast=node.fail_fast,
         item_arg=node.item_arg,
+        retry_when=retry_when,
     )
+
+
+def _compile_retry_expression(check: _Checker, source: str, node: str) -> Expression | None:
+    """`retries.expression` compiled against `lastRetry` only."""
+    try:
+        return compile_expression(source, names=RETRY_VARIABLES)
+    except ExpressionError as err:
+        check.add(f"bad expression: {err}", node, "retries.expression")
+        return None
 
 
 def _compile_env(
