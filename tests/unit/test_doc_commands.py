@@ -68,10 +68,21 @@ DOC_COMMANDS: dict[str, str] = {
         "test_apply_refuses_what_shoal_validate_refuses_with_the_same_message"
     ),
     "$ kubectl apply -f examples/catalog.yaml": (
-        "tests/cluster/test_operator.py::test_example_via_kubectl_apply"
+        "tests/cluster/test_doc_commands_cluster.py::"
+        "test_operator_doc_apply_and_get_workflows_print_what_the_doc_shows"
     ),
-    "$ kubectl get workflows": "tests/cluster/test_cli.py::test_submit_watch_then_get_and_list",
-    "$ kubectl get cronworkflows": "tests/cluster/test_cron.py::test_docs_examples_apply_and_fire",
+    "$ kubectl get workflows": (
+        "tests/cluster/test_doc_commands_cluster.py::"
+        "test_operator_doc_apply_and_get_workflows_print_what_the_doc_shows"
+    ),
+    "$ kubectl get cronworkflows": (
+        "tests/cluster/test_doc_commands_cluster.py::"
+        "test_cron_doc_get_cronworkflows_and_its_runs_print_what_the_doc_shows"
+    ),
+    "$ kubectl get workflows -l shoal.dev/cron-workflow=heartbeat": (
+        "tests/cluster/test_doc_commands_cluster.py::"
+        "test_cron_doc_get_cronworkflows_and_its_runs_print_what_the_doc_shows"
+    ),
     "name=$(shoal submit -o name": (
         "tests/cluster/test_cli.py::test_invalid_manifest_exits_2_and_creates_nothing"
     ),
@@ -90,7 +101,9 @@ DOC_COMMANDS: dict[str, str] = {
         "tests/cluster/test_cron_trigger.py::"
         "test_trigger_with_a_key_runs_once_and_without_a_key_every_time"
     ),
-    "kubectl get nodes": "tests/cluster/test_controlplane.py::test_nodes_are_ready_with_capacity",
+    "kubectl get nodes": (
+        "tests/cluster/test_doc_commands_cluster.py::test_testing_doc_get_nodes_shows_two_ready_nodes"
+    ),
     "kubectl create job hello": (
         "tests/cluster/test_controlplane.py::test_job_completes_and_logs_stream_with_follow"
     ),
@@ -110,7 +123,8 @@ DOC_COMMANDS: dict[str, str] = {
         "test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_account"
     ),
     'kubectl -n {{ include "shoal.roleNamespaces" . | splitList "," | first }} get workflows': (
-        "tests/cluster/test_cli.py::test_submit_watch_then_get_and_list"
+        "tests/cluster/test_doc_commands_cluster.py::"
+        "test_operator_doc_apply_and_get_workflows_print_what_the_doc_shows"
     ),
     "$ shoal submit examples/hello.yaml -p name=Ada --watch": (
         "tests/cluster/test_cli.py::test_submit_watch_then_get_and_list"
@@ -128,10 +142,6 @@ DOC_COMMANDS: dict[str, str] = {
         "test_own_operator_get_and_resubmit_a_run_whose_workflow_is_gone"
     ),
     # -- allowlist: what a test machine cannot run, and why -------------------------------
-    "$ kubectl get workflows -l shoal.dev/cron-workflow=heartbeat": (
-        NOT_RUN + "the label is asserted through the API in tests/cluster/test_cron.py "
-        "(watch_runs selects by it); kubectl's printing of `-o name` is kubectl's own"
-    ),
     "hack/kind-up.sh": NOT_RUN + "needs kind and docker (test_kind_scripts checks the script)",
     "hack/kind-down.sh": NOT_RUN + "needs kind and docker (test_kind_scripts checks the script)",
     "docker build": NOT_RUN + "needs docker (test_dockerfiles lints and checks the Dockerfiles)",
