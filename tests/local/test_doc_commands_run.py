@@ -127,3 +127,14 @@ def test_startup_bench_runs_verbatim() -> None:
     assert done.returncode == 0, done.stderr
     assert "shoal validate examples/hello.yaml" in done.stdout
     assert "shoal run: chain of 2 true" in done.stdout
+
+
+def test_admission_doc_validate_prints_what_the_doc_shows() -> None:
+    """docs/admission.md's session, on the cycle the admission tests apply with kubectl."""
+    text = (ROOT / "docs" / "admission.md").read_text(encoding="utf-8")
+    session = text.split("```console\n", 1)[1].split("```", 1)[0].splitlines()
+    (index,) = [i for i, line in enumerate(session) if line.startswith("$ shoal validate ")]
+    command, printed = session[index][2:], session[index + 1]
+    done = shell(command, cwd=ROOT / "tests" / "cluster" / "admission")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [printed]

@@ -64,8 +64,7 @@ DOC_COMMANDS: dict[str, str] = {
         "test_apply_refuses_what_shoal_validate_refuses_with_the_same_message"
     ),
     "$ shoal validate cycle.yaml": (
-        "tests/cluster/test_admission.py::"
-        "test_apply_refuses_what_shoal_validate_refuses_with_the_same_message"
+        "tests/local/test_doc_commands_run.py::test_admission_doc_validate_prints_what_the_doc_shows"
     ),
     "$ kubectl apply -f examples/catalog.yaml": (
         "tests/cluster/test_doc_commands_cluster.py::"
@@ -251,6 +250,20 @@ SCRIPT_FILES = {"protocol.md": PROTOCOL_SCRIPTS}
 def test_the_docs_show_commands_from_every_file_kind() -> None:
     sources = {c.source for c in doc_commands()}
     assert {"README.md", "NOTES.txt", "cli.md", "protocol.md", "packaging.md"} <= sources
+
+
+def test_commands_are_read_as_a_shell_reads_them(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "```sh\n# a comment\nshoal run a.yaml \\\n  -p x=1   # trailing\n```\n"
+        "```console\n$ shoal ls\nNAME  PHASE\n```\n"
+        "```text\nshoal run [--import MODULE]... FILE\n```\n"
+        "```yaml\nkind: Workflow\n```\n"
+    )
+    found = [(c.line, c.text) for c in _markdown_commands(doc)]
+    assert found == [(3, "shoal run a.yaml -p x=1   # trailing"), (7, "$ shoal ls")]
+    assert registered("shoal completion fish > f") == "shoal completion "
+    assert registered("shoal frobnicate") is None
 
 
 def test_every_documented_command_is_registered() -> None:
