@@ -40,6 +40,9 @@ Lookup = Callable[[str], JobFunction]
 """A job's function by name; raises `registry.UnknownJobError` or `UsageError`."""
 
 _PARAM_SCOPE = frozenset({"params", "workflow"})
+_EMPTY = inspect.Parameter.empty
+_LISTED = 20
+"""At most this many job names in an unknown-job message."""
 
 
 def _resolve(name: str) -> JobFunction:
@@ -119,7 +122,8 @@ def job_problems(wf: CompiledWorkflow, lookup: Lookup) -> list[Problem]:
             func = lookup(job)
         except registry.UnknownJobError as err:
             hint = f"; did you mean {err.suggestion!r}?" if err.suggestion else ""
-            known = ", ".join(n for n in err.known if not n.startswith(registry.RESERVED_PREFIX))
+            names = [n for n in err.known if not n.startswith(registry.RESERVED_PREFIX)]
+            known = ", ".join(names[:_LISTED]) + (", ..." if len(names) > _LISTED else "")
             message = f"unknown job {job!r}{hint} (jobs imported: {known or 'none'})"
             problems.append(Problem(message, node.name, "job"))
             continue
@@ -145,12 +149,14 @@ _TEMPLATE = "${{ item }}"
 
 
 def _parameters(func: JobFunction) -> list[inspect.Parameter] | None:
-    try:
-        params = list(inspect.signature(func, eval_str=True).parameters.values())
-    except NameError:
-        params = list(inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):
-        return None  # no signature to check against (some builtins): the worker passes all
+    try:  # annotations as the worker resolves them; unresolvable ones stay unchecked
+        signature = inspect.signature(func, eval_str=True)
+    except Exception:
+        try:
+            signature = inspect.signature(func)
+        except (TypeError, ValueError):
+            return None  # no signature to check against (some builtins): the worker passes all
+    params = list(signature.parameters.values())
     return params[1:] if params and wants_context(func) else params
 
 
@@ -177,9 +183,15 @@ def argument_problems(func: JobFunction, args: dict[str, Any]) -> list[tuple[str
         elif param is not None and not _holds_template(value):
             problem = check_value(value, param.annotation, name)
             found += [(f"args.{name}", problem)] if problem else []
-    missing = [n for n, p in by_name.items() if p.default is inspect.Parameter.empty]
+    missing = [n for n, p in by_name.items() if p.default is _EMPTY]
     for name in (n for n in missing if n not in args):
         found.append(("job", f"missing required argument {name!r}"))
+    for param in params:
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY and param.default is _EMPTY:
+            message = (
+                f"parameter {param.name!r} is positional-only; job arguments are passed by keyword"
+            )
+            found.append(("job", message))
     return found
 
 

@@ -130,3 +130,19 @@ def test_check_manifest_without_imports_checks_for_each_only() -> None:
     with pytest.raises(InvalidWorkflow) as err:
         check_manifest(found, compile_manifest(found), [])
     assert [p.field for p in err.value.problems] == ["forEach"]
+
+
+def positional(name: str, /) -> None:
+    """A job the worker cannot call: its argument cannot be passed by keyword."""
+
+
+def test_a_positional_only_parameter_is_refused_as_the_worker_refuses_it() -> None:
+    JOBS["positional"] = positional
+    try:
+        found = described("    - {name: a, job: positional, args: {}}\n")
+    finally:
+        del JOBS["positional"]
+    assert found == [
+        "wf.yaml:7:17: node 'a': job: parameter 'name' is positional-only; "
+        "job arguments are passed by keyword"
+    ]
