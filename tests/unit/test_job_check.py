@@ -146,3 +146,15 @@ def test_a_positional_only_parameter_is_refused_as_the_worker_refuses_it() -> No
         "wf.yaml:7:17: node 'a': job: parameter 'name' is positional-only; "
         "job arguments are passed by keyword"
     ]
+
+
+def test_admission_refuses_a_for_each_over_a_non_list_parameter_as_validate_does() -> None:
+    from shoal.admission_check import problems_of
+
+    found = manifest(
+        "    - {name: a, job: greet, forEach: '${{ params.ids }}', itemArg: name}\n", "3"
+    )
+    assert found.document is not None
+    assert problems_of(found.document.raw) == (
+        "node 'a': forEach: params.ids must yield a list, got int (3)",
+    )
