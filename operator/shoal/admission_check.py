@@ -12,6 +12,7 @@ from typing import Any
 
 from shoal.core import jsonbounds
 from shoal.core.validation import InvalidWorkflow
+from shoal.job_check import check_manifest
 from shoal.manifests import Manifest, compile_manifest, parse_document
 
 __all__ = ["Decision", "MalformedReview", "Review", "parse_review", "review"]
@@ -39,7 +40,8 @@ class Decision:
 def problems_of(raw: Any) -> tuple[str, ...]:
     """Every problem `shoal validate` reports for this object, each without a source."""
     try:
-        compile_manifest(Manifest(parse_document(raw, SOURCE), SOURCE))
+        manifest = Manifest(parse_document(raw, SOURCE), SOURCE)
+        check_manifest(manifest, compile_manifest(manifest), ())  # forEach over params
     except InvalidWorkflow as err:
         return tuple(p.describe(None) for p in err.problems)
     return ()

@@ -44,6 +44,7 @@ REFUSED = [
     "not-upstream",
     "cron-cycle",
     "foreach-scalar",
+    "foreach-param",
 ]
 DENIED = re.compile(r'admission webhook "validate\.shoal\.dev" denied the request: ')
 

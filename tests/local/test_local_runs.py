@@ -218,7 +218,7 @@ def test_unknown_job_fails_without_retrying(manifest: Manifest) -> None:
         spec:
           nodes:
             - name: typo
-              job: gret
+              job: shoal.nop
               retries: {limit: 3, backoffSeconds: 0}
         """
     )

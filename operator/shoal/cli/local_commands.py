@@ -32,9 +32,11 @@ from shoal.cli.common import (
     report_warnings,
     source_name,
 )
+from shoal.cli.validate_command import check_jobs
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import RunState
 from shoal.core.validation import InvalidWorkflow
+from shoal.job_check import import_path  # where --import looks, shared with validate
 from shoal.local.executor import LocalExecutor
 from shoal.local.preflight import job_name_problems
 from shoal.local.reporting import LiveReporter, PlainReporter, Reporter
@@ -108,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(manifest.resource, CronWorkflow):
             params.setdefault("scheduledTime", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         wf = compile_manifest(manifest, params)
+        check_jobs(manifest, wf, args.imports, args.file)
     except InvalidWorkflow as err:
         return report_invalid(err)
 
@@ -154,17 +157,6 @@ def local_store_settings(flag: str | None, workdir: Path, env: Mapping[str, str]
     else:
         found = StoreSettings.from_env(env)
     return found or StoreSettings((workdir / "artifacts").resolve().as_uri())
-
-
-def import_path(manifest_dir: Path, cwd: Path, pythonpath: str | None) -> list[Path]:
-    """Where `--import MODULE` is looked for: beside the manifest, the current directory,
-    then $PYTHONPATH, made absolute (the jobs run in the manifest's folder, not here)."""
-    found: list[Path] = []
-    entries = [p for p in (pythonpath or "").split(os.pathsep) if p]
-    for path in [manifest_dir, cwd, *(cwd / p for p in entries)]:
-        if path.resolve() not in found:
-            found.append(path.resolve())
-    return found
 
 
 def for_local_run(wf: CompiledWorkflow, settings: StoreSettings) -> CompiledWorkflow:

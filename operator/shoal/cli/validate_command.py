@@ -7,10 +7,14 @@ client, so checking a file costs little more than parsing it.
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shoal.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
+    STDIN,
     load_manifests,
     parse_params,
     report_invalid,
@@ -18,15 +22,31 @@ from shoal.cli.common import (
     source_name,
 )
 
-__all__ = ["configure", "validate"]
+if TYPE_CHECKING:
+    from shoal.core.compiled import CompiledWorkflow
+    from shoal.manifests import Manifest
+
+__all__ = ["check_jobs", "configure", "validate"]
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     """`shoal validate`'s arguments and handler."""
-    p.description = "Check manifests: schema, DAG, expressions. Exit 2 on any problem."
+    p.description = (
+        "Check manifests: schema, DAG, expressions; with --import also job names and "
+        "arguments. Exit 2 on any problem."
+    )
     p.add_argument("files", nargs="+", help="manifests (YAML); - reads one from stdin")
     p.add_argument(
         "-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="as for run"
+    )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="module that registers jobs (@job), looked for as by `shoal run --import`; "
+        "every job node's job name and literal args are then checked against it",
     )
     p.set_defaults(handler=validate)
 
@@ -46,9 +66,25 @@ def validate(args: argparse.Namespace) -> int:
             for manifest in load_manifests(path):
                 report_warnings(manifest)
                 wf = compile_manifest(manifest, params)
+                check_jobs(manifest, wf, args.imports, path)
                 kind = manifest.resource.kind
                 print(f"{source_name(path)}: {kind} {wf.meta.name}: valid ({len(wf.order)} nodes)")
         except InvalidWorkflow as err:
             report_invalid(err)
             bad += 1
     return EXIT_INVALID if bad else EXIT_OK
+
+
+def check_jobs(manifest: Manifest, wf: CompiledWorkflow, imports: list[str], path: str) -> None:
+    """InvalidWorkflow if a known `forEach` is no list or (given `--import` modules) a job
+    node names an unknown job or arguments its function does not take.
+
+    `shoal run` calls this too, so both commands find modules in the same places."""
+    from shoal.job_check import check_manifest, import_jobs, import_path
+
+    if imports:
+        here = Path.cwd()
+        folder = here if path == STDIN else Path(path).resolve().parent
+        found = import_path(folder, here, os.environ.get("PYTHONPATH"))
+        import_jobs(imports, found, source_name(path))
+    check_manifest(manifest, wf, imports)
