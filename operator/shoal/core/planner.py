@@ -52,6 +52,7 @@ from shoal.core.decisions import (
     StoreOutputs,
 )
 from shoal.core.expressions import ExpressionError, render, to_text
+from shoal.core.item_ranges import succeeded_ranges
 from shoal.core.state import (
     MAX_INFRASTRUCTURE_RETRIES,
     MAX_RECORDED_FAILURES,
@@ -488,6 +489,9 @@ def apply(state: RunState, decisions: list[Decision], now: float) -> None:
             ns.message = d.message
             ns.outputs = d.outputs
             ns.finished_at = now
+            ns.succeeded_items = (
+                succeeded_ranges(ns.item_outputs, d.outputs) if ns.fan_out else None
+            )
             ns.item_outputs = {}
             if state.index is not None:
                 state.index.ended(d.node, ns)
