@@ -12,9 +12,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from shoal.api import limits
+
 __all__ = ["MAX_RANGES_CHARS", "format_ranges", "parse_ranges", "succeeded_ranges"]
 
-MAX_RANGES_CHARS = 16 * 1024
+MAX_RANGES_CHARS = limits.MAX_STATUS_ITEM_RANGES_CHARS
 """Longest index-range text written to the status (about 2,000 separate runs of items)."""
 _PART = re.compile(r"([0-9]{1,9})(?:-([0-9]{1,9}))?")
 
