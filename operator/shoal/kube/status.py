@@ -86,6 +86,10 @@ def rebuild_state(
     running fan-out whose items cannot be derived from the status (a dependency's end was
     not written yet when its Jobs were created): its Jobs keep their names, so expanding
     it again adopts them (409) instead of running them twice.
+
+    A fan-out reopened by `shoal retry` whose status keeps `succeededItems` resumes
+    Running with those items Succeeded and their outputs back (`core/kept_items`); an
+    offloaded output list it needs raises `NeedItems` like an offloaded `forEach` list.
     """
     saved = status if isinstance(status, WorkflowStatus) else read_status(status)
     state = RunState.new(list(wf.order))
