@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from shoal.kube.naming import LABEL_ITEM, LABEL_NODE, LABEL_WORKFLOW_UID
 from tests.cluster.conftest import (
     ARTIFACT_BUCKET,
     ArtifactBucket,
@@ -297,3 +300,103 @@ def test_own_operator_killed_mid_fan_out_over_an_offloaded_list_reads_it_again(
     assert status["nodes"]["src"]["outputs"]["ids"]["$artifact"]["count"] == len(items)
     assert sorted(marks.read_text().split()) == sorted(items)  # each item ran once
     assert status["nodes"]["fan"]["outputs"]["v"]["$artifact"]["count"] == len(items)
+
+
+RETRIED_ITEM = (
+    'echo "$1" >> "$MARKS"; case "$1" in 1|3) test -f "$FIXED" || exit 3; '
+    'while [ ! -f "$GO" ]; do sleep 0.05; done;; esac; '
+    'echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN {\\"type\\":\\"output\\",\\"key\\":\\"v\\",'
+    '\\"value\\":\\"value-$1-padded-for-the-store\\"}"'
+)
+"""Notes its item in $MARKS (one line per pod), fails items 1 and 3 until $FIXED exists
+and then holds them until $GO exists; outputs a long `v` (the aggregate is offloaded)."""
+SEEN_ITEM = 'echo "$1=$2" >> "$SEEN"'
+
+
+def test_retry_of_an_offloaded_fan_out_reruns_its_failed_items_across_a_restart(
+    crds: None,
+    kubeconfig: Path,
+    k8s_api: Any,
+    namespace: str,
+    artifact_store: ArtifactBucket,
+    tmp_path: Path,
+) -> None:
+    from kubernetes import client
+
+    marks, fixed, go, seen = (tmp_path / n for n in ("marks", "fixed", "go", "seen"))
+    env = {"MARKS": marks, "FIXED": fixed, "GO": go, "SEEN": seen}
+    doc = {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "kept"},
+        "spec": {
+            "image": "ghcr.io/shoal-dev/worker:0.1.0",
+            "artifacts": {"offloadBytes": 64},
+            "nodes": [
+                {
+                    "name": "fan",
+                    "forEach": [0, 1, 2, 3, 4],
+                    "failFast": False,
+                    "command": ["sh", "-c", RETRIED_ITEM, "fan", "${{ item }}"],
+                    "env": [{"name": k, "value": str(v)} for k, v in env.items()],
+                },
+                {
+                    "name": "check",
+                    "dependsOn": ["fan"],
+                    "forEach": "${{ nodes.fan.outputs.v }}",
+                    "command": ["sh", "-c", SEEN_ITEM, "check", "${{ itemIndex }}", "${{ item }}"],
+                    "env": [{"name": "SEEN", "value": str(seen)}],
+                },
+            ],
+        },
+    }
+    log = tmp_path / "operator.log"
+    keep = ["--keep-succeeded-jobs"]
+    op = start_operator(kubeconfig, namespace, log, artifact_store, extra_args=keep)
+    batch, core = client.BatchV1Api(k8s_api), client.CoreV1Api(k8s_api)
+    try:
+        uid = create_workflow(k8s_api, namespace, doc)["metadata"]["uid"]
+        failed = wait_workflow(k8s_api, namespace, "kept", timeout=120)["status"]
+        assert failed["phase"] == "Failed", failed
+        assert failed["nodes"]["fan"]["succeededItems"] == "0,2,4"
+        assert failed["nodes"]["fan"]["outputs"]["v"]["$artifact"]["count"] == 5
+
+        fixed.touch()
+        marks.write_text("")
+        cli = [sys.executable, "-m", "shoal.cli.main", "retry", "kept", "-n", namespace]
+        retried = subprocess.run(
+            [*cli, "--kubeconfig", str(kubeconfig)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+            check=False,
+        )
+        assert retried.returncode == 0, retried.stderr
+        assert "fan: keeps the outputs of items 0,2,4" in retried.stdout
+        selector = f"{LABEL_WORKFLOW_UID}={uid},{LABEL_NODE}=fan"
+
+        def both_running() -> bool:
+            pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+            running = [
+                p for p in pods if any(s.state.running for s in p.status.container_statuses or [])
+            ]
+            return len(running) == 2
+
+        wait_until(both_running, 120, "the two retried items to run")
+        op.kill()  # the kept items now live only in the status and the offloaded list
+        op = start_operator(kubeconfig, namespace, log, artifact_store, extra_args=keep)
+        go.touch()
+        body = wait_workflow(k8s_api, namespace, "kept", timeout=180)
+        jobs = batch.list_namespaced_job(namespace, label_selector=selector).items
+    finally:
+        op.stop()
+
+    status = body["status"]
+    assert status["phase"] == "Succeeded", (status, log.read_text()[-4000:])
+    assert sorted(marks.read_text().split()) == ["1", "3"]  # no kept item ran again
+    assert sorted(j.metadata.labels[LABEL_ITEM] for j in jobs) == ["1", "3"]  # two new Jobs
+    assert status["nodes"]["fan"]["succeededItems"] == "0-4"
+    assert sorted(seen.read_text().split()) == [
+        f"{i}=value-{i}-padded-for-the-store" for i in range(5)
+    ]

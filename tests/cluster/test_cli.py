@@ -372,6 +372,60 @@ def test_retry_reruns_only_what_failed(
     assert "only a Failed or Stopped workflow can be retried" in refused.stderr
 
 
+ITEM_SCRIPT = (
+    'echo "$1" >> "$MARKS"; case "$1" in 1|3) test -f "$FIXED" || exit 3;; esac; '
+    'echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN {\\"type\\":\\"output\\",\\"key\\":\\"v\\",'
+    '\\"value\\":$(($1 * 10))}"'
+)
+"""A fan-out item: notes its index in $MARKS (one line per pod that ran), fails for items
+1 and 3 until $FIXED exists, and outputs `v` = ten times its item."""
+
+
+def test_retry_reruns_only_the_failed_items_of_a_fan_out(
+    shoal: Shoal, k8s_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    marks, fixed = tmp_path / "marks", tmp_path / "fixed"
+    path = manifest(
+        tmp_path,
+        "items",
+        {
+            "name": "fan",
+            "forEach": [0, 1, 2, 3, 4],
+            "failFast": False,
+            "command": ["sh", "-c", ITEM_SCRIPT, "fan", "${{ item }}"],
+            "env": [{"name": "MARKS", "value": str(marks)}, {"name": "FIXED", "value": str(fixed)}],
+        },
+        {
+            "name": "sum",
+            "job": "shoal.echo",
+            "args": {"all": "${{ nodes.fan.outputs.v }}"},
+            "dependsOn": ["fan"],
+        },
+    )
+    failed = ok(shoal("submit", str(path), "--watch", "--timeout", "90"), 1)
+    assert "workflow items: Failed" in failed.stdout
+    before = get_workflow(k8s_api, namespace, "items")["status"]["nodes"]["fan"]
+    assert before["succeededItems"] == "0,2,4"
+    assert before["outputs"] == {"v": [0, None, 20, None, 40]}
+    assert sorted(marks.read_text().split()) == ["0", "1", "2", "3", "4"]
+
+    fixed.touch()
+    marks.write_text("")
+    retried = ok(shoal("retry", "items", "--watch", "--timeout", "90")).stdout
+    assert "retry 1, running again: fan, sum" in retried
+    assert "fan: keeps the outputs of items 0,2,4" in retried
+    assert "workflow items: Succeeded" in retried
+
+    status = get_workflow(k8s_api, namespace, "items")["status"]
+    fan = status["nodes"]["fan"]
+    assert sorted(marks.read_text().split()) == ["1", "3"]  # two pods ran, not five
+    assert fan["attempts"] == 2
+    assert fan["items"]["succeeded"] == 5
+    assert fan["succeededItems"] == "0-4"
+    assert fan["outputs"] == {"v": [0, 10, 20, 30, 40]}  # as if every item had succeeded
+    assert status["nodes"]["sum"]["outputs"] == {"all": [0, 10, 20, 30, 40]}
+
+
 def labelled(tmp_path: Path, name: str, labels: dict[str, str], *nodes: dict[str, Any]) -> Path:
     """A Workflow manifest with labels, for `list -l` and `delete -l`."""
     path = manifest(tmp_path, name, *nodes)

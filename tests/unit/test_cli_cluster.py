@@ -85,6 +85,33 @@ def test_retry_patch_resets_those_nodes_and_reopens_the_workflow() -> None:
     assert again["status"]["retries"] == 3
 
 
+def test_retry_keeps_the_succeeded_items_of_a_fan_out_unless_an_ancestor_runs_again() -> None:
+    fan = {
+        "phase": "Failed",
+        "attempts": 5,
+        "message": "2 of 5 items failed",
+        "items": {"total": 5, "succeeded": 3, "failed": 2},
+        "outputs": {"v": [0, None, 20, None, 40]},
+        "succeededItems": "0,2,4",
+    }
+    nodes = [{"name": "up", "job": "a"}, {"name": "fan", "job": "b", "dependsOn": ["up"]}]
+    status = {"phase": "Failed", "nodes": {"up": {"phase": "Succeeded"}, "fan": fan}}
+    obj = workflow(nodes, status)
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    assert retry_command.kept_items(obj, ["fan"]) == {"fan": "0,2,4"}
+    entry = retry_command.reopen_patch(obj, ["fan"], now)["status"]["nodes"]["fan"]
+    assert entry == {"phase": "Pending", "attempts": None, "message": None, "items": None}
+
+    upstream_failed = workflow(
+        nodes, {**status, "nodes": {**status["nodes"], "up": {"phase": "Failed"}}}
+    )
+    assert retry_command.kept_items(upstream_failed, ["up", "fan"]) == {}
+    cleared = retry_command.reopen_patch(upstream_failed, ["up", "fan"], now)
+    assert cleared["status"]["nodes"]["fan"]["outputs"] is None
+    assert cleared["status"]["nodes"]["fan"]["succeededItems"] is None
+
+
 def test_submission_records_parameters_and_drops_server_fields() -> None:
     raw: dict[str, Any] = {
         "metadata": {"name": "x", "uid": "old", "resourceVersion": "1"},

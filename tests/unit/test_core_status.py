@@ -76,6 +76,8 @@ def operator_status_before(wf: CompiledWorkflow, state: RunState) -> dict[str, A
                 entry["failedItems"] = [
                     {"index": i, "message": clip(m, 300)} for i, m in ns.failures[:10]
                 ]
+            if ns.succeeded_items and "outputsOmitted" not in entry:  # added for retries
+                entry["succeededItems"] = ns.succeeded_items
         nodes[name] = entry
     status: dict[str, Any] = {"phase": state.phase.value, "progress": state.progress}
     status["nodes"] = nodes

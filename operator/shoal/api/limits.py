@@ -62,6 +62,9 @@ reached while decoding."""
 MAX_STATUS_OUTPUTS_BYTES: Final = 32 * 1024
 """JSON bytes of one node's outputs kept in the Workflow's status; larger ones stay out
 (the artifact store carries them)."""
+MAX_STATUS_ITEM_RANGES_CHARS: Final = 16 * 1024
+"""Characters of a fan-out's `succeededItems` ranges kept in the status; past it nothing
+is recorded and a retry runs every item again."""
 MAX_ARCHIVED_OUTPUTS_BYTES: Final = 64 * 1024
 """JSON bytes of one attempt's outputs the archive keeps; larger ones are noted, not kept."""
 MAX_FORWARDED_OUTPUTS_BYTES: Final = 512 * 1024

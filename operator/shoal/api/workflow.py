@@ -323,6 +323,10 @@ class NodeStatus(ApiModel):
     """Why `outputs` is absent although the node produced some (too large for the status)."""
     items: ItemCounts | None = None
     failed_items: list[ItemFailure] | None = None
+    succeeded_items: str | None = None
+    """A fan-out's items whose values `outputs` holds, as index ranges (`0-3,5`): every
+    item that succeeded once it finished; while a retry runs, the items it kept. What a
+    retry keeps (absent when the ranges would be too long: a retry then runs every item)."""
 
 
 class WorkflowStatus(ApiModel):

@@ -24,13 +24,28 @@ from shoal.cli.common import (
     spec_nodes,
     watch_to_end,
 )
-from shoal.core.retry import RETRYABLE_PHASES, clear_stop_patch, nodes_to_retry, retry_patch
+from shoal.core.retry import (
+    RETRYABLE_PHASES,
+    clear_stop_patch,
+    items_to_keep,
+    nodes_to_retry,
+    retry_patch,
+)
 from shoal.core.status_reader import read_status
 
 if TYPE_CHECKING:
     from shoal.kube.api import KubeApi
 
-__all__ = ["REMOVAL_SECONDS", "RETRYABLE", "configure", "nodes_to_reset", "reopen_patch", "retry"]
+__all__ = [
+    "REMOVAL_SECONDS",
+    "RETRYABLE",
+    "configure",
+    "kept_items",
+    "nodes_to_reset",
+    "reopen_patch",
+    "retry",
+    "spec_deps",
+]
 
 RETRYABLE = frozenset(phase.value for phase in RETRYABLE_PHASES)
 REMOVAL_SECONDS = 120.0
@@ -44,7 +59,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Re-run what failed (Failed and Omitted nodes, and onFailure nodes "
         "that were Skipped) in the same Workflow. Succeeded nodes keep their outputs and "
-        "are not run again."
+        "are not run again; so do the succeeded items of a fan-out, unless a node it "
+        "depends on runs again."
     )
     p.add_argument("name", help="workflow name")
     p.add_argument(
@@ -67,6 +83,19 @@ def _plan(obj: dict[str, Any]) -> tuple[WorkflowStatus, list[str], dict[str, Any
     return read_status(obj.get("status")), node_order(obj), policies
 
 
+def spec_deps(obj: dict[str, Any]) -> dict[str, list[str]]:
+    """Each node's `dependsOn` (what decides whether a reset fan-out keeps its items)."""
+    return {
+        str(n["name"]): [str(d) for d in n.get("dependsOn") or [] if isinstance(d, str)]
+        for n in spec_nodes(obj)
+    }
+
+
+def kept_items(obj: dict[str, Any], reset: list[str]) -> dict[str, str]:
+    """The reset fan-outs of `obj` that keep items, with those items (index ranges)."""
+    return items_to_keep(read_status(obj.get("status")), reset, spec_deps(obj))
+
+
 def nodes_to_reset(obj: dict[str, Any]) -> list[str]:
     """The nodes a retry runs again (see `shoal.core.retry.nodes_to_retry`)."""
     status, order, policies = _plan(obj)
@@ -76,7 +105,8 @@ def nodes_to_reset(obj: dict[str, Any]) -> list[str]:
 def reopen_patch(obj: dict[str, Any], reset: list[str], now: datetime) -> dict[str, Any]:
     """The status patch reopening `obj`, valid only for the version it was read at."""
     status, order, _ = _plan(obj)
-    return retry_patch(status, order, reset, now, obj["metadata"]["resourceVersion"])
+    version = obj["metadata"]["resourceVersion"]
+    return retry_patch(status, order, reset, now, version, deps=spec_deps(obj))
 
 
 async def _reopen(api: KubeApi, namespace: str, name: str, reset: list[str]) -> dict[str, Any]:
@@ -124,6 +154,8 @@ def retry(args: argparse.Namespace) -> int:
             f"workflow {name}: retry {count}, running again: {', '.join(reset)}"
             + (f"; kept: {', '.join(kept)}" if kept else "")
         )
+        for node, items in kept_items(obj, reset).items():
+            out(f"  {node}: keeps the outputs of items {items}; the other items run again")
         if not args.watch:
             return EXIT_OK
         remaining = None if deadline is None else max(1.0, deadline - time.monotonic())

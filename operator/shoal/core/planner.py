@@ -64,6 +64,7 @@ from shoal.core.exit_handler import (
     outcome_without_exit,
 )
 from shoal.core.expressions import ExpressionError, render, to_text
+from shoal.core.item_ranges import succeeded_ranges
 from shoal.core.retry_policy import INFRASTRUCTURE_RETRY_DELAY, choose_retry
 from shoal.core.state import (
     MAX_RECORDED_FAILURES,
@@ -535,6 +536,9 @@ def apply(state: RunState, decisions: list[Decision], now: float) -> None:
             ns.message = d.message
             ns.outputs = d.outputs
             ns.finished_at = now
+            ns.succeeded_items = (
+                succeeded_ranges(ns.item_outputs, d.outputs) if ns.fan_out else None
+            )
             ns.item_outputs = {}
             if state.index is not None:
                 state.index.ended(d.node, ns)

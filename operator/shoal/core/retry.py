@@ -3,7 +3,10 @@ it (pure; the CLI today, a REST API tomorrow, send the patch).
 
 A retry keeps what succeeded and runs the rest again from the same inputs: the operator
 sees the reopened status, rebuilds its state from it (`Succeeded` nodes keep their
-outputs) and plans the reset nodes as if they never ran.
+outputs) and plans the reset nodes as if they never ran. A reset fan-out keeps its
+succeeded items too (`succeededItems` and the aggregated `outputs` stay in its entry,
+`core/kept_items` restores them) unless an ancestor runs again, which may change what
+its items are given.
 """
 
 from __future__ import annotations
@@ -15,12 +18,20 @@ from typing import Any
 from shoal.api.workflow import NodePhase, NodeStatus, RunPolicy, WorkflowPhase, WorkflowStatus
 from shoal.core.timestamps import format_rfc3339
 
-__all__ = ["RETRYABLE_PHASES", "clear_stop_patch", "nodes_to_retry", "retry_patch"]
+__all__ = [
+    "RETRYABLE_PHASES",
+    "clear_stop_patch",
+    "items_to_keep",
+    "nodes_to_retry",
+    "retry_patch",
+]
 
 RETRYABLE_PHASES = frozenset({WorkflowPhase.FAILED, WorkflowPhase.STOPPED})
 """Only a run that ended without succeeding can be retried."""
 
 _RUN_AGAIN = frozenset({NodePhase.FAILED, NodePhase.OMITTED, NodePhase.RUNNING})
+_KEPT_FIELDS = frozenset({"outputs", "succeededItems"})
+"""What a reset fan-out's entry keeps for the items that are not run again."""
 
 
 def clear_stop_patch(spec: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -51,27 +62,58 @@ def nodes_to_retry(
     return chosen
 
 
+def items_to_keep(
+    status: WorkflowStatus, reset: Collection[str], deps: Mapping[str, Sequence[str]]
+) -> dict[str, str]:
+    """The reset fan-outs that keep items, with the items they keep (`succeededItems`):
+    those whose outputs are in the status and none of whose ancestors (`deps`: each node's
+    `dependsOn`) runs again."""
+    kept: dict[str, str] = {}
+    for name in reset:
+        node = status.nodes.get(name)
+        if node is None or not node.succeeded_items or node.outputs_omitted is not None:
+            continue
+        if not _ancestors(name, deps) & set(reset):
+            kept[name] = node.succeeded_items
+    return kept
+
+
+def _ancestors(name: str, deps: Mapping[str, Sequence[str]]) -> set[str]:
+    found: set[str] = set()
+    todo = list(deps.get(name, ()))
+    while todo:
+        dep = todo.pop()
+        if dep not in found:
+            found.add(dep)
+            todo.extend(deps.get(dep, ()))
+    return found
+
+
 def retry_patch(
     status: WorkflowStatus,
     order: Sequence[str],
     reset: Collection[str],
     now: datetime,
     resource_version: str | None = None,
+    deps: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """The merge patch that reopens the workflow: `reset` nodes back to Pending (every
-    other field they had removed), phase Running, a fresh start time (so that
-    activeDeadlineSeconds bounds the retried run), the progress of the kept nodes, and
-    `retries` counted up. With `resource_version` the patch applies only to the object it
-    was computed from."""
+    other field they had removed, but the items a fan-out keeps: `items_to_keep`, known
+    only given `deps`), phase Running, a fresh start time (so that activeDeadlineSeconds
+    bounds the retried run), the progress of the kept nodes, and `retries` counted up.
+    With `resource_version` the patch applies only to the object it was computed from."""
     done = sum(
         1
         for name in order
         if name not in reset and name in status.nodes and status.nodes[name].phase.finished
     )
+    keeping = items_to_keep(status, reset, deps) if deps is not None else {}
     patch_nodes: dict[str, Any] = {}
     for name in reset:
         node = status.nodes.get(name)
         written = [] if node is None else _wire_fields(node)
+        if name in keeping:
+            written = [key for key in written if key not in _KEPT_FIELDS]
         patch_nodes[name] = {**{key: None for key in written}, "phase": NodePhase.PENDING.value}
     patch: dict[str, Any] = {
         "status": {

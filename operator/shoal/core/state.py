@@ -93,6 +93,9 @@ class NodeState:
     stored_outputs: dict[str, Any] | None = None
     """References to the aggregated outputs that were stored, by output name."""
     store_error: str | None = None
+    succeeded_items: str | None = None
+    """The items whose values `outputs` holds, as ranges (`core/item_ranges`): set when a
+    fan-out finishes, and while a retried one runs, the items it kept (`core/kept_items`)."""
 
     @property
     def fan_out(self) -> bool:

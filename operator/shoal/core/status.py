@@ -104,6 +104,8 @@ def _node(ns: NodeState, fan_out: bool, limits: bool) -> NodeStatus:
                 ItemFailure(index=i, message=clip(m, MAX_ITEM_MESSAGE))
                 for i, m in ns.failures[:MAX_FAILED_ITEMS_IN_STATUS]
             ]
+        if ns.succeeded_items and "outputs_omitted" not in fields:
+            fields["succeeded_items"] = ns.succeeded_items  # what a retry keeps
     return NodeStatus(**fields)
 
 

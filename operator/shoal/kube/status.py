@@ -17,6 +17,7 @@ from shoal.api.workflow import NodePhase, NodeStatus, WorkflowPhase, WorkflowSta
 from shoal.core import status as typed
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.expressions import ExpressionError
+from shoal.core.kept_items import keep_items, kept_items
 from shoal.core.planner import resolve_items
 from shoal.core.state import MAX_INFRASTRUCTURE_RETRIES, NodeState, RunState, Task, TaskPhase
 from shoal.core.status import (
@@ -85,6 +86,10 @@ def rebuild_state(
     running fan-out whose items cannot be derived from the status (a dependency's end was
     not written yet when its Jobs were created): its Jobs keep their names, so expanding
     it again adopts them (409) instead of running them twice.
+
+    A fan-out reopened by `shoal retry` whose status keeps `succeededItems` resumes
+    Running with those items Succeeded and their outputs back (`core/kept_items`); an
+    offloaded output list it needs raises `NeedItems` like an offloaded `forEach` list.
     """
     saved = status if isinstance(status, WorkflowStatus) else read_status(status)
     state = RunState.new(list(wf.order))
@@ -113,13 +118,7 @@ def rebuild_state(
         if node.phase.finished:
             _restore_finished(state.nodes[name], node)
             continue
-        in_flight = latest.get(name) or {}
-        started = parse_timestamp(node.started_at)
-        if not in_flight and (node.phase is not NodePhase.RUNNING or started is None):
-            continue  # Pending: the planner expands it again
-        # Running: it has Jobs, or the status says it was expanded (and none of its Jobs
-        # was created yet), which keeps its place in the order tasks are started in.
-        _restore_running(state, name, in_flight, started, counted.get(name, 0))
+        _restore_unfinished(wf, state, name, node, latest.get(name) or {}, counted.get(name, 0))
     for a in lost:
         task = state.nodes[a.node].tasks.get(a.index)
         if task is not None and a.attempt < task.attempt:
@@ -154,6 +153,31 @@ def _restore_finished(ns: NodeState, saved: NodeStatus) -> None:
     ns.total = total or (1 if saved.phase is NodePhase.SUCCEEDED else 0)
     ns.next_index = ns.total - (counts.skipped if counts else 0)
     ns.failures = [(f.index, f.message) for f in saved.failed_items or []]
+    ns.succeeded_items = saved.succeeded_items
+
+
+def _restore_unfinished(
+    wf: CompiledWorkflow,
+    state: RunState,
+    name: str,
+    node: NodeStatus,
+    in_flight: dict[int, InFlight],
+    attempts: int,
+) -> None:
+    """An unfinished node: Running when it has Jobs, when the status says it was expanded
+    (and none of its Jobs was created yet: that keeps its place in the order tasks start
+    in), or when a retry kept some of its items; Pending otherwise (the planner expands
+    it again)."""
+    started = parse_timestamp(node.started_at)
+    kept = kept_items(wf, state, name, node) if state.started_at is not None else None
+    if kept is not None and started is None:
+        started = state.started_at
+    if not in_flight and kept is None and (node.phase is not NodePhase.RUNNING or started is None):
+        return
+    _restore_running(state, name, in_flight, started, attempts)
+    if kept is not None:
+        assert started is not None
+        keep_items(state.nodes[name], kept, started)
 
 
 def _restore_running(

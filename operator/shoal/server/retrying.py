@@ -66,8 +66,9 @@ async def retry_workflow(
         reset = plan(obj)
         order = [str(n["name"]) for n in _nodes(obj)]
         version = obj["metadata"]["resourceVersion"]
+        deps = {str(n["name"]): n.get("dependsOn") or [] for n in _nodes(obj)}
         patch = retry_patch(
-            read_status(obj.get("status")), order, reset, datetime.now(UTC), version
+            read_status(obj.get("status")), order, reset, datetime.now(UTC), version, deps
         )
         try:
             await call(
