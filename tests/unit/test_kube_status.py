@@ -740,7 +740,13 @@ def scripts(draw: st.DrawFn) -> Script:
 
 
 def summary(state: RunState) -> tuple[WorkflowPhase, dict[str, Any]]:
-    return state.phase, {n: (ns.phase, ns.outputs) for n, ns in state.nodes.items()}
+    """Phases, and the outputs of succeeded nodes. A failed fan-out's partial outputs
+    depend on timing (which items ran before failFast stopped it), and a restart that
+    finds a Job creation lost re-creates it later, so they may differ after a cut."""
+    return state.phase, {
+        n: (ns.phase, ns.outputs if ns.phase is NodePhase.SUCCEEDED else None)
+        for n, ns in state.nodes.items()
+    }
 
 
 @PROPERTIES
