@@ -55,6 +55,7 @@ __all__ = [
     "not_found",
     "note",
     "out",
+    "param_arg",
     "parameter_file_arg",
     "parse_params",
     "parse_time",
@@ -194,6 +195,19 @@ def load_manifests(path: str) -> list[Manifest]:
     if path == STDIN:
         return load_text(sys.stdin.read(), source_name(path))
     return load_file(path)
+
+
+def param_arg(p: argparse.ArgumentParser, verb: str = "set") -> None:
+    """`-p/--param KEY=VALUE`, repeatable (read by `parse_params`)."""
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"{verb} a parameter; VALUE is read as JSON when it parses (3, true, [1,2]), "
+        "else as text",
+    )
 
 
 def parameter_file_arg(p: argparse.ArgumentParser) -> None:

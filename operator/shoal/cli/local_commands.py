@@ -24,6 +24,7 @@ from shoal.cli.common import (
     EXIT_OK,
     STDIN,
     load_manifests,
+    param_arg,
     parameter_file_arg,
     parse_params,
     pick_manifest,
@@ -59,14 +60,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     """`shoal run`'s arguments and handler."""
     p.description = "Run a Workflow (or a CronWorkflow's workflowSpec, once) on this machine."
     p.add_argument("file", help="manifest (YAML); - reads it from stdin")
-    p.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a parameter; VALUE is read as JSON when it parses (3, true, [1,2]), else as text",
-    )
+    param_arg(p)
     parameter_file_arg(p)
     p.add_argument(
         "--name", help="which document to run when the file holds several (metadata.name)"

@@ -21,6 +21,7 @@ from shoal.cli.common import (
     connection_args,
     database_args,
     out,
+    param_arg,
     parse_params,
     report_invalid,
     resolve_database,
@@ -50,14 +51,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         f"{FROM} with where it came from."
     )
     p.add_argument("name", help="the workflow to run again")
-    p.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a parameter; VALUE is read as JSON when it parses, else as text",
-    )
+    param_arg(p, "override")
     naming = p.add_mutually_exclusive_group()
     naming.add_argument("--name", dest="new_name", metavar="NEW", help="the new Workflow's name")
     naming.add_argument(

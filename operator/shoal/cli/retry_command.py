@@ -173,7 +173,7 @@ async def _remove_attempts(
     Jobs must be gone first; Foreground deletion removes a Job only after its pods.
     """
     from shoal.kube.api import jobs_path, pods_path
-    from shoal.kube.listwatch import watch_events
+    from shoal.kube.listwatch import left_at_deadline
     from shoal.kube.naming import LABEL_NODE, LABEL_WORKFLOW_UID
 
     selector = f"{LABEL_WORKFLOW_UID}={obj['metadata']['uid']},{LABEL_NODE} in ({','.join(nodes)})"
@@ -182,27 +182,10 @@ async def _remove_attempts(
         for item in listing.get("items") or []:
             await api.delete(path_of(namespace, item["metadata"]["name"]), propagation="Foreground")
     for path_of, what in ((jobs_path, "Jobs"), (pods_path, "pods")):
-        left: set[str] = set()
-        synced = False
-        events = watch_events(api, path_of(namespace), deadline, labelSelector=selector)
-        try:
-            async for kind, item in events:
-                if kind == "RESET":
-                    left.clear()
-                    synced = False
-                elif kind == "SYNCED":
-                    synced = True
-                elif kind == "DELETED":
-                    left.discard(item["metadata"]["name"])
-                else:
-                    left.add(item["metadata"]["name"])
-                if synced and not left:
-                    break
-            else:
-                raise CliError(
-                    f"the old {what} of {', '.join(nodes)} were still there at the deadline "
-                    f"({', '.join(sorted(left))}); nothing was retried: try again, or give it "
-                    "a longer --timeout"
-                )
-        finally:
-            await events.aclose()
+        left = await left_at_deadline(api, path_of(namespace), deadline, selector)
+        if left:
+            raise CliError(
+                f"the old {what} of {', '.join(nodes)} were still there at the deadline "
+                f"({', '.join(sorted(left))}); nothing was retried: try again, or give it "
+                "a longer --timeout"
+            )

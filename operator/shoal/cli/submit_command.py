@@ -15,6 +15,7 @@ from shoal.cli.common import (
     load_manifests,
     not_found,
     out,
+    param_arg,
     parameter_file_arg,
     parse_params,
     pick_manifest,
@@ -41,14 +42,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "merged into spec.parameters, so the Workflow records what it ran with."
     )
     p.add_argument("file", help="manifest (YAML); - reads it from stdin")
-    p.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a parameter; VALUE is read as JSON when it parses, else as text",
-    )
+    param_arg(p)
     parameter_file_arg(p)
     p.add_argument("--name", help="which document to submit when the file holds several")
     p.add_argument(

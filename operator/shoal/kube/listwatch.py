@@ -24,6 +24,7 @@ __all__ = [
     "MAX_STREAM_FAILURES",
     "WATCH_GRACE",
     "WATCH_SECONDS",
+    "left_at_deadline",
     "lines_until",
     "watch_events",
 ]
@@ -135,3 +136,27 @@ async def watch_events(
             if failures >= MAX_STREAM_FAILURES:
                 raise
             await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+
+
+async def left_at_deadline(api: KubeApi, path: str, deadline: float, selector: str) -> set[str]:
+    """Watch until nothing under `path` matches `selector`: the names still there when
+    the monotonic `deadline` passed (empty once every object is gone)."""
+    left: set[str] = set()
+    synced = False
+    events = watch_events(api, path, deadline, labelSelector=selector)
+    try:
+        async for kind, item in events:
+            if kind == "RESET":
+                left.clear()
+                synced = False
+            elif kind == "SYNCED":
+                synced = True
+            elif kind == "DELETED":
+                left.discard(item["metadata"]["name"])
+            else:
+                left.add(item["metadata"]["name"])
+            if synced and not left:
+                return set()
+    finally:
+        await events.aclose()
+    return left or {"(not listed before the deadline)"}

@@ -14,7 +14,7 @@ from typing import Any
 from shoal.core.retry import RETRYABLE_PHASES, clear_stop_patch, nodes_to_retry, retry_patch
 from shoal.core.status_reader import read_status
 from shoal.kube.api import ApiError, KubeApi, jobs_path, pods_path, workflows_path
-from shoal.kube.listwatch import watch_events
+from shoal.kube.listwatch import left_at_deadline
 from shoal.kube.naming import LABEL_NODE, LABEL_WORKFLOW_UID
 from shoal.server.errors import ApiProblem, from_kube
 from shoal.server.workflows import call
@@ -94,30 +94,14 @@ async def _remove_attempts(api: KubeApi, namespace: str, uid: str, nodes: list[s
     for path_of in (jobs_path, pods_path):
         await call(api, "DELETE", path_of(namespace), body=body, params={"labelSelector": selector})
     for path_of in (jobs_path, pods_path):
-        left: set[str] = set()
-        synced = False
-        events = watch_events(api, path_of(namespace), deadline, labelSelector=selector)
         try:
-            async for kind, item in events:
-                if kind == "RESET":
-                    left.clear()
-                    synced = False
-                elif kind == "SYNCED":
-                    synced = True
-                elif kind == "DELETED":
-                    left.discard(item["metadata"]["name"])
-                else:
-                    left.add(item["metadata"]["name"])
-                if synced and not left:
-                    break
-            else:
-                raise ApiProblem.of(
-                    504,
-                    "Timeout",
-                    "the old Jobs and pods were still there "
-                    f"after {REMOVAL_SECONDS:g}s; nothing was retried",
-                )
+            left = await left_at_deadline(api, path_of(namespace), deadline, selector)
         except ApiError as err:
             raise from_kube(err) from None
-        finally:
-            await events.aclose()
+        if left:
+            raise ApiProblem.of(
+                504,
+                "Timeout",
+                f"the old Jobs and pods were still there after {REMOVAL_SECONDS:g}s; "
+                "nothing was retried",
+            )
