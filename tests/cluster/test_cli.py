@@ -328,6 +328,22 @@ def test_terminate_runs_nothing_more_and_retry_reopens_it(
     assert body["status"]["nodes"]["notify"]["phase"] == "Succeeded"
 
 
+def test_submit_log_streams_node_logs_while_watching(shoal: Shoal, tmp_path: Path) -> None:
+    path = manifest(
+        tmp_path,
+        "chatty",
+        {"name": "first", "command": ["sh", "-c", "echo first-line; echo second-line"]},
+        {"name": "then", "command": ["sh", "-c", "echo then-line"], "dependsOn": ["first"]},
+    )
+    done = ok(shoal("submit", str(path), "--log", "--timeout", "90")).stdout
+    assert "workflow chatty: Succeeded" in done
+    lines = done.splitlines()
+    assert "first | first-line" in lines
+    assert "first | second-line" in lines
+    assert "then | then-line" in lines
+    assert lines.index("first | first-line") < lines.index("first | second-line")
+
+
 def test_retry_reruns_only_what_failed(
     shoal: Shoal, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:

@@ -46,7 +46,15 @@ if TYPE_CHECKING:
     from shoal.kube.api import KubeApi
     from shoal.kube.pods import PodView
 
-__all__ = ["LOG_DRAIN_SECONDS", "LogTarget", "configure", "log_query", "logs", "readable"]
+__all__ = [
+    "LOG_DRAIN_SECONDS",
+    "LogTarget",
+    "configure",
+    "follow_all_logs",
+    "log_query",
+    "logs",
+    "readable",
+]
 
 LOG_DRAIN_SECONDS = 30.0
 """After the followed workflow finished, how long its log streams get to end."""
@@ -352,6 +360,12 @@ def _emit(label: str | None, line: str, stamped: bool = False) -> None:
     for part in readable(line).split("\n"):
         text = stamp + part
         out(f"{label} | {text}" if label else text)
+
+
+async def follow_all_logs(api: KubeApi, namespace: str, obj: dict[str, Any]) -> int:
+    """Every node's log of the workflow `obj`, labelled, as pods start, until it ends
+    (`shoal submit --log`)."""
+    return await _follow_logs(api, namespace, LogTarget(obj, None, None))
 
 
 async def _follow_logs(api: KubeApi, namespace: str, target: LogTarget) -> int:

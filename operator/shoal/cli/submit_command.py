@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import json
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="which document to submit when the file holds several")
     p.add_argument(
         "-w", "--watch", action="store_true", help="follow the workflow until it finishes"
+    )
+    p.add_argument(
+        "--log",
+        action="store_true",
+        help="stream every node's log as it comes while watching (implies --watch)",
     )
     p.add_argument(
         "-o",
@@ -132,6 +138,23 @@ def _checked_body(args: argparse.Namespace) -> dict[str, Any]:
     return submission(raw, params)
 
 
+async def _watch_with_logs(
+    api: KubeApi, namespace: str, created: dict[str, Any], seconds: float | None
+) -> int:
+    """`--log`: the workflow's transitions and its nodes' log lines, as they come."""
+    from shoal.cli.logs_command import LOG_DRAIN_SECONDS, follow_all_logs
+
+    logs = asyncio.create_task(follow_all_logs(api, namespace, created))
+    try:
+        code = await watch_to_end(api, namespace, created["metadata"]["name"], seconds)
+        # The streams end with their pods; bounded, in case one does not.
+        await asyncio.wait({logs}, timeout=LOG_DRAIN_SECONDS + 5)
+        return code
+    finally:
+        logs.cancel()
+        await asyncio.gather(logs, return_exceptions=True)
+
+
 def submit(args: argparse.Namespace) -> int:
     from shoal.core.validation import InvalidWorkflow
 
@@ -183,8 +206,10 @@ def submit(args: argparse.Namespace) -> int:
             show_object(created, args.output)
         else:
             out(f"workflow {name} created in namespace {ns}")
-        if not args.watch:
+        if not (args.watch or args.log):
             return EXIT_OK
-        return await watch_to_end(api, ns, name, args.timeout)
+        if not args.log:
+            return await watch_to_end(api, ns, name, args.timeout)
+        return await _watch_with_logs(api, ns, created, args.timeout)
 
     return run_against_cluster(args, run)
