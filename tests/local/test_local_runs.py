@@ -224,7 +224,7 @@ def test_unknown_job_fails_without_retrying(manifest: Manifest) -> None:
     )
     refused = shoal_run(path)  # with --import the name is checked before anything runs
     assert refused.code == 2
-    assert "did you mean 'greet'?" in refused.stderr
+    assert "node 'typo': job: unknown job 'shoal.nop'; did you mean 'shoal.noop'?" in refused.stderr
     # Without --import only the worker knows the registry: it fails once, not retried.
     proc = subprocess.run(
         [*SHOAL, "run", "-o", "json", str(path)], capture_output=True, text=True, timeout=120
@@ -232,7 +232,8 @@ def test_unknown_job_fails_without_retrying(manifest: Manifest) -> None:
     assert proc.returncode == 1, proc.stderr
     node = json.loads(proc.stdout)["nodes"]["typo"]
     assert node["attempts"] == 1
-    assert "unknown job 'gret'" in node["message"]
+    assert "shoal.nop" in node["message"]
+    assert "shoal.noop" in node["message"]  # the worker suggests the closest registered name
 
 
 def test_a_grandchild_holding_the_output_pipe_does_not_hang_the_run(

@@ -207,8 +207,8 @@ def test_an_unknown_job_is_refused_before_anything_runs_when_modules_are_importe
     proc = run_plain(path, "--import", "viewjobs", "--workdir", str(workdir))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.count("unknown job 'crsh'") == 1
-    assert "node 'each': unknown job 'crsh'; did you mean 'crash'?" in proc.stderr
-    assert "Known jobs: counted, crash, second-try" in proc.stderr
+    assert "node 'each': job: unknown job 'crsh'; did you mean 'crash'?" in proc.stderr
+    assert "(jobs imported: counted, crash, second-try)" in proc.stderr
     assert "workflow misspelt" not in proc.stdout  # nothing started
     assert not workdir.exists() or not any(workdir.iterdir())
 

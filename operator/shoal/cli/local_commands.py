@@ -39,7 +39,6 @@ from shoal.core.state import RunState
 from shoal.core.validation import InvalidWorkflow
 from shoal.job_check import import_path  # where --import looks, shared with validate
 from shoal.local.executor import LocalExecutor
-from shoal.local.preflight import job_name_problems
 from shoal.local.reporting import LiveReporter, PlainReporter, Reporter
 from shoal.manifests import compile_manifest
 from shoal_worker.artifacts import ArtifactStore, open_store
@@ -118,14 +117,6 @@ def run(args: argparse.Namespace) -> int:
         reporter = PlainReporter(status_stream, show_logs=not args.quiet)
 
     manifest_dir = Path.cwd() if args.file == STDIN else Path(args.file).resolve().parent
-    search = import_path(manifest_dir, Path.cwd(), os.environ.get("PYTHONPATH"))
-    problems = job_name_problems(
-        wf, imports=args.imports, extra_pythonpath=search, cwd=manifest_dir, environ=os.environ
-    )
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
-    if problems:
-        return EXIT_INVALID
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="shoal-run-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:

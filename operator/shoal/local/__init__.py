@@ -4,7 +4,6 @@ __all__ = [
     "executor",
     "failures",
     "logs",
-    "preflight",
     "process",
     "reporting",
     "runview",
