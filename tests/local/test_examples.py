@@ -102,6 +102,13 @@ def check_artifacts(r: RunResult) -> None:
     }
 
 
+def check_sequence(r: RunResult) -> None:
+    shards = r.node("shards")
+    assert shards["items"] == {"total": 3, "succeeded": 3, "failed": 0}
+    assert shards["outputs"]["message"] == [f"hello, shard-{i:02d}!" for i in range(3)]
+    assert r.node("countdown")["outputs"]["left"] == [3, 2, 1]
+
+
 EXPECTED = {
     "artifacts.yaml": ("Succeeded", check_artifacts),
     "hello.yaml": ("Succeeded", check_hello),
@@ -112,6 +119,7 @@ EXPECTED = {
     "failing.yaml": ("Failed", check_failing),
     "exit-handlers.yaml": ("Failed", check_exit_handlers),
     "retry-backoff.yaml": ("Succeeded", check_retry_backoff),
+    "sequence.yaml": ("Succeeded", check_sequence),
 }
 
 
@@ -135,3 +143,5 @@ def test_parameters_from_the_command_line() -> None:
     result = shoal_run(EXAMPLES / "catalog.yaml", "-p", "markets=2", "-p", "region=us")
     assert result.node("markets")["outputs"]["market_ids"] == ["us-1", "us-2"]
     assert result.node("integration")["items"]["total"] == 2
+    result = shoal_run(EXAMPLES / "sequence.yaml", "-p", "shards=5")
+    assert result.node("shards")["outputs"]["message"][-1] == "hello, shard-04!"

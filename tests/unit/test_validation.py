@@ -487,10 +487,10 @@ def test_command_args_given_as_a_mapping(files: Files) -> None:
 @pytest.mark.parametrize(
     ("node", "message"),
     [
-        ({"name": "a", "job": "j", "itemArg": "i"}, "`itemArg` needs `forEach`"),
+        ({"name": "a", "job": "j", "itemArg": "i"}, "`itemArg` needs `forEach` or `withSequence`"),
         (
             {"name": "a", "job": "j", "parallelism": 2},
-            "`parallelism` on a node limits fan-out items; it needs `forEach`",
+            "`parallelism` on a node limits fan-out items; it needs `forEach` or `withSequence`",
         ),
     ],
 )

@@ -111,6 +111,24 @@ class PodSettings(ApiModel):
     worker needs no Kubernetes API access."""
 
 
+SequenceBound = int | Annotated[str, Field(max_length=MAX_EXPRESSION_LENGTH)]
+"""An integer, or a `${{ }}` template yielding one (`"${{ params.n }}"`)."""
+
+
+class WithSequence(ApiModel):
+    """`withSequence`: fan out over integers, like Argo, instead of listing them."""
+
+    count: SequenceBound | None = None
+    """How many items: `start`, `start + 1`, ... (set `count` or `end`, not both)."""
+    start: SequenceBound | None = None
+    """First integer (default 0)."""
+    end: SequenceBound | None = None
+    """Last integer, inclusive; below `start` for a descending sequence."""
+    format: str | None = Field(None, max_length=MAX_STRING_LENGTH)
+    """printf-style text of each item, `%d` with an optional width and zero pad (`"%02d"`);
+    the items are then strings instead of integers."""
+
+
 class Node(PodSettings):
     """One step of the DAG: a registered job of the worker image, or any container command."""
 
@@ -134,6 +152,8 @@ class Node(PodSettings):
     for_each: list[Any] | Annotated[str, Field(max_length=MAX_EXPRESSION_LENGTH)] | None = None
     """Fan-out: a literal list, or a CEL expression (`${{ nodes.a.outputs.ids }}`) that
     yields one; one pod runs per element."""
+    with_sequence: WithSequence | None = None
+    """Fan-out over a sequence of integers, instead of `forEach`."""
     item_arg: str | None = Field(None, min_length=1, max_length=MAX_STRING_LENGTH)
     """Name of the argument that receives the current item (fan-out nodes)."""
     parallelism: int | None = Field(None, ge=1, le=100000)
@@ -153,10 +173,13 @@ class Node(PodSettings):
             raise ValueError("`args` of a `job` node is an object of named arguments")
         if self.job is None and isinstance(self.args, dict):
             raise ValueError("`args` of a `command` node is a list of strings")
-        if self.item_arg is not None and self.for_each is None:
-            raise ValueError("`itemArg` needs `forEach`")
-        if self.parallelism is not None and self.for_each is None:
-            raise ValueError("`parallelism` on a node limits fan-out items; it needs `forEach`")
+        fan_out = self.for_each is not None or self.with_sequence is not None
+        if self.item_arg is not None and not fan_out:
+            raise ValueError("`itemArg` needs `forEach` or `withSequence`")
+        if self.parallelism is not None and not fan_out:
+            raise ValueError(
+                "`parallelism` on a node limits fan-out items; it needs `forEach` or `withSequence`"
+            )
         return self
 
 

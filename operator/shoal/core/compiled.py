@@ -41,10 +41,13 @@ class CompiledNode:
     item_arg: str | None
     retry_when: Expression | None = None
     """`retries.expression` compiled: it reads `lastRetry` only."""
+    sequence: Compiled | None = None
+    """`withSequence` whose bounds are templates: its `count`/`start`/`end`/`format`
+    compiled, turned into items by the planner (a constant one is in `for_each`)."""
 
     @property
     def fan_out(self) -> bool:
-        return self.for_each is not None
+        return self.for_each is not None or self.sequence is not None
 
     @property
     def image(self) -> str | None:

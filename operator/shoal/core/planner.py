@@ -66,6 +66,7 @@ from shoal.core.exit_handler import (
 from shoal.core.expressions import ExpressionError, render, to_text
 from shoal.core.item_ranges import succeeded_ranges
 from shoal.core.retry_policy import INFRASTRUCTURE_RETRY_DELAY, choose_retry
+from shoal.core.sequence import SequenceError, sequence_items
 from shoal.core.state import (
     MAX_RECORDED_FAILURES,
     NodeState,
@@ -182,7 +183,7 @@ def resolve_items(wf: CompiledWorkflow, state: RunState, node: str) -> list[Any]
     `NeedItems` when they are in an offloaded list not yet in `state.loaded`.
     """
     compiled = wf.nodes[node]
-    if compiled.for_each is None:
+    if not compiled.fan_out:
         return None
     # A fresh index, not the state's: the caller may still be assembling the state.
     deps = {name: n.deps for name, n in wf.nodes.items()}
@@ -194,10 +195,16 @@ def resolve_items(wf: CompiledWorkflow, state: RunState, node: str) -> list[Any]
 def _items(
     node: CompiledNode, context: dict[str, Any], loaded: dict[str, list[Any] | str]
 ) -> tuple[list[Any], str | None]:
-    """Evaluate `forEach` to its items, and the artifact key they were read from, if any.
+    """Evaluate `forEach` (or `withSequence`) to its items, and the artifact key they were
+    read from, if any.
 
     Raises ExpressionError with the node message if it is no list.
     """
+    if node.sequence is not None:
+        try:
+            return sequence_items(render(node.sequence, context)), None
+        except (ExpressionError, SequenceError) as err:
+            raise ExpressionError(f"withSequence: {err}") from None
     try:
         value = render(node.for_each, context)
     except ExpressionError as err:
@@ -283,7 +290,7 @@ def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
             return
     items: list[Any] | None = None
     source: str | None = None
-    if node.for_each is not None:
+    if node.fan_out:
         try:
             value, source = _items(node, p.context_for(node), p.state.loaded)
         except NeedItems as need:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal.api.common import EnvVar
-from shoal.api.workflow import Node, RunPolicy, WorkflowSpec
+from shoal.api.workflow import Node, RunPolicy, WithSequence, WorkflowSpec
 from shoal.core.compiled import CompiledNode, CompiledWorkflow, WorkflowMeta
 from shoal.core.defaults import resolve_pod
 from shoal.core.expressions import (
@@ -28,6 +28,7 @@ from shoal.core.expressions import (
     expressions_in,
 )
 from shoal.core.jsonbounds import json_problem
+from shoal.core.sequence import SequenceError, check_format, sequence_items
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,28 +307,15 @@ def _compile_node(
 ) -> CompiledNode:
     name = node.name
     anc = ancestors[name]
-    fan_out = node.for_each is not None
+    fan_out = node.for_each is not None or node.with_sequence is not None
+    fan_out_field = "forEach" if node.with_sequence is None else "withSequence"
     pod = resolve_pod(node, check.spec)
 
     when = check.expression(node.when, name, "when") if node.when is not None else None
     if when:
         check.check_references([when], name, "when", anc, allow_item=False)
 
-    for_each: Compiled | None = None
-    if isinstance(node.for_each, str) and (cut := json_problem(node.for_each)) is not None:
-        check.add(cut, name, "forEach")  # a list the operator's decoder cut as too large
-    elif isinstance(node.for_each, str):
-        expr = check.expression(node.for_each, name, "forEach")
-        if expr:
-            check.check_references([expr], name, "forEach", anc, allow_item=False)
-            if not expr.variables:
-                _check_constant_list(check, expr, name)
-        for_each = expr
-    elif isinstance(node.for_each, list):
-        if not node.for_each:
-            check.add("is an empty list: the node would never run a pod", name, "forEach")
-        for_each = check.compile(node.for_each, name, "forEach")
-        check.check_references(expressions_in(for_each), name, "forEach", anc, allow_item=False)
+    for_each, sequence = _compile_fan_out(check, node, anc)
 
     default_args: dict[str, Any] | list[str] = {} if node.job is not None else []
     args = check.compile(node.args if node.args is not None else default_args, name, "args")
@@ -350,7 +338,7 @@ def _compile_node(
                 "the fan-out never passes its item to the job: set itemArg or use "
                 "${{ item }} in args",
                 name,
-                "forEach",
+                fan_out_field,
             )
         if node.item_arg and isinstance(node.args, dict) and node.item_arg in node.args:
             check.add(f"{node.item_arg!r} is also given in args", name, "itemArg")
@@ -375,7 +363,59 @@ def _compile_node(
         fail_fast=node.fail_fast,
         item_arg=node.item_arg,
         retry_when=retry_when,
+        sequence=sequence,
     )
+
+
+def _compile_fan_out(
+    check: _Checker, node: Node, anc: frozenset[str]
+) -> tuple[Compiled | None, Compiled | None]:
+    """`forEach` compiled, and `withSequence` when its bounds are templates (a constant
+    sequence becomes the literal list of its items, in the first place)."""
+    name = node.name
+    if node.with_sequence is not None:
+        if node.for_each is not None:
+            check.add("set either forEach or withSequence, not both", name, "withSequence")
+        return _compile_sequence(check, node.with_sequence, name, anc)
+    if isinstance(node.for_each, str) and (cut := json_problem(node.for_each)) is not None:
+        check.add(cut, name, "forEach")  # a list the operator's decoder cut as too large
+    elif isinstance(node.for_each, str):
+        expr = check.expression(node.for_each, name, "forEach")
+        if expr:
+            check.check_references([expr], name, "forEach", anc, allow_item=False)
+            if not expr.variables:
+                _check_constant_list(check, expr, name)
+        return expr, None
+    elif isinstance(node.for_each, list):
+        if not node.for_each:
+            check.add("is an empty list: the node would never run a pod", name, "forEach")
+        for_each = check.compile(node.for_each, name, "forEach")
+        check.check_references(expressions_in(for_each), name, "forEach", anc, allow_item=False)
+        return for_each, None
+    return None, None
+
+
+def _compile_sequence(
+    check: _Checker, seq: WithSequence, name: str, anc: frozenset[str]
+) -> tuple[Compiled | None, Compiled | None]:
+    """A constant sequence as its items (refused above `MAX_FAN_OUT_ITEMS`), else compiled
+    bounds for the planner; a literal `format` is checked either way."""
+    bounds = seq.model_dump(exclude_none=True)
+    compiled = check.compile(bounds, name, "withSequence")
+    exprs = expressions_in(compiled)
+    check.check_references(exprs, name, "withSequence", anc, allow_item=False)
+    try:
+        if isinstance(seq.format, str) and "${{" not in seq.format:
+            check_format(seq.format)
+        if exprs:
+            return None, compiled
+        items = sequence_items(bounds)
+    except SequenceError as err:
+        check.add(str(err), name, "withSequence")
+        return None, None
+    if not items:
+        check.add("is empty: the node would never run a pod", name, "withSequence")
+    return items, None
 
 
 def _compile_retry_expression(check: _Checker, source: str, node: str) -> Expression | None:
