@@ -142,6 +142,9 @@ class Node(PodSettings):
     """Fan-out: after an item fails for good, start no further items."""
     run_policy: RunPolicy = RunPolicy.ON_SUCCESS
     """When the node runs, given how its dependencies ended."""
+    capture_stdout: bool = False
+    """A command node: its plain stdout (less one trailing newline, at most 256 KiB)
+    becomes `outputs.result`. Opt-in, since stdout is otherwise only the node's log."""
 
     @model_validator(mode="after")
     def _one_kind_of_work(self) -> Node:
@@ -157,6 +160,14 @@ class Node(PodSettings):
             raise ValueError("`itemArg` needs `forEach`")
         if self.parallelism is not None and self.for_each is None:
             raise ValueError("`parallelism` on a node limits fan-out items; it needs `forEach`")
+        return self
+
+    @model_validator(mode="after")
+    def _capture_needs_a_command(self) -> Node:
+        if self.capture_stdout and self.job is not None:
+            raise ValueError(
+                "`captureStdout` is for `command`/`image` nodes; a `job` reports outputs itself"
+            )
         return self
 
 

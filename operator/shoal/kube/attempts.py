@@ -50,6 +50,8 @@ class Attempt:
     created_at: float
     token: str = ""
     """The attempt's protocol token, as in its Job; empty: no line counts as a message."""
+    capture_stdout: bool = False
+    """The node's `captureStdout`: the pod log's plain lines become `outputs.result`."""
     job_uid: str | None = None
     """The uid the API server gave the Job the operator created (or adopted, owned by
     this Workflow): the only controller a pod of this attempt may have."""
@@ -70,7 +72,14 @@ class Attempt:
     """Set once a pod view says the container terminated."""
 
     def __post_init__(self) -> None:
-        self.collector = StreamCollector(self.token)
+        self.collector = StreamCollector(self.token, capture_stdout=self.capture_stdout)
+
+    def capture(self, capture_stdout: bool) -> None:
+        """Apply the node's `captureStdout` to an attempt adopted after a restart (before
+        its log is read: adoption knows Jobs, not node specs)."""
+        if capture_stdout != self.capture_stdout:
+            self.capture_stdout = capture_stdout
+            self.collector = StreamCollector(self.token, capture_stdout=capture_stdout)
 
     def use_token(self, token: str) -> None:
         """Take the token of the Job that really runs this attempt (one created earlier)."""

@@ -353,6 +353,7 @@ class WorkflowRunner:
         for key, job, problem in found.impostors:
             self._impostor("job", job, key, problem)
         for key, attempt in found.attempts.items():
+            attempt.capture(wf.nodes[key[0]].spec.capture_stdout)
             self.attempts[key] = self._open[key] = attempt
         in_flight = found.in_flight
         stop = "stopped (spec.stop)" if wf.spec.stop else None
@@ -376,7 +377,13 @@ class WorkflowRunner:
         if isinstance(decision, StartTask):
             name = job_name(self.name, self.uid, decision.node, decision.index, decision.attempt)
             attempt = Attempt(
-                decision.node, decision.index, decision.attempt, name, now, token=new_token()
+                decision.node,
+                decision.index,
+                decision.attempt,
+                name,
+                now,
+                token=new_token(),
+                capture_stdout=wf.nodes[decision.node].spec.capture_stdout,
             )
             self.attempts[attempt.key] = self._open[attempt.key] = attempt
             self._spawn(self._dispatch(wf, decision, attempt, now))
