@@ -18,11 +18,13 @@ from typing import Any
 import httpx
 
 from shoal.core.collector import Outcome, StreamCollector
+from shoal.core.compiled import CompiledNode
+from shoal.core.decisions import StartTask
 from shoal.core.state import TaskFinished, bounded_finish
 from shoal.kube.api import ApiError, KubeApi, pods_path
 from shoal.kube.jobs import CONTAINER
 from shoal.kube.pods import PodView, end_reason, is_infrastructure_failure
-from shoal_worker.protocol import Message
+from shoal_worker.protocol import Message, new_token
 
 WORKER_USAGE_EXIT = 2
 """shoal-worker's exit code for usage errors (unknown job, bad args): retrying cannot help."""
@@ -97,6 +99,19 @@ class Attempt:
             self.pod = view
             if view.terminated:
                 self.ended.set()
+
+
+def dispatched(node: CompiledNode, start: StartTask, job: str, now: float) -> Attempt:
+    """The attempt ``start`` asks for, with a fresh token and its node's `captureStdout`."""
+    return Attempt(
+        start.node,
+        start.index,
+        start.attempt,
+        job,
+        now,
+        token=new_token(),
+        capture_stdout=node.spec.capture_stdout,
+    )
 
 
 def _ended_with_the_stream(attempt: Attempt, stream_end: float) -> bool:
