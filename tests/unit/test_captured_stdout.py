@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from shoal.api.limits import MAX_RESULT_BYTES
 from shoal.api.workflow import Node
 from shoal.core.collector import StreamCollector
+from shoal.kube.attempts import Attempt
 from shoal_worker.protocol import LogMessage, OutputMessage, encode
 
 TOKEN = "t0k3n"
@@ -107,3 +108,10 @@ def test_a_job_node_cannot_capture_stdout() -> None:
         Node.model_validate({"name": "a", "job": "j", "captureStdout": True})
     node = Node.model_validate({"name": "a", "command": ["echo"], "captureStdout": True})
     assert node.capture_stdout
+
+
+def test_an_attempt_adopted_after_a_restart_captures_what_its_node_asks() -> None:
+    attempt = Attempt("count", 0, 1, "job", 0.0, token=TOKEN)  # as adoption builds it
+    attempt.capture(True)
+    attempt.collector.feed("42\n")
+    assert attempt.collector.finish(0, None).outputs == {"result": "42"}
