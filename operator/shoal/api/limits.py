@@ -76,3 +76,7 @@ MAX_KEPT_SUCCEEDED_PODS: Final = 100
 `spec.podGC`): nodes are kept whole while they fit, the first items of the node that
 crosses the bound are kept, and every later succeeded pod is deleted when its node
 finishes, so a 10,000-item fan-out does not keep 10,000 Jobs."""
+MAX_RESULT_BYTES: Final = 256 * 1024
+"""UTF-8 bytes of a command node's captured stdout (`captureStdout`, read as
+`outputs.result`); a node whose stdout is longer fails naming this limit, since a
+result cut short would pass on silently wrong data."""

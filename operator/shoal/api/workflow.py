@@ -162,6 +162,9 @@ class Node(PodSettings):
     """Fan-out: after an item fails for good, start no further items."""
     run_policy: RunPolicy = RunPolicy.ON_SUCCESS
     """When the node runs, given how its dependencies ended."""
+    capture_stdout: bool = False
+    """A command node: its plain stdout (less one trailing newline, at most 256 KiB)
+    becomes `outputs.result`. Opt-in, since stdout is otherwise only the node's log."""
 
     @model_validator(mode="after")
     def _one_kind_of_work(self) -> Node:
@@ -179,6 +182,14 @@ class Node(PodSettings):
         if self.parallelism is not None and not fan_out:
             raise ValueError(
                 "`parallelism` on a node limits fan-out items; it needs `forEach` or `withSequence`"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _capture_needs_a_command(self) -> Node:
+        if self.capture_stdout and self.job is not None:
+            raise ValueError(
+                "`captureStdout` is for `command`/`image` nodes; a `job` reports outputs itself"
             )
         return self
 

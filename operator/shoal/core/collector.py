@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from shoal.api.limits import MAX_RESULT_BYTES
 from shoal.core.text import clip
 from shoal_worker.protocol import (
     ErrorMessage,
@@ -54,7 +55,15 @@ class StreamCollector:
     storing them.
     """
 
-    def __init__(self, token: str, tail_lines: int = 20, *, max_line_chars: int = 500) -> None:
+    def __init__(
+        self,
+        token: str,
+        tail_lines: int = 20,
+        *,
+        max_line_chars: int = 500,
+        capture_stdout: bool = False,
+        max_result_bytes: int = MAX_RESULT_BYTES,
+    ) -> None:
         self.token = token
         """The attempt's token: only lines that carry it are messages."""
         self._stream_outputs: dict[str, Any] = {}
@@ -65,11 +74,14 @@ class StreamCollector:
         self._max_line_chars = max_line_chars
         self.violations = 0
         self.lines = 0
+        self._capture = _Capture(max_result_bytes) if capture_stdout else None
 
-    def feed(self, line: str) -> Message:
+    def feed(self, line: str, *, stdout: bool = True) -> Message:
         """Parse ``line``, accumulate it and return what it was.
 
         A second ``result`` is returned as a ProtocolViolation: the first one stands.
+        ``stdout=False`` (a line the transport knows came from stderr) keeps the line out
+        of a captured stdout.
         """
         self.lines += 1
         msg = parse_line(line, self.token)
@@ -91,6 +103,8 @@ class StreamCollector:
             self._remember(text)
         elif isinstance(msg, PlainLine):
             self._remember(msg.text)
+            if stdout and self._capture is not None:
+                self._capture.add(msg.text)
         else:
             self.violations += 1
             self._remember(msg.text)
@@ -100,6 +114,8 @@ class StreamCollector:
         """Count a violation the transport found (a line cut at its length limit)."""
         self.lines += 1
         self.violations += 1
+        if self._capture is not None:
+            self._capture.cut = True  # a cut line cannot be captured whole
         msg = ProtocolViolation(self.redact(text), problem)
         self._remember(msg.text)
         return msg
@@ -175,6 +191,12 @@ class StreamCollector:
                 missing = tuple(key for key in term.output_keys if key not in outputs)
                 keys_unknown = term.output_keys_truncated
         complete = not missing and not keys_unknown
+        capture_problem = None
+        if self._capture is not None:
+            capture_problem = self._capture.problem()
+            if capture_problem is None:
+                # An explicit `result` output of the protocol wins over the implicit one.
+                outputs = {"result": self._capture.text(), **outputs}
 
         if killed_reason is not None:
             succeeded = False
@@ -184,6 +206,11 @@ class StreamCollector:
             succeeded = exit_code == 0 and result_status != "failed"
 
         notes: list[str] = []
+        if capture_problem is not None:
+            if succeeded:
+                result_message = capture_problem
+                result_status = "failed"
+            succeeded = False
         if not complete:
             notes.append(_incomplete_note(missing, keys_unknown))
         if succeeded:
@@ -227,6 +254,42 @@ class StreamCollector:
         if exit_code == 0 and result_status == "failed":
             return f"the job reported failure ({status})"
         return status[0].upper() + status[1:]
+
+
+class _Capture:
+    """A command's plain stdout lines, kept whole up to a byte bound (`captureStdout`)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.lines: list[str] = []
+        self.size = 0
+        self.overflowed = False
+        self.cut = False
+
+    def add(self, text: str) -> None:
+        """Keep ``text`` (one line without its newline) unless the bound is passed."""
+        if self.overflowed:
+            return
+        self.size += len(text.encode("utf-8")) + (1 if self.lines else 0)
+        if self.size > self.max_bytes:
+            self.overflowed = True
+            self.lines.clear()  # nothing of it is used: free it now
+        else:
+            self.lines.append(text)
+
+    def text(self) -> str:
+        """Stdout as one string, less one trailing newline (the line split took it)."""
+        return "\n".join(self.lines)
+
+    def problem(self) -> str | None:
+        if self.overflowed:
+            return (
+                f"captured stdout is longer than {self.max_bytes} bytes, the limit "
+                "MAX_RESULT_BYTES of outputs.result"
+            )
+        if self.cut:
+            return "captured stdout has a line too long to read whole, so no outputs.result"
+        return None
 
 
 def _incomplete_note(missing: tuple[str, ...], keys_unknown: bool) -> str:

@@ -18,11 +18,13 @@ from typing import Any
 import httpx
 
 from shoal.core.collector import Outcome, StreamCollector
+from shoal.core.compiled import CompiledNode
+from shoal.core.decisions import StartTask
 from shoal.core.state import TaskFinished, bounded_finish
 from shoal.kube.api import ApiError, KubeApi, pods_path
 from shoal.kube.jobs import CONTAINER
 from shoal.kube.pods import PodView, end_reason, is_infrastructure_failure
-from shoal_worker.protocol import Message
+from shoal_worker.protocol import Message, new_token
 
 WORKER_USAGE_EXIT = 2
 """shoal-worker's exit code for usage errors (unknown job, bad args): retrying cannot help."""
@@ -50,6 +52,8 @@ class Attempt:
     created_at: float
     token: str = ""
     """The attempt's protocol token, as in its Job; empty: no line counts as a message."""
+    capture_stdout: bool = False
+    """The node's `captureStdout`: the pod log's plain lines become `outputs.result`."""
     job_uid: str | None = None
     """The uid the API server gave the Job the operator created (or adopted, owned by
     this Workflow): the only controller a pod of this attempt may have."""
@@ -70,7 +74,14 @@ class Attempt:
     """Set once a pod view says the container terminated."""
 
     def __post_init__(self) -> None:
-        self.collector = StreamCollector(self.token)
+        self.collector = StreamCollector(self.token, capture_stdout=self.capture_stdout)
+
+    def capture(self, capture_stdout: bool) -> None:
+        """Apply the node's `captureStdout` to an attempt adopted after a restart (before
+        its log is read: adoption knows Jobs, not node specs)."""
+        if capture_stdout != self.capture_stdout:
+            self.capture_stdout = capture_stdout
+            self.collector = StreamCollector(self.token, capture_stdout=capture_stdout)
 
     def use_token(self, token: str) -> None:
         """Take the token of the Job that really runs this attempt (one created earlier)."""
@@ -88,6 +99,19 @@ class Attempt:
             self.pod = view
             if view.terminated:
                 self.ended.set()
+
+
+def dispatched(node: CompiledNode, start: StartTask, job: str, now: float) -> Attempt:
+    """The attempt ``start`` asks for, with a fresh token and its node's `captureStdout`."""
+    return Attempt(
+        start.node,
+        start.index,
+        start.attempt,
+        job,
+        now,
+        token=new_token(),
+        capture_stdout=node.spec.capture_stdout,
+    )
 
 
 def _ended_with_the_stream(attempt: Attempt, stream_end: float) -> bool:

@@ -65,7 +65,7 @@ from shoal.kube.api import (
     workflows_path,
 )
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
-from shoal.kube.attempts import Attempt, LogFollower, outcome_event
+from shoal.kube.attempts import Attempt, LogFollower, dispatched, outcome_event
 from shoal.kube.deadlines import deadline_of, next_deadline
 from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job, job_token
 from shoal.kube.naming import job_name, workflow_selector
@@ -80,7 +80,7 @@ from shoal.kube.status import InFlight, rebuild_state, render_status
 from shoal.kube.workflow_body import WorkflowControls, deletion_due
 from shoal.manifests import problems_from
 from shoal_worker.offload import ValueRef
-from shoal_worker.protocol import Message, PlainLine, ProgressMessage, new_token
+from shoal_worker.protocol import Message, PlainLine, ProgressMessage
 
 log = logging.getLogger("shoal.runner")
 
@@ -353,6 +353,7 @@ class WorkflowRunner:
         for key, job, problem in found.impostors:
             self._impostor("job", job, key, problem)
         for key, attempt in found.attempts.items():
+            attempt.capture(wf.nodes[key[0]].spec.capture_stdout)
             self.attempts[key] = self._open[key] = attempt
         in_flight = found.in_flight
         stop = "stopped (spec.stop)" if wf.spec.stop else None
@@ -375,9 +376,7 @@ class WorkflowRunner:
     def _act(self, wf: CompiledWorkflow, state: RunState, decision: object, now: float) -> None:
         if isinstance(decision, StartTask):
             name = job_name(self.name, self.uid, decision.node, decision.index, decision.attempt)
-            attempt = Attempt(
-                decision.node, decision.index, decision.attempt, name, now, token=new_token()
-            )
+            attempt = dispatched(wf.nodes[decision.node], decision, name, now)
             self.attempts[attempt.key] = self._open[attempt.key] = attempt
             self._spawn(self._dispatch(wf, decision, attempt, now))
         elif isinstance(decision, LoadItems):

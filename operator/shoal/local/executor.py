@@ -191,7 +191,7 @@ class LocalExecutor:
         # An attempt's own files live only while it runs (see process.run_task).
         stem = self.workdir / f"{d.node}.{d.index}-{d.attempt}"
         termination = stem.with_name(f"{stem.name}.termination-log")
-        task = LocalTask(start=d, token=new_token())
+        task = LocalTask(start=d, token=new_token(), capture_stdout=node.spec.capture_stdout)
         self._tasks[task.key] = task
         shared = self._node_envs.get(d.node)
         if shared is None:

@@ -156,6 +156,8 @@ class LocalTask:
     start: StartTask
     token: str
     """The attempt's protocol token (``$SHOAL_PROTOCOL_TOKEN`` in the child)."""
+    capture_stdout: bool = False
+    """The node's `captureStdout`: plain stdout becomes `outputs.result`."""
     collector: StreamCollector = field(init=False)
     process: asyncio.subprocess.Process | None = None
     kill_reason: str | None = None
@@ -163,7 +165,7 @@ class LocalTask:
     """Files written for this attempt alone (a large args file): removed when it ends."""
 
     def __post_init__(self) -> None:
-        self.collector = StreamCollector(self.token)
+        self.collector = StreamCollector(self.token, capture_stdout=self.capture_stdout)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -325,7 +327,7 @@ async def _pump(
             # stderr is never protocol; it only joins the tail kept for messages.
             clean = task.collector.redact(line)
             msg = PlainLine(clean.rstrip("\n"))
-            task.collector.feed(" " + clean if clean.startswith("@shoal/") else clean)
+            task.collector.feed(" " + clean if clean.startswith("@shoal/") else clean, stdout=False)
             log.write(clean)
         on_message(node, index, msg)
 
