@@ -295,3 +295,16 @@ def test_unreachable_api_server_is_one_clear_line(tmp_path: Path) -> None:
     )
     assert missing.returncode == 1
     assert missing.stderr.strip() == f"error: kubeconfig {tmp_path / 'nope'} does not exist"
+
+
+def test_a_with_sequence_node_is_a_fan_out_for_logs_and_get() -> None:
+    from shoal.cli import get_command, logs_command
+
+    obj = {
+        "metadata": {"name": "w", "uid": "u"},
+        "spec": {"nodes": [{"name": "seq", "job": "j", "withSequence": {"count": 3}}]},
+    }
+    target = logs_command.LogTarget(obj, "seq", None)
+    assert target.fan_out == {"seq"}
+    assert target.label("seq", 2, 1) == "seq[2]"
+    assert get_command._is_fan_out(obj, "seq")

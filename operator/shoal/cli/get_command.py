@@ -333,7 +333,7 @@ def _took(start: datetime | None, end: datetime | None) -> str:
 def _is_fan_out(obj: dict[str, Any], node: str) -> bool:
     for n in (obj.get("spec") or {}).get("nodes") or []:
         if isinstance(n, dict) and n.get("name") == node:
-            return n.get("forEach") is not None
+            return n.get("forEach") is not None or n.get("withSequence") is not None
     return False
 
 

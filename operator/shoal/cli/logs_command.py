@@ -160,7 +160,11 @@ class LogTarget:
         self.node = node
         self.item = item
         self.order = node_order(obj)
-        self.fan_out = {str(n["name"]) for n in spec_nodes(obj) if n.get("forEach") is not None}
+        self.fan_out = {
+            str(n["name"])
+            for n in spec_nodes(obj)
+            if n.get("forEach") is not None or n.get("withSequence") is not None
+        }
         self.several = (node is None and len(self.order) > 1) or (
             node in self.fan_out and item is None
         )
