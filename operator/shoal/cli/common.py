@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoal.api.workflow import WorkflowPhase
+from shoal.core.retry import node_order
 from shoal.core.text import clip as clip_text
 from shoal.core.timestamps import parse_rfc3339
 
@@ -523,13 +524,6 @@ def spec_nodes(obj: dict[str, Any]) -> list[dict[str, Any]]:
     """The spec's node entries that have a name."""
     nodes = (obj.get("spec") or {}).get("nodes") or []
     return [n for n in nodes if isinstance(n, dict) and n.get("name")]
-
-
-def node_order(obj: dict[str, Any]) -> list[str]:
-    """Node names in manifest order, then any the status has that the spec lacks."""
-    names = [str(n["name"]) for n in spec_nodes(obj)]
-    extra = [n for n in ((obj.get("status") or {}).get("nodes") or {}) if n not in names]
-    return names + sorted(extra)
 
 
 def short_json(value: Any, limit: int = 200) -> str:

@@ -11,7 +11,6 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shoal.api.workflow import WorkflowStatus
 from shoal.cli.common import (
     EXIT_OK,
     CliError,
@@ -21,17 +20,10 @@ from shoal.cli.common import (
     out,
     phase,
     run_against_cluster,
-    spec_nodes,
     watch_to_end,
 )
-from shoal.core.retry import (
-    RETRYABLE_PHASES,
-    clear_stop_patch,
-    items_to_keep,
-    nodes_to_retry,
-    retry_patch,
-)
-from shoal.core.status_reader import read_status
+from shoal.core.retry import RETRYABLE_PHASES, clear_stop_patch, nodes_to_reset, reopen_patch
+from shoal.core.retry import items_kept as kept_items
 
 if TYPE_CHECKING:
     from shoal.kube.api import KubeApi
@@ -44,7 +36,6 @@ __all__ = [
     "nodes_to_reset",
     "reopen_patch",
     "retry",
-    "spec_deps",
 ]
 
 RETRYABLE = frozenset(phase.value for phase in RETRYABLE_PHASES)
@@ -75,38 +66,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     connection_args(p)
     p.set_defaults(handler=retry)
-
-
-def _plan(obj: dict[str, Any]) -> tuple[WorkflowStatus, list[str], dict[str, Any]]:
-    """The typed status, node order and run policies the core's retry transition needs."""
-    policies = {str(n["name"]): n.get("runPolicy") for n in spec_nodes(obj)}
-    return read_status(obj.get("status")), node_order(obj), policies
-
-
-def spec_deps(obj: dict[str, Any]) -> dict[str, list[str]]:
-    """Each node's `dependsOn` (what decides whether a reset fan-out keeps its items)."""
-    return {
-        str(n["name"]): [str(d) for d in n.get("dependsOn") or [] if isinstance(d, str)]
-        for n in spec_nodes(obj)
-    }
-
-
-def kept_items(obj: dict[str, Any], reset: list[str]) -> dict[str, str]:
-    """The reset fan-outs of `obj` that keep items, with those items (index ranges)."""
-    return items_to_keep(read_status(obj.get("status")), reset, spec_deps(obj))
-
-
-def nodes_to_reset(obj: dict[str, Any]) -> list[str]:
-    """The nodes a retry runs again (see `shoal.core.retry.nodes_to_retry`)."""
-    status, order, policies = _plan(obj)
-    return nodes_to_retry(status, order, policies)
-
-
-def reopen_patch(obj: dict[str, Any], reset: list[str], now: datetime) -> dict[str, Any]:
-    """The status patch reopening `obj`, valid only for the version it was read at."""
-    status, order, _ = _plan(obj)
-    version = obj["metadata"]["resourceVersion"]
-    return retry_patch(status, order, reset, now, version, deps=spec_deps(obj))
 
 
 async def _reopen(api: KubeApi, namespace: str, name: str, reset: list[str]) -> dict[str, Any]:

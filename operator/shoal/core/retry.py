@@ -16,13 +16,18 @@ from datetime import datetime
 from typing import Any
 
 from shoal.api.workflow import NodePhase, NodeStatus, RunPolicy, WorkflowPhase, WorkflowStatus
+from shoal.core.status_reader import read_status
 from shoal.core.timestamps import format_rfc3339
 
 __all__ = [
     "RETRYABLE_PHASES",
     "clear_stop_patch",
+    "items_kept",
     "items_to_keep",
+    "node_order",
+    "nodes_to_reset",
     "nodes_to_retry",
+    "reopen_patch",
     "retry_patch",
 ]
 
@@ -135,3 +140,45 @@ def _wire_fields(node: NodeStatus) -> list[str]:
     """The camelCase names of the fields a stored entry holds, in declaration order."""
     held = node.model_fields_set
     return [info.alias or name for name, info in NodeStatus.model_fields.items() if name in held]
+
+
+# --- the same transition read from a Workflow object as the API server returns it ---------
+# (what `shoal retry` and the REST API's retry both hold)
+
+
+def _spec_nodes(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    nodes = (body.get("spec") or {}).get("nodes") or []
+    return [n for n in nodes if isinstance(n, dict) and n.get("name")]
+
+
+def node_order(body: Mapping[str, Any]) -> list[str]:
+    """Node names in manifest order, then any the status has that the spec lacks."""
+    names = [str(n["name"]) for n in _spec_nodes(body)]
+    extra = [n for n in ((body.get("status") or {}).get("nodes") or {}) if n not in names]
+    return names + sorted(extra)
+
+
+def _deps(body: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Each node's `dependsOn` (what decides whether a reset fan-out keeps its items)."""
+    return {
+        str(n["name"]): [str(d) for d in n.get("dependsOn") or [] if isinstance(d, str)]
+        for n in _spec_nodes(body)
+    }
+
+
+def nodes_to_reset(body: Mapping[str, Any]) -> list[str]:
+    """`nodes_to_retry` of a Workflow object."""
+    policies = {str(n["name"]): n.get("runPolicy") for n in _spec_nodes(body)}
+    return nodes_to_retry(read_status(body.get("status")), node_order(body), policies)
+
+
+def items_kept(body: Mapping[str, Any], reset: Collection[str]) -> dict[str, str]:
+    """`items_to_keep` of a Workflow object: the reset fan-outs that keep items."""
+    return items_to_keep(read_status(body.get("status")), reset, _deps(body))
+
+
+def reopen_patch(body: Mapping[str, Any], reset: Collection[str], now: datetime) -> dict[str, Any]:
+    """`retry_patch` of a Workflow object, valid only for the version it was read at."""
+    version = body["metadata"]["resourceVersion"]
+    status = read_status(body.get("status"))
+    return retry_patch(status, node_order(body), reset, now, version, deps=_deps(body))

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from shoal.core.retry import RETRYABLE_PHASES, clear_stop_patch, nodes_to_retry, retry_patch
+from shoal.core.retry import RETRYABLE_PHASES, clear_stop_patch, nodes_to_reset, reopen_patch
 from shoal.core.status_reader import read_status
 from shoal.kube.api import ApiError, KubeApi, jobs_path, pods_path, workflows_path
 from shoal.kube.listwatch import left_at_deadline
@@ -27,11 +27,6 @@ PATCH_ATTEMPTS = 5
 RETRYABLE = frozenset(p.value for p in RETRYABLE_PHASES)
 
 
-def _nodes(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = (obj.get("spec") or {}).get("nodes") or []
-    return [n for n in nodes if isinstance(n, dict) and n.get("name")]
-
-
 def plan(obj: dict[str, Any]) -> list[str]:
     """The nodes a retry of `obj` runs again, or a 409 saying why there is nothing to do."""
     status = read_status(obj.get("status"))
@@ -43,9 +38,7 @@ def plan(obj: dict[str, Any]) -> list[str]:
             "NotRetryable",
             f"workflow {name} is {phase}: only a Failed or Stopped workflow can be retried",
         )
-    order = [str(n["name"]) for n in _nodes(obj)]
-    policies = {str(n["name"]): n.get("runPolicy") for n in _nodes(obj)}
-    reset = nodes_to_retry(status, order, policies)
+    reset = nodes_to_reset(obj)
     if not reset:
         raise ApiProblem.of(409, "NotRetryable", f"workflow {name} has no failed node to run")
     return reset
@@ -64,12 +57,7 @@ async def retry_workflow(
     for _ in range(PATCH_ATTEMPTS):
         obj = await call(api, "GET", path)
         reset = plan(obj)
-        order = [str(n["name"]) for n in _nodes(obj)]
-        version = obj["metadata"]["resourceVersion"]
-        deps = {str(n["name"]): n.get("dependsOn") or [] for n in _nodes(obj)}
-        patch = retry_patch(
-            read_status(obj.get("status")), order, reset, datetime.now(UTC), version, deps
-        )
+        patch = reopen_patch(obj, reset, datetime.now(UTC))
         try:
             await call(
                 api,
