@@ -298,6 +298,8 @@ _FINISHED_WORKFLOW = {
     WorkflowPhase.ERROR,
     WorkflowPhase.STOPPED,
 }
+FINISHED_PHASES: frozenset[str] = frozenset(phase.value for phase in _FINISHED_WORKFLOW)
+"""The finished phases as a Workflow object spells them (for raw bodies and selectors)."""
 
 
 class NodePhase(StrEnum):

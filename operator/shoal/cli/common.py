@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shoal.api.workflow import WorkflowPhase
+from shoal.api.workflow import FINISHED_PHASES
 from shoal.core.retry import node_order
 from shoal.core.text import clip as clip_text
 from shoal.core.timestamps import parse_rfc3339
@@ -78,7 +78,7 @@ __all__ = [
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 """0 succeeded (or valid), 1 failed or stopped, 2 the input is invalid and nothing ran."""
-FINISHED = frozenset(p.value for p in WorkflowPhase if p.finished)
+FINISHED = FINISHED_PHASES
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 

@@ -28,13 +28,13 @@ from croniter import croniter
 
 from shoal.api.cron import CatchUpPolicy, ConcurrencyPolicy, CronWorkflowSpec
 from shoal.api.cron_syntax import croniter_form, schedule_problem
-from shoal.api.workflow import WorkflowPhase
+from shoal.api.workflow import FINISHED_PHASES
 
 MAX_NAME = 253
 """A Workflow name is a DNS subdomain."""
 ON_TIME_SECONDS = 5.0
 """With catch-up `none`, a scheduled time later than this is missed (operator downtime)."""
-FINISHED: frozenset[str] = frozenset(p.value for p in WorkflowPhase if p.finished)
+FINISHED = FINISHED_PHASES
 """A run's phases that end it (the enum says which)."""
 _MAX_COUNT = 10_000  # missed runs counted one by one, at most
 _MAX_SCAN = 1 << 40  # seconds; the catch-up window never grows past ~35,000 years

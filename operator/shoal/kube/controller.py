@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import kopf
 
-from shoal.api.workflow import WorkflowPhase
+from shoal.api.workflow import FINISHED_PHASES
 from shoal.artifact_steps import run_prefix
 from shoal.kube.api import ApiError, KubeApi, workflows_path
 from shoal.kube.artifact_store import WorkflowStore
@@ -48,7 +48,7 @@ __all__ = [
 log = logging.getLogger("shoal.operator")
 REOPENED, GONE = "shoal_reopened", "shoal_gone"
 """Keys of kopf's per-object memo: the signals `workflow_event` gives a daemon."""
-FINISHED = frozenset(phase.value for phase in WorkflowPhase if phase.finished)
+FINISHED = FINISHED_PHASES
 Waiter = Callable[[float | None], Awaitable[bool]]
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from shoal.api.workflow import WorkflowPhase
+from shoal.api.workflow import FINISHED_PHASES
 from shoal.kube.api import ApiError, KubeApi, workflows_path
 from shoal.server.errors import ErrorBody, from_kube
 from shoal.server.identity import caller_api
@@ -34,7 +34,7 @@ __all__ = ["ERRORS", "FINISHED", "call", "router"]
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 401, 403, 404, 409, 422, 502)
 }
-FINISHED = frozenset(phase.value for phase in WorkflowPhase if phase.finished)
+FINISHED = FINISHED_PHASES
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], responses=ERRORS)
 Caller = Annotated[KubeApi, Depends(caller_api)]
 
