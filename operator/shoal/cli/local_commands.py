@@ -36,6 +36,7 @@ from shoal.cli.common import (
 from shoal.cli.validate_command import check_jobs
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import RunState
+from shoal.core.timestamps import format_rfc3339
 from shoal.core.validation import InvalidWorkflow
 from shoal.job_check import import_path  # where --import looks, shared with validate
 from shoal.local.executor import LocalExecutor
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         manifest = pick_manifest(load_manifests(args.file), args.name, source_name(args.file))
         report_warnings(manifest)
         if isinstance(manifest.resource, CronWorkflow):
-            params.setdefault("scheduledTime", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            params.setdefault("scheduledTime", format_rfc3339(time.time()))
         wf = compile_manifest(manifest, params)
         check_jobs(manifest, wf, args.imports, args.file)
     except InvalidWorkflow as err:

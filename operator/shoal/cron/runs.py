@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shoal.api.cron import AfterTrigger, CronWorkflowSpec
+from shoal.core.timestamps import format_rfc3339, parse_rfc3339
 from shoal.cron import after as after_trigger
 from shoal.cron.schedule import AFTER, POLL, SCHEDULE, Run
 from shoal.kube.api import ApiError, KubeApi, workflows_path
@@ -52,16 +53,17 @@ def utc_now() -> datetime:
 
 
 def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_rfc3339(value)
 
 
 def rfc3339_precise(value: datetime) -> str:
     """With microseconds: poll times round-trip through the status exactly."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_rfc3339(value, fraction=True)
 
 
 def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    """A status or annotation time (`core/timestamps`); ValueError when malformed."""
+    return parse_rfc3339(value)
 
 
 def cronworkflows_path(namespace: str, name: str | None = None) -> str:
