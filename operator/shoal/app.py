@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from shoal.kube.impostors import ImpostorReport
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, MANAGED_BY
 from shoal.kube.pod_watch import watch_pods_in
+from shoal.kube.watch_gauges import past_deadline, pods_pending
 from shoal.operator_context import OperatorConfig, OperatorMemo
 
 __all__ = ["build_registry", "quiet_handled_events", "run_operator", "uses_namespace_globs"]
@@ -191,6 +193,10 @@ async def run_operator(config: OperatorConfig, stop_flag: asyncio.Event | None =
     shared.impostors = ImpostorReport(lambda kind: metrics.impostors.labels(kind).inc())
     metrics.pods_source = lambda: sum(
         r.state.running for r in shared.runners.values() if r.state is not None
+    )
+    metrics.pods_pending.set_function(lambda: pods_pending(shared.runners.values()))
+    metrics.workflows_past_deadline.set_function(
+        lambda: past_deadline(shared.runners.values(), time.time())
     )
     server = (
         await metrics.serve(config.metrics_port, config.metrics_host)

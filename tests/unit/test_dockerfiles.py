@@ -99,7 +99,8 @@ def entrypoint(name: str) -> list[str]:
 def test_operator_image_installs_the_operator_extras() -> None:
     _, stages = parse(REPO / "Dockerfile.operator")
     assert entrypoint("Dockerfile.operator") == ["shoal", "operator"]
-    assert "[operator,s3]" in run_commands(stages[0])
+    # `server`: the chart's `shoal server` Deployment runs this image too.
+    assert "[operator,s3,server]" in run_commands(stages[0])
 
 
 def test_worker_image_installs_the_base_distribution_only() -> None:

@@ -176,3 +176,44 @@ cannot express. */}}
 {{- join ", " $quoted -}}
 {{- end -}}
 {{- end -}}
+
+{{/* `shoal server` (server.enabled): its own names, labels and ServiceAccount. Its
+selector differs from the operator's, so neither's Service picks the other's pods. */}}
+{{- define "shoal.serverName" -}}
+{{- if contains "shoal" .Release.Name -}}
+{{- printf "%s-server" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-shoal-server" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "shoal.serverServiceAccountName" -}}
+{{- default (include "shoal.serverName" .) .Values.server.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "shoal.serverSelectorLabels" -}}
+app.kubernetes.io/name: shoal-server
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "shoal.serverLabels" -}}
+{{ include "shoal.serverSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: shoal
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* What the server reads with its own identity: exactly what it streams to callers
+(each of whom a SubjectAccessReview checks first). Read-only. */}}
+{{- define "shoal.serverRules" -}}
+- apiGroups: [shoal.dev]
+  resources: [workflows, cronworkflows]
+  verbs: [get, list, watch]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods, events]
+  verbs: [get, list, watch]
+{{- end -}}

@@ -58,6 +58,14 @@ class Metrics:
             registry=r,
         )
         self.pods_running = Gauge("shoal_pods_running", "Attempts running", registry=r)
+        self.pods_pending = Gauge(
+            "shoal_pods_pending", "Attempts whose pod has not started yet", registry=r
+        )
+        self.workflows_past_deadline = Gauge(
+            "shoal_workflows_past_deadline",
+            "Unfinished workflows over a minute past their activeDeadlineSeconds (stuck)",
+            registry=r,
+        )
         self.reconcile_errors = Counter(
             "shoal_reconcile_errors_total", "Errors while running workflows", registry=r
         )
