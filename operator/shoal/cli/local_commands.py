@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from shoal.api.cron import CronWorkflow
 from shoal.api.workflow import WorkflowPhase
@@ -33,6 +33,7 @@ from shoal.cli.common import (
     report_warnings,
     source_name,
 )
+from shoal.cli.run_ui import UiError, add_ui_args, bind_dashboard, dashboard_during
 from shoal.cli.validate_command import check_jobs
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import RunState
@@ -45,6 +46,9 @@ from shoal.manifests import compile_manifest
 from shoal_worker.artifacts import ArtifactStore, open_store
 from shoal_worker.offload import OFFLOAD_BYTES
 from shoal_worker.store_settings import ENV_URL, StoreSettings
+
+if TYPE_CHECKING:
+    from shoal.server.local_serve import LocalDashboard
 
 __all__ = [
     "configure",
@@ -92,6 +96,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         default="text",
         help="json: print the final status as JSON on stdout (progress goes to stderr)",
     )
+    add_ui_args(p)
     p.set_defaults(handler=run)
 
 
@@ -126,7 +131,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --artifacts: {err}", file=sys.stderr)
         return EXIT_INVALID
     wf = for_local_run(wf, settings)
-    state = asyncio.run(_run(wf, workdir, manifest_dir, reporter, args.imports, settings))
+    try:
+        board = bind_dashboard(args)
+    except UiError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    ui = (board, args.ui_keep, status_stream)
+    state = asyncio.run(_run(wf, workdir, manifest_dir, reporter, args.imports, settings, ui))
     print(f"logs: {workdir}", file=status_stream)
     print(f"artifacts: {settings.url}", file=status_stream)
     if args.output == "json":
@@ -160,6 +171,7 @@ async def _run(
     reporter: Reporter,
     imports: list[str],
     settings: StoreSettings,
+    ui: tuple[LocalDashboard | None, bool, TextIO] = (None, False, sys.stdout),
 ) -> RunState:
     opened: list[ArtifactStore] = []
 
@@ -181,7 +193,8 @@ async def _run(
     loop = asyncio.get_running_loop()
     for signum, why in ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated")):
         loop.add_signal_handler(signum, executor.request_stop, why)
-    return await executor.run()
+    async with dashboard_during(ui[0], executor, ui[1], ui[2]):
+        return await executor.run()
 
 
 def status_document(wf: CompiledWorkflow, state: RunState) -> dict[str, Any]:

@@ -15,4 +15,5 @@ __all__ = [
     "safejson",
     "service_accounts",
     "status",
+    "watch_gauges",
 ]

@@ -32,6 +32,12 @@ class NodeLogs:
             file = self._files[node] = self.path(node).open("a", encoding="utf-8")
         return AttemptLog(file, index, attempt, fan_out)
 
+    def flush(self, node: str) -> None:
+        """Write out what the node's attempts wrote so far (`shoal run --ui` reads it live)."""
+        file = self._files.get(node)
+        if file is not None and not file.closed:
+            file.flush()
+
     def close(self, node: str) -> None:
         """The node is finished: no attempt of it writes again."""
         file = self._files.pop(node, None)
