@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-local test-cluster test-scale lint crds crds-check venv clean cluster-up cluster-down bench bench-cluster bench-artifacts
+.PHONY: demo demo-ui test test-unit test-local test-cluster test-scale lint crds crds-check venv clean cluster-up cluster-down bench bench-cluster bench-artifacts
 
 venv: $(STAMP)
 
@@ -20,6 +20,15 @@ $(STAMP): pyproject.toml
 DEMO_STAMP := $(VENV)/.demo-installed
 demo: $(DEMO_STAMP)
 	$(BIN)/shoal run --import jobs examples/catalog.yaml
+
+## demo-ui: the demo with its dashboard API on 127.0.0.1 (shoal run --ui-keep; Ctrl-C ends it)
+DEMO_UI_STAMP := $(VENV)/.demo-ui-installed
+demo-ui: $(DEMO_UI_STAMP)
+	$(BIN)/shoal run --ui-keep --import jobs examples/catalog.yaml
+
+$(DEMO_UI_STAMP): $(DEMO_STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet -e '.[server]'
+	@touch $@
 
 $(DEMO_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

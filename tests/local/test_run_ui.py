@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.local.conftest import EXAMPLES, REPO, SHOAL, wait_for
+from tests.local.test_doc_commands_run import shell, shown
 
 GATED = """\
     apiVersion: shoal.dev/v1alpha1
@@ -161,32 +162,17 @@ def test_ui_serves_the_live_run_on_loopback_then_its_end_until_ctrl_c(
     assert refused(port)
 
 
-def test_ui_on_an_example_stops_with_the_run(tmp_path: Path) -> None:
-    stderr = tmp_path / "stderr.txt"
-    with stderr.open("w") as err:
-        proc = subprocess.run(
-            [
-                *SHOAL,
-                "run",
-                "--plain",
-                "--ui",
-                "--import",
-                "jobs",
-                "-o",
-                "json",
-                str(EXAMPLES / "diamond.yaml"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            cwd=REPO,
-            timeout=120,
-        )
-    assert proc.returncode == 0, stderr.read_text()
-    assert json.loads(proc.stdout)["phase"] == "Succeeded"
-    _, port = dashboard_url(stderr)
-    assert "until the run ends" in stderr.read_text()
-    assert refused(port)
+def test_ui_on_an_example_stops_with_the_run() -> None:
+    """docs/dashboard.md's command, run as shown: the URL is printed, the run succeeds,
+    and the dashboard is gone once `shoal run` returns."""
+    (command,) = shown("dashboard.md", "shoal run --ui ")
+    done = shell(command)
+    assert done.returncode == 0, done.stderr
+    assert "workflow diamond Succeeded" in done.stdout
+    found = URL.search(done.stdout)
+    assert found is not None, done.stdout
+    assert "until the run ends" in done.stdout
+    assert refused(int(found.group(2)))
 
 
 def test_ui_port_taken_is_an_error_before_the_run(tmp_path: Path) -> None:

@@ -53,7 +53,8 @@ DOC_COMMANDS: dict[str, str] = {
     "python examples/catalog_sdk.py": (
         "tests/local/test_sdk_local.py::test_the_documented_script_runs_the_catalog_locally"
     ),
-    "make demo": "tests/local/test_demo.py::test_make_demo_in_a_fresh_copy",
+    "make demo ": "tests/local/test_demo.py::test_make_demo_in_a_fresh_copy",
+    "shoal run --ui ": "tests/local/test_run_ui.py::test_ui_on_an_example_stops_with_the_run",
     # -- make targets: each exists (dry run here); CI runs them through `make test` -------
     "make ": "tests/unit/test_doc_commands.py::test_documented_make_targets_exist",
     # -- the test control plane (tests/cluster, by node id) -------------------------------
