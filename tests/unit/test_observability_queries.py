@@ -255,3 +255,20 @@ def test_every_query_names_a_metric_the_operator_exports(
     assert names, f"{where}: {expr!r} reads no metric"
     unknown = names - exported
     assert not unknown, f"{where}: {sorted(unknown)} not exported by the operator"
+
+
+def test_every_exported_metric_is_in_the_operator_docs_table(exported: set[str]) -> None:
+    """What a dashboard may read is what docs/operator.md lists (`{a,b}` expanded)."""
+    text = (REPO / "docs" / "operator.md").read_text()
+    documented: set[str] = set()
+    for shown in re.findall(r"^\| `(shoal_[a-z_{},]+)` \|", text, re.MULTILINE):
+        name = re.sub(r"\{[a-z]+\}$", "", shown)  # a label: `..._total{phase}`
+        head, brace, rest = name.partition("{")
+        if brace:
+            choices, _, tail = rest.partition("}")
+            documented.update(head + choice + tail for choice in choices.split(","))
+        else:
+            documented.add(name)
+    bare = {n for n in exported if not n.endswith(("_bucket", "_sum", "_count"))}
+    bare |= {n[: -len("_bucket")] for n in exported if n.endswith("_bucket")}
+    assert bare == documented
