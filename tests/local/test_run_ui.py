@@ -36,10 +36,11 @@ GATED = """\
           dependsOn: [first]
           command: [sh, -c, '{script}']
     """
-# Waits for the gate file, at most 120 s (the job's own bound).
+# Waits for the gate file, then for a second one, at most 120 s each (the job's bound).
 WAIT = (
     "echo waiting; i=0; while [ ! -f {gate} ] && [ $i -lt 1200 ]; "
-    "do sleep 0.1; i=$((i+1)); done; echo released"
+    "do sleep 0.1; i=$((i+1)); done; echo released; "
+    "i=0; while [ ! -f {gate}2 ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; echo done"
 )
 URL = re.compile(
     r"dashboard: (http://127\.0\.0\.1:(\d+)/) \(this run, loopback only, no authentication"
@@ -89,6 +90,7 @@ def gated_run(
         yield proc, gate, stderr
     finally:
         gate.touch()
+        gate.with_name("go2").touch()
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             try:
@@ -145,7 +147,10 @@ def test_ui_serves_the_live_run_on_loopback_then_its_end_until_ctrl_c(
                     events.append(json.loads(raw[6:]))
                     if events[-1].get("text") == "waiting":
                         gate.touch()
-        assert [e.get("text") for e in events[:-1]] == ["waiting", "released"]
+                    # Seen while the attempt still runs (it waits for gate 2): live.
+                    if events[-1].get("text") == "released":
+                        gate.with_name("go2").touch()
+        assert [e.get("text") for e in events[:-1]] == ["waiting", "released", "done"]
         assert events[-1] == {"reason": "eof"}
         wait_for(lambda: "dashboard still at" in stderr.read_text(), 60, "the run's end")
         ended = detail(client)

@@ -141,11 +141,13 @@ def _router(run: LocalRun) -> APIRouter:
         if not follow:
             page = log_page(node, text, fan_out, item, attempt, tail)
             return page.model_copy(update={"truncated": page.truncated or cut})
-        follower = _Follower(node, path, fan_out, offset)
+        follower = _Follower(node, lambda: run.log_path(node), fan_out, offset)
         for line in text.splitlines():
             follower.log.feed(line, fan_out)
         keys = chosen(follower.log, item, attempt)
-        if len(keys) != 1:
+        if not keys:
+            raise ApiProblem.of(404, "NotFound", f"node {node!r} has no such attempt")
+        if len(keys) > 1:
             raise ApiProblem.of(400, "BadRequest", "follow reads one attempt: name an item")
         stream = follower.stream(request, keys[0], tail, seconds, run.state)
         return StreamingResponse(stream, media_type="text/event-stream")
@@ -160,12 +162,13 @@ def _event(kind: str, data: dict[str, Any]) -> str:
 class _Follower:
     """Tails one node's log file for one attempt, until it ends or the deadline."""
 
-    def __init__(self, node: str, path: Path, fan_out: bool, offset: int) -> None:
+    def __init__(self, node: str, path: Callable[[], Path], fan_out: bool, offset: int) -> None:
         self.node, self.path, self.fan_out, self.offset = node, path, fan_out, offset
         self.log = NodeLog()
 
     def _new_lines(self) -> list[str]:
-        with self.path.open("rb") as file:
+        """Complete lines written since the last read (`path()` flushes the writer's)."""
+        with self.path().open("rb") as file:
             file.seek(self.offset)
             data = file.read(1024 * 1024)
         end = data.rfind(b"\n") + 1
