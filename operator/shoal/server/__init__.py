@@ -17,5 +17,7 @@ __all__ = [
     "retry_route",
     "retrying",
     "submit",
+    "ui_csrf",
+    "ui_static",
     "workflows",
 ]
