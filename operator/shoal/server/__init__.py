@@ -10,6 +10,7 @@ __all__ = [
     "errors",
     "headers",
     "identity",
+    "log_lines",
     "logs",
     "models",
     "params",

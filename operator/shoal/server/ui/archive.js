@@ -2,7 +2,7 @@
 // their Workflow are gone. Routes (GET /api/v1/archive/workflows, .../{namespace}/{uid},
 // .../nodes/{node}/log) come with the archive API; without them the page says so.
 import { get, hasRoute } from "./api.js";
-import { el, phaseBadge, show } from "./util.js";
+import { el, phaseBadge, readable, show } from "./util.js";
 
 const LIST = "/api/v1/archive/workflows";
 const PHASES = ["", "Succeeded", "Failed", "Error", "Stopped"];
@@ -19,7 +19,7 @@ async function openRun(out, m) {
     const readLog = async (node) => {
       try {
         const page = await get(`${runPath(m)}/nodes/${encodeURIComponent(node)}/log`);
-        log.textContent = (page.lines || []).map((l) => l.text).join("\n") || "(no lines)";
+        log.textContent = (page.lines || []).map((l) => readable(l.text)).join("\n") || "(no lines)";
       } catch (err) {
         log.textContent = err.message;
       }

@@ -2,7 +2,7 @@
 // (a virtualized list: only the rows in view exist, so 10,000 items cost what 30 do), and
 // the live log tail through the server's SSE log route (reconnecting while the node runs).
 import { follow } from "./api.js";
-import { el, phaseBadge, progressBar, show } from "./util.js";
+import { el, phaseBadge, progressBar, readable, show } from "./util.js";
 
 const ROW = 22;
 const OVERSCAN = 10;
@@ -89,7 +89,7 @@ export function nodePanel(container, where, shape) {
         try {
           await follow(logPath, { follow: true, tail: 500, seconds: 300, item }, (kind, data) => {
             if (kind === "line" && data) {
-              log.append(`${data.text}\n`);
+              log.append(`${readable(data.text)}\n`);
               while (log.childNodes.length > MAX_LOG_LINES) log.firstChild.remove();
               log.scrollTop = log.scrollHeight;
             } else if (kind === "error" && data) show(logNote, el("span", { class: "error" }, data.message));

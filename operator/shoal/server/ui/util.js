@@ -83,3 +83,20 @@ export function parseHash(hash) {
   const [path, qs] = (hash.replace(/^#\/?/, "") || "workflows").split("?");
   return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(qs || "") };
 }
+
+const PROTOCOL = "@shoal/2 ";
+
+/** A log line for people: a protocol message (its token already stripped by the server)
+ * in words, any other line as it is. */
+export function readable(text) {
+  if (!text.startsWith(PROTOCOL)) return text;
+  try {
+    const m = JSON.parse(text.slice(PROTOCOL.length));
+    if (m.type === "progress") return `» progress${typeof m.percent === "number" ? ` ${m.percent}%` : ""}${m.message ? ` ${m.message}` : ""}`;
+    if (m.type === "log") return `» ${m.level || "info"}: ${m.message}`;
+    if (m.type === "output") return `» output ${m.key}`;
+    return `» ${m.type}`;
+  } catch {
+    return text;
+  }
+}

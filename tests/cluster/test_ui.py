@@ -1,0 +1,158 @@
+"""The dashboard in a real browser: Debian's headless chromium, driven by Playwright,
+against `shoal server` on the real control plane with the session's operator.
+
+A user logs in with a Kubernetes token (a ServiceAccount's, whose Role allows its own
+namespace only), sees the list, opens a running workflow, sees its DAG with every node,
+watches a log line and a progress change arrive live, presses Stop and sees Stopped, which
+`kubectl` sees too. With SHOAL_UPDATE_SCREENSHOTS=1 the tests write docs/images/*.png
+(docs/dashboard.md shows them); otherwise they write nothing in the tree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.conftest import REPO, create_workflow, get_workflow, wait_workflow
+from tests.cluster.test_server import WRITE, _user, running_server
+from tests.support.plugin import unavailable
+from tests.support.procs import MissingPrerequisite
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("shoal_operator", "operator_log")]
+
+CHROMIUM = Path("/usr/bin/chromium")
+WORKER = "ghcr.io/shoal-dev/worker:0.1.0"
+SCREENSHOTS = REPO / "docs" / "images"
+LIVE_SECONDS = 60_000
+"""Milliseconds any one live change may take to reach the page (pods start slowly under
+load; each change itself is due within a few seconds)."""
+# A node that logs a numbered line and reports its progress every second, for 99 s at most.
+TALK = (
+    'for i in $(seq 1 99); do echo "tick $i"; '
+    'echo "@shoal/2:$SHOAL_PROTOCOL_TOKEN {\\"type\\":\\"progress\\",\\"percent\\":$i,'
+    '\\"message\\":\\"step $i\\"}"; sleep 1; done'
+)
+
+
+def _live(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": name, "labels": {"app": "ui-test"}},
+        "spec": {
+            "image": WORKER,
+            "nodes": [
+                {"name": "talk", "command": ["sh", "-c", TALK]},
+                {"name": "after", "command": ["true"], "dependsOn": ["talk"]},
+                {
+                    "name": "cleanup",
+                    "command": ["true"],
+                    "dependsOn": ["talk"],
+                    "runPolicy": "always",
+                },
+            ],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless chromium from Debian (`make browser`); never a downloaded browser."""
+    if not CHROMIUM.exists():
+        unavailable(
+            "chromium", MissingPrerequisite("run `make browser` (apt-get install chromium)")
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:
+        unavailable("playwright", MissingPrerequisite(str(err)))
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _screenshot(page: Any, name: str) -> None:
+    if os.environ.get("SHOAL_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def test_log_in_watch_a_run_live_and_stop_it(
+    browser: Any, k8s_api: Any, kubeconfig: Path, namespace: str
+) -> None:
+    token = _user(k8s_api, namespace, "viewer", WRITE, writer=True)
+    create_workflow(k8s_api, namespace, _live("ui-live"))
+    create_workflow(
+        k8s_api,
+        namespace,
+        _live("ui-other")
+        | {"spec": {"image": WORKER, "nodes": [{"name": "one", "command": ["true"]}]}},
+    )
+    with running_server(kubeconfig) as (url, log):
+        context = browser.new_context(viewport={"width": 1360, "height": 820})
+        try:
+            _drive(context.new_page(), url, token, namespace, k8s_api)
+        finally:
+            context.close()  # its open log stream would hold the server's shutdown
+        # The token never reached the server's log.
+        assert token not in log.read_text()
+
+
+def _drive(page: Any, url: str, token: str, namespace: str, k8s_api: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(url + "/")
+    # Log in: the token goes into the form, and nowhere else.
+    page.fill("#token", token)
+    page.click("#login button[type=submit]")
+    page.fill("#filters input[name=namespace]", namespace)
+    page.click("#filters button[type=submit]")
+    # The list: both workflows, with their phases.
+    live_row = page.locator('#workflows tr[data-name="ui-live"]')
+    expect(live_row).to_be_visible(timeout=LIVE_SECONDS)
+    expect(page.locator('#workflows tr[data-name="ui-other"]')).to_be_visible()
+    expect(live_row).to_have_attribute("data-phase", "Running", timeout=LIVE_SECONDS)
+    _screenshot(page, "dashboard-list")
+    # The workflow page: the DAG with every node of the spec, and its edges.
+    live_row.locator("a").click()
+    nodes = page.locator("svg.dag g.node")
+    expect(nodes).to_have_count(3, timeout=LIVE_SECONDS)
+    drawn = {nodes.nth(i).get_attribute("data-node") for i in range(3)}
+    assert drawn == {"talk", "after", "cleanup"}
+    expect(page.locator("svg.dag path.edge")).to_have_count(2)
+    expect(page.locator('g.node[data-node="cleanup"]')).to_contain_text("runPolicy: always")
+    talk = page.locator('g.node[data-node="talk"]')
+    expect(talk).to_have_attribute("data-phase", "Running", timeout=LIVE_SECONDS)
+    # The node panel: a log line and a progress change arrive while we watch.
+    talk.click()
+    log_box = page.locator("#node-log")
+    expect(log_box).to_contain_text("tick", timeout=LIVE_SECONDS)
+    seen = max(int(w) for w in log_box.inner_text().split() if w.isdigit())
+    expect(log_box).to_contain_text(f"tick {seen + 2}", timeout=LIVE_SECONDS)
+    progress = page.locator("#node-progress")
+    expect(progress).not_to_have_attribute("data-progress", "", timeout=LIVE_SECONDS)
+    first = float(progress.get_attribute("data-progress") or 0)
+    page.wait_for_function(
+        "p => Number(document.getElementById('node-progress')?.dataset.progress) > p",
+        arg=first,
+        timeout=LIVE_SECONDS,
+    )
+    # Protocol messages read as words, and their attempt token never reaches the page.
+    expect(log_box).to_contain_text("» progress")
+    assert "@shoal/2:" not in log_box.inner_text()
+    _screenshot(page, "dashboard-workflow")
+    # Stop: the page shows Stopped, and Kubernetes has the request.
+    page.click('button[data-action="stop"]')
+    expect(page.locator("#action-note")).to_contain_text("stop requested")
+    assert get_workflow(k8s_api, namespace, "ui-live")["spec"]["stop"] is True
+    expect(page.locator("#wf-phase")).to_have_text("Stopped", timeout=LIVE_SECONDS)
+    wait_workflow(k8s_api, namespace, "ui-live", phases={"Stopped"}, timeout=30)
+    expect(page.locator('button[data-action="stop"]')).to_be_hidden()
+    assert token not in page.url
