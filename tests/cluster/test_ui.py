@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import REPO, create_workflow, get_workflow, wait_workflow
+from tests.cluster.conftest import (
+    GROUP,
+    REPO,
+    VERSION,
+    create_workflow,
+    custom,
+    get_workflow,
+    wait_workflow,
+)
 from tests.cluster.test_server import WRITE, _user, running_server
 from tests.support.plugin import unavailable
 from tests.support.procs import MissingPrerequisite
@@ -156,3 +164,51 @@ def _drive(page: Any, url: str, token: str, namespace: str, k8s_api: Any) -> Non
     wait_workflow(k8s_api, namespace, "ui-live", phases={"Stopped"}, timeout=30)
     expect(page.locator('button[data-action="stop"]')).to_be_hidden()
     assert token not in page.url
+
+
+def _log_in(page: Any, url: str, token: str) -> None:
+    page.goto(url + "/")
+    page.fill("#token", token)
+    page.click("#login button[type=submit]")
+
+
+def test_cron_workflows_page_lists_and_suspends(
+    browser: Any, k8s_api: Any, kubeconfig: Path, namespace: str
+) -> None:
+    from playwright.sync_api import expect
+
+    token = _user(k8s_api, namespace, "cron-user", WRITE, writer=True)
+    cron = {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {"name": "nightly"},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "workflowSpec": {"image": WORKER, "nodes": [{"name": "one", "command": ["true"]}]},
+        },
+    }
+    custom(k8s_api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "cronworkflows", cron
+    )
+    with running_server(kubeconfig) as (url, _):
+        context = browser.new_context(viewport={"width": 1360, "height": 600})
+        try:
+            page = context.new_page()
+            _log_in(page, url, token)
+            page.goto(f"{url}/#/crons?namespace={namespace}")
+            row = page.locator('#crons tr[data-name="nightly"]')
+            expect(row).to_contain_text("0 3 * * *", timeout=LIVE_SECONDS)
+            expect(row.locator("td").nth(3)).to_have_text("no")
+            _screenshot(page, "dashboard-crons")
+            row.get_by_role("button", name="Suspend").click()
+            expect(row.locator("td").nth(3)).to_have_text("yes", timeout=LIVE_SECONDS)
+            spec = custom(k8s_api).get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "cronworkflows", "nightly"
+            )["spec"]
+            assert spec["suspend"] is True
+            row.get_by_role("button", name="Resume").click()
+            expect(row.locator("td").nth(3)).to_have_text("no", timeout=LIVE_SECONDS)
+            row.get_by_role("link", name="nightly").click()
+            expect(page.locator("#cron-detail")).to_contain_text('"schedule": "0 3 * * *"')
+        finally:
+            context.close()
