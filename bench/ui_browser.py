@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import socket
 import statistics
 import sys
@@ -174,7 +175,8 @@ def report(items: int = 10_000, repeat: int = 3, peer_items: int = 10) -> float:
         f"time to interactive, {items:,}-item fan-out: {median:.2f} s "
         f"(min {min(big):.2f}, max {max(big):.2f}; {repeat} loads); "
         f"{peer_items}-item peer {peer:.2f} s, ratio {median / peer:.2f}x; "
-        f"target <= {TARGET_SECONDS:.1f} s: {verdict}"
+        f"target <= {TARGET_SECONDS:.1f} s: {verdict} "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
     return median
 

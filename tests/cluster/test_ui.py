@@ -11,6 +11,9 @@ watches a log line and a progress change arrive live, presses Stop and sees Stop
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -212,3 +215,16 @@ def test_cron_workflows_page_lists_and_suspends(
             expect(page.locator("#cron-detail")).to_contain_text('"schedule": "0 3 * * *"')
         finally:
             context.close()
+
+
+def test_bench_ui_browser_prints_time_to_interactive(browser: Any) -> None:
+    """The documented bench command, on a smaller fan-out: it loads the page in chromium
+    and prints a time and its ratio to the peer."""
+    argv = [sys.executable, "bench/ui_browser.py", "--items", "2000", "--repeat", "1"]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(
+        r"time to interactive, 2,000-item fan-out: [\d.]+ s .*10-item peer [\d.]+ s, "
+        r"ratio [\d.]+x; target <= 2\.0 s: (OK|OVER TARGET)",
+        done.stdout,
+    ), done.stdout
