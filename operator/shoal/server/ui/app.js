@@ -10,6 +10,7 @@ import { workflowPage } from "./workflow.js";
 const main = document.getElementById("main");
 const logout = document.getElementById("logout");
 let cleanup = null;
+let refused = false;
 
 function loginPage(container) {
   const input = el("input", { id: "token", type: "password", autocomplete: "off", required: true, placeholder: "Kubernetes bearer token" });
@@ -19,9 +20,11 @@ function loginPage(container) {
       event.preventDefault();
       token.set(input.value.trim());
       input.value = "";
+      refused = false;
       route();
     } },
     el("h1", {}, "Log in"),
+    refused ? el("p", { class: "error", id: "login-error" }, "The Kubernetes API server did not accept that token (expired, or not a token). Log in again.") : null,
     el("p", {}, "Paste a Kubernetes token (", el("code", {}, "kubectl create token NAME"), "). Kubernetes RBAC decides what you see and may change. It is kept in this tab only."),
     input,
     el("button", { type: "submit" }, "Log in"),
@@ -50,10 +53,12 @@ function route() {
 }
 
 logout.addEventListener("click", () => {
+  refused = false;
   token.clear();
   route();
 });
 window.addEventListener("shoal:unauthorized", () => {
+  if (token.get()) refused = true;
   token.clear();
   route();
 });

@@ -43,15 +43,22 @@ function filterForm(query) {
 
 function rowCells(w) {
   const m = w.metadata;
-  const end = w.finishedAt || null;
   return [
     el("td", {}, el("a", { href: `#/workflow/${encodeURIComponent(m.namespace)}/${encodeURIComponent(m.name)}` }, m.name)),
     el("td", {}, m.namespace),
-    el("td", {}, phaseBadge(w.phase), w.stopRequested && !end ? " stopping" : ""),
+    el("td", {}, phaseBadge(w.phase), w.stopRequested && !w.finishedAt ? " stopping" : ""),
     el("td", {}, progressBar(w.progress, w.progress), " ", w.progress || ""),
-    el("td", {}, duration(since(w.startedAt, end))),
-    el("td", {}, duration(since(m.createdAt))),
+    el("td", { class: "duration" }),
+    el("td", { class: "age" }),
   ];
+}
+
+/** The two cells that change with the clock alone: only their text is touched. */
+function setTimes(tr, w) {
+  const dur = duration(since(w.startedAt, w.finishedAt || null));
+  const age = duration(since(w.metadata.createdAt));
+  if (tr.cells[4].textContent !== dur) tr.cells[4].textContent = dur;
+  if (tr.cells[5].textContent !== age) tr.cells[5].textContent = age;
 }
 
 export function listPage(container, current) {
@@ -72,7 +79,7 @@ export function listPage(container, current) {
       items.forEach((w, index) => {
         const key = `${w.metadata.namespace}/${w.metadata.name}`;
         seen.add(key);
-        const stamp = JSON.stringify([w.phase, w.progress, w.startedAt, w.finishedAt, w.stopRequested, Math.floor(Date.now() / 1000)]);
+        const stamp = JSON.stringify([w.phase, w.progress, w.startedAt, w.finishedAt, w.stopRequested]);
         let tr = rows.get(key);
         if (!tr) {
           tr = el("tr", { "data-name": w.metadata.name, "data-namespace": w.metadata.namespace });
@@ -83,12 +90,14 @@ export function listPage(container, current) {
           tr.dataset.phase = w.phase;
           tr.replaceChildren(...rowCells(w));
         }
+        setTimes(tr, w);
         if (body.children[index] !== tr) body.insertBefore(tr, body.children[index] || null);
       });
       for (const [key, tr] of rows) if (!seen.has(key)) { tr.remove(); rows.delete(key); }
       show(status, `${items.length} workflow${items.length === 1 ? "" : "s"}${more ? ` (the first ${items.length}; narrow the filters)` : ""} · updated ${new Date().toLocaleTimeString()}`);
     } catch (err) {
-      show(status, el("span", { class: "error" }, err.message));
+      const hint = err.status === 403 && !filters.namespace ? " Type a namespace you may read in the filter." : "";
+      show(status, el("span", { class: "error" }, err.message + hint));
       throw err;
     }
   };
