@@ -12,7 +12,10 @@ counts, the fan-out's item list is open and rendered (virtualized), and the page
 a scroll of that list within one frame. The peer, in the same run, is the same page for a
 10-item fan-out: the ratio says what the 10,000 items cost. Target (issue 15): <= 2 s.
 
-    .venv/bin/python bench/ui_browser.py [--items N] [--repeat N]
+It also prints how long the Workflow list takes to show `--rows` Workflows (1,000 by
+default, the issue's list size; a 10-row list is its peer).
+
+    .venv/bin/python bench/ui_browser.py [--items N] [--repeat N] [--rows N]
 """
 
 from __future__ import annotations
@@ -79,22 +82,32 @@ def canned_workflow(items: int) -> dict[str, Any]:
 
 
 class CannedApi:
-    """The few KubeApi calls the workflow page makes, answered from memory."""
+    """The few KubeApi calls the pages make, answered from memory: the fan-out Workflow,
+    and a list of `rows` Workflows (copies of it under other names)."""
 
-    def __init__(self, workflow: dict[str, Any]) -> None:
+    def __init__(self, workflow: dict[str, Any], rows: int) -> None:
         self.workflow = workflow
+        meta = workflow["metadata"]
+        self.listing = [
+            {**workflow, "metadata": {**meta, "name": f"run-{i:05d}", "uid": f"u-{i}"}}
+            for i in range(rows)
+        ]
 
-    async def request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         if path.endswith(f"/workflows/{NAME}"):
             return self.workflow
-        return {"items": [self.workflow], "metadata": {}}
+        params = kwargs.get("params") or {}
+        start = int(params.get("continue") or 0)
+        end = start + int(params.get("limit") or 100)
+        more = {"continue": str(end)} if end < len(self.listing) else {}
+        return {"items": self.listing[start:end], "metadata": more}
 
     async def close(self) -> None:
         return None
 
 
 @contextlib.contextmanager
-def serve_canned(items: int) -> Iterator[str]:
+def serve_canned(items: int, rows: int = 1) -> Iterator[str]:
     """The real app on a free loopback port, reading the canned Workflow; yields its URL."""
     import uvicorn
 
@@ -102,7 +115,7 @@ def serve_canned(items: int) -> Iterator[str]:
     from shoal.server.identity import AuthMode, Cluster, caller_api
 
     app = create_app(Cluster("https://127.0.0.1:9", False, AuthMode.CLIENT))
-    canned = CannedApi(canned_workflow(items))
+    canned = CannedApi(canned_workflow(items), rows)
 
     async def fake_caller() -> AsyncIterator[CannedApi]:
         yield canned
@@ -146,6 +159,27 @@ def _interactive_ms(page: Any, url: str) -> float:
     )
 
 
+def list_seconds(rows: int = 1000) -> float:
+    """Seconds from navigation start until the list shows all `rows` Workflows."""
+    from playwright.sync_api import sync_playwright
+
+    with serve_canned(10, rows) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            context = browser.new_context()
+            context.add_init_script("sessionStorage.setItem('shoal.token', 'bench')")
+            page = context.new_page()
+            page.goto(f"{url}/#/workflows", wait_until="commit")
+            page.wait_for_function(
+                "n => document.querySelectorAll('#workflows tbody tr').length === n",
+                arg=rows,
+                timeout=60_000,
+            )
+            return float(page.evaluate("performance.now()")) / 1000
+        finally:
+            browser.close()
+
+
 def time_to_interactive(items: int = 10_000, repeat: int = 3) -> list[float]:
     """Seconds to interactive of `repeat` fresh loads of a page with an `items` fan-out."""
     from playwright.sync_api import sync_playwright
@@ -181,12 +215,24 @@ def report(items: int = 10_000, repeat: int = 3, peer_items: int = 10) -> float:
     return median
 
 
+def report_list(rows: int = 1000, peer_rows: int = 10) -> float:
+    """Print how long the list takes to show `rows` Workflows, against `peer_rows`."""
+    big, small = list_seconds(rows), list_seconds(peer_rows)
+    print(
+        f"workflow list, {rows:,} rows shown: {big:.2f} s; {peer_rows}-row peer {small:.2f} s, "
+        f"ratio {big / small:.2f}x (load average {os.getloadavg()[0]:.1f})"
+    )
+    return big
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=1000, help="Workflows in the list")
     args = parser.parse_args()
     report(args.items, args.repeat)
+    report_list(args.rows)
 
 
 if __name__ == "__main__":
