@@ -229,3 +229,38 @@ def test_bench_ui_browser_prints_time_to_interactive(browser: Any) -> None:
         done.stdout,
     ), done.stdout
     assert re.search(r"workflow list, 200 rows shown: [\d.]+ s; 10-row peer", done.stdout)
+
+
+def test_a_10000_item_fan_out_opens_as_a_virtualized_list(browser: Any) -> None:
+    """The bench's canned 10,000-item fan-out through the real app: the DAG box shows the
+    counts, the item list holds only the rows in view, and its last item and a failed one
+    are reached by scrolling, each with its state."""
+    from playwright.sync_api import expect
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from ui_browser import NAME, NAMESPACE, serve_canned
+
+    with serve_canned(10_000) as url:
+        context = browser.new_context(viewport={"width": 1360, "height": 720})
+        context.add_init_script("sessionStorage.setItem('shoal.token', 'canned')")
+        try:
+            page = context.new_page()
+            page.goto(f"{url}/#/workflow/{NAMESPACE}/{NAME}")
+            work = page.locator('g.node[data-node="work"]')
+            expect(work).to_contain_text("10000 items · ✓7000 ▶50 ✗5", timeout=LIVE_SECONDS)
+            work.click()
+            items = page.locator("#items .item")
+            expect(items.first).to_contain_text("#0Succeeded")
+            assert items.count() < 100, "every item in the DOM: the list is not virtualized"
+            box = page.locator("#items")
+            box.evaluate("b => { b.scrollTop = 7000 * 22; }")
+            expect(page.locator('#items .item[data-item="7000"]')).to_contain_text(
+                "Failed: item 7000: exit code 1"
+            )
+            box.evaluate("b => { b.scrollTop = b.scrollHeight; }")
+            last = page.locator('#items .item[data-item="9999"]')
+            expect(last).to_be_visible()
+            assert items.count() < 100
+            _screenshot(page, "dashboard-fanout")
+        finally:
+            context.close()

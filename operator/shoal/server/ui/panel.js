@@ -34,7 +34,8 @@ function rangeSet(text) {
 function itemState(status) {
   const failed = new Map((status.failedItems || []).map((f) => [f.index, f.message]));
   const succeeded = rangeSet(status.succeededItems);
-  return (i) => (failed.has(i) ? `Failed: ${failed.get(i)}` : succeeded(i) ? "Succeeded" : "");
+  const open = status.phase === "Running" || status.phase === "Pending" ? "pending or running" : "";
+  return (i) => (failed.has(i) ? `Failed: ${failed.get(i)}` : succeeded(i) ? "Succeeded" : open);
 }
 
 /** A virtualized list of `total` items; onPick(i) when one is clicked. */
