@@ -26,7 +26,7 @@ export function cronsPage(container, current) {
 
   const button = (label, method, url) => el("button", { type: "button", onclick: async () => {
     try {
-      const result = await act(method, url);
+      const result = await act(method, url, label === "Trigger" ? {} : undefined);
       show(status, `${label}: ${result?.message ?? "done"}`);
       await tick();
     } catch (err) {

@@ -1,7 +1,7 @@
 // The node panel: phase, progress bar and message, attempts, outputs, a fan-out's items
 // (a virtualized list: only the rows in view exist, so 10,000 items cost what 30 do), and
 // the live log tail through the server's SSE log route (reconnecting while the node runs).
-import { follow } from "./api.js";
+import { follow, get, hasRoute } from "./api.js";
 import { el, phaseBadge, progressBar, readable, show } from "./util.js";
 
 const ROW = 22;
@@ -69,6 +69,35 @@ function itemList(onPick) {
   };
 }
 
+const ATTEMPTS = "/api/v1/workflows/{namespace}/{name}/nodes/{node}/attempts";
+
+/** Every attempt of the node (exit code, reason, message), when the server has the
+ * attempts route; fetched again only when the node's attempts or phase change. */
+function attemptsTable(path) {
+  const body = el("tbody");
+  const box = el("div", { id: "node-attempt-list", hidden: true },
+    el("table", { class: "grid" }, el("thead", {}, el("tr", {}, ["item", "attempt", "phase", "exit", "reason", "message"].map((h) => el("th", {}, h)))), body));
+  let key = null;
+  const available = hasRoute("GET", ATTEMPTS);
+  return {
+    box,
+    async refresh(status) {
+      const next = `${status.attempts}/${status.phase}/${status.items?.failed ?? ""}`;
+      if (next === key || !(await available)) return;
+      key = next;
+      try {
+        const page = await get(path, { limit: 200 });
+        body.replaceChildren(...page.items.map((a) => el("tr", {},
+          el("td", {}, a.item), el("td", {}, a.attempt), el("td", {}, a.phase), el("td", {}, a.exitCode ?? ""),
+          el("td", {}, a.reason || ""), el("td", {}, a.message || ""))));
+        box.hidden = page.items.length === 0;
+      } catch {
+        key = null;  // try again on the next update
+      }
+    },
+  };
+}
+
 /** The panel for one node; returns {update(status), close()}. */
 export function nodePanel(container, where, shape) {
   const logPath = `/api/v1/workflows/${encodeURIComponent(where.namespace)}/${encodeURIComponent(where.name)}/nodes/${encodeURIComponent(shape.name)}/log`;
@@ -76,6 +105,7 @@ export function nodePanel(container, where, shape) {
   const logNote = el("p", { class: "status", id: "log-note" });
   const facts = el("div", { id: "node-facts" });
   const items = shape.fanOut ? itemList((i) => startLog(i)) : null;
+  const attempts = attemptsTable(logPath.replace(/\/log$/, "/attempts"));
   let status = {};
   let stream = null;
 
@@ -108,6 +138,7 @@ export function nodePanel(container, where, shape) {
   const panel = el("aside", { id: "node-panel", class: "panel", "data-node": shape.name },
     el("div", { class: "panel-head" }, el("h2", {}, shape.name), el("button", { type: "button", class: "link", onclick: () => where.onClose() }, "close")),
     facts,
+    attempts.box,
     items ? el("h3", {}, "Items") : null,
     items ? items.box : null,
     el("h3", {}, "Log"),
@@ -129,6 +160,7 @@ export function nodePanel(container, where, shape) {
       outputs ? el("details", { open: true }, el("summary", {}, "Outputs"), el("pre", { id: "node-outputs" }, outputs)) : null,
       status.outputsOmitted ? el("p", { class: "status" }, `outputs not in the status: ${status.outputsOmitted}`) : null);
     if (items) items.update(status.items?.total ?? 0, itemState(status));
+    attempts.refresh(status);
   };
   update(where.status);
   if (!shape.fanOut) startLog(null);

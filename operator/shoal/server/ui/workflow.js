@@ -30,9 +30,12 @@ function actionBar(where, note, refresh) {
       if (label === "Delete" && !armed) { armed = true; button.textContent = "Really delete?"; return; }
       button.disabled = true;
       try {
-        const result = await act(method, `/api/v1/workflows/${encodeURIComponent(where.namespace)}/${encodeURIComponent(where.name)}${suffix}`);
+        const body = label === "Resubmit" ? {} : undefined;
+        const result = await act(method, `/api/v1/workflows/${encodeURIComponent(where.namespace)}/${encodeURIComponent(where.name)}${suffix}`, body);
         show(note, `${label}: ${result?.message ?? "done"}`);
+        const made = result?.metadata?.name;
         if (label === "Delete") location.hash = "#/workflows";
+        else if (label === "Resubmit" && made && made !== where.name) location.hash = `#/workflow/${encodeURIComponent(where.namespace)}/${encodeURIComponent(made)}`;
         else await refresh();
       } catch (err) {
         show(note, el("span", { class: "error" }, `${label}: ${err.message}`));
