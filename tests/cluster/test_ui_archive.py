@@ -15,9 +15,11 @@ import secrets
 import subprocess
 import sys
 import uuid
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -30,6 +32,14 @@ __all__ = ["browser"]
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end on a thread of its own: sync Playwright keeps an event
+    loop running on this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=120)
 
 
 def _server_has_archive() -> bool:
@@ -88,7 +98,7 @@ def test_archive_page_opens_a_gone_runs_log(
         finally:
             await conn.close()
 
-    asyncio.run(admin(f"CREATE DATABASE {database}"))
+    _run(admin(f"CREATE DATABASE {database}"))
     dsn = postgres.dsn.rsplit("/", 1)[0] + "/" + database
     core = client.CoreV1Api(k8s_api)
     suffix = secrets.token_hex(3)
@@ -98,7 +108,7 @@ def test_archive_page_opens_a_gone_runs_log(
     try:
         token = _user(k8s_api, mine, "reader", WRITE, writer=True)
         _user(k8s_api, other, "other", READ, writer=False)
-        uids = asyncio.run(_seed(dsn, {"gone-run": mine, "not-yours": other}))
+        uids = _run(_seed(dsn, {"gone-run": mine, "not-yours": other}))
         with running_server(kubeconfig, "--database-url", dsn) as (url, log):
             context = browser.new_context(viewport={"width": 1360, "height": 720})
             try:
@@ -123,4 +133,4 @@ def test_archive_page_opens_a_gone_runs_log(
         for ns in (mine, other):
             with contextlib.suppress(Exception):
                 core.delete_namespace(ns, propagation_policy="Background")
-        asyncio.run(admin(f"DROP DATABASE {database} WITH (FORCE)"))
+        _run(admin(f"DROP DATABASE {database} WITH (FORCE)"))
