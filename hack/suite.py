@@ -39,7 +39,9 @@ class Step:
 STEPS = (
     Step("venv", ("venv",)),
     Step("lint", ("lint", "crds-check")),
-    Step("builds", ("testcluster-bin", "minio-bin", "helm-bin", "hadolint-bin")),
+    # `ui` (the dashboard's npm dependency) and `browser` (Debian's chromium, for the UI
+    # tests in the cluster tier) are set up here, so their install time is not a test's.
+    Step("builds", ("testcluster-bin", "minio-bin", "helm-bin", "hadolint-bin", "ui", "browser")),
     Step("unit", ("test-unit",), "unit.xml"),
     Step("local", ("test-local",), "local.xml"),
     Step("cluster", ("test-cluster",), "cluster.xml"),

@@ -55,6 +55,12 @@ DOC_COMMANDS: dict[str, str] = {
     ),
     "make demo ": "tests/local/test_demo.py::test_make_demo_in_a_fresh_copy",
     "shoal run --ui ": "tests/local/test_run_ui.py::test_ui_on_an_example_stops_with_the_run",
+    ".venv/bin/python bench/ui_browser.py": (
+        "tests/cluster/test_ui.py::test_bench_ui_browser_prints_time_to_interactive"
+    ),
+    "SHOAL_UPDATE_SCREENSHOTS=1 .venv/bin/pytest -q tests/cluster/test_ui.py": (
+        "tests/cluster/test_ui.py::test_log_in_watch_a_run_live_and_stop_it"
+    ),
     # -- make targets: each exists (dry run here); CI runs them through `make test` -------
     "make ": "tests/unit/test_doc_commands.py::test_documented_make_targets_exist",
     # -- the test control plane (tests/cluster, by node id) -------------------------------

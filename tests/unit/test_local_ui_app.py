@@ -30,7 +30,7 @@ def client(tmp_path: Path) -> TestClient:
     run = LocalRun(
         wf=wf, state=lambda: state, log_path=logs.path, created_at="2026-01-01T00:00:00Z"
     )
-    app = create_local_app(run, static=tmp_path / "no-ui")
+    app = create_local_app(run, ui=False)
     app.state.run_state = state
     app.state.wf = wf
     return TestClient(app)
@@ -86,3 +86,20 @@ def test_a_node_log(client: TestClient) -> None:
         "pods": 1,
         "truncated": False,
     }
+
+
+def test_the_dashboard_is_served_and_told_no_token_is_needed(tmp_path: Path) -> None:
+    wf = workflow({"name": "one"})
+    state = RunState.new(list(wf.order))
+    run = LocalRun(
+        wf=wf,
+        state=lambda: state,
+        log_path=NodeLogs(tmp_path).path,
+        created_at="2026-01-01T00:00:00Z",
+    )
+    local = TestClient(create_local_app(run))
+    page = local.get("/")
+    assert page.status_code == 200
+    assert "<script" in page.text
+    assert local.get("/ui/app.js").status_code == 200
+    assert local.get("/api/v1/session").json() == {"authRequired": False}

@@ -13,6 +13,7 @@ __all__ = [
     "local_app",
     "local_logs",
     "local_serve",
+    "log_lines",
     "logs",
     "models",
     "params",
@@ -20,5 +21,7 @@ __all__ = [
     "retry_route",
     "retrying",
     "submit",
+    "ui_csrf",
+    "ui_static",
     "workflows",
 ]

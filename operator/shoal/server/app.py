@@ -11,6 +11,8 @@ from shoal.server import crons, logs, retry_route, submit, workflows
 from shoal.server.errors import install_handlers
 from shoal.server.headers import SecurityHeaders
 from shoal.server.identity import Cluster
+from shoal.server.ui_csrf import CsrfGuard
+from shoal.server.ui_static import mount_ui
 
 __all__ = ["OPENAPI_PATH", "create_app"]
 
@@ -38,10 +40,12 @@ def create_app(cluster: Cluster) -> FastAPI:
     install_handlers(app)
     for module in (workflows, submit, retry_route, logs, crons):
         app.include_router(module.router)
+    app.add_middleware(CsrfGuard)
     app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    mount_ui(app)
     return app

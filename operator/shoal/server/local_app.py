@@ -3,8 +3,9 @@
 Read-only and without authentication (it listens on loopback only: local_serve.py). The
 shapes are `shoal server`'s own (server/models.py, server/logs.py): a Workflow object is
 built from the executor's live state, rendered as the operator renders a status, then
-read by the same `workflow_summary`/`workflow_detail`. The web UI's static files are
-mounted at `/` when the package ships them.
+read by the same `workflow_summary`/`workflow_detail`. The web dashboard is mounted at
+`/` as `shoal server` mounts it (server/ui_static.py); `GET /api/v1/session` tells the
+page that no token is needed here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.staticfiles import StaticFiles
 
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import RunState
@@ -30,12 +30,11 @@ from shoal.server.local_logs import NodeLog, chosen, log_page, pod_name, read_ta
 from shoal.server.logs import DEFAULT_TAIL, MAX_FOLLOW_SECONDS, MAX_TAIL, LogPage
 from shoal.server.models import WorkflowDetail, WorkflowPage, workflow_detail, workflow_summary
 from shoal.server.params import Name, Namespace, NamespaceFilter, NodeName
+from shoal.server.ui_static import mount_ui
 from shoal.server.workflows import ERRORS
 
-__all__ = ["FOLLOW_POLL_SECONDS", "STATIC_DIR", "LocalRun", "create_local_app"]
+__all__ = ["FOLLOW_POLL_SECONDS", "LocalRun", "create_local_app"]
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-"""The web UI's files, when the package ships them (served at `/`)."""
 FOLLOW_POLL_SECONDS = 0.2
 """How often a followed log file is read again for new lines."""
 
@@ -73,8 +72,8 @@ class LocalRun:
             raise ApiProblem.of(404, "NotFound", f"workflow {name} has no node {node!r}")
 
 
-def create_local_app(run: LocalRun, static: Path | None = STATIC_DIR) -> FastAPI:
-    """The read-only API over `run` (and the UI's files from `static`, if there)."""
+def create_local_app(run: LocalRun, *, ui: bool = True) -> FastAPI:
+    """The read-only API over `run`, and the dashboard at `/` unless `ui` is False."""
     app = FastAPI(
         title="Shoal API (local run)",
         version="v1",
@@ -90,8 +89,12 @@ def create_local_app(run: LocalRun, static: Path | None = STATIC_DIR) -> FastAPI
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    if static is not None and (static / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=static, html=True), name="ui")
+    @app.get("/api/v1/session", include_in_schema=False)
+    async def session() -> dict[str, bool]:
+        return {"authRequired": False}
+
+    if ui:
+        mount_ui(app)
     return app
 
 

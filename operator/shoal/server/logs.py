@@ -24,6 +24,7 @@ from shoal.kube.jobs import CONTAINER
 from shoal.kube.naming import LABEL_ATTEMPT, LABEL_ITEM, LABEL_NODE, LABEL_WORKFLOW_UID
 from shoal.server.errors import ApiProblem, ErrorBody, from_kube
 from shoal.server.identity import caller_api, open_caller
+from shoal.server.log_lines import shown
 from shoal.server.params import Name, Namespace, NodeName
 from shoal.server.workflows import ERRORS, call
 
@@ -133,7 +134,7 @@ async def node_log(
     for pod in pods:
         text = await _read(api, namespace, pod, tail)
         lines.extend(
-            LogLine(pod=pod.name, item=pod.item, attempt=pod.attempt, text=t)
+            LogLine(pod=pod.name, item=pod.item, attempt=pod.attempt, text=shown(t))
             for t in text.splitlines()[: MAX_LINES - len(lines)]
         )
         if len(lines) >= MAX_LINES:
@@ -179,7 +180,7 @@ async def _follow(
             except TimeoutError:
                 reason = "deadline"
                 break
-            yield _event("line", {"pod": pod.name, "item": pod.item, "text": text})
+            yield _event("line", {"pod": pod.name, "item": pod.item, "text": shown(text)})
     except (ApiError, httpx.TransportError) as err:
         reason = "error"
         problem = from_kube(err) if isinstance(err, ApiError) else None
