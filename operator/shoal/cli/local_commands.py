@@ -126,6 +126,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --artifacts: {err}", file=sys.stderr)
         return EXIT_INVALID
     wf = for_local_run(wf, settings)
+    if any(node.spec.suspend is not None for node in wf.nodes.values()):
+        print(
+            f"approval gates: shoal resume --local {workdir} [--node N]",
+            file=status_stream,
+            flush=True,
+        )
     state = asyncio.run(_run(wf, workdir, manifest_dir, reporter, args.imports, settings))
     print(f"logs: {workdir}", file=status_stream)
     print(f"artifacts: {settings.url}", file=status_stream)

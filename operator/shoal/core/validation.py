@@ -27,6 +27,7 @@ from shoal.core.expressions import (
     exit_fields_in,
     expressions_in,
 )
+from shoal.core.gates import check_gate
 from shoal.core.jsonbounds import json_problem
 from shoal.core.sequence import SequenceError, check_format, sequence_items
 
@@ -325,6 +326,8 @@ def _compile_node(
     check.check_references(expressions_in(command), name, "command", anc, allow_item=fan_out)
 
     env_values, env_refs = _compile_env(check, pod.env, name, anc, fan_out)
+    for message, where in check_gate(node):
+        check.add(message, name, where)
     if node.item_arg is not None and node.job is None:
         check.add(
             "names an argument of a `job`; a command gets its item through ${{ item }} "

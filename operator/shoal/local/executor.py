@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoal.api.workflow import NodePhase
 from shoal.artifact_steps import StoreFactory, load_items, store_outputs
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import FinishNode, KillTask, LoadItems, StartTask, StoreOutputs
@@ -33,6 +34,7 @@ from shoal.core.state import (
     record_outputs_stored,
     record_progress,
 )
+from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, read_suspended
 from shoal.local.logs import NodeLogs
 from shoal.local.process import (
     KILL_GRACE_SECONDS,
@@ -118,6 +120,7 @@ class LocalExecutor:
         base.update(store_env or {})
         base["SHOAL_WORKFLOW_UID"] = wf.meta.uid
         self._base_env = base
+        self._gates = {name for name, node in wf.nodes.items() if node.spec.suspend is not None}
 
     def request_stop(self, reason: str) -> None:
         """Stop the run (Ctrl-C): running children are terminated, nothing new starts."""
@@ -129,6 +132,7 @@ class LocalExecutor:
         self.reporter.begin(self.wf, self.state)
         try:
             while True:
+                polling = self._read_controls()
                 step = advance(self.wf, self.state, time.time())
                 for decision in step.decisions:
                     self.reporter.decision(decision, self.state)
@@ -146,6 +150,8 @@ class LocalExecutor:
                 if self.state.phase.finished and not self._tasks:
                     break
                 timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
+                if polling:  # a decision is a file here, not an event (local/gate_files.py)
+                    timeout = min(timeout or GATE_POLL_SECONDS, GATE_POLL_SECONDS)
                 try:
                     async with asyncio.timeout(timeout):  # not wait_for: see kube/runner.py
                         event = await self._events.get()
@@ -159,6 +165,14 @@ class LocalExecutor:
             self.logs.close_all()
         self.reporter.end(self.wf, self.state)
         return self.state
+
+    def _read_controls(self) -> bool:
+        """Take in `shoal resume/suspend --local` decisions; True while one can matter."""
+        self.state.suspended = read_suspended(self.workdir)
+        waiting = {g for g in self._gates if self.state.nodes[g].phase is NodePhase.RUNNING}
+        if waiting:
+            self.state.approvals.update(read_approvals(self.workdir, waiting))
+        return bool(waiting) or self.state.suspended
 
     def _background_step(self, step: Awaitable[ItemsLoaded | OutputsStored]) -> None:
         async def run() -> None:
