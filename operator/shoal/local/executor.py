@@ -132,7 +132,7 @@ class LocalExecutor:
         self.reporter.begin(self.wf, self.state)
         try:
             while True:
-                polling = self._read_controls()
+                self._read_controls()
                 step = advance(self.wf, self.state, time.time())
                 for decision in step.decisions:
                     self.reporter.decision(decision, self.state)
@@ -150,7 +150,7 @@ class LocalExecutor:
                 if self.state.phase.finished and not self._tasks:
                     break
                 timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
-                if polling:  # a decision is a file here, not an event (local/gate_files.py)
+                if self._awaits_controls():  # a decision is a file here (local/gate_files.py)
                     timeout = min(timeout or GATE_POLL_SECONDS, GATE_POLL_SECONDS)
                 try:
                     async with asyncio.timeout(timeout):  # not wait_for: see kube/runner.py
@@ -166,13 +166,19 @@ class LocalExecutor:
         self.reporter.end(self.wf, self.state)
         return self.state
 
-    def _read_controls(self) -> bool:
-        """Take in `shoal resume/suspend --local` decisions; True while one can matter."""
+    def _waiting_gates(self) -> set[str]:
+        return {g for g in self._gates if self.state.nodes[g].phase is NodePhase.RUNNING}
+
+    def _read_controls(self) -> None:
+        """Take in `shoal resume/suspend --local` decisions (local/gate_files.py)."""
         self.state.suspended = read_suspended(self.workdir)
-        waiting = {g for g in self._gates if self.state.nodes[g].phase is NodePhase.RUNNING}
+        waiting = self._waiting_gates()
         if waiting:
             self.state.approvals.update(read_approvals(self.workdir, waiting))
-        return bool(waiting) or self.state.suspended
+
+    def _awaits_controls(self) -> bool:
+        """A decision could change what happens next: a gate waits, or the run is suspended."""
+        return self.state.suspended or bool(self._waiting_gates())
 
     def _background_step(self, step: Awaitable[ItemsLoaded | OutputsStored]) -> None:
         async def run() -> None:
