@@ -176,7 +176,10 @@ class Node(PodSettings):
         if self.job is not None and self.command is not None:
             raise ValueError("set either `job` or `command`, not both")
         if self.job is None and self.command is None and self.image is None:
-            raise ValueError("set `job` (a registered job) or `command`/`image` (a container)")
+            raise ValueError(
+                "set `job` (a registered job), `command`/`image` (a container) "
+                "or `suspend` (a gate)"
+            )
         if self.job is not None and isinstance(self.args, list):
             raise ValueError("`args` of a `job` node is an object of named arguments")
         if self.job is None and isinstance(self.args, dict):

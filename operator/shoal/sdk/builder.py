@@ -76,8 +76,10 @@ class Step:
         target: JobTarget | None = None,
         command: list[Any] | None = None,
         args: Any = None,
+        gate: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self._gate = gate
         self._target = target
         self._command = command
         self._args = args
@@ -156,6 +158,8 @@ class Step:
         """The API model of this node; `known` are the workflow's node names, in order."""
         if self._target is not None:
             fields = self._job_fields()
+        elif self._gate is not None:
+            fields = {"suspend": self._gate}
         else:
             fields = {"command": templated(self._command)}
             if self._args is not None:
@@ -240,6 +244,17 @@ class Workflow(Resource):
     ) -> Step:
         """A node running a container command (templates allowed in each element)."""
         return self._add(Step(name, command=list(command), args=args)).set(**fields)
+
+    def gate(
+        self, name: str, /, *, timeout_seconds: float | None = None, default: str = "reject"
+    ) -> Step:
+        """An approval gate (docs/flow-control.md): waits for `shoal resume`, or decides by
+        `default` (`approve` or `reject`) after `timeout_seconds`. Chain `.after(step)`;
+        later steps read `gate.outputs["approved"]`, `["by"]`, `["message"]`..."""
+        spec: dict[str, Any] = {"default": default}
+        if timeout_seconds is not None:
+            spec["timeout_seconds"] = timeout_seconds
+        return self._add(Step(name, gate=spec))
 
     def __getitem__(self, name: str) -> Step:
         return self._steps[name]
