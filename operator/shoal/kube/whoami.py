@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from shoal.kube.api import ApiError, KubeApi
 
-__all__ = ["REVIEW_PATH", "caller_name", "kubeconfig_user"]
+__all__ = ["REVIEW_PATH", "caller_name", "kubeconfig_user", "reviewed_name"]
 
 REVIEW_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 MAX_NAME = 253
@@ -17,6 +17,11 @@ MAX_NAME = 253
 
 async def caller_name(api: KubeApi, kubeconfig: str | None, context: str | None) -> str:
     """The caller's user name: the API server's word when it gives one, else kubeconfig's."""
+    return await reviewed_name(api) or kubeconfig_user(kubeconfig, context)
+
+
+async def reviewed_name(api: KubeApi) -> str:
+    """The user name the API server authenticates `api`'s requests as ("" if it won't say)."""
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
     try:
         answer = await api.create(REVIEW_PATH, review)
@@ -26,9 +31,7 @@ async def caller_name(api: KubeApi, kubeconfig: str | None, context: str | None)
         answer = None
     user = ((answer or {}).get("status") or {}).get("userInfo") or {}
     name = user.get("username")
-    if isinstance(name, str) and name:
-        return name[:MAX_NAME]
-    return kubeconfig_user(kubeconfig, context)
+    return name[:MAX_NAME] if isinstance(name, str) else ""
 
 
 def kubeconfig_user(kubeconfig: str | None, context: str | None) -> str:
