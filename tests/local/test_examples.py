@@ -118,6 +118,15 @@ def check_suspend(r: RunResult) -> None:
     assert r.node("rollback")["phase"] == "Skipped"
 
 
+def check_child_workflow(r: RunResult) -> None:
+    """Children run on a cluster only (tests/cluster/test_children_cluster.py runs this
+    example there): locally the child node fails saying so, and nothing after it runs."""
+    child = r.node("report-per-region")
+    assert child["phase"] == "Failed"
+    assert "child workflows run on a cluster only" in child["message"]
+    assert r.node("publish")["phase"] == "Omitted"
+
+
 EXPECTED = {
     "artifacts.yaml": ("Succeeded", check_artifacts),
     "hello.yaml": ("Succeeded", check_hello),
@@ -130,6 +139,7 @@ EXPECTED = {
     "retry-backoff.yaml": ("Succeeded", check_retry_backoff),
     "sequence.yaml": ("Succeeded", check_sequence),
     "suspend.yaml": ("Succeeded", check_suspend),
+    "child-workflow.yaml": ("Failed", check_child_workflow),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from shoal.api.children import ChildWorkflow
 from shoal.api.common import (
     DNS_LABEL,
     GROUP_VERSION,
@@ -168,17 +169,19 @@ class Node(PodSettings):
     becomes `outputs.result`. Opt-in, since stdout is otherwise only the node's log."""
     suspend: SuspendSpec | None = None
     """An approval gate: no pod; the node waits for `shoal resume` (docs/flow-control.md)."""
+    workflow: ChildWorkflow | None = None
+    """A child workflow: the node creates it, waits for it, takes its outputs (cluster only)."""
 
     @model_validator(mode="after")
     def _one_kind_of_work(self) -> Node:
-        if self.suspend is not None:
-            return self  # a gate: core/gates.check_gate names what it may not have
+        if self.suspend is not None or self.workflow is not None:
+            return self  # core/gates.check_gate and core/children.check_child judge these
         if self.job is not None and self.command is not None:
             raise ValueError("set either `job` or `command`, not both")
         if self.job is None and self.command is None and self.image is None:
             raise ValueError(
-                "set `job` (a registered job), `command`/`image` (a container) "
-                "or `suspend` (a gate)"
+                "set `job` (a registered job), `command`/`image` (a container), "
+                "`suspend` or `workflow`"
             )
         if self.job is not None and isinstance(self.args, list):
             raise ValueError("`args` of a `job` node is an object of named arguments")

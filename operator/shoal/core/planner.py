@@ -417,7 +417,7 @@ def _start(p: _Pass, node: CompiledNode, ns: NodeState, index: int, attempt: int
         args = render(node.args, ctx)
         if node.item_arg is not None:
             args = {**args, node.item_arg: item}
-        if node.spec.job is None:  # a container's args are a list of strings
+        if node.spec.job is None and node.spec.workflow is None:  # a container's: strings
             args = [to_text(a) for a in args]
         command = render(node.command, ctx) if node.command is not None else None
         env = {k: to_text(render(v, ctx)) for k, v in node.env_values.items()}

@@ -66,6 +66,7 @@ from shoal.kube.api import (
 )
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.attempts import Attempt, LogFollower, dispatched, outcome_event
+from shoal.kube.children import ChildWorkflows
 from shoal.kube.deadlines import deadline_of, next_deadline
 from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job, job_token
 from shoal.kube.naming import job_name, workflow_selector
@@ -173,6 +174,7 @@ class WorkflowRunner:
         self.state: RunState | None = None
         self.store: WorkflowStore | None = None
         self._store_env: list[dict[str, Any]] = []
+        self.children = ChildWorkflows(api, body, self.queue.put_nowait)
 
     # -- routed in by the operator ---------------------------------------------------
 
@@ -371,7 +373,11 @@ class WorkflowRunner:
     # -- decisions -----------------------------------------------------------------------
 
     def _act(self, wf: CompiledWorkflow, state: RunState, decision: object, now: float) -> None:
-        if isinstance(decision, StartTask):
+        if isinstance(decision, StartTask) and wf.nodes[decision.node].spec.workflow is not None:
+            self._spawn(self.children.start(wf, decision))  # kube/children.py
+        elif isinstance(decision, KillTask) and self.children.owns(decision):
+            self._spawn(self.children.stop(decision, state.terminate))
+        elif isinstance(decision, StartTask):
             name = job_name(self.name, self.uid, decision.node, decision.index, decision.attempt)
             attempt = dispatched(wf.nodes[decision.node], decision, name, now)
             self.attempts[attempt.key] = self._open[attempt.key] = attempt

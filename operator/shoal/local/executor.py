@@ -20,6 +20,7 @@ from pathlib import Path
 
 from shoal.api.workflow import NodePhase
 from shoal.artifact_steps import StoreFactory, load_items, store_outputs
+from shoal.core.children import LOCAL_REFUSAL
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import FinishNode, KillTask, LoadItems, StartTask, StoreOutputs
 from shoal.core.planner import advance
@@ -213,6 +214,9 @@ class LocalExecutor:
         termination = stem.with_name(f"{stem.name}.termination-log")
         task = LocalTask(start=d, token=new_token(), capture_stdout=node.spec.capture_stdout)
         self._tasks[task.key] = task
+        if node.spec.workflow is not None:  # core/children.py: a cluster-only node
+            self._finish(task, False, None, {}, LOCAL_REFUSAL, retriable=False)
+            return
         shared = self._node_envs.get(d.node)
         if shared is None:
             shared = self._node_envs[d.node] = node_env(self.wf, node, self._base_env)

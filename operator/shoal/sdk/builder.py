@@ -77,9 +77,11 @@ class Step:
         command: list[Any] | None = None,
         args: Any = None,
         gate: dict[str, Any] | None = None,
+        child: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self._gate = gate
+        self._child = child
         self._target = target
         self._command = command
         self._args = args
@@ -160,6 +162,8 @@ class Step:
             fields = self._job_fields()
         elif self._gate is not None:
             fields = {"suspend": self._gate}
+        elif self._child is not None:
+            fields = {"workflow": templated(self._child)}
         else:
             fields = {"command": templated(self._command)}
             if self._args is not None:
@@ -255,6 +259,12 @@ class Workflow(Resource):
         if timeout_seconds is not None:
             spec["timeout_seconds"] = timeout_seconds
         return self._add(Step(name, gate=spec))
+
+    def child(self, name: str, workflow: Workflow, /, **parameters: Any) -> Step:
+        """A child-workflow node (docs/flow-control.md): runs `workflow`'s spec with these
+        parameters (references allowed) and takes its outputs, `step.outputs["node"]`."""
+        inline = workflow.spec().model_dump(by_alias=True, exclude_defaults=True, mode="json")
+        return self._add(Step(name, child={"spec": inline, "parameters": parameters}))
 
     def __getitem__(self, name: str) -> Step:
         return self._steps[name]
