@@ -66,30 +66,35 @@ def test_a_child_workflows_outputs_reach_its_parent(
     assert owner["uid"] == parent["metadata"]["uid"]
 
 
+def long_parent(name: str) -> dict[str, Any]:
+    """A parent whose only node is a child that runs until stopped."""
+    long_child = {"nodes": [{"name": "wait", "image": IMAGE, "command": ["sleep", "300"]}]}
+    return {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": name},
+        "spec": {"image": IMAGE, "nodes": [{"name": "child", "workflow": {"spec": long_child}}]},
+    }
+
+
+def wait_child_running(k8s_api: Any, namespace: str, uid: str) -> None:
+    def child_running() -> bool:
+        found = children_of(k8s_api, namespace, uid)
+        nodes = ((found[0].get("status") or {}).get("nodes") or {}) if found else {}
+        return (nodes.get("wait") or {}).get("phase") == "Running"
+
+    wait_until(child_running, 120, "the child's node to run")
+
+
 def test_stopping_the_parent_stops_the_child(
     crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "operator.log"
     op = start_operator(kubeconfig, namespace, log)
-    long_child = {
-        "nodes": [{"name": "wait", "image": IMAGE, "command": ["sleep", "300"]}],
-    }
-    doc = {
-        "apiVersion": "shoal.dev/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {"name": "parent"},
-        "spec": {"image": IMAGE, "nodes": [{"name": "child", "workflow": {"spec": long_child}}]},
-    }
     try:
-        parent = create_workflow(k8s_api, namespace, doc)
+        parent = create_workflow(k8s_api, namespace, long_parent("parent"))
         uid = parent["metadata"]["uid"]
-
-        def child_running() -> bool:
-            found = children_of(k8s_api, namespace, uid)
-            nodes = ((found[0].get("status") or {}).get("nodes") or {}) if found else {}
-            return (nodes.get("wait") or {}).get("phase") == "Running"
-
-        wait_until(child_running, 120, "the child's node to run")
+        wait_child_running(k8s_api, namespace, uid)
         argv = [*SHOAL, "stop", "parent", "-n", namespace, "--kubeconfig", str(kubeconfig)]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
         assert done.returncode == 0, done.stderr
@@ -102,3 +107,20 @@ def test_stopping_the_parent_stops_the_child(
     assert body["status"]["nodes"]["child"]["phase"] == "Failed"
     assert child["spec"]["stop"] is True
     assert child["status"]["phase"] == "Stopped"
+
+
+def test_deleting_the_parent_deletes_the_child(
+    crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    """The child is owned by its parent: the garbage collector deletes it with the parent."""
+    op = start_operator(kubeconfig, namespace, tmp_path / "operator.log")
+    try:
+        parent = create_workflow(k8s_api, namespace, long_parent("doomed"))
+        uid = parent["metadata"]["uid"]
+        wait_child_running(k8s_api, namespace, uid)
+        custom(k8s_api).delete_namespaced_custom_object(
+            "shoal.dev", "v1alpha1", namespace, "workflows", "doomed"
+        )
+        wait_until(lambda: not children_of(k8s_api, namespace, uid), 120, "the child to be gone")
+    finally:
+        op.stop()
