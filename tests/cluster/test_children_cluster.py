@@ -124,3 +124,32 @@ def test_deleting_the_parent_deletes_the_child(
         wait_until(lambda: not children_of(k8s_api, namespace, uid), 120, "the child to be gone")
     finally:
         op.stop()
+
+
+def test_a_parent_whose_operator_restarts_adopts_its_child_instead_of_making_another(
+    crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "operator.log"
+    op = start_operator(kubeconfig, namespace, log)
+    short_child = {
+        "nodes": [{"name": "wait", "image": IMAGE, "command": ["sleep", "4"]}],
+    }
+    doc = {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "adopter"},
+        "spec": {"image": IMAGE, "nodes": [{"name": "child", "workflow": {"spec": short_child}}]},
+    }
+    try:
+        parent = create_workflow(k8s_api, namespace, doc)
+        uid = parent["metadata"]["uid"]
+        wait_child_running(k8s_api, namespace, uid)
+        op.kill()
+        op = start_operator(kubeconfig, namespace, log)
+        body = wait_workflow(k8s_api, namespace, "adopter", timeout=180)
+    finally:
+        op.stop()
+    assert body["status"]["phase"] == "Succeeded", log.read_text()[-4000:]
+    [child] = children_of(k8s_api, namespace, uid)
+    assert child["status"]["phase"] == "Succeeded"
+    assert body["status"]["nodes"]["child"]["attempts"] == 1
