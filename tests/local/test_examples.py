@@ -109,6 +109,24 @@ def check_sequence(r: RunResult) -> None:
     assert r.node("countdown")["outputs"]["left"] == [3, 2, 1]
 
 
+def check_suspend(r: RunResult) -> None:
+    approve = r.node("approve")
+    assert approve["phase"] == "Succeeded"
+    assert approve["outputs"]["approved"] is True
+    assert approve["outputs"]["timedOut"] is True  # nobody resumed: the default decided
+    assert r.node("release")["outputs"] == {"released": "app-1.2.3", "approvedBy": "timeout"}
+    assert r.node("rollback")["phase"] == "Skipped"
+
+
+def check_child_workflow(r: RunResult) -> None:
+    """Children run on a cluster only (tests/cluster/test_children_cluster.py runs this
+    example there): locally the child node fails saying so, and nothing after it runs."""
+    child = r.node("report-per-region")
+    assert child["phase"] == "Failed"
+    assert "child workflows run on a cluster only" in child["message"]
+    assert r.node("publish")["phase"] == "Omitted"
+
+
 EXPECTED = {
     "artifacts.yaml": ("Succeeded", check_artifacts),
     "hello.yaml": ("Succeeded", check_hello),
@@ -120,6 +138,8 @@ EXPECTED = {
     "exit-handlers.yaml": ("Failed", check_exit_handlers),
     "retry-backoff.yaml": ("Succeeded", check_retry_backoff),
     "sequence.yaml": ("Succeeded", check_sequence),
+    "suspend.yaml": ("Succeeded", check_suspend),
+    "child-workflow.yaml": ("Failed", check_child_workflow),
 }
 
 

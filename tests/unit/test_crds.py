@@ -453,7 +453,7 @@ CEL_MISTAKES: dict[str, tuple[Doc, str, str]] = {
     "neither-job-nor-container": (
         _workflow({"name": "a", "args": ["x"]}),
         ".spec.nodes[0]",
-        "set `job` (a registered job) or `command`/`image` (a container)",
+        "set `job` (a registered job), `command`/`image` (a container), `suspend` or `workflow`",
     ),
     "depends-on-itself": (
         _workflow(_node(dependsOn=["a"])),

@@ -147,6 +147,22 @@ DOC_COMMANDS: dict[str, str] = {
         "tests/cluster/test_archive.py::"
         "test_own_operator_get_and_resubmit_a_run_whose_workflow_is_gone"
     ),
+    "$ shoal resume release": (
+        "tests/cluster/test_gates_cluster.py::"
+        "test_a_gate_waits_survives_an_operator_restart_and_continues_on_resume"
+    ),
+    "$ shoal suspend nightly": (
+        "tests/cluster/test_gates_cluster.py::test_suspend_holds_back_the_next_node_until_resume"
+    ),
+    "$ shoal resume nightly": (
+        "tests/cluster/test_gates_cluster.py::test_suspend_holds_back_the_next_node_until_resume"
+    ),
+    "$ shoal run release.yaml --workdir": (
+        "tests/local/test_local_gates.py::test_a_gate_waits_until_resumed_from_another_process"
+    ),
+    "shoal resume --local": (
+        "tests/local/test_local_gates.py::test_a_gate_waits_until_resumed_from_another_process"
+    ),
     # -- allowlist: what a test machine cannot run, and why -------------------------------
     "hack/kind-up.sh": NOT_RUN + "needs kind and docker (test_kind_scripts checks the script)",
     "hack/kind-down.sh": NOT_RUN + "needs kind and docker (test_kind_scripts checks the script)",

@@ -468,7 +468,8 @@ def test_job_and_command_both_set(files: Files) -> None:
 def test_neither_job_nor_command(files: Files) -> None:
     doc = workflow_doc({"name": "a"})
     assert files.one(doc) == (
-        "node 'a': node: set `job` (a registered job) or `command`/`image` (a container)"
+        "node 'a': node: set `job` (a registered job), `command`/`image` (a container), "
+        "`suspend` or `workflow`"
     )
 
 

@@ -111,8 +111,10 @@ RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
     Node: (
         Rule("!(has(self.job) && has(self.command))", "set either `job` or `command`, not both"),
         Rule(
-            "has(self.job) || has(self.command) || has(self.image)",
-            "set `job` (a registered job) or `command`/`image` (a container)",
+            "has(self.job) || has(self.command) || has(self.image) || has(self.suspend)"
+            " || has(self.workflow)",
+            "set `job` (a registered job), `command`/`image` (a container), "
+            "`suspend` or `workflow`",
         ),
         Rule(
             "!has(self.dependsOn) || !(self.name in self.dependsOn)",

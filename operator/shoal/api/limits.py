@@ -80,3 +80,7 @@ MAX_RESULT_BYTES: Final = 256 * 1024
 """UTF-8 bytes of a command node's captured stdout (`captureStdout`, read as
 `outputs.result`); a node whose stdout is longer fails naming this limit, since a
 result cut short would pass on silently wrong data."""
+MAX_CHILD_DEPTH: Final = 4
+"""Workflows nested through child-workflow nodes (`workflow:`): a child of a child ... at
+most this deep. Counted in the manifest (inline specs) and at run time from the parent's
+`shoal.dev/depth` label, so a loop of workflows creating each other stops here."""

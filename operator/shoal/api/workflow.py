@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from shoal.api.children import ChildWorkflow
 from shoal.api.common import (
     DNS_LABEL,
     GROUP_VERSION,
@@ -22,6 +23,7 @@ from shoal.api.common import (
     ResourceRequirements,
     Toleration,
 )
+from shoal.api.gates import Approval, SuspendSpec
 from shoal.api.limits import (
     MAX_DEPENDS_ON,
     MAX_EXPRESSION_LENGTH,
@@ -165,13 +167,22 @@ class Node(PodSettings):
     capture_stdout: bool = False
     """A command node: its plain stdout (less one trailing newline, at most 256 KiB)
     becomes `outputs.result`. Opt-in, since stdout is otherwise only the node's log."""
+    suspend: SuspendSpec | None = None
+    """An approval gate: no pod; the node waits for `shoal resume` (docs/flow-control.md)."""
+    workflow: ChildWorkflow | None = None
+    """A child workflow: the node creates it, waits for it, takes its outputs (cluster only)."""
 
     @model_validator(mode="after")
     def _one_kind_of_work(self) -> Node:
+        if self.suspend is not None or self.workflow is not None:
+            return self  # core/gates.check_gate and core/children.check_child judge these
         if self.job is not None and self.command is not None:
             raise ValueError("set either `job` or `command`, not both")
         if self.job is None and self.command is None and self.image is None:
-            raise ValueError("set `job` (a registered job) or `command`/`image` (a container)")
+            raise ValueError(
+                "set `job` (a registered job), `command`/`image` (a container), "
+                "`suspend` or `workflow`"
+            )
         if self.job is not None and isinstance(self.args, list):
             raise ValueError("`args` of a `job` node is an object of named arguments")
         if self.job is None and isinstance(self.args, dict):
@@ -274,6 +285,13 @@ class WorkflowSpec(ApiModel):
     failure, stop and deadline (not on terminate). It sees `workflow.status`,
     `workflow.failures` and `workflow.duration`; it has no `dependsOn` and no node
     depends on it. If it fails, the run fails (as in Argo)."""
+    suspend: bool = False
+    """Set to true to suspend the run: no new node or attempt starts, running ones
+    finish; false (`shoal resume`) carries on (docs/flow-control.md)."""
+    approvals: dict[Annotated[str, Field(max_length=MAX_NAME_LENGTH)], Approval] = Field(
+        default_factory=dict, max_length=MAX_NODES
+    )
+    """Decisions on approval gates by node name, written by `shoal resume`."""
 
 
 class WorkflowPhase(StrEnum):

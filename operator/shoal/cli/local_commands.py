@@ -131,6 +131,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --artifacts: {err}", file=sys.stderr)
         return EXIT_INVALID
     wf = for_local_run(wf, settings)
+    if any(node.spec.suspend is not None for node in wf.nodes.values()):
+        print(
+            f"approval gates: shoal resume --local {workdir} [--node N]",
+            file=status_stream,
+            flush=True,
+        )
     try:
         board = bind_dashboard(args)
     except UiError as err:

@@ -96,6 +96,16 @@ COMMANDS = (
         "stop a workflow without running its runPolicy: always nodes (spec.terminate: true)",
     ),
     Command(
+        "suspend",
+        "shoal.cli.suspend_command",
+        "start nothing new in a workflow until resumed (spec.suspend: true)",
+    ),
+    Command(
+        "resume",
+        "shoal.cli.resume_command",
+        "approve or reject a workflow's approval gates; lift spec.suspend",
+    ),
+    Command(
         "retry",
         "shoal.cli.retry_command",
         "re-run the failed nodes of a Failed or Stopped workflow, keeping the rest",

@@ -31,6 +31,7 @@ Semantics, in one place:
   expressions see `workflow.status`, `workflow.failures` and `workflow.duration`. The run
   ends in the phase it had without it, but a failed exit handler fails a Succeeded run.
 - Which failures are retried, and until when, is core/retry_policy.py's `choose_retry`.
+- Approval gates (`suspend` on a node) and `spec.suspend` are core/gates.py's.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from shoal.core.exit_handler import (
     outcome_without_exit,
 )
 from shoal.core.expressions import ExpressionError, render, to_text
+from shoal.core.gates import plan_gate
 from shoal.core.item_ranges import succeeded_ranges
 from shoal.core.retry_policy import INFRASTRUCTURE_RETRY_DELAY, choose_retry
 from shoal.core.sequence import SequenceError, sequence_items
@@ -164,10 +166,14 @@ def plan(wf: CompiledWorkflow, state: RunState, now: float) -> Plan:
         names = sorted(index.pending | index.running, key=index.position.__getitem__)
     if exit_held(wf, state, index.unfinished):
         names = [name for name in names if name != wf.on_exit]
+    if state.suspended and state.shutdown is None:  # spec.suspend: nothing new starts
+        names = [name for name in names if name in index.running]
     for name in names:
         ns = state.nodes[name]
         if ns.phase is NodePhase.PENDING:
             _plan_pending(p, wf.nodes[name], ns)
+        elif ns.phase is NodePhase.RUNNING and wf.nodes[name].spec.suspend is not None:
+            _plan_gate(p, wf.nodes[name], ns)
         elif ns.phase is NodePhase.RUNNING:
             _plan_running(p, wf.nodes[name], ns)
     if not p.decisions and state.running == 0 and index.unfinished == 0:
@@ -369,7 +375,7 @@ def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
                 else:
                     p.wake(due)
 
-    if shutdown is None:
+    if shutdown is None and not p.state.suspended:
         room = min(_unbounded(node.parallelism) - ns.running, p.capacity)
         for task in sorted(due_retries, key=lambda t: t.index):
             if room <= 0:
@@ -391,6 +397,16 @@ def _plan_running(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
             p.decisions.append(_finish_node(node, ns, shutdown, p.wf.offload_bytes))
 
 
+def _plan_gate(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
+    """A running approval gate: decided, timed out, or a wake at its timeout."""
+    approval = p.state.approvals.get(node.name)
+    step = plan_gate(node.spec, ns, approval, p.now, _shutdown_for(p, node))
+    if step.finish is not None:
+        p.decisions.append(step.finish)
+    if step.wake_at is not None:
+        p.wake(step.wake_at)
+
+
 def _start(p: _Pass, node: CompiledNode, ns: NodeState, index: int, attempt: int) -> bool:
     """Render one attempt's inputs and decide to start it; a render error fails the item."""
     item = ns.items[index] if ns.items is not None else None
@@ -401,7 +417,7 @@ def _start(p: _Pass, node: CompiledNode, ns: NodeState, index: int, attempt: int
         args = render(node.args, ctx)
         if node.item_arg is not None:
             args = {**args, node.item_arg: item}
-        if node.spec.job is None:  # a container's args are a list of strings
+        if node.spec.job is None and node.spec.workflow is None:  # a container's: strings
             args = [to_text(a) for a in args]
         command = render(node.command, ctx) if node.command is not None else None
         env = {k: to_text(render(v, ctx)) for k, v in node.env_values.items()}

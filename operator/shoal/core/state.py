@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from shoal.api.gates import Approval
 from shoal.api.limits import MAX_DECODE_DEPTH
 from shoal.api.workflow import NodePhase, WorkflowPhase
 from shoal.core.jsonbounds import json_problem
@@ -125,6 +126,10 @@ class RunState:
     """The stop is a terminate: `runPolicy: always` nodes do not run either."""
     shutdown: tuple[WorkflowPhase, str] | None = None
     """Once set, nothing new starts: the phase the run will end in and why."""
+    suspended: bool = False
+    """`spec.suspend`: no new node or attempt starts (core/gates.py)."""
+    approvals: dict[str, Approval] = field(default_factory=dict)
+    """Decisions on approval gates by node, as the executor last read them (core/gates.py)."""
     loading: set[str] = field(default_factory=set)
     """Artifact keys of offloaded `forEach` lists being read (`LoadItems`)."""
     loaded: dict[str, list[Any] | str] = field(default_factory=dict)

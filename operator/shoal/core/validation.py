@@ -14,6 +14,7 @@ from typing import Any
 
 from shoal.api.common import EnvVar
 from shoal.api.workflow import Node, RunPolicy, WithSequence, WorkflowSpec
+from shoal.core.children import check_child
 from shoal.core.compiled import CompiledNode, CompiledWorkflow, WorkflowMeta
 from shoal.core.defaults import resolve_pod
 from shoal.core.expressions import (
@@ -27,6 +28,7 @@ from shoal.core.expressions import (
     exit_fields_in,
     expressions_in,
 )
+from shoal.core.gates import check_gate
 from shoal.core.jsonbounds import json_problem
 from shoal.core.sequence import SequenceError, check_format, sequence_items
 
@@ -318,13 +320,16 @@ def _compile_node(
     for_each, sequence = _compile_fan_out(check, node, anc)
 
     default_args: dict[str, Any] | list[str] = {} if node.job is not None else []
-    args = check.compile(node.args if node.args is not None else default_args, name, "args")
+    raw_args = node.workflow.parameters if node.workflow is not None else node.args
+    args = check.compile(raw_args if raw_args is not None else default_args, name, "args")
     arg_exprs = expressions_in(args)
     check.check_references(arg_exprs, name, "args", anc, allow_item=fan_out)
     command = check.compile(node.command, name, "command") if node.command is not None else None
     check.check_references(expressions_in(command), name, "command", anc, allow_item=fan_out)
 
     env_values, env_refs = _compile_env(check, pod.env, name, anc, fan_out)
+    for message, where in check_gate(node) + check_child(node):
+        check.add(message, name, where)
     if node.item_arg is not None and node.job is None:
         check.add(
             "names an argument of a `job`; a command gets its item through ${{ item }} "

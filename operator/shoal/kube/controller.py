@@ -29,6 +29,7 @@ from shoal.api.workflow import FINISHED_PHASES
 from shoal.artifact_steps import run_prefix
 from shoal.kube.api import ApiError, KubeApi, workflows_path
 from shoal.kube.artifact_store import WorkflowStore
+from shoal.kube.children import LABEL_PARENT_UID
 from shoal.kube.naming import LABEL_WORKFLOW_UID
 from shoal.kube.runner import WorkflowRunner, wait_ttl
 from shoal.kube.workflow_body import WorkflowControls, deletion_due
@@ -205,6 +206,10 @@ async def workflow_event(shared: OperatorMemo, event: kopf.RawEvent, **kwargs: A
         # No finalizer holds a Workflow for its daemon (see without_daemon_finalizer):
         # the deletion is the signal to stop running it.
         _signal(kwargs["memo"], GONE).set()
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    parent = shared.runners.get(str(labels.get(LABEL_PARENT_UID, "")))
+    if parent is not None:  # a child workflow's event (kube/children.py checks the claim)
+        parent.children.observe(str(kind), dict(obj))
     if runner is not None:
         if kind == "MODIFIED":
             runner.spec_changed(dict(obj))

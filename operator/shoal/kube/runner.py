@@ -66,18 +66,20 @@ from shoal.kube.api import (
 )
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.attempts import Attempt, LogFollower, dispatched, outcome_event
+from shoal.kube.children import ChildWorkflows
 from shoal.kube.deadlines import deadline_of, next_deadline
 from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job, job_token
 from shoal.kube.naming import job_name, workflow_selector
 from shoal.kube.ownership import in_namespace, job_problem, pod_problem
 from shoal.kube.pod_gc import PodCleanup
 from shoal.kube.pods import PodView, pending_verdict, read_pod
+from shoal.kube.run_controls import apply_controls
 from shoal.kube.service_accounts import ServiceAccountPolicy, needs_labels
 from shoal.kube.service_accounts import check as check_service_accounts
 from shoal.kube.service_accounts import uses as sa_uses
 from shoal.kube.sinks import AttemptSink, EventSink, ImpostorSink, LogSink, NullLogSink
 from shoal.kube.status import InFlight, rebuild_state, render_status
-from shoal.kube.workflow_body import WorkflowControls, deletion_due
+from shoal.kube.workflow_body import deletion_due
 from shoal.manifests import problems_from
 from shoal_worker.offload import ValueRef
 from shoal_worker.protocol import Message, PlainLine, ProgressMessage
@@ -172,6 +174,7 @@ class WorkflowRunner:
         self.state: RunState | None = None
         self.store: WorkflowStore | None = None
         self._store_env: list[dict[str, Any]] = []
+        self.children = ChildWorkflows(api, body, self.queue.put_nowait)
 
     # -- routed in by the operator ---------------------------------------------------
 
@@ -355,12 +358,8 @@ class WorkflowRunner:
         for key, attempt in found.attempts.items():
             attempt.capture(wf.nodes[key[0]].spec.capture_stdout)
             self.attempts[key] = self._open[key] = attempt
-        in_flight = found.in_flight
-        stop = "stopped (spec.stop)" if wf.spec.stop else None
-        if wf.spec.terminate:
-            stop = "terminated (spec.terminate)"
-        state = await self._rebuild_state(wf, status, in_flight, stop)
-        state.terminate = wf.spec.terminate
+        state = await self._rebuild_state(wf, status, found.in_flight, None)
+        apply_controls(state, self.body)  # stop, terminate, suspend, approvals
         # Older attempts of an item are history: their results were already folded in.
         for key, attempt in list(self.attempts.items()):
             task = state.nodes[key[0]].tasks.get(key[1])
@@ -374,7 +373,11 @@ class WorkflowRunner:
     # -- decisions -----------------------------------------------------------------------
 
     def _act(self, wf: CompiledWorkflow, state: RunState, decision: object, now: float) -> None:
-        if isinstance(decision, StartTask):
+        if isinstance(decision, StartTask) and wf.nodes[decision.node].spec.workflow is not None:
+            self._spawn(self.children.start(wf, decision))  # kube/children.py
+        elif isinstance(decision, KillTask) and self.children.owns(decision):
+            self._spawn(self.children.stop(decision, state.terminate))
+        elif isinstance(decision, StartTask):
             name = job_name(self.name, self.uid, decision.node, decision.index, decision.attempt)
             attempt = dispatched(wf.nodes[decision.node], decision, name, now)
             self.attempts[attempt.key] = self._open[attempt.key] = attempt
@@ -497,20 +500,11 @@ class WorkflowRunner:
         elif isinstance(event, _PodEvent):
             self._observe(event.pod, deleted=event.kind == "DELETED")
         elif isinstance(event, _SpecChanged):
-            self._maybe_stop(state, event.body)
+            apply_controls(state, event.body)
         elif isinstance(event, ItemsLoaded):
             record_items_loaded(state, event)
         elif isinstance(event, OutputsStored):
             record_outputs_stored(state, event)
-
-    @staticmethod
-    def _maybe_stop(state: RunState, body: dict[str, Any]) -> None:
-        controls = WorkflowControls.of(body)
-        state.terminate = state.terminate or controls.terminate
-        if state.stop_requested is None and (controls.stop or controls.terminate):
-            state.stop_requested = (
-                "terminated (spec.terminate)" if controls.terminate else "stopped (spec.stop)"
-            )
 
     def _observe(self, pod: dict[str, Any], *, deleted: bool) -> None:
         # Labels only say which attempt a pod claims to be; its namespace and its

@@ -18,7 +18,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoal.api.workflow import NodePhase
 from shoal.artifact_steps import StoreFactory, load_items, store_outputs
+from shoal.core.children import LOCAL_REFUSAL
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import FinishNode, KillTask, LoadItems, StartTask, StoreOutputs
 from shoal.core.planner import advance
@@ -33,6 +35,7 @@ from shoal.core.state import (
     record_outputs_stored,
     record_progress,
 )
+from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, read_suspended
 from shoal.local.logs import NodeLogs
 from shoal.local.process import (
     KILL_GRACE_SECONDS,
@@ -118,6 +121,7 @@ class LocalExecutor:
         base.update(store_env or {})
         base["SHOAL_WORKFLOW_UID"] = wf.meta.uid
         self._base_env = base
+        self._gates = {name for name, node in wf.nodes.items() if node.spec.suspend is not None}
 
     def request_stop(self, reason: str) -> None:
         """Stop the run (Ctrl-C): running children are terminated, nothing new starts."""
@@ -129,6 +133,7 @@ class LocalExecutor:
         self.reporter.begin(self.wf, self.state)
         try:
             while True:
+                self._read_controls()
                 step = advance(self.wf, self.state, time.time())
                 for decision in step.decisions:
                     self.reporter.decision(decision, self.state)
@@ -146,6 +151,8 @@ class LocalExecutor:
                 if self.state.phase.finished and not self._tasks:
                     break
                 timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
+                if self._awaits_controls():  # a decision is a file here (local/gate_files.py)
+                    timeout = min(timeout or GATE_POLL_SECONDS, GATE_POLL_SECONDS)
                 try:
                     async with asyncio.timeout(timeout):  # not wait_for: see kube/runner.py
                         event = await self._events.get()
@@ -159,6 +166,20 @@ class LocalExecutor:
             self.logs.close_all()
         self.reporter.end(self.wf, self.state)
         return self.state
+
+    def _waiting_gates(self) -> set[str]:
+        return {g for g in self._gates if self.state.nodes[g].phase is NodePhase.RUNNING}
+
+    def _read_controls(self) -> None:
+        """Take in `shoal resume/suspend --local` decisions (local/gate_files.py)."""
+        self.state.suspended = read_suspended(self.workdir)
+        waiting = self._waiting_gates()
+        if waiting:
+            self.state.approvals.update(read_approvals(self.workdir, waiting))
+
+    def _awaits_controls(self) -> bool:
+        """A decision could change what happens next: a gate waits, or the run is suspended."""
+        return self.state.suspended or bool(self._waiting_gates())
 
     def _background_step(self, step: Awaitable[ItemsLoaded | OutputsStored]) -> None:
         async def run() -> None:
@@ -193,6 +214,9 @@ class LocalExecutor:
         termination = stem.with_name(f"{stem.name}.termination-log")
         task = LocalTask(start=d, token=new_token(), capture_stdout=node.spec.capture_stdout)
         self._tasks[task.key] = task
+        if node.spec.workflow is not None:  # core/children.py: a cluster-only node
+            self._finish(task, False, None, {}, LOCAL_REFUSAL, retriable=False)
+            return
         shared = self._node_envs.get(d.node)
         if shared is None:
             shared = self._node_envs[d.node] = node_env(self.wf, node, self._base_env)

@@ -101,16 +101,20 @@ class PlainReporter:
         self.show_logs = show_logs
         self.t0 = time.time()
         self.view = RunView()
+        self.gates: set[str] = set()
 
     def _say(self, text: str) -> None:
         self.console.print(f"{time.time() - self.t0:7.2f}s  {text}", markup=False)
 
     def begin(self, wf: CompiledWorkflow, state: RunState) -> None:
         self._say(f"workflow {wf.meta.name}: {len(wf.order)} nodes")
+        self.gates = {n for n, node in wf.nodes.items() if node.spec.suspend is not None}
 
     def decision(self, d: Decision, state: RunState) -> None:
         if isinstance(d, ExpandNode) and d.items is not None:
             self._say(f"{d.node}: fan-out over {len(d.items)} items")
+        elif isinstance(d, ExpandNode) and d.node in self.gates:
+            self._say(f"{d.node}: waiting for approval (shoal resume --local)")
         elif isinstance(d, StartTask):
             self.view.started(d.node, d.attempt)
             if state.nodes[d.node].items is None or d.attempt > 1:

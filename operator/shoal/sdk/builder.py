@@ -76,8 +76,12 @@ class Step:
         target: JobTarget | None = None,
         command: list[Any] | None = None,
         args: Any = None,
+        gate: dict[str, Any] | None = None,
+        child: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self._gate = gate
+        self._child = child
         self._target = target
         self._command = command
         self._args = args
@@ -156,6 +160,10 @@ class Step:
         """The API model of this node; `known` are the workflow's node names, in order."""
         if self._target is not None:
             fields = self._job_fields()
+        elif self._gate is not None:
+            fields = {"suspend": self._gate}
+        elif self._child is not None:
+            fields = {"workflow": templated(self._child)}
         else:
             fields = {"command": templated(self._command)}
             if self._args is not None:
@@ -240,6 +248,23 @@ class Workflow(Resource):
     ) -> Step:
         """A node running a container command (templates allowed in each element)."""
         return self._add(Step(name, command=list(command), args=args)).set(**fields)
+
+    def gate(
+        self, name: str, /, *, timeout_seconds: float | None = None, default: str = "reject"
+    ) -> Step:
+        """An approval gate (docs/flow-control.md): waits for `shoal resume`, or decides by
+        `default` (`approve` or `reject`) after `timeout_seconds`. Chain `.after(step)`;
+        later steps read `gate.outputs["approved"]`, `["by"]`, `["message"]`..."""
+        spec: dict[str, Any] = {"default": default}
+        if timeout_seconds is not None:
+            spec["timeout_seconds"] = timeout_seconds
+        return self._add(Step(name, gate=spec))
+
+    def child(self, name: str, workflow: Workflow, /, **parameters: Any) -> Step:
+        """A child-workflow node (docs/flow-control.md): runs `workflow`'s spec with these
+        parameters (references allowed) and takes its outputs, `step.outputs["node"]`."""
+        inline = workflow.spec().model_dump(by_alias=True, exclude_defaults=True, mode="json")
+        return self._add(Step(name, child={"spec": inline, "parameters": parameters}))
 
     def __getitem__(self, name: str) -> Step:
         return self._steps[name]

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from shoal.server import crons, logs, retry_route, submit, workflows
+from shoal.server import crons, logs, resume_route, retry_route, submit, workflows
 from shoal.server.errors import install_handlers
 from shoal.server.headers import SecurityHeaders
 from shoal.server.identity import Cluster
@@ -38,7 +38,7 @@ def create_app(cluster: Cluster) -> FastAPI:
     )
     app.state.cluster = cluster
     install_handlers(app)
-    for module in (workflows, submit, retry_route, logs, crons):
+    for module in (workflows, submit, retry_route, resume_route, logs, crons):
         app.include_router(module.router)
     app.add_middleware(CsrfGuard)
     app.add_middleware(SecurityHeaders)
