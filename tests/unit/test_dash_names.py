@@ -86,5 +86,5 @@ def test_validation_accepts_the_underscore_spelling_as_a_dependency() -> None:
 
 def test_underscore_spelling_of_a_non_ancestor_is_refused_naming_the_node() -> None:
     spec = _spec("nodes.flip_coin.phase == 'Succeeded'", extra={"dependsOn": []})
-    with pytest.raises(InvalidWorkflow, match="nodes.flip-coin, which is not among its"):
+    with pytest.raises(InvalidWorkflow, match=r"nodes\.flip-coin, which is not among its"):
         compile_workflow(spec, META)

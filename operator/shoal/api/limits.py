@@ -80,3 +80,8 @@ MAX_RESULT_BYTES: Final = 256 * 1024
 """UTF-8 bytes of a command node's captured stdout (`captureStdout`, read as
 `outputs.result`); a node whose stdout is longer fails naming this limit, since a
 result cut short would pass on silently wrong data."""
+MAX_OUTPUT_FILE_BYTES: Final = 256 * 1024
+"""Bytes of one file a command node declares in `outputs` (`{name: {path: ...}}`); a
+larger file fails the node naming this limit (large data belongs in an artifact)."""
+MAX_OUTPUT_FILES: Final = 32
+"""Files one command node may declare in `outputs`."""

@@ -22,12 +22,14 @@ from shoal.api.common import (
     ResourceRequirements,
     Toleration,
 )
+from shoal.api.file_outputs import OutputFile, file_output_problem
 from shoal.api.limits import (
     MAX_DEPENDS_ON,
     MAX_EXPRESSION_LENGTH,
     MAX_LIST_ITEMS,
     MAX_NAME_LENGTH,
     MAX_NODES,
+    MAX_OUTPUT_FILES,
     MAX_PROPERTIES,
     MAX_STRING_LENGTH,
     MAX_TEXT_LENGTH,
@@ -165,6 +167,9 @@ class Node(PodSettings):
     capture_stdout: bool = False
     """A command node: its plain stdout (less one trailing newline, at most 256 KiB)
     becomes `outputs.result`. Opt-in, since stdout is otherwise only the node's log."""
+    outputs: dict[str, OutputFile] | None = Field(None, max_length=MAX_OUTPUT_FILES)
+    """A command node's outputs read from files it wrote: `{name: {path: /tmp/out.txt}}`,
+    each read once the command exited 0 (docs/workflows.md, "Outputs from files")."""
 
     @model_validator(mode="after")
     def _one_kind_of_work(self) -> Node:
@@ -191,6 +196,8 @@ class Node(PodSettings):
             raise ValueError(
                 "`captureStdout` is for `command`/`image` nodes; a `job` reports outputs itself"
             )
+        if (problem := file_output_problem(self)) is not None:
+            raise ValueError(problem)
         return self
 
 
