@@ -109,6 +109,30 @@ def check_sequence(r: RunResult) -> None:
     assert r.node("countdown")["outputs"]["left"] == [3, 2, 1]
 
 
+def check_dag_diamond(r: RunResult) -> None:
+    assert r.node("d")["outputs"] == {"result": "D after B after A and C after A"}
+
+
+def check_loops_param_result(r: RunResult) -> None:
+    assert r.node("gen-number-list")["outputs"] == {"result": "[3, 4, 5]"}
+    sleep = r.node("sleep-n")
+    assert sleep["items"] == {"total": 3, "succeeded": 3, "failed": 0}
+    assert sleep["outputs"]["result"] == [f"sleeping for {n} ms\n{n}" for n in (3, 4, 5)]
+
+
+def check_output_parameter(r: RunResult) -> None:
+    assert r.node("generate-parameter")["outputs"] == {"hello_param": "hello world"}
+    assert r.node("consume-parameter")["outputs"] == {"result": "hello world"}
+
+
+def check_coinflip(r: RunResult) -> None:
+    side = r.node("flip-coin")["outputs"]["result"]
+    assert side in ("heads", "tails")
+    other = "tails" if side == "heads" else "heads"
+    assert r.node(side)["outputs"] == {"result": f"it was {side}"}
+    assert r.node(other)["phase"] == "Skipped"
+
+
 EXPECTED = {
     "artifacts.yaml": ("Succeeded", check_artifacts),
     "hello.yaml": ("Succeeded", check_hello),
@@ -120,6 +144,10 @@ EXPECTED = {
     "exit-handlers.yaml": ("Failed", check_exit_handlers),
     "retry-backoff.yaml": ("Succeeded", check_retry_backoff),
     "sequence.yaml": ("Succeeded", check_sequence),
+    "dag-diamond.yaml": ("Succeeded", check_dag_diamond),
+    "loops-param-result.yaml": ("Succeeded", check_loops_param_result),
+    "output-parameter.yaml": ("Succeeded", check_output_parameter),
+    "coinflip.yaml": ("Succeeded", check_coinflip),
 }
 
 
@@ -143,5 +171,9 @@ def test_parameters_from_the_command_line() -> None:
     result = shoal_run(EXAMPLES / "catalog.yaml", "-p", "markets=2", "-p", "region=us")
     assert result.node("markets")["outputs"]["market_ids"] == ["us-1", "us-2"]
     assert result.node("integration")["items"]["total"] == 2
+    for seed, side in (("1", "heads"), ("5", "tails")):  # the flip is repeatable with a seed
+        result = shoal_run(EXAMPLES / "coinflip.yaml", "-p", f"seed={seed}")
+        assert result.node("flip-coin")["outputs"] == {"result": side}
+        assert result.node("heads" if side == "tails" else "tails")["phase"] == "Skipped"
     result = shoal_run(EXAMPLES / "sequence.yaml", "-p", "shards=5")
     assert result.node("shards")["outputs"]["message"][-1] == "hello, shard-04!"
