@@ -11,8 +11,8 @@ from shoal.sdk import Workflow
 workflow = Workflow("output-parameter", image="ghcr.io/shoal-dev/worker:0.1.0")
 generate = workflow.command(
     "generate-parameter",
-    ["sh", "-c", 'sleep 0.1; echo -n "hello world" > /tmp/hello_world.txt'],
-    outputs={"hello_param": OutputFile(path="/tmp/hello_world.txt")},
+    ["sh", "-c", 'sleep 0.1; echo -n "hello world" > /tmp/hello_world-$SHOAL_WORKFLOW_UID.txt'],
+    outputs={"hello_param": OutputFile(path="/tmp/hello_world-$(SHOAL_WORKFLOW_UID).txt")},
 )
 workflow.command(
     "consume-parameter",

@@ -151,3 +151,17 @@ def test_a_failed_command_keeps_its_exit_code_and_reports_no_outputs(tmp_path: P
     code, lines, _ = _exec(tmp_path, "printf heads > coin; exit 3", "coin")
     assert code == 3
     assert not any(isinstance(line, ResultMessage) for line in lines)
+
+
+def test_a_path_names_environment_variables_as_kubernetes_does(tmp_path: Path) -> None:
+    env = {**os.environ, TOKEN_ENV: TOKEN, "SHOAL_ARTIFACTS": "", "SHOAL_ITEM_INDEX": "4"}
+    done = subprocess.run(
+        [sys.executable, "-m", "shoal_worker.runner", "exec",
+         "--output", f"coin={tmp_path}/coin-$(SHOAL_ITEM_INDEX)-$(UNSET_NAME)",
+         "--termination-log", str(tmp_path / "termination-log"),
+         "--", "sh", "-c", 'printf tails > "coin-$SHOAL_ITEM_INDEX-\\$(UNSET_NAME)"'],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    result = parse_line(done.stdout.splitlines()[-1], TOKEN)
+    assert result == ResultMessage("succeeded", {"coin": "tails"}, None, seq=1)

@@ -13,6 +13,7 @@ second-guessed (its files are not read).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ __all__ = [
     "EXEC_USAGE",
     "ExecOptions",
     "exec_main",
+    "expand",
     "parse_exec",
     "read_output",
 ]
@@ -46,6 +48,7 @@ DEFAULT_MAX_BYTES = 256 * 1024
 passes its MAX_OUTPUT_FILE_BYTES)."""
 EXIT_CANNOT_START = 127
 _CHUNK = 64 * 1024
+_VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 EXEC_USAGE = """\
 usage: shoal-worker exec [--output NAME=PATH]... [--max-bytes N]
@@ -96,6 +99,12 @@ def parse_exec(argv: list[str]) -> ExecOptions:
     if not options.command:
         raise UsageError("no command given: shoal-worker exec [options] -- COMMAND [ARG]...")
     return options
+
+
+def expand(path: str, env: Mapping[str, str]) -> str:
+    """`$(NAME)` replaced by the variable's value, as Kubernetes expands a container's
+    command line (an unknown name stays as written); the same in a local run."""
+    return _VARIABLE.sub(lambda m: env.get(m.group(1), m.group(0)), path)
 
 
 def read_output(name: str, path: str, max_bytes: int) -> str:
@@ -176,7 +185,10 @@ def _forward(source: IO[bytes] | None, target: IO[bytes]) -> bool:
 
 def _outputs(options: ExecOptions, env: Mapping[str, str]) -> dict[str, Any]:
     """Every declared file as an output, offloaded like a job's when a store is set."""
-    values = {name: read_output(name, path, options.max_bytes) for name, path in options.outputs}
+    values = {
+        name: read_output(name, expand(path, env), options.max_bytes)
+        for name, path in options.outputs
+    }
     try:
         offload = offloader(env, lazy_store(env))
     except UsageError as exc:
