@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from shoal.sdk import Workflow, submit
-from tests.cluster.conftest import REPO, get_workflow
+from tests.cluster.conftest import REPO, as_run_result, get_workflow
+from tests.local.test_examples import EXPECTED
+from tests.unit.test_sdk_examples import load_sdk_workflow
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("shoal_operator", "operator_log")]
 
@@ -46,3 +48,22 @@ def test_submit_with_watch_runs_the_workflow_in_the_cluster(
     assert stored["spec"]["parameters"] == {"name": "Ada"}
     assert [n["name"] for n in stored["spec"]["nodes"]] == ["hello", "goodbye"]
     assert stored["spec"]["nodes"][1]["dependsOn"] == ["hello"]
+
+
+@pytest.mark.parametrize("example", sorted(EXPECTED))
+def test_each_examples_sdk_twin_submits_and_ends_as_its_yaml_does(
+    example: str, kubeconfig: Path, namespace: str
+) -> None:
+    # The YAML goes through kubectl in test_operator.py; its twin through submit(watch=True),
+    # to the same phase and the same outputs (the check each example has).
+    phase, check = EXPECTED[example]
+    done = submit(
+        load_sdk_workflow(example),
+        namespace=namespace,
+        watch=True,
+        watch_seconds=150,
+        poll_seconds=0.2,
+        kubeconfig=str(kubeconfig),
+    )
+    assert done["status"]["phase"] == phase, done["status"]
+    check(as_run_result(done))

@@ -127,6 +127,30 @@ def check_child_workflow(r: RunResult) -> None:
     assert r.node("publish")["phase"] == "Omitted"
 
 
+def check_dag_diamond(r: RunResult) -> None:
+    assert r.node("d")["outputs"] == {"result": "D after B after A and C after A"}
+
+
+def check_loops_param_result(r: RunResult) -> None:
+    assert r.node("gen-number-list")["outputs"] == {"result": "[3, 4, 5]"}
+    sleep = r.node("sleep-n")
+    assert sleep["items"] == {"total": 3, "succeeded": 3, "failed": 0}
+    assert sleep["outputs"]["result"] == [f"sleeping for {n} ms\n{n}" for n in (3, 4, 5)]
+
+
+def check_output_parameter(r: RunResult) -> None:
+    assert r.node("generate-parameter")["outputs"] == {"hello_param": "hello world"}
+    assert r.node("consume-parameter")["outputs"] == {"result": "hello world"}
+
+
+def check_coinflip(r: RunResult) -> None:
+    side = r.node("flip-coin")["outputs"]["result"]
+    assert side in ("heads", "tails")
+    other = "tails" if side == "heads" else "heads"
+    assert r.node(side)["outputs"] == {"result": f"it was {side}"}
+    assert r.node(other)["phase"] == "Skipped"
+
+
 EXPECTED = {
     "artifacts.yaml": ("Succeeded", check_artifacts),
     "hello.yaml": ("Succeeded", check_hello),
@@ -140,6 +164,10 @@ EXPECTED = {
     "sequence.yaml": ("Succeeded", check_sequence),
     "suspend.yaml": ("Succeeded", check_suspend),
     "child-workflow.yaml": ("Failed", check_child_workflow),
+    "dag-diamond.yaml": ("Succeeded", check_dag_diamond),
+    "loops-param-result.yaml": ("Succeeded", check_loops_param_result),
+    "output-parameter.yaml": ("Succeeded", check_output_parameter),
+    "coinflip.yaml": ("Succeeded", check_coinflip),
 }
 
 
@@ -163,5 +191,9 @@ def test_parameters_from_the_command_line() -> None:
     result = shoal_run(EXAMPLES / "catalog.yaml", "-p", "markets=2", "-p", "region=us")
     assert result.node("markets")["outputs"]["market_ids"] == ["us-1", "us-2"]
     assert result.node("integration")["items"]["total"] == 2
+    for seed, side in (("1", "heads"), ("5", "tails")):  # the flip is repeatable with a seed
+        result = shoal_run(EXAMPLES / "coinflip.yaml", "-p", f"seed={seed}")
+        assert result.node("flip-coin")["outputs"] == {"result": side}
+        assert result.node("heads" if side == "tails" else "tails")["phase"] == "Skipped"
     result = shoal_run(EXAMPLES / "sequence.yaml", "-p", "shards=5")
     assert result.node("shards")["outputs"]["message"][-1] == "hello, shard-04!"

@@ -38,5 +38,5 @@ def test_a_free_variable_inside_a_macro_is_still_unknown() -> None:
 
 
 def test_hyphenated_node_name_gets_the_index_hint() -> None:
-    with pytest.raises(ExpressionError, match=r'nodes\["name"\]'):
+    with pytest.raises(ExpressionError, match=r"nodes\['data-proxy'\] or nodes\.data_proxy"):
         compile_expression("nodes.data-proxy.outputs.endpoint")

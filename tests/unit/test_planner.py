@@ -484,9 +484,16 @@ def test_a_fan_out_over_the_item_limit_fails_before_any_item_is_tracked(
 
 
 @pytest.mark.parametrize(
-    ("value", "type_name"), [(5, "int"), ({"a": 1}, "dict"), ("abc", "str"), (None, "NoneType")]
+    ("value", "message"),
+    [
+        (5, "forEach must yield a list, got int"),
+        ({"a": 1}, "forEach must yield a list, got dict"),
+        ("abc", "forEach got text that is not a JSON list: 'abc'"),  # a string is read as JSON
+        ('{"a": 1}', "forEach got text holding a JSON dict, not a list"),
+        (None, "forEach must yield a list, got NoneType"),
+    ],
 )
-def test_a_fan_out_over_a_non_list_fails_the_node(value: Any, type_name: str) -> None:
+def test_a_fan_out_over_a_non_list_fails_the_node(value: Any, message: str) -> None:
     wf = workflow(
         {"name": "a"},
         {
@@ -500,9 +507,7 @@ def test_a_fan_out_over_a_non_list_fails_the_node(value: Any, type_name: str) ->
     sim = Simulator(wf, {("a", 0): ok(ids=value)})
     sim.run()
     assert sim.started("each") == []
-    assert finish_node(sim, "each") == FinishNode(
-        "each", NodePhase.FAILED, f"forEach must yield a list, got {type_name}"
-    )
+    assert finish_node(sim, "each") == FinishNode("each", NodePhase.FAILED, message)
     assert sim.state.nodes["after"].phase is NodePhase.OMITTED
     assert sim.state.phase is WorkflowPhase.FAILED
 
@@ -1052,3 +1057,15 @@ def test_a_running_always_node_is_not_killed_by_a_stop() -> None:
     sim.run()
     assert [(k.node, k.index) for k in sim.decisions(KillTask)] == [("other", 0)]
     assert phases(sim.state) == {"notify": NodePhase.SUCCEEDED, "other": NodePhase.FAILED}
+
+
+def test_a_fan_out_over_a_printed_json_list_runs_one_item_per_element() -> None:
+    # Argo's withParam over a step's result: the string `outputs.result` read as a list.
+    wf = workflow(
+        {"name": "a"},
+        {"name": "each", "dependsOn": ["a"], "forEach": "${{ nodes.a.outputs.result }}",
+         "itemArg": "i"},
+    )  # fmt: skip
+    sim = Simulator(wf, {("a", 0): ok(result='[3, "four", {"n": 5}]\n')})
+    sim.run()
+    assert [s.args for s in sim.started("each")] == [{"i": 3}, {"i": "four"}, {"i": {"n": 5}}]

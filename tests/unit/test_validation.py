@@ -251,9 +251,9 @@ def test_an_unknown_variable_hints_at_index_syntax_for_hyphenated_nodes(files: F
         },
     )
     assert files.one(doc) == (
-        "node 'b': when: bad expression: 'nodes.data-proxy.outputs.n > 0': unknown name 'proxy'; "
-        "expressions can use item, itemIndex, nodes, params, workflow "
-        '(a node name with "-" must be written nodes["name"])'
+        "node 'b': when: bad expression: 'nodes.data-proxy.outputs.n > 0': `nodes.data-proxy` "
+        "reads as a subtraction, since `-` is minus in CEL; write nodes['data-proxy'] or "
+        "nodes.data_proxy"
     )
 
 

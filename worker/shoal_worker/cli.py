@@ -13,6 +13,7 @@ USAGE = f"""\
 usage: shoal-worker [run] [--job NAME] [--args JSON | --args-file PATH]
                     [--import MODULE]... [--termination-log PATH]
        shoal-worker list [--import MODULE]...
+       shoal-worker exec [--output NAME=PATH]... -- COMMAND [ARG]...
 
 Run one shoal job and report it with the @shoal/2 stdout protocol (docs/protocol.md).
 Without a command, behaves like 'run'; each option falls back to an environment variable.
@@ -30,6 +31,9 @@ The attempt's token comes from SHOAL_PROTOCOL_TOKEN (set by the executor); every
 protocol line and the termination message carry it.
 
 list: print the names of the registered jobs (imports, entry points, built-ins).
+
+exec: run COMMAND, then report each file PATH it wrote as the output NAME
+(a command node's `outputs`, docs/workflows.md).
 
 exit status: 0 succeeded, 1 the job failed, 2 usage error, 128+N killed by signal N
 """

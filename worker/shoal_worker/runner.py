@@ -24,6 +24,8 @@ from .context import Context
 from .emit import Emitter, LineSafeWriter
 from .errors import JobFailed, OutputError, Terminated, UsageError
 from .protocol import TOKEN_ENV, ErrorMessage, ResultMessage
+from .store_env import lazy_store as _lazy_store
+from .store_env import offloader as _offloader
 from .termination import (
     DEFAULT_TERMINATION_PATH,
     build_termination_message,
@@ -36,8 +38,6 @@ if TYPE_CHECKING:
     from types import FrameType, TracebackType
     from typing import Any
 
-    from .artifacts import ArtifactStore
-    from .offload import Offloader
 
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    if argv and argv[0] == "exec":  # a plain command with outputs read from files
+        from .file_outputs import exec_main
+
+        return exec_main(argv[1:])
     try:
         options = parse_command_line(argv)
     except UsageError as exc:
@@ -305,47 +309,6 @@ def _run_async(awaitable: Awaitable[Any], guard: _SigtermGuard) -> Any:
 
 class _ArtifactFailure(Exception):
     """Reading an argument's artifact failed (the store's ArtifactError, imported late)."""
-
-
-def _lazy_store(env: Mapping[str, str]) -> Callable[[], ArtifactStore] | None:
-    """The configured store, opened on first use; None when none is configured.
-
-    The artifact modules are imported only when a store is configured: a worker without
-    one starts as fast as before. Bad settings are a usage error: the pod was started
-    wrongly, and retrying will not help.
-    """
-    if not env.get("SHOAL_ARTIFACTS", "").strip():
-        return None
-    from .artifacts import open_store
-    from .store_settings import StoreSettings
-
-    try:
-        settings = StoreSettings.from_env(env)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if settings is None:
-        return None
-    opened: list[ArtifactStore] = []
-
-    def store() -> ArtifactStore:
-        if not opened:
-            opened.append(open_store(settings))
-        return opened[0]
-
-    return store
-
-
-def _offloader(
-    env: Mapping[str, str], store: Callable[[], ArtifactStore] | None
-) -> Offloader | None:
-    if store is None:
-        return None  # no store: outputs stay inline, as large as they are
-    from .offload import OFFLOAD_BYTES, Offloader
-
-    raw = env.get("SHOAL_OFFLOAD_BYTES", "").strip()
-    if raw and not raw.isdigit():
-        raise UsageError(f"SHOAL_OFFLOAD_BYTES must be a number of bytes, got {raw!r}")
-    return Offloader(store, env, int(raw) if raw else OFFLOAD_BYTES)
 
 
 def _returned_outputs(value: Any) -> dict[str, Any]:

@@ -84,3 +84,8 @@ MAX_CHILD_DEPTH: Final = 4
 """Workflows nested through child-workflow nodes (`workflow:`): a child of a child ... at
 most this deep. Counted in the manifest (inline specs) and at run time from the parent's
 `shoal.dev/depth` label, so a loop of workflows creating each other stops here."""
+MAX_OUTPUT_FILE_BYTES: Final = 256 * 1024
+"""Bytes of one file a command node declares in `outputs` (`{name: {path: ...}}`); a
+larger file fails the node naming this limit (large data belongs in an artifact)."""
+MAX_OUTPUT_FILES: Final = 32
+"""Files one command node may declare in `outputs`."""

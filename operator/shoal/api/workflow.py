@@ -23,6 +23,7 @@ from shoal.api.common import (
     ResourceRequirements,
     Toleration,
 )
+from shoal.api.file_outputs import OutputFile, file_output_problem
 from shoal.api.gates import Approval, SuspendSpec
 from shoal.api.limits import (
     MAX_DEPENDS_ON,
@@ -30,6 +31,7 @@ from shoal.api.limits import (
     MAX_LIST_ITEMS,
     MAX_NAME_LENGTH,
     MAX_NODES,
+    MAX_OUTPUT_FILES,
     MAX_PROPERTIES,
     MAX_STRING_LENGTH,
     MAX_TEXT_LENGTH,
@@ -171,6 +173,9 @@ class Node(PodSettings):
     """An approval gate: no pod; the node waits for `shoal resume` (docs/flow-control.md)."""
     workflow: ChildWorkflow | None = None
     """A child workflow: the node creates it, waits for it, takes its outputs (cluster only)."""
+    outputs: dict[str, OutputFile] | None = Field(None, max_length=MAX_OUTPUT_FILES)
+    """A command node's outputs read from files it wrote: `{name: {path: /tmp/out.txt}}`,
+    each read once the command exited 0 (docs/workflows.md, "Outputs from files")."""
 
     @model_validator(mode="after")
     def _one_kind_of_work(self) -> Node:
@@ -202,6 +207,8 @@ class Node(PodSettings):
             raise ValueError(
                 "`captureStdout` is for `command`/`image` nodes; a `job` reports outputs itself"
             )
+        if (problem := file_output_problem(self)) is not None:
+            raise ValueError(problem)
         return self
 
 

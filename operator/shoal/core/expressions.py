@@ -5,7 +5,8 @@ terminating, and well known to people who write manifests. An expression sees:
 
 - `params`: the workflow's parameters,
 - `nodes`: `nodes.<name>.outputs` and `nodes.<name>.phase` of the node's ancestors
-  (write `nodes["data-proxy"]` for names with `-`, since `-` is minus in CEL),
+  (`-` is minus in CEL: write `nodes.data_proxy` or `nodes["data-proxy"]` for the node
+  `data-proxy`; node names never hold `_`, so the `_` spelling always means one node),
 - `item` and `itemIndex`: the current fan-out element (fan-out nodes only),
 - `workflow`: `workflow.name`, `workflow.namespace`, `workflow.uid`; the exit handler
   (`spec.onExit`) also sees `workflow.status`, `workflow.failures` and `workflow.duration`.
@@ -45,7 +46,8 @@ _NODE_INDEX = re.compile(r"\bnodes\s*\[\s*(['\"])(.*?)\1\s*\]")
 _NODE_ANY = re.compile(r"\bnodes\b")
 _PARAM_DOT = re.compile(r"\bparams\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 _PARAM_INDEX = re.compile(r"\bparams\s*\[\s*(['\"])(.*?)\1\s*\]")
-_HYPHENATED_NODE = re.compile(r"\bnodes\s*\.\s*[A-Za-z_][A-Za-z0-9_]*\s*-\s*[A-Za-z_]")
+_HYPHENATED_NODE = re.compile(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*(?:\s*-\s*[A-Za-z0-9_]+)+)")
+_STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 # Variables bound by CEL's comprehension macros: `ids.filter(i, i > 2)` binds `i`.
 _MACRO_BINDING = re.compile(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter|transformList|transformMap)"
@@ -87,6 +89,8 @@ class Expression:
     param_refs: frozenset[str]
     iterates: bool = False
     """True when it calls a comprehension macro: evaluated under the time budget."""
+    node_spellings: tuple[tuple[str, str], ...] = ()
+    """(`data_proxy`, `data-proxy`): nodes read as `nodes.<name with _ for ->`."""
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against `context`, passing only what the expression reads.
@@ -99,8 +103,8 @@ class Expression:
             if name not in context:
                 continue
             value = context[name]
-            if name == "nodes" and not self.dynamic_nodes:
-                value = {n: value[n] for n in self.node_refs if n in value}
+            if name == "nodes":
+                value = self._nodes_scope(value)
             scope[name] = value
         if self.iterates:
             return self._evaluate_budgeted(scope)
@@ -111,6 +115,16 @@ class Expression:
             raise ExpressionError(f"{self.source!r}: no such key {key!r}") from None
         except Exception as err:  # the CEL runtime raises assorted built-in types
             raise ExpressionError(f"{self.source!r}: {err}") from None
+
+    def _nodes_scope(self, nodes: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The nodes the expression reads, each also under its `_` spelling if used so."""
+        if self.dynamic_nodes and not self.node_spellings:
+            return nodes
+        scope = dict(nodes) if self.dynamic_nodes else {}
+        if not self.dynamic_nodes:
+            scope.update((n, nodes[n]) for n in self.node_refs if n in nodes)
+        scope.update((spelled, nodes[n]) for spelled, n in self.node_spellings if n in nodes)
+        return scope
 
     def _evaluate_budgeted(self, scope: dict[str, Any]) -> Any:
         # Imported on first use: the sandbox brings subprocess, pickle and multiprocessing,
@@ -193,6 +207,7 @@ def compile_expression(source: str, *, names: frozenset[str] = VARIABLES) -> Exp
     if not text:
         raise ExpressionError("empty expression")
     check_structure(text)
+    _refuse_hyphenated_node(text)
     try:
         program = cel.compile(text)
     except Exception as err:
@@ -201,14 +216,13 @@ def compile_expression(source: str, *, names: frozenset[str] = VARIABLES) -> Exp
     variables = frozenset(program.variables()) - bound
     unknown = sorted(variables - names)
     if unknown:
-        hint = ""
-        if _HYPHENATED_NODE.search(text):
-            hint = ' (a node name with "-" must be written nodes["name"])'
         raise ExpressionError(
             f"{text!r}: unknown name {', '.join(repr(u) for u in unknown)}; "
-            f"expressions can use {', '.join(sorted(names))}{hint}"
+            f"expressions can use {', '.join(sorted(names))}"
         )
-    dotted = set(_NODE_DOT.findall(text))
+    spelled = set(_NODE_DOT.findall(text))
+    spellings = tuple(sorted((s, s.replace("_", "-")) for s in spelled if "_" in s))
+    dotted = {s.replace("_", "-") for s in spelled}
     indexed = {m[1] for m in _NODE_INDEX.findall(text)}
     uses = len(_NODE_ANY.findall(text))
     node_refs = frozenset(dotted | indexed)
@@ -224,6 +238,21 @@ def compile_expression(source: str, *, names: frozenset[str] = VARIABLES) -> Exp
         dynamic_nodes=dynamic,
         param_refs=frozenset(params),
         iterates=_MACRO_CALL.search(text) is not None,
+        node_spellings=spellings,
+    )
+
+
+def _refuse_hyphenated_node(text: str) -> None:
+    """`nodes.flip-coin` parses as `nodes.flip - coin`: a subtraction from a node's map,
+    never meaningful, and silent when `coin` happens to be a variable or a number. Refused
+    with the two spellings that work (string literals are not looked into)."""
+    match = _HYPHENATED_NODE.search(_STRING_LITERAL.sub('""', text))
+    if match is None:
+        return
+    name = re.sub(r"\s+", "", match.group(1))
+    raise ExpressionError(
+        f"{_excerpt(text)}: `nodes.{name}` reads as a subtraction, since `-` is minus in "
+        f"CEL; write nodes['{name}'] or nodes.{name.replace('-', '_')}"
     )
 
 

@@ -77,6 +77,7 @@ from shoal.core.state import (
     Task,
     TaskPhase,
 )
+from shoal.core.text_items import TextItemsError, items_from_text
 from shoal_worker.offload import ValueRef, encode
 
 __all__ = [
@@ -223,6 +224,11 @@ def _items(
         if isinstance(found, str):
             raise ExpressionError(f"forEach: cannot read the list: {found}")
         return found, ref.ref.key
+    if isinstance(value, str):  # a JSON list a step printed (Argo's withParam)
+        try:
+            value = items_from_text(value)
+        except TextItemsError as err:
+            raise ExpressionError(f"forEach got {err}") from None
     if not isinstance(value, list):
         raise ExpressionError(f"forEach must yield a list, got {type(value).__name__}")
     return value, None

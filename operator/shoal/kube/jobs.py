@@ -27,6 +27,7 @@ from shoal.api.common import GROUP_VERSION
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import StartTask
 from shoal.core.defaults import ResolvedPod
+from shoal.core.file_outputs import POD_WORKER, wrap
 from shoal.kube.naming import ANNOTATION_ARGS, job_name, task_labels
 from shoal_worker.protocol import TOKEN_ENV
 
@@ -175,6 +176,9 @@ def _work(
                 },
             }
         )
+    elif node.spec.outputs and task.command:
+        command = [*task.command, *(str(a) for a in task.args or [])]
+        container["command"] = wrap(node.spec, command, POD_WORKER)
     else:
         if task.command:
             container["command"] = task.command

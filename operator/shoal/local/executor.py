@@ -23,6 +23,7 @@ from shoal.artifact_steps import StoreFactory, load_items, store_outputs
 from shoal.core.children import LOCAL_REFUSAL
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import FinishNode, KillTask, LoadItems, StartTask, StoreOutputs
+from shoal.core.file_outputs import wrap
 from shoal.core.planner import advance
 from shoal.core.state import (
     ItemsLoaded,
@@ -53,6 +54,8 @@ from shoal.local.reporting import Reporter
 from shoal_worker.artifacts import ArtifactError, ArtifactStore
 from shoal_worker.protocol import TOKEN_ENV, Message, ProgressMessage, new_token
 
+LOCAL_WORKER = (sys.executable, "-m", "shoal_worker.runner")
+"""This interpreter's worker: what wraps a command with `outputs` from files."""
 STOP_BOUND_SECONDS = KILL_GRACE_SECONDS + 2.0
 """After a stop (SIGTERM, Ctrl-C), children still there this long later are SIGKILLed and
 given up on, so `shoal run` always ends within a few seconds."""
@@ -238,7 +241,7 @@ class LocalExecutor:
                 task.transient.append(args_file)
             argv = worker_argv(node.spec.job, args_file, termination)
         elif d.command:
-            argv = [*d.command, *(d.args or [])]
+            argv = wrap(node.spec, [*d.command, *(d.args or [])], LOCAL_WORKER)
         else:
             message = f"image {node.image!r} has no command to run locally; set `command`"
             self._finish(task, succeeded=False, exit_code=None, outputs={}, message=message)

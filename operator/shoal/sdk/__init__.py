@@ -22,6 +22,7 @@ from shoal.sdk.refs import FanOut as FanOut
 from shoal.sdk.refs import Ref as Ref
 from shoal.sdk.refs import SdkError as SdkError
 from shoal.sdk.refs import each as each
+from shoal.sdk.refs import sequence as sequence
 from shoal.sdk.render import parse_yaml as parse_yaml
 from shoal.sdk.render import to_dict as to_dict
 from shoal.sdk.render import to_yaml as to_yaml

@@ -148,9 +148,14 @@ class Step:
             raise SdkError(f"node {self.name!r}: fans out over {fanned}; a node fans out once")
         if fanned:
             if "for_each" in self._fields:
-                raise SdkError(f"node {self.name!r}: both .item/each() and for_each are set")
+                raise SdkError(
+                    f"node {self.name!r}: both .item/each()/sequence() and for_each are set"
+                )
             fan: FanOut = args.pop(fanned[0])
-            fields["for_each"] = templated(fan.values)
+            if fan.sequence is not None:
+                fields["with_sequence"] = fan.sequence
+            else:
+                fields["for_each"] = templated(fan.values)
             fields["item_arg"] = fanned[0]
         if args:
             fields["args"] = templated(args)

@@ -118,6 +118,9 @@ def _type_problems(name: str, value: Any, annotation: Any) -> list[str]:
     if annotation is inspect.Parameter.empty:
         return []
     if isinstance(value, FanOut):
+        if value.sequence is not None:  # integers, or text with a format
+            sample = "" if "format" in value.sequence else 0
+            return [p for p in [_literal_problem(name, sample, annotation)] if p]
         if isinstance(value.values, list):
             return [p for v in value.values if (p := _literal_problem(name, v, annotation))]
         element = _element_type(value.values.type)

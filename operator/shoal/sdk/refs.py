@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FanOut", "Ref", "SdkError", "each", "member"]
+__all__ = ["FanOut", "Ref", "SdkError", "each", "member", "sequence"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -60,9 +60,12 @@ class Ref:
 
 @dataclass(frozen=True, slots=True)
 class FanOut:
-    """A job argument that takes each element of a list in turn (forEach + itemArg)."""
+    """A job argument that takes each element of a list in turn (forEach + itemArg), or
+    each integer of a sequence (withSequence + itemArg)."""
 
     values: Ref | list[Any]
+    sequence: dict[str, Any] | None = None
+    """`withSequence`'s fields (camelCase), when this fans out over integers."""
 
 
 def each(values: Ref | list[Any]) -> FanOut:
@@ -70,6 +73,21 @@ def each(values: Ref | list[Any]) -> FanOut:
     if isinstance(values, list) and not values:
         raise SdkError("each(): an empty list would never run a pod")
     return FanOut(values)
+
+
+def sequence(
+    count: int | Ref | None = None,
+    *,
+    start: int | Ref | None = None,
+    end: int | Ref | None = None,
+    format: str | None = None,
+) -> FanOut:
+    """Fan out over integers (`withSequence`): `count` of them from `start` (default 0),
+    or `start`..`end` inclusive; `format` (`"shard-%02d"`) makes each item a string."""
+    if (count is None) == (end is None):
+        raise SdkError("sequence(): give either count or end")
+    fields = {"count": count, "start": start, "end": end, "format": format}
+    return FanOut([], {k: templated(v) for k, v in fields.items() if v is not None})
 
 
 def templated(value: Any) -> Any:

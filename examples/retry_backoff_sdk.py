@@ -1,0 +1,29 @@
+"""examples/retry-backoff.yaml written with the Python SDK (same manifest, same run)."""
+
+from __future__ import annotations
+
+import sys
+
+from jobs import flaky
+
+from shoal.api.workflow import RetryOn
+from shoal.sdk import RetryPolicy, Workflow
+
+workflow = Workflow("retry-backoff", image="ghcr.io/shoal-dev/worker:0.1.0")
+workflow.job("flaky", flaky, succeed_on_attempt=3).set(
+    retries=RetryPolicy(
+        limit=10,
+        backoff_seconds=0.2,
+        factor=2,
+        retry_policy=RetryOn.ON_FAILURE,
+        expression="lastRetry.exitCode != 2",
+        max_duration_seconds=60,
+    )
+)
+
+if __name__ == "__main__":
+    if "--run" in sys.argv[1:]:
+        result = workflow.run_local(quiet=False)
+        print(result.phase)
+        sys.exit(result.exit_code)
+    sys.stdout.write(workflow.to_yaml())
