@@ -5,28 +5,4 @@ of the shard leases, and which shards a replica should take or give up. The Kube
 side (Lease objects, the write guard) is `kube/shard_leases.py` and `kube/write_guard.py`.
 """
 
-from shoal.sharding.policy import (
-    DEFAULT_SHARDS,
-    LABEL_SHARD,
-    LeaseRecord,
-    ShardPlan,
-    ShardTiming,
-    live_holders,
-    may_write,
-    plan_shards,
-    quotas,
-    shard_of,
-)
-
-__all__ = [
-    "DEFAULT_SHARDS",
-    "LABEL_SHARD",
-    "LeaseRecord",
-    "ShardPlan",
-    "ShardTiming",
-    "live_holders",
-    "may_write",
-    "plan_shards",
-    "quotas",
-    "shard_of",
-]
+__all__ = ["policy"]
