@@ -182,10 +182,10 @@ class ShardLeases:
 
     async def tick(self) -> None:
         """One pass over the leases."""
-        await self._renew_membership()
         listing = await self.api.get(leases_path(self.namespace), labelSelector=LABEL_LEASE)
         shard_leases, members = self._read(listing.get("items") or [])
         await self._renew(shard_leases)
+        await self._renew_membership()
         now = self.clock()
         records = {}
         for shard, lease in shard_leases.items():
@@ -241,11 +241,22 @@ class ShardLeases:
         name = f"shoal-replica-{self.identity}"[:253]
         body = self._lease(name, "replica", self.identity, time.time())
         try:
-            await self.api.request("PUT", leases_path(self.namespace, name), body=body)
+            await self.api.merge_patch(leases_path(self.namespace, name), {"spec": body["spec"]})
         except ApiError as err:
             if err.status != 404:
                 raise
-            await self.api.create(leases_path(self.namespace), body)
+            await self._create(body)
+
+    async def _create(self, body: dict[str, Any]) -> bool:
+        """Create a lease; False when another replica created it first (a race the
+        AlreadyExists metric of Job and Workflow creations must not count)."""
+        try:
+            await self.api.request("POST", leases_path(self.namespace), body=body)
+        except ApiError as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
 
     async def _renew(self, leases: dict[int, dict[str, Any]]) -> None:
         for shard in list(self.renewed):
@@ -285,7 +296,7 @@ class ShardLeases:
         began = self.clock()
         if lease is None:
             body = self._lease(shard_lease_name(shard), "shard", self.identity, time.time())
-            got = await self.api.create(leases_path(self.namespace), body) is not None
+            got = await self._create(body)
         else:
             got = await self._put(lease, self.identity)
         if got:
@@ -323,7 +334,13 @@ class ShardLeases:
             self._lost(shard, "not renewed within the renew deadline")
 
     async def close(self) -> None:
-        """Drain and release every shard and leave the membership (a graceful exit)."""
+        """Drain and release every shard and leave the membership (a graceful exit);
+        bounded: an unreachable API leaves the leases to expire instead."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.timing.renew_deadline):
+                await self._leave()
+
+    async def _leave(self) -> None:
         for shard in list(self.renewed):
             with contextlib.suppress(Exception):
                 lease = await self.api.get(leases_path(self.namespace, shard_lease_name(shard)))
