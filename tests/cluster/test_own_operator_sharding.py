@@ -259,3 +259,46 @@ def test_own_operator_frozen_past_its_renew_deadline_writes_nothing_once_thawed(
     assert {(j.metadata.annotations or {}).get(CREATED_BY) for j in jobs(k8s_api, namespace)} == {
         "r0"
     }
+
+
+def test_own_operator_a_frequent_cron_fires_once_per_time_across_a_hand_off(
+    crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    """Every 2 s across three replicas; the replica holding the cron's shard is stopped
+    (SIGTERM, as in a rolling update) and another carries on: no time missed or doubled."""
+    from shoal.sharding.policy import shard_of
+    from tests.cluster.test_cron import NOOP, Runs, create_cron, cron, epoch, get_cron, watch_runs
+
+    names = ["r0", "r1", "r2"]
+    replicas = {n: Replica(kubeconfig, namespace, n, tmp_path / f"{n}.log") for n in names}
+    seen: Runs = {}
+
+    def at_least(count: int) -> Any:
+        def enough(runs: Runs) -> bool:
+            seen.update(runs)
+            return len(seen) >= count
+
+        return enough
+
+    try:
+        wait_until(lambda: sorted(set(holders(k8s_api, namespace).values())) == names, 90, "spread")
+        create_cron(
+            k8s_api,
+            namespace,
+            cron("tick", NOOP, catchUp={"policy": "all"}, successfulRunsHistoryLimit=100),
+        )
+        watch_runs(k8s_api, namespace, "tick", at_least(3), timeout=60)
+        shard = shard_of(get_cron(k8s_api, namespace, "tick")["metadata"]["uid"], SHARDS)
+        holder = holders(k8s_api, namespace)[f"shoal-shard-{shard:02d}"]
+        replicas[holder].op.stop()
+        watch_runs(k8s_api, namespace, "tick", at_least(len(seen) + 6), timeout=90)
+        survivors = [n for n in names if n != holder]
+        assert [replicas[n].metric("shoal_api_already_exists") for n in survivors] == [0.0, 0.0]
+    finally:
+        for rep in replicas.values():
+            rep.op.stop()
+    epochs = sorted(epoch(n) for n in seen)
+    assert epochs == list(range(epochs[0], epochs[-1] + 1, 2)), "a time was missed"
+    creators = {(r["metadata"].get("annotations") or {}).get(CREATED_BY) for r in seen.values()}
+    assert holder in creators, creators
+    assert len(creators - {holder}) == 1, f"after the hand-off one replica fires: {creators}"
