@@ -46,6 +46,9 @@ from cluster_parts import (  # noqa: E402
     BenchError,
     apply_crds,
     bare_job,
+    cpu_delta,
+    cpu_snapshot,
+    cpu_table,
     create_namespace,
     machine_cpu_seconds,
     percentile,
@@ -58,6 +61,7 @@ from support.procs import Server, free_port, log_tail  # noqa: E402
 from shoal.kube.api import KubeApi, jobs_path, workflows_path  # noqa: E402
 
 WORKFLOW_LABEL = "shoal.dev/workflow"
+IDLE_SECONDS = 10.0
 TARGET_ONE_REPLICA = 0.8
 """1 replica sustains at least this share of the bare-Job rate (docs/scaling.md)."""
 
@@ -170,6 +174,10 @@ class Subject:
     latencies: list[float] = field(default_factory=list)
     cpu: float = 0.0
     workflows: int = 0
+    idle_cpu: float = 0.0
+    """The operators' CPU over the same time with nothing to do (kopf, the lease loop)."""
+    where: dict[str, float] = field(default_factory=dict)
+    """CPU seconds per process of the run (control plane, pods, operators) over the ladder."""
     note: str = ""
 
 
@@ -190,7 +198,12 @@ def start_operators(kubeconfig: Path, namespace: str, replicas: int, logs: Path)
 
 
 async def measure(
-    api: KubeApi, kubeconfig: Path, subject: Subject, args: argparse.Namespace, logs: Path
+    api: KubeApi,
+    kubeconfig: Path,
+    subject: Subject,
+    args: argparse.Namespace,
+    logs: Path,
+    pids: dict[str, int],
 ) -> None:
     namespace = f"tp-{subject.name}"
     await create_namespace(api, namespace)
@@ -203,7 +216,13 @@ async def measure(
     servers = [] if bare else start_operators(kubeconfig, namespace, subject.replicas, logs)
     try:
         await warm_up(api, observer, namespace, servers)
+        idle = sum(process_cpu(s.pid)[0] for s in servers)
+        idle_started = time.perf_counter()
+        await asyncio.sleep(IDLE_SECONDS)  # a measurement window: the operators' idle cost
         cpu_before = sum(process_cpu(s.pid)[0] for s in servers)
+        idle_rate = (cpu_before - idle) / (time.perf_counter() - idle_started)
+        ladder_started = time.perf_counter()
+        where_before = cpu_snapshot({**pids, **{s.name: s.pid for s in servers}})
         for rate in args.rates:
             stage, ok = await run_stage(api, observer, namespace, rate, args.window)
             subject.workflows += len(stage.submitted)
@@ -219,6 +238,9 @@ async def measure(
         for server in servers:
             server.check_alive()
         subject.cpu = sum(process_cpu(s.pid)[0] for s in servers) - cpu_before
+        subject.idle_cpu = idle_rate * (time.perf_counter() - ladder_started)
+        where_after = cpu_snapshot({**pids, **{s.name: s.pid for s in servers}})
+        subject.where = cpu_delta(where_before, where_after)
     finally:
         for task in tasks:
             task.cancel()
@@ -244,15 +266,25 @@ async def warm_up(api: KubeApi, observer: Observer, namespace: str, servers: lis
 
 def report(subjects: list[Subject], load: tuple[float, float], busy: float, wall: float) -> None:
     floor = subjects[0].best or float("nan")
-    print("\nsubject      sustained/min  ratio  queue p50   p99     operator CPU/workflow")
+    print(
+        "\nsubject      sustained/min  ratio  queue p50   p99     "
+        "operator CPU/workflow (net of idle)"
+    )
     for s in subjects:
         lat = s.latencies or [float("nan")]
-        cpu = f"{s.cpu / s.workflows * 1000:.0f} ms" if s.replicas and s.workflows else "-"
+        cpu = "-"
+        if s.replicas and s.workflows:
+            net = (s.cpu - s.idle_cpu) / s.workflows * 1000
+            cpu = f"{s.cpu / s.workflows * 1000:.0f} ms ({net:.0f} ms)"
         print(
             f"{s.name:<12} {s.best:>13g}  {s.best / floor:5.2f}  "
-            f"{percentile(lat, 50) * 1000:6.0f} ms {percentile(lat, 99) * 1000:6.0f} ms  {cpu:>10}"
+            f"{percentile(lat, 50) * 1000:6.0f} ms {percentile(lat, 99) * 1000:6.0f} ms  {cpu:>18}"
             + (f"   (stopped: {s.note})" if s.note else "")
         )
+    print("\nwhere the CPU went over each ladder, ms per item (busiest first):")
+    for s in subjects:
+        per_item = {k: v / max(1, s.workflows) for k, v in s.where.items()}
+        print(f"  {s.name:<12} {cpu_table(per_item, None)}")
     one = next(s for s in subjects if s.replicas == 1)
     three = next(s for s in subjects if s.replicas == 3)
     print(
@@ -266,14 +298,14 @@ def report(subjects: list[Subject], load: tuple[float, float], busy: float, wall
     )
 
 
-async def run(args: argparse.Namespace, kubeconfig: Path, logs: Path) -> None:
+async def run(args: argparse.Namespace, kubeconfig: Path, logs: Path, pids: dict[str, int]) -> None:
     api = KubeApi.connect(str(kubeconfig))
     subjects = [Subject("bare-jobs", 0), Subject("1-replica", 1), Subject("3-replicas", 3)]
     load_before, busy_before, started = os.getloadavg()[0], machine_cpu_seconds(), time.time()
     try:
         for subject in subjects:
             print(f"{subject.name} ...", flush=True)
-            await measure(api, kubeconfig, subject, args, logs)
+            await measure(api, kubeconfig, subject, args, logs, pids)
     finally:
         await api.close()
     busy = machine_cpu_seconds() - busy_before
@@ -298,7 +330,8 @@ def main() -> int:
             plane.start()
             kubeconfig = plane.kubeconfig
         apply_crds(kubeconfig)
-        asyncio.run(run(args, kubeconfig, root / "logs"))
+        pids = {} if plane is None else {s.name: s.pid for s in plane.servers}
+        asyncio.run(run(args, kubeconfig, root / "logs", pids))
     except BenchError as err:
         print(f"benchmark failed: {err}; logs in {root}", file=sys.stderr)
         return 1
