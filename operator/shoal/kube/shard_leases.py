@@ -266,6 +266,8 @@ class ShardLeases:
                 self._lost(shard, f"now held by {holder or 'nobody'}")
                 continue
             began = self.clock()
+            if began - self.renewed[shard] < self.timing.renew_deadline / 3:
+                continue  # renewed recently enough: at most every third of the deadline
             if await self._put(lease, self.identity):
                 self.renewed[shard] = began
 
