@@ -302,3 +302,42 @@ def test_own_operator_a_frequent_cron_fires_once_per_time_across_a_hand_off(
     creators = {(r["metadata"].get("annotations") or {}).get(CREATED_BY) for r in seen.values()}
     assert holder in creators, creators
     assert len(creators - {holder}) == 1, f"after the hand-off one replica fires: {creators}"
+
+
+def test_own_operator_scaled_three_to_one_to_three_while_workflows_run(
+    crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    """A Deployment scaled 3 → 1 → 3: leaving replicas drain and release (SIGTERM), new
+    ones are handed shards; every workflow finishes, no node runs twice, and the
+    hand-offs never fall back on AlreadyExists."""
+    marks = tmp_path / "marks"
+    marks.touch()
+    replicas = {
+        n: Replica(kubeconfig, namespace, n, tmp_path / f"{n}.log") for n in ("a", "b", "c")
+    }
+
+    def held_by(names: set[str]) -> bool:
+        return set(holders(k8s_api, namespace).values()) == names
+
+    try:
+        wait_until(lambda: held_by({"a", "b", "c"}), 90, "the shards spread over a, b, c")
+        runs = [f"scale-{i}" for i in range(12)]
+        for name in runs:
+            create_workflow(k8s_api, namespace, workflow(name, marks, seconds=1.0, chain=3))
+        wait_until(lambda: len(jobs(k8s_api, namespace)) >= 6, 120, "work under way")
+        replicas["b"].op.stop()
+        replicas["c"].op.stop()
+        wait_until(lambda: held_by({"a"}), 60, "a holding every shard")
+        for name in ("d", "e"):
+            replicas[name] = Replica(kubeconfig, namespace, name, tmp_path / f"{name}.log")
+        wait_until(lambda: held_by({"a", "d", "e"}), 90, "the shards spread over a, d, e")
+        for name in runs:
+            body = wait_workflow(k8s_api, namespace, name, timeout=300)
+            assert body["status"]["phase"] == "Succeeded", name
+        exists = [replicas[n].metric("shoal_api_already_exists") for n in ("a", "d", "e")]
+    finally:
+        for rep in replicas.values():
+            rep.op.stop()
+    assert exists == [0.0, 0.0, 0.0]
+    assert sorted(marks.read_text().split()) == expected_marks(runs, chain=3), "a node ran twice"
+    assert all(j.metadata.name.rsplit("-", 3)[2] == "1" for j in jobs(k8s_api, namespace))
