@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
+from prometheus_client import Gauge
 
 from shoal.archive.service import Archive
 from shoal.core.sandbox import SANDBOX, EvaluationFailed
@@ -34,8 +35,10 @@ from shoal.kube.impostors import ImpostorReport
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, MANAGED_BY
 from shoal.kube.pod_watch import watch_pods_in
+from shoal.kube.shard_leases import ShardLeases
 from shoal.kube.watch_gauges import past_deadline, pods_pending
 from shoal.operator_context import OperatorConfig, OperatorMemo
+from shoal.sharding.policy import ShardTiming
 
 __all__ = ["build_registry", "quiet_handled_events", "run_operator", "uses_namespace_globs"]
 
@@ -117,12 +120,37 @@ async def startup(shared: OperatorMemo, settings: kopf.OperatorSettings, **_: An
     shared.api = KubeApi.connect(config.kubeconfig)
     shared.dispatch_limit = asyncio.Semaphore(config.max_concurrent_requests)
     shared.metrics.bind_api(shared.api)
+    if config.sharding is not None:
+        start_shards(shared, config.sharding)
     if config.database_url:
         await open_archive(shared, config.database_url)
     if not globs:
         route = functools.partial(workflows.route_pod_event, shared)
         watch = watch_pods_in(shared.api, config.namespaces, POD_SELECTOR, route)
         shared.background.add(asyncio.create_task(watch, name="shoal-pod-watch"))
+
+
+def start_shards(shared: OperatorMemo, timing: ShardTiming) -> None:
+    """Join the replicas sharing the work: the lease loop, its metrics (docs/scaling.md)."""
+    api, config = shared.connected_api(), shared.config
+    shards = ShardLeases(api, config.lease_namespace, config.identity, timing)
+    shared.shards = shards
+    registry = shared.metrics.registry
+    gauges = {
+        "shoal_shards_held": ("Shards this replica holds", lambda: len(shards.renewed)),
+        "shoal_shard_writes_refused": (
+            "Writes refused because their shard was not held (a lost or drained shard)",
+            lambda: shards.refused,
+        ),
+        "shoal_api_already_exists": (
+            "Creations answered AlreadyExists (none in a healthy shard hand-off)",
+            lambda: api.already_exists,
+        ),
+    }
+    for name, (doc, read) in gauges.items():
+        Gauge(name, doc, registry=registry).set_function(read)
+    shared.background.add(asyncio.create_task(shards.run(), name="shoal-shard-leases"))
+    log.info("sharded: %s holds up to %d shards' share", config.identity, timing.shards)
 
 
 async def open_archive(shared: OperatorMemo, database_url: str) -> None:
@@ -135,6 +163,9 @@ async def open_archive(shared: OperatorMemo, database_url: str) -> None:
         on_attempts_dropped=metrics.archive_attempts_dropped.inc,
     )
     shared.archive = archive
+    shards = shared.shards
+    if shards is not None:  # cluster-wide duties: the holder of shard 0
+        archive.cluster_duty = lambda: shards.may_write(0)
     metrics.archive_connected.set_function(lambda: archive.problem is None)
     metrics.degraded_source = lambda: (
         [f"archive: {archive.problem} (writes buffered)"] if archive.problem else []
@@ -147,6 +178,8 @@ async def cleanup(shared: OperatorMemo, **_: Any) -> None:
         task.cancel()
     await asyncio.gather(*shared.background, return_exceptions=True)
     shared.background.clear()
+    if shared.shards is not None:  # hand the shards over now, not after they expire
+        await shared.shards.close()
     if shared.archive is not None:
         await shared.archive.close()
     if shared.api is not None:

@@ -16,6 +16,8 @@ from shoal.kube.artifact_store import ArtifactDefaults
 from shoal.kube.impostors import ImpostorReport
 from shoal.kube.metrics import Metrics
 from shoal.kube.runner import RunnerConfig, WorkflowRunner
+from shoal.kube.shard_leases import ShardLeases
+from shoal.sharding.policy import ShardTiming
 
 __all__ = ["OperatorConfig", "OperatorMemo"]
 
@@ -37,6 +39,13 @@ class OperatorConfig:
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     artifacts: ArtifactDefaults = field(default_factory=ArtifactDefaults)
     """The default artifact store (docs/artifacts.md); none keeps outputs inline."""
+    sharding: ShardTiming | None = None
+    """Share the work with other replicas through shard leases (docs/scaling.md); None:
+    this operator acts on every object it watches."""
+    identity: str = ""
+    """This replica's name in the leases (the pod name in the chart)."""
+    lease_namespace: str = "default"
+    """Where the shard leases live (the operator's own namespace in the chart)."""
 
 
 @dataclass
@@ -56,6 +65,12 @@ class OperatorMemo:
     impostors: ImpostorReport | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
     """Operator-wide tasks outside kopf (the pod watch), cancelled at cleanup."""
+    shards: ShardLeases | None = None
+    """The shard leases when sharded (set at startup); None acts on everything."""
+
+    def owns(self, uid: str) -> bool:
+        """Whether this replica acts on the object with this uid (always, unsharded)."""
+        return self.shards is None or self.shards.owns(uid)
 
     def connected_api(self) -> KubeApi:
         """The API adapter; the startup handler connects it before any other handler runs."""

@@ -170,6 +170,14 @@ DOC_COMMANDS: dict[str, str] = {
     "kubectl -n shoal create secret generic shoal-artifacts": (
         NOT_RUN + "needs real S3 credentials; the chart test creates its own artifact Secret"
     ),
+    "helm install shoal helm/shoal -n shoal --set replicas=3": (
+        "tests/cluster/test_chart_sharding.py::"
+        "test_replicas_above_one_render_sharded_replicas_with_lease_rbac"
+    ),
+    ".venv/bin/python bench/throughput.py": (
+        NOT_RUN + "a benchmark of several minutes on the test control plane; "
+        "tests/cluster/test_own_operator_sharding.py runs the same sharded operators"
+    ),
     "helm install shoal helm/shoal -n shoal": (
         NOT_RUN + "pulls registry.example.com images; test_chart renders the chart with "
         "these values and applies it to the test control plane"

@@ -37,6 +37,8 @@ class Archive:
     attempts: AttemptRecorder
     settings: ArchiveSettings = field(default_factory=ArchiveSettings)
     _retention: asyncio.Task[None] | None = None
+    cluster_duty: Callable[[], bool] = lambda: True
+    """Whether this operator runs retention (sharded: the holder of shard 0 only)."""
 
     @classmethod
     async def open(
@@ -81,7 +83,11 @@ class Archive:
         assert self.settings.ttl_days is not None
         while True:
             try:
-                deleted = await delete_expired(self.pool, self.settings.ttl_days)
+                deleted = (
+                    await delete_expired(self.pool, self.settings.ttl_days)
+                    if self.cluster_duty()
+                    else 0
+                )
                 if deleted:
                     log.info(
                         "archive: deleted %d runs past the %g-day TTL",

@@ -19,6 +19,8 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shoal.cli.shard_flags import add_shard_flags, shard_settings
+
 if TYPE_CHECKING:
     from shoal.kube import admission
     from shoal.operator_context import OperatorConfig
@@ -138,6 +140,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "(SHOAL_ARCHIVE_MAX_RUN_LOG_CHARS)",
     )
     _add_webhook_flags(p, env)
+    add_shard_flags(p, env)
     p.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="kubeconfig (KUBECONFIG)")
     p.add_argument(
         "--log-level", default=env("SHOAL_LOG_LEVEL", "INFO"), help="log level (SHOAL_LOG_LEVEL)"
@@ -219,6 +222,9 @@ def _operator_config(args: argparse.Namespace) -> OperatorConfig:
         operator=operator_identity(os.environ, IN_CLUSTER_TOKEN),
     )
     return OperatorConfig(
+        sharding=shard_settings(args),
+        identity=args.identity,
+        lease_namespace=args.lease_namespace,
         artifacts=ArtifactDefaults(settings, args.artifacts_credentials_secret or None),
         namespaces=args.namespaces,
         kubeconfig=args.kubeconfig,

@@ -28,8 +28,16 @@ async def cron_cleanup(crons: CronRuntime, **_: Any) -> None:
 async def cron_daemon(
     crons: CronRuntime, body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
-    """One CronWorkflow's loop, for as long as it exists and the operator runs."""
-    await crons.run((str(body.metadata.namespace), str(body.metadata.name)), stopped)
+    """One CronWorkflow's loop, for as long as it exists and the operator runs (sharded:
+    while this replica holds its shard, so each scheduled time fires from one replica)."""
+    key = (str(body.metadata.namespace), str(body.metadata.name))
+    shards = crons.memo.shards
+    if shards is None:
+        await crons.run(key, stopped)
+    else:
+        await shards.run_while_owned(
+            str(body.metadata.uid), stopped, lambda: crons.run(key, stopped)
+        )
 
 
 async def cron_event(crons: CronRuntime, event: kopf.RawEvent, **_: Any) -> None:
@@ -48,6 +56,7 @@ async def run_event(crons: CronRuntime, event: kopf.RawEvent, **_: Any) -> None:
     kind = event.get("type")
     if (
         kind in (None, "ADDED")
+        and crons.memo.owns(str(meta.get("uid")))
         and (meta.get("annotations") or {}).get(ANNOTATION_TRIGGER) == MANUAL
     ):
         crons.manual_run_seen(obj)

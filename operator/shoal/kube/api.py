@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from shoal.core import jsonbounds
+from shoal.kube import write_guard
 from shoal.linesplit import CUT_NOTE, bounded_lines
 
 REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -83,6 +84,8 @@ class KubeApi:
         self.requests = 0
         """Requests sent (for metrics and the write-count benchmark)."""
         self.writes = 0
+        self.already_exists = 0
+        """Creations answered AlreadyExists (zero in a healthy shard hand-off)."""
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         """Requests waiting for a connection queue here, not in httpcore's pool, whose
@@ -120,9 +123,11 @@ class KubeApi:
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         """One request, retried with backoff on 429/5xx and connection errors (bounded)."""
-        data = json.dumps(body) if body is not None else None
         delay = 0.1
         for attempt in range(RETRIES):
+            if method != "GET":  # each attempt: a retry may come after the renew deadline
+                body = write_guard.checked(method, path, body)
+            data = json.dumps(body) if body is not None else None
             self.requests += 1
             if method != "GET":
                 self.writes += 1
@@ -159,6 +164,7 @@ class KubeApi:
             return await self.request("POST", path, body=body)
         except ApiError as err:
             if err.status == 409 and err.reason == "AlreadyExists":
+                self.already_exists += 1
                 return None
             raise
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -74,9 +75,20 @@ async def workflow_daemon(
     `shoal retry` sets a finished workflow's status back to Running, and a fresh runner
     carries on from the status (finished nodes keep their outputs, Pending ones run
     again). The signal comes from workflow_event, through kopf's per-object memo.
+    Sharded, it runs only while this replica holds the workflow's shard.
     """
+    if shared.shards is not None:
+        work = functools.partial(_daemon, shared, body, stopped, kwargs["memo"])
+        await shared.shards.run_while_owned(str(body.metadata.uid), stopped, work)
+    else:
+        await _daemon(shared, body, stopped, kwargs["memo"])
+
+
+async def _daemon(
+    shared: OperatorMemo, body: kopf.Body, stopped: kopf.DaemonStopped, kopf_memo: Any
+) -> None:
     api = shared.connected_api()
-    reopened, gone = _signal(kwargs["memo"], REOPENED), _signal(kwargs["memo"], GONE)
+    reopened, gone = _signal(kopf_memo, REOPENED), _signal(kopf_memo, GONE)
 
     async def reopened_or_stopped(seconds: float | None) -> bool:
         await _first_of([reopened.wait(), stopped.wait()], seconds)
@@ -184,6 +196,8 @@ async def workflow_deleted(
 ) -> None:
     """`artifacts.gc: OnDeletion`: collect the run's artifacts before the object goes."""
     meta = body["metadata"]
+    if not shared.owns(str(meta["uid"])):  # its shard's holder collects; kopf asks again
+        raise kopf.TemporaryError("another replica holds this workflow's shard", delay=5)
     artifacts = WorkflowControls.of({"spec": spec}).artifacts
     if artifacts is None:
         return  # an invalid spec never ran, so it has nothing stored
@@ -199,8 +213,9 @@ async def workflow_event(shared: OperatorMemo, event: kopf.RawEvent, **kwargs: A
     """Each watch event of a Workflow: archive it, signal its daemon or runner."""
     obj = event.get("object") or {}
     kind = event.get("type")
-    runner = shared.runners.get((obj.get("metadata") or {}).get("uid", ""))
-    if shared.archive is not None and kind != "DELETED":
+    uid = (obj.get("metadata") or {}).get("uid", "")
+    runner = shared.runners.get(uid)
+    if shared.archive is not None and kind != "DELETED" and shared.owns(str(uid)):
         shared.archive.runs.offer(dict(obj))  # each status patch comes back here
     if kind == "DELETED":
         # No finalizer holds a Workflow for its daemon (see without_daemon_finalizer):
