@@ -109,6 +109,15 @@ def check_sequence(r: RunResult) -> None:
     assert r.node("countdown")["outputs"]["left"] == [3, 2, 1]
 
 
+def check_templates(r: RunResult) -> None:
+    # The template's whole DAG under the reference's name, and one node of it, each with
+    # the parameters the reference gave (the template's defaults for the rest).
+    assert r.node("team-compose")["outputs"] == {"result": "hello, shoal!"}
+    assert r.node("team-shout")["outputs"] == {"result": "HELLO, SHOAL!"}
+    assert r.node("quiet")["outputs"] == {"result": "hello, ada."}
+    assert r.node("summary")["outputs"] == {"result": "HELLO, SHOAL! / hello, ada."}
+
+
 EXPECTED = {
     "artifacts.yaml": ("Succeeded", check_artifacts),
     "hello.yaml": ("Succeeded", check_hello),
@@ -120,6 +129,7 @@ EXPECTED = {
     "exit-handlers.yaml": ("Failed", check_exit_handlers),
     "retry-backoff.yaml": ("Succeeded", check_retry_backoff),
     "sequence.yaml": ("Succeeded", check_sequence),
+    "templates.yaml": ("Succeeded", check_templates),
 }
 
 

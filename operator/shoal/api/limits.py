@@ -80,3 +80,9 @@ MAX_RESULT_BYTES: Final = 256 * 1024
 """UTF-8 bytes of a command node's captured stdout (`captureStdout`, read as
 `outputs.result`); a node whose stdout is longer fails naming this limit, since a
 result cut short would pass on silently wrong data."""
+
+MAX_TEMPLATE_DEPTH: Final = 8
+"""Templates nested in each other through `templateRef` (a template's node referring to
+another template, and so on); deeper chains are refused, so expansion always ends."""
+MAX_TEMPLATES: Final = 64
+"""Distinct templates one Workflow may use, counting those its templates use."""

@@ -32,6 +32,7 @@ from shoal.api.limits import (
     MAX_STRING_LENGTH,
     MAX_TEXT_LENGTH,
 )
+from shoal.api.template_refs import TemplateRef, WorkflowTemplateRef
 
 
 class RunPolicy(StrEnum):
@@ -165,9 +166,15 @@ class Node(PodSettings):
     capture_stdout: bool = False
     """A command node: its plain stdout (less one trailing newline, at most 256 KiB)
     becomes `outputs.result`. Opt-in, since stdout is otherwise only the node's log."""
+    template_ref: TemplateRef | None = None
+    """Reuse a node, or the whole DAG, of a (Cluster)WorkflowTemplate (docs/templates.md)."""
+    parameters: dict[str, Any] | None = Field(None, max_length=MAX_PROPERTIES)
+    """With `templateRef`: values of the template's parameters (its defaults otherwise)."""
 
     @model_validator(mode="after")
     def _one_kind_of_work(self) -> Node:
+        if self.template_ref is not None or self.parameters is not None:
+            return _check_template_node(self)
         if self.job is not None and self.command is not None:
             raise ValueError("set either `job` or `command`, not both")
         if self.job is None and self.command is None and self.image is None:
@@ -192,6 +199,15 @@ class Node(PodSettings):
                 "`captureStdout` is for `command`/`image` nodes; a `job` reports outputs itself"
             )
         return self
+
+
+def _check_template_node(node: Node) -> Node:
+    """A `templateRef` node takes its work from the template: no `job` or `command`."""
+    if node.template_ref is None:
+        raise ValueError("`parameters` on a node are values for its `templateRef`")
+    if node.job is not None or node.command is not None:
+        raise ValueError("a `templateRef` node runs the template's work; set no `job`/`command`")
+    return node
 
 
 class ArtifactGC(StrEnum):
@@ -263,8 +279,11 @@ class WorkflowSpec(ApiModel):
     """Like `stop`, but nodes with `runPolicy: always` do not run either."""
     defaults: PodSettings = Field(default_factory=PodSettings)
     """Settings every node inherits."""
-    nodes: list[Node] = Field(min_length=1, max_length=MAX_NODES)
-    """The DAG."""
+    nodes: list[Node] = Field(default_factory=list, max_length=MAX_NODES)
+    """The DAG (at least one node, unless `workflowTemplateRef` brings it)."""
+    workflow_template_ref: WorkflowTemplateRef | None = None
+    """Run a template's DAG: its nodes and settings, this spec's `parameters` overriding
+    the template's defaults and any other field set here overriding the template's."""
     artifacts: ArtifactsSpec | None = None
     """Artifact store settings for this run; the operator's defaults when absent."""
     pod_gc: PodGC | None = Field(None, alias="podGC")
@@ -274,6 +293,14 @@ class WorkflowSpec(ApiModel):
     failure, stop and deadline (not on terminate). It sees `workflow.status`,
     `workflow.failures` and `workflow.duration`; it has no `dependsOn` and no node
     depends on it. If it fails, the run fails (as in Argo)."""
+
+    @model_validator(mode="after")
+    def _nodes_or_template(self) -> WorkflowSpec:
+        if not self.nodes and self.workflow_template_ref is None:
+            raise ValueError("set `nodes` (at least one) or `workflowTemplateRef`")
+        if self.nodes and self.workflow_template_ref is not None:
+            raise ValueError("`workflowTemplateRef` brings the template's nodes; set no `nodes`")
+        return self
 
 
 class WorkflowPhase(StrEnum):

@@ -116,7 +116,10 @@ def parse_yaml(text: str, source: str = "<sdk>") -> ResourceModel:
     documents = load_documents(text, source)
     if len(documents) != 1:
         raise ValueError(f"{source}: expected one document, found {len(documents)}")
-    return parse_document(documents[0].raw, source)
+    found = parse_document(documents[0].raw, source)
+    if not isinstance(found, Workflow | CronWorkflow):
+        raise ValueError(f"{source}: a {found.kind}; the SDK reads Workflows and CronWorkflows")
+    return found
 
 
 def validate(
