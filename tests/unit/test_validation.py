@@ -556,8 +556,8 @@ def test_a_yaml_syntax_error_names_the_file_and_line(files: Files) -> None:
 def test_an_unknown_kind(files: Files) -> None:
     doc = {"apiVersion": "shoal.dev/v1alpha1", "kind": "Flow", "spec": {}}
     assert (
-        files.one(doc)
-        == "kind: unknown kind 'Flow'; expected one of Workflow, CronWorkflow, WorkflowTemplate, ClusterWorkflowTemplate"
+        files.one(doc) == "kind: unknown kind 'Flow'; expected one of Workflow, CronWorkflow, "
+        "WorkflowTemplate, ClusterWorkflowTemplate"
     )
 
 
