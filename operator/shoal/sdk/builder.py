@@ -241,6 +241,15 @@ class Workflow(Resource):
         """A node running a container command (templates allowed in each element)."""
         return self._add(Step(name, command=list(command), args=args)).set(**fields)
 
+    def template(
+        self, name: str, template: Any, /, *, node: str | None = None, **parameters: Any
+    ) -> Step:
+        """A node from a template (a name or a `WorkflowTemplate` builder): its `node`, or
+        its whole DAG (nodes `<name>-<node>`), with these parameters (docs/templates.md)."""
+        from shoal.sdk.templates import TemplateStep
+
+        return self._add(TemplateStep(name, template, node=node, parameters=parameters))
+
     def __getitem__(self, name: str) -> Step:
         return self._steps[name]
 
