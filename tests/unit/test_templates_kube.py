@@ -162,3 +162,45 @@ def test_the_reviewer_reads_templates_for_the_objects_namespace() -> None:
     decision = asyncio.run(decide())
     assert asked == [NS]
     assert "WorkflowTemplate 'greet' not found" in decision.problems[0]
+
+
+def test_retry_and_the_cli_read_a_template_runs_recorded_nodes() -> None:
+    from shoal.cli.common import spec_nodes
+    from shoal.core.retry import node_order
+
+    nodes = [
+        {"name": "z-first", "image": "x"},
+        {"name": "a-next", "image": "x", "dependsOn": ["z-first"]},
+    ]
+    body = {
+        **WORKFLOW,
+        "status": {
+            "phase": "Failed",
+            RESOLVED_SPEC: {"nodes": nodes},
+            "nodes": {"z-first": {"phase": "Failed"}, "a-next": {"phase": "Omitted"}},
+        },
+    }
+    assert node_order(body) == ["z-first", "a-next"]  # the template's order, not sorted
+    assert [n["name"] for n in spec_nodes(body)] == ["z-first", "a-next"]
+
+
+def test_a_cron_workflow_may_stamp_its_runs_from_a_template() -> None:
+    from shoal.manifests import compile_manifest, load_text
+
+    text = """
+apiVersion: shoal.dev/v1alpha1
+kind: CronWorkflow
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  workflowSpec:
+    workflowTemplateRef: {name: greet}
+    parameters: {who: night}
+"""
+    [manifest] = load_text(text, "cron.yaml")
+    spec = spec_of(template("hi", "1"))
+    assert spec is not None
+    wf = compile_manifest(manifest, None, {(False, "greet"): Template(False, "greet", spec)})
+    assert wf.order == ("say",)
+    assert wf.params["who"] == "night"
+    assert "scheduledTime" in wf.params  # what each stamped run also gets

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from shoal.api.limits import MAX_TEMPLATES
 from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
 from shoal.api.workflow import FINISHED_PHASES, WorkflowPhase, WorkflowSpec, WorkflowStatus
+from shoal.core.resolved_spec import RESOLVED_SPEC
 from shoal.core.status import status_dict
 from shoal.core.templates import (
     Resolved,
@@ -39,8 +40,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("shoal.templates")
-RESOLVED_SPEC = "resolvedSpec"
-"""The status field with the spec as resolved when the run started."""
 _LIVE_FIELDS = ("stop", "terminate")
 """Spec fields read from the live object even when the recorded spec runs."""
 

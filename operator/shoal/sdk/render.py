@@ -18,6 +18,7 @@ from shoal.api.cron import CronWorkflow
 from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
 from shoal.api.workflow import Node, PodSettings, Workflow
 from shoal.core.compiled import CompiledWorkflow
+from shoal.core.templates import Template, TemplateKey
 from shoal.manifests import Manifest, compile_manifest, parse_document
 from shoal.yamlread import go_scalar, load_documents
 
@@ -26,6 +27,7 @@ __all__ = [
     "ResourceModel",
     "parse_yaml",
     "resource_of",
+    "template_set",
     "to_dict",
     "to_yaml",
     "validate",
@@ -125,6 +127,20 @@ def parse_yaml(text: str, source: str = "<sdk>") -> ResourceModel:
     return parse_document(documents[0].raw, source)
 
 
+def template_set(templates: Iterable[Any]) -> dict[TemplateKey, Template]:
+    """The resolver's view of the templates given to `validate`/`run_local` (builders or
+    models)."""
+    found: dict[TemplateKey, Template] = {}
+    for item in templates:
+        model = (
+            item if isinstance(item, WorkflowTemplate | ClusterWorkflowTemplate) else item.build()
+        )
+        cluster = isinstance(model, ClusterWorkflowTemplate)
+        template = Template(cluster, model.metadata.name or "", model.spec)
+        found[template.key] = template
+    return found
+
+
 def validate(
     obj: Buildable | ResourceModel,
     params: dict[str, Any] | None = None,
@@ -132,8 +148,6 @@ def validate(
 ) -> CompiledWorkflow:
     """The same compile as `shoal validate`/`shoal run`; InvalidWorkflow lists problems.
     `templates` (builders or models) are those its references may name."""
-    from shoal.sdk.templates import template_set
-
     res = resource_of(obj)
     source = f"<sdk {res.kind} {res.metadata.name or res.metadata.generate_name or ''}>"
     given = template_set(templates) or None  # none: TemplatesNeeded names the references
