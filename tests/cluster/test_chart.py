@@ -242,7 +242,16 @@ def test_lint_is_clean_and_the_chart_renders(helm: Path, sets: list[str]) -> Non
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     cluster_wide = "clusterWide=true" in sets
-    assert ("ClusterRole" in kinds) == cluster_wide
+    cluster_roles = [d for d in rendered if d["kind"] == "ClusterRole"]
+    if cluster_wide:
+        assert len(cluster_roles) == 1
+    else:  # namespaced: one ClusterRole, that reads ClusterWorkflowTemplates and nothing else
+        ((only,),) = [r["rules"] for r in cluster_roles]
+        assert only == {
+            "apiGroups": ["shoal.dev"],
+            "resources": ["clusterworkflowtemplates"],
+            "verbs": ["get", "list", "watch"],
+        }
     assert ("Role" in kinds) == (not cluster_wide)
     assert ("ServiceMonitor" in kinds) == ("metrics.serviceMonitor.enabled=true" in sets)
     # The operator knows its own account (never one a Workflow may use); the chart's
@@ -298,10 +307,15 @@ def check_webhook(
     assert hook["admissionReviewVersions"] == ["v1"]
     assert hook["timeoutSeconds"] == 10
     assert hook["failurePolicy"] == ("Ignore" if "webhook.failurePolicy=Ignore" in sets else "Fail")
-    (rule,) = hook["rules"]
-    assert rule["apiGroups"] == ["shoal.dev"]
-    assert rule["resources"] == ["workflows", "cronworkflows"]  # no status subresource
-    assert rule["operations"] == ["CREATE", "UPDATE"]
+    rule, cluster_rule = hook["rules"]
+    assert rule["apiGroups"] == cluster_rule["apiGroups"] == ["shoal.dev"]
+    # No status subresource; templates are linted when applied (docs/templates.md).
+    assert rule["resources"] == ["workflows", "cronworkflows", "workflowtemplates"]
+    assert (cluster_rule["resources"], cluster_rule["scope"]) == (
+        ["clusterworkflowtemplates"],
+        "Cluster",
+    )
+    assert rule["operations"] == cluster_rule["operations"] == ["CREATE", "UPDATE"]
     selector = hook.get("namespaceSelector")
     if "clusterWide=true" in sets:  # all namespaces, or globs a selector cannot express
         assert selector is None
