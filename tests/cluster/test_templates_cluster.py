@@ -209,3 +209,30 @@ def test_a_cluster_workflow_template_serves_every_namespace(
         assert two["templates"][0]["kind"] == "ClusterWorkflowTemplate"
     finally:
         objects.delete_cluster_custom_object(GROUP, VERSION, "clusterworkflowtemplates", name)
+
+
+def test_a_cron_workflow_stamps_runs_from_a_template(
+    k8s_api: Any, namespace: str, shoal: Shoal
+) -> None:
+    say = {"name": "say", "command": ["echo", "${{ params.word }}"], "captureStdout": True}
+    objects = custom(k8s_api)
+    objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "workflowtemplates", template_doc("nightly-steps", say)
+    )
+    cron = {
+        "apiVersion": "shoal.dev/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {"name": "nightly"},
+        "spec": {
+            "schedule": "0 0 1 1 *",
+            "suspend": True,  # only the manual run below
+            "workflowSpec": {"workflowTemplateRef": {"name": "nightly-steps"}},
+        },
+    }
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, "cronworkflows", cron)
+    created = ok(shoal("trigger", "nightly", "-p", "word=stamped")).stdout
+    run = created.split()[1]  # "workflow NAME created"
+    status = wait_workflow(k8s_api, namespace, run, timeout=120)["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["nodes"]["say"]["outputs"] == {"result": "stamped"}
+    assert status["templates"][0]["name"] == "nightly-steps"
