@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal.core import jsonbounds
+from shoal.core.templates import TemplatesNeeded
 from shoal.core.validation import InvalidWorkflow
 from shoal.job_check import check_manifest
-from shoal.manifests import Manifest, compile_manifest, parse_document
+from shoal.manifests import Manifest, Templates, compile_manifest, parse_document
 
 __all__ = ["Decision", "MalformedReview", "Review", "parse_review", "review"]
 
@@ -37,17 +38,23 @@ class Decision:
         return not self.problems
 
 
-def problems_of(raw: Any) -> tuple[str, ...]:
-    """Every problem `shoal validate` reports for this object, each without a source."""
+def problems_of(raw: Any, templates: Templates | None = None) -> tuple[str, ...]:
+    """Every problem `shoal validate` reports for this object, each without a source;
+    `templates` are those its references name, as the webhook fetched them."""
     try:
         manifest = Manifest(parse_document(raw, SOURCE), SOURCE)
-        check_manifest(manifest, compile_manifest(manifest), ())  # forEach over params
+        compiled = compile_manifest(manifest, None, templates)
+        check_manifest(manifest, compiled, ())  # forEach over params
+    except TemplatesNeeded:
+        return ()  # a cluster-wide template's namespaced references: the run checks them
     except InvalidWorkflow as err:
         return tuple(p.describe(None) for p in err.problems)
     return ()
 
 
-def review(operation: str, obj: Any, old: Any = None) -> Decision:
+def review(
+    operation: str, obj: Any, old: Any = None, templates: Templates | None = None
+) -> Decision:
     """The decision for a CREATE or UPDATE of a Workflow or CronWorkflow.
 
     An UPDATE is judged only when it changes the spec, and only if the spec before it
@@ -63,9 +70,9 @@ def review(operation: str, obj: Any, old: Any = None) -> Decision:
         metadata = obj.get("metadata")
         if isinstance(metadata, dict) and metadata.get("deletionTimestamp"):
             return Decision()
-        if problems_of(old):
+        if problems_of(old, templates):
             return Decision()
-    return Decision(problems_of(obj))
+    return Decision(problems_of(obj, templates))
 
 
 class MalformedReview(ValueError):
@@ -84,8 +91,8 @@ class Review:
     obj: Any
     old: Any
 
-    def decide(self) -> Decision:
-        return review(self.operation, self.obj, self.old)
+    def decide(self, templates: Templates | None = None) -> Decision:
+        return review(self.operation, self.obj, self.old, templates)
 
     def response(self, decision: Decision) -> dict[str, Any]:
         """The AdmissionReview answer; a refusal carries every problem, one per line."""

@@ -7,6 +7,7 @@ the same everywhere: `wf.yaml: node 'publish': retries.limit: Input should be ..
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,16 @@ from pydantic import ValidationError
 
 from shoal.api.cron import CronWorkflow
 from shoal.api.limits import MAX_DECODE_DEPTH
-from shoal.api.workflow import Workflow
+from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
+from shoal.api.workflow import Workflow, WorkflowSpec
 from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
+from shoal.core.templates import (
+    Template,
+    TemplateKey,
+    TemplatesNeeded,
+    resolve_spec,
+    uses_templates,
+)
 from shoal.core.validation import InvalidWorkflow, Problem, compile_workflow
 from shoal.schema_messages import NODE_LISTS, problems_from
 from shoal.yamlread import Document, load_documents
@@ -33,11 +42,14 @@ __all__ = [
     "yaml_depth_problem",
 ]
 
-Resource = Workflow | CronWorkflow
-KINDS: dict[str, type[Workflow] | type[CronWorkflow]] = {
+Resource = Workflow | CronWorkflow | WorkflowTemplate | ClusterWorkflowTemplate
+KINDS: dict[str, type[Resource]] = {
     "Workflow": Workflow,
     "CronWorkflow": CronWorkflow,
+    "WorkflowTemplate": WorkflowTemplate,
+    "ClusterWorkflowTemplate": ClusterWorkflowTemplate,
 }
+Templates = Mapping[TemplateKey, Template]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,23 +192,42 @@ def meta_of(workflow: Workflow, default_name: str = "workflow") -> WorkflowMeta:
 
 
 def compile_manifest(
-    manifest: Manifest, parameters: dict[str, Any] | None = None
+    manifest: Manifest, parameters: dict[str, Any] | None = None, templates: Templates | None = None
 ) -> CompiledWorkflow:
-    """Validate a Workflow manifest for a run; CronWorkflows validate their workflowSpec."""
+    """Validate a Workflow manifest for a run; CronWorkflows validate their workflowSpec,
+    templates their spec. References are resolved from `templates` (TemplatesNeeded when
+    there are references and the caller has no templates to give)."""
     try:
-        return _compile(manifest, parameters)
+        return _compile(manifest, parameters, templates)
     except InvalidWorkflow as err:
-        raise InvalidWorkflow(locate(err.problems, manifest.document), err.source) from None
+        raise type(err)(locate(err.problems, manifest.document), err.source) from None
 
 
-def _compile(manifest: Manifest, parameters: dict[str, Any] | None) -> CompiledWorkflow:
+def _resolved(spec: WorkflowSpec, templates: Templates | None, source: str) -> WorkflowSpec:
+    if not uses_templates(spec):
+        return spec
+    if templates is None:
+        msg = "refers to templates, which this check cannot read; the cluster checks it"
+        raise TemplatesNeeded([Problem(msg, field="templateRef")], source)
+    return resolve_spec(spec, templates, source).spec
+
+
+def _compile(
+    manifest: Manifest, parameters: dict[str, Any] | None, templates: Templates | None
+) -> CompiledWorkflow:
     res = manifest.resource
+    if isinstance(res, WorkflowTemplate | ClusterWorkflowTemplate):
+        name = res.metadata.name or "template"
+        meta = WorkflowMeta(name=name, namespace=res.metadata.namespace or "default")
+        spec = _resolved(res.spec, templates, manifest.source)
+        return compile_workflow(spec, meta, parameters, source=manifest.source)
     if isinstance(res, CronWorkflow):
         name = res.metadata.name or "cron"
         meta = WorkflowMeta(name=name, namespace=res.metadata.namespace or "default")
         params = {**res.spec.parameters, **(parameters or {})}
-        spec = res.spec.workflow_spec
+        spec = _resolved(res.spec.workflow_spec, templates, manifest.source)
         declared = {**spec.parameters, **res.spec.run_parameters()}  # scheduledTime, poll...
         spec = spec.model_copy(update={"parameters": declared})
         return compile_workflow(spec, meta, params, source=manifest.source)
-    return compile_workflow(res.spec, meta_of(res), parameters, source=manifest.source)
+    spec = _resolved(res.spec, templates, manifest.source)
+    return compile_workflow(spec, meta_of(res), parameters, source=manifest.source)

@@ -45,6 +45,8 @@ REFUSED = [
     "cron-cycle",
     "foreach-scalar",
     "foreach-param",
+    "missing-template",
+    "missing-template-node",
 ]
 DENIED = re.compile(r'admission webhook "validate\.shoal\.dev" denied the request: ')
 

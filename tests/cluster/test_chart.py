@@ -104,6 +104,8 @@ SECRET_ENV = {"SHOAL_DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
 
 # What the operator does (controller.py, runner.py, attempts.py, cron/controller.py) ...
 NEEDED = [
+    ("get", "workflowtemplates.shoal.dev"),
+    ("list", "workflowtemplates.shoal.dev"),
     ("list", "workflows.shoal.dev"),
     ("watch", "workflows.shoal.dev"),
     ("get", "workflows.shoal.dev"),
@@ -240,7 +242,16 @@ def test_lint_is_clean_and_the_chart_renders(helm: Path, sets: list[str]) -> Non
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     cluster_wide = "clusterWide=true" in sets
-    assert ("ClusterRole" in kinds) == cluster_wide
+    cluster_roles = [d for d in rendered if d["kind"] == "ClusterRole"]
+    if cluster_wide:
+        assert len(cluster_roles) == 1
+    else:  # namespaced: one ClusterRole, that reads ClusterWorkflowTemplates and nothing else
+        ((only,),) = [r["rules"] for r in cluster_roles]
+        assert only == {
+            "apiGroups": ["shoal.dev"],
+            "resources": ["clusterworkflowtemplates"],
+            "verbs": ["get", "list", "watch"],
+        }
     assert ("Role" in kinds) == (not cluster_wide)
     assert ("ServiceMonitor" in kinds) == ("metrics.serviceMonitor.enabled=true" in sets)
     # The operator knows its own account (never one a Workflow may use); the chart's
@@ -296,10 +307,15 @@ def check_webhook(
     assert hook["admissionReviewVersions"] == ["v1"]
     assert hook["timeoutSeconds"] == 10
     assert hook["failurePolicy"] == ("Ignore" if "webhook.failurePolicy=Ignore" in sets else "Fail")
-    (rule,) = hook["rules"]
-    assert rule["apiGroups"] == ["shoal.dev"]
-    assert rule["resources"] == ["workflows", "cronworkflows"]  # no status subresource
-    assert rule["operations"] == ["CREATE", "UPDATE"]
+    rule, cluster_rule = hook["rules"]
+    assert rule["apiGroups"] == cluster_rule["apiGroups"] == ["shoal.dev"]
+    # No status subresource; templates are linted when applied (docs/templates.md).
+    assert rule["resources"] == ["workflows", "cronworkflows", "workflowtemplates"]
+    assert (cluster_rule["resources"], cluster_rule["scope"]) == (
+        ["clusterworkflowtemplates"],
+        "Cluster",
+    )
+    assert rule["operations"] == cluster_rule["operations"] == ["CREATE", "UPDATE"]
     selector = hook.get("namespaceSelector")
     if "clusterWide=true" in sets:  # all namespaces, or globs a selector cannot express
         assert selector is None
@@ -340,9 +356,21 @@ def check_webhook(
 
 
 @pytest.fixture
-def webhook_configuration(kubectl: Kubectl, namespace: str) -> Iterator[str]:
+def templates_reader(kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """The ClusterRole (and binding) a namespaced release `shoal` in this namespace reads
+    ClusterWorkflowTemplates through; cluster-scoped, so deleted afterwards."""
+    name = f"shoal-operator-{namespace}-templates"
+    try:
+        yield name
+    finally:
+        for kind in ("clusterrolebinding", "clusterrole"):
+            kubectl("delete", kind, name, "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def webhook_configuration(kubectl: Kubectl, namespace: str, templates_reader: str) -> Iterator[str]:
     """The name of the chart's (cluster-scoped) webhook configuration for release `shoal`
-    in this namespace, deleted afterwards."""
+    in this namespace, deleted afterwards (with the templates ClusterRole)."""
     name = f"shoal-operator-{namespace}"
     try:
         yield name
@@ -374,6 +402,11 @@ def test_namespaced_install_applies_and_its_rbac_is_least_privilege(
         assert not can_i(kubectl, sa, verb, resource, "default"), f"{verb} {resource} in default"
     for verb, resource in [*CLUSTER_SCOPED, ("list", CRDS), ("watch", CRDS)]:
         assert not can_i(kubectl, sa, verb, resource, None), f"may {verb} {resource}"
+    # ... but ClusterWorkflowTemplates (`clusterScope: true` references), read only.
+    templates = "clusterworkflowtemplates.shoal.dev"
+    assert can_i(kubectl, sa, "get", templates, None), "cannot get ClusterWorkflowTemplates"
+    for verb in ("create", "update", "delete"):
+        assert not can_i(kubectl, sa, verb, templates, None), f"may {verb} {templates}"
     # The worker's service account has no permissions at all.
     worker = f"system:serviceaccount:{namespace}:shoal-worker"
     for verb, resource in NEEDED:
@@ -413,7 +446,7 @@ def test_cluster_wide_install_applies_and_reaches_every_namespace(
 
 
 def test_read_secrets_grants_get_by_name_and_nothing_more(
-    helm: Path, kubectl: Kubectl, namespace: str
+    helm: Path, kubectl: Kubectl, namespace: str, templates_reader: str
 ) -> None:
     manifests = render(
         helm, "shoal", namespace, "--set", "rbac.readSecrets=true", *NO_IMAGE, *NO_WEBHOOK
@@ -427,7 +460,7 @@ def test_read_secrets_grants_get_by_name_and_nothing_more(
 
 
 def test_secret_names_grant_get_of_those_names_only(
-    helm: Path, kubectl: Kubectl, namespace: str
+    helm: Path, kubectl: Kubectl, namespace: str, templates_reader: str
 ) -> None:
     manifests = render(
         helm, "shoal", namespace, "--set", "rbac.secretNames={team-s3}", *NO_IMAGE, *NO_WEBHOOK

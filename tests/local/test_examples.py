@@ -151,6 +151,15 @@ def check_coinflip(r: RunResult) -> None:
     assert r.node(other)["phase"] == "Skipped"
 
 
+def check_templates(r: RunResult) -> None:
+    # The template's whole DAG under the reference's name, and one node of it, each with
+    # the parameters the reference gave (the template's defaults for the rest).
+    assert r.node("team-compose")["outputs"] == {"result": "hello, shoal!"}
+    assert r.node("team-shout")["outputs"] == {"result": "HELLO, SHOAL!"}
+    assert r.node("quiet")["outputs"] == {"result": "hello, ada."}
+    assert r.node("summary")["outputs"] == {"result": "HELLO, SHOAL! / hello, ada."}
+
+
 EXPECTED = {
     "artifacts.yaml": ("Succeeded", check_artifacts),
     "hello.yaml": ("Succeeded", check_hello),
@@ -168,6 +177,7 @@ EXPECTED = {
     "loops-param-result.yaml": ("Succeeded", check_loops_param_result),
     "output-parameter.yaml": ("Succeeded", check_output_parameter),
     "coinflip.yaml": ("Succeeded", check_coinflip),
+    "templates.yaml": ("Succeeded", check_templates),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from shoal.manifests import load_file
 from tests.local.conftest import EXAMPLES, RUN_TIMEOUT, SHOAL
 
 BAD = """\
@@ -74,4 +75,5 @@ def test_validate_with_import_accepts_every_example() -> None:
     examples = sorted(str(p) for p in EXAMPLES.glob("*.yaml"))
     done = shoal(EXAMPLES, "validate", "--import", "jobs", *examples)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count(": valid (") == len(examples)
+    documents = sum(len(load_file(p)) for p in examples)  # templates.yaml holds two
+    assert done.stdout.count(": valid (") == documents

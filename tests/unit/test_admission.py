@@ -174,7 +174,7 @@ async def test_a_compile_past_the_deadline_is_an_error_and_the_loop_stays_free(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     release = threading.Event()
-    monkeypatch.setattr(Review, "decide", lambda self: release.wait(30))
+    monkeypatch.setattr(Review, "decide", lambda self, templates=None: release.wait(30))
     try:
         app = make_app(Reviewer(slots=1), decision_seconds=0.5)
         async with TestClient(TestServer(app)) as client:

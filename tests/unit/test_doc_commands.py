@@ -61,6 +61,23 @@ DOC_COMMANDS: dict[str, str] = {
     "SHOAL_UPDATE_SCREENSHOTS=1 .venv/bin/pytest -q tests/cluster/test_ui.py": (
         "tests/cluster/test_ui.py::test_log_in_watch_a_run_live_and_stop_it"
     ),
+    "shoal run examples/templates.yaml": (
+        "tests/local/test_doc_commands_run.py::test_templates_doc_local_commands_run_verbatim"
+    ),
+    "shoal template lint examples/templates.yaml": (
+        "tests/local/test_doc_commands_run.py::test_templates_doc_local_commands_run_verbatim"
+    ),
+    "shoal run --templates examples/templates.yaml": (
+        "tests/local/test_templates_local.py::"
+        "test_a_workflow_template_ref_runs_the_templates_dag_with_its_parameters"
+    ),
+    "shoal validate --templates examples/": (
+        "tests/local/test_templates_local.py::test_a_folder_of_templates_is_read_too"
+    ),
+    "shoal template ": (
+        "tests/cluster/test_templates_cluster.py::"
+        "test_a_deleted_template_fails_a_new_submission_with_its_name"
+    ),
     # -- make targets: each exists (dry run here); CI runs them through `make test` -------
     "make ": "tests/unit/test_doc_commands.py::test_documented_make_targets_exist",
     # -- the test control plane (tests/cluster, by node id) -------------------------------

@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = {
     "Workflow": REPO / "schemas" / "workflow.schema.json",
     "CronWorkflow": REPO / "schemas" / "cronworkflow.schema.json",
+    "WorkflowTemplate": REPO / "schemas" / "workflowtemplate.schema.json",
+    "ClusterWorkflowTemplate": REPO / "schemas" / "clusterworkflowtemplate.schema.json",
 }
 
 

@@ -469,7 +469,7 @@ def test_neither_job_nor_command(files: Files) -> None:
     doc = workflow_doc({"name": "a"})
     assert files.one(doc) == (
         "node 'a': node: set `job` (a registered job), `command`/`image` (a container), "
-        "`suspend` or `workflow`"
+        "`suspend`, `workflow` or `templateRef`"
     )
 
 
@@ -556,7 +556,10 @@ def test_a_yaml_syntax_error_names_the_file_and_line(files: Files) -> None:
 
 def test_an_unknown_kind(files: Files) -> None:
     doc = {"apiVersion": "shoal.dev/v1alpha1", "kind": "Flow", "spec": {}}
-    assert files.one(doc) == "kind: unknown kind 'Flow'; expected one of Workflow, CronWorkflow"
+    assert (
+        files.one(doc) == "kind: unknown kind 'Flow'; expected one of Workflow, CronWorkflow, "
+        "WorkflowTemplate, ClusterWorkflowTemplate"
+    )
 
 
 def test_a_document_that_is_not_a_mapping(files: Files) -> None:

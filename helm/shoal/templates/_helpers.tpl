@@ -65,6 +65,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [shoal.dev]
   resources: [workflows]
   verbs: [create, delete]
+# Templates: the operator and the admission webhook read those a Workflow names.
+- apiGroups: [shoal.dev]
+  resources: [workflowtemplates]
+  verbs: [get, list, watch]
 - apiGroups: [shoal.dev]
   resources: [workflows/status, cronworkflows/status]
   verbs: [patch, update]

@@ -52,6 +52,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from shoal.api.common import API_GROUP, API_VERSION, GROUP_VERSION, ObjectMeta
 from shoal.api.cron import AfterTrigger, CronWorkflow
+from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
 from shoal.api.workflow import Node, Workflow, WorkflowSpec
 
 Schema = dict[str, Any]
@@ -112,14 +113,20 @@ RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
         Rule("!(has(self.job) && has(self.command))", "set either `job` or `command`, not both"),
         Rule(
             "has(self.job) || has(self.command) || has(self.image) || has(self.suspend)"
-            " || has(self.workflow)",
+            " || has(self.workflow) || has(self.templateRef)",
             "set `job` (a registered job), `command`/`image` (a container), "
-            "`suspend` or `workflow`",
+            "`suspend`, `workflow` or `templateRef`",
         ),
         Rule(
             "!has(self.dependsOn) || !(self.name in self.dependsOn)",
             "a node cannot depend on itself",
             ".dependsOn",
+        ),
+    ),
+    WorkflowSpec: (
+        Rule(
+            "has(self.workflowTemplateRef) != (has(self.nodes) && size(self.nodes) > 0)",
+            "set `nodes` (at least one) or `workflowTemplateRef`, not both",
         ),
     ),
     AfterTrigger: (
@@ -177,6 +184,8 @@ class Kind:
     plural: str
     short_names: tuple[str, ...]
     columns: tuple[Column, ...]
+    scope: str = "Namespaced"
+    """`Cluster` for ClusterWorkflowTemplate."""
 
     @property
     def name(self) -> str:
@@ -212,6 +221,8 @@ KINDS = (
             _AGE,
         ),
     ),
+    Kind(WorkflowTemplate, "workflowtemplates", ("swft",), (_AGE,)),
+    Kind(ClusterWorkflowTemplate, "clusterworkflowtemplates", ("scwft",), (_AGE,), "Cluster"),
 )
 
 
@@ -330,8 +341,9 @@ def openapi_schema(model: type[BaseModel]) -> Schema:
     # The API server owns ObjectMeta's schema; a CRD may only say it is an object.
     props["metadata"] = {"type": "object"}
     # Known status fields stay typed; unknown ones survive a downgrade of the operator.
-    props["status"]["x-kubernetes-preserve-unknown-fields"] = True
-    props["status"] = _ordered(props["status"])
+    if "status" in props:  # templates have none
+        props["status"]["x-kubernetes-preserve-unknown-fields"] = True
+        props["status"] = _ordered(props["status"])
     return schema
 
 
@@ -341,7 +353,7 @@ def crd(kind: Kind) -> Schema:
         "name": API_VERSION,
         "served": True,
         "storage": True,
-        "subresources": {"status": {}},
+        **({"subresources": {"status": {}}} if "status" in kind.model.model_fields else {}),
         "additionalPrinterColumns": [c.to_schema() for c in kind.columns],
         "schema": {"openAPIV3Schema": openapi_schema(kind.model)},
     }
@@ -357,7 +369,7 @@ def crd(kind: Kind) -> Schema:
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": kind.crd_name},
-        "spec": {"group": API_GROUP, "names": names, "scope": "Namespaced", "versions": [version]},
+        "spec": {"group": API_GROUP, "names": names, "scope": kind.scope, "versions": [version]},
     }
 
 
@@ -547,10 +559,12 @@ def _kind_section(kind: Kind, defs: dict[str, Schema]) -> list[str]:
         "",
         _prose(kind.model.__doc__ or ""),
         "",
-        f"- `apiVersion: {GROUP_VERSION}`, `kind: {kind.name}`, namespaced",
+        f"- `apiVersion: {GROUP_VERSION}`, `kind: {kind.name}`, "
+        + ("namespaced" if kind.scope == "Namespaced" else "cluster-scoped"),
         f"- `kubectl get {kind.plural}` (short name `{', '.join(kind.short_names)}`,"
         " category `shoal`) shows: " + columns,
-        "- `spec` is written by you, `status` by the operator.",
+        "- `spec` is written by you"
+        + (", `status` by the operator." if "status" in kind.model.model_fields else "."),
         "",
         *_field_table(kind.model, defs),
     ]

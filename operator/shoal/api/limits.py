@@ -89,3 +89,9 @@ MAX_OUTPUT_FILE_BYTES: Final = 256 * 1024
 larger file fails the node naming this limit (large data belongs in an artifact)."""
 MAX_OUTPUT_FILES: Final = 32
 """Files one command node may declare in `outputs`."""
+
+MAX_TEMPLATE_DEPTH: Final = 8
+"""Templates nested in each other through `templateRef` (a template's node referring to
+another template, and so on); deeper chains are refused, so expansion always ends."""
+MAX_TEMPLATES: Final = 64
+"""Distinct templates one Workflow may use, counting those its templates use."""

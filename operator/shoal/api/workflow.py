@@ -36,6 +36,7 @@ from shoal.api.limits import (
     MAX_STRING_LENGTH,
     MAX_TEXT_LENGTH,
 )
+from shoal.api.template_refs import TemplateRef, WorkflowTemplateRef
 
 
 class RunPolicy(StrEnum):
@@ -176,9 +177,15 @@ class Node(PodSettings):
     outputs: dict[str, OutputFile] | None = Field(None, max_length=MAX_OUTPUT_FILES)
     """A command node's outputs read from files it wrote: `{name: {path: /tmp/out.txt}}`,
     each read once the command exited 0 (docs/workflows.md, "Outputs from files")."""
+    template_ref: TemplateRef | None = None
+    """Reuse a node, or the whole DAG, of a (Cluster)WorkflowTemplate (docs/templates.md)."""
+    parameters: dict[str, Any] | None = Field(None, max_length=MAX_PROPERTIES)
+    """With `templateRef`: values of the template's parameters (its defaults otherwise)."""
 
     @model_validator(mode="after")
     def _one_kind_of_work(self) -> Node:
+        if self.template_ref is not None or self.parameters is not None:
+            return _check_template_node(self)
         if self.suspend is not None or self.workflow is not None:
             return self  # core/gates.check_gate and core/children.check_child judge these
         if self.job is not None and self.command is not None:
@@ -186,7 +193,7 @@ class Node(PodSettings):
         if self.job is None and self.command is None and self.image is None:
             raise ValueError(
                 "set `job` (a registered job), `command`/`image` (a container), "
-                "`suspend` or `workflow`"
+                "`suspend`, `workflow` or `templateRef`"
             )
         if self.job is not None and isinstance(self.args, list):
             raise ValueError("`args` of a `job` node is an object of named arguments")
@@ -210,6 +217,15 @@ class Node(PodSettings):
         if (problem := file_output_problem(self)) is not None:
             raise ValueError(problem)
         return self
+
+
+def _check_template_node(node: Node) -> Node:
+    """A `templateRef` node takes its work from the template: no `job` or `command`."""
+    if node.template_ref is None:
+        raise ValueError("`parameters` on a node are values for its `templateRef`")
+    if node.job is not None or node.command is not None:
+        raise ValueError("a `templateRef` node runs the template's work; set no `job`/`command`")
+    return node
 
 
 class ArtifactGC(StrEnum):
@@ -281,8 +297,11 @@ class WorkflowSpec(ApiModel):
     """Like `stop`, but nodes with `runPolicy: always` do not run either."""
     defaults: PodSettings = Field(default_factory=PodSettings)
     """Settings every node inherits."""
-    nodes: list[Node] = Field(min_length=1, max_length=MAX_NODES)
-    """The DAG."""
+    nodes: list[Node] = Field(default_factory=list, max_length=MAX_NODES)
+    """The DAG (at least one node, unless `workflowTemplateRef` brings it)."""
+    workflow_template_ref: WorkflowTemplateRef | None = None
+    """Run a template's DAG: its nodes and settings, this spec's `parameters` overriding
+    the template's defaults and any other field set here overriding the template's."""
     artifacts: ArtifactsSpec | None = None
     """Artifact store settings for this run; the operator's defaults when absent."""
     pod_gc: PodGC | None = Field(None, alias="podGC")
@@ -299,6 +318,14 @@ class WorkflowSpec(ApiModel):
         default_factory=dict, max_length=MAX_NODES
     )
     """Decisions on approval gates by node name, written by `shoal resume`."""
+
+    @model_validator(mode="after")
+    def _nodes_or_template(self) -> WorkflowSpec:
+        if not self.nodes and self.workflow_template_ref is None:
+            raise ValueError("set `nodes` (at least one) or `workflowTemplateRef`")
+        if self.nodes and self.workflow_template_ref is not None:
+            raise ValueError("`workflowTemplateRef` brings the template's nodes; set no `nodes`")
+        return self
 
 
 class WorkflowPhase(StrEnum):

@@ -521,8 +521,10 @@ def phase(obj: dict[str, Any]) -> str:
 
 
 def spec_nodes(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    """The spec's node entries that have a name."""
-    nodes = (obj.get("spec") or {}).get("nodes") or []
+    """The spec's node entries that have a name (a run from a template: its resolved ones)."""
+    from shoal.core.resolved_spec import run_spec
+
+    nodes = run_spec(obj).get("nodes") or []
     return [n for n in nodes if isinstance(n, dict) and n.get("name")]
 
 

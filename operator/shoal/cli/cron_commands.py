@@ -99,6 +99,7 @@ async def _trigger(
 ) -> int:
     from shoal.cron.runs import cronworkflows_path
     from shoal.kube.api import ApiError, workflows_path
+    from shoal.kube.templates import fetch_templates
     from shoal.manifests import Manifest, compile_manifest, parse_document
 
     try:
@@ -109,7 +110,10 @@ async def _trigger(
         raise
     source = f"cronworkflow {namespace}/{name}"
     try:  # the same checks as `shoal run`: nothing is created for bad input
-        compile_manifest(Manifest(parse_document(cron, source), source), params)
+        parsed = Manifest(parse_document(cron, source), source)
+        spec = parsed.resource.spec.workflow_spec  # type: ignore[union-attr]
+        templates = await fetch_templates(api, namespace, spec)
+        compile_manifest(parsed, params, templates)
     except InvalidWorkflow as err:
         for problem in err.problems:
             print(f"error: {problem.describe(err.source)}", file=sys.stderr)

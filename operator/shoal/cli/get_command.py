@@ -40,6 +40,7 @@ from shoal.cli.common import (
     resolve_database,
     run_against_cluster,
     short_json,
+    spec_nodes,
     table,
     timeout_arg,
 )
@@ -331,8 +332,8 @@ def _took(start: datetime | None, end: datetime | None) -> str:
 
 
 def _is_fan_out(obj: dict[str, Any], node: str) -> bool:
-    for n in (obj.get("spec") or {}).get("nodes") or []:
-        if isinstance(n, dict) and n.get("name") == node:
+    for n in spec_nodes(obj):
+        if n.get("name") == node:
             return n.get("forEach") is not None or n.get("withSequence") is not None
     return False
 

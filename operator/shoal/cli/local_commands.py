@@ -43,6 +43,7 @@ from shoal.job_check import import_path  # where --import looks, shared with val
 from shoal.local.executor import LocalExecutor
 from shoal.local.reporting import LiveReporter, PlainReporter, Reporter
 from shoal.manifests import compile_manifest
+from shoal.template_files import is_template, load_templates, not_runnable
 from shoal_worker.artifacts import ArtifactStore, open_store
 from shoal_worker.offload import OFFLOAD_BYTES
 from shoal_worker.store_settings import ENV_URL, StoreSettings
@@ -78,6 +79,9 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="module that registers jobs (@job), found beside the manifest, in the "
         "current directory or on $PYTHONPATH",
     )
+    from shoal.template_files import TEMPLATES_HELP
+
+    p.add_argument("--templates", action="append", default=[], metavar="PATH", help=TEMPLATES_HELP)
     p.add_argument("--workdir", help="where attempts keep their logs (default: a temp dir)")
     p.add_argument(
         "--artifacts",
@@ -104,11 +108,16 @@ def run(args: argparse.Namespace) -> int:
     """Validate, then run the workflow to its end with live progress."""
     try:
         params = {**read_parameter_file(args.parameter_file), **parse_params(args.param)}
-        manifest = pick_manifest(load_manifests(args.file), args.name, source_name(args.file))
+        manifests = load_manifests(args.file)
+        templates = load_templates(args.templates, manifests)
+        runnable = [m for m in manifests if args.name or not is_template(m)] or manifests
+        manifest = pick_manifest(runnable, args.name, source_name(args.file))
         report_warnings(manifest)
         if isinstance(manifest.resource, CronWorkflow):
             params.setdefault("scheduledTime", format_rfc3339(time.time()))
-        wf = compile_manifest(manifest, params)
+        elif is_template(manifest):
+            raise not_runnable(manifest)
+        wf = compile_manifest(manifest, params, templates)
         check_jobs(manifest, wf, args.imports, args.file)
     except InvalidWorkflow as err:
         return report_invalid(err)

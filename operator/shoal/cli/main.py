@@ -127,6 +127,11 @@ COMMANDS = (
         "shoal.cli.cron_admin_command",
         "list CronWorkflows (schedule, next and last run), suspend or resume one",
     ),
+    Command(
+        "template",
+        "shoal.cli.template_command",
+        "list, show, create or lint WorkflowTemplates and ClusterWorkflowTemplates",
+    ),
     Command("delete", "shoal.cli.delete_command", "delete Workflows by name or label selector"),
     Command(
         "wait",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import json
 from typing import TYPE_CHECKING, Any
@@ -105,8 +106,10 @@ def show_object(obj: dict[str, Any], output: str) -> None:
 def _checked_body(args: argparse.Namespace) -> dict[str, Any]:
     """The Workflow to create, checked: InvalidWorkflow before any connection."""
     from shoal.api.cron import CronWorkflow
+    from shoal.core.templates import TemplatesNeeded
     from shoal.core.validation import InvalidWorkflow, Problem
     from shoal.manifests import compile_manifest
+    from shoal.template_files import is_template, not_runnable
 
     from_file = read_parameter_file(getattr(args, "parameter_file", None))
     params = {**from_file, **parse_params(args.param)}
@@ -124,7 +127,10 @@ def _checked_body(args: argparse.Namespace) -> dict[str, Any]:
             ],
             source,
         )
-    compile_manifest(manifest, params)
+    if is_template(manifest):
+        raise not_runnable(manifest)
+    with contextlib.suppress(TemplatesNeeded):  # checked with the cluster's: check_templates
+        compile_manifest(manifest, params)
     meta = manifest.resource.metadata
     if not meta.name and not meta.generate_name:
         raise InvalidWorkflow(
@@ -136,6 +142,24 @@ def _checked_body(args: argparse.Namespace) -> dict[str, Any]:
     if not isinstance(raw, dict):  # load_file always keeps the document it parsed
         raise InvalidWorkflow([Problem("a manifest must be a mapping")], source)
     return submission(raw, params)
+
+
+async def check_templates(api: KubeApi, namespace: str, body: dict[str, Any], source: str) -> None:
+    """A Workflow naming templates, compiled with them as the cluster has them now: a
+    missing one fails the submission with its name (exit 2), before anything is created."""
+    from shoal.core.templates import uses_templates
+    from shoal.core.validation import InvalidWorkflow
+    from shoal.kube.templates import fetch_templates, spec_of
+    from shoal.manifests import Manifest, compile_manifest, parse_document
+
+    spec = spec_of(body)
+    if spec is None or not uses_templates(spec):
+        return
+    templates = await fetch_templates(api, namespace, spec)
+    try:
+        compile_manifest(Manifest(parse_document(body, source), source), None, templates)
+    except InvalidWorkflow as err:
+        raise CliError(str(err), EXIT_INVALID) from None
 
 
 async def _watch_with_logs(
@@ -178,6 +202,7 @@ def submit(args: argparse.Namespace) -> int:
             )
         ns = declared or namespace
         body["metadata"]["namespace"] = ns
+        await check_templates(api, ns, body, source_name(args.file))
         wanted = body["metadata"].get("name") or body["metadata"].get("generateName")
         query = {"dryRun": "All"} if args.dry_run == "server" else None
         try:

@@ -48,6 +48,9 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="module that registers jobs (@job), looked for as by `shoal run --import`; "
         "every job node's job name and literal args are then checked against it",
     )
+    from shoal.template_files import TEMPLATES_HELP
+
+    p.add_argument("--templates", action="append", default=[], metavar="PATH", help=TEMPLATES_HELP)
     p.set_defaults(handler=validate)
 
 
@@ -55,17 +58,29 @@ def validate(args: argparse.Namespace) -> int:
     """Check every document of every file; report all problems, exit 2 if there are any."""
     from shoal.core.validation import InvalidWorkflow
     from shoal.manifests import compile_manifest
+    from shoal.template_files import load_templates
 
     try:
         params = parse_params(args.param)
     except InvalidWorkflow as err:
         return report_invalid(err)
     bad = 0
+    loaded: dict[str, list[Manifest]] = {}
     for path in args.files:
         try:
-            for manifest in load_manifests(path):
+            loaded[path] = load_manifests(path)
+        except InvalidWorkflow as err:
+            report_invalid(err)
+            bad += 1
+    try:
+        templates = load_templates(args.templates, [m for ms in loaded.values() for m in ms])
+    except InvalidWorkflow as err:
+        return report_invalid(err)
+    for path, manifests in loaded.items():
+        try:
+            for manifest in manifests:
                 report_warnings(manifest)
-                wf = compile_manifest(manifest, params)
+                wf = compile_manifest(manifest, params, templates)
                 check_jobs(manifest, wf, args.imports, path)
                 kind = manifest.resource.kind
                 print(f"{source_name(path)}: {kind} {wf.meta.name}: valid ({len(wf.order)} nodes)")

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from shoal.api.workflow import NodePhase, NodeStatus, RunPolicy, WorkflowPhase, WorkflowStatus
+from shoal.core.resolved_spec import run_spec
 from shoal.core.status_reader import read_status
 from shoal.core.timestamps import format_rfc3339
 
@@ -147,7 +148,7 @@ def _wire_fields(node: NodeStatus) -> list[str]:
 
 
 def _spec_nodes(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    nodes = (body.get("spec") or {}).get("nodes") or []
+    nodes = run_spec(body).get("nodes") or []  # a run from a template: its resolved nodes
     return [n for n in nodes if isinstance(n, dict) and n.get("name")]
 
 

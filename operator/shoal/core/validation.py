@@ -208,6 +208,9 @@ def compile_workflow(
     source: str | None = None,
 ) -> CompiledWorkflow:
     """Validate `spec` for a run with `parameters`; raise InvalidWorkflow naming every problem."""
+    if spec.workflow_template_ref is not None or any(n.template_ref for n in spec.nodes):
+        msg = "template references are resolved before compiling (core/templates.resolve_spec)"
+        raise InvalidWorkflow([Problem(msg, field="templateRef")], source)
     params, param_problems = resolve_parameters(spec.parameters, parameters)
     check = _Checker(spec, params)
     check.problems.extend(param_problems)

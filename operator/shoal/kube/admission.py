@@ -17,13 +17,21 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
 from shoal.admission_check import Decision, MalformedReview, Review, parse_review
+from shoal.api.workflow import WorkflowSpec
+from shoal.core.templates import Template, TemplateKey, uses_templates
+from shoal.core.validation import InvalidWorkflow
+from shoal.kube.templates import spec_of
+from shoal.manifests import Templates
+
+TemplateReader = Callable[[str, WorkflowSpec], Awaitable[dict[TemplateKey, Template]]]
+"""Reads the templates a spec uses in a namespace (`kube/templates.fetch_templates`)."""
 
 __all__ = ["PATH", "WebhookConfig", "load_tls", "serve"]
 
@@ -59,18 +67,40 @@ def load_tls(cert_dir: Path) -> ssl.SSLContext:
 class Reviewer:
     """Decides reviews off the event loop, a bounded number at a time."""
 
-    def __init__(self, slots: int = CONCURRENT_COMPILES) -> None:
+    def __init__(
+        self, slots: int = CONCURRENT_COMPILES, templates: TemplateReader | None = None
+    ) -> None:
         self._slots = asyncio.Semaphore(slots)
+        self._templates = templates
 
     async def decide(self, review: Review, deadline: float) -> Decision:
         """The decision, or TimeoutError when no slot frees up or the compile is too slow."""
         loop = asyncio.get_running_loop()
         async with asyncio.timeout_at(deadline):
             await self._slots.acquire()
-        future = loop.run_in_executor(None, review.decide)
+        try:
+            async with asyncio.timeout_at(deadline):
+                templates = await self._read_templates(review)
+        except InvalidWorkflow as err:  # a template that does not parse
+            self._slots.release()
+            return Decision(tuple(p.describe(None) for p in err.problems))
+        except BaseException:
+            self._slots.release()
+            raise
+        future = loop.run_in_executor(None, review.decide, templates)
         future.add_done_callback(lambda _: self._slots.release())
         async with asyncio.timeout_at(deadline):
             return await asyncio.shield(future)
+
+    async def _read_templates(self, review: Review) -> Templates | None:
+        """The templates the object names (and theirs), from the API server."""
+        specs = [s for s in (spec_of(review.obj), spec_of(review.old)) if s is not None]
+        if self._templates is None or not any(uses_templates(s) for s in specs):
+            return None
+        found: dict[TemplateKey, Template] = {}
+        for spec in specs:
+            found |= await self._templates(review.namespace, spec)
+        return found
 
 
 def _json(body: object, status: int = 200) -> web.Response:
@@ -119,7 +149,7 @@ async def serve(config: WebhookConfig | None) -> AsyncIterator[None]:
     if config is None:
         yield
         return
-    runner = web.AppRunner(make_app(Reviewer()), access_log=None)
+    runner = web.AppRunner(make_app(Reviewer(templates=_template_reader())), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, ssl_context=load_tls(config.cert_dir))
@@ -135,3 +165,18 @@ async def serve(config: WebhookConfig | None) -> AsyncIterator[None]:
         yield
     finally:
         await runner.cleanup()
+
+
+def _template_reader() -> TemplateReader:
+    """Templates read with the operator's own credentials, connected on first use."""
+    from shoal.kube.api import KubeApi
+    from shoal.kube.templates import fetch_templates
+
+    connected: list[KubeApi] = []
+
+    async def read(namespace: str, spec: WorkflowSpec) -> dict[TemplateKey, Template]:
+        if not connected:
+            connected.append(KubeApi.connect())
+        return await fetch_templates(connected[0], namespace, spec)
+
+    return read

@@ -33,6 +33,7 @@ from shoal.kube.artifact_store import WorkflowStore
 from shoal.kube.children import LABEL_PARENT_UID
 from shoal.kube.naming import LABEL_WORKFLOW_UID
 from shoal.kube.runner import WorkflowRunner, wait_ttl
+from shoal.kube.templates import frozen_body
 from shoal.kube.workflow_body import WorkflowControls, deletion_due
 from shoal.operator_context import OperatorMemo
 
@@ -112,9 +113,12 @@ async def _run_once(
     """One runner over the workflow until it finishes; False if it was deleted first."""
     meta = raw["metadata"]
     archive = shared.archive
+    frozen = await frozen_body(api, raw, post_event)  # templates: resolved once, recorded
+    if frozen is None:
+        return True
     runner = WorkflowRunner(
         api,
-        raw,
+        frozen,
         shared.config.runner,
         post_event,
         log_sink=archive.sink if archive is not None else None,

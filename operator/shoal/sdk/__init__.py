@@ -31,6 +31,8 @@ from shoal.sdk.run import LocalResult as LocalResult
 from shoal.sdk.run import run_local as run_local
 from shoal.sdk.run import submit as submit
 from shoal.sdk.run import submit_async as submit_async
+from shoal.sdk.templates import ClusterWorkflowTemplate as ClusterWorkflowTemplate
+from shoal.sdk.templates import WorkflowTemplate as WorkflowTemplate
 
 # The package's modules; the names above are its public API (docs/sdk.md).
-__all__ = ["builder", "cron", "jobs", "refs", "render", "resource", "run"]
+__all__ = ["builder", "cron", "jobs", "refs", "render", "resource", "run", "templates"]

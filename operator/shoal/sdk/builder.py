@@ -29,7 +29,7 @@ from shoal.sdk.jobs import JobTarget, check_arguments, declared_outputs, target_
 from shoal.sdk.refs import FanOut, Ref, SdkError, member, templated
 from shoal.sdk.resource import Resource
 
-__all__ = ["Params", "Step", "Workflow", "model_errors"]
+__all__ = ["Params", "Step", "TemplateStep", "Workflow", "model_errors"]
 
 MANAGED = frozenset({"name", "job", "command", "args", "depends_on"})
 """Node fields the builder sets itself (from `job()`/`command()` and the references)."""
@@ -199,6 +199,41 @@ def _references(fields: dict[str, Any]) -> set[str]:
     return found
 
 
+class TemplateStep(Step):
+    """A node that reuses one node, or the whole DAG, of a template (`wf.template()`)."""
+
+    def __init__(
+        self,
+        name: str,
+        template: Any,
+        *,
+        node: str | None = None,
+        cluster_scope: bool | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name)
+        if isinstance(template, str):
+            scope, template_name = bool(cluster_scope), template
+        else:  # a WorkflowTemplate builder (sdk/templates.py)
+            found = getattr(template, "cluster_scope", False)
+            scope = found if cluster_scope is None else cluster_scope
+            template_name = template.metadata.name or ""
+        self._ref = {"name": template_name, "node": node, "cluster_scope": scope}
+        self._parameters = dict(parameters or {})
+
+    def build(self, known: list[str]) -> Node:
+        fields: dict[str, Any] = {"template_ref": self._ref}
+        if self._parameters:
+            fields["parameters"] = templated(self._parameters)
+        fields |= self._settings()
+        wanted = set(self._after) | _references(fields)
+        depends = [n for n in known if n in wanted and n != self.name]
+        try:
+            return Node.model_validate({"name": self.name, **fields, "depends_on": depends})
+        except ValidationError as err:
+            raise SdkError(f"node {self.name!r}: {model_errors(err)}") from None
+
+
 class Workflow(Resource):
     """A Workflow built in code; `build()` gives the same model a YAML manifest parses to."""
 
@@ -270,6 +305,13 @@ class Workflow(Resource):
         parameters (references allowed) and takes its outputs, `step.outputs["node"]`."""
         inline = workflow.spec().model_dump(by_alias=True, exclude_defaults=True, mode="json")
         return self._add(Step(name, child={"spec": inline, "parameters": parameters}))
+
+    def template(
+        self, name: str, template: Any, /, *, node: str | None = None, **parameters: Any
+    ) -> Step:
+        """A node from a template (a name or a `WorkflowTemplate` builder): its `node`, or
+        its whole DAG (nodes `<name>-<node>`), with these parameters (docs/templates.md)."""
+        return self._add(TemplateStep(name, template, node=node, parameters=parameters))
 
     def __getitem__(self, name: str) -> Step:
         return self._steps[name]

@@ -9,13 +9,16 @@ as something else (`y`, `0x10`), so render -> parse -> render gives the same tex
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import yaml
 
 from shoal.api.cron import CronWorkflow
+from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
 from shoal.api.workflow import Node, PodSettings, Workflow
 from shoal.core.compiled import CompiledWorkflow
+from shoal.core.templates import Template, TemplateKey
 from shoal.manifests import Manifest, compile_manifest, parse_document
 from shoal.yamlread import go_scalar, load_documents
 
@@ -24,12 +27,13 @@ __all__ = [
     "ResourceModel",
     "parse_yaml",
     "resource_of",
+    "template_set",
     "to_dict",
     "to_yaml",
     "validate",
 ]
 
-ResourceModel = Workflow | CronWorkflow
+ResourceModel = Workflow | CronWorkflow | WorkflowTemplate | ClusterWorkflowTemplate
 
 
 class Buildable(Protocol):
@@ -40,7 +44,8 @@ class Buildable(Protocol):
 
 def resource_of(obj: Buildable | ResourceModel) -> ResourceModel:
     """The API model of a builder, or the model itself."""
-    return obj if isinstance(obj, Workflow | CronWorkflow) else obj.build()
+    models = Workflow | CronWorkflow | WorkflowTemplate | ClusterWorkflowTemplate
+    return obj if isinstance(obj, models) else obj.build()
 
 
 def _json_number(value: Any) -> Any:
@@ -77,6 +82,9 @@ def to_dict(obj: Buildable | ResourceModel) -> dict[str, Any]:
     body.pop("kind", None)
     spec = body["spec"]
     _ordered_nodes(spec.get("workflowSpec", spec))
+    for part in (spec, spec.get("workflowSpec") or {}):
+        if part.get("nodes") == [] and "workflowTemplateRef" in part:
+            del part["nodes"]  # the template brings them
     head: dict[str, Any] = {"apiVersion": res.api_version, "kind": res.kind}
     normalized: dict[str, Any] = _json_number(head | body)
     return normalized
@@ -119,10 +127,28 @@ def parse_yaml(text: str, source: str = "<sdk>") -> ResourceModel:
     return parse_document(documents[0].raw, source)
 
 
+def template_set(templates: Iterable[Any]) -> dict[TemplateKey, Template]:
+    """The resolver's view of the templates given to `validate`/`run_local` (builders or
+    models)."""
+    found: dict[TemplateKey, Template] = {}
+    for item in templates:
+        model = (
+            item if isinstance(item, WorkflowTemplate | ClusterWorkflowTemplate) else item.build()
+        )
+        cluster = isinstance(model, ClusterWorkflowTemplate)
+        template = Template(cluster, model.metadata.name or "", model.spec)
+        found[template.key] = template
+    return found
+
+
 def validate(
-    obj: Buildable | ResourceModel, params: dict[str, Any] | None = None
+    obj: Buildable | ResourceModel,
+    params: dict[str, Any] | None = None,
+    templates: Iterable[Any] = (),
 ) -> CompiledWorkflow:
-    """The same compile as `shoal validate`/`shoal run`; InvalidWorkflow lists problems."""
+    """The same compile as `shoal validate`/`shoal run`; InvalidWorkflow lists problems.
+    `templates` (builders or models) are those its references may name."""
     res = resource_of(obj)
     source = f"<sdk {res.kind} {res.metadata.name or res.metadata.generate_name or ''}>"
-    return compile_manifest(Manifest(res, source), params)
+    given = template_set(templates) or None  # none: TemplatesNeeded names the references
+    return compile_manifest(Manifest(res, source), params, given)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +29,12 @@ class Resource:
         """The manifest as YAML text."""
         return render.to_yaml(self.build())
 
-    def validate(self, params: dict[str, Any] | None = None) -> CompiledWorkflow:
-        """Compile as `shoal validate` does; raises InvalidWorkflow."""
-        return render.validate(self.build(), params)
+    def validate(
+        self, params: dict[str, Any] | None = None, templates: Sequence[Any] = ()
+    ) -> CompiledWorkflow:
+        """Compile as `shoal validate` does (references from `templates`); raises
+        InvalidWorkflow."""
+        return render.validate(self.build(), params, templates)
 
     def run_local(
         self,
@@ -39,9 +43,12 @@ class Resource:
         imports: list[str] | None = None,
         workdir: Path | None = None,
         quiet: bool = True,
+        templates: Sequence[Any] = (),
     ) -> run.LocalResult:
         """Run on this machine with `shoal run`, importing the jobs' modules."""
-        return run.run_local(self, params, imports=imports, workdir=workdir, quiet=quiet)
+        return run.run_local(
+            self, params, imports=imports, workdir=workdir, quiet=quiet, templates=templates
+        )
 
     def submit(self, params: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
         """Create in the cluster (see `shoal.sdk.submit` for the options)."""

@@ -11,18 +11,20 @@ run again in the workers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shoal.api.cron import CronWorkflow
 from shoal.api.workflow import WorkflowPhase
+from shoal.core.templates import TemplatesNeeded
 from shoal.sdk.refs import SdkError
 from shoal.sdk.render import Buildable, ResourceModel, resource_of, to_dict, to_yaml, validate
 
@@ -75,15 +77,18 @@ def run_local(
     imports: list[str] | None = None,
     workdir: Path | None = None,
     quiet: bool = True,
+    templates: Sequence[Any] = (),
 ) -> LocalResult:
-    """Run with `shoal run` on this machine; InvalidWorkflow before anything starts."""
+    """Run with `shoal run` on this machine; InvalidWorkflow before anything starts.
+    `templates` (builders or models) go into the manifest file before the workflow."""
     res = resource_of(obj)
-    validate(res, params)
+    validate(res, params, templates)
     modules, roots = job_modules(obj)
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="shoal-sdk-"))
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "manifest.yaml"
-    manifest.write_text(to_yaml(res), encoding="utf-8")
+    documents = [to_yaml(resource_of(t)) for t in templates] + [to_yaml(res)]
+    manifest.write_text("---\n".join(documents), encoding="utf-8")
     argv = [sys.executable, "-m", "shoal.cli.main", "run", str(manifest), "--plain"]
     argv += ["-o", "json", "--workdir", str(folder / "run")]
     for module in [*modules, *(imports or [])]:
@@ -113,7 +118,10 @@ def submit(
 
 
 def _path(res: ResourceModel, namespace: str) -> str:
-    plural = "cronworkflows" if isinstance(res, CronWorkflow) else "workflows"
+    if res.kind == "ClusterWorkflowTemplate":
+        return "/apis/shoal.dev/v1alpha1/clusterworkflowtemplates"
+    plurals = {"CronWorkflow": "cronworkflows", "WorkflowTemplate": "workflowtemplates"}
+    plural = plurals.get(res.kind, "workflows")
     return f"/apis/shoal.dev/v1alpha1/namespaces/{namespace}/{plural}"
 
 
@@ -135,7 +143,8 @@ async def submit_async(
     `params` are merged into spec.parameters, so the object records what it ran with.
     """
     res = resource_of(obj)
-    validate(res, params)
+    with contextlib.suppress(TemplatesNeeded):  # the cluster resolves them (docs/templates.md)
+        validate(res, params)
     body = to_dict(res)
     meta = body.setdefault("metadata", {})
     if not meta.get("name") and not meta.get("generateName"):
@@ -144,6 +153,8 @@ async def submit_async(
     if declared and namespace and declared != namespace:
         raise SdkError(f"the resource's namespace {declared!r} differs from {namespace!r}")
     meta["namespace"] = ns = declared or namespace or "default"
+    if res.kind == "ClusterWorkflowTemplate":
+        del meta["namespace"]
     if params:
         body["spec"]["parameters"] = {**body["spec"].get("parameters", {}), **params}
     if api is None:
@@ -167,7 +178,7 @@ async def _create(
     poll_seconds: float,
 ) -> dict[str, Any]:
     created = await api.request("POST", _path(res, ns), body=body)
-    if not watch or isinstance(res, CronWorkflow):
+    if not watch or res.kind != "Workflow":
         return created
     name = created["metadata"]["name"]
     deadline = None if watch_seconds is None else time.monotonic() + watch_seconds

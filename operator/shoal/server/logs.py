@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from shoal.core.resolved_spec import run_spec
 from shoal.kube.api import ApiError, KubeApi, pods_path, workflows_path
 from shoal.kube.jobs import CONTAINER
 from shoal.kube.naming import LABEL_ATTEMPT, LABEL_ITEM, LABEL_NODE, LABEL_WORKFLOW_UID
@@ -79,7 +80,7 @@ async def _pods(
     """The node's pods (latest attempt of each item unless `attempt`), and whether more
     than MAX_PODS matched."""
     obj = await call(api, "GET", workflows_path(namespace, name))
-    nodes = {str(n.get("name")) for n in (obj.get("spec") or {}).get("nodes") or []}
+    nodes = {str(n.get("name")) for n in run_spec(obj).get("nodes") or []}
     if node not in nodes:
         raise ApiProblem.of(404, "NotFound", f"workflow {name} has no node {node!r}")
     parts = [f"{LABEL_WORKFLOW_UID}={obj['metadata']['uid']}", f"{LABEL_NODE}={node}"]

@@ -7,6 +7,7 @@ problems, each with its node and field, as a 422, and nothing is created.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 import yaml
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 
 from shoal.api.cron import CronWorkflow
 from shoal.api.limits import MAX_JSON_BYTES
+from shoal.core.templates import TemplatesNeeded
 from shoal.core.validation import InvalidWorkflow, Problem
 from shoal.cron.runs import cronworkflows_path
 from shoal.kube.api import KubeApi, workflows_path
@@ -23,6 +25,7 @@ from shoal.server.identity import caller_api
 from shoal.server.models import ActionResult, meta
 from shoal.server.params import Namespace
 from shoal.server.workflows import ERRORS, call
+from shoal.template_files import is_template, not_runnable
 from shoal.yamlread import load_documents
 
 __all__ = ["MAX_BODY_BYTES", "read_manifest", "router"]
@@ -80,7 +83,10 @@ def read_manifest(text: str, namespace: str) -> Manifest:
             raise invalid_manifest(InvalidWorkflow([problem], SOURCE))
     try:
         manifest = Manifest(parse_document(raw, SOURCE), SOURCE, document)
-        compile_manifest(manifest)
+        if is_template(manifest):
+            raise not_runnable(manifest)
+        with contextlib.suppress(TemplatesNeeded):  # the webhook and operator resolve them
+            compile_manifest(manifest)
     except InvalidWorkflow as err:
         raise invalid_manifest(err) from None
     return manifest
