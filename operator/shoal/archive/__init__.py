@@ -1,6 +1,6 @@
 """Run history and job logs in PostgreSQL, so both outlive pods and Workflow objects.
 
-`schema` migrates the database, `sink` streams log lines into it without ever
+`objects` shows an archived run as the live views do; `schema` migrates the database, `sink` streams log lines into it without ever
 blocking the runner, `store` records runs and nodes, `reader` reads them back.
 Everything here needs the `operator` extra (asyncpg); worker images never import it.
 `writer` is the bounded background writer every recorder (`recorder`, `attempts`,
@@ -10,6 +10,7 @@ Everything here needs the `operator` extra (asyncpg); worker images never import
 __all__ = [
     "attempts",
     "db",
+    "objects",
     "pgtext",
     "reader",
     "recorder",
