@@ -5,13 +5,19 @@ decides every read and write (docs/dashboard.md). `app` assembles the routers.
 """
 
 __all__ = [
+    "access",
+    "actions",
     "app",
+    "archive_db",
+    "cron_actions",
     "crons",
     "errors",
     "headers",
     "identity",
+    "lifecycle",
     "logs",
     "models",
+    "node_views",
     "params",
     "pool",
     "retry_route",

@@ -7,10 +7,20 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from shoal.server import crons, logs, retry_route, submit, workflows
+from shoal.server import (
+    actions,
+    cron_actions,
+    crons,
+    logs,
+    node_views,
+    retry_route,
+    submit,
+    workflows,
+)
 from shoal.server.errors import install_handlers
 from shoal.server.headers import SecurityHeaders
 from shoal.server.identity import Cluster
+from shoal.server.lifecycle import shutdown
 
 __all__ = ["OPENAPI_PATH", "create_app"]
 
@@ -23,6 +33,7 @@ def create_app(cluster: Cluster) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await shutdown(app)
         await cluster.pool.aclose()
 
     app = FastAPI(
@@ -38,6 +49,8 @@ def create_app(cluster: Cluster) -> FastAPI:
     install_handlers(app)
     for module in (workflows, submit, retry_route, logs, crons):
         app.include_router(module.router)
+    for extra in (actions, node_views, cron_actions):
+        app.include_router(extra.router)
     app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", include_in_schema=False)

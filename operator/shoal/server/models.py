@@ -15,6 +15,7 @@ __all__ = [
     "CronDetail",
     "CronPage",
     "CronSummary",
+    "Fire",
     "ObjectMeta",
     "WorkflowDetail",
     "WorkflowPage",
@@ -79,10 +80,26 @@ class CronPage(BaseModel):
     continue_token: str | None = Field(None, alias="continue")
 
 
+class Fire(BaseModel):
+    """One run a CronWorkflow started."""
+
+    metadata: ObjectMeta
+    phase: str
+    trigger: str | None = None
+    """`schedule`, `manual`, `poll` or `after`."""
+    scheduled_time: str | None = Field(None, alias="scheduledTime")
+
+
 class CronDetail(BaseModel):
     metadata: ObjectMeta
     spec: dict[str, Any]
     status: CronWorkflowStatus
+    next_fires: list[str] = Field(default_factory=list, alias="nextFires")
+    """The next scheduled instants (UTC) from its schedule and time zone (none for a
+    poll- or after-triggered one)."""
+    recent_fires: list[Fire] | None = Field(None, alias="recentFires")
+    """Its latest runs still in the cluster, newest first (absent when the caller may not
+    list Workflows in its namespace)."""
 
 
 class ActionResult(BaseModel):

@@ -29,7 +29,7 @@ from shoal.server.params import (
     Selector,
 )
 
-__all__ = ["ERRORS", "FINISHED", "call", "router"]
+__all__ = ["ERRORS", "FINISHED", "ask_to_end", "call", "router"]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 401, 403, 404, 409, 422, 502)
@@ -83,10 +83,9 @@ async def get_workflow(api: Caller, namespace: Namespace, name: Name) -> Workflo
     return workflow_detail(await call(api, "GET", workflows_path(namespace, name)))
 
 
-@router.post("/{namespace}/{name}/stop", response_model=ActionResult, response_model_by_alias=True)
-async def stop_workflow(api: Caller, namespace: Namespace, name: Name) -> ActionResult:
-    """Ask the operator to stop it (`spec.stop: true`, as `shoal stop`); a finished one is
-    left alone."""
+async def ask_to_end(api: KubeApi, namespace: str, name: str, field: str) -> ActionResult:
+    """`spec.<field>: true` (`stop` or `terminate`), as `shoal stop`/`terminate` do; a
+    finished workflow is left alone."""
     path = workflows_path(namespace, name)
     obj = await call(api, "GET", path)
     summary = workflow_summary(obj)
@@ -96,10 +95,17 @@ async def stop_workflow(api: Caller, namespace: Namespace, name: Name) -> Action
         api,
         "PATCH",
         path,
-        body={"spec": {"stop": True}},
+        body={"spec": {field: True}},
         content_type="application/merge-patch+json",
     )
-    return ActionResult(metadata=meta(patched), message="stop requested")
+    return ActionResult(metadata=meta(patched), message=f"{field} requested")
+
+
+@router.post("/{namespace}/{name}/stop", response_model=ActionResult, response_model_by_alias=True)
+async def stop_workflow(api: Caller, namespace: Namespace, name: Name) -> ActionResult:
+    """Ask the operator to stop it (`spec.stop: true`, as `shoal stop`): `runPolicy:
+    always` nodes still run."""
+    return await ask_to_end(api, namespace, name, "stop")
 
 
 @router.delete("/{namespace}/{name}", response_model=ActionResult, response_model_by_alias=True)
