@@ -16,6 +16,7 @@ __all__ = [
     "reader",
     "recorder",
     "schema",
+    "search",
     "service",
     "sink",
     "store",

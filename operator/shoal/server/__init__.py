@@ -9,6 +9,7 @@ __all__ = [
     "actions",
     "app",
     "archive_db",
+    "archive_routes",
     "cron_actions",
     "crons",
     "errors",

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from shoal.server import (
     actions,
+    archive_routes,
     cron_actions,
     crons,
     logs,
@@ -49,7 +50,7 @@ def create_app(cluster: Cluster) -> FastAPI:
     install_handlers(app)
     for module in (workflows, submit, retry_route, logs, crons):
         app.include_router(module.router)
-    for extra in (actions, node_views, cron_actions):
+    for extra in (actions, node_views, cron_actions, archive_routes):
         app.include_router(extra.router)
     app.add_middleware(SecurityHeaders)
 
