@@ -15,6 +15,7 @@ __all__ = [
     "errors",
     "headers",
     "identity",
+    "informer",
     "lifecycle",
     "logs",
     "models",
@@ -23,6 +24,7 @@ __all__ = [
     "pool",
     "retry_route",
     "retrying",
+    "stream",
     "submit",
     "workflows",
 ]

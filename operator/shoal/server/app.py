@@ -15,6 +15,7 @@ from shoal.server import (
     logs,
     node_views,
     retry_route,
+    stream,
     submit,
     workflows,
 )
@@ -50,7 +51,7 @@ def create_app(cluster: Cluster) -> FastAPI:
     install_handlers(app)
     for module in (workflows, submit, retry_route, logs, crons):
         app.include_router(module.router)
-    for extra in (actions, node_views, cron_actions, archive_routes):
+    for extra in (actions, node_views, cron_actions, archive_routes, stream):
         app.include_router(extra.router)
     app.add_middleware(SecurityHeaders)
 

@@ -11,4 +11,7 @@ __all__ = ["shutdown"]
 
 
 async def shutdown(app: FastAPI) -> None:
+    informer = getattr(app.state, "informer", None)
+    if informer is not None:
+        await informer.aclose()
     await close_archive(app)
