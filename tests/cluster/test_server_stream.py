@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.cluster.conftest import wait_until
-from tests.cluster.test_server import Server, _created, server
+from tests.cluster.test_server import Server, _created, running_server, server
 from tests.support.plugin import Kubectl
 
 __all__ = ["server"]
@@ -113,14 +114,33 @@ def workflow_watches(kubectl: Kubectl) -> int:
     return int(total)
 
 
-def test_fifty_clients_share_one_watch(server: Server, kubectl: Kubectl) -> None:
+def _open_many(server: Server, kubectl: Kubectl, count: int) -> int:
+    """The Workflow watch count while `count` more clients have their snapshot."""
+    with contextlib.ExitStack() as stack:
+        streams = [stack.enter_context(opened(server, "a")) for _ in range(count)]
+        for stream in streams:
+            stream.until(lambda kind, _: kind == "synced")
+        return workflow_watches(kubectl)
+
+
+def test_fifty_clients_share_one_watch(server: Server, kubectl: Kubectl, kubeconfig: Path) -> None:
+    """A fresh server, so that its shared watch is opened by this test's first client.
+
+    The controllers (garbage collector, quota) start watching a new resource on their own
+    schedule, so a measurement counts only when the count was the same just before the
+    49 clients came and just after they left; one where it moved is made again.
+    """
     a = server.namespaces["a"]
-    with opened(server, "a", f"&namespace={a}") as one:
-        one.until(lambda kind, _: kind == "synced")
-        with_one = wait_until(lambda: workflow_watches(kubectl) or None, 30, "a workflow watch")
-        with contextlib.ExitStack() as stack:
-            streams = [stack.enter_context(opened(server, "a")) for _ in range(49)]
-            for stream in streams:
-                stream.until(lambda kind, _: kind == "synced")
-            assert workflow_watches(kubectl) == with_one
+    before = workflow_watches(kubectl)
+    with running_server(kubeconfig) as (url, _log):
+        fresh = Server(url, server.log, server.tokens, server.namespaces)
+        with opened(fresh, "a", f"&namespace={a}") as one:
+            one.until(lambda kind, _: kind == "synced")
+            wait_until(lambda: workflow_watches(kubectl) > before, 30, "the server's watch")
+            for _ in range(3):
+                with_one = workflow_watches(kubectl)
+                with_fifty = _open_many(fresh, kubectl, 49)
+                if workflow_watches(kubectl) == with_one:  # nobody else started one meanwhile
+                    break
+            assert with_fifty == with_one
     assert with_one >= 1

@@ -14,7 +14,7 @@ import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from shoal.archive.objects import archived_object, rfc3339_or_none
@@ -36,6 +36,7 @@ from shoal.server.models import (
     WorkflowDetail,
     WorkflowPage,
     WorkflowSummary,
+    page_response,
     workflow_detail,
 )
 from shoal.server.node_views import Attempt, AttemptPage
@@ -110,7 +111,7 @@ async def search_archive(
     until: Annotated[datetime | None, Query(description="created before")] = None,
     limit: Limit = DEFAULT_LIMIT,
     continue_token: Continue = None,
-) -> WorkflowPage:
+) -> Response:
     """Archived runs, newest first, in the namespaces the caller may list."""
     try:
         labels = parse_selector(label_selector or "")
@@ -135,7 +136,7 @@ async def search_archive(
         limit=limit,
     )
     token = encode_cursor(cursor) if cursor else None
-    return WorkflowPage(items=[_row(r) for r in runs], **{"continue": token})
+    return page_response(WorkflowPage(items=[_row(r) for r in runs], **{"continue": token}))
 
 
 async def _run(request: Request, api: KubeApi, pool: Any, namespace: str, uid: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from shoal.api.workflow import FINISHED_PHASES
 from shoal.kube.api import ApiError, KubeApi, workflows_path
@@ -16,6 +16,7 @@ from shoal.server.models import (
     WorkflowPage,
     WorkflowSummary,
     meta,
+    page_response,
     workflow_detail,
     workflow_summary,
 )
@@ -56,7 +57,7 @@ async def list_workflows(
     name_prefix: Annotated[str | None, Query(alias="namePrefix", max_length=253)] = None,
     limit: Limit = DEFAULT_LIMIT,
     continue_token: Continue = None,
-) -> WorkflowPage:
+) -> Response:
     """One page of Workflows. Kubernetes pages them (`limit`, `continue`); the phase and
     name-prefix filters apply to that page, so a page may hold fewer than `limit`."""
     params: dict[str, Any] = {"limit": limit}
@@ -74,7 +75,7 @@ async def list_workflows(
             continue
         rows.append(row)
     token = (listing.get("metadata") or {}).get("continue") or None
-    return WorkflowPage(items=rows, **{"continue": token})
+    return page_response(WorkflowPage(items=rows, **{"continue": token}))
 
 
 @router.get("/{namespace}/{name}", response_model=WorkflowDetail, response_model_by_alias=True)
