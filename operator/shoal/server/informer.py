@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from shoal.kube.api import KubeApi, workflows_path
 from shoal.kube.listwatch import watch_events
 from shoal.server.models import WorkflowSummary, workflow_summary
 
-__all__ = ["Change", "Subscriber", "WorkflowInformer"]
+__all__ = ["Change", "Subscriber", "WorkflowInformer", "change_of"]
 
 LOG = logging.getLogger("shoal.server.informer")
 QUEUE_SIZE = 1000
@@ -30,11 +31,20 @@ RESTART_SECONDS = (0.5, 1, 2, 5, 10, 30)
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One Workflow change: `ADDED`, `MODIFIED` or `DELETED`, summarized once for all."""
+    """One Workflow change: `ADDED`, `MODIFIED` or `DELETED`, summarized (and encoded as
+    JSON) once for every subscriber."""
 
     type: str
     namespace: str
     summary: WorkflowSummary
+    data: str = ""
+    """`{"type": ..., "object": <summary>}` as JSON: what a stream sends."""
+
+
+def change_of(kind: str, namespace: str, summary: WorkflowSummary) -> Change:
+    body = summary.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data = json.dumps({"type": kind, "object": body}, separators=(",", ":"))
+    return Change(kind, namespace, summary, data)
 
 
 @dataclass(eq=False)
@@ -101,7 +111,7 @@ class WorkflowInformer:
         uid = str(meta.get("uid") or "")
         if not uid:
             return
-        change = Change(kind, str(meta.get("namespace") or ""), workflow_summary(obj))
+        change = change_of(kind, str(meta.get("namespace") or ""), workflow_summary(obj))
         if kind == "DELETED":
             self.objects.pop(uid, None)
         else:

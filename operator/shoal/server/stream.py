@@ -54,8 +54,7 @@ def _frame(kind: str, data: object) -> str:
 
 
 def _change(change: Change) -> str:
-    body = change.summary.model_dump(by_alias=True, exclude_none=True)
-    return _frame("workflow", {"type": change.type, "object": body})
+    return f"event: workflow\ndata: {change.data}\n\n"
 
 
 @router.get(
