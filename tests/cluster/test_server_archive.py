@@ -40,7 +40,7 @@ class Archived:
 async def _seed(dsn: str, namespaces: dict[str, str]) -> dict[str, str]:
     """Three finished runs (two in A, one in B), and log lines of A's first."""
     from shoal.archive.db import open_pool
-    from shoal.archive.store import save_run
+    from shoal.archive.store import save_attempt, save_run
 
     pool = await open_pool(dsn)
     uids: dict[str, str] = {}
@@ -66,6 +66,10 @@ async def _seed(dsn: str, namespaces: dict[str, str]) -> dict[str, str]:
             }
             status = {"phase": phase, "progress": "1/1", "nodes": {"hello": {"phase": phase}}}
             await save_run(pool, body, status)
+        for attempt, (phase, code) in enumerate((("Failed", 3), ("Succeeded", 0)), start=1):
+            await save_attempt(
+                pool, uids["arch-a-2"], "hello", 0, attempt, phase=phase, exit_code=code
+            )
         async with pool.acquire() as conn:
             await conn.executemany(
                 "INSERT INTO shoal_log_lines (workflow_uid, node, item_index, attempt, at, line)"
@@ -169,6 +173,12 @@ def test_one_run_and_its_logs_as_rbac_allows(archived: Archived) -> None:
     rest = api.call("GET", f"{log}?after={after}", "a").json()
     assert [line["text"] for line in rest["lines"]] == ["line 3", "line 4"]
     assert rest["nextAfter"] is None
+    attempts = f"/api/v1/archive/workflows/{a}/{uids['arch-a-2']}/nodes/hello/attempts"
+    tried = api.call("GET", attempts, "a")
+    assert tried.status_code == 200, tried.text
+    rows = [(r["attempt"], r["phase"], r["exitCode"]) for r in tried.json()["items"]]
+    assert rows == [(1, "Failed", 3), (2, "Succeeded", 0)]
+    assert api.call("GET", attempts, "b").status_code == 403
     # B may read Workflows in B but not pods/log: no archived log either.
     theirs = f"/api/v1/archive/workflows/{b}/{archived.uids['arch-b-1']}/nodes/hello/log"
     refused = api.call("GET", theirs, "b")

@@ -88,3 +88,20 @@ async def test_the_cache_is_bounded() -> None:
     for index in range(50):
         await cache.allowed(api, f"token-{index}", Check("list", "workflows", "a"))
     assert len(cache._answers) == 10
+
+
+def test_log_since_is_bounded_before_kubernetes_is_asked() -> None:
+    from fastapi.testclient import TestClient
+
+    from shoal.server.app import create_app
+    from shoal.server.identity import AuthMode, Cluster
+
+    api = TestClient(create_app(Cluster("https://127.0.0.1:9", False, AuthMode.CLIENT)))
+    token = {"Authorization": "Bearer a-token"}
+    for since in ("0", str(10**9), "soon"):
+        refused = api.get(f"/api/v1/workflows/ns/wf/nodes/n/log?since={since}", headers=token)
+        assert refused.status_code == 400
+        assert refused.json()["field"] == "since"
+    stream = api.get("/api/v1/stream/workflows?seconds=0", headers=token)
+    assert stream.status_code == 400
+    assert stream.json()["field"] == "seconds"
