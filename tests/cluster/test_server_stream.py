@@ -144,3 +144,45 @@ def test_fifty_clients_share_one_watch(server: Server, kubectl: Kubectl, kubecon
                     break
             assert with_fifty == with_one
     assert with_one >= 1
+
+
+def test_one_workflow_streams_whole_until_deleted(server: Server, k8s_api: Any) -> None:
+    from tests.cluster.conftest import GROUP, PLURAL, VERSION, custom
+
+    a, b = server.namespaces["a"], server.namespaces["b"]
+    _created(k8s_api, a, "watched")
+    _created(k8s_api, a, "bystander")
+    path = f"{STREAM}/{a}/watched"
+    assert server.call("GET", path, "b").status_code == 403  # RBAC's answer, before streaming
+    assert server.call("GET", f"{STREAM}/{b}/nothing", "b").status_code == 404
+    headers = {"Authorization": f"Bearer {server.tokens['a']}"}
+    with httpx.stream("GET", f"{server.url}{path}?seconds=60", headers=headers, timeout=90) as r:
+        assert r.status_code == 200
+        events = Events(r)
+        first = events.until(lambda kind, _: kind == "workflow")
+        assert first[-1][1]["metadata"]["name"] == "watched"
+        assert first[-1][1]["status"]["phase"] == "Pending"
+        status = {
+            "phase": "Running",
+            "progress": "0/1",
+            "nodes": {"hello": {"phase": "Running", "progress": 50.0, "message": "half"}},
+        }
+        api = custom(k8s_api)
+        api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, a, PLURAL, "bystander", {"status": {"phase": "Running"}}
+        )
+        api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, a, PLURAL, "watched", {"status": status}
+        )
+
+        def running(kind: str, data: Any) -> bool:
+            return kind == "workflow" and data["status"]["phase"] == "Running"
+
+        seen = events.until(running)
+        node = seen[-1][1]["status"]["nodes"]["hello"]
+        assert (node["progress"], node["message"]) == (50.0, "half")
+        assert all(d["metadata"]["name"] == "watched" for k, d in seen if k == "workflow")
+        api.delete_namespaced_custom_object(GROUP, VERSION, a, PLURAL, "watched")
+        ended = events.until(lambda kind, _: kind == "end")
+        assert ("deleted", {}) in ended
+        assert ended[-1] == ("end", {"reason": "deleted"})

@@ -25,6 +25,7 @@ __all__ = [
     "retry_route",
     "retrying",
     "stream",
+    "stream_one",
     "submit",
     "workflows",
 ]

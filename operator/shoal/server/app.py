@@ -16,6 +16,7 @@ from shoal.server import (
     node_views,
     retry_route,
     stream,
+    stream_one,
     submit,
     workflows,
 )
@@ -51,7 +52,7 @@ def create_app(cluster: Cluster) -> FastAPI:
     install_handlers(app)
     for module in (workflows, submit, retry_route, logs, crons):
         app.include_router(module.router)
-    for extra in (actions, node_views, cron_actions, archive_routes, stream):
+    for extra in (actions, node_views, cron_actions, archive_routes, stream, stream_one):
         app.include_router(extra.router)
     app.add_middleware(SecurityHeaders)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -39,12 +40,16 @@ class Change:
     summary: WorkflowSummary
     data: str = ""
     """`{"type": ..., "object": <summary>}` as JSON: what a stream sends."""
+    raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The whole object, while the change is handed out (not kept in the snapshot)."""
 
 
-def change_of(kind: str, namespace: str, summary: WorkflowSummary) -> Change:
+def change_of(
+    kind: str, namespace: str, summary: WorkflowSummary, raw: dict[str, Any] | None = None
+) -> Change:
     body = summary.model_dump(mode="json", by_alias=True, exclude_none=True)
     data = json.dumps({"type": kind, "object": body}, separators=(",", ":"))
-    return Change(kind, namespace, summary, data)
+    return Change(kind, namespace, summary, data, raw)
 
 
 @dataclass(eq=False)
@@ -111,11 +116,11 @@ class WorkflowInformer:
         uid = str(meta.get("uid") or "")
         if not uid:
             return
-        change = change_of(kind, str(meta.get("namespace") or ""), workflow_summary(obj))
+        change = change_of(kind, str(meta.get("namespace") or ""), workflow_summary(obj), obj)
         if kind == "DELETED":
             self.objects.pop(uid, None)
         else:
-            self.objects[uid] = change
+            self.objects[uid] = dataclasses.replace(change, raw=None)
         if self.synced.is_set():
             self._publish(change)
 

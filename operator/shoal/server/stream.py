@@ -27,7 +27,15 @@ from shoal.server.informer import Change, Subscriber, WorkflowInformer
 from shoal.server.params import NamespaceFilter
 from shoal.server.workflows import ERRORS
 
-__all__ = ["HEARTBEAT_SECONDS", "MAX_STREAM_SECONDS", "informer_of", "router"]
+__all__ = [
+    "HEARTBEAT_SECONDS",
+    "MAX_STREAM_SECONDS",
+    "changes",
+    "frame",
+    "informer_of",
+    "router",
+    "synced",
+]
 
 router = APIRouter(prefix="/api/v1/stream", tags=["stream"], responses=ERRORS)
 MAX_STREAM_SECONDS = 3600.0
@@ -49,7 +57,7 @@ def informer_of(request: Request) -> WorkflowInformer:
     return informer
 
 
-def _frame(kind: str, data: object) -> str:
+def frame(kind: str, data: object) -> str:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
@@ -92,29 +100,29 @@ async def stream_workflows(
         deadline = time.monotonic() + seconds
         reason = "deadline"
         try:
-            reason = await _synced(informer, deadline)
+            reason = await synced(informer, deadline)
             if reason == "synced":
                 for change in informer.snapshot():
                     if await may(change):
                         yield _change(change)
-                yield _frame("synced", {})
+                yield frame("synced", {})
                 reason = "deadline"
-                async for frame in _changes(request, subscriber, may, deadline):
-                    if frame.startswith("end:"):
-                        reason = frame[4:]
+                async for text in changes(request, subscriber, may, deadline):
+                    if text.startswith("end:"):
+                        reason = text[4:]
                         break
-                    yield frame
+                    yield text
         except ApiProblem as problem:  # the caller's token expired mid-stream
-            yield _frame("error", problem.body.model_dump(exclude_none=True))
+            yield frame("error", problem.body.model_dump(exclude_none=True))
             reason = "error"
         finally:
             informer.unsubscribe(subscriber)
-        yield _frame("end", {"reason": reason})
+        yield frame("end", {"reason": reason})
 
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-async def _synced(informer: WorkflowInformer, deadline: float) -> str:
+async def synced(informer: WorkflowInformer, deadline: float) -> str:
     """Wait (bounded) for the shared watch's first listing."""
     try:
         async with asyncio.timeout(max(0.1, min(SYNC_SECONDS, deadline - time.monotonic()))):
@@ -124,11 +132,12 @@ async def _synced(informer: WorkflowInformer, deadline: float) -> str:
     return "synced"
 
 
-async def _changes(
+async def changes(
     request: Request,
     subscriber: Subscriber,
     may: Callable[[Change], Awaitable[bool]],
     deadline: float,
+    render: Callable[[Change], str] = _change,
 ) -> AsyncIterator[str]:
     """Frames for the subscriber's changes the caller may see, heartbeats, and an
     `end:<reason>` marker when it must stop."""
@@ -150,4 +159,4 @@ async def _changes(
             yield f"end:{subscriber.ended or 'shutdown'}"
             return
         if await may(change):
-            yield _change(change)
+            yield render(change)
