@@ -80,11 +80,15 @@ async def stream_workflows(
     api = open_caller(request)
     key = caller_key(request)
     cache = access_cache(request)
-    if namespace:
-        await require(request, api, Check("watch", "workflows", namespace))
-    else:  # authenticates the token (401) before the stream starts
-        await cache.allowed(api, key, Check("watch", "workflows", ""))
-    informer = informer_of(request)
+    try:
+        if namespace:
+            await require(request, api, Check("watch", "workflows", namespace))
+        else:  # authenticates the token (401) before the stream starts
+            await cache.allowed(api, key, Check("watch", "workflows", ""))
+        informer = informer_of(request)
+    except ApiProblem:
+        await api.close()
+        raise
     subscriber = informer.subscribe()
 
     async def may(change: Change) -> bool:
@@ -117,6 +121,7 @@ async def stream_workflows(
             reason = "error"
         finally:
             informer.unsubscribe(subscriber)
+            await api.close()  # a no-op for a caller's token (a shared pool)
         yield frame("end", {"reason": reason})
 
     return StreamingResponse(events(), media_type="text/event-stream")

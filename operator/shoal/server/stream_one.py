@@ -49,12 +49,17 @@ async def stream_workflow(
     change, `deleted` if it is deleted, and one `end` event saying why the stream ended."""
     api = open_caller(request)
     key, cache = caller_key(request), access_cache(request)
-    informer = informer_of(request)
+    try:
+        informer = informer_of(request)
+    except ApiProblem:
+        await api.close()
+        raise
     subscriber = informer.subscribe()  # before the read: no change in between is missed
     try:
         current = await call(api, "GET", workflows_path(namespace, name))
     except ApiProblem:
         informer.unsubscribe(subscriber)
+        await api.close()
         raise
     uid = (current.get("metadata") or {}).get("uid")
 
@@ -86,6 +91,7 @@ async def stream_workflow(
             reason = "error"
         finally:
             informer.unsubscribe(subscriber)
+            await api.close()  # a no-op for a caller's token (a shared pool)
         yield frame("end", {"reason": reason})
 
     return StreamingResponse(events(), media_type="text/event-stream")
