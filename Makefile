@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-ui test test-unit test-local test-cluster test-scale lint crds crds-check venv clean cluster-up cluster-down bench bench-cluster bench-artifacts
+.PHONY: demo demo-ui test test-unit test-local test-cluster test-scale lint crds crds-check venv clean cluster-up cluster-down bench bench-cluster bench-server bench-artifacts
 
 venv: $(STAMP)
 
@@ -120,6 +120,10 @@ bench: $(STAMP)
 
 bench-cluster: $(STAMP) testcluster-bin
 	$(BIN)/python bench/cluster.py $(ARGS)
+
+## bench-server: shoal server's list latency (1,000 Workflows), SSE fan-out (50 clients), UI
+bench-server: $(STAMP) testcluster-bin
+	$(BIN)/python bench/server.py $(ARGS)
 
 ## bench-artifacts: S3 store vs plain boto3 on a throwaway MinIO (1 GiB, median of 3)
 bench-artifacts: $(STAMP) minio-bin

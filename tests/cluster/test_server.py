@@ -85,6 +85,7 @@ def _role(rbac: Any, namespace: str, name: str, verbs: list[str], writer: bool) 
             rule(api_groups=["batch"], resources=["jobs"], verbs=CLEAN),
             rule(api_groups=[""], resources=["pods"], verbs=["get", *CLEAN]),
             rule(api_groups=[""], resources=["pods/log"], verbs=["get"]),
+            rule(api_groups=[""], resources=["events"], verbs=["list"]),
         ]
     rbac.create_namespaced_role(
         namespace, client.V1Role(metadata=client.V1ObjectMeta(name=name), rules=rules)

@@ -9,7 +9,6 @@ scheduled-time annotation, so it never moves the schedule's catch-up cursor.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -23,12 +22,25 @@ from shoal.cli.common import (
     run_against_cluster,
 )
 from shoal.core.validation import InvalidWorkflow
+from shoal.reruns import (
+    KEY_ANNOTATION,
+    MANUAL_ANNOTATION,
+    build_manual_run,
+    check_cron_run,
+    manual_run_name,
+)
+
+__all__ = [
+    "KEY_ANNOTATION",
+    "MANUAL_ANNOTATION",
+    "build_manual_run",
+    "configure",
+    "manual_run_name",
+    "trigger",
+]
 
 if TYPE_CHECKING:
     from shoal.kube.api import KubeApi
-
-MANUAL_ANNOTATION = "shoal.dev/trigger"
-KEY_ANNOTATION = "shoal.dev/idempotency-key-sha256"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -45,40 +57,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     connection_args(p)
     p.set_defaults(handler=trigger)
-
-
-def manual_run_name(cron: str, key: str | None) -> str | None:
-    """`<cron>-manual-<hash of key>`, or None for a server-generated name (no key)."""
-    if key is None:
-        return None
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return f"{cron[: 253 - 20].rstrip('-.')}-manual-{digest}"
-
-
-def build_manual_run(
-    cron: dict[str, Any], params: dict[str, Any], key: str | None, now: datetime
-) -> dict[str, Any]:
-    """The Workflow for a manual run: the cron's workflowSpec, its parameters, then -p."""
-    from shoal.api.cron import CronWorkflow
-    from shoal.cron.runs import ANNOTATION_SCHEDULED, build_run, rfc3339
-
-    spec = CronWorkflow.model_validate(cron).spec
-    name = manual_run_name(cron["metadata"]["name"], key)
-    body = build_run(cron, spec, name or "", now)
-    meta = body["metadata"]
-    meta["annotations"].pop(ANNOTATION_SCHEDULED, None)  # not a scheduled run
-    meta["annotations"][MANUAL_ANNOTATION] = "manual"
-    if key is not None:
-        meta["annotations"][KEY_ANNOTATION] = hashlib.sha256(key.encode()).hexdigest()
-    else:
-        del meta["name"]
-        meta["generateName"] = f"{cron['metadata']['name'][:200]}-manual-"
-    body["spec"]["parameters"] = {
-        **body["spec"]["parameters"],
-        **params,
-        "scheduledTime": rfc3339(now),
-    }
-    return body
 
 
 def trigger(args: argparse.Namespace) -> int:
@@ -100,7 +78,7 @@ async def _trigger(
     from shoal.cron.runs import cronworkflows_path
     from shoal.kube.api import ApiError, workflows_path
     from shoal.kube.templates import fetch_templates
-    from shoal.manifests import Manifest, compile_manifest, parse_document
+    from shoal.reruns import templates_spec
 
     try:
         cron = await api.get(cronworkflows_path(namespace, name))
@@ -110,10 +88,8 @@ async def _trigger(
         raise
     source = f"cronworkflow {namespace}/{name}"
     try:  # the same checks as `shoal run`: nothing is created for bad input
-        parsed = Manifest(parse_document(cron, source), source)
-        spec = parsed.resource.spec.workflow_spec  # type: ignore[union-attr]
-        templates = await fetch_templates(api, namespace, spec)
-        compile_manifest(parsed, params, templates)
+        templates = await fetch_templates(api, namespace, templates_spec(cron, source))
+        check_cron_run(cron, params, source, templates)
     except InvalidWorkflow as err:
         for problem in err.problems:
             print(f"error: {problem.describe(err.source)}", file=sys.stderr)

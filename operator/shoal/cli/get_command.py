@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from shoal.archive.objects import archived_object, attempt_json
+from shoal.archive.objects import rfc3339_or_none as _rfc3339
 from shoal.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -44,7 +46,6 @@ from shoal.cli.common import (
     table,
     timeout_arg,
 )
-from shoal.core.timestamps import format_rfc3339
 
 if TYPE_CHECKING:
     from shoal.archive.reader import AttemptRecord, RunDetail
@@ -254,56 +255,6 @@ def missing_everywhere(namespace: str, name: str) -> CliError:
     )
 
 
-def _rfc3339(value: datetime | None, fraction: bool = False) -> str | None:
-    return None if value is None else format_rfc3339(value, fraction=fraction)
-
-
-def archived_object(detail: RunDetail) -> dict[str, Any]:
-    """The archived run as a Workflow object (metadata, spec, status), for the same views.
-
-    Runs archived before schema version 2 have no stored status: it is rebuilt from the
-    run's and nodes' columns (no failed-item list, no retries count).
-    """
-    run = detail.run
-    status = detail.status
-    if status is None:
-        nodes: dict[str, Any] = {}
-        for n in detail.nodes:
-            entry: dict[str, Any] = {"phase": n.phase, "attempts": n.attempts}
-            fields = {
-                "exitCode": n.exit_code,
-                "message": n.message,
-                "outputs": n.outputs,
-                "items": n.items,
-                "startedAt": _rfc3339(n.started_at, True),
-                "finishedAt": _rfc3339(n.finished_at, True),
-            }
-            entry.update({k: v for k, v in fields.items() if v is not None})
-            nodes[n.node] = entry
-        status = {
-            "phase": run.phase,
-            "progress": run.progress,
-            "message": run.message,
-            "startedAt": _rfc3339(run.started_at, True),
-            "finishedAt": _rfc3339(run.finished_at, True),
-            "nodes": nodes,
-        }
-        status = {k: v for k, v in status.items() if v is not None}
-    return {
-        "apiVersion": "shoal.dev/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {
-            "name": run.name,
-            "namespace": run.namespace,
-            "uid": run.uid,
-            "labels": run.labels,
-            "creationTimestamp": _rfc3339(run.created_at),
-        },
-        "spec": detail.spec,
-        "status": status,
-    }
-
-
 def archive_note(detail: RunDetail) -> dict[str, Any]:
     """What marks an archived view (the `archived` key of `-o json|yaml`)."""
     return {
@@ -341,22 +292,6 @@ def _is_fan_out(obj: dict[str, Any], node: str) -> bool:
 def _attempt(a: AttemptRecord) -> str:
     """The attempt number, and the `shoal retry` round it ran in when there was one."""
     return str(a.attempt) if not a.retry else f"{a.attempt} (retry {a.retry})"
-
-
-def attempt_json(a: AttemptRecord) -> dict[str, Any]:
-    doc = {
-        "item": a.index,
-        "attempt": a.attempt,
-        "retry": a.retry,
-        "phase": a.phase,
-        "exitCode": a.exit_code,
-        "message": a.message,
-        "outputs": a.outputs,
-        "outputsOmitted": a.outputs_omitted,
-        "startedAt": _rfc3339(a.started_at, True),
-        "finishedAt": _rfc3339(a.finished_at, True),
-    }
-    return {k: v for k, v in doc.items() if v is not None}
 
 
 def describe_node(

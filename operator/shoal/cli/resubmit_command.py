@@ -10,9 +10,6 @@ says where it came from (label and annotations `shoal.dev/resubmitted-from`).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
-import re
 from typing import TYPE_CHECKING, Any
 
 from shoal.cli.common import (
@@ -32,15 +29,13 @@ from shoal.cli.common import (
 )
 from shoal.cli.get_command import archived_object, find_archived, live_or_none, missing_everywhere
 from shoal.core.validation import InvalidWorkflow
+from shoal.reruns import FROM, FROM_UID, resubmission
+from shoal.reruns import validate_resubmission as validate
+
+__all__ = ["FROM", "FROM_UID", "configure", "resubmission", "validate"]
 
 if TYPE_CHECKING:
     from shoal.kube.api import KubeApi
-
-FROM = "shoal.dev/resubmitted-from"
-"""Label: the original's name (when it fits a label value). Annotation: namespace/name."""
-FROM_UID = "shoal.dev/resubmitted-from-uid"
-SHOAL_PREFIX = "shoal.dev/"
-_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -72,65 +67,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     database_args(p, "read when the Workflow is gone from the cluster")
     connection_args(p)
     p.set_defaults(handler=resubmit)
-
-
-def _prefix(name: str, given: str | None) -> str:
-    if given:
-        return given
-    return name[:200].rstrip("-.") + "-"
-
-
-def resubmission(
-    source: dict[str, Any],
-    params: dict[str, Any],
-    *,
-    new_name: str | None = None,
-    generate_name: str | None = None,
-) -> dict[str, Any]:
-    """The Workflow to create from `source` (a live or archived Workflow object).
-
-    Its spec as it ran, with `-p` merged into the parameters and any stop request
-    cleared; the source's own labels except Shoal's (a cron's label would make the copy
-    count as one of its scheduled runs); no annotations but where it came from.
-    """
-    meta = source["metadata"]
-    name, namespace = str(meta["name"]), str(meta["namespace"])
-    spec = copy.deepcopy(source.get("spec") or {})
-    spec.pop("stop", None)
-    spec.pop("terminate", None)
-    spec["parameters"] = {**(spec.get("parameters") or {}), **params}
-    if not spec["parameters"]:
-        del spec["parameters"]
-    labels = {k: v for k, v in (meta.get("labels") or {}).items() if not k.startswith(SHOAL_PREFIX)}
-    if _LABEL_VALUE.match(name):
-        labels[FROM] = name
-    annotations = {FROM: f"{namespace}/{name}"}
-    if meta.get("uid"):
-        annotations[FROM_UID] = str(meta["uid"])
-    new_meta: dict[str, Any] = {
-        "namespace": namespace,
-        "labels": labels,
-        "annotations": annotations,
-    }
-    if new_name:
-        new_meta["name"] = new_name
-    else:
-        new_meta["generateName"] = _prefix(name, generate_name)
-    return {
-        "apiVersion": "shoal.dev/v1alpha1",
-        "kind": "Workflow",
-        "metadata": new_meta,
-        "spec": spec,
-    }
-
-
-def validate(body: dict[str, Any], params: dict[str, Any], source: str) -> None:
-    """The checks `shoal submit` makes; raises InvalidWorkflow."""
-    from shoal.core.templates import TemplatesNeeded
-    from shoal.manifests import Manifest, compile_manifest, parse_document
-
-    with contextlib.suppress(TemplatesNeeded):  # templates: the webhook and operator check
-        compile_manifest(Manifest(parse_document(body, source), source), params)
 
 
 def resubmit(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import sys
 
-from shoal.cli.common import EXIT_INVALID
+from shoal.cli.common import EXIT_INVALID, database_args, resolve_database
 
 __all__ = ["configure", "is_loopback", "serve"]
 
@@ -38,6 +38,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", help="kubeconfig (default: KUBECONFIG, or in-cluster)")
     p.add_argument("--context", help="kubeconfig context")
     p.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+    database_args(p, "read for archived runs and their logs (as the operator's flag)")
     p.set_defaults(handler=serve)
 
 
@@ -70,7 +71,9 @@ def serve(args: argparse.Namespace) -> int:
             "AUTH MODE SERVER: every request acts as this process's own Kubernetes identity, "
             "whoever sends it. For local development only; never expose this port."
         )
-    cluster = load_cluster(mode, args.kubeconfig, args.context)
+    dsn = resolve_database(args)
+    LOG.info("archive: %s", "configured" if dsn else "none (live objects only)")
+    cluster = load_cluster(mode, args.kubeconfig, args.context, dsn)
     config = uvicorn.Config(
         create_app(cluster),
         host=args.host,

@@ -7,10 +7,24 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from shoal.server import crons, logs, resume_route, retry_route, submit, workflows
+from shoal.server import (
+    actions,
+    archive_routes,
+    cron_actions,
+    crons,
+    logs,
+    node_views,
+    resume_route,
+    retry_route,
+    stream,
+    stream_one,
+    submit,
+    workflows,
+)
 from shoal.server.errors import install_handlers
 from shoal.server.headers import SecurityHeaders
 from shoal.server.identity import Cluster
+from shoal.server.lifecycle import shutdown
 from shoal.server.ui_csrf import CsrfGuard
 from shoal.server.ui_static import mount_ui
 
@@ -25,6 +39,7 @@ def create_app(cluster: Cluster) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await shutdown(app)
         await cluster.pool.aclose()
 
     app = FastAPI(
@@ -40,6 +55,8 @@ def create_app(cluster: Cluster) -> FastAPI:
     install_handlers(app)
     for module in (workflows, submit, retry_route, resume_route, logs, crons):
         app.include_router(module.router)
+    for extra in (actions, node_views, cron_actions, archive_routes, stream, stream_one):
+        app.include_router(extra.router)
     app.add_middleware(CsrfGuard)
     app.add_middleware(SecurityHeaders)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from shoal.cron.runs import PLURAL, VERSION, cronworkflows_path
 from shoal.kube.api import KubeApi
 from shoal.kube.naming import GROUP
+from shoal.server.cron_actions import MAX_NEXT, MAX_RECENT, next_fires, recent_fires
 from shoal.server.identity import caller_api
 from shoal.server.models import (
     ActionResult,
@@ -61,8 +63,19 @@ async def list_crons(
 
 
 @router.get("/{namespace}/{name}", response_model=CronDetail, response_model_by_alias=True)
-async def get_cron(api: Caller, namespace: Namespace, name: Name) -> CronDetail:
-    return cron_detail(await call(api, "GET", cronworkflows_path(namespace, name)))
+async def get_cron(
+    api: Caller,
+    namespace: Namespace,
+    name: Name,
+    next_count: Annotated[int, Query(alias="next", ge=0, le=MAX_NEXT)] = 5,
+    recent: Annotated[int, Query(ge=0, le=MAX_RECENT)] = 10,
+) -> CronDetail:
+    """One CronWorkflow with its next fire times and its latest runs."""
+    obj = await call(api, "GET", cronworkflows_path(namespace, name))
+    detail = cron_detail(obj)
+    detail.next_fires = next_fires(obj, next_count, datetime.now(UTC))
+    detail.recent_fires = await recent_fires(api, namespace, name, recent)
+    return detail
 
 
 async def _suspend(api: KubeApi, namespace: str, name: str, suspend: bool) -> ActionResult:

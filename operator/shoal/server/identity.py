@@ -5,10 +5,15 @@ bearer token, over a connection that presents no client certificate of the serve
 the API server authenticates the caller and RBAC decides every read and write. The
 server's identity is never used for user data. `server` mode (local development only)
 uses the server's kubeconfig for everyone.
+
+The server's own identity serves one thing in client mode: the shared watch that feeds
+live streams (`informer.py`), whose every event is authorized per caller before it is
+sent (`access.py`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,7 +25,15 @@ from shoal.kube.api import IN_CLUSTER_TOKEN, Credentials, KubeApi, load_credenti
 from shoal.server.errors import ApiProblem, ErrorBody
 from shoal.server.pool import CallerPool
 
-__all__ = ["AuthMode", "Cluster", "bearer_token", "caller_api", "load_cluster", "open_caller"]
+__all__ = [
+    "AuthMode",
+    "Cluster",
+    "bearer_token",
+    "caller_api",
+    "caller_key",
+    "load_cluster",
+    "open_caller",
+]
 
 MAX_TOKEN_LENGTH = 16 * 1024
 """Longer than any service-account or OIDC token; more is refused, not forwarded."""
@@ -39,6 +52,10 @@ class Cluster:
     verify: ssl.SSLContext | bool
     mode: AuthMode
     own: Credentials | None = None
+    watcher: Credentials | None = field(default=None, repr=False)
+    """The server's own identity, for the shared watch only (never for a caller's request)."""
+    archive_dsn: str | None = field(default=None, repr=False)
+    """The PostgreSQL archive (never logged or shown), or None: live objects only."""
     pool: CallerPool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -49,9 +66,11 @@ class Cluster:
         return self.pool.api(token)
 
 
-def load_cluster(mode: AuthMode, kubeconfig: str | None, context: str | None) -> Cluster:
+def load_cluster(
+    mode: AuthMode, kubeconfig: str | None, context: str | None, archive_dsn: str | None = None
+) -> Cluster:
     """The API server's address and CA from the kubeconfig (or the pod's service account);
-    the client certificate or token there is kept only in server mode."""
+    the client certificate or token there acts for callers only in server mode."""
     from kubernetes import client, config
 
     cfg = client.Configuration()
@@ -62,8 +81,9 @@ def load_cluster(mode: AuthMode, kubeconfig: str | None, context: str | None) ->
     verify: ssl.SSLContext | bool = (
         ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.verify_ssl else False
     )
-    own = load_credentials(kubeconfig, context) if mode is AuthMode.SERVER else None
-    return Cluster(cfg.host.rstrip("/"), verify, mode, own)
+    watcher = load_credentials(kubeconfig, context)
+    own = watcher if mode is AuthMode.SERVER else None
+    return Cluster(cfg.host.rstrip("/"), verify, mode, own, watcher, archive_dsn)
 
 
 def bearer_token(request: Request) -> str:
@@ -79,6 +99,14 @@ def bearer_token(request: Request) -> str:
 
 def _unauthorized(message: str) -> ApiProblem:
     return ApiProblem(401, ErrorBody(code="Unauthorized", message=message))
+
+
+def caller_key(request: Request) -> str:
+    """Who the caller is, for caches: the SHA-256 of their token (never the token)."""
+    cluster: Cluster = request.app.state.cluster
+    if cluster.mode is AuthMode.SERVER and cluster.own is not None:
+        return "server-mode"
+    return hashlib.sha256(bearer_token(request).encode()).hexdigest()
 
 
 def open_caller(request: Request) -> KubeApi:

@@ -36,6 +36,7 @@ MAX_PODS = 100
 MAX_TAIL = 10_000
 DEFAULT_TAIL = 1000
 MAX_FOLLOW_SECONDS = 600.0
+MAX_SINCE_SECONDS = 366 * 24 * 3600
 MAX_POD_LOG_BYTES = 2 * 1024 * 1024
 """Read from one pod's log at most (Kubernetes' `limitBytes`)."""
 MAX_LINES = 20_000
@@ -118,6 +119,9 @@ async def node_log(
     tail: Annotated[int, Query(ge=1, le=MAX_TAIL, description="last lines per pod")] = DEFAULT_TAIL,
     follow: Annotated[bool, Query(description="stream new lines as Server-Sent Events")] = False,
     seconds: Annotated[float, Query(gt=0, le=MAX_FOLLOW_SECONDS)] = 60.0,
+    since: Annotated[
+        int | None, Query(ge=1, le=MAX_SINCE_SECONDS, description="only lines this recent (s)")
+    ] = None,
 ) -> LogPage | StreamingResponse:
     """The node's log lines; with `follow`, one pod's (name an `item` for a fan-out)."""
     pods, more = await _pods(api, namespace, name, node, item, attempt)
@@ -127,13 +131,13 @@ async def node_log(
         if len(pods) > 1:
             raise ApiProblem.of(400, "BadRequest", "follow reads one pod: name an item")
         await _read(api, namespace, pods[0], 1)  # RBAC's answer before the stream starts
-        stream = _follow(request, namespace, pods[0], tail, seconds)
+        stream = _follow(request, namespace, pods[0], tail, seconds, since)
         return StreamingResponse(
             stream, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
         )
     lines: list[LogLine] = []
     for pod in pods:
-        text = await _read(api, namespace, pod, tail)
+        text = await _read(api, namespace, pod, tail, since)
         lines.extend(
             LogLine(pod=pod.name, item=pod.item, attempt=pod.attempt, text=shown(t))
             for t in text.splitlines()[: MAX_LINES - len(lines)]
@@ -143,11 +147,18 @@ async def node_log(
     return LogPage(lines=lines, pods=len(pods), truncated=more)
 
 
-async def _read(api: KubeApi, namespace: str, pod: PodRef, tail: int) -> str:
+def _window(tail: int, since: int | None) -> dict[str, Any]:
+    """Kubernetes' own `tailLines` and `sinceSeconds`: the API server cuts the log."""
+    return {"tailLines": tail} | ({"sinceSeconds": since} if since else {})
+
+
+async def _read(
+    api: KubeApi, namespace: str, pod: PodRef, tail: int, since: int | None = None
+) -> str:
     path = pods_path(namespace, pod.name) + "/log"
     try:
         return await api.text(
-            path, container=CONTAINER, tailLines=tail, limitBytes=MAX_POD_LOG_BYTES
+            path, container=CONTAINER, limitBytes=MAX_POD_LOG_BYTES, **_window(tail, since)
         )
     except ApiError as err:
         raise from_kube(err) from None
@@ -160,14 +171,14 @@ def _event(kind: str, data: dict[str, Any]) -> str:
 
 
 async def _follow(
-    request: Request, namespace: str, pod: PodRef, tail: int, seconds: float
+    request: Request, namespace: str, pod: PodRef, tail: int, seconds: float, since: int | None
 ) -> AsyncIterator[str]:
     """SSE: a `line` event per log line, then one `end` event saying why it ended."""
     api = open_caller(request)
     deadline = time.monotonic() + seconds
     path = pods_path(namespace, pod.name) + "/log"
     reason = "eof"
-    lines = api.lines(path, follow="true", container=CONTAINER, tailLines=tail)
+    lines = api.lines(path, follow="true", container=CONTAINER, **_window(tail, since))
     try:
         while True:
             remaining = deadline - time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.api.cron import CronWorkflowStatus
@@ -15,12 +16,14 @@ __all__ = [
     "CronDetail",
     "CronPage",
     "CronSummary",
+    "Fire",
     "ObjectMeta",
     "WorkflowDetail",
     "WorkflowPage",
     "WorkflowSummary",
     "cron_detail",
     "cron_summary",
+    "page_response",
     "workflow_detail",
     "workflow_summary",
 ]
@@ -58,6 +61,12 @@ class WorkflowPage(BaseModel):
     continue_token: str | None = Field(None, alias="continue")
 
 
+def page_response(page: BaseModel) -> Response:
+    """A page serialized once: FastAPI would validate a returned model against the
+    declared `response_model` again, which doubles the cost of a 500-row page."""
+    return Response(page.model_dump_json(by_alias=True), media_type="application/json")
+
+
 class WorkflowDetail(BaseModel):
     """One Workflow: its spec as stored, and its status read into the typed model."""
 
@@ -79,10 +88,26 @@ class CronPage(BaseModel):
     continue_token: str | None = Field(None, alias="continue")
 
 
+class Fire(BaseModel):
+    """One run a CronWorkflow started."""
+
+    metadata: ObjectMeta
+    phase: str
+    trigger: str | None = None
+    """`schedule`, `manual`, `poll` or `after`."""
+    scheduled_time: str | None = Field(None, alias="scheduledTime")
+
+
 class CronDetail(BaseModel):
     metadata: ObjectMeta
     spec: dict[str, Any]
     status: CronWorkflowStatus
+    next_fires: list[str] = Field(default_factory=list, alias="nextFires")
+    """The next scheduled instants (UTC) from its schedule and time zone (none for a
+    poll- or after-triggered one)."""
+    recent_fires: list[Fire] | None = Field(None, alias="recentFires")
+    """Its latest runs still in the cluster, newest first (absent when the caller may not
+    list Workflows in its namespace)."""
 
 
 class ActionResult(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from shoal.api.workflow import FINISHED_PHASES
 from shoal.kube.api import ApiError, KubeApi, workflows_path
@@ -16,6 +16,7 @@ from shoal.server.models import (
     WorkflowPage,
     WorkflowSummary,
     meta,
+    page_response,
     workflow_detail,
     workflow_summary,
 )
@@ -29,7 +30,7 @@ from shoal.server.params import (
     Selector,
 )
 
-__all__ = ["ERRORS", "FINISHED", "call", "router"]
+__all__ = ["ERRORS", "FINISHED", "ask_to_end", "call", "router"]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 401, 403, 404, 409, 422, 502)
@@ -56,7 +57,7 @@ async def list_workflows(
     name_prefix: Annotated[str | None, Query(alias="namePrefix", max_length=253)] = None,
     limit: Limit = DEFAULT_LIMIT,
     continue_token: Continue = None,
-) -> WorkflowPage:
+) -> Response:
     """One page of Workflows. Kubernetes pages them (`limit`, `continue`); the phase and
     name-prefix filters apply to that page, so a page may hold fewer than `limit`."""
     params: dict[str, Any] = {"limit": limit}
@@ -74,7 +75,7 @@ async def list_workflows(
             continue
         rows.append(row)
     token = (listing.get("metadata") or {}).get("continue") or None
-    return WorkflowPage(items=rows, **{"continue": token})
+    return page_response(WorkflowPage(items=rows, **{"continue": token}))
 
 
 @router.get("/{namespace}/{name}", response_model=WorkflowDetail, response_model_by_alias=True)
@@ -83,10 +84,9 @@ async def get_workflow(api: Caller, namespace: Namespace, name: Name) -> Workflo
     return workflow_detail(await call(api, "GET", workflows_path(namespace, name)))
 
 
-@router.post("/{namespace}/{name}/stop", response_model=ActionResult, response_model_by_alias=True)
-async def stop_workflow(api: Caller, namespace: Namespace, name: Name) -> ActionResult:
-    """Ask the operator to stop it (`spec.stop: true`, as `shoal stop`); a finished one is
-    left alone."""
+async def ask_to_end(api: KubeApi, namespace: str, name: str, field: str) -> ActionResult:
+    """`spec.<field>: true` (`stop` or `terminate`), as `shoal stop`/`terminate` do; a
+    finished workflow is left alone."""
     path = workflows_path(namespace, name)
     obj = await call(api, "GET", path)
     summary = workflow_summary(obj)
@@ -96,10 +96,17 @@ async def stop_workflow(api: Caller, namespace: Namespace, name: Name) -> Action
         api,
         "PATCH",
         path,
-        body={"spec": {"stop": True}},
+        body={"spec": {field: True}},
         content_type="application/merge-patch+json",
     )
-    return ActionResult(metadata=meta(patched), message="stop requested")
+    return ActionResult(metadata=meta(patched), message=f"{field} requested")
+
+
+@router.post("/{namespace}/{name}/stop", response_model=ActionResult, response_model_by_alias=True)
+async def stop_workflow(api: Caller, namespace: Namespace, name: Name) -> ActionResult:
+    """Ask the operator to stop it (`spec.stop: true`, as `shoal stop`): `runPolicy:
+    always` nodes still run."""
+    return await ask_to_end(api, namespace, name, "stop")
 
 
 @router.delete("/{namespace}/{name}", response_model=ActionResult, response_model_by_alias=True)
