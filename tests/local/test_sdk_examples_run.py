@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.local.conftest import EXAMPLES, shoal_run
-from tests.unit.test_sdk_examples import YAML_EXAMPLES, load_sdk_workflow
+from tests.unit.test_sdk_examples import YAML_EXAMPLES, load_sdk_templates, load_sdk_workflow
 
 pytestmark = pytest.mark.local
 
@@ -54,7 +54,9 @@ def test_the_sdk_twin_runs_like_the_yaml(name: str, tmp_path: Path) -> None:
     options = [arg for k, v in params.items() for arg in ("-p", f"{k}={v}")]
     from_yaml = shoal_run(EXAMPLES / name, *options)
     assert from_yaml.status, from_yaml.stderr
-    from_sdk = load_sdk_workflow(name).run_local(params, workdir=tmp_path)
+    from_sdk = load_sdk_workflow(name).run_local(
+        params, workdir=tmp_path, templates=load_sdk_templates(name)
+    )
     assert from_sdk.status, from_sdk
     assert run_view(from_sdk.status) == run_view(from_yaml.status)
     assert from_sdk.exit_code == from_yaml.code

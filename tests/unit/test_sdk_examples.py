@@ -8,6 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,18 @@ def sdk_twin(yaml_name: str) -> Path:
     return EXAMPLES / (Path(yaml_name).stem.replace("-", "_") + "_sdk.py")
 
 
+def load_sdk_templates(yaml_name: str) -> list[Any]:
+    """The templates an SDK example defines beside its workflow (`templates`, if any)."""
+    return list(getattr(load_sdk_module(yaml_name), "templates", []))
+
+
 def load_sdk_workflow(yaml_name: str) -> Workflow:
+    workflow = load_sdk_module(yaml_name).workflow
+    assert isinstance(workflow, Workflow)
+    return workflow
+
+
+def load_sdk_module(yaml_name: str) -> ModuleType:
     """The `workflow` an SDK example defines, imported as its script would be (examples/
     on the path, for `from jobs import ...`), under a name of its own."""
     path = sdk_twin(yaml_name)
@@ -35,9 +47,7 @@ def load_sdk_workflow(yaml_name: str) -> Workflow:
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(EXAMPLES))
-    workflow = module.workflow
-    assert isinstance(workflow, Workflow)
-    return workflow
+    return module
 
 
 def test_every_yaml_example_has_an_sdk_twin() -> None:
@@ -47,10 +57,11 @@ def test_every_yaml_example_has_an_sdk_twin() -> None:
 
 @pytest.mark.parametrize("name", YAML_EXAMPLES)
 def test_the_sdk_twin_renders_the_manifest_of_the_yaml(name: str) -> None:
-    workflow = load_sdk_workflow(name)
-    from_yaml = parse_yaml((EXAMPLES / name).read_text(encoding="utf-8"), name)
-    assert to_dict(workflow) == to_dict(from_yaml)
-    validate(workflow)  # and it compiles as `shoal validate` would
+    workflow, templates = load_sdk_workflow(name), load_sdk_templates(name)
+    documents = (EXAMPLES / name).read_text(encoding="utf-8").split("\n---\n")
+    from_yaml = [to_dict(parse_yaml(text, name)) for text in documents]
+    assert [to_dict(t) for t in templates] + [to_dict(workflow)] == from_yaml
+    validate(workflow, templates=templates)  # and it compiles as `shoal validate` would
 
 
 @pytest.mark.parametrize(
