@@ -32,6 +32,7 @@ from shoal.api.limits import (
     MAX_STRING_LENGTH,
     MAX_TEXT_LENGTH,
 )
+from shoal.api.synchronization import LockStatus, Memoize, MemoStatus, Synchronization
 
 
 class RunPolicy(StrEnum):
@@ -165,6 +166,10 @@ class Node(PodSettings):
     capture_stdout: bool = False
     """A command node: its plain stdout (less one trailing newline, at most 256 KiB)
     becomes `outputs.result`. Opt-in, since stdout is otherwise only the node's log."""
+    synchronization: Synchronization | None = None
+    """Mutexes and semaphores held while this node runs (docs/flow-control.md)."""
+    memoize: Memoize | None = None
+    """Reuse a recent successful run's outputs with the same key (docs/flow-control.md)."""
 
     @model_validator(mode="after")
     def _one_kind_of_work(self) -> Node:
@@ -274,6 +279,8 @@ class WorkflowSpec(ApiModel):
     failure, stop and deadline (not on terminate). It sees `workflow.status`,
     `workflow.failures` and `workflow.duration`; it has no `dependsOn` and no node
     depends on it. If it fails, the run fails (as in Argo)."""
+    synchronization: Synchronization | None = None
+    """Mutexes and semaphores held from the run's start to its end (docs/flow-control.md)."""
 
 
 class WorkflowPhase(StrEnum):
@@ -363,6 +370,8 @@ class NodeStatus(ApiModel):
     """A fan-out's items whose values `outputs` holds, as index ranges (`0-3,5`): every
     item that succeeded once it finished; while a retry runs, the items it kept. What a
     retry keeps (absent when the ranges would be too long: a retry then runs every item)."""
+    locks: LockStatus | None = None
+    memoized: MemoStatus | None = None
 
 
 class WorkflowStatus(ApiModel):
@@ -380,6 +389,8 @@ class WorkflowStatus(ApiModel):
     """How many times the workflow was retried (`shoal retry`): each retry re-runs the
     nodes that failed or were not run, keeping the outputs of those that succeeded."""
     nodes: dict[str, NodeStatus] = Field(default_factory=dict)
+    locks: LockStatus | None = None
+    """The workflow-level `synchronization` locks it holds or waits for."""
 
 
 class Workflow(ApiModel):

@@ -33,6 +33,7 @@ from shoal.core.state import (
     record_outputs_stored,
     record_progress,
 )
+from shoal.local.flow import LocalFlow, state_dir
 from shoal.local.logs import NodeLogs
 from shoal.local.process import (
     KILL_GRACE_SECONDS,
@@ -118,6 +119,8 @@ class LocalExecutor:
         base.update(store_env or {})
         base["SHOAL_WORKFLOW_UID"] = wf.meta.uid
         self._base_env = base
+        self.flow = LocalFlow(wf, self.state, state_dir(os.environ))
+        """Locks within this run and the memo cache (local/flow.py)."""
 
     def request_stop(self, reason: str) -> None:
         """Stop the run (Ctrl-C): running children are terminated, nothing new starts."""
@@ -130,8 +133,10 @@ class LocalExecutor:
         try:
             while True:
                 step = advance(self.wf, self.state, time.time())
+                replan = False
                 for decision in step.decisions:
                     self.reporter.decision(decision, self.state)
+                    replan = self.flow.act(decision) or replan
                     if isinstance(decision, StartTask):
                         self._start(decision)
                     elif isinstance(decision, KillTask):
@@ -145,6 +150,8 @@ class LocalExecutor:
                         self.logs.close(decision.node)
                 if self.state.phase.finished and not self._tasks:
                     break
+                if replan:  # a lock was granted or a memo lookup answered
+                    continue
                 timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
                 try:
                     async with asyncio.timeout(timeout):  # not wait_for: see kube/runner.py

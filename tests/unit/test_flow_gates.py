@@ -1,0 +1,195 @@
+"""Synchronization and memoize through the planner (core/flow_gates.py): a run or node
+waits for its locks and starts once granted; a memo hit finishes the node with the cached
+outputs and no task; locks are released on every way a holder ends; the status shows
+held and waiting locks and memo hits and misses; bad keys are refused at validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from shoal.api.workflow import NodePhase, WorkflowPhase
+from shoal.core.compiled import CompiledWorkflow
+from shoal.core.decisions import AcquireLocks, FinishNode, LookupMemo, StartTask
+from shoal.core.flow_gates import (
+    WORKFLOW,
+    LocksGranted,
+    MemoFound,
+    memo_result,
+    record_gate_event,
+    released_by,
+)
+from shoal.core.planner import advance
+from shoal.core.state import RunState, TaskFinished, record_finished
+from shoal.core.status import render_status, status_dict
+from shoal.core.validation import InvalidWorkflow
+from tests.unit.simulator import workflow
+
+T0 = 1000.0
+MUTEX = {"mutexes": [{"name": "db"}]}
+
+
+def cmd(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "command": ["true"], **extra}
+
+
+def start(wf: CompiledWorkflow) -> tuple[RunState, list[Any]]:
+    state = RunState.new(list(wf.order))
+    return state, advance(wf, state, T0).decisions
+
+
+def finish(wf: CompiledWorkflow, state: RunState, node: str, **outputs: Any) -> list[Any]:
+    record_finished(state, TaskFinished(node, 0, 1, True, T0 + 1, outputs=outputs))
+    return advance(wf, state, T0 + 1).decisions
+
+
+def test_a_workflow_lock_holds_the_run_pending_until_granted() -> None:
+    wf = workflow(cmd("a"), synchronization={**MUTEX, "priority": 3})
+    state, decisions = start(wf)
+    assert decisions == [AcquireLocks(WORKFLOW, {"mutex/db": 1}, 3)]
+    assert advance(wf, state, T0).decisions == []  # asked once, then waits
+    assert state.phase is WorkflowPhase.PENDING
+    assert status_dict(render_status(wf, state))["locks"] == {"waiting": ["mutex/db"]}
+    record_gate_event(state, LocksGranted(WORKFLOW))
+    started = advance(wf, state, T0).decisions
+    assert any(isinstance(d, StartTask) for d in started)
+    assert status_dict(render_status(wf, state))["locks"] == {"held": ["mutex/db"]}
+    ended = finish(wf, state, "a")
+    assert state.phase is WorkflowPhase.SUCCEEDED
+    assert [name for d in ended for name in released_by(state, d)] == [WORKFLOW]
+    assert "locks" not in status_dict(render_status(wf, state))
+
+
+def test_a_stop_while_waiting_ends_the_run_stopped_and_releases_the_request() -> None:
+    wf = workflow(cmd("a"), synchronization=MUTEX)
+    state, _ = start(wf)
+    state.stop_requested = "stopped (spec.stop)"
+    decisions = advance(wf, state, T0).decisions
+    assert state.phase is WorkflowPhase.STOPPED
+    assert not any(isinstance(d, StartTask) for d in decisions)
+    assert [n for d in decisions for n in released_by(state, d)] == [WORKFLOW]
+
+
+def test_a_node_lock_holds_only_that_node_and_is_released_when_it_ends() -> None:
+    sem = {"semaphores": [{"name": "gpu", "limit": 2}], "mutexes": [{"name": "db"}]}
+    wf = workflow(cmd("a", synchronization=sem), cmd("b"))
+    state, decisions = start(wf)
+    assert AcquireLocks("a", {"mutex/db": 1, "semaphore/gpu": 2}, 0) in decisions
+    assert [d.node for d in decisions if isinstance(d, StartTask)] == ["b"]
+    nodes = status_dict(render_status(wf, state))["nodes"]
+    assert nodes["a"]["locks"] == {"waiting": ["mutex/db", "semaphore/gpu"]}
+    record_gate_event(state, LocksGranted("a"))
+    assert [d.node for d in advance(wf, state, T0).decisions if isinstance(d, StartTask)] == ["a"]
+    record_finished(state, TaskFinished("a", 0, 1, False, T0 + 1, message="boom", exit_code=1))
+    ended = advance(wf, state, T0 + 1).decisions
+    assert state.nodes["a"].phase is NodePhase.FAILED
+    assert [n for d in ended for n in released_by(state, d)] == ["a"]
+
+
+def test_a_grant_for_a_request_never_made_is_ignored() -> None:
+    wf = workflow(cmd("a", synchronization=MUTEX))
+    state = RunState.new(list(wf.order))
+    record_gate_event(state, LocksGranted("a"))
+    assert state.locks_held == set()
+
+
+MEMO = {"key": "sum-${{ params.day }}", "maxAge": "10m"}
+
+
+def test_a_memo_hit_finishes_the_node_with_the_cached_outputs_and_no_task() -> None:
+    wf = workflow(cmd("a", memoize=MEMO), cmd("b", dependsOn=["a"]), parameters={"day": 3})
+    state, decisions = start(wf)
+    assert decisions[-1] == LookupMemo("a", "sum-3", 600.0)
+    assert advance(wf, state, T0).decisions == []
+    record_gate_event(state, MemoFound("a", {"total": 7}))
+    decisions = advance(wf, state, T0).decisions
+    assert not any(isinstance(d, StartTask) and d.node == "a" for d in decisions)
+    assert state.nodes["a"].phase is NodePhase.SUCCEEDED
+    assert state.nodes["a"].outputs == {"total": 7}
+    assert [d.node for d in decisions if isinstance(d, StartTask)] == ["b"]
+    assert [memo_result(state, d) for d in decisions] == [None] * len(decisions)
+    entry = status_dict(render_status(wf, state))["nodes"]["a"]
+    assert entry["memoized"] == {"key": "sum-3", "hit": True}
+
+
+def test_a_memo_miss_runs_the_node_and_caches_its_outputs_on_success() -> None:
+    wf = workflow(cmd("a", memoize=MEMO), parameters={"day": 3})
+    state, _ = start(wf)
+    record_gate_event(state, MemoFound("a", None))
+    assert [d.node for d in advance(wf, state, T0).decisions if isinstance(d, StartTask)] == ["a"]
+    ended = finish(wf, state, "a", total=7)
+    assert [r for d in ended if (r := memo_result(state, d))] == [("sum-3", {"total": 7})]
+    entry = status_dict(render_status(wf, state))["nodes"]["a"]
+    assert entry["memoized"] == {"key": "sum-3", "hit": False}
+
+
+def test_a_failed_memoized_node_is_not_cached() -> None:
+    wf = workflow(cmd("a", memoize=MEMO), parameters={"day": 3})
+    state, _ = start(wf)
+    record_gate_event(state, MemoFound("a", None))
+    advance(wf, state, T0)
+    record_finished(state, TaskFinished("a", 0, 1, False, T0 + 1, message="x", exit_code=1))
+    decisions = advance(wf, state, T0 + 1).decisions
+    assert state.nodes["a"].phase is NodePhase.FAILED
+    assert all(memo_result(state, d) is None for d in decisions)
+
+
+def test_a_memo_hit_needs_no_lock() -> None:
+    wf = workflow(cmd("a", memoize=MEMO, synchronization=MUTEX), parameters={"day": 1})
+    state, _ = start(wf)
+    record_gate_event(state, MemoFound("a", {}))
+    decisions = advance(wf, state, T0).decisions
+    assert not any(isinstance(d, AcquireLocks) for d in decisions)
+    assert state.phase is WorkflowPhase.SUCCEEDED
+
+
+def test_a_key_that_fails_to_render_fails_the_node_naming_the_field() -> None:
+    wf = workflow(
+        cmd("a", memoize={"key": "${{ params.day.x }}", "maxAge": "1m"}), parameters={"day": 3}
+    )
+    _state, decisions = start(wf)
+    finished = [d for d in decisions if isinstance(d, FinishNode)]
+    assert finished[0].phase is NodePhase.FAILED
+    assert finished[0].message.startswith("memoize.key:")
+
+
+@pytest.mark.parametrize(
+    ("memoize", "field", "words"),
+    [
+        ({"key": "${{ nodes.b.outputs.x }}", "maxAge": "1m"}, "memoize.key", "dependsOn"),
+        ({"key": "${{ params.nope }}", "maxAge": "1m"}, "memoize.key", "params.nope"),
+        ({"key": "${{ item }}", "maxAge": "1m"}, "memoize.key", "item"),
+    ],
+)
+def test_validation_names_the_node_and_field_of_a_bad_key(
+    memoize: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(InvalidWorkflow) as err:
+        workflow(cmd("a", memoize=memoize), cmd("b"))
+    problems = [p for p in err.value.problems if p.node == "a" and p.field == field]
+    assert problems
+    assert words in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("sync", "words"),
+    [
+        ({}, "at least one mutex or semaphore"),
+        ({"mutexes": [{"name": "a"}, {"name": "a"}]}, "named twice"),
+        ({"semaphores": [{"name": "s", "limit": 0}]}, "greater than or equal to 1"),
+        ({"mutexes": [{"name": "Bad_Name"}]}, "should match pattern"),
+    ],
+)
+def test_bad_synchronization_is_refused_naming_the_field(sync: dict[str, Any], words: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        workflow(cmd("a", synchronization=sync))
+    assert "nodes.0.synchronization" in str(err.value)
+    assert words in str(err.value)
+
+
+def test_a_bad_max_age_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError) as err:
+        workflow(cmd("a", memoize={"key": "k", "maxAge": "ten minutes"}))
+    assert "nodes.0.memoize.maxAge" in str(err.value)
