@@ -109,6 +109,20 @@ def check_sequence(r: RunResult) -> None:
     assert r.node("countdown")["outputs"]["left"] == [3, 2, 1]
 
 
+def check_mutex(r: RunResult) -> None:
+    assert all(r.node(n)["outputs"] == {"table": n[8:]} for n in r.status["nodes"])
+
+
+def check_semaphore(r: RunResult) -> None:
+    assert r.node("crawl-d")["outputs"] == {"site": "d"}
+
+
+def check_memoize(r: RunResult) -> None:
+    # The first run in a fresh state directory computes and caches it.
+    assert r.node("generate")["memoized"] == {"key": "echo-hello world", "hit": False}
+    assert r.node("print")["outputs"] == {"said": "hello world"}
+
+
 EXPECTED = {
     "artifacts.yaml": ("Succeeded", check_artifacts),
     "hello.yaml": ("Succeeded", check_hello),
@@ -120,6 +134,9 @@ EXPECTED = {
     "exit-handlers.yaml": ("Failed", check_exit_handlers),
     "retry-backoff.yaml": ("Succeeded", check_retry_backoff),
     "sequence.yaml": ("Succeeded", check_sequence),
+    "synchronization-mutex.yaml": ("Succeeded", check_mutex),
+    "synchronization-semaphore.yaml": ("Succeeded", check_semaphore),
+    "memoize.yaml": ("Succeeded", check_memoize),
 }
 
 
