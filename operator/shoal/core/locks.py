@@ -9,7 +9,7 @@ it on a lock they share (no starvation of multi-lock waiters). Locks are conside
 sorted id order (`mutex/NAME`, `semaphore/NAME`), which is also the order they are listed.
 
 Executors keep the table where their holders can all see it: the local executor in
-memory, the operator in one ConfigMap per namespace (kube/locks.py), read and written
+memory, the operator in one Lease per namespace (kube/locks.py), read and written
 whole with optimistic concurrency, so a grant is one atomic write.
 """
 
@@ -28,8 +28,9 @@ __all__ = [
     "holder_id",
 ]
 
-MAX_TABLE_ENTRIES = 2000
-"""Holders plus waiters in one namespace's table (the ConfigMap stays far below 1 MiB)."""
+MAX_TABLE_ENTRIES = 500
+"""Holders plus waiters in one namespace's table (its Lease annotation stays under 256 KiB
+with a few locks per entry)."""
 _MAX_ID = 320
 
 
@@ -73,7 +74,7 @@ class LockRequest:
     @classmethod
     def from_json(cls, raw: object) -> LockRequest | None:
         """An entry read back from storage; None when it is not one (the table is data
-        anyone with ConfigMap rights could edit, so a bad entry is dropped, not trusted)."""
+        anyone with rights on Leases could edit, so a bad entry is dropped, not trusted)."""
         if not isinstance(raw, dict):
             return None
         holder, workflow, locks = raw.get("holder"), raw.get("workflow"), raw.get("locks")

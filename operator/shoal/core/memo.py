@@ -4,7 +4,7 @@ A memoized node whose key has an entry younger than `maxAge` finishes Succeeded 
 entry's outputs and runs no pod. Entries hold outputs as the status holds them, so an
 offloaded output is reused as its reference (the artifact itself is not copied). The
 store is a bounded map key -> entry, least recently used first out: executors keep it in
-a file (local) or in one ConfigMap per namespace (kube/memo_store.py), read and written
+a file (local) or in one Lease per namespace (kube/memo_store.py), read and written
 whole; both use `MemoCache` for every decision.
 """
 
@@ -29,9 +29,9 @@ __all__ = [
 MAX_MEMO_ENTRIES = 500
 """Entries kept per cache (namespace, or local state directory); the least recently used
 goes first."""
-MAX_MEMO_BYTES = 512 * 1024
-"""JSON size of a whole cache (a ConfigMap holds at most 1 MiB)."""
-MAX_ENTRY_BYTES = 64 * 1024
+MAX_MEMO_BYTES = 200 * 1024
+"""JSON size of a whole cache (the operator keeps it in a Lease annotation: 256 KiB)."""
+MAX_ENTRY_BYTES = 32 * 1024
 """Outputs larger than this are not cached (offloaded outputs are small references)."""
 MAX_KEY_LENGTH = 512
 

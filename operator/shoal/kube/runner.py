@@ -20,7 +20,6 @@ node's ServiceAccount passed the administrator's policy (service_accounts.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -34,6 +33,7 @@ from shoal.api.workflow import NodePhase, Workflow, WorkflowPhase, WorkflowStatu
 from shoal.artifact_steps import load_items, store_outputs, workflow_prefix
 from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
 from shoal.core.decisions import (
+    Decision,
     FinishNode,
     FinishWorkflow,
     KillTask,
@@ -41,6 +41,7 @@ from shoal.core.decisions import (
     StartTask,
     StoreOutputs,
 )
+from shoal.core.flow_gates import LocksGranted, MemoFound, record_gate_event
 from shoal.core.planner import NeedItems, advance
 from shoal.core.state import (
     ItemsLoaded,
@@ -67,6 +68,7 @@ from shoal.kube.api import (
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.attempts import Attempt, LogFollower, dispatched, outcome_event
 from shoal.kube.deadlines import deadline_of, next_deadline
+from shoal.kube.flow import KubeFlow
 from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job, job_token
 from shoal.kube.naming import job_name, workflow_selector
 from shoal.kube.ownership import in_namespace, job_problem, pod_problem
@@ -77,7 +79,7 @@ from shoal.kube.service_accounts import check as check_service_accounts
 from shoal.kube.service_accounts import uses as sa_uses
 from shoal.kube.sinks import AttemptSink, EventSink, ImpostorSink, LogSink, NullLogSink
 from shoal.kube.status import InFlight, rebuild_state, render_status
-from shoal.kube.workflow_body import WorkflowControls, deletion_due
+from shoal.kube.workflow_body import WorkflowControls, wait_ttl
 from shoal.manifests import problems_from
 from shoal_worker.offload import ValueRef
 from shoal_worker.protocol import Message, PlainLine, ProgressMessage
@@ -113,7 +115,9 @@ class _SpecChanged:
     body: dict[str, Any]
 
 
-_Event = _PodEvent | _SpecChanged | TaskFinished | ItemsLoaded | OutputsStored
+_Event = (
+    _PodEvent | _SpecChanged | TaskFinished | ItemsLoaded | OutputsStored | LocksGranted | MemoFound
+)
 MAX_ITEM_LISTS = 1000
 """Offloaded lists read while rebuilding after a restart (one per running fan-out)."""
 MAX_PARKED_PODS = 8
@@ -172,6 +176,9 @@ class WorkflowRunner:
         self.state: RunState | None = None
         self.store: WorkflowStore | None = None
         self._store_env: list[dict[str, Any]] = []
+        self.flow = KubeFlow(
+            api, self.namespace, self.name, self.uid, self.queue.put_nowait, self._spawn
+        )
 
     # -- routed in by the operator ---------------------------------------------------
 
@@ -204,6 +211,7 @@ class WorkflowRunner:
             self._pod_gc.strategy = self.wf.spec.pod_gc.strategy.value
         self._store_env = self.store.pod_env()
         self.state = await self._rebuild(self.wf, self.saved)
+        await self.flow.restore(self.wf, self.state)  # locks it held before a restart
         writer = asyncio.create_task(self._status_writer())
         try:
             await self._loop(self.wf, self.state, stopped or (lambda: False))
@@ -216,6 +224,7 @@ class WorkflowRunner:
             if self._background:
                 await asyncio.wait(list(self._background), timeout=30)
         finally:
+            self.flow.close()
             writer.cancel()
             for task in list(self._background):
                 task.cancel()
@@ -373,7 +382,8 @@ class WorkflowRunner:
 
     # -- decisions -----------------------------------------------------------------------
 
-    def _act(self, wf: CompiledWorkflow, state: RunState, decision: object, now: float) -> None:
+    def _act(self, wf: CompiledWorkflow, state: RunState, decision: Decision, now: float) -> None:
+        self.flow.act(state, decision)  # synchronization and memoize (kube/flow.py)
         if isinstance(decision, StartTask):
             name = job_name(self.name, self.uid, decision.node, decision.index, decision.attempt)
             attempt = dispatched(wf.nodes[decision.node], decision, name, now)
@@ -502,6 +512,8 @@ class WorkflowRunner:
             record_items_loaded(state, event)
         elif isinstance(event, OutputsStored):
             record_outputs_stored(state, event)
+        else:
+            record_gate_event(state, event)
 
     @staticmethod
     def _maybe_stop(state: RunState, body: dict[str, Any]) -> None:
@@ -678,21 +690,6 @@ class WorkflowRunner:
                 self.name,
                 exc_info=task.exception(),
             )
-
-
-async def wait_ttl(
-    body: dict[str, Any], api: KubeApi, sleep: Callable[[float], Awaitable[object]]
-) -> None:
-    """Delete a finished Workflow once `ttlSecondsAfterFinished` has passed."""
-    due = deletion_due(body)
-    if due is None:
-        return
-    remaining = due - time.time()
-    if remaining > 0:
-        await sleep(remaining)
-    meta = body["metadata"]
-    with contextlib.suppress(ApiError):
-        await api.delete(workflows_path(meta["namespace"], meta["name"]))
 
 
 __all__ = ["PodView", "RunnerConfig", "WorkflowRunner", "wait_ttl"]

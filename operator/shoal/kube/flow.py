@@ -1,0 +1,158 @@
+"""The runner's side of `synchronization` and `memoize` (docs/flow-control.md).
+
+`act` carries out the gate decisions (core/flow_gates.py) in the background and reports
+back through `deliver` (the runner's queue): lock requests are retried until granted,
+every LOCK_POLL_SECONDS and at once when a runner of this process releases a lock in the
+namespace; a release follows the end of a node or of the run; memo lookups and stores go
+to the namespace's cache. `restore` takes back the locks a restarted runner still holds,
+since the table, not the operator's memory, is where they live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from shoal.core.compiled import CompiledWorkflow
+from shoal.core.decisions import AcquireLocks, Decision, FinishWorkflow, LookupMemo
+from shoal.core.flow_gates import (
+    LocksGranted,
+    MemoFound,
+    memo_result,
+    released_by,
+)
+from shoal.core.locks import LockRequest, holder_id
+from shoal.core.state import RunState
+from shoal.kube import memo_store
+from shoal.kube.api import ApiError, KubeApi
+from shoal.kube.locks import acquire, read_table, release
+from shoal.kube.shared_lease import ConflictLimit
+
+__all__ = ["LOCK_POLL_SECONDS", "KubeFlow"]
+
+log = logging.getLogger(__name__)
+
+LOCK_POLL_SECONDS = 2.0
+"""How often a waiting runner looks at the table again (others may release it from
+another operator replica, or their workflow may be gone)."""
+
+_waiting: weakref.WeakSet[KubeFlow] = weakref.WeakSet()
+
+
+class KubeFlow:
+    """Locks and memo entries of one Workflow's runner."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        namespace: str,
+        name: str,
+        uid: str,
+        deliver: Callable[[LocksGranted | MemoFound], None],
+        spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
+    ) -> None:
+        self.api, self.namespace, self.name, self.uid = api, namespace, name, uid
+        self.deliver = deliver
+        self.spawn = spawn
+        self.wanted: dict[str, LockRequest] = {}
+        self._poller: asyncio.Task[Any] | None = None
+        self._wake = asyncio.Event()
+
+    async def restore(self, wf: CompiledWorkflow, state: RunState) -> None:
+        """Mark the locks this Workflow holds in the table as held (after a restart)."""
+        uses = wf.spec.synchronization is not None
+        if not uses and not any(n.spec.synchronization for n in wf.nodes.values()):
+            return
+        table = await read_table(self.api, self.namespace)
+        for entry in table.holders:
+            if entry.uid == self.uid:
+                node = entry.holder[len(self.uid) + 1 :]
+                state.locks_wanted.add(node)
+                state.locks_held.add(node)
+
+    def act(self, state: RunState, decision: Decision) -> None:
+        if isinstance(decision, AcquireLocks):
+            holder = holder_id(self.uid, decision.node)
+            self.wanted[holder] = LockRequest(
+                holder, self.name, decision.locks, decision.priority, time.time()
+            )
+            self._kick()
+        elif isinstance(decision, LookupMemo):
+            self.spawn(self._lookup(decision))
+        gone = {holder_id(self.uid, node) for node in released_by(state, decision)}
+        if gone or isinstance(decision, FinishWorkflow):
+            for holder in gone:
+                self.wanted.pop(holder, None)
+            whole = self.uid if isinstance(decision, FinishWorkflow) else None
+            self.spawn(self._release(gone, whole))
+        result = memo_result(state, decision)
+        if result is not None:
+            self.spawn(self._store(*result))
+
+    def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+        _waiting.discard(self)
+
+    def _kick(self) -> None:
+        if self._poller is None or self._poller.done():
+            self._poller = self.spawn(self._poll())
+        else:
+            self._wake.set()
+
+    async def _poll(self) -> None:
+        _waiting.add(self)
+        try:
+            while self.wanted:
+                self._wake.clear()
+                try:
+                    held, _ = await acquire(
+                        self.api, self.namespace, list(self.wanted.values()), self.uid
+                    )
+                except (ApiError, ConflictLimit) as err:
+                    log.warning("%s/%s: locks: %s", self.namespace, self.name, err)
+                    held = set()
+                for holder in sorted(held):
+                    if self.wanted.pop(holder, None) is not None:
+                        self.deliver(LocksGranted(holder[len(self.uid) + 1 :]))
+                if self.wanted:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(LOCK_POLL_SECONDS):
+                            await self._wake.wait()
+        finally:
+            _waiting.discard(self)
+
+    async def _release(self, holders: set[str], uid: str | None) -> None:
+        try:
+            await release(self.api, self.namespace, holders, uid)
+        except (ApiError, ConflictLimit) as err:  # others release it once we are finished
+            log.warning("%s/%s: releasing locks: %s", self.namespace, self.name, err)
+        for other in list(_waiting):
+            if other.namespace == self.namespace and other is not self:
+                other._wake.set()
+
+    async def _lookup(self, decision: LookupMemo) -> None:
+        outputs = None
+        try:
+            outputs = await memo_store.lookup(
+                self.api, self.namespace, decision.key, decision.max_age, time.time()
+            )
+        except (ApiError, ConflictLimit) as err:  # a cache that cannot be read: a miss
+            log.warning("%s/%s: memo lookup: %s", self.namespace, self.name, err)
+        self.deliver(MemoFound(decision.node, outputs))
+
+    async def _store(self, key: str, outputs: dict[str, Any]) -> None:
+        origin = f"{self.namespace}/{self.name}"
+        try:
+            note = await memo_store.store(
+                self.api, self.namespace, key, outputs, time.time(), origin
+            )
+        except (ApiError, ConflictLimit) as err:
+            note = str(err)
+        if note is not None:
+            log.warning("%s/%s: memoize: not cached: %s", self.namespace, self.name, note)
