@@ -43,6 +43,7 @@ from shoal.cli.common import (
     table,
     timeout_arg,
 )
+from shoal.cli.sync_lines import node_sync_lines, workflow_locks_lines
 from shoal.core.timestamps import format_rfc3339
 
 if TYPE_CHECKING:
@@ -162,6 +163,7 @@ def describe_workflow(obj: dict[str, Any]) -> list[str]:
         lines.append(f"Parameters: {short_json(params)}")
     if status.get("message"):
         lines.append(f"Message:    {status['message']}")
+    lines.extend(workflow_locks_lines(status))  # synchronization (cli/sync_lines.py)
     nodes = status.get("nodes") or {}
     rows = []
     for name in node_order(obj):
@@ -191,6 +193,7 @@ def describe_workflow(obj: dict[str, Any]) -> list[str]:
         lines.extend(["", "Failed items:"])
         for name, item in failed_items:
             lines.append(f"  {name}[{item.get('index')}]: {clip(str(item.get('message')), 120)}")
+    lines.extend(node_sync_lines(status, node_order(obj)))
     outputs = [
         (name, nodes[name])
         for name in node_order(obj)
