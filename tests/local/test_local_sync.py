@@ -128,3 +128,19 @@ def test_a_run_with_another_key_misses(manifest: Manifest, tmp_path: Path) -> No
     other = shoal_run(memo_manifest(manifest, "other", counter), "-p", "day=2026-12-08")
     assert other.node("price")["memoized"] == {"key": "price-2026-12-08", "hit": False}
     assert counter.read_text().splitlines() == ["ran", "ran"]
+
+
+def test_the_memoize_doc_command_runs_verbatim_and_hits_the_second_time(
+    own_state_dir: Path,
+) -> None:
+    from tests.local.test_doc_commands_run import shell, shown
+
+    (command,) = shown("flow-control.md", "shoal run ")
+    first, second = shell(command), shell(command)  # SHOAL_STATE_DIR: this test's own
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "memoized: reused the outputs" not in first.stdout + first.stderr
+    assert "memoized: reused the outputs cached under key 'echo-hello world'" in (
+        second.stdout + second.stderr
+    )
+    assert (own_state_dir / "memo.json").exists()
