@@ -161,3 +161,44 @@ def test_shoal_get_shows_locks_and_memo() -> None:
     assert "a: memo hit (outputs reused, no pod), key 'k-1'" in text
     assert "b: holds semaphore/s" in text
     assert json.dumps(obj)  # untouched, still plain data
+
+
+async def test_a_restarted_runner_takes_back_its_locks_and_memo_verdicts() -> None:
+    from shoal.api.synchronization import MemoStatus
+    from shoal.api.workflow import NodePhase, NodeStatus, WorkflowStatus
+    from shoal.core.decisions import FinishNode
+    from shoal.core.state import RunState
+    from shoal.kube.flow import KubeFlow
+    from tests.unit.simulator import workflow
+
+    api = FakeApi()
+    api.running("w", "u1")
+    await acquire(api, "ns", [LockRequest("u1/a", "w", {"mutex/m": 1}, 0, 1.0)], "u1")  # type: ignore[arg-type]
+    wf = workflow(
+        {"name": "a", "command": ["true"], "synchronization": {"mutexes": [{"name": "m"}]}},
+        {"name": "b", "command": ["true"], "memoize": {"key": "k", "maxAge": "1h"}},
+    )
+    state = RunState.new(list(wf.order))
+    state.nodes["a"].phase = NodePhase.RUNNING
+    state.nodes["b"].phase = NodePhase.SUCCEEDED
+    saved = WorkflowStatus(
+        nodes={
+            "b": NodeStatus(
+                phase=NodePhase.SUCCEEDED, outputs={"x": 1}, memoized=MemoStatus(key="k", hit=True)
+            )
+        }
+    )
+    spawned: list[asyncio.Task[Any]] = []
+
+    def spawn(coro: Any) -> asyncio.Task[Any]:
+        spawned.append(asyncio.ensure_future(coro))
+        return spawned[-1]
+
+    flow = KubeFlow(api, "ns", "w", "u1", lambda event: None, spawn)  # type: ignore[arg-type]
+    await flow.restore(wf, state, saved)
+    assert state.locks_held == {"a"}
+    assert state.memo["b"].hit
+    assert state.memo["b"].outputs == {"x": 1}
+    flow.act(state, FinishNode("a", NodePhase.SUCCEEDED))
+    await asyncio.gather(*spawned)
+    assert (await read_table(api, "ns")).holders == []  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shoal.api.workflow import WorkflowStatus
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import AcquireLocks, Decision, FinishWorkflow, LookupMemo
 from shoal.core.flow_gates import (
@@ -27,6 +28,7 @@ from shoal.core.flow_gates import (
     released_by,
 )
 from shoal.core.locks import LockRequest, holder_id
+from shoal.core.memo import MemoLookup
 from shoal.core.state import RunState
 from shoal.kube import memo_store
 from shoal.kube.api import ApiError, KubeApi
@@ -63,15 +65,21 @@ class KubeFlow:
         self._poller: asyncio.Task[Any] | None = None
         self._wake = asyncio.Event()
 
-    async def restore(self, wf: CompiledWorkflow, state: RunState) -> None:
-        """Mark the locks this Workflow holds in the table as held (after a restart)."""
+    async def restore(self, wf: CompiledWorkflow, state: RunState, saved: WorkflowStatus) -> None:
+        """After a restart: finished nodes' memo hits and misses as the status had them,
+        and the locks this Workflow holds in the table, held."""
+        for name, seen in saved.nodes.items():
+            memo = seen.memoized
+            if memo is not None and name in state.nodes and state.nodes[name].phase.finished:
+                reused = dict(seen.outputs or {}) if memo.hit else None
+                state.memo[name] = MemoLookup(memo.key, done=True, outputs=reused)
         uses = wf.spec.synchronization is not None
         if not uses and not any(n.spec.synchronization for n in wf.nodes.values()):
             return
         table = await read_table(self.api, self.namespace)
         for entry in table.holders:
             if entry.uid == self.uid:
-                node = entry.holder[len(self.uid) + 1 :]
+                node = entry.holder[len(self.uid) + 1 :]  # "" for the workflow's own
                 state.locks_wanted.add(node)
                 state.locks_held.add(node)
 

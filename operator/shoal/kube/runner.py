@@ -211,7 +211,7 @@ class WorkflowRunner:
             self._pod_gc.strategy = self.wf.spec.pod_gc.strategy.value
         self._store_env = self.store.pod_env()
         self.state = await self._rebuild(self.wf, self.saved)
-        await self.flow.restore(self.wf, self.state)  # locks it held before a restart
+        await self.flow.restore(self.wf, self.state, self.saved)  # locks held, memo verdicts
         writer = asyncio.create_task(self._status_writer())
         try:
             await self._loop(self.wf, self.state, stopped or (lambda: False))
