@@ -193,3 +193,15 @@ def test_a_bad_max_age_is_refused_naming_the_field() -> None:
     with pytest.raises(ValidationError) as err:
         workflow(cmd("a", memoize={"key": "k", "maxAge": "ten minutes"}))
     assert "nodes.0.memoize.maxAge" in str(err.value)
+
+
+def test_a_run_reopened_by_retry_takes_its_workflow_lock_again_before_a_node_starts() -> None:
+    wf = workflow(cmd("a"), cmd("b"), synchronization=MUTEX)
+    state = RunState.new(list(wf.order))
+    state.phase = WorkflowPhase.RUNNING  # what core/retry's reopen patch leaves
+    state.started_at = T0
+    decisions = advance(wf, state, T0).decisions
+    assert decisions == [AcquireLocks(WORKFLOW, {"mutex/db": 1}, 0)]
+    record_gate_event(state, LocksGranted(WORKFLOW))
+    started = advance(wf, state, T0).decisions
+    assert [d.node for d in started if isinstance(d, StartTask)] == ["a", "b"]

@@ -70,9 +70,10 @@ def workflow_gate(wf: CompiledWorkflow, state: RunState) -> list[Decision] | Non
 
 
 def node_gate(
-    node: CompiledNode, state: RunState, context: dict[str, Any]
+    wf: CompiledWorkflow, node: CompiledNode, state: RunState, context: dict[str, Any]
 ) -> list[Decision] | None:
-    """Once `node` is ready to run: reuse a memoized result, or wait for its locks."""
+    """Once `node` is ready to run: reuse a memoized result, or wait for the locks (the
+    workflow's own too: a run reopened by `shoal retry` is Running without them)."""
     memo = node.spec.memoize
     if memo is not None and node.memo_key is not None:
         found = state.memo.get(node.name)
@@ -90,6 +91,8 @@ def node_gate(
         if found.outputs is not None:
             msg = f"memoized: reused the outputs cached under key {found.key!r}"
             return [FinishNode(node.name, NodePhase.SUCCEEDED, msg, dict(found.outputs))]
+    if (gate := workflow_gate(wf, state)) is not None:
+        return gate
     sync = node.spec.synchronization
     if sync is None or node.name in state.locks_held:
         return None

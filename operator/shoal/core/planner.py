@@ -292,8 +292,12 @@ def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
             msg = f"when: {node.when.source!r} was false"
             p.decisions.append(FinishNode(node.name, NodePhase.SKIPPED, msg))
             return
-    if (gate := node_gate(node, p.state, p.context_for(node))) is not None:
-        p.decisions.extend(gate)  # memoize, then synchronization (core/flow_gates.py)
+    if (gate := node_gate(p.wf, node, p.state, p.context_for(node))) is not None:
+        # memoize, then synchronization (core/flow_gates.py); the workflow's own lock
+        # is asked for once, however many nodes are ready
+        p.decisions.extend(
+            d for d in gate if not (isinstance(d, AcquireLocks) and d in p.decisions)
+        )
         return
     items: list[Any] | None = None
     source: str | None = None
