@@ -57,8 +57,11 @@ class KubeFlow:
         uid: str,
         deliver: Callable[[LocksGranted | MemoFound], None],
         spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
+        memo_db: Any = None,
     ) -> None:
         self.api, self.namespace, self.name, self.uid = api, namespace, name, uid
+        self.memo_db = memo_db
+        """The archive's pool when it is configured: the memo cache is its table then."""
         self.deliver = deliver
         self.spawn = spawn
         self.wanted: dict[str, LockRequest] = {}
@@ -146,21 +149,34 @@ class KubeFlow:
 
     async def _lookup(self, decision: LookupMemo) -> None:
         outputs = None
+        now = time.time()
         try:
-            outputs = await memo_store.lookup(
-                self.api, self.namespace, decision.key, decision.max_age, time.time()
-            )
-        except (ApiError, ConflictLimit) as err:  # a cache that cannot be read: a miss
+            if self.memo_db is not None:
+                from shoal.archive.memo import memo_lookup
+
+                found = memo_lookup(
+                    self.memo_db, self.namespace, decision.key, decision.max_age, now
+                )
+            else:
+                found = memo_store.lookup(
+                    self.api, self.namespace, decision.key, decision.max_age, now
+                )
+            outputs = await found
+        except Exception as err:  # a cache that cannot be read (database down): a miss
             log.warning("%s/%s: memo lookup: %s", self.namespace, self.name, err)
         self.deliver(MemoFound(decision.node, outputs))
 
     async def _store(self, key: str, outputs: dict[str, Any]) -> None:
-        origin = f"{self.namespace}/{self.name}"
+        origin, now = f"{self.namespace}/{self.name}", time.time()
         try:
-            note = await memo_store.store(
-                self.api, self.namespace, key, outputs, time.time(), origin
-            )
-        except (ApiError, ConflictLimit) as err:
+            if self.memo_db is not None:
+                from shoal.archive.memo import memo_store as archived_store
+
+                stored = archived_store(self.memo_db, self.namespace, key, outputs, now, origin)
+            else:
+                stored = memo_store.store(self.api, self.namespace, key, outputs, now, origin)
+            note = await stored
+        except Exception as err:  # not cached; the node's own result stands
             note = str(err)
         if note is not None:
             log.warning("%s/%s: memoize: not cached: %s", self.namespace, self.name, note)

@@ -141,6 +141,7 @@ class WorkflowRunner:
         on_error: Callable[[], None] | None = None,
         artifacts: ArtifactDefaults | None = None,
         on_impostor: ImpostorSink | None = None,
+        memo_db: Any = None,
     ) -> None:
         self.api = api
         self.artifact_defaults = artifacts or ArtifactDefaults()
@@ -176,9 +177,8 @@ class WorkflowRunner:
         self.state: RunState | None = None
         self.store: WorkflowStore | None = None
         self._store_env: list[dict[str, Any]] = []
-        self.flow = KubeFlow(
-            api, self.namespace, self.name, self.uid, self.queue.put_nowait, self._spawn
-        )
+        put, spawn = self.queue.put_nowait, self._spawn
+        self.flow = KubeFlow(api, self.namespace, self.name, self.uid, put, spawn, memo_db)
 
     # -- routed in by the operator ---------------------------------------------------
 
