@@ -5,9 +5,12 @@ held and waiting locks and memo hits and misses; bad keys are refused at validat
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shoal.api.workflow import NodePhase, WorkflowPhase
@@ -21,6 +24,7 @@ from shoal.core.flow_gates import (
     record_gate_event,
     released_by,
 )
+from shoal.core.locks import LockRequest, LockTable
 from shoal.core.planner import advance
 from shoal.core.state import RunState, TaskFinished, record_finished
 from shoal.core.status import render_status, status_dict
@@ -205,3 +209,57 @@ def test_a_run_reopened_by_retry_takes_its_workflow_lock_again_before_a_node_sta
     record_gate_event(state, LocksGranted(WORKFLOW))
     started = advance(wf, state, T0).decisions
     assert [d.node for d in started if isinstance(d, StartTask)] == ["a", "b"]
+
+
+LOCK_NAMES = ["mutex/a", "mutex/b", "semaphore/s"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    wants=st.lists(st.sets(st.sampled_from(LOCK_NAMES), max_size=3), min_size=1, max_size=8),
+    chain=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_through_the_planner_locked_nodes_never_exceed_a_limit_and_all_finish(
+    wants: list[set[str]], chain: bool, seed: int
+) -> None:
+    """Any nodes with any overlapping locks, finishing in any order, as an executor with
+    one lock table would run them: the limits hold at every step and the run ends."""
+    rng = random.Random(seed)
+    nodes = []
+    for i, locks in enumerate(wants):
+        node = cmd(f"n{i}", dependsOn=[f"n{i - 1}"] if chain and i % 3 == 2 else [])
+        sync: dict[str, Any] = {
+            "mutexes": [{"name": lock[6:]} for lock in sorted(locks) if lock.startswith("mutex/")],
+            "semaphores": [{"name": "s", "limit": 2}] if "semaphore/s" in locks else [],
+        }
+        if locks:
+            node["synchronization"] = sync
+        nodes.append(node)
+    wf = workflow(*nodes)
+    state = RunState.new(list(wf.order))
+    table = LockTable()
+    running: list[str] = []
+    now = T0
+    for _ in range(20 * len(nodes) + 20):
+        for d in advance(wf, state, now).decisions:
+            if isinstance(d, AcquireLocks):
+                table.request(LockRequest(d.node, "wf", d.locks, d.priority, now))
+            elif isinstance(d, StartTask):
+                running.append(d.node)
+            gone = set(released_by(state, d))
+            table.release(lambda r, g=gone: r.holder in g)  # type: ignore[misc]
+        for req in table.grant():
+            record_gate_event(state, LocksGranted(req.holder))
+        for lock, limit in {"mutex/a": 1, "mutex/b": 1, "semaphore/s": 2}.items():
+            inside = [n for n in running if lock in (wants[int(n[1:])])]
+            assert len(inside) <= limit, (lock, inside)
+        if state.phase.finished:
+            break
+        if running:
+            now += 1
+            done = running.pop(rng.randrange(len(running)))
+            record_finished(state, TaskFinished(done, 0, 1, True, now))
+    assert state.phase is WorkflowPhase.SUCCEEDED
+    assert table.holders == []
+    assert table.waiters == []
