@@ -157,3 +157,32 @@ def test_a_memoized_node_runs_once_across_two_workflows_and_again_after_max_age(
     third = run(k8s_api, namespace, memoized("third", counter))
     assert third["memoized"]["hit"] is False
     assert counter.read_text().split() == ["ran", "ran"]
+
+
+@pytest.mark.usefixtures("shoal_operator", "operator_log")
+def test_deleting_the_holder_hands_the_mutex_to_the_waiter(k8s_api: Any, namespace: str) -> None:
+    from tests.cluster.conftest import custom, get_workflow
+
+    sync = {"mutexes": [{"name": "m"}]}
+    holder = workflow("holder", {"name": "hold", "command": ["sleep", "120"]}, synchronization=sync)
+    create_workflow(k8s_api, namespace, holder)
+
+    def holds() -> bool:
+        status = get_workflow(k8s_api, namespace, "holder").get("status") or {}
+        return bool(status.get("locks") == {"held": ["mutex/m"]})
+
+    wait_until(holds, 60, "the holder to hold the mutex")
+    waiter = workflow("waiter", {"name": "go", "command": ["true"]}, synchronization=sync)
+    create_workflow(k8s_api, namespace, waiter)
+    waiting = wait_until(
+        lambda: (get_workflow(k8s_api, namespace, "waiter").get("status") or {}).get("locks"),
+        60,
+        "the waiter's status to show its lock",
+    )
+    assert waiting == {"waiting": ["mutex/m"]}
+    assert get_workflow(k8s_api, namespace, "waiter")["status"]["phase"] == "Pending"
+    custom(k8s_api).delete_namespaced_custom_object(
+        "shoal.dev", "v1alpha1", namespace, "workflows", "holder"
+    )
+    done = wait_workflow(k8s_api, namespace, "waiter", timeout=90)
+    assert done["status"]["phase"] == "Succeeded", done["status"]

@@ -39,6 +39,30 @@ def cmd(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "command": ["true"], **extra}
 
 
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies the operator's status writes."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+class Stored:
+    """The status object as successive writes leave it in the API server."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, Any] = {}
+
+    def write(self, wf: CompiledWorkflow, state: RunState) -> dict[str, Any]:
+        self.status = merge_patch(self.status, status_dict(render_status(wf, state)))
+        return self.status
+
+
 def start(wf: CompiledWorkflow) -> tuple[RunState, list[Any]]:
     state = RunState.new(list(wf.order))
     return state, advance(wf, state, T0).decisions
@@ -51,19 +75,20 @@ def finish(wf: CompiledWorkflow, state: RunState, node: str, **outputs: Any) -> 
 
 def test_a_workflow_lock_holds_the_run_pending_until_granted() -> None:
     wf = workflow(cmd("a"), synchronization={**MUTEX, "priority": 3})
+    stored = Stored()
     state, decisions = start(wf)
     assert decisions == [AcquireLocks(WORKFLOW, {"mutex/db": 1}, 3)]
     assert advance(wf, state, T0).decisions == []  # asked once, then waits
     assert state.phase is WorkflowPhase.PENDING
-    assert status_dict(render_status(wf, state))["locks"] == {"waiting": ["mutex/db"]}
+    assert stored.write(wf, state)["locks"] == {"waiting": ["mutex/db"]}
     record_gate_event(state, LocksGranted(WORKFLOW))
     started = advance(wf, state, T0).decisions
     assert any(isinstance(d, StartTask) for d in started)
-    assert status_dict(render_status(wf, state))["locks"] == {"held": ["mutex/db"]}
+    assert stored.write(wf, state)["locks"] == {"held": ["mutex/db"]}  # waiting is gone
     ended = finish(wf, state, "a")
     assert state.phase is WorkflowPhase.SUCCEEDED
     assert [name for d in ended for name in released_by(state, d)] == [WORKFLOW]
-    assert "locks" not in status_dict(render_status(wf, state))
+    assert "locks" not in stored.write(wf, state)
 
 
 def test_a_stop_while_waiting_ends_the_run_stopped_and_releases_the_request() -> None:
@@ -79,17 +104,20 @@ def test_a_stop_while_waiting_ends_the_run_stopped_and_releases_the_request() ->
 def test_a_node_lock_holds_only_that_node_and_is_released_when_it_ends() -> None:
     sem = {"semaphores": [{"name": "gpu", "limit": 2}], "mutexes": [{"name": "db"}]}
     wf = workflow(cmd("a", synchronization=sem), cmd("b"))
+    stored = Stored()
     state, decisions = start(wf)
     assert AcquireLocks("a", {"mutex/db": 1, "semaphore/gpu": 2}, 0) in decisions
     assert [d.node for d in decisions if isinstance(d, StartTask)] == ["b"]
-    nodes = status_dict(render_status(wf, state))["nodes"]
+    nodes = stored.write(wf, state)["nodes"]
     assert nodes["a"]["locks"] == {"waiting": ["mutex/db", "semaphore/gpu"]}
     record_gate_event(state, LocksGranted("a"))
     assert [d.node for d in advance(wf, state, T0).decisions if isinstance(d, StartTask)] == ["a"]
+    assert stored.write(wf, state)["nodes"]["a"]["locks"] == {"held": ["mutex/db", "semaphore/gpu"]}
     record_finished(state, TaskFinished("a", 0, 1, False, T0 + 1, message="boom", exit_code=1))
     ended = advance(wf, state, T0 + 1).decisions
     assert state.nodes["a"].phase is NodePhase.FAILED
     assert [n for d in ended for n in released_by(state, d)] == ["a"]
+    assert "locks" not in stored.write(wf, state)["nodes"]["a"]
 
 
 def test_a_grant_for_a_request_never_made_is_ignored() -> None:

@@ -145,27 +145,31 @@ def memo_result(state: RunState, decision: Decision) -> tuple[str, dict[str, Any
 
 
 def _locks(state: RunState, name: str, limits: dict[str, int]) -> LockStatus | None:
+    # Both fields always set (one of them None): the status is written as a JSON merge
+    # patch, where only an explicit null removes what an earlier write put there.
     if name in state.locks_held:
-        return LockStatus(held=sorted(limits))
+        return LockStatus(held=sorted(limits), waiting=None)
     if name in state.locks_wanted:
-        return LockStatus(waiting=sorted(limits))
+        return LockStatus(held=None, waiting=sorted(limits))
     return None
 
 
 def flow_status(
     wf: CompiledWorkflow, state: RunState, nodes: dict[str, NodeStatus]
-) -> LockStatus | None:
-    """Fill each node's `locks` and `memoized`; return the workflow-level `locks`."""
+) -> dict[str, LockStatus | None]:
+    """Fill each node's `locks` and `memoized`; return the workflow's `locks` field.
+
+    Fields of nodes and runs with `synchronization` are always set, to None once nothing
+    is held or awaited, so that the merge patch clears them."""
     for name, entry in nodes.items():
         spec = wf.nodes[name].spec
-        if spec.synchronization is not None and not entry.phase.finished:
-            found = _locks(state, name, spec.synchronization.lock_limits())
-            if found is not None:
-                entry.locks = found
+        if spec.synchronization is not None:
+            held = spec.synchronization.lock_limits()
+            entry.locks = None if entry.phase.finished else _locks(state, name, held)
         lookup = state.memo.get(name)
         if lookup is not None and lookup.done:
             entry.memoized = MemoStatus(key=lookup.key, hit=lookup.hit)
     sync = wf.spec.synchronization
-    if sync is None or state.phase.finished:
-        return None
-    return _locks(state, WORKFLOW, sync.lock_limits())
+    if sync is None:
+        return {}
+    return {"locks": None if state.phase.finished else _locks(state, WORKFLOW, sync.lock_limits())}

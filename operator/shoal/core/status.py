@@ -126,8 +126,7 @@ def render_status(wf: CompiledWorkflow, state: RunState, *, limits: bool = True)
         fields["started_at"] = timestamp(state.started_at)
     if state.finished_at is not None:
         fields["finished_at"] = timestamp(state.finished_at)
-    if (locks := flow_status(wf, state, fields["nodes"])) is not None:
-        fields["locks"] = locks
+    fields.update(flow_status(wf, state, fields["nodes"]))  # synchronization's `locks`
     return WorkflowStatus(**fields)
 
 
