@@ -179,7 +179,15 @@ def test_deleting_the_holder_hands_the_mutex_to_the_waiter(k8s_api: Any, namespa
         60,
         "the waiter's status to show its lock",
     )
-    assert waiting == {"waiting": ["mutex/m"]}
+    assert waiting["waiting"] == ["mutex/m"]
+    wait_until(
+        lambda: (
+            (get_workflow(k8s_api, namespace, "waiter")["status"]["locks"]).get("holders")
+            == ["holder"]
+        ),
+        30,
+        "the waiter's status to name the holder",
+    )
     assert get_workflow(k8s_api, namespace, "waiter")["status"]["phase"] == "Pending"
     custom(k8s_api).delete_namespaced_custom_object(
         "shoal.dev", "v1alpha1", namespace, "workflows", "holder"

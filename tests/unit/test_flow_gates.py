@@ -19,6 +19,7 @@ from shoal.core.decisions import AcquireLocks, FinishNode, LookupMemo, StartTask
 from shoal.core.flow_gates import (
     WORKFLOW,
     LocksGranted,
+    LocksWaiting,
     MemoFound,
     memo_result,
     record_gate_event,
@@ -81,6 +82,8 @@ def test_a_workflow_lock_holds_the_run_pending_until_granted() -> None:
     assert advance(wf, state, T0).decisions == []  # asked once, then waits
     assert state.phase is WorkflowPhase.PENDING
     assert stored.write(wf, state)["locks"] == {"waiting": ["mutex/db"]}
+    record_gate_event(state, LocksWaiting(WORKFLOW, ("deploy-1",)))
+    assert stored.write(wf, state)["locks"] == {"waiting": ["mutex/db"], "holders": ["deploy-1"]}
     record_gate_event(state, LocksGranted(WORKFLOW))
     started = advance(wf, state, T0).decisions
     assert any(isinstance(d, StartTask) for d in started)

@@ -79,7 +79,7 @@ async def test_concurrent_acquisitions_never_grant_more_than_the_limit() -> None
     for uid in uids:
         api.running(f"wf-{uid}", uid)
     results = await asyncio.gather(*(acquire(api, "ns", [ask(u)], u) for u in uids))  # type: ignore[arg-type]
-    granted = [u for u, (held, _) in zip(uids, results, strict=True) if held]
+    granted = [u for u, (held, _, _) in zip(uids, results, strict=True) if held]
     assert len(granted) == 2
     assert api.conflicts > 0  # they did race, and the resourceVersion check caught it
     table = await read_table(api, "ns")  # type: ignore[arg-type]
@@ -92,10 +92,11 @@ async def test_entries_of_gone_or_finished_workflows_are_released() -> None:
     api.running("wf-u1", "u1")
     await acquire(api, "ns", [ask("u1", limit=1)], "u1")  # type: ignore[arg-type]
     api.running("wf-u2", "u2")
-    held, _ = await acquire(api, "ns", [ask("u2", limit=1)], "u2")  # type: ignore[arg-type]
+    held, blockers, _ = await acquire(api, "ns", [ask("u2", limit=1)], "u2")  # type: ignore[arg-type]
     assert held == set()
+    assert blockers == {"u2": ["wf-u1"]}  # what the waiter's status names
     api.running("wf-u1", "u1", phase="Succeeded")  # its runner died before releasing
-    held, _ = await acquire(api, "ns", [ask("u2", limit=1)], "u2")  # type: ignore[arg-type]
+    held, _, _ = await acquire(api, "ns", [ask("u2", limit=1)], "u2")  # type: ignore[arg-type]
     assert held == {"u2"}
     api.running("wf-u3", "other-uid")  # wf-u3 was deleted and created again
     api.running("wf-u4", "u4")
@@ -115,7 +116,7 @@ async def test_a_bad_document_reads_as_empty_and_is_replaced() -> None:
     api.objects[path]["metadata"]["annotations"]["shoal.dev/shoal-locks"] = "{not json"
     assert (await read_table(api, "ns")).to_json() == {"holders": [], "waiters": []}  # type: ignore[arg-type]
     api.running("wf-u1", "u1")
-    held, _ = await acquire(api, "ns", [ask("u1")], "u1")  # type: ignore[arg-type]
+    held, _, _ = await acquire(api, "ns", [ask("u1")], "u1")  # type: ignore[arg-type]
     assert held == {"u1"}
 
 
@@ -149,7 +150,7 @@ def test_shoal_get_shows_locks_and_memo() -> None:
         "spec": {"nodes": [{"name": "a"}, {"name": "b"}]},
         "status": {
             "phase": "Pending",
-            "locks": {"waiting": ["mutex/deploy"]},
+            "locks": {"waiting": ["mutex/deploy"], "holders": ["other-run"]},
             "nodes": {
                 "a": {"phase": "Succeeded", "memoized": {"key": "k-1", "hit": True}},
                 "b": {"phase": "Pending", "locks": {"held": ["semaphore/s"]}},
@@ -157,7 +158,7 @@ def test_shoal_get_shows_locks_and_memo() -> None:
         },
     }
     text = "\n".join(describe_workflow(obj))
-    assert "Locks:      waiting for mutex/deploy" in text
+    assert "Locks:      waiting for mutex/deploy (held by other-run)" in text
     assert "a: memo hit (outputs reused, no pod), key 'k-1'" in text
     assert "b: holds semaphore/s" in text
     assert json.dumps(obj)  # untouched, still plain data

@@ -161,3 +161,15 @@ def test_any_overlapping_requests_never_exceed_a_limit_and_all_are_served(
         served += [r.holder for r in table.grant()]
         assert table.holders or not table.waiters, "waiters left with nothing held"
     assert sorted(served) == sorted(f"h{i}" for i in range(len(wants)))
+
+
+def test_a_waiter_is_told_who_blocks_it() -> None:
+    table = LockTable()
+    table.request(LockRequest("u1/load", "etl", {"mutex/db": 1}, 0, 0.0))
+    table.request(LockRequest("u2", "deploy", {"semaphore/s": 1}, 0, 1.0))
+    table.request(LockRequest("u3", "other", {"mutex/x": 1}, 0, 2.0))
+    table.grant()
+    waiter = LockRequest("u4", "me", {"mutex/db": 1, "semaphore/s": 1}, 0, 3.0)
+    table.request(waiter)
+    assert table.grant() == []
+    assert table.blocking(waiter) == ["deploy", "etl/load"]

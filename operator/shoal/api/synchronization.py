@@ -94,6 +94,8 @@ class LockStatus(ApiModel):
     held: list[str] | None = None
     waiting: list[str] | None = None
     """Empty once granted; while waiting, every lock asked for (they are taken together)."""
+    holders: list[str] | None = None
+    """While waiting: who holds those locks (`WORKFLOW` or `WORKFLOW/NODE`, at most 3)."""
 
 
 class MemoStatus(ApiModel):

@@ -14,8 +14,10 @@ def _locks(entry: Any) -> str | None:
     waiting = [str(x) for x in entry.get("waiting") or []]
     if held:
         return "holds " + ", ".join(held)
+    holders = [str(x) for x in entry.get("holders") or []]
     if waiting:
-        return "waiting for " + ", ".join(waiting)
+        by = f" (held by {', '.join(holders)})" if holders else ""
+        return "waiting for " + ", ".join(waiting) + by
     return None
 
 

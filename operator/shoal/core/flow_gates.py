@@ -29,7 +29,9 @@ from shoal.core.state import RunState
 
 __all__ = [
     "WORKFLOW",
+    "GateEvent",
     "LocksGranted",
+    "LocksWaiting",
     "MemoFound",
     "apply_gate",
     "flow_status",
@@ -52,11 +54,23 @@ class LocksGranted:
 
 
 @dataclass(frozen=True, slots=True)
+class LocksWaiting:
+    """The executor asked, and `node` still waits: `holders` hold its locks."""
+
+    node: str
+    holders: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MemoFound:
     """The answer to `LookupMemo`: the outputs to reuse, or None (a miss)."""
 
     node: str
     outputs: dict[str, Any] | None
+
+
+GateEvent = LocksGranted | LocksWaiting | MemoFound
+"""What an executor reports back about a gate decision."""
 
 
 def workflow_gate(wf: CompiledWorkflow, state: RunState) -> list[Decision] | None:
@@ -109,11 +123,16 @@ def apply_gate(state: RunState, decision: AcquireLocks | LookupMemo) -> None:
         state.memo[decision.node] = MemoLookup(decision.key)
 
 
-def record_gate_event(state: RunState, event: LocksGranted | MemoFound) -> None:
+def record_gate_event(state: RunState, event: GateEvent) -> None:
     """Fold an executor's answer into the state (the next planning pass acts on it)."""
     if isinstance(event, LocksGranted):
         if event.node in state.locks_wanted:
             state.locks_held.add(event.node)
+            state.lock_holders.pop(event.node, None)
+        return
+    if isinstance(event, LocksWaiting):
+        if event.node in state.locks_wanted and event.node not in state.locks_held:
+            state.lock_holders[event.node] = list(event.holders)
         return
     found = state.memo.get(event.node)
     if found is not None:
@@ -131,6 +150,8 @@ def released_by(state: RunState, decision: Decision) -> list[str]:
         return []
     state.locks_wanted -= names
     state.locks_held -= names
+    for name in names:
+        state.lock_holders.pop(name, None)
     return sorted(names)
 
 
@@ -148,9 +169,10 @@ def _locks(state: RunState, name: str, limits: dict[str, int]) -> LockStatus | N
     # Both fields always set (one of them None): the status is written as a JSON merge
     # patch, where only an explicit null removes what an earlier write put there.
     if name in state.locks_held:
-        return LockStatus(held=sorted(limits), waiting=None)
+        return LockStatus(held=sorted(limits), waiting=None, holders=None)
     if name in state.locks_wanted:
-        return LockStatus(held=None, waiting=sorted(limits))
+        holders = state.lock_holders.get(name) or None
+        return LockStatus(held=None, waiting=sorted(limits), holders=holders)
     return None
 
 

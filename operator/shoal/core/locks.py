@@ -15,7 +15,7 @@ whole with optimistic concurrency, so a grant is one atomic write.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +24,6 @@ __all__ = [
     "LockRequest",
     "LockTable",
     "TableFull",
-    "describe_holders",
     "holder_id",
 ]
 
@@ -171,15 +170,15 @@ class LockTable:
     def holding(self, lock: str) -> list[LockRequest]:
         return [r for r in self.holders if lock in r.locks]
 
-
-def describe_holders(table: LockTable, locks: Iterable[str], me: str) -> str:
-    """`mutex/a held by wf-1` for the locks `me` waits on: what a waiting node's message says."""
-    parts = []
-    for lock in sorted(locks):
-        others = sorted({r.workflow for r in table.holding(lock) if r.holder != me})
-        if others:
-            parts.append(f"{lock} held by {', '.join(others[:3])}")
-    return "; ".join(parts)
+    def blocking(self, req: LockRequest, limit: int = 3) -> list[str]:
+        """Who holds a lock `req` waits for, as people name them (`WORKFLOW` or
+        `WORKFLOW/NODE`), sorted, at most `limit`: what a waiter's status shows."""
+        names = {
+            r.workflow + (f"/{r.holder.split('/', 1)[1]}" if "/" in r.holder else "")
+            for r in self.holders
+            if r.holder != req.holder and set(r.locks) & set(req.locks)
+        }
+        return sorted(names)[:limit]
 
 
 def with_time(req: LockRequest, at: float) -> LockRequest:

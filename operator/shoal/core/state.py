@@ -134,6 +134,8 @@ class RunState:
     locks_wanted: set[str] = field(default_factory=set)
     """Nodes (and "" for the workflow) whose `AcquireLocks` went out (core/flow_gates.py)."""
     locks_held: set[str] = field(default_factory=set)
+    lock_holders: dict[str, list[str]] = field(default_factory=dict)
+    """While a node (or "") waits: who holds its locks, as the executor last saw."""
     memo: dict[str, MemoLookup] = field(default_factory=dict)
     """Memoized nodes' lookups, by node (core/flow_gates.py)."""
     index: PlanIndex | None = field(default=None, repr=False, compare=False)

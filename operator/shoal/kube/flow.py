@@ -22,7 +22,9 @@ from shoal.api.workflow import WorkflowStatus
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import AcquireLocks, Decision, FinishWorkflow, LookupMemo
 from shoal.core.flow_gates import (
+    GateEvent,
     LocksGranted,
+    LocksWaiting,
     MemoFound,
     memo_result,
     released_by,
@@ -55,7 +57,7 @@ class KubeFlow:
         namespace: str,
         name: str,
         uid: str,
-        deliver: Callable[[LocksGranted | MemoFound], None],
+        deliver: Callable[[GateEvent], None],
         spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
         memo_db: Any = None,
     ) -> None:
@@ -67,6 +69,8 @@ class KubeFlow:
         self.wanted: dict[str, LockRequest] = {}
         self._poller: asyncio.Task[Any] | None = None
         self._wake = asyncio.Event()
+        self._told: dict[str, list[str]] = {}
+        """What each waiting holder was last told holds its locks (told again on change)."""
 
     async def restore(self, wf: CompiledWorkflow, state: RunState, saved: WorkflowStatus) -> None:
         """After a restart: finished nodes' memo hits and misses as the status had them,
@@ -122,15 +126,22 @@ class KubeFlow:
             while self.wanted:
                 self._wake.clear()
                 try:
-                    held, _ = await acquire(
+                    held, blockers, refused = await acquire(
                         self.api, self.namespace, list(self.wanted.values()), self.uid
                     )
                 except (ApiError, ConflictLimit) as err:
                     log.warning("%s/%s: locks: %s", self.namespace, self.name, err)
-                    held = set()
+                    held, blockers, refused = set(), {}, ""
+                if refused:
+                    log.warning("%s/%s: locks: %s", self.namespace, self.name, refused)
                 for holder in sorted(held):
                     if self.wanted.pop(holder, None) is not None:
+                        self._told.pop(holder, None)
                         self.deliver(LocksGranted(holder[len(self.uid) + 1 :]))
+                for holder, names in blockers.items():
+                    if holder in self.wanted and self._told.get(holder) != names:
+                        self._told[holder] = names
+                        self.deliver(LocksWaiting(holder[len(self.uid) + 1 :], tuple(names)))
                 if self.wanted:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(LOCK_POLL_SECONDS):

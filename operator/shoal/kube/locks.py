@@ -58,29 +58,27 @@ async def dead_uids(api: KubeApi, namespace: str, table: LockTable, me: str) -> 
 
 async def acquire(
     api: KubeApi, namespace: str, requests: list[LockRequest], me: str
-) -> tuple[set[str], str]:
+) -> tuple[set[str], dict[str, list[str]], str]:
     """Queue `requests` (idempotent), release dead entries, grant what can be granted.
 
-    Returns the holder ids among `requests` that now hold their locks, and a note on
-    what keeps the others waiting (who holds the locks, or a full table)."""
+    Returns the holder ids among `requests` that now hold their locks, who holds the
+    locks each of the others waits for, and why a request was refused ("" if none)."""
     dead = await dead_uids(api, namespace, await read_table(api, namespace), me)
     wanted = {r.holder for r in requests}
 
-    def change(raw: object) -> tuple[object, tuple[set[str], str]]:
+    def change(raw: object) -> tuple[object, tuple[set[str], dict[str, list[str]], str]]:
         table = LockTable.from_json(raw)
         table.release(lambda r: r.uid in dead)
-        note = ""
+        refused = ""
         for req in requests:
             try:
                 table.request(req)
             except TableFull as err:
-                note = str(err)
+                refused = str(err)
         table.grant()
         held = {r.holder for r in table.holders if r.holder in wanted}
-        if not note:
-            others = sorted({r.workflow for r in table.holders if r.uid != me})
-            note = f"held by {', '.join(others[:3])}" if others else ""
-        return table.to_json(), (held, note)
+        blockers = {r.holder: table.blocking(r) for r in requests if r.holder not in held}
+        return table.to_json(), (held, blockers, refused)
 
     return await update_json(api, namespace, LOCKS_LEASE, change, _LABELS)
 

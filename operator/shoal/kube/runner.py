@@ -41,7 +41,7 @@ from shoal.core.decisions import (
     StartTask,
     StoreOutputs,
 )
-from shoal.core.flow_gates import LocksGranted, MemoFound, record_gate_event
+from shoal.core.flow_gates import GateEvent, record_gate_event
 from shoal.core.planner import NeedItems, advance
 from shoal.core.state import (
     ItemsLoaded,
@@ -115,9 +115,7 @@ class _SpecChanged:
     body: dict[str, Any]
 
 
-_Event = (
-    _PodEvent | _SpecChanged | TaskFinished | ItemsLoaded | OutputsStored | LocksGranted | MemoFound
-)
+_Event = _PodEvent | _SpecChanged | TaskFinished | ItemsLoaded | OutputsStored | GateEvent
 MAX_ITEM_LISTS = 1000
 """Offloaded lists read while rebuilding after a restart (one per running fan-out)."""
 MAX_PARKED_PODS = 8
@@ -514,6 +512,7 @@ class WorkflowRunner:
             record_outputs_stored(state, event)
         else:
             record_gate_event(state, event)
+            self._dirty.set()  # a lock's holders changed: the status says who they are
 
     @staticmethod
     def _maybe_stop(state: RunState, body: dict[str, Any]) -> None:

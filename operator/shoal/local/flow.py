@@ -21,6 +21,7 @@ from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import AcquireLocks, Decision, LookupMemo
 from shoal.core.flow_gates import (
     LocksGranted,
+    LocksWaiting,
     MemoFound,
     memo_result,
     record_gate_event,
@@ -37,6 +38,10 @@ _T = TypeVar("_T")
 MEMO_FILE = "memo.json"
 MAX_MEMO_FILE_BYTES = 2 * 1024 * 1024
 """A larger file is not read (it is rewritten from an empty cache)."""
+
+
+def _node(holder: str) -> str:
+    return holder.split("/", 1)[1] if "/" in holder else ""
 
 
 def state_dir(environ: Mapping[str, str]) -> Path:
@@ -90,8 +95,10 @@ class LocalFlow:
     def _grant(self) -> bool:
         granted = self.table.grant()
         for req in granted:
-            node = req.holder.split("/", 1)[1] if "/" in req.holder else ""
-            record_gate_event(self.state, LocksGranted(node))
+            record_gate_event(self.state, LocksGranted(_node(req.holder)))
+        for req in self.table.waiters:
+            holders = tuple(self.table.blocking(req))
+            record_gate_event(self.state, LocksWaiting(_node(req.holder), holders))
         return bool(granted)
 
     def _update(self, change: Callable[[MemoCache], _T]) -> _T:
