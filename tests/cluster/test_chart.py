@@ -685,6 +685,18 @@ def test_own_operator_from_the_chart_runs_a_workflow_with_only_its_service_accou
         description="the operator's Succeeded event for workflow hello",
     )
 
+    # Issue 20: locks and the memo cache live in Leases the chart's RBAC allows.
+    for example in ("synchronization-mutex", "memoize"):
+        kubectl("apply", "-f", str(REPO / "examples" / f"{example}.yaml"), namespace=namespace)
+        run = wait_workflow(k8s_api, namespace, example, timeout=120)
+        assert run["status"]["phase"] == "Succeeded", run["status"]
+    assert run["status"]["nodes"]["generate"]["memoized"] == {
+        "key": "echo-hello world",
+        "hit": False,
+    }
+    leases = client.CoordinationV1Api(k8s_api).list_namespaced_lease(namespace).items
+    assert {"shoal-locks", "shoal-memo"} <= {lease.metadata.name for lease in leases}
+
     # Issue 13: a node naming the operator's own ServiceAccount (which this default
     # install keeps beside the Workflows) is refused before any Job exists.
     doc["metadata"]["name"] = "as-operator"

@@ -44,6 +44,14 @@ def shoal_run(manifest: Path, *args: str, timeout: float = RUN_TIMEOUT) -> RunRe
     return RunResult(proc.returncode, status, proc.stderr)
 
 
+@pytest.fixture(autouse=True)
+def own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's `shoal run` keeps its memo cache in its own state directory."""
+    state = tmp_path / "shoal-state"
+    monkeypatch.setenv("SHOAL_STATE_DIR", str(state))
+    return state
+
+
 @pytest.fixture
 def manifest(tmp_path: Path) -> Callable[[str], Path]:
     """Write a manifest (dedented YAML) to a temp file next to a copy of examples/jobs.py."""

@@ -160,6 +160,20 @@ def check_templates(r: RunResult) -> None:
     assert r.node("summary")["outputs"] == {"result": "HELLO, SHOAL! / hello, ada."}
 
 
+def check_mutex(r: RunResult) -> None:
+    assert all(r.node(n)["outputs"] == {"table": n[8:]} for n in r.status["nodes"])
+
+
+def check_semaphore(r: RunResult) -> None:
+    assert r.node("crawl-d")["outputs"] == {"site": "d"}
+
+
+def check_memoize(r: RunResult) -> None:
+    # The first run in a fresh state directory computes and caches it.
+    assert r.node("generate")["memoized"] == {"key": "echo-hello world", "hit": False}
+    assert r.node("print")["outputs"] == {"said": "hello world"}
+
+
 EXPECTED = {
     "artifacts.yaml": ("Succeeded", check_artifacts),
     "hello.yaml": ("Succeeded", check_hello),
@@ -178,6 +192,9 @@ EXPECTED = {
     "output-parameter.yaml": ("Succeeded", check_output_parameter),
     "coinflip.yaml": ("Succeeded", check_coinflip),
     "templates.yaml": ("Succeeded", check_templates),
+    "synchronization-mutex.yaml": ("Succeeded", check_mutex),
+    "synchronization-semaphore.yaml": ("Succeeded", check_semaphore),
+    "memoize.yaml": ("Succeeded", check_memoize),
 }
 
 

@@ -29,6 +29,10 @@ DOC_COMMANDS: dict[str, str] = {
     ".venv/bin/shoal run --import jobs": (
         "tests/local/test_doc_commands_run.py::test_readme_local_commands_run_verbatim"
     ),
+    "shoal run --import jobs examples/memoize.yaml": (
+        "tests/local/test_local_sync.py::"
+        "test_the_memoize_doc_command_runs_verbatim_and_hits_the_second_time"
+    ),
     "shoal run --import jobs examples/artifacts.yaml": (
         "tests/local/test_doc_commands_run.py::test_artifacts_doc_command_runs_verbatim"
     ),

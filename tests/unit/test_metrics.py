@@ -6,6 +6,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from shoal.api.workflow import NodePhase, WorkflowPhase
+from shoal.core.memo import MemoLookup
 from shoal.core.state import RunState
 from shoal.kube.metrics import Metrics
 
@@ -72,3 +73,18 @@ async def test_metrics_report_runs_nodes_latency_and_requests(
     assert "shoal_dispatch_latency_seconds_count 1.0" in text
     assert "shoal_pods_running 7.0" in text
     assert 'shoal_api_requests{kind="write"} 5.0' in text
+
+
+async def test_metrics_count_memo_hits_and_misses(
+    client_and_metrics: tuple[TestClient, Metrics],
+) -> None:
+    client, metrics = client_and_metrics
+    state = RunState.new(["a", "b", "c"])
+    state.phase = WorkflowPhase.SUCCEEDED
+    state.memo["a"] = MemoLookup("k1", done=True, outputs={"x": 1})
+    state.memo["b"] = MemoLookup("k2", done=True, outputs=None)
+    state.memo["c"] = MemoLookup("k3")  # never answered: neither
+    metrics.workflow_finished(state)
+    text = await (await client.get("/metrics")).text()
+    assert 'shoal_memo_lookups_total{result="hit"} 1.0' in text
+    assert 'shoal_memo_lookups_total{result="miss"} 1.0' in text

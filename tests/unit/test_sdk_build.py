@@ -195,3 +195,28 @@ def test_validate_is_the_compile_shoal_validate_runs() -> None:
 def test_a_bad_object_name_is_an_sdk_error_naming_the_workflow() -> None:
     with pytest.raises(SdkError, match=r"workflow 'Bad_Name': metadata: name: String should match"):
         Workflow("Bad_Name")
+
+
+def test_synchronization_and_memoize_in_code_depend_on_what_the_key_reads() -> None:
+    from shoal.sdk import Memoize, Mutex, Semaphore, Synchronization, to_dict, validate
+
+    wf = Workflow(
+        "locks",
+        parameters={"day": "d1"},
+        synchronization=Synchronization(mutexes=[Mutex(name="deploy")]),
+    )
+    price = wf.command("price", ["sh", "-c", "echo 1"], capture_stdout=True)
+    wf.command("report", ["echo"]).set(
+        synchronization=Synchronization(semaphores=[Semaphore(name="s", limit=2)], priority=1),
+        memoize=Memoize(key=f"r-{wf.params['day']}-{price.outputs['result']}", max_age="1h"),
+    )
+    doc = to_dict(wf)
+    report = doc["spec"]["nodes"][1]
+    assert report["dependsOn"] == ["price"]
+    assert report["memoize"] == {
+        "key": "r-${{ params.day }}-${{ nodes.price.outputs.result }}",
+        "maxAge": "1h",
+    }
+    assert report["synchronization"] == {"semaphores": [{"name": "s", "limit": 2}], "priority": 1}
+    assert doc["spec"]["synchronization"] == {"mutexes": [{"name": "deploy"}]}
+    validate(wf)

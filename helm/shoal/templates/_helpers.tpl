@@ -89,6 +89,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
+# synchronization and memoize: the lock table and the memo cache, one Lease each per
+# namespace (docs/flow-control.md). Creating cannot be limited by name; reading and
+# writing is, to these two.
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [create]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  resourceNames: [shoal-locks, shoal-memo]
+  verbs: [get, update]
 {{- if .Values.workflowServiceAccounts.selector }}
 # workflowServiceAccounts.selector: the operator reads a named ServiceAccount's labels.
 - apiGroups: [""]

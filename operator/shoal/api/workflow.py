@@ -36,6 +36,7 @@ from shoal.api.limits import (
     MAX_STRING_LENGTH,
     MAX_TEXT_LENGTH,
 )
+from shoal.api.synchronization import LockStatus, Memoize, MemoStatus, Synchronization
 from shoal.api.template_refs import TemplateRef, WorkflowTemplateRef
 
 
@@ -181,6 +182,10 @@ class Node(PodSettings):
     """Reuse a node, or the whole DAG, of a (Cluster)WorkflowTemplate (docs/templates.md)."""
     parameters: dict[str, Any] | None = Field(None, max_length=MAX_PROPERTIES)
     """With `templateRef`: values of the template's parameters (its defaults otherwise)."""
+    synchronization: Synchronization | None = None
+    """Mutexes and semaphores held while this node runs (docs/flow-control.md)."""
+    memoize: Memoize | None = None
+    """Reuse a recent successful run's outputs with the same key (docs/flow-control.md)."""
 
     @model_validator(mode="after")
     def _one_kind_of_work(self) -> Node:
@@ -318,6 +323,8 @@ class WorkflowSpec(ApiModel):
         default_factory=dict, max_length=MAX_NODES
     )
     """Decisions on approval gates by node name, written by `shoal resume`."""
+    synchronization: Synchronization | None = None
+    """Mutexes and semaphores held from the run's start to its end (docs/flow-control.md)."""
 
     @model_validator(mode="after")
     def _nodes_or_template(self) -> WorkflowSpec:
@@ -415,6 +422,8 @@ class NodeStatus(ApiModel):
     """A fan-out's items whose values `outputs` holds, as index ranges (`0-3,5`): every
     item that succeeded once it finished; while a retry runs, the items it kept. What a
     retry keeps (absent when the ranges would be too long: a retry then runs every item)."""
+    locks: LockStatus | None = None
+    memoized: MemoStatus | None = None
 
 
 class WorkflowStatus(ApiModel):
@@ -432,6 +441,8 @@ class WorkflowStatus(ApiModel):
     """How many times the workflow was retried (`shoal retry`): each retry re-runs the
     nodes that failed or were not run, keeping the outputs of those that succeeded."""
     nodes: dict[str, NodeStatus] = Field(default_factory=dict)
+    locks: LockStatus | None = None
+    """The workflow-level `synchronization` locks it holds or waits for."""
 
 
 class Workflow(ApiModel):

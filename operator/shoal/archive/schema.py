@@ -113,7 +113,22 @@ CREATE UNIQUE INDEX shoal_log_lines_once
     ON shoal_log_lines (workflow_uid, node, item_index, retry, attempt, line_no);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# v4: the memo cache of `memoize` (docs/flow-control.md), shared by a namespace's
+# Workflows when the archive is configured; bounded per namespace by archive/memo.py.
+_V4 = """
+CREATE TABLE shoal_memo (
+    namespace    text NOT NULL,
+    key          text NOT NULL,
+    outputs      jsonb NOT NULL,
+    workflow     text NOT NULL DEFAULT '',
+    created_at   timestamptz NOT NULL,
+    used_at      timestamptz NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+CREATE INDEX shoal_memo_by_use ON shoal_memo (namespace, used_at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 LATEST = len(MIGRATIONS)
 
 

@@ -46,6 +46,7 @@ from shoal.cli.common import (
     table,
     timeout_arg,
 )
+from shoal.cli.sync_lines import node_sync_lines, workflow_locks_lines
 
 if TYPE_CHECKING:
     from shoal.archive.reader import AttemptRecord, RunDetail
@@ -164,6 +165,7 @@ def describe_workflow(obj: dict[str, Any]) -> list[str]:
         lines.append(f"Parameters: {short_json(params)}")
     if status.get("message"):
         lines.append(f"Message:    {status['message']}")
+    lines.extend(workflow_locks_lines(status))  # synchronization (cli/sync_lines.py)
     nodes = status.get("nodes") or {}
     rows = []
     for name in node_order(obj):
@@ -193,6 +195,7 @@ def describe_workflow(obj: dict[str, Any]) -> list[str]:
         lines.extend(["", "Failed items:"])
         for name, item in failed_items:
             lines.append(f"  {name}[{item.get('index')}]: {clip(str(item.get('message')), 120)}")
+    lines.extend(node_sync_lines(status, node_order(obj)))
     outputs = [
         (name, nodes[name])
         for name in node_order(obj)

@@ -44,6 +44,8 @@ class CompiledNode:
     sequence: Compiled | None = None
     """`withSequence` whose bounds are templates: its `count`/`start`/`end`/`format`
     compiled, turned into items by the planner (a constant one is in `for_each`)."""
+    memo_key: Compiled | None = None
+    """`memoize.key` compiled (a template yielding text)."""
 
     @property
     def fan_out(self) -> bool:

@@ -117,6 +117,25 @@ class BeginShutdown:
 
 
 @dataclass(frozen=True, slots=True)
+class AcquireLocks:
+    """Ask for every lock of `synchronization` (`node` "" for the workflow's own); the
+    executor reports `LocksGranted` when it holds them all (core/flow_gates.py)."""
+
+    node: str
+    locks: dict[str, int]
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LookupMemo:
+    """Look `key` up in the memo cache; the executor reports `MemoFound`."""
+
+    node: str
+    key: str
+    max_age: float
+
+
+@dataclass(frozen=True, slots=True)
 class FinishWorkflow:
     """The run is over."""
 
@@ -136,6 +155,8 @@ Decision = (
     | FinishNode
     | BeginShutdown
     | FinishWorkflow
+    | AcquireLocks
+    | LookupMemo
 )
 
 

@@ -43,6 +43,7 @@ from shoal.api.limits import MAX_FAN_OUT_ITEMS
 from shoal.api.workflow import NodePhase, RunPolicy, WorkflowPhase
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import (
+    AcquireLocks,
     BeginShutdown,
     Decision,
     ExpandNode,
@@ -51,6 +52,7 @@ from shoal.core.decisions import (
     FinishWorkflow,
     KillTask,
     LoadItems,
+    LookupMemo,
     Plan,
     RetryTask,
     StartTask,
@@ -65,6 +67,7 @@ from shoal.core.exit_handler import (
     outcome_without_exit,
 )
 from shoal.core.expressions import ExpressionError, render, to_text
+from shoal.core.flow_gates import apply_gate, node_gate, workflow_gate
 from shoal.core.gates import plan_gate
 from shoal.core.item_ranges import succeeded_ranges
 from shoal.core.retry_policy import INFRASTRUCTURE_RETRY_DELAY, choose_retry
@@ -154,7 +157,8 @@ def plan(wf: CompiledWorkflow, state: RunState, now: float) -> Plan:
     if state.phase.finished:
         return Plan([], None)
     if state.phase is WorkflowPhase.PENDING:
-        return Plan([StartWorkflow()], None)
+        gate = workflow_gate(wf, state)  # synchronization: the run waits for its locks
+        return Plan([StartWorkflow()] if gate is None else gate, None)
     p = _Pass(wf, state, now)
     if state.shutdown is None:
         reason = _shutdown_reason(wf, state, now, p)
@@ -300,6 +304,13 @@ def _plan_pending(p: _Pass, node: CompiledNode, ns: NodeState) -> None:
             msg = f"when: {node.when.source!r} was false"
             p.decisions.append(FinishNode(node.name, NodePhase.SKIPPED, msg))
             return
+    if (gate := node_gate(p.wf, node, p.state, p.context_for(node))) is not None:
+        # memoize, then synchronization (core/flow_gates.py); the workflow's own lock
+        # is asked for once, however many nodes are ready
+        p.decisions.extend(
+            d for d in gate if not (isinstance(d, AcquireLocks) and d in p.decisions)
+        )
+        return
     items: list[Any] | None = None
     source: str | None = None
     if node.fan_out:
@@ -580,6 +591,8 @@ def apply(state: RunState, decisions: list[Decision], now: float) -> None:
             state.phase = d.phase
             state.message = d.message
             state.finished_at = now
+        elif isinstance(d, AcquireLocks | LookupMemo):
+            apply_gate(state, d)
 
 
 def advance(wf: CompiledWorkflow, state: RunState, now: float) -> Plan:

@@ -23,6 +23,7 @@ from shoal.api.gates import Approval
 from shoal.api.limits import MAX_DECODE_DEPTH
 from shoal.api.workflow import NodePhase, WorkflowPhase
 from shoal.core.jsonbounds import json_problem
+from shoal.core.memo import MemoLookup
 
 MAX_RECORDED_FAILURES = 20
 """Failed items kept per node for status and messages; the rest are only counted."""
@@ -135,6 +136,13 @@ class RunState:
     loaded: dict[str, list[Any] | str] = field(default_factory=dict)
     """Lists read for `forEach`, by artifact key, until their node expands; a str is the
     error that kept one from being read."""
+    locks_wanted: set[str] = field(default_factory=set)
+    """Nodes (and "" for the workflow) whose `AcquireLocks` went out (core/flow_gates.py)."""
+    locks_held: set[str] = field(default_factory=set)
+    lock_holders: dict[str, list[str]] = field(default_factory=dict)
+    """While a node (or "") waits: who holds its locks, as the executor last saw."""
+    memo: dict[str, MemoLookup] = field(default_factory=dict)
+    """Memoized nodes' lookups, by node (core/flow_gates.py)."""
     index: PlanIndex | None = field(default=None, repr=False, compare=False)
     """The planner's cache, derived from `nodes`: built on the first planning pass and kept
     up to date by `planner.apply`. Code that changes a node's phase any other way (the

@@ -14,6 +14,7 @@ from typing import Any
 from shoal.api import limits
 from shoal.api.workflow import ItemCounts, ItemFailure, NodeStatus, WorkflowStatus
 from shoal.core.compiled import CompiledWorkflow
+from shoal.core.flow_gates import flow_status
 from shoal.core.sizes import json_size, too_large_note
 from shoal.core.state import NodeState, RunState
 from shoal.core.text import clip as clip_text
@@ -125,6 +126,7 @@ def render_status(wf: CompiledWorkflow, state: RunState, *, limits: bool = True)
         fields["started_at"] = timestamp(state.started_at)
     if state.finished_at is not None:
         fields["finished_at"] = timestamp(state.finished_at)
+    fields.update(flow_status(wf, state, fields["nodes"]))  # synchronization's `locks`
     return WorkflowStatus(**fields)
 
 
@@ -158,6 +160,8 @@ def run_summary(name: str | None, status: WorkflowStatus, duration: float | None
             entry["exitCode"] = node.exit_code
         if node.outputs:
             entry["outputs"] = node.outputs
+        if node.memoized is not None:
+            entry["memoized"] = {"key": node.memoized.key, "hit": node.memoized.hit}
         if node.items is not None:
             counts = node.items
             entry["items"] = {

@@ -351,6 +351,10 @@ def _compile_node(
         if node.item_arg and isinstance(node.args, dict) and node.item_arg in node.args:
             check.add(f"{node.item_arg!r} is also given in args", name, "itemArg")
 
+    memo_key = None
+    if node.memoize is not None:
+        memo_key = check.compile(node.memoize.key, name, "memoize.key")
+        check.check_references(expressions_in(memo_key), name, "memoize.key", anc, False)
     retry_when = None
     if pod.retries.expression is not None:
         retry_when = _compile_retry_expression(check, pod.retries.expression, name)
@@ -372,6 +376,7 @@ def _compile_node(
         item_arg=node.item_arg,
         retry_when=retry_when,
         sequence=sequence,
+        memo_key=memo_key,
     )
 
 

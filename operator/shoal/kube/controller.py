@@ -128,6 +128,7 @@ async def _run_once(
         on_error=shared.metrics.reconcile_errors.inc,
         artifacts=shared.config.artifacts,
         on_impostor=shared.impostors,
+        memo_db=archive.pool if archive is not None else None,  # memoize's cache
     )
     uid = meta["uid"]
     shared.runners[uid] = runner

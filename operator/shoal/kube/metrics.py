@@ -94,6 +94,12 @@ class Metrics:
             "1 when the archive database is reached and migrated; 0 while writes are buffered",
             registry=r,
         )
+        self.memo_lookups = Counter(
+            "shoal_memo_lookups_total",
+            "Lookups of memoized nodes in the memo cache, by result (hit, miss)",
+            ["result"],
+            registry=r,
+        )
         self._api: KubeApi | None = None
         self.ready = asyncio.Event()
         self.pods_source: Callable[[], int] | None = None
@@ -110,6 +116,9 @@ class Metrics:
             self.nodes_finished.labels(node.phase.value).inc()
             if node.started_at is not None and node.finished_at is not None:
                 self.node_duration.observe(node.finished_at - node.started_at)
+        for lookup in state.memo.values():
+            if lookup.done:
+                self.memo_lookups.labels("hit" if lookup.hit else "miss").inc()
 
     def render(self) -> bytes:
         if self.pods_source is not None:

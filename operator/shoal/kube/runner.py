@@ -20,7 +20,6 @@ node's ServiceAccount passed the administrator's policy (service_accounts.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -34,6 +33,7 @@ from shoal.api.workflow import NodePhase, Workflow, WorkflowPhase, WorkflowStatu
 from shoal.artifact_steps import load_items, store_outputs, workflow_prefix
 from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
 from shoal.core.decisions import (
+    Decision,
     FinishNode,
     FinishWorkflow,
     KillTask,
@@ -41,6 +41,7 @@ from shoal.core.decisions import (
     StartTask,
     StoreOutputs,
 )
+from shoal.core.flow_gates import GateEvent, record_gate_event
 from shoal.core.planner import NeedItems, advance
 from shoal.core.state import (
     ItemsLoaded,
@@ -68,6 +69,7 @@ from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
 from shoal.kube.attempts import Attempt, LogFollower, dispatched, outcome_event
 from shoal.kube.children import ChildWorkflows
 from shoal.kube.deadlines import deadline_of, next_deadline
+from shoal.kube.flow import KubeFlow
 from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job, job_token
 from shoal.kube.naming import job_name, workflow_selector
 from shoal.kube.ownership import in_namespace, job_problem, pod_problem
@@ -79,7 +81,7 @@ from shoal.kube.service_accounts import check as check_service_accounts
 from shoal.kube.service_accounts import uses as sa_uses
 from shoal.kube.sinks import AttemptSink, EventSink, ImpostorSink, LogSink, NullLogSink
 from shoal.kube.status import InFlight, rebuild_state, render_status
-from shoal.kube.workflow_body import deletion_due
+from shoal.kube.workflow_body import wait_ttl
 from shoal.manifests import problems_from
 from shoal_worker.offload import ValueRef
 from shoal_worker.protocol import Message, PlainLine, ProgressMessage
@@ -115,7 +117,7 @@ class _SpecChanged:
     body: dict[str, Any]
 
 
-_Event = _PodEvent | _SpecChanged | TaskFinished | ItemsLoaded | OutputsStored
+_Event = _PodEvent | _SpecChanged | TaskFinished | ItemsLoaded | OutputsStored | GateEvent
 MAX_ITEM_LISTS = 1000
 """Offloaded lists read while rebuilding after a restart (one per running fan-out)."""
 MAX_PARKED_PODS = 8
@@ -139,6 +141,7 @@ class WorkflowRunner:
         on_error: Callable[[], None] | None = None,
         artifacts: ArtifactDefaults | None = None,
         on_impostor: ImpostorSink | None = None,
+        memo_db: Any = None,
     ) -> None:
         self.api = api
         self.artifact_defaults = artifacts or ArtifactDefaults()
@@ -175,6 +178,8 @@ class WorkflowRunner:
         self.store: WorkflowStore | None = None
         self._store_env: list[dict[str, Any]] = []
         self.children = ChildWorkflows(api, body, self.queue.put_nowait)
+        put, spawn = self.queue.put_nowait, self._spawn
+        self.flow = KubeFlow(api, self.namespace, self.name, self.uid, put, spawn, memo_db)
 
     # -- routed in by the operator ---------------------------------------------------
 
@@ -207,6 +212,7 @@ class WorkflowRunner:
             self._pod_gc.strategy = self.wf.spec.pod_gc.strategy.value
         self._store_env = self.store.pod_env()
         self.state = await self._rebuild(self.wf, self.saved)
+        await self.flow.restore(self.wf, self.state, self.saved)  # locks held, memo verdicts
         writer = asyncio.create_task(self._status_writer())
         try:
             await self._loop(self.wf, self.state, stopped or (lambda: False))
@@ -219,6 +225,7 @@ class WorkflowRunner:
             if self._background:
                 await asyncio.wait(list(self._background), timeout=30)
         finally:
+            self.flow.close()
             writer.cancel()
             for task in list(self._background):
                 task.cancel()
@@ -372,7 +379,8 @@ class WorkflowRunner:
 
     # -- decisions -----------------------------------------------------------------------
 
-    def _act(self, wf: CompiledWorkflow, state: RunState, decision: object, now: float) -> None:
+    def _act(self, wf: CompiledWorkflow, state: RunState, decision: Decision, now: float) -> None:
+        self.flow.act(state, decision)  # synchronization and memoize (kube/flow.py)
         if isinstance(decision, StartTask) and wf.nodes[decision.node].spec.workflow is not None:
             self._spawn(self.children.start(wf, decision))  # kube/children.py
         elif isinstance(decision, KillTask) and self.children.owns(decision):
@@ -505,6 +513,9 @@ class WorkflowRunner:
             record_items_loaded(state, event)
         elif isinstance(event, OutputsStored):
             record_outputs_stored(state, event)
+        else:
+            record_gate_event(state, event)
+            self._dirty.set()  # a lock's holders changed: the status says who they are
 
     def _observe(self, pod: dict[str, Any], *, deleted: bool) -> None:
         # Labels only say which attempt a pod claims to be; its namespace and its
@@ -672,21 +683,6 @@ class WorkflowRunner:
                 self.name,
                 exc_info=task.exception(),
             )
-
-
-async def wait_ttl(
-    body: dict[str, Any], api: KubeApi, sleep: Callable[[float], Awaitable[object]]
-) -> None:
-    """Delete a finished Workflow once `ttlSecondsAfterFinished` has passed."""
-    due = deletion_due(body)
-    if due is None:
-        return
-    remaining = due - time.time()
-    if remaining > 0:
-        await sleep(remaining)
-    meta = body["metadata"]
-    with contextlib.suppress(ApiError):
-        await api.delete(workflows_path(meta["namespace"], meta["name"]))
 
 
 __all__ = ["PodView", "RunnerConfig", "WorkflowRunner", "wait_ttl"]

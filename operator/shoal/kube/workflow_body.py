@@ -9,16 +9,19 @@ field the schema would refuse reads as its default, never as an exception in a h
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError
 
 from shoal.api.common import ApiModel
 from shoal.api.workflow import ArtifactGC, ArtifactsSpec
+from shoal.kube.api import ApiError, KubeApi, workflows_path
 from shoal.kube.pods import parse_time
 
-__all__ = ["WorkflowControls", "deletion_due"]
+__all__ = ["WorkflowControls", "deletion_due", "wait_ttl"]
 
 
 class WorkflowControls(ApiModel):
@@ -57,3 +60,18 @@ def deletion_due(body: Mapping[str, Any]) -> float | None:
     ttl = WorkflowControls.of(body).ttl_seconds_after_finished
     finished = parse_time((body.get("status") or {}).get("finishedAt"))
     return None if ttl is None or finished is None else finished + float(ttl)
+
+
+async def wait_ttl(
+    body: dict[str, Any], api: KubeApi, sleep: Callable[[float], Awaitable[object]]
+) -> None:
+    """Delete a finished Workflow once `ttlSecondsAfterFinished` has passed."""
+    due = deletion_due(body)
+    if due is None:
+        return
+    remaining = due - time.time()
+    if remaining > 0:
+        await sleep(remaining)
+    meta = body["metadata"]
+    with contextlib.suppress(ApiError):
+        await api.delete(workflows_path(meta["namespace"], meta["name"]))

@@ -36,6 +36,7 @@ from shoal.core.state import (
     record_outputs_stored,
     record_progress,
 )
+from shoal.local.flow import LocalFlow, state_dir
 from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, read_suspended
 from shoal.local.logs import NodeLogs
 from shoal.local.process import (
@@ -125,6 +126,8 @@ class LocalExecutor:
         base["SHOAL_WORKFLOW_UID"] = wf.meta.uid
         self._base_env = base
         self._gates = {name for name, node in wf.nodes.items() if node.spec.suspend is not None}
+        self.flow = LocalFlow(wf, self.state, state_dir(os.environ))
+        """Locks within this run and the memo cache (local/flow.py)."""
 
     def request_stop(self, reason: str) -> None:
         """Stop the run (Ctrl-C): running children are terminated, nothing new starts."""
@@ -138,8 +141,10 @@ class LocalExecutor:
             while True:
                 self._read_controls()
                 step = advance(self.wf, self.state, time.time())
+                replan = False
                 for decision in step.decisions:
                     self.reporter.decision(decision, self.state)
+                    replan = self.flow.act(decision) or replan
                     if isinstance(decision, StartTask):
                         self._start(decision)
                     elif isinstance(decision, KillTask):
@@ -153,6 +158,8 @@ class LocalExecutor:
                         self.logs.close(decision.node)
                 if self.state.phase.finished and not self._tasks:
                     break
+                if replan:  # a lock was granted or a memo lookup answered
+                    continue
                 timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
                 if self._awaits_controls():  # a decision is a file here (local/gate_files.py)
                     timeout = min(timeout or GATE_POLL_SECONDS, GATE_POLL_SECONDS)

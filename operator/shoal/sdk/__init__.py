@@ -11,6 +11,10 @@ from shoal.api.common import ResourceRequirements as ResourceRequirements
 from shoal.api.cron import CatchUp as CatchUp
 from shoal.api.cron import ConcurrencyPolicy as ConcurrencyPolicy
 from shoal.api.cron import PollTrigger as PollTrigger
+from shoal.api.synchronization import Memoize as Memoize
+from shoal.api.synchronization import Mutex as Mutex
+from shoal.api.synchronization import Semaphore as Semaphore
+from shoal.api.synchronization import Synchronization as Synchronization
 from shoal.api.workflow import PodSettings as PodSettings
 from shoal.api.workflow import RetryPolicy as RetryPolicy
 from shoal.api.workflow import RunPolicy as RunPolicy

@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shoal.api.common import ObjectMeta
 from shoal.api.cron import AFTER_PARAMETERS, POLL_PARAMETERS
@@ -188,7 +188,9 @@ class Step:
 def _references(fields: dict[str, Any]) -> set[str]:
     """Nodes read by the templates and the condition; bad expressions are left to validate."""
     found: set[str] = set()
-    for key, value in fields.items():
+    for key, raw in fields.items():
+        # A settings model (`memoize=Memoize(key=...)`) is read as the manifest holds it.
+        value = raw.model_dump(by_alias=True) if isinstance(raw, BaseModel) else raw
         try:
             if key == "when" and isinstance(value, str):
                 found |= compile_expression(value).node_refs
