@@ -1,0 +1,26 @@
+"""examples/synchronization-semaphore.yaml written with the Python SDK (same manifest,
+same run)."""
+
+from __future__ import annotations
+
+import sys
+
+from shoal.sdk import Semaphore, Synchronization, Workflow
+
+CRAWLER = [Semaphore(name="crawler", limit=2)]
+
+workflow = Workflow("synchronization-semaphore", image="ghcr.io/shoal-dev/worker:0.1.0")
+workflow.job("seed", "shoal.echo", site="seed").set(
+    synchronization=Synchronization(semaphores=CRAWLER, priority=10)
+)
+for site in "abcd":
+    workflow.job(f"crawl-{site}", "shoal.echo", site=site).set(
+        synchronization=Synchronization(semaphores=CRAWLER)
+    )
+
+if __name__ == "__main__":
+    if "--run" in sys.argv[1:]:
+        result = workflow.run_local(quiet=False)
+        print(result.phase)
+        sys.exit(result.exit_code)
+    sys.stdout.write(workflow.to_yaml())
