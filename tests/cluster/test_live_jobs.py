@@ -68,23 +68,45 @@ class JobCounter:
         self.created: dict[int, set[str]] = {}
         self.cond = threading.Condition()
         self.watch = watch.Watch()
+        self.closed = threading.Event()
+        self.errors: list[str] = []
         self.thread = threading.Thread(target=self._follow, daemon=True)
         self.thread.start()
 
     def _follow(self) -> None:
-        for event in self.watch.stream(self.batch.list_namespaced_job, self.namespace):
-            job = event["object"]
-            labels = job.metadata.labels or {}
-            with self.cond:
-                if event["type"] == "ADDED":
-                    self.live.add(job.metadata.uid)
-                    index = int(labels.get("shoal.dev/item", "-1"))
-                    self.created.setdefault(index, set()).add(job.metadata.uid)
-                elif event["type"] == "DELETED":
-                    self.deleted += job.metadata.uid in self.live
-                    self.live.discard(job.metadata.uid)
-                self.peak = max(self.peak, len(self.live))
-                self.cond.notify_all()
+        """The watch, resumed from the last resourceVersion it saw when the connection
+        drops (so no event is missed), until `close`."""
+        while not self.closed.is_set():
+            try:
+                for event in self.watch.stream(
+                    self.batch.list_namespaced_job,
+                    self.namespace,
+                    resource_version=self.watch.resource_version,
+                ):
+                    self._see(event["type"], event["object"])
+            except Exception as err:  # a dropped connection: resume, unless closing
+                if self.closed.is_set():
+                    return
+                self.errors.append(repr(err))
+                if len(self.errors) > 20:
+                    raise
+
+    def _see(self, kind: str, job: Any) -> None:
+        labels = job.metadata.labels or {}
+        with self.cond:
+            if kind == "ADDED":
+                self.live.add(job.metadata.uid)
+                index = int(labels.get("shoal.dev/item", "-1"))
+                self.created.setdefault(index, set()).add(job.metadata.uid)
+            elif kind == "DELETED":
+                self.deleted += job.metadata.uid in self.live
+                self.live.discard(job.metadata.uid)
+            self.peak = max(self.peak, len(self.live))
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.watch.stop()
 
     def wait(self, predicate: Any, timeout: float, what: str) -> None:
         with self.cond:
@@ -101,7 +123,7 @@ class JobCounter:
 def jobs(k8s_api: Any, namespace: str) -> Iterator[JobCounter]:
     counter = JobCounter(k8s_api, namespace)
     yield counter
-    counter.watch.stop()
+    counter.close()
 
 
 def check_outputs(body: dict[str, Any], items: int, log: Path, *, emit: bool = True) -> None:

@@ -27,7 +27,14 @@ from shoal.core.item_ranges import format_ranges, parse_ranges
 from shoal.core.sizes import json_size
 from shoal.core.state import NodeState
 
-__all__ = ["LiveRecord", "durable_items", "jobs_to_delete", "live_fields", "live_record"]
+__all__ = [
+    "LiveRecord",
+    "durable_items",
+    "jobs_to_delete",
+    "live_fields",
+    "live_record",
+    "recorded",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +93,12 @@ def durable_items(node: Mapping[str, Any]) -> list[range]:
     if not isinstance(ranges, str) or not isinstance(total, int) or isinstance(total, bool):
         return []
     return parse_ranges(ranges, total) or []
+
+
+def recorded(spans: list[range], index: int) -> bool:
+    """Whether `index` is in `spans` (ascending, as `durable_items` gives them)."""
+    at = bisect_right([s.start for s in spans], index) - 1
+    return at >= 0 and index in spans[at]
 
 
 def jobs_to_delete(

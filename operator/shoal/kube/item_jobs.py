@@ -8,14 +8,22 @@ the two leaves an extra Job (adopted and reported once after a restart), never a
 outcome. Each write's items go in one delete-collection request per node (chunked), every
 attempt of an item at once: one request, so a crash never leaves an earlier failed
 attempt as the item's latest.
+
+Fast items can end faster than writes and deletions land, so a new item's Job waits
+(`room`, at most `MAX_ROOM_WAIT_SECONDS`) while its node has `parallelism` succeeded items
+whose Jobs are still on their way out: live Jobs stay within twice the parallelism. An
+item stops counting as leaving when a write shows its Job stays (kept by podGC, or its
+node's record no longer fits the status).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shoal.core.item_gc import jobs_to_delete
+from shoal.core.item_gc import durable_items, jobs_to_delete, recorded
 from shoal.kube.api import KubeApi, jobs_path
 from shoal.kube.attempts import Attempt
 from shoal.kube.naming import LABEL_ITEM, LABEL_NODE, workflow_selector
@@ -26,6 +34,9 @@ __all__ = ["JobCleanup"]
 AttemptKey = tuple[str, int, int]
 MAX_ITEMS_PER_REQUEST = 200
 """Item indexes named in one delete-collection selector (its URL stays a few KiB)."""
+MAX_ROOM_WAIT_SECONDS = 5.0
+"""Longest a new item's Job waits for its node's ended items' Jobs to go (a status write
+that keeps failing must not stall the run)."""
 
 
 class JobCleanup:
@@ -50,6 +61,10 @@ class JobCleanup:
         """Reported attempts whose Jobs may still exist, by (node, item)."""
         self.deleted = 0
         """Items whose Jobs were deleted so far."""
+        self._leaving: dict[str, set[int]] = {}
+        """Per node, succeeded items whose Jobs are on their way out: ended since the last
+        write, or being deleted. What `room` waits on."""
+        self._changed = asyncio.Event()
 
     def after_next_write(self, selector: str | None) -> None:
         """Delete the Jobs `selector` names after the next status write that succeeds."""
@@ -66,9 +81,30 @@ class JobCleanup:
         """The write failed: its selectors wait for the next one."""
         self._selectors = due + self._selectors
 
-    def ended(self, attempt: Attempt) -> None:
+    def ended(self, attempt: Attempt, succeeded: bool) -> None:
         """An attempt's outcome is reported: its Job may go once a write records it."""
         self._ended.setdefault((attempt.node, attempt.index), []).append(attempt)
+        if succeeded:
+            self._leaving.setdefault(attempt.node, set()).add(attempt.index)
+
+    async def room(self, node: str, parallelism: int | None) -> None:
+        """Wait (bounded) until `node` has fewer than `parallelism` succeeded items whose
+        Jobs are on their way out."""
+        if parallelism is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MAX_ROOM_WAIT_SECONDS
+        while len(self._leaving.get(node, ())) >= parallelism:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(deadline - loop.time()):
+                    await self._changed.wait()
+            if loop.time() >= deadline:
+                return
+
+    def _settled(self, node: str, indexes: set[int] | list[int]) -> None:
+        self._leaving.get(node, set()).difference_update(indexes)
+        self._changed.set()
 
     def written(self, status: dict[str, Any], due: list[str]) -> None:
         """A status write landed with `status`: delete what it makes safe to delete."""
@@ -81,6 +117,7 @@ class JobCleanup:
         }
         # A node that ended leaves its Jobs to podGC's selectors.
         self._ended = {k: v for k, v in self._ended.items() if k[0] in running}
+        leaving, self._leaving = self._leaving, {}
 
         def keep_below(node: str) -> int | None:
             return self.pod_gc.item_keep_below(node, int(nodes[node]["items"]["total"]))
@@ -90,6 +127,14 @@ class JobCleanup:
             for attempt in self._ended.pop((node, index)):
                 self.attempts.pop(attempt.key, None)
             going.setdefault(node, []).append(index)
+        for node in running & leaving.keys():
+            spans = durable_items(nodes[node])
+            if spans:  # still leaving: being deleted, or to be recorded by the next write
+                gone = set(going.get(node, ()))
+                self._leaving[node] = {
+                    i for i in leaving[node] if i in gone or not recorded(spans, i)
+                }
+        self._changed.set()
         for node, indexes in going.items():
             for at in range(0, len(indexes), MAX_ITEMS_PER_REQUEST):
                 chunk = indexes[at : at + MAX_ITEMS_PER_REQUEST]
@@ -100,5 +145,8 @@ class JobCleanup:
         selector = (
             f"{workflow_selector(self.pod_gc.uid)},{LABEL_NODE}={node},{LABEL_ITEM} in ({items})"
         )
-        await self.api.delete_collection(jobs_path(self.namespace), selector)
+        try:
+            await self.api.delete_collection(jobs_path(self.namespace), selector)
+        finally:
+            self._settled(node, indexes)
         self.deleted += len(indexes)

@@ -423,6 +423,7 @@ class WorkflowRunner:
         except ArgsTooLarge as err:
             self._report(attempt, False, str(err), retriable=False)
             return
+        await self.cleanup.room(task.node, wf.nodes[task.node].parallelism or wf.parallelism)
         async with self.dispatch_limit:
             try:
                 created = await self.api.create(jobs_path(self.namespace), manifest)
@@ -568,7 +569,7 @@ class WorkflowRunner:
         attempt.reported = True
         attempt.parked = {}
         self._open.pop(attempt.key, None)
-        self.cleanup.ended(attempt)
+        self.cleanup.ended(attempt, event.succeeded)
         if attempt.follower is not None:
             attempt.follower.cancel()
         self.queue.put_nowait(event)
