@@ -114,6 +114,9 @@ async def test_a_new_items_job_waits_while_parallelism_items_are_leaving() -> No
     jobs.written(status("0-1"), [])  # recorded: the deletion is in flight, still leaving
     await asyncio.sleep(0)
     assert not waiter.done()
+    jobs.written(status("0-1"), [])  # a later write does not forget a deletion in flight
+    await asyncio.sleep(0)
+    assert not waiter.done()
     api.gate.set()  # the deletion landed
     await asyncio.wait_for(waiter, 1)
     await asyncio.gather(*tasks)

@@ -62,8 +62,10 @@ class JobCleanup:
         self.deleted = 0
         """Items whose Jobs were deleted so far."""
         self._leaving: dict[str, set[int]] = {}
-        """Per node, succeeded items whose Jobs are on their way out: ended since the last
-        write, or being deleted. What `room` waits on."""
+        """Per node, succeeded items whose Jobs a coming write should record."""
+        self._deleting: dict[str, set[int]] = {}
+        """Per node, items whose Jobs' deletion is in flight. With `_leaving`, what `room`
+        waits on."""
         self._changed = asyncio.Event()
 
     def after_next_write(self, selector: str | None) -> None:
@@ -94,7 +96,7 @@ class JobCleanup:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + MAX_ROOM_WAIT_SECONDS
-        while len(self._leaving.get(node, ())) >= parallelism:
+        while self._on_the_way_out(node) >= parallelism:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(deadline - loop.time()):
@@ -102,8 +104,11 @@ class JobCleanup:
             if loop.time() >= deadline:
                 return
 
-    def _settled(self, node: str, indexes: set[int] | list[int]) -> None:
-        self._leaving.get(node, set()).difference_update(indexes)
+    def _on_the_way_out(self, node: str) -> int:
+        return len(self._leaving.get(node, ())) + len(self._deleting.get(node, ()))
+
+    def _settled(self, node: str, indexes: list[int]) -> None:
+        self._deleting.get(node, set()).difference_update(indexes)
         self._changed.set()
 
     def written(self, status: dict[str, Any], due: list[str]) -> None:
@@ -129,13 +134,11 @@ class JobCleanup:
             going.setdefault(node, []).append(index)
         for node in running & leaving.keys():
             spans = durable_items(nodes[node])
-            if spans:  # still leaving: being deleted, or to be recorded by the next write
-                gone = set(going.get(node, ()))
-                self._leaving[node] = {
-                    i for i in leaving[node] if i in gone or not recorded(spans, i)
-                }
+            if spans:  # the others are being deleted now, or their Jobs stay
+                self._leaving[node] = {i for i in leaving[node] if not recorded(spans, i)}
         self._changed.set()
         for node, indexes in going.items():
+            self._deleting.setdefault(node, set()).update(indexes)
             for at in range(0, len(indexes), MAX_ITEMS_PER_REQUEST):
                 chunk = indexes[at : at + MAX_ITEMS_PER_REQUEST]
                 self.spawn(self._delete(node, chunk))
