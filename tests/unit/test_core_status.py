@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from shoal.api.workflow import NodePhase, WorkflowPhase, WorkflowStatus
 from shoal.cli.local_commands import status_document
 from shoal.core.compiled import CompiledWorkflow
+from shoal.core.item_ranges import format_ranges
 from shoal.core.state import RunState
 from shoal.core.status import clip, render_status, status_dict, timestamp
 from shoal.core.status_reader import read_status
@@ -78,6 +79,7 @@ def operator_status_before(wf: CompiledWorkflow, state: RunState) -> dict[str, A
                 ]
             if ns.succeeded_items and "outputsOmitted" not in entry:  # added for retries
                 entry["succeededItems"] = ns.succeeded_items
+            live_record_before(ns, entry)  # added for bounded live Jobs (issue 17)
         nodes[name] = entry
     status: dict[str, Any] = {"phase": state.phase.value, "progress": state.progress}
     status["nodes"] = nodes
@@ -88,6 +90,26 @@ def operator_status_before(wf: CompiledWorkflow, state: RunState) -> dict[str, A
     if state.finished_at is not None:
         status["finishedAt"] = timestamp(state.finished_at)
     return status
+
+
+def live_record_before(ns: Any, entry: dict[str, Any]) -> None:
+    """A fan-out's record of its items while it runs; explicit nulls once it ended."""
+    if ns.phase.finished:
+        entry.setdefault("outputs", None)
+        entry.setdefault("succeededItems", None)
+        return
+    for key in ("outputs", "outputsOmitted", "succeededItems"):
+        entry.pop(key, None)
+    if not ns.fan_out or not ns.item_outputs:
+        return
+    ranges = format_ranges(ns.item_outputs)
+    names = sorted({key for values in ns.item_outputs.values() for key in values})
+    columns = {k: [ns.item_outputs.get(i, {}).get(k) for i in range(ns.total)] for k in names}
+    encoded = json.dumps(columns, separators=(",", ":"), default=str).encode()
+    if ranges is not None and len(encoded) <= 32 * 1024:
+        if columns:
+            entry["outputs"] = columns
+        entry["succeededItems"] = ranges
 
 
 def local_document_before(wf: CompiledWorkflow, state: RunState) -> dict[str, Any]:

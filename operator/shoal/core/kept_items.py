@@ -7,7 +7,9 @@ succeeded (`succeededItems`, as ranges) for a retry to know what it need not run
 The reopened node starts Running with those items Succeeded and their values back in
 place, and only the others wait to run: the final aggregate is the one an all-success
 run would have built. The same record, written while the retried node runs, lets a
-restarted operator restore the kept items too (their Jobs are gone).
+restarted operator restore the kept items too (their Jobs are gone); so does the record
+any running fan-out writes of its succeeded items (`core/item_gc`), whose Jobs go once
+it is written.
 """
 
 from __future__ import annotations

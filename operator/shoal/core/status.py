@@ -15,6 +15,7 @@ from shoal.api import limits
 from shoal.api.workflow import ItemCounts, ItemFailure, NodeStatus, WorkflowStatus
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.flow_gates import flow_status
+from shoal.core.item_gc import live_fields
 from shoal.core.sizes import json_size, too_large_note
 from shoal.core.state import NodeState, RunState
 from shoal.core.text import clip as clip_text
@@ -107,6 +108,8 @@ def _node(ns: NodeState, fan_out: bool, limits: bool) -> NodeStatus:
             ]
         if ns.succeeded_items and "outputs_omitted" not in fields:
             fields["succeeded_items"] = ns.succeeded_items  # what a retry keeps
+        if limits:
+            live_fields(ns, fields)  # a running fan-out's record of its items (core/item_gc)
     return NodeStatus(**fields)
 
 
@@ -143,7 +146,7 @@ def status_dict(status: WorkflowStatus) -> dict[str, Any]:
         exclude={"nodes": {"__all__": {"outputs"}}},
     )
     for name, node in status.nodes.items():
-        if node.outputs is not None and "outputs" in node.model_fields_set:
+        if "outputs" in node.model_fields_set:  # null removes a running fan-out's record
             wire["nodes"][name]["outputs"] = node.outputs
     return wire
 

@@ -7,11 +7,13 @@ Workflow is deleted (its TTL, or a user), but at most `MAX_KEPT_SUCCEEDED_PODS` 
 beyond that it behaves like `OnPodSuccess`. The decisions are pure: the runner asks what
 to delete when a node succeeds or the workflow finishes, and deletes it (one
 delete-collection request per answer) after the status write that records the result.
+While a fan-out runs, `item_keep_below` says which of its recorded items keep their Jobs
+(kube/item_jobs deletes the others' as they are recorded, so live Jobs stay bounded).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shoal.api.limits import MAX_KEPT_SUCCEEDED_PODS
 from shoal.kube.naming import LABEL_ITEM, LABEL_NODE, workflow_selector
@@ -39,6 +41,22 @@ class PodCleanup:
     keep_all: bool = False
     limit: int = MAX_KEPT_SUCCEEDED_PODS
     kept: int = 0
+    reserved: dict[str, int] = field(default_factory=dict)
+    """Per running fan-out, how many of its first items' pods the default keeps."""
+
+    def item_keep_below(self, node: str, total: int) -> int | None:
+        """While fan-out `node` (of `total` items) runs, its succeeded items below the
+        returned index keep their Jobs (kube/item_jobs deletes the others'); None keeps
+        them all (`--keep-succeeded-jobs`, or a strategy that waits for the run's end).
+        The default reserves its room for the node's first items once, up front."""
+        if self.keep_all or self.strategy in (NEVER, ON_WORKFLOW_COMPLETION, ON_WORKFLOW_SUCCESS):
+            return None
+        if self.strategy == ON_POD_SUCCESS:
+            return 0
+        if node not in self.reserved:
+            self.reserved[node] = min(max(0, self.limit - self.kept), total)
+            self.kept += self.reserved[node]
+        return self.reserved[node]
 
     def node_succeeded(self, node: str, pods: int) -> str | None:
         """A node succeeded with `pods` succeeded items (numbered from 0): the label
@@ -48,11 +66,19 @@ class PodCleanup:
         whole = f"{workflow_selector(self.uid)},{LABEL_NODE}={node}"
         if self.strategy == ON_POD_SUCCESS:
             return whole
+        if node in self.reserved:  # its room was taken (and counted) while it ran
+            room = self.reserved.pop(node)
+            return None if pods <= room else self._beyond(whole, room)
         room = max(0, self.limit - self.kept)
         if pods <= room:
             self.kept += pods
             return None
         self.kept += room
+        return self._beyond(whole, room)
+
+    @staticmethod
+    def _beyond(whole: str, room: int) -> str:
+        """The selector of a node's Jobs past its first `room` items."""
         if room == 0:
             return whole
         # The first items stay readable; the rest go in the same single request.

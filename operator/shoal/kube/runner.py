@@ -70,6 +70,7 @@ from shoal.kube.attempts import Attempt, LogFollower, dispatched, outcome_event
 from shoal.kube.children import ChildWorkflows
 from shoal.kube.deadlines import deadline_of, next_deadline
 from shoal.kube.flow import KubeFlow
+from shoal.kube.item_jobs import JobCleanup
 from shoal.kube.jobs import ArgsTooLarge, JobDefaults, build_job, job_token
 from shoal.kube.naming import job_name, workflow_selector
 from shoal.kube.ownership import in_namespace, job_problem, pod_problem
@@ -168,10 +169,8 @@ class WorkflowRunner:
         self.logs = LogFollower(api, self.namespace, self._on_line)
         self._background: set[asyncio.Task[Any]] = set()
         self._dirty = asyncio.Event()
-        self._written = 0
-        self._to_clean: list[tuple[int, str]] = []
-        """(status write number, label selector): Jobs deleted once that write landed."""
         self._pod_gc = PodCleanup(uid=self.uid, keep_all=not config.delete_succeeded_jobs)
+        self.cleanup = JobCleanup(api, self.namespace, self._pod_gc, self.attempts, self._spawn)
         self._status_path = workflows_path(self.namespace, self.name) + "/status"
         self.wf: CompiledWorkflow | None = None
         self.state: RunState | None = None
@@ -422,8 +421,7 @@ class WorkflowRunner:
             self._clean_after_write(self._pod_gc.workflow_finished(succeeded))
 
     def _clean_after_write(self, selector: str | None) -> None:
-        if selector is not None:
-            self._to_clean.append((self._written + 1, selector))
+        self.cleanup.after_next_write(selector)  # kube/item_jobs.py
 
     async def _dispatch(
         self, wf: CompiledWorkflow, task: StartTask, attempt: Attempt, decided: float
@@ -433,6 +431,7 @@ class WorkflowRunner:
         except ArgsTooLarge as err:
             self._report(attempt, False, str(err), retriable=False)
             return
+        await self.cleanup.room(task.node, wf.nodes[task.node].parallelism or wf.parallelism)
         async with self.dispatch_limit:
             try:
                 created = await self.api.create(jobs_path(self.namespace), manifest)
@@ -581,6 +580,7 @@ class WorkflowRunner:
         attempt.reported = True
         attempt.parked = {}
         self._open.pop(attempt.key, None)
+        self.cleanup.ended(attempt, event.succeeded)
         if attempt.follower is not None:
             attempt.follower.cancel()
         self.queue.put_nowait(event)
@@ -649,22 +649,15 @@ class WorkflowRunner:
         if not self._dirty.is_set() or self.wf is None or self.state is None:
             return
         self._dirty.clear()
-        number = self._written + 1
+        status, due = render_status(self.wf, self.state), self.cleanup.take()
         try:
-            await self.api.merge_patch(
-                self._status_path, {"status": render_status(self.wf, self.state)}
-            )
+            await self.api.merge_patch(self._status_path, {"status": status})
         except ApiError as err:
             log.warning("status write for %s/%s failed: %s", self.namespace, self.name, err)
             self._dirty.set()
+            self.cleanup.put_back(due)
             return
-        self._written = number
-        due = [selector for n, selector in self._to_clean if n <= number]
-        self._to_clean = [(n, selector) for n, selector in self._to_clean if n > number]
-        for selector in due:
-            # One request per node, whatever its size: a 10,000-item fan-out's Jobs went
-            # as 10,000 DELETEs, which swamped the client and the API server.
-            self._spawn(self.api.delete_collection(jobs_path(self.namespace), selector))
+        self.cleanup.written(status, due)  # Jobs whose results this write recorded
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)

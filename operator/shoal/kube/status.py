@@ -174,7 +174,8 @@ def _restore_unfinished(
         started = state.started_at
     if not in_flight and kept is None and (node.phase is not NodePhase.RUNNING or started is None):
         return
-    _restore_running(state, name, in_flight, started, attempts)
+    # (deleted item Jobs are counted in the status, not in the cluster: core/item_gc)
+    _restore_running(state, name, in_flight, started, max(attempts, node.attempts))
     if kept is not None:
         assert started is not None
         keep_items(state.nodes[name], kept, started)
