@@ -105,7 +105,11 @@ _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 async def api_writes(api: KubeApi) -> dict[str, float]:
     """Write requests served so far (every client), by resource, from /metrics."""
-    text = await api.text("/metrics")
+    return parse_writes(await api.text("/metrics"))
+
+
+def parse_writes(text: str) -> dict[str, float]:
+    """Sum apiserver_request_total over write verbs, by resource (reads are left out)."""
     out: dict[str, float] = {}
     for labels, value in _REQUEST.findall(text):
         parsed = dict(_LABEL.findall(labels))
