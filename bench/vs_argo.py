@@ -50,6 +50,7 @@ from cluster_parts import (  # noqa: E402
     BenchError,
     apply_crds,
     create_namespace,
+    machine_cpu_seconds,
     start_operator,
     watch,
 )
@@ -132,6 +133,7 @@ class Bench:
         writes = await parts.writes_settled(self.api)
         cm = self.pids["kube-controller-manager"]
         cpu, cm_cpu = parts.cpu_seconds(engine.pid), parts.cpu_seconds(cm)
+        pods_cpu, machine = self.pods_cpu(), machine_cpu_seconds()
         peak = parts.rss_kib(engine.pid)
 
         async def sample() -> None:
@@ -159,11 +161,17 @@ class Bench:
             "writes": sum(delta.values()) / items,
             "cpu": parts.cpu_seconds(engine.pid) - cpu,
             "cm_cpu": parts.cpu_seconds(cm) - cm_cpu,
+            "pods_cpu": (self.pods_cpu() - pods_cpu) / items,
+            "machine_cpu": (machine_cpu_seconds() - machine) / items,
             "rss": float(peak),
             "size": float(size),
         }
         await self.clean(engine, [name])
         return figures
+
+    def pods_cpu(self) -> float:
+        """CPU the pods' containers used so far (the node agent's reaped children)."""
+        return parts.children_cpu_seconds(self.pids["nodeagent"])
 
     async def burst(self, engine: Engine, count: int) -> float:
         run = uuid.uuid4().hex[:6]
@@ -262,9 +270,12 @@ async def compare(bench: Bench, engines: list[Engine], sizes: Sizes) -> None:
         print(f"  {show(fan[engine.name])}", flush=True)
     print(f"fan-out floor: {m} bare Jobs, {p} at a time ...", flush=True)
     before = await parts.writes_settled(bench.api)
+    pods_cpu, machine = bench.pods_cpu(), machine_cpu_seconds()
     names = [f"fan-{uuid.uuid4().hex[:6]}-{i}" for i in range(m)]
     fan_floor = await bench.bare(names, p, 300 + 3 * m)
     floor_writes = parts.writes_delta(before, await parts.writes_settled(bench.api))
+    floor_pods_cpu = (bench.pods_cpu() - pods_cpu) / m
+    floor_machine = (machine_cpu_seconds() - machine) / m
     print(f"  {fan_floor:.1f} s, {sum(floor_writes.values()) / m:.2f} writes/item", flush=True)
     label = f"fan-out {m} (par {p})"
     t.add(f"{label}: wall", {e: v["wall"] for e, v in fan.items()}, fan_floor, "s")
@@ -272,6 +283,10 @@ async def compare(bench: Bench, engines: list[Engine], sizes: Sizes) -> None:
           sum(floor_writes.values()) / m, "x")  # fmt: skip
     t.add(f"{label}: engine CPU", {e: v["cpu"] for e, v in fan.items()}, None, "s")
     t.add(f"{label}: controller-manager CPU", {e: v["cm_cpu"] for e, v in fan.items()}, None, "s")
+    t.add(f"{label}: pods' CPU per item", {e: v["pods_cpu"] for e, v in fan.items()},
+          floor_pods_cpu, "ms")  # fmt: skip
+    t.add(f"{label}: machine CPU per item", {e: v["machine_cpu"] for e, v in fan.items()},
+          floor_machine, "ms")  # fmt: skip
     t.add(f"{label}: engine peak RSS", {e: v["rss"] for e, v in fan.items()}, None, "MiB")
     t.add(f"{label}: object size", {e: v["size"] for e, v in fan.items()}, None, "KiB")
 

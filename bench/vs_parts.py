@@ -24,7 +24,8 @@ from cluster_parts import BenchError
 from shoal.kube.api import KubeApi
 
 FINISHED = ("Succeeded", "Failed", "Error", "Stopped")
-WRITE_VERBS = ("CREATE", "UPDATE", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY")
+# The metric names HTTP verbs (POST creates, PUT updates), APPLY for server-side apply.
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY")
 JOB_LABEL = "batch.kubernetes.io/job-name"
 
 
@@ -145,6 +146,12 @@ def writes_delta(before: dict[str, float], after: dict[str, float]) -> dict[str,
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """CPU of a process's reaped children: for the node agent, the pods' containers."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:

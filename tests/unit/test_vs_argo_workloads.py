@@ -81,13 +81,15 @@ def test_api_writes_count_write_verbs_by_resource_and_leave_reads_out() -> None:
     text = "\n".join(
         [
             "# TYPE apiserver_request_total counter",
-            'apiserver_request_total{code="201",resource="pods",verb="CREATE"} 7',
-            'apiserver_request_total{code="200",resource="pods",verb="PATCH"} 3',
+            'apiserver_request_total{code="201",resource="pods",verb="POST"} 7',
+            'apiserver_request_total{code="200",resource="pods",verb="PATCH"} 2',
+            'apiserver_request_total{code="200",resource="pods",verb="PUT"} 1',
             'apiserver_request_total{code="200",resource="pods",verb="LIST"} 100',
             'apiserver_request_total{code="200",resource="pods",verb="WATCH"} 9',
-            'apiserver_request_total{code="200",resource="jobs",verb="DELETE"} 2',
+            'apiserver_request_total{code="200",resource="jobs",verb="DELETE"} 1',
+            'apiserver_request_total{code="200",resource="jobs",verb="APPLY"} 1',
             'apiserver_request_total{code="200",resource="jobs",verb="GET"} 50',
-            'apiserver_request_duration_seconds_count{resource="jobs",verb="CREATE"} 99',
+            'apiserver_request_duration_seconds_count{resource="jobs",verb="POST"} 99',
         ]
     )
     assert vs_parts.parse_writes(text) == {"pods": 10.0, "jobs": 2.0}
