@@ -1,3 +1,10 @@
+// Written for Shoal's benchmark against Argo Workflows (hack/argo/build.sh): the
+// published github.com/argoproj/argo-workflows/v4 module lacks this file, so argoexec
+// does not build on Linux from it. The emissary runs the user's command in a process
+// group of its own (Setpgid), forwards signals to that group (Kill) and turns the
+// command's end into Argo's exit error (Wait: a plain wait on the child, which the
+// emissary started itself; a signal counts as 128+signal, as a shell reports it).
+
 package osspecific
 
 import (
