@@ -22,7 +22,7 @@ from tests.cluster.conftest import (
     wait_until,
     wait_workflow,
 )
-from tests.local.test_examples import EXPECTED
+from tests.local.test_examples import IN_A_CLUSTER
 from tests.support.plugin import Kubectl
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("shoal_operator", "operator_log")]
@@ -52,11 +52,11 @@ def jobs_and_pods(k8s_api: Any, namespace: str) -> tuple[list[str], list[str]]:
     return jobs, pods
 
 
-@pytest.mark.parametrize("example", sorted(EXPECTED))
+@pytest.mark.parametrize("example", sorted(IN_A_CLUSTER))
 def test_example_via_kubectl_apply(
     example: str, kubectl: Kubectl, k8s_api: Any, namespace: str
 ) -> None:
-    phase, check = EXPECTED[example]
+    phase, check = IN_A_CLUSTER[example]
     kubectl("apply", "-f", str(REPO / "examples" / example), namespace=namespace)
     documents = yaml.safe_load_all((REPO / "examples" / example).read_text())
     [name] = [d["metadata"]["name"] for d in documents if d and d["kind"] == "Workflow"]

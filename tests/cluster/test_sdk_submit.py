@@ -10,8 +10,8 @@ import pytest
 
 from shoal.sdk import Workflow, submit
 from tests.cluster.conftest import REPO, as_run_result, get_workflow
-from tests.local.test_examples import EXPECTED
-from tests.unit.test_sdk_examples import load_sdk_workflow
+from tests.local.test_examples import IN_A_CLUSTER
+from tests.unit.test_sdk_examples import load_sdk_templates, load_sdk_workflow
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("shoal_operator", "operator_log")]
 
@@ -50,13 +50,15 @@ def test_submit_with_watch_runs_the_workflow_in_the_cluster(
     assert stored["spec"]["nodes"][1]["dependsOn"] == ["hello"]
 
 
-@pytest.mark.parametrize("example", sorted(EXPECTED))
+@pytest.mark.parametrize("example", sorted(IN_A_CLUSTER))
 def test_each_examples_sdk_twin_submits_and_ends_as_its_yaml_does(
     example: str, kubeconfig: Path, namespace: str
 ) -> None:
     # The YAML goes through kubectl in test_operator.py; its twin through submit(watch=True),
     # to the same phase and the same outputs (the check each example has).
-    phase, check = EXPECTED[example]
+    phase, check = IN_A_CLUSTER[example]
+    for template in load_sdk_templates(example):  # what the workflow refers to, first
+        submit(template, namespace=namespace, kubeconfig=str(kubeconfig))
     done = submit(
         load_sdk_workflow(example),
         namespace=namespace,

@@ -127,6 +127,12 @@ def check_child_workflow(r: RunResult) -> None:
     assert r.node("publish")["phase"] == "Omitted"
 
 
+def check_child_workflow_in_a_cluster(r: RunResult) -> None:
+    """On a cluster the child runs: its node's outputs are the child's, by node name."""
+    assert r.node("report-per-region")["outputs"] == {"count": {"region": "eu-west", "rows": 42}}
+    assert r.node("publish")["outputs"] == {"published": 42, "region": "eu-west"}
+
+
 def check_dag_diamond(r: RunResult) -> None:
     assert r.node("d")["outputs"] == {"result": "D after B after A and C after A"}
 
@@ -196,6 +202,13 @@ EXPECTED = {
     "synchronization-semaphore.yaml": ("Succeeded", check_semaphore),
     "memoize.yaml": ("Succeeded", check_memoize),
 }
+
+
+IN_A_CLUSTER = {
+    **EXPECTED,
+    "child-workflow.yaml": ("Succeeded", check_child_workflow_in_a_cluster),
+}
+"""What each example ends as on a cluster (tests/cluster: kubectl apply and the SDK twin)."""
 
 
 def test_every_example_has_an_expectation() -> None:
