@@ -70,6 +70,8 @@ def test_validate_loads_the_validator_but_no_client_executor_or_repl() -> None:
     assert "cel.cel" in modules  # and compiled the expressions, without the package's REPL
     assert "shoal.local.executor" not in modules
     assert "shoal.kube.api" not in modules
+    # nor the planner's decisions and state: dozens of dataclasses, a fifth of the start-up
+    assert {"shoal.core.decisions", "shoal.core.state", "shoal.core.planner"} & modules == set()
 
 
 def test_validate_still_refuses_a_bad_expression(tmp_path: Path) -> None:
