@@ -70,6 +70,8 @@ def test_validate_loads_the_validator_but_no_client_executor_or_repl() -> None:
     assert "cel.cel" in modules  # and compiled the expressions, without the package's REPL
     assert "shoal.local.executor" not in modules
     assert "shoal.kube.api" not in modules
+    # nor the planner's decisions and state: dozens of dataclasses, a fifth of the start-up
+    assert {"shoal.core.decisions", "shoal.core.state", "shoal.core.planner"} & modules == set()
 
 
 def test_validate_still_refuses_a_bad_expression(tmp_path: Path) -> None:
@@ -104,3 +106,47 @@ def test_every_registered_command_configures_its_parser(
         shown = capsys.readouterr().out
         assert shown.startswith(f"usage: shoal {command.name} ")  # an alias shows the name
         assert " ".join(own.description.split()[:3]) in " ".join(shown.split())
+
+
+MODELS_PROBE = """
+import json, sys
+from shoal.cli.main import main
+code = main(sys.argv[1:])
+from shoal.api.common import ObjectMeta
+from shoal.api.cron import CronWorkflow
+from shoal.api.workflow import Workflow
+print("\\n@probe " + json.dumps({
+    "code": code,
+    "workflow": Workflow.__pydantic_complete__,
+    "cron": CronWorkflow.__pydantic_complete__,
+    "doc": ObjectMeta.model_fields["name"].description,
+}))
+"""
+
+
+def test_validate_builds_only_the_models_it_uses_and_parses_no_docstrings() -> None:
+    """The API models build their validators on first use and leave their field
+    docstrings to the generated references: both cost every command's start-up."""
+    done = subprocess.run(
+        [sys.executable, "-c", MODELS_PROBE, "validate", str(HELLO)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    found = json.loads(done.stdout.rpartition("\n@probe ")[2])
+    assert found == {"code": 0, "workflow": True, "cron": False, "doc": None}
+
+
+def test_the_generated_references_still_carry_field_docstrings() -> None:
+    from shoal.api.common import EnvVar, ObjectMeta
+    from shoal.api.field_docs import documented_schema, field_doc
+
+    assert field_doc(ObjectMeta, "name") == "Object name. A DNS subdomain."
+    schema = documented_schema(EnvVar)
+    assert schema["properties"]["valueFrom"]["description"] == (
+        "A reference instead of a literal value."
+    )
+    assert schema["$defs"]["KeyRef"]["properties"]["name"]["description"] == (
+        "Secret or ConfigMap name, in the workflow's namespace."
+    )

@@ -35,7 +35,11 @@ class ApiModel(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
-        use_attribute_docstrings=True,
+        # Validators are built at a model's first use, not at import: a command loads
+        # every API module but validates one or two kinds (`shoal validate` start-up).
+        # The docstring under each field is its description; the generated references
+        # read it (`shoal.api.field_docs`): parsing it here cost every command's start.
+        defer_build=True,
     )
 
     def dump(self) -> dict[str, Any]:
@@ -47,7 +51,7 @@ STATUS_CONFIG = ConfigDict(
     alias_generator=to_camel,
     populate_by_name=True,
     extra="ignore",
-    use_attribute_docstrings=True,
+    defer_build=True,
 )
 """Status models ignore unknown fields: a status written by a newer operator must still
 load after a downgrade (the CRD preserves unknown status fields for the same reason)."""

@@ -52,6 +52,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from shoal.api.common import API_GROUP, API_VERSION, GROUP_VERSION, ObjectMeta
 from shoal.api.cron import AfterTrigger, CronWorkflow
+from shoal.api.field_docs import documented_schema, field_doc
 from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
 from shoal.api.workflow import Node, Workflow, WorkflowSpec
 
@@ -333,7 +334,7 @@ class _Structural:
 
 def openapi_schema(model: type[BaseModel]) -> Schema:
     """The structural `openAPIV3Schema` of one kind."""
-    raw = model.model_json_schema(by_alias=True)
+    raw = documented_schema(model)
     schema = _Structural(raw.get("$defs", {})).convert(raw)
     props = schema["properties"]
     props["apiVersion"] = {"description": f"`{GROUP_VERSION}`.", "type": "string"}
@@ -506,7 +507,7 @@ def _field_table(model: type[BaseModel], defs: dict[str, Schema]) -> list[str]:
     for name, info in model.model_fields.items():
         alias = info.alias or name
         type_text = _cell(_type_text(props[alias]))
-        row = (f"`{alias}`", type_text, _default_text(info), _cell(info.description or ""))
+        row = (f"`{alias}`", type_text, _default_text(info), _cell(field_doc(model, name)))
         lines.append("| " + " | ".join(row) + " |")
     checks = [f"`{f}`: {note}" for (m, f), (_, note) in LIST_TYPES.items() if m is model]
     checks += [rule.message for rule in RULES.get(model, ())]
@@ -577,7 +578,7 @@ def render_docs(existing: str | None) -> str:
     lines = [intro, "", DOCS_MARKER, ""]
     defs: dict[str, Schema] = {}
     for kind in KINDS:
-        schema = kind.model.model_json_schema(by_alias=True)
+        schema = documented_schema(kind.model)
         defs.update({**schema.pop("$defs", {}), kind.name: schema})
     for kind in KINDS:
         lines += _kind_section(kind, defs)
@@ -598,7 +599,7 @@ def render_editor_schema(kind: Kind) -> str:
     The CRD's schema is what the API server enforces; this one also carries the models'
     field descriptions and refuses unknown fields, so an editor completes and flags them.
     """
-    schema = kind.model.model_json_schema(by_alias=True)
+    schema = documented_schema(kind.model)
     schema.get("properties", {}).pop("status", None)
     document = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -152,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INVALID
     ui = (board, args.ui_keep, status_stream)
+    from shoal.local.child_watch import use_pidfd_watcher
+
+    use_pidfd_watcher()  # no waiter thread per child process (Python 3.11)
     state = asyncio.run(_run(wf, workdir, manifest_dir, reporter, args.imports, settings, ui))
     print(f"logs: {workdir}", file=status_stream)
     print(f"artifacts: {settings.url}", file=status_stream)

@@ -14,13 +14,15 @@ finishes, gates may still be decided, and the deadline still counts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoal.api.gates import Approval, GateDecision, GateDefault
 from shoal.api.workflow import Node, NodePhase, WorkflowPhase
-from shoal.core.decisions import FinishNode
-from shoal.core.state import NodeState
 from shoal.core.timestamps import format_rfc3339
+
+if TYPE_CHECKING:  # the planner's types: `shoal validate` (check_gate) loads neither
+    from shoal.core.decisions import FinishNode
+    from shoal.core.state import NodeState
 
 __all__ = ["GateStep", "check_gate", "gate_outputs", "plan_gate"]
 
@@ -73,6 +75,8 @@ def plan_gate(
     shutdown: tuple[WorkflowPhase, str] | None,
 ) -> GateStep:
     """Decide a running gate: shut down, decided by someone, timed out, or still waiting."""
+    from shoal.core.decisions import FinishNode  # loaded already wherever a plan runs
+
     assert node.suspend is not None
     name = node.name
     if shutdown is not None:
