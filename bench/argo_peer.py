@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -77,6 +78,25 @@ def argo_dir() -> Path:
     if proc.returncode != 0:
         raise BenchError(f"hack/argo/build.sh failed:\n{proc.stderr[-3000:]}")
     return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def check_disk(items: int, argo: Path, where: Path) -> None:
+    """Refuse, before anything starts, a fan-out the disk cannot hold.
+
+    Argo's init container copies argoexec (about 150 MB) into every pod's emptyDir, and
+    a fan-out's pods live until its workflow is deleted, so 500 items need some 75 GB
+    under the node agent's pod directories (a kubelet's emptyDirs would hold the same).
+    """
+    per_pod = (argo / "argoexec").stat().st_size
+    need = int(items * per_pod * 1.2)
+    free = shutil.disk_usage(where).free
+    if free < need:
+        fits = max(0.01, round(free / (1.2 * per_pod) / 500, 2))
+        raise BenchError(
+            f"the {items}-item Argo fan-out needs about {need / 2**30:.0f} GiB free under "
+            f"{where} (each Argo pod copies the {per_pod / 2**20:.0f} MiB argoexec into its "
+            f"emptyDir) and {free / 2**30:.0f} GiB are free: free some, or run --scale {fits}"
+        )
 
 
 def image_rules(directory: Path) -> list[dict[str, Any]]:

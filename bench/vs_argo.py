@@ -415,6 +415,7 @@ def main() -> int:
     load = os.getloadavg()
     try:
         argo = argo_peer.argo_dir()
+        argo_peer.check_disk(args.sizes.items, argo, Path(tempfile.gettempdir()))
         with control_plane(args, argo) as (kubeconfig, logs, pids):
             table = asyncio.run(run(args, kubeconfig, logs, pids, argo))
     except BenchError as err:

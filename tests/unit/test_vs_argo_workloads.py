@@ -104,3 +104,16 @@ def test_the_executor_image_rule_runs_argoexec_from_the_build_directory() -> Non
     # The controller names the image with its tag; the rule matches it without one.
     assert argo_peer.EXECUTOR_IMAGE.startswith(rule["match"] + ":")
     assert rule["env"]["PATH"].split(":")[0] == "/cache/argo"
+
+
+def test_a_fan_out_the_disk_cannot_hold_is_refused_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cluster_parts import BenchError
+
+    (tmp_path / "argoexec").write_bytes(b"x" * 1000)  # 1,000 bytes copied into each pod
+    usage = argo_peer.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(argo_peer.shutil, "disk_usage", lambda _: usage._replace(free=500 * 1000))
+    argo_peer.check_disk(400, tmp_path, tmp_path)  # 400 pods x 1.2 fit in 500,000 bytes
+    with pytest.raises(BenchError, match=r"500-item Argo fan-out .* run --scale 0\.83"):
+        argo_peer.check_disk(500, tmp_path, tmp_path)
