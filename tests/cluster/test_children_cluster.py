@@ -1,6 +1,9 @@
 """Child workflows on the real control plane: a child's outputs reach its parent, the
 child is owned by the parent and labelled with its depth, and a stop of the parent stops
-the child."""
+the child.
+
+Each test drives its own operator, so its name starts with `test_own_operator`: the
+session operator does not watch those namespaces (tests/cluster/conftest.py)."""
 
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ def children_of(k8s_api: Any, namespace: str, uid: str) -> list[dict[str, Any]]:
     return items
 
 
-def test_a_child_workflows_outputs_reach_its_parent(
+def test_own_operator_a_child_workflows_outputs_reach_its_parent(
     crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "operator.log"
@@ -86,7 +89,7 @@ def wait_child_running(k8s_api: Any, namespace: str, uid: str) -> None:
     wait_until(child_running, 120, "the child's node to run")
 
 
-def test_stopping_the_parent_stops_the_child(
+def test_own_operator_stopping_the_parent_stops_the_child(
     crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "operator.log"
@@ -109,7 +112,7 @@ def test_stopping_the_parent_stops_the_child(
     assert child["status"]["phase"] == "Stopped"
 
 
-def test_deleting_the_parent_deletes_the_child(
+def test_own_operator_deleting_the_parent_deletes_the_child(
     crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     """The child is owned by its parent: the garbage collector deletes it with the parent."""
@@ -126,7 +129,7 @@ def test_deleting_the_parent_deletes_the_child(
         op.stop()
 
 
-def test_a_parent_whose_operator_restarts_adopts_its_child_instead_of_making_another(
+def test_own_operator_a_parent_whose_operator_restarts_adopts_its_child_instead_of_making_another(
     crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "operator.log"

@@ -1,6 +1,9 @@
 """Approval gates and suspension on the real control plane: a gate waits with no pod,
 survives its operator being killed, and goes on when `shoal resume` approves it; who
-approved is recorded in the status. `shoal suspend` holds back the next node."""
+approved is recorded in the status. `shoal suspend` holds back the next node.
+
+Each test drives its own operator, so its name starts with `test_own_operator`: the
+session operator does not watch those namespaces (tests/cluster/conftest.py)."""
 
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ def node_phase(k8s_api: Any, namespace: str, name: str, node: str) -> str | None
     return phase
 
 
-def test_a_gate_waits_survives_an_operator_restart_and_continues_on_resume(
+def test_own_operator_a_gate_waits_survives_an_operator_restart_and_continues_on_resume(
     crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "operator.log"
@@ -98,7 +101,7 @@ def test_a_gate_waits_survives_an_operator_restart_and_continues_on_resume(
     assert body["spec"]["approvals"]["approve"]["decision"] == "Approved"
 
 
-def test_a_rejected_gate_fails_the_run_and_resume_refuses_a_node_that_is_no_gate(
+def test_own_operator_a_rejected_gate_fails_the_run_and_resume_refuses_a_node_that_is_no_gate(
     crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "operator.log"
@@ -126,7 +129,7 @@ def test_a_rejected_gate_fails_the_run_and_resume_refuses_a_node_that_is_no_gate
     assert status["nodes"]["deploy"]["phase"] == "Omitted"
 
 
-def test_suspend_holds_back_the_next_node_until_resume(
+def test_own_operator_suspend_holds_back_the_next_node_until_resume(
     crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "operator.log"

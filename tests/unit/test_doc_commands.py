@@ -170,13 +170,13 @@ DOC_COMMANDS: dict[str, str] = {
     ),
     "$ shoal resume release": (
         "tests/cluster/test_gates_cluster.py::"
-        "test_a_gate_waits_survives_an_operator_restart_and_continues_on_resume"
+        "test_own_operator_a_gate_waits_survives_an_operator_restart_and_continues_on_resume"
     ),
     "$ shoal suspend nightly": (
-        "tests/cluster/test_gates_cluster.py::test_suspend_holds_back_the_next_node_until_resume"
+        "tests/cluster/test_gates_cluster.py::test_own_operator_suspend_holds_back_the_next_node_until_resume"
     ),
     "$ shoal resume nightly": (
-        "tests/cluster/test_gates_cluster.py::test_suspend_holds_back_the_next_node_until_resume"
+        "tests/cluster/test_gates_cluster.py::test_own_operator_suspend_holds_back_the_next_node_until_resume"
     ),
     "$ shoal run release.yaml --workdir": (
         "tests/local/test_local_gates.py::test_a_gate_waits_until_resumed_from_another_process"

@@ -174,8 +174,11 @@ def _restore_unfinished(
         started = state.started_at
     if not in_flight and kept is None and (node.phase is not NodePhase.RUNNING or started is None):
         return
-    # (deleted item Jobs are counted in the status, not in the cluster: core/item_gc)
-    _restore_running(state, name, in_flight, started, max(attempts, node.attempts))
+    # A fan-out's deleted item Jobs are counted in its status, not in the cluster
+    # (core/item_gc); any other node's attempts are its Jobs (or its child Workflow,
+    # adopted by the next start of the same attempt).
+    recorded = node.attempts if node.items is not None else 0
+    _restore_running(state, name, in_flight, started, max(attempts, recorded))
     if kept is not None:
         assert started is not None
         keep_items(state.nodes[name], kept, started)
