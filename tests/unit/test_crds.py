@@ -443,11 +443,11 @@ SCHEMA_MISTAKES: dict[str, tuple[Doc, str, str]] = {
 
 NODES_OR_TEMPLATE = "set `nodes` (at least one) or `workflowTemplateRef`, not both"
 CEL_MISTAKES: dict[str, tuple[Doc, str, str]] = {
-    "no-nodes": (_workflow(nodes=[]), ".spec", NODES_OR_TEMPLATE),
-    "missing-nodes": ({**_workflow(), "spec": {"image": "img"}}, ".spec", NODES_OR_TEMPLATE),
+    "no-nodes": (_workflow(nodes=[]), ".spec.nodes", NODES_OR_TEMPLATE),
+    "missing-nodes": ({**_workflow(), "spec": {"image": "img"}}, ".spec.nodes", NODES_OR_TEMPLATE),
     "nodes-and-template": (
         {**_workflow(), "spec": {**_workflow()["spec"], "workflowTemplateRef": {"name": "t"}}},
-        ".spec",
+        ".spec.nodes",
         NODES_OR_TEMPLATE,
     ),
     "job-and-command": (

@@ -128,6 +128,7 @@ RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
         Rule(
             "has(self.workflowTemplateRef) != (has(self.nodes) && size(self.nodes) > 0)",
             "set `nodes` (at least one) or `workflowTemplateRef`, not both",
+            ".nodes",
         ),
     ),
     AfterTrigger: (
