@@ -39,7 +39,7 @@ from shoal.server.models import (
     page_response,
     workflow_detail,
 )
-from shoal.server.node_views import Attempt, AttemptPage
+from shoal.server.node_views import AttemptPage, archived_attempt
 from shoal.server.params import (
     DEFAULT_LIMIT,
     Continue,
@@ -174,20 +174,7 @@ async def archived_attempts(
     """Every finished attempt of a node of an archived run (or of one `item`)."""
     await _run(request, api, pool, namespace, uid)
     rows = await query(list_attempts, pool, uid, node, index=item, limit=limit + 1)
-    items = [
-        Attempt(
-            item=r.index,
-            attempt=r.attempt,
-            retry=r.retry,
-            phase=r.phase,
-            exitCode=r.exit_code,
-            message=r.message,
-            startedAt=rfc3339_or_none(r.started_at, True),
-            finishedAt=rfc3339_or_none(r.finished_at, True),
-            source="archive",
-        )
-        for r in rows[:limit]
-    ]
+    items = [archived_attempt(r) for r in rows[:limit]]
     return AttemptPage(items=items, truncated=len(rows) > limit, archive="included")
 
 

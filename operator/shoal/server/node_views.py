@@ -25,7 +25,7 @@ from shoal.server.identity import caller_api
 from shoal.server.params import Name, Namespace, NodeName
 from shoal.server.workflows import ERRORS, call
 
-__all__ = ["Attempt", "AttemptPage", "Event", "EventPage", "router"]
+__all__ = ["Attempt", "AttemptPage", "Event", "EventPage", "archived_attempt", "router"]
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], responses=ERRORS)
 Caller = Annotated[KubeApi, Depends(caller_api)]
@@ -51,6 +51,21 @@ class Attempt(BaseModel):
     """The pod, while it exists."""
     source: str
     """`cluster` (a pod) or `archive`."""
+
+
+def archived_attempt(r: Any) -> Attempt:
+    """One finished attempt as the archive recorded it (an `archive.reader` row)."""
+    return Attempt(
+        item=r.index,
+        attempt=r.attempt,
+        retry=r.retry,
+        phase=r.phase,
+        exitCode=r.exit_code,
+        message=r.message,
+        startedAt=rfc3339_or_none(r.started_at, True),
+        finishedAt=rfc3339_or_none(r.finished_at, True),
+        source="archive",
+    )
 
 
 class AttemptPage(BaseModel):
@@ -92,20 +107,7 @@ async def _archived(
         rows = await list_attempts(await handle.pool(), uid, node, index=item, limit=limit)
     except Exception:
         return [], "unavailable"
-    attempts = [
-        Attempt(
-            item=r.index,
-            attempt=r.attempt,
-            retry=r.retry,
-            phase=r.phase,
-            exitCode=r.exit_code,
-            message=r.message,
-            startedAt=rfc3339_or_none(r.started_at, True),
-            finishedAt=rfc3339_or_none(r.finished_at, True),
-            source="archive",
-        )
-        for r in rows
-    ]
+    attempts = [archived_attempt(r) for r in rows]
     return attempts, "included"
 
 
