@@ -50,7 +50,7 @@ class Replica:
     """One sharded `shoal operator` process with its own identity and metrics port."""
 
     def __init__(self, kubeconfig: Path, namespace: str, name: str, log: Path) -> None:
-        self.name, self.port = name, free_port()
+        self.name, self.port, self.log = name, free_port(), log
         args = [
             *("--shards", str(SHARDS), "--identity", name, "--lease-namespace", namespace),
             *("--lease-duration", str(LEASE), "--renew-deadline", str(RENEW)),
@@ -58,6 +58,9 @@ class Replica:
             *("--metrics-host", "127.0.0.1"),
         ]
         self.op: OperatorProcess = start_operator(kubeconfig, namespace, log, extra_args=args)
+
+    def log_lines(self) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines()
 
     def metric(self, name: str) -> float:
         url = f"http://127.0.0.1:{self.port}/metrics"
@@ -140,7 +143,10 @@ def test_own_operator_three_replicas_share_workflows_each_job_created_once(
                 "Succeeded"
             )
         # The normal hand-off never needed the last line of defence.
-        assert [replicas[n].metric("shoal_api_already_exists") for n in names] == [0.0] * 3
+        clashes = [replicas[n].metric("shoal_api_already_exists") for n in names]
+        assert clashes == [0.0] * 3, [
+            line for n in names for line in replicas[n].log_lines() if "already exists" in line
+        ]
         creators = Counter(
             (j.metadata.annotations or {}).get(CREATED_BY) for j in jobs(k8s_api, namespace)
         )

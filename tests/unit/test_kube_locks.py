@@ -40,7 +40,9 @@ class FakeApi:
             raise ApiError(404, "NotFound", path)
         return copy.deepcopy(found)
 
-    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    async def create(
+        self, path: str, body: dict[str, Any], *, contended: bool = False
+    ) -> dict[str, Any] | None:
         await asyncio.sleep(0)
         full = f"{path}/{body['metadata']['name']}"
         if full in self.objects:

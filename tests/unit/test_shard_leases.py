@@ -58,8 +58,15 @@ class FakeLeases:
     async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return cast(dict[str, Any], await self.request("PATCH", path, body=body))
 
-    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        return cast(dict[str, Any], await self.request("POST", path, body=body))
+    async def create(
+        self, path: str, body: dict[str, Any], *, contended: bool = False
+    ) -> dict[str, Any] | None:
+        try:
+            return cast(dict[str, Any], await self.request("POST", path, body=body))
+        except ApiError as err:
+            if err.status == 409 and contended:
+                return None
+            raise
 
     async def delete(self, path: str) -> bool:
         return self.items.pop(path.rsplit("/", 1)[-1], None) is not None

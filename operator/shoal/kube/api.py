@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ import httpx
 from shoal.core import jsonbounds
 from shoal.kube import write_guard
 from shoal.linesplit import CUT_NOTE, bounded_lines
+
+log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 MAX_LOG_LINE_BYTES = 1024 * 1024
@@ -158,13 +161,24 @@ class KubeApi:
     async def get(self, path: str, **params: Any) -> dict[str, Any]:
         return await self.request("GET", path, params=params or None)
 
-    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """POST; None when the object already exists (creation is idempotent)."""
+    async def create(
+        self, path: str, body: dict[str, Any], *, contended: bool = False
+    ) -> dict[str, Any] | None:
+        """POST; None when the object already exists (creation is idempotent).
+
+        `contended`: every replica creates this object when it finds it missing (a shared
+        Lease), so losing that race is expected and not counted in `already_exists`,
+        which counts only the clashes a healthy shard hand-off never has.
+        """
         try:
             return await self.request("POST", path, body=body)
         except ApiError as err:
             if err.status == 409 and err.reason == "AlreadyExists":
+                if contended:
+                    return None
                 self.already_exists += 1
+                name = body.get("metadata", {}).get("name", "?")
+                log.info("create %s %s: already exists", path, name)
                 return None
             raise
 

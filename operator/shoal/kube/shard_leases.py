@@ -248,15 +248,9 @@ class ShardLeases:
             await self._create(body)
 
     async def _create(self, body: dict[str, Any]) -> bool:
-        """Create a lease; False when another replica created it first (a race the
-        AlreadyExists metric of Job and Workflow creations must not count)."""
-        try:
-            await self.api.request("POST", leases_path(self.namespace), body=body)
-        except ApiError as err:
-            if err.status == 409:
-                return False
-            raise
-        return True
+        """Create a lease; False when another replica created it first."""
+        path = leases_path(self.namespace)
+        return await self.api.create(path, body, contended=True) is not None
 
     async def _renew(self, leases: dict[int, dict[str, Any]]) -> None:
         for shard in list(self.renewed):

@@ -93,7 +93,7 @@ async def update_json(
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata}
         try:
             if obj is None:
-                if await api.create(leases_path(namespace), body) is not None:
+                if await api.create(leases_path(namespace), body, contended=True) is not None:
                     return result
             else:
                 metadata["resourceVersion"] = (obj.get("metadata") or {}).get("resourceVersion")
