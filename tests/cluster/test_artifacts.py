@@ -313,7 +313,7 @@ and then holds them until $GO exists; outputs a long `v` (the aggregate is offlo
 SEEN_ITEM = 'echo "$1=$2" >> "$SEEN"'
 
 
-def test_retry_of_an_offloaded_fan_out_reruns_its_failed_items_across_a_restart(
+def test_own_operator_retry_of_an_offloaded_fan_out_reruns_failed_items_across_a_restart(
     crds: None,
     kubeconfig: Path,
     k8s_api: Any,
