@@ -295,12 +295,18 @@ def bare_job(namespace: str, name: str, index: int) -> dict[str, Any]:
     return manifest
 
 
+BENCH_POD_GC = {"strategy": "OnPodSuccess"}
+"""Each Job goes once its pod succeeded, as the default does past its first 100 pods, so
+a phase ends with an empty namespace (the next one's figures start clean) and each item's
+cost includes its deletion. The default would keep the first 100 pods for `shoal logs`."""
+
+
 def workflow(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "shoal.dev/v1alpha1",
         "kind": "Workflow",
         "metadata": {"name": name},
-        "spec": {"image": IMAGE, **spec},
+        "spec": {"image": IMAGE, "podGC": BENCH_POD_GC, **spec},
     }
 
 
