@@ -21,6 +21,7 @@ from pathlib import Path
 from shoal.api.workflow import NodePhase
 from shoal.artifact_steps import StoreFactory, load_items, store_outputs
 from shoal.core.children import LOCAL_REFUSAL
+from shoal.core.collector import Outcome
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import FinishNode, KillTask, LoadItems, StartTask, StoreOutputs
 from shoal.core.file_outputs import wrap
@@ -38,17 +39,18 @@ from shoal.core.state import (
 )
 from shoal.local.flow import LocalFlow, state_dir
 from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, read_suspended
-from shoal.local.logs import NodeLogs
+from shoal.local.logs import AttemptLog, NodeLogs
 from shoal.local.process import (
     KILL_GRACE_SECONDS,
     MAX_ARGS_ENV_BYTES,
     WORKER_USAGE_EXIT,
     LaunchError,
     LocalTask,
+    finish,
     import_env,
+    launch,
     local_env,
     node_env,
-    run_task,
     worker_argv,
 )
 from shoal.local.reporting import Reporter
@@ -253,7 +255,16 @@ class LocalExecutor:
             message = f"image {node.image!r} has no command to run locally; set `command`"
             self._finish(task, succeeded=False, exit_code=None, outputs={}, message=message)
             return
-        self._background_task(self._supervise(task, argv, env))
+        log = self.logs.attempt(d.node, d.index, d.attempt, node.fan_out)
+        try:  # spawned now, not a loop turn later (local/spawn.py)
+            failed = launch(task, argv, env, self.cwd, self._on_message, log)
+        except Exception as err:  # never let one child's error hang the run
+            self._finish(task, False, None, {}, f"local executor error: {err!r}")
+            return
+        if failed is not None:
+            self._settle(task, failed)
+        else:
+            self._background_task(self._supervise(task, env, log))
 
     def _background_task(self, coro: Awaitable[None]) -> None:
         async def run() -> None:
@@ -271,15 +282,15 @@ class LocalExecutor:
             message = f"{reason}; killed: still running {STOP_BOUND_SECONDS:g}s after the stop"
             self._finish(task, False, None, {}, message)
 
-    async def _supervise(self, task: LocalTask, argv: list[str], env: dict[str, str]) -> None:
-        start = task.start
-        fan_out = self.wf.nodes[start.node].fan_out
-        log = self.logs.attempt(start.node, start.index, start.attempt, fan_out)
+    async def _supervise(self, task: LocalTask, env: dict[str, str], log: AttemptLog) -> None:
         try:
-            outcome = await run_task(task, argv, env, self.cwd, self._on_message, log)
+            outcome = await finish(task, env, log)
         except Exception as err:  # never let one child's error hang the run
             self._finish(task, False, None, {}, f"local executor error: {err!r}")
             return
+        self._settle(task, outcome)
+
+    def _settle(self, task: LocalTask, outcome: Outcome) -> None:
         if not outcome.outputs_complete:
             missing = ", ".join(outcome.missing_outputs)
             self._finish(task, False, outcome.exit_code, {}, f"outputs lost: {missing}")
