@@ -150,3 +150,28 @@ def test_the_generated_references_still_carry_field_docstrings() -> None:
     assert schema["$defs"]["KeyRef"]["properties"]["name"]["description"] == (
         "Secret or ConfigMap name, in the workflow's namespace."
     )
+
+
+def test_a_plain_run_draws_its_table_without_rich(tmp_path: Path) -> None:
+    """Plain output (`--plain`, a pipe, CI) is written as is: rich is for the live view,
+    and its import and layout alone cost more than a 50-node chain of `true`."""
+    manifest = tmp_path / "chain.yaml"
+    manifest.write_text(
+        "apiVersion: shoal.dev/v1alpha1\nkind: Workflow\nmetadata: {name: chain}\n"
+        "spec:\n  nodes:\n    - {name: first, command: ['true']}\n"
+        "    - {name: second, command: [sh, -c, 'exit 3'], dependsOn: [first]}\n"
+    )
+    work = tmp_path / "work"
+    output, code, modules = run_probe("run", "--plain", "--workdir", str(work), str(manifest))
+    assert code == 1, output
+    assert "rich" not in top_level(modules)
+    lines = output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith(" node "))
+    assert lines[header].split("┃")[1].strip() == "phase"
+    assert set(lines[header + 1]) == {"━", "╇"}
+    assert [line.split("│")[1].strip() for line in lines[header + 2 : header + 4]] == [
+        "Succeeded",
+        "Failed",
+    ]
+    assert "second: Failed" in output
+    assert lines[header + 4].startswith("workflow chain Failed in ")
