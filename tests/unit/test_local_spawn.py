@@ -8,11 +8,15 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from shoal.local import spawn as spawn_module
 from shoal.local.spawn import Child, resolve_program, spawn
 
 PROBE = """
@@ -41,14 +45,36 @@ def open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
-@pytest.mark.parametrize("where", ["here", "elsewhere"])
+@pytest.mark.parametrize("where", ["here", "elsewhere", "elsewhere with a thread"])
 def test_the_child_sees_its_argv_env_cwd_and_an_empty_stdin_in_its_own_session(
-    where: str, tmp_path: Path
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cwd = Path.cwd() if where == "here" else tmp_path  # posix_spawn, or Popen to chdir
+    """posix_spawn here; elsewhere, posix_spawn with the parent stepping into the directory
+    and back, or (another thread is running) Popen."""
+    cwd = Path.cwd() if where == "here" else tmp_path
+    parent_dir = os.getcwd()
     env = {**os.environ, "PROBE_VAR": "from the env"}
     before = open_fds()
-    code, out, err = asyncio.run(run([sys.executable, "-c", PROBE], env, cwd))
+    popens: list[object] = []
+    real_popen = subprocess.Popen
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        popens.append(args)
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(spawn_module.subprocess, "Popen", counted)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, args=(30,))
+    if where.endswith("thread"):
+        other.start()
+    try:
+        code, out, err = asyncio.run(run([sys.executable, "-c", PROBE], env, cwd))
+    finally:
+        release.set()
+        if other.is_alive():
+            other.join(30)
+    assert os.getcwd() == parent_dir
+    assert len(popens) == (1 if where.endswith("thread") else 0)
     assert code == 0
     assert err == b"to stderr\n"
     seen = json.loads(out)

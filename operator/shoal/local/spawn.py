@@ -5,9 +5,9 @@ two StreamReaders, a child-watcher callback and the tasks that pump them; for a 
 of `true` that was most of `shoal run`'s work per item. Here a child is one object: its
 pipes are read with `loop.add_reader` on the raw fds, each chunk handed to a callback
 at once; its exit is a pidfd becoming readable (Linux 5.3+; elsewhere one thread waits
-in `waitpid`, as asyncio's own default watcher does). A child that runs in the parent's
-working directory is started with `os.posix_spawn` (no Python-level fork machinery);
-one that needs another directory with `subprocess.Popen`, which can change it.
+in `waitpid`, as asyncio's own default watcher does). Children start with
+`os.posix_spawn` (a third of `subprocess.Popen`'s CPU per spawn); Popen remains for a
+child that needs another directory while the parent has other threads.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -155,9 +156,45 @@ class Child:
 
 
 def _is_current_dir(cwd: Path) -> bool:
-    """Whether the child may start where the parent is (posix_spawn cannot change it)."""
     text = str(cwd)
-    return text == os.getcwd() or text in (".", "")
+    return text in (".", "") or text == os.getcwd()
+
+
+def _posix_spawn(program: str, argv: list[str], env: dict[str, str], out_w: int, err_w: int) -> int:
+    return os.posix_spawn(
+        program,
+        argv,
+        env,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2),
+        ],
+        setsid=True,
+    )
+
+
+def _posix_spawn_in(
+    cwd: Path, program: str, argv: list[str], env: dict[str, str], out_w: int, err_w: int
+) -> int | None:
+    """posix_spawn in `cwd`, or None where it cannot be used.
+
+    Python's posix_spawn cannot change the child's directory, so the parent steps into
+    `cwd` for the one call and back: only while it is the process's only thread, since a
+    directory is shared by all threads (`shoal run` has others once artifact steps ran,
+    and then Popen, which changes it in the child, is used instead).
+    """
+    if _is_current_dir(cwd):
+        return _posix_spawn(program, argv, env, out_w, err_w)
+    if threading.active_count() > 1:
+        return None
+    back = os.open(os.curdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(cwd)
+        return _posix_spawn(program, argv, env, out_w, err_w)
+    finally:
+        os.fchdir(back)
+        os.close(back)
 
 
 def spawn(
@@ -173,21 +210,10 @@ def spawn(
     program = resolve_program(argv[0], env, cwd)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    popen = None
     try:
-        popen = None
-        if _is_current_dir(cwd):
-            pid = os.posix_spawn(
-                program,
-                argv,
-                env,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, out_w, 1),
-                    (os.POSIX_SPAWN_DUP2, err_w, 2),
-                ],
-                setsid=True,
-            )
-        else:
+        pid = _posix_spawn_in(cwd, program, argv, env, out_w, err_w)
+        if pid is None:
             popen = subprocess.Popen(
                 argv,
                 executable=program,
