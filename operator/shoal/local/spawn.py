@@ -3,11 +3,12 @@
 asyncio's subprocess path costs the parent, per child, a transport, two pipe protocols,
 two StreamReaders, a child-watcher callback and the tasks that pump them; for a fan-out
 of `true` that was most of `shoal run`'s work per item. Here a child is one object: its
-pipes are read with `loop.add_reader` on the raw fds, each chunk handed to a callback
-at once; its exit is a pidfd becoming readable (Linux 5.3+; elsewhere one thread waits
-in `waitpid`, as asyncio's own default watcher does). Children start with
-`os.posix_spawn` (a third of `subprocess.Popen`'s CPU per spawn); Popen remains for a
-child that needs another directory while the parent has other threads.
+pipes are read on the raw fds (one epoll for all children, local/child_poll.py), each
+chunk handed to a callback at once; its exit is a pidfd becoming readable (Linux 5.3+;
+elsewhere one thread waits in `waitpid`, as asyncio's own default watcher does).
+Children start with `os.posix_spawn` (a third of `subprocess.Popen`'s CPU per spawn);
+Popen remains for a child that needs another directory while the parent has other
+threads.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import shutil
 import signal
@@ -22,6 +24,8 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from shoal.local.child_poll import child_poll
 
 __all__ = ["Child", "resolve_program", "spawn"]
 
@@ -72,9 +76,10 @@ class Child:
         self.drained: asyncio.Future[None] = self._loop.create_future()
         self._pipes = pipes
         self._pidfd = -1
+        self._poll = child_poll()
         for fd in pipes:
             os.set_blocking(fd, False)
-            self._loop.add_reader(fd, self._read, fd)
+            self._poll.add(fd, functools.partial(self._read, fd))
         self._watch_exit()
 
     def _watch_exit(self) -> None:
@@ -84,16 +89,20 @@ class Child:
             waiting = self._loop.run_in_executor(None, os.waitpid, self.pid, 0)
             waiting.add_done_callback(self._waited)
             return
-        self._loop.add_reader(self._pidfd, self._reap)
+        self._poll.add(self._pidfd, self._reap)
 
     def _reap(self) -> None:
-        self._loop.remove_reader(self._pidfd)
+        self._poll.remove(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = -1
         if self._popen is not None:
             self._set_exit(self._popen.wait())
             return
-        _, status = os.waitpid(self.pid, 0)  # readable pidfd: exited, so this cannot block
+        try:
+            _, status = os.waitpid(self.pid, 0)  # readable pidfd: exited, cannot block
+        except ChildProcessError:  # reaped by someone else: asyncio reports 255 then too
+            self._set_exit(255)
+            return
         self._set_exit(os.waitstatus_to_exitcode(status))
 
     def _waited(self, waiting: asyncio.Future[tuple[int, int]]) -> None:
@@ -125,7 +134,7 @@ class Child:
     def _close_pipe(self, fd: int) -> None:
         if self._pipes.pop(fd, None) is None:
             return
-        self._loop.remove_reader(fd)
+        self._poll.remove(fd)
         os.close(fd)
         if not self._pipes and not self.drained.done():
             self.drained.set_result(None)
@@ -150,7 +159,7 @@ class Child:
         """Release every fd; the child, if still running, is left to its group's signal."""
         self.close_pipes()
         if self._pidfd >= 0:
-            self._loop.remove_reader(self._pidfd)
+            self._poll.remove(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = -1
 
