@@ -38,7 +38,7 @@ from shoal.core.state import (
     record_progress,
 )
 from shoal.local.flow import LocalFlow, state_dir
-from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, read_suspended
+from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, suspend_marker
 from shoal.local.logs import AttemptLog, NodeLogs
 from shoal.local.process import (
     KILL_GRACE_SECONDS,
@@ -123,6 +123,8 @@ class LocalExecutor:
         self._node_envs: dict[str, dict[str, str]] = {}
         """Each node's share of its children's environment, built at its first attempt."""
         self.logs = NodeLogs(workdir)
+        self._workdir_text = os.path.join(workdir, "")
+        self._suspend_marker = str(suspend_marker(workdir))
         base = import_env(os.environ, extra_pythonpath or [], imports or [])
         base.update(store_env or {})
         base["SHOAL_WORKFLOW_UID"] = wf.meta.uid
@@ -184,7 +186,7 @@ class LocalExecutor:
 
     def _read_controls(self) -> None:
         """Take in `shoal resume/suspend --local` decisions (local/gate_files.py)."""
-        self.state.suspended = read_suspended(self.workdir)
+        self.state.suspended = os.path.exists(self._suspend_marker)  # once per event: no Path
         waiting = self._waiting_gates()
         if waiting:
             self.state.approvals.update(read_approvals(self.workdir, waiting))
@@ -222,8 +224,8 @@ class LocalExecutor:
     def _start(self, d: StartTask) -> None:
         node = self.wf.nodes[d.node]
         # An attempt's own files live only while it runs (see process.run_task).
-        stem = self.workdir / f"{d.node}.{d.index}-{d.attempt}"
-        termination = stem.with_name(f"{stem.name}.termination-log")
+        stem = f"{self._workdir_text}{d.node}.{d.index}-{d.attempt}"  # str: per item, no Path
+        termination = f"{stem}.termination-log"
         task = LocalTask(start=d, token=new_token(), capture_stdout=node.spec.capture_stdout)
         self._tasks[task.key] = task
         if node.spec.workflow is not None:  # core/children.py: a cluster-only node
@@ -237,7 +239,7 @@ class LocalExecutor:
         except LaunchError as err:
             self._finish(task, succeeded=False, exit_code=None, outputs={}, message=str(err))
             return
-        env["SHOAL_TERMINATION_MESSAGE_PATH"] = str(termination)
+        env["SHOAL_TERMINATION_MESSAGE_PATH"] = termination
         env[TOKEN_ENV] = task.token
         if node.spec.job is not None:
             args = json.dumps(d.args)
@@ -245,10 +247,10 @@ class LocalExecutor:
             if len(args.encode()) <= MAX_ARGS_ENV_BYTES:
                 env["SHOAL_ARGS"] = args
             else:
-                args_file = stem.with_name(f"{stem.name}.args.json")
+                args_file = Path(f"{stem}.args.json")
                 args_file.write_text(args, encoding="utf-8")
                 task.transient.append(args_file)
-            argv = worker_argv(node.spec.job, args_file, termination)
+            argv = worker_argv(node.spec.job, args_file, Path(termination))
         elif d.command:
             argv = wrap(node.spec, [*d.command, *(d.args or [])], LOCAL_WORKER)
         else:

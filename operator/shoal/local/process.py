@@ -36,6 +36,10 @@ MAX_LINE_BYTES = 1024 * 1024
 """A line of a child's output longer than this is cut: what follows, up to its newline,
 is dropped and counted, so a huge line can neither stall the run nor fill its memory."""
 
+TERMINATION_READ_BYTES = 64 * 1024
+"""Read of a termination-message file (a pod's is capped at 4 KiB; the collector bounds
+what it keeps)."""
+
 WORKER_USAGE_EXIT = 2
 """`shoal-worker` exits 2 for usage errors (unknown job, bad args): retrying cannot help."""
 
@@ -210,7 +214,7 @@ def launch(
         task.process = spawn(argv, env, cwd, stdout.feed, stderr.feed)
     except OSError as err:
         log.end(f"could not start: {err.strerror}")
-        _termination_message(Path(env["SHOAL_TERMINATION_MESSAGE_PATH"]), task)  # cleans up
+        _termination_message(env["SHOAL_TERMINATION_MESSAGE_PATH"], task)  # cleans up
         return Outcome(False, None, {}, f"cannot start {argv[0]!r}: {err.strerror}")
     return None
 
@@ -235,7 +239,7 @@ async def finish(task: LocalTask, env: dict[str, str], log: AttemptLog) -> Outco
     if task.error is not None:
         raise task.error
     log.end(f"exited {exit_code}")
-    text = _termination_message(Path(env["SHOAL_TERMINATION_MESSAGE_PATH"]), task)
+    text = _termination_message(env["SHOAL_TERMINATION_MESSAGE_PATH"], task)
     # A signal shows up as a negative return code; report it the way a pod would (128+n).
     code = 128 - exit_code if exit_code < 0 else exit_code
     return task.collector.finish(code, text, killed_reason=task.kill_reason)
@@ -254,17 +258,23 @@ async def run_task(
     return failed if failed is not None else await finish(task, env, log)
 
 
-def _termination_message(path: Path, task: LocalTask) -> str | None:
+def _termination_message(path: str, task: LocalTask) -> str | None:
     """The attempt's termination message, when the stream's result lacks; the file is removed
     once the attempt is over, so a long fan-out leaves no file per item behind.
 
-    At most 4 KiB from local disk: not worth a thread hop.
+    At most 4 KiB from local disk: not worth a thread hop. Plain os calls: most commands
+    never write it, and this runs once per item.
     """
     text = None
     try:
         if task.collector.result is None:  # the stream's result, when there is one, has it all
-            text = path.read_text(encoding="utf-8") or None
-        path.unlink()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                data = os.read(fd, TERMINATION_READ_BYTES)
+            finally:
+                os.close(fd)
+            text = data.decode("utf-8", errors="replace") or None
+        os.unlink(path)
     except OSError:  # never written (most commands): nothing to read or remove
         pass
     for transient in task.transient:
