@@ -134,3 +134,33 @@ def test_a_missing_program_raises_the_error_popen_would(tmp_path: Path) -> None:
         assert raised.value.strerror == "No such file or directory"
         assert raised.value.filename == argv[0]
     assert open_fds() == before
+
+
+def test_signals_python_ignores_are_back_at_their_default_in_the_child(tmp_path: Path) -> None:
+    """Python ignores SIGPIPE; a child must not inherit that (`yes | head -1` would hang)."""
+    for cwd in (Path.cwd(), tmp_path):
+        code, out, _ = asyncio.run(run(["cat", "/proc/self/status"], dict(os.environ), cwd))
+        assert code == 0
+        ignored = next(line for line in out.decode().splitlines() if line.startswith("SigIgn:"))
+        mask = int(ignored.split()[1], 16)
+        assert mask & (1 << (signal.SIGPIPE - 1)) == 0, ignored
+        assert mask & (1 << (signal.SIGXFSZ - 1)) == 0, ignored
+
+
+def test_an_inheritable_fd_of_the_parent_is_not_passed_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Popen's close_fds: a child (or a daemon it leaves) must not hold, say, the
+    pipe of whoever started shoal run, which would then never see its end."""
+    read_end, pipe_end = os.pipe()
+    write_end = os.dup2(pipe_end, 150, inheritable=True)  # above any fd `ls` opens itself
+    os.close(pipe_end)
+    monkeypatch.setattr(spawn_module, "_inherited", None)  # found again, with this fd
+    try:
+        for cwd in (Path.cwd(), tmp_path):
+            code, out, _ = asyncio.run(run(["ls", "/proc/self/fd"], dict(os.environ), cwd))
+            assert code == 0
+            assert str(write_end) not in out.decode().split(), out
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -31,6 +31,13 @@ __all__ = ["Child", "resolve_program", "spawn"]
 
 READ_CHUNK_BYTES = 64 * 1024
 
+RESTORED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
+)
+"""Python ignores these at start-up and an ignored signal stays ignored across exec: a
+child gets them back at their default, as Popen's `restore_signals` does (or a pipeline
+like `yes | head -1` in a command would never end its `yes`)."""
+
 OnChunk = Callable[[bytes], None]
 """Receives each chunk read from a pipe, and `b""` once at its end."""
 
@@ -169,6 +176,31 @@ def _is_current_dir(cwd: Path) -> bool:
     return text in (".", "") or text == os.getcwd()
 
 
+_inherited: list[int] | None = None
+"""Inheritable fds above 2 that this process was started with (a make jobserver's pipe,
+a shell's extra redirections), found once: Python opens its own fds non-inheritable."""
+
+
+def _inherited_fds() -> list[int]:
+    """The inheritable fds a child must not get: Popen closes every fd above 2 in the
+    child, posix_spawn only those marked close-on-exec, so these are closed explicitly."""
+    global _inherited
+    if _inherited is None:
+        try:
+            found = [int(name) for name in os.listdir("/proc/self/fd")]
+        except OSError:
+            found = []
+        _inherited = [fd for fd in found if fd > 2 and _inheritable(fd)]
+    return [fd for fd in _inherited if _inheritable(fd)]
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:  # closed since
+        return False
+
+
 def _posix_spawn(program: str, argv: list[str], env: dict[str, str], out_w: int, err_w: int) -> int:
     return os.posix_spawn(
         program,
@@ -178,8 +210,10 @@ def _posix_spawn(program: str, argv: list[str], env: dict[str, str], out_w: int,
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_DUP2, out_w, 1),
             (os.POSIX_SPAWN_DUP2, err_w, 2),
+            *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()),
         ],
         setsid=True,
+        setsigdef=RESTORED_SIGNALS,
     )
 
 
