@@ -88,10 +88,23 @@ def yaml_depth_problem(text: str, limit: int = MAX_DECODE_DEPTH) -> str | None:
     """Why `text` nests too deep to load, or None.
 
     PyYAML builds documents recursively, so a 3,000-deep flow mapping raises
-    RecursionError; its event parser is iterative, so the depth is measured on events first.
+    RecursionError; its event parser is iterative, so the depth is measured on events first,
+    by libyaml when PyYAML has it (several times faster than the Python scanner). When
+    libyaml stops on an error (its own depth limit among them) the Python parser measures
+    again, so errors and limits read the same with or without libyaml.
     """
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return _depth_problem(text, limit, fast)
+        except yaml.YAMLError:
+            pass
+    return _depth_problem(text, limit, yaml.SafeLoader)
+
+
+def _depth_problem(text: str, limit: int, loader: Any) -> str | None:
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > limit:

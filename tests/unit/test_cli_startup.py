@@ -158,12 +158,12 @@ def test_a_plain_run_draws_its_table_without_rich(tmp_path: Path) -> None:
     manifest = tmp_path / "chain.yaml"
     manifest.write_text(
         "apiVersion: shoal.dev/v1alpha1\nkind: Workflow\nmetadata: {name: chain}\n"
-        "spec:\n  nodes:\n    - {name: first, command: [true]}\n"
+        "spec:\n  nodes:\n    - {name: first, command: ['true']}\n"
         "    - {name: second, command: [sh, -c, 'exit 3'], dependsOn: [first]}\n"
     )
     work = tmp_path / "work"
     output, code, modules = run_probe("run", "--plain", "--workdir", str(work), str(manifest))
-    assert code == 1
+    assert code == 1, output
     assert "rich" not in top_level(modules)
     lines = output.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith(" node "))

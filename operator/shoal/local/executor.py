@@ -21,6 +21,7 @@ from pathlib import Path
 from shoal.api.workflow import NodePhase
 from shoal.artifact_steps import StoreFactory, load_items, store_outputs
 from shoal.core.children import LOCAL_REFUSAL
+from shoal.core.collector import Outcome
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import FinishNode, KillTask, LoadItems, StartTask, StoreOutputs
 from shoal.core.file_outputs import wrap
@@ -37,18 +38,19 @@ from shoal.core.state import (
     record_progress,
 )
 from shoal.local.flow import LocalFlow, state_dir
-from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, read_suspended
-from shoal.local.logs import NodeLogs
+from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, suspend_marker
+from shoal.local.logs import AttemptLog, NodeLogs
 from shoal.local.process import (
     KILL_GRACE_SECONDS,
     MAX_ARGS_ENV_BYTES,
     WORKER_USAGE_EXIT,
     LaunchError,
     LocalTask,
+    finish,
     import_env,
+    launch,
     local_env,
     node_env,
-    run_task,
     worker_argv,
 )
 from shoal.local.reporting import Reporter
@@ -121,6 +123,8 @@ class LocalExecutor:
         self._node_envs: dict[str, dict[str, str]] = {}
         """Each node's share of its children's environment, built at its first attempt."""
         self.logs = NodeLogs(workdir)
+        self._workdir_text = os.path.join(workdir, "")
+        self._suspend_marker = str(suspend_marker(workdir))
         base = import_env(os.environ, extra_pythonpath or [], imports or [])
         base.update(store_env or {})
         base["SHOAL_WORKFLOW_UID"] = wf.meta.uid
@@ -182,7 +186,7 @@ class LocalExecutor:
 
     def _read_controls(self) -> None:
         """Take in `shoal resume/suspend --local` decisions (local/gate_files.py)."""
-        self.state.suspended = read_suspended(self.workdir)
+        self.state.suspended = os.path.exists(self._suspend_marker)  # once per event: no Path
         waiting = self._waiting_gates()
         if waiting:
             self.state.approvals.update(read_approvals(self.workdir, waiting))
@@ -220,8 +224,8 @@ class LocalExecutor:
     def _start(self, d: StartTask) -> None:
         node = self.wf.nodes[d.node]
         # An attempt's own files live only while it runs (see process.run_task).
-        stem = self.workdir / f"{d.node}.{d.index}-{d.attempt}"
-        termination = stem.with_name(f"{stem.name}.termination-log")
+        stem = f"{self._workdir_text}{d.node}.{d.index}-{d.attempt}"  # str: per item, no Path
+        termination = f"{stem}.termination-log"
         task = LocalTask(start=d, token=new_token(), capture_stdout=node.spec.capture_stdout)
         self._tasks[task.key] = task
         if node.spec.workflow is not None:  # core/children.py: a cluster-only node
@@ -235,7 +239,7 @@ class LocalExecutor:
         except LaunchError as err:
             self._finish(task, succeeded=False, exit_code=None, outputs={}, message=str(err))
             return
-        env["SHOAL_TERMINATION_MESSAGE_PATH"] = str(termination)
+        env["SHOAL_TERMINATION_MESSAGE_PATH"] = termination
         env[TOKEN_ENV] = task.token
         if node.spec.job is not None:
             args = json.dumps(d.args)
@@ -243,17 +247,26 @@ class LocalExecutor:
             if len(args.encode()) <= MAX_ARGS_ENV_BYTES:
                 env["SHOAL_ARGS"] = args
             else:
-                args_file = stem.with_name(f"{stem.name}.args.json")
+                args_file = Path(f"{stem}.args.json")
                 args_file.write_text(args, encoding="utf-8")
                 task.transient.append(args_file)
-            argv = worker_argv(node.spec.job, args_file, termination)
+            argv = worker_argv(node.spec.job, args_file, Path(termination))
         elif d.command:
             argv = wrap(node.spec, [*d.command, *(d.args or [])], LOCAL_WORKER)
         else:
             message = f"image {node.image!r} has no command to run locally; set `command`"
             self._finish(task, succeeded=False, exit_code=None, outputs={}, message=message)
             return
-        self._background_task(self._supervise(task, argv, env))
+        log = self.logs.attempt(d.node, d.index, d.attempt, node.fan_out)
+        try:  # spawned now, not a loop turn later (local/spawn.py)
+            failed = launch(task, argv, env, self.cwd, self._on_message, log)
+        except Exception as err:  # never let one child's error hang the run
+            self._finish(task, False, None, {}, f"local executor error: {err!r}")
+            return
+        if failed is not None:
+            self._settle(task, failed)
+        else:
+            self._background_task(self._supervise(task, env, log))
 
     def _background_task(self, coro: Awaitable[None]) -> None:
         async def run() -> None:
@@ -271,15 +284,15 @@ class LocalExecutor:
             message = f"{reason}; killed: still running {STOP_BOUND_SECONDS:g}s after the stop"
             self._finish(task, False, None, {}, message)
 
-    async def _supervise(self, task: LocalTask, argv: list[str], env: dict[str, str]) -> None:
-        start = task.start
-        fan_out = self.wf.nodes[start.node].fan_out
-        log = self.logs.attempt(start.node, start.index, start.attempt, fan_out)
+    async def _supervise(self, task: LocalTask, env: dict[str, str], log: AttemptLog) -> None:
         try:
-            outcome = await run_task(task, argv, env, self.cwd, self._on_message, log)
+            outcome = await finish(task, env, log)
         except Exception as err:  # never let one child's error hang the run
             self._finish(task, False, None, {}, f"local executor error: {err!r}")
             return
+        self._settle(task, outcome)
+
+    def _settle(self, task: LocalTask, outcome: Outcome) -> None:
         if not outcome.outputs_complete:
             missing = ", ".join(outcome.missing_outputs)
             self._finish(task, False, outcome.exit_code, {}, f"outputs lost: {missing}")

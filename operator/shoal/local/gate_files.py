@@ -24,6 +24,7 @@ __all__ = [
     "read_approvals",
     "read_suspended",
     "set_suspended",
+    "suspend_marker",
     "write_approval",
 ]
 
@@ -65,7 +66,7 @@ def read_approvals(workdir: Path, gates: set[str]) -> dict[str, Approval]:
 
 def set_suspended(workdir: Path, suspended: bool) -> None:
     """Suspend the run in `workdir` (a marker file), or resume it."""
-    marker = _control(workdir) / "suspend"
+    marker = suspend_marker(workdir)
     if suspended:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
@@ -73,5 +74,10 @@ def set_suspended(workdir: Path, suspended: bool) -> None:
         marker.unlink(missing_ok=True)
 
 
+def suspend_marker(workdir: Path) -> Path:
+    """The file whose presence suspends the run in `workdir`."""
+    return _control(workdir) / "suspend"
+
+
 def read_suspended(workdir: Path) -> bool:
-    return (_control(workdir) / "suspend").exists()
+    return suspend_marker(workdir).exists()

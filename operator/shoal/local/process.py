@@ -14,17 +14,16 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from shoal.core.collector import Outcome, StreamCollector
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import StartTask
-from shoal.linesplit import CUT_NOTE
-from shoal.linesplit import bounded_lines as split_bounded
+from shoal.linesplit import CUT_NOTE, LineCutter
 from shoal.local.logs import AttemptLog
+from shoal.local.spawn import Child, spawn
 from shoal_worker.protocol import TOKEN_ENV, ErrorMessage, Message, PlainLine
 
 KILL_GRACE_SECONDS = 5.0
@@ -37,7 +36,9 @@ MAX_LINE_BYTES = 1024 * 1024
 """A line of a child's output longer than this is cut: what follows, up to its newline,
 is dropped and counted, so a huge line can neither stall the run nor fill its memory."""
 
-READ_CHUNK_BYTES = 64 * 1024
+TERMINATION_READ_BYTES = 64 * 1024
+"""Read of a termination-message file (a pod's is capped at 4 KiB; the collector bounds
+what it keeps)."""
 
 WORKER_USAGE_EXIT = 2
 """`shoal-worker` exits 2 for usage errors (unknown job, bad args): retrying cannot help."""
@@ -159,10 +160,12 @@ class LocalTask:
     capture_stdout: bool = False
     """The node's `captureStdout`: plain stdout becomes `outputs.result`."""
     collector: StreamCollector = field(init=False)
-    process: asyncio.subprocess.Process | None = None
+    process: Child | None = None
     kill_reason: str | None = None
     transient: list[Path] = field(default_factory=list)
     """Files written for this attempt alone (a large args file): removed when it ends."""
+    error: Exception | None = None
+    """What went wrong reading the child's output (then raised once the child is gone)."""
 
     def __post_init__(self) -> None:
         self.collector = StreamCollector(self.token, capture_stdout=self.capture_stdout)
@@ -174,15 +177,13 @@ class LocalTask:
     def abandon(self) -> None:
         """SIGKILL the group and stop waiting for its pipes: the last resort of a stop."""
         self.signal(signal.SIGKILL)
-        transport = getattr(self.process, "_transport", None)
-        if transport is not None:
-            transport.close()
+        if self.process is not None:
+            self.process.close_pipes()
 
     def signal(self, signum: int) -> None:
         """Signal the child's whole process group, so no grandchild outlives the run."""
-        if self.process is not None and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signum)
+        if self.process is not None:
+            self.process.signal(signum)
 
     async def kill(self, reason: str, grace: float = KILL_GRACE_SECONDS) -> None:
         """SIGTERM, then SIGKILL once `grace` has passed: the same sequence as a pod deletion."""
@@ -192,44 +193,56 @@ class LocalTask:
         if self.process is None:
             return
         try:
-            await asyncio.wait_for(self.process.wait(), grace)
+            await asyncio.wait_for(asyncio.shield(self.process.exited), grace)
         except TimeoutError:
             self.signal(signal.SIGKILL)
 
 
-async def _exited_or_drained(
-    process: asyncio.subprocess.Process, pumps: asyncio.Future[Any]
-) -> None:
-    """Return when the output pipes are drained, or as soon as the process has exited.
-
-    Python 3.11's `Process.wait()` returns only once every pipe has closed, so it cannot
-    tell an exited child whose grandchild holds the pipes from a running one; a pidfd
-    becomes readable exactly when the child exits.
-    """
-    if process.returncode is not None:
-        return
+def launch(
+    task: LocalTask,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    on_message: OnMessage,
+    log: AttemptLog,
+) -> Outcome | None:
+    """Start the child at once (not a loop turn later); None, or the outcome of an attempt
+    that could not start."""
+    stdout = _Reader(task, True, log, on_message)
+    stderr = _Reader(task, False, log, on_message)
     try:
-        fd = os.pidfd_open(process.pid)
-    except ProcessLookupError:  # already exited and reaped by the child watcher
-        return
-    except (AttributeError, OSError):  # no pidfd (old kernel): rely on the pipes
-        await asyncio.wait({pumps})
-        return
-    loop = asyncio.get_running_loop()
-    exited: asyncio.Future[None] = loop.create_future()
+        task.process = spawn(argv, env, cwd, stdout.feed, stderr.feed)
+    except OSError as err:
+        log.end(f"could not start: {err.strerror}")
+        _termination_message(env["SHOAL_TERMINATION_MESSAGE_PATH"], task)  # cleans up
+        return Outcome(False, None, {}, f"cannot start {argv[0]!r}: {err.strerror}")
+    return None
 
-    def mark_exited() -> None:
-        if not exited.done():
-            exited.set_result(None)
 
-    loop.add_reader(fd, mark_exited)
+async def finish(task: LocalTask, env: dict[str, str], log: AttemptLog) -> Outcome:
+    """Wait for a launched child to exit and its output to be read; its outcome."""
+    child = task.process
+    assert child is not None
     try:
-        await asyncio.wait({pumps, exited}, return_when=asyncio.FIRST_COMPLETED)
+        exit_code = await child.exited
+        if not child.drained.done():
+            try:
+                # Output still buffered in the pipes arrives right after the exit; a
+                # grandchild that kept the pipes open must not hold the run hostage.
+                await asyncio.wait_for(asyncio.shield(child.drained), PIPE_DRAIN_SECONDS)
+            except TimeoutError:
+                child.signal(signal.SIGKILL, group_outlives=True)  # who holds the pipes
+                child.close_pipes()
+                log.write(f"[shoal] output still open {PIPE_DRAIN_SECONDS:g}s after the exit\n")
     finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-        if not exited.done():
-            exited.cancel()
+        child.close()
+    if task.error is not None:
+        raise task.error
+    log.end(f"exited {exit_code}")
+    text = _termination_message(env["SHOAL_TERMINATION_MESSAGE_PATH"], task)
+    # A signal shows up as a negative return code; report it the way a pod would (128+n).
+    code = 128 - exit_code if exit_code < 0 else exit_code
+    return task.collector.finish(code, text, killed_reason=task.kill_reason)
 
 
 async def run_task(
@@ -241,55 +254,27 @@ async def run_task(
     log: AttemptLog,
 ) -> Outcome:
     """Run the child to its end, feeding every output line to the collector and `on_message`."""
-    try:
-        task.process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-        )
-    except OSError as err:
-        log.end(f"could not start: {err.strerror}")
-        _termination_message(Path(env["SHOAL_TERMINATION_MESSAGE_PATH"]), task)  # cleans up
-        return Outcome(False, None, {}, f"cannot start {argv[0]!r}: {err.strerror}")
-    pumps = asyncio.gather(
-        _pump(task, task.process.stdout, True, log, on_message),
-        _pump(task, task.process.stderr, False, log, on_message),
-    )
-    await _exited_or_drained(task.process, pumps)
-    if not pumps.done():
-        try:
-            # Output still buffered in the pipes arrives right after the exit; a
-            # grandchild that kept the pipes open must not hold the run hostage.
-            await asyncio.wait_for(pumps, PIPE_DRAIN_SECONDS)
-        except TimeoutError:
-            task.signal(signal.SIGKILL)
-            transport = getattr(task.process, "_transport", None)
-            if transport is not None:
-                transport.close()  # lets wait() return although the pipes stay open
-            log.write(f"[shoal] output still open {PIPE_DRAIN_SECONDS:g}s after the exit\n")
-    exit_code = await task.process.wait()
-    log.end(f"exited {exit_code}")
-    text = _termination_message(Path(env["SHOAL_TERMINATION_MESSAGE_PATH"]), task)
-    # A signal shows up as a negative return code; report it the way a pod would (128+n).
-    code = 128 - exit_code if exit_code < 0 else exit_code
-    return task.collector.finish(code, text, killed_reason=task.kill_reason)
+    failed = launch(task, argv, env, cwd, on_message, log)
+    return failed if failed is not None else await finish(task, env, log)
 
 
-def _termination_message(path: Path, task: LocalTask) -> str | None:
+def _termination_message(path: str, task: LocalTask) -> str | None:
     """The attempt's termination message, when the stream's result lacks; the file is removed
     once the attempt is over, so a long fan-out leaves no file per item behind.
 
-    At most 4 KiB from local disk: not worth a thread hop.
+    At most 4 KiB from local disk: not worth a thread hop. Plain os calls: most commands
+    never write it, and this runs once per item.
     """
     text = None
     try:
         if task.collector.result is None:  # the stream's result, when there is one, has it all
-            text = path.read_text(encoding="utf-8") or None
-        path.unlink()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                data = os.read(fd, TERMINATION_READ_BYTES)
+            finally:
+                os.close(fd)
+            text = data.decode("utf-8", errors="replace") or None
+        os.unlink(path)
     except OSError:  # never written (most commands): nothing to read or remove
         pass
     for transient in task.transient:
@@ -298,17 +283,33 @@ def _termination_message(path: Path, task: LocalTask) -> str | None:
     return text
 
 
-async def _pump(
-    task: LocalTask,
-    stream: asyncio.StreamReader | None,
-    parse: bool,
-    log: AttemptLog,
-    on_message: OnMessage,
-) -> None:
-    """Read one of the child's pipes to its end: parse, redact, log and report each line."""
-    assert stream is not None
-    node, index = task.key
-    async for data, cut in bounded_lines(stream, MAX_LINE_BYTES):
+class _Reader:
+    """One of the child's pipes, fed chunk by chunk from the event loop: each line is
+    parsed (stdout) or kept as stderr, redacted, logged and reported."""
+
+    __slots__ = ("_cutter", "_log", "_on_message", "_parse", "_task")
+
+    def __init__(self, task: LocalTask, parse: bool, log: AttemptLog, on_message: OnMessage):
+        self._task = task
+        self._parse = parse
+        self._log = log
+        self._on_message = on_message
+        self._cutter = LineCutter(MAX_LINE_BYTES)
+
+    def feed(self, chunk: bytes) -> None:
+        """A chunk read from the pipe; `b""` at its end. Never raises: a failure is kept
+        on the task (the pipe is still drained, so the child never blocks on it)."""
+        if self._task.error is not None:
+            return
+        lines = self._cutter.feed(chunk) if chunk else self._cutter.finish()
+        try:
+            for data, cut in lines:
+                self._line(data, cut)
+        except Exception as err:  # raised by `finish`, once the child is gone
+            self._task.error = err
+
+    def _line(self, data: bytes, cut: bool) -> None:
+        task, log = self._task, self._log
         line = data.decode("utf-8", errors="replace")
         msg: Message
         if cut:
@@ -316,7 +317,7 @@ async def _pump(
             problem = f"line longer than {MAX_LINE_BYTES} bytes: cut, the rest dropped"
             msg = task.collector.violation(text, problem)
             log.write(msg.text + "\n")
-        elif parse:
+        elif self._parse:
             msg = task.collector.feed(line)
             log.write(task.collector.redact(line))
             if isinstance(msg, ErrorMessage) and msg.traceback:
@@ -329,17 +330,4 @@ async def _pump(
             msg = PlainLine(clean.rstrip("\n"))
             task.collector.feed(" " + clean if clean.startswith("@shoal/") else clean, stdout=False)
             log.write(clean)
-        on_message(node, index, msg)
-
-
-async def bounded_lines(
-    stream: asyncio.StreamReader, limit: int
-) -> AsyncIterator[tuple[bytes, bool]]:
-    """A child's output as bounded lines (see `shoal.linesplit.bounded_lines`)."""
-
-    async def chunks() -> AsyncIterator[bytes]:
-        while chunk := await stream.read(READ_CHUNK_BYTES):
-            yield chunk
-
-    async for item in split_bounded(chunks(), limit):
-        yield item
+        self._on_message(task.start.node, task.start.index, msg)

@@ -3,7 +3,8 @@
 Both reporters see the same calls (decisions, protocol messages, ends of attempts), so
 the plain output that CI logs capture says the same things as the live view. Each error
 is printed once per node (a fan-out whose items all fail the same way says it once), a
-Python failure with the frame that raised it. rich is imported only to draw.
+Python failure with the frame that raised it. rich is imported only to draw the live
+view: plain output is written as it is (local/plain_table.py draws its final table).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from shoal.core.decisions import (
 )
 from shoal.core.state import NodeState, RunState, TaskFinished
 from shoal.local.failures import Failure, failure_of, first_line
+from shoal.local.plain_table import shown
 from shoal.local.runview import ItemProgress, RunView, retries_text, short_json
 from shoal_worker.protocol import (
     ErrorMessage,
@@ -95,16 +97,15 @@ class PlainReporter:
     """One line per event; what CI logs and pipes get."""
 
     def __init__(self, out: TextIO, *, show_logs: bool = True) -> None:
-        from rich.console import Console
-
-        self.console = Console(file=out, highlight=False, soft_wrap=True, no_color=True)
+        self.out = out
         self.show_logs = show_logs
         self.t0 = time.time()
         self.view = RunView()
         self.gates: set[str] = set()
 
     def _say(self, text: str) -> None:
-        self.console.print(f"{time.time() - self.t0:7.2f}s  {text}", markup=False)
+        self.out.write(f"{time.time() - self.t0:7.2f}s  {shown(text)}\n")
+        self.out.flush()
 
     def begin(self, wf: CompiledWorkflow, state: RunState) -> None:
         self._say(f"workflow {wf.meta.name}: {len(wf.order)} nodes")
@@ -154,7 +155,7 @@ class PlainReporter:
         return first_line(self.view.mention(message))
 
     def _node_line(self, d: FinishNode, ns: NodeState) -> str:
-        from shoal.local.tables import duration, items_text
+        from shoal.local.plain_table import duration, items_text
 
         line = f"{d.node}: {d.phase.value}"
         view = self.view.node(d.node)
@@ -196,9 +197,9 @@ class PlainReporter:
         self.view.ended(event.node, event.index if fan_out else None)
 
     def end(self, wf: CompiledWorkflow, state: RunState) -> None:
-        from shoal.local.tables import render_summary
+        from shoal.local.plain_table import render_plain_summary
 
-        render_summary(self.console, wf, state, self.view)
+        render_plain_summary(self.out, wf, state, self.view)
 
 
 class LiveReporter(PlainReporter):
@@ -234,8 +235,10 @@ class LiveReporter(PlainReporter):
         super().begin(wf, state)
 
     def end(self, wf: CompiledWorkflow, state: RunState) -> None:
+        from shoal.local.tables import render_summary
+
         self._live.stop()
-        super().end(wf, state)
+        render_summary(self.console, wf, state, self.view)
 
 
 def _stamp(elapsed: float, text: str) -> Text:

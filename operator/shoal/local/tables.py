@@ -18,6 +18,7 @@ from shoal.api.workflow import NodePhase, WorkflowPhase
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import NodeState, RunState
 from shoal.local.failures import first_line
+from shoal.local.plain_table import duration, items_text
 from shoal.local.runview import (
     SHOWN_ITEMS,
     ItemProgress,
@@ -49,25 +50,6 @@ BAR_WIDTH = 16
 MESSAGE_CHARS = 120
 ERROR_CHARS = 600
 """A failed node's error in the final table: long enough for a list of known job names."""
-
-
-def duration(ns: NodeState, now: float) -> str:
-    if ns.started_at is None:
-        return ""
-    return f"{(ns.finished_at or now) - ns.started_at:.1f}s"
-
-
-def items_text(ns: NodeState, view: NodeView) -> str:
-    """Items done of all (a fan-out), else the job's own `current/total` or percentage."""
-    if ns.fan_out:
-        done = f"{ns.succeeded + ns.failed}/{ns.total}"
-        return done + (f" ({ns.failed} failed)" if ns.failed else "")
-    progress = view.running.get(None) or view.last
-    if progress is None:
-        return ""
-    if ns.phase.finished and "/" not in progress.label:
-        return ""  # a finished node's last percentage says nothing more than its phase
-    return progress.label
 
 
 def _bar(fraction: float | None) -> RenderableType:

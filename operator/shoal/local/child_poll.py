@@ -1,0 +1,68 @@
+"""Every child's fds (two pipes and a pidfd each) in one epoll of their own, which is a
+single reader of the event loop.
+
+`loop.add_reader` costs a Handle, a selector key and a transport check per fd, and the
+loop a callback per ready fd; a fan-out item registers three fds and removes three. Here
+an fd is one `epoll.register` call, and one loop callback dispatches whatever is ready.
+The epoll is closed when its last fd goes, so nothing outlives the run's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+from collections.abc import Callable
+
+__all__ = ["ChildPoll", "child_poll"]
+
+_ATTRIBUTE = "_shoal_child_poll"
+"""Where a loop keeps its open poll: it lives and dies with the loop (a module-level map
+would keep a loop alive whose run ended with a child never closed)."""
+
+
+class ChildPoll:
+    """One epoll registered with `loop`, dispatching each ready fd to its handler."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._epoll = select.epoll()
+        self._handlers: dict[int, Callable[[], None]] = {}
+        loop.add_reader(self._epoll.fileno(), self._ready)
+
+    def add(self, fd: int, handler: Callable[[], None]) -> None:
+        """Call `handler` whenever `fd` is readable (or at its end), until `remove`."""
+        self._epoll.register(fd, select.EPOLLIN)
+        self._handlers[fd] = handler
+
+    def remove(self, fd: int) -> None:
+        """Stop watching `fd` (before it is closed); the last one closes the poll."""
+        if self._handlers.pop(fd, None) is None:
+            return
+        self._epoll.unregister(fd)
+        if not self._handlers:
+            self._loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()
+            if getattr(self._loop, _ATTRIBUTE, None) is self:
+                delattr(self._loop, _ATTRIBUTE)
+
+    def _ready(self) -> None:
+        for fd, _ in self._epoll.poll(0):
+            handler = self._handlers.get(fd)  # an earlier handler may have removed it
+            if handler is None:
+                continue
+            try:
+                handler()
+            except Exception as err:  # one child's failure must not stop the others
+                self._loop.call_exception_handler(
+                    {"message": f"error handling child fd {fd}", "exception": err}
+                )
+
+
+def child_poll() -> ChildPoll:
+    """The running loop's poll, opened on first use."""
+    loop = asyncio.get_running_loop()
+    poll: ChildPoll | None = getattr(loop, _ATTRIBUTE, None)
+    if poll is None:
+        poll = ChildPoll(loop)
+        setattr(loop, _ATTRIBUTE, poll)
+    return poll

@@ -1,0 +1,278 @@
+"""A child process read straight through the event loop: raw pipe fds and a pidfd.
+
+asyncio's subprocess path costs the parent, per child, a transport, two pipe protocols,
+two StreamReaders, a child-watcher callback and the tasks that pump them; for a fan-out
+of `true` that was most of `shoal run`'s work per item. Here a child is one object: its
+pipes are read on the raw fds (one epoll for all children, local/child_poll.py), each
+chunk handed to a callback at once; its exit is a pidfd becoming readable (Linux 5.3+;
+elsewhere one thread waits in `waitpid`, as asyncio's own default watcher does).
+Children start with `os.posix_spawn` (a third of `subprocess.Popen`'s CPU per spawn);
+Popen remains for a child that needs another directory while the parent has other
+threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from shoal.local.child_poll import child_poll
+
+__all__ = ["Child", "resolve_program", "spawn"]
+
+READ_CHUNK_BYTES = 64 * 1024
+
+RESTORED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
+)
+"""Python ignores these at start-up and an ignored signal stays ignored across exec: a
+child gets them back at their default, as Popen's `restore_signals` does (or a pipeline
+like `yes | head -1` in a command would never end its `yes`)."""
+
+OnChunk = Callable[[bytes], None]
+"""Receives each chunk read from a pipe, and `b""` once at its end."""
+
+_found: dict[tuple[str, str], str] = {}
+"""`resolve_program`'s answers: a fan-out looks the same program up once, not per item."""
+
+
+def resolve_program(name: str, env: Mapping[str, str], cwd: Path) -> str:
+    """The file `name` runs, looked up as `execvpe` would (the child's PATH), or raise
+    FileNotFoundError/PermissionError with the errno Popen would give."""
+    if "/" in name:
+        path = name if os.path.isabs(name) else os.path.join(cwd, name)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+        return path
+    search = env.get("PATH", os.defpath)
+    key = (name, search)
+    found = _found.get(key)
+    if found is None:
+        found = shutil.which(name, path=search)
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+        _found[key] = found
+    return found
+
+
+class Child:
+    """A running child: its pid, its exit (`exited`), its output (callbacks), and
+    `drained` once both pipes have ended (or were given up on)."""
+
+    def __init__(
+        self,
+        pid: int,
+        pipes: dict[int, OnChunk],
+        popen: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        """As `Popen.returncode`: negative for a signal; None until the child is reaped."""
+        self._popen = popen
+        self._loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[int] = self._loop.create_future()
+        self.drained: asyncio.Future[None] = self._loop.create_future()
+        self._pipes = pipes
+        self._pidfd = -1
+        self._poll = child_poll()
+        for fd in pipes:
+            os.set_blocking(fd, False)
+            self._poll.add(fd, functools.partial(self._read, fd))
+        self._watch_exit()
+
+    def _watch_exit(self) -> None:
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # no pidfd: a thread waits, as asyncio's would
+            waiting = self._loop.run_in_executor(None, os.waitpid, self.pid, 0)
+            waiting.add_done_callback(self._waited)
+            return
+        self._poll.add(self._pidfd, self._reap)
+
+    def _reap(self) -> None:
+        self._poll.remove(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        if self._popen is not None:
+            self._set_exit(self._popen.wait())
+            return
+        try:
+            _, status = os.waitpid(self.pid, 0)  # readable pidfd: exited, cannot block
+        except ChildProcessError:  # reaped by someone else: asyncio reports 255 then too
+            self._set_exit(255)
+            return
+        self._set_exit(os.waitstatus_to_exitcode(status))
+
+    def _waited(self, waiting: asyncio.Future[tuple[int, int]]) -> None:
+        if waiting.cancelled() or waiting.exception() is not None:
+            self._set_exit(-signal.SIGKILL)  # reaped elsewhere: nothing more to learn
+            return
+        code = os.waitstatus_to_exitcode(waiting.result()[1])
+        if self._popen is not None:
+            self._popen.returncode = code
+        self._set_exit(code)
+
+    def _set_exit(self, code: int) -> None:
+        self.returncode = code
+        if not self.exited.done():
+            self.exited.set_result(code)
+
+    def _read(self, fd: int) -> None:
+        try:
+            chunk = os.read(fd, READ_CHUNK_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        on_chunk = self._pipes[fd]
+        if not chunk:
+            self._close_pipe(fd)
+        on_chunk(chunk)
+
+    def _close_pipe(self, fd: int) -> None:
+        if self._pipes.pop(fd, None) is None:
+            return
+        self._poll.remove(fd)
+        os.close(fd)
+        if not self._pipes and not self.drained.done():
+            self.drained.set_result(None)
+
+    def close_pipes(self) -> None:
+        """Stop reading (a grandchild holds the pipes, or the run gives up on the child)."""
+        for fd in list(self._pipes):
+            self._close_pipe(fd)
+
+    def signal(self, signum: int, *, group_outlives: bool = False) -> None:
+        """Signal the child's whole process group, so no grandchild outlives the run.
+
+        Once the child is reaped its pid may be reused, so the group is signalled then
+        only with `group_outlives`: when a member of it is known to be alive (it holds
+        the pipes open), which keeps the group id from being handed out again.
+        """
+        if self.returncode is None or group_outlives:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signum)
+
+    def close(self) -> None:
+        """Release every fd; the child, if still running, is left to its group's signal."""
+        self.close_pipes()
+        if self._pidfd >= 0:
+            self._poll.remove(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+
+def _is_current_dir(cwd: Path) -> bool:
+    text = str(cwd)
+    return text in (".", "") or text == os.getcwd()
+
+
+_inherited: list[int] | None = None
+"""Inheritable fds above 2 that this process was started with (a make jobserver's pipe,
+a shell's extra redirections), found once: Python opens its own fds non-inheritable."""
+
+
+def _inherited_fds() -> list[int]:
+    """The inheritable fds a child must not get: Popen closes every fd above 2 in the
+    child, posix_spawn only those marked close-on-exec, so these are closed explicitly."""
+    global _inherited
+    if _inherited is None:
+        try:
+            found = [int(name) for name in os.listdir("/proc/self/fd")]
+        except OSError:
+            found = []
+        _inherited = [fd for fd in found if fd > 2 and _inheritable(fd)]
+    return [fd for fd in _inherited if _inheritable(fd)]
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:  # closed since
+        return False
+
+
+def _posix_spawn(program: str, argv: list[str], env: dict[str, str], out_w: int, err_w: int) -> int:
+    return os.posix_spawn(
+        program,
+        argv,
+        env,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2),
+            *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()),
+        ],
+        setsid=True,
+        setsigdef=RESTORED_SIGNALS,
+    )
+
+
+def _posix_spawn_in(
+    cwd: Path, program: str, argv: list[str], env: dict[str, str], out_w: int, err_w: int
+) -> int | None:
+    """posix_spawn in `cwd`, or None where it cannot be used.
+
+    Python's posix_spawn cannot change the child's directory, so the parent steps into
+    `cwd` for the one call and back: only while it is the process's only thread, since a
+    directory is shared by all threads (`shoal run` has others once artifact steps ran,
+    and then Popen, which changes it in the child, is used instead).
+    """
+    if _is_current_dir(cwd):
+        return _posix_spawn(program, argv, env, out_w, err_w)
+    if threading.active_count() > 1:
+        return None
+    back = os.open(os.curdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(cwd)
+        return _posix_spawn(program, argv, env, out_w, err_w)
+    finally:
+        os.fchdir(back)
+        os.close(back)
+
+
+def spawn(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    on_stdout: OnChunk,
+    on_stderr: OnChunk,
+) -> Child:
+    """Start `argv` in a session of its own (its own process group), stdin from
+    /dev/null, stdout and stderr to pipes read by the event loop. Raises OSError when
+    the program cannot be started."""
+    program = resolve_program(argv[0], env, cwd)
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    popen = None
+    try:
+        pid = _posix_spawn_in(cwd, program, argv, env, out_w, err_w)
+        if pid is None:
+            popen = subprocess.Popen(
+                argv,
+                executable=program,
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+            pid = popen.pid
+    except BaseException:
+        for fd in (out_r, err_r):
+            os.close(fd)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    return Child(pid, {out_r: on_stdout, err_r: on_stderr}, popen)
