@@ -37,7 +37,7 @@ from tests.unit.test_shard_leases import NS, Clock, FakeLeases
 
 BASE = "app.kubernetes.io/managed-by=shoal"
 LEGACY = f"{BASE},!shoal.dev/shard"
-PATHS = ["/api/v1/namespaces/a/pods", "/api/v1/namespaces/b/pods"]
+TIMING = ShardTiming(shards=4, lease_duration=6.0, renew_deadline=4.0, retry_period=1.0)
 
 
 # -- the label, written once ----------------------------------------------------------
@@ -108,6 +108,10 @@ def test_counted_counts_by_shard_and_hands_the_same_pod_on() -> None:
 
 
 # -- the watch, restarted as the held shards change ------------------------------------
+
+
+def noop(kind: str, pod: dict[str, Any]) -> None:
+    """A pod handler that ignores what it is given."""
 
 
 class FakePods:
@@ -250,6 +254,27 @@ async def test_a_change_before_the_pending_watch_listed_supersedes_it() -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_unsharded_the_operator_watches_every_shoal_pod_as_before() -> None:
+    api = FakePods()
+    task = asyncio.create_task(
+        shard_watch.pod_watch(cast(KubeApi, api), ["a", "b"], BASE, noop, None)
+    )
+    try:
+        await api.until(lambda: api.open[BASE] == 2, "the watch of every Shoal pod")
+        assert api.selectors_listed() == Counter({BASE: 2}), "no shard selector, no second watch"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_sharded_the_operator_gates_each_shards_work_on_its_watch() -> None:
+    leases = ShardLeases(cast(KubeApi, FakeLeases()), NS, "a", TIMING, clock=Clock())
+    coroutine = shard_watch.pod_watch(cast(KubeApi, FakePods()), ["a"], BASE, noop, leases)
+    assert leases.work_gate is not None
+    assert getattr(leases.work_gate, "__self__", None).__class__ is ShardPodWatch
+    coroutine.close()
+
+
 async def test_covering_is_bounded_when_the_watch_cannot_list(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -260,8 +285,6 @@ async def test_covering_is_bounded_when_the_watch_cannot_list(
 
 
 # -- the change signal and the gate in ShardLeases --------------------------------------
-
-TIMING = ShardTiming(shards=4, lease_duration=6.0, renew_deadline=4.0, retry_period=1.0)
 
 
 async def test_the_leases_publish_the_held_set_once_per_pass() -> None:

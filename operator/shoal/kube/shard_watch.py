@@ -128,6 +128,8 @@ class ShardPodWatch:
         self._current: _Watch | None = None
         self._pending: _Watch | None = None
         self._covered_change = asyncio.Event()
+        self._retiring: set[asyncio.Task[None]] = set()
+        """Cancelled watches until they have ended (a task needs a reference till then)."""
 
     async def run(self) -> None:
         """Watch the unlabelled pods and the held shards' pods, until cancelled."""
@@ -143,6 +145,7 @@ class ShardPodWatch:
                 self._switch(held)
         finally:
             tasks = [w.task for w in (self._current, self._pending) if w and w.task]
+            tasks += self._retiring
             for task in [legacy, *tasks]:
                 task.cancel()
             await asyncio.gather(legacy, *tasks, return_exceptions=True)
@@ -158,8 +161,7 @@ class ShardPodWatch:
 
     def _switch(self, held: frozenset[int]) -> None:
         """Start the watch of `held`; the current one stays until it has listed."""
-        if self._pending is not None and self._pending.task is not None:
-            self._pending.task.cancel()  # superseded before it listed
+        self._retire(self._pending)  # superseded before it listed
         self._pending = None
         selector = held_selector(self.base, held)
         if selector is None:  # nothing held: no shard watch at all
@@ -189,8 +191,10 @@ class ShardPodWatch:
         self._retire(old)
 
     def _retire(self, watch: _Watch | None) -> None:
-        if watch is not None and watch.task is not None:
+        if watch is not None and watch.task is not None and not watch.task.done():
             watch.task.cancel()
+            self._retiring.add(watch.task)
+            watch.task.add_done_callback(self._retiring.discard)
 
     def _cover(self, shards: frozenset[int]) -> None:
         self.covered = shards
