@@ -328,3 +328,39 @@ async def test_a_newly_held_shards_work_starts_only_after_the_gate() -> None:
     opened.set()
     await asyncio.wait_for(started.wait(), 5)
     await asyncio.wait_for(daemon, 5)
+
+
+async def test_a_shards_work_starts_after_the_watch_that_selects_it_has_listed() -> None:
+    """The lease loop, the watch and a Workflow's work together: the work (a runner that
+    would adopt) starts only once the list of its shard's pods is done."""
+    leases = ShardLeases(cast(KubeApi, FakeLeases()), NS, "a", TIMING, clock=Clock())
+    api = FakePods()
+    api.gates[sel(0, 1, 2, 3)] = listed = asyncio.Event()
+    watch = asyncio.create_task(
+        shard_watch.pod_watch(cast(KubeApi, api), ["a"], BASE, noop, leases)
+    )
+    gate, at_gate = leases.work_gate, asyncio.Event()
+    assert gate is not None
+
+    async def spied_gate(shard: int) -> None:
+        at_gate.set()
+        await gate(shard)
+
+    leases.work_gate = spied_gate
+    lists_done: list[tuple[Counter[str], bool]] = []
+
+    async def work() -> None:
+        lists_done.append((api.selectors_listed(), listed.is_set()))
+
+    daemon = asyncio.create_task(leases.run_while_owned("uid-9", asyncio.Event(), work))
+    try:
+        await leases.tick()
+        await asyncio.wait_for(at_gate.wait(), 5)
+        await api.until(lambda: api.selectors_listed()[sel(0, 1, 2, 3)] == 1, "the shard list")
+        assert lists_done == [], "the work waits while its shard's list is in flight"
+        listed.set()
+        await asyncio.wait_for(daemon, 5)
+        assert lists_done == [(Counter({LEGACY: 1, sel(0, 1, 2, 3): 1}), True)]
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
