@@ -173,4 +173,5 @@ def test_own_operator_shard_watch_each_replica_receives_only_its_shards_pods(
         assert got >= count, f"shard {shard}: {got} events for {count} pods"
     # Together about one watch's worth, not three.
     total = sum(sum(c.values()) for c in received.values())
+    print(f"\npod events: {total} over three replicas {dict(received)}; {pods.events} one watch")
     assert total <= 1.5 * pods.events, (total, pods.events, received)
