@@ -120,10 +120,6 @@ class ShardLeases:
         """Whether this replica acts on the object with this uid now."""
         return self.may_write(self.shard(uid))
 
-    def held(self) -> frozenset[int]:
-        """The shards held as of the last pass (what the pod watch should select)."""
-        return self._published
-
     async def held_changed(self, seen: frozenset[int]) -> frozenset[int]:
         """The held shards, once they differ from `seen` (at once if they already do):
         the change signal of `kube/shard_watch`, set once per pass, never polled."""
