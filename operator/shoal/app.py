@@ -34,8 +34,8 @@ from shoal.kube.api import KubeApi
 from shoal.kube.impostors import ImpostorReport
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, MANAGED_BY
-from shoal.kube.pod_watch import watch_pods_in
 from shoal.kube.shard_leases import ShardLeases
+from shoal.kube.shard_watch import counted, pod_watch
 from shoal.kube.watch_gauges import past_deadline, pods_pending
 from shoal.operator_context import OperatorConfig, OperatorMemo
 from shoal.sharding.policy import ShardTiming
@@ -125,8 +125,11 @@ async def startup(shared: OperatorMemo, settings: kopf.OperatorSettings, **_: An
     if config.database_url:
         await open_archive(shared, config.database_url)
     if not globs:
+        shards = config.sharding.shards if config.sharding is not None else 0
         route = functools.partial(workflows.route_pod_event, shared)
-        watch = watch_pods_in(shared.api, config.namespaces, POD_SELECTOR, route)
+        on_pod = counted(shared.metrics.pod_events, shards, route)
+        # Sharded: only the held shards' pods (kube/shard_watch.py).
+        watch = pod_watch(shared.api, config.namespaces, POD_SELECTOR, on_pod, shared.shards)
         shared.background.add(asyncio.create_task(watch, name="shoal-pod-watch"))
 
 

@@ -237,7 +237,9 @@ def _operator_config(args: argparse.Namespace) -> OperatorConfig:
             max_run_log_chars=args.archive_max_run_log_chars or None,
         ),
         runner=RunnerConfig(
-            jobs=JobDefaults(image=args.worker_image, restricted=not args.no_restricted),
+            jobs=JobDefaults(
+                image=args.worker_image, restricted=not args.no_restricted, shards=args.shards
+            ),
             pending_timeout_seconds=args.pending_timeout,
             delete_succeeded_jobs=not args.keep_succeeded_jobs,
             service_accounts=service_accounts,

@@ -28,7 +28,7 @@ from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import StartTask
 from shoal.core.defaults import ResolvedPod
 from shoal.core.file_outputs import POD_WORKER, wrap
-from shoal.kube.naming import ANNOTATION_ARGS, job_name, task_labels
+from shoal.kube.naming import ANNOTATION_ARGS, job_name, shard_labels, task_labels
 from shoal_worker.protocol import TOKEN_ENV
 
 ARGS_DIR = "/etc/shoal"
@@ -52,6 +52,9 @@ class JobDefaults(BaseModel):
     deadline_backstop_seconds: int = Field(60, ge=0)
     """Added to a node's timeout for the Job's own activeDeadlineSeconds: if the operator
     is down when an attempt times out, Kubernetes still ends it."""
+    shards: int = Field(0, ge=0)
+    """The operator's number of shards (`--shards`); above 0, every Job and its pod carry
+    `shoal.dev/shard` so each replica watches only its shards' pods (docs/scaling.md)."""
 
 
 class ArgsTooLarge(ValueError):
@@ -203,6 +206,7 @@ def build_job(
     node = wf.nodes[task.node]
     name = job_name(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
     labels = task_labels(wf.meta.name, wf.meta.uid, node.name, task.index, task.attempt)
+    labels.update(shard_labels(wf.meta.uid, defaults.shards))
     pod_security, container_security = _security(defaults)
 
     container: dict[str, Any] = {

@@ -100,6 +100,13 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.pod_events = Counter(
+            "shoal_pod_events",
+            "Pod watch events this replica received, by the pod's shard label (none: "
+            "unlabelled; a sharded replica receives only its shards' and unlabelled pods)",
+            ["shard"],
+            registry=r,
+        )
         self._api: KubeApi | None = None
         self.ready = asyncio.Event()
         self.pods_source: Callable[[], int] | None = None

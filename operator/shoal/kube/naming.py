@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from shoal.sharding import policy
+
 GROUP = "shoal.dev"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "shoal"
@@ -20,6 +22,10 @@ LABEL_NODE = f"{GROUP}/node"
 LABEL_ITEM = f"{GROUP}/item"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 ANNOTATION_ARGS = f"{GROUP}/args"
+LABEL_SHARD = policy.LABEL_SHARD
+"""`shoal.dev/shard`: the shard of the Workflow a Job and its pod belong to, written once
+at creation by a sharded operator, so each replica's pod watch selects its own shards'
+pods on the server (kube/shard_watch.py). Its value is kept beside the uid → shard rule."""
 
 MAX_NAME = 63
 """Job names become the `job-name` label's value, which Kubernetes caps at 63."""
@@ -61,6 +67,11 @@ def task_labels(workflow: str, uid: str, node: str, index: int, attempt: int) ->
         LABEL_ITEM: str(index),
         LABEL_ATTEMPT: str(attempt),
     }
+
+
+def shard_labels(uid: str, shards: int) -> dict[str, str]:
+    """The shard label of a workflow's Jobs and pods; none when unsharded (`shards` 0)."""
+    return {LABEL_SHARD: str(policy.shard_of(uid, shards))} if shards > 0 else {}
 
 
 def workflow_selector(uid: str) -> str:

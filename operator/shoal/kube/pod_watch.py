@@ -47,21 +47,38 @@ def pods_paths(namespaces: Iterable[str]) -> list[str]:
 
 
 async def watch_pods_in(
-    api: KubeApi, namespaces: Iterable[str], selector: str, on_event: PodHandler
+    api: KubeApi,
+    namespaces: Iterable[str],
+    selector: str,
+    on_event: PodHandler,
+    on_listed: Callable[[str], None] | None = None,
 ) -> None:
     """`watch_pods` over each namespace (or the whole cluster), until cancelled."""
-    watches = [watch_pods(api, path, selector, on_event) for path in pods_paths(namespaces)]
+    watches = [
+        watch_pods(api, path, selector, on_event, on_listed) for path in pods_paths(namespaces)
+    ]
     await asyncio.gather(*watches)
 
 
-async def watch_pods(api: KubeApi, path: str, selector: str, on_event: PodHandler) -> None:
-    """List and watch the pods under `path` that `selector` matches, until cancelled."""
+async def watch_pods(
+    api: KubeApi,
+    path: str,
+    selector: str,
+    on_event: PodHandler,
+    on_listed: Callable[[str], None] | None = None,
+) -> None:
+    """List and watch the pods under `path` that `selector` matches, until cancelled.
+
+    `on_listed(path)` is called after each list has been delivered: from then on no event
+    of a matching pod is missed (kube/shard_watch.py waits for it before switching)."""
     version: str | None = None
     failures = 0
     while True:
         try:
             if version is None:
                 version = await _list(api, path, selector, on_event)
+                if on_listed is not None:
+                    on_listed(path)
             version = await _follow(api, path, selector, version, on_event)
             failures = 0
         except WatchGone:

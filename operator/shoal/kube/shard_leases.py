@@ -102,6 +102,11 @@ class ShardLeases:
         self._held = {s: asyncio.Event() for s in range(timing.shards)}
         self._work: dict[int, set[asyncio.Task[Any]]] = {s: set() for s in range(timing.shards)}
         self._draining: set[asyncio.Task[Any]] = set()
+        self._published: frozenset[int] = frozenset()
+        self._change = asyncio.Event()
+        self.work_gate: Callable[[int], Awaitable[None]] | None = None
+        """Awaited before a shard's work starts: the pod watch covering the shard
+        (kube/shard_watch.py), so a runner's adoption never precedes the watch's list."""
 
     # -- what other modules ask -----------------------------------------------------
 
@@ -114,6 +119,20 @@ class ShardLeases:
     def owns(self, uid: str) -> bool:
         """Whether this replica acts on the object with this uid now."""
         return self.may_write(self.shard(uid))
+
+    async def held_changed(self, seen: frozenset[int]) -> frozenset[int]:
+        """The held shards, once they differ from `seen` (at once if they already do):
+        the change signal of `kube/shard_watch`, set once per pass, never polled."""
+        while self._published == seen:
+            await self._change.wait()
+        return self._published
+
+    def _publish(self) -> None:
+        held = frozenset(self.renewed)
+        if held != self._published:
+            self._published = held
+            self._change.set()  # wakes every waiter; later ones wait on a fresh event
+            self._change = asyncio.Event()
 
     def guard(self, shard: int) -> write_guard.Guard:
         """The write guard of one shard's work; stamps created objects with the creator."""
@@ -147,6 +166,10 @@ class ShardLeases:
         while not stopped.is_set():
             if not await _first(self._held[shard].wait(), stopped.wait()):
                 return
+            if self.work_gate is not None:
+                await self.work_gate(shard)  # bounded by the gate itself
+                if stopped.is_set() or not self._held[shard].is_set():
+                    continue  # stopped, or lost while waiting (then wait for it again)
             token = write_guard.GUARD.set(self.guard(shard))
             try:
                 task = asyncio.ensure_future(work())  # copies the context: the guard
@@ -181,7 +204,14 @@ class ShardLeases:
             await asyncio.sleep(max(0.0, self.timing.retry_period - (self.clock() - started)))
 
     async def tick(self) -> None:
-        """One pass over the leases."""
+        """One pass over the leases; its changes to the held set are published at its end
+        (one pod watch restart per pass, not one per shard acquired)."""
+        try:
+            await self._pass()
+        finally:
+            self._publish()
+
+    async def _pass(self) -> None:
         listing = await self.api.get(leases_path(self.namespace), labelSelector=LABEL_LEASE)
         shard_leases, members = self._read(listing.get("items") or [])
         await self._renew(shard_leases)
@@ -328,6 +358,7 @@ class ShardLeases:
         """Shards whose renewal is past the deadline (the API unreachable) are let go."""
         for shard in [s for s in self.renewed if not self.may_write(s)]:
             self._lost(shard, "not renewed within the renew deadline")
+        self._publish()
 
     async def close(self) -> None:
         """Drain and release every shard and leave the membership (a graceful exit);
@@ -342,6 +373,7 @@ class ShardLeases:
                 lease = await self.api.get(leases_path(self.namespace, shard_lease_name(shard)))
                 if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
                     await self._release(shard, lease)
+        self._publish()
         with contextlib.suppress(Exception):
             name = f"shoal-replica-{self.identity}"[:253]
             await self.api.delete(leases_path(self.namespace, name))
