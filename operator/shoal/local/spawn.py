@@ -32,7 +32,7 @@ __all__ = ["Child", "resolve_program", "spawn"]
 READ_CHUNK_BYTES = 64 * 1024
 
 RESTORED_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name)
 )
 """Python ignores these at start-up and an ignored signal stays ignored across exec: a
 child gets them back at their default, as Popen's `restore_signals` does (or a pipeline
