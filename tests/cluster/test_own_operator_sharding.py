@@ -45,9 +45,15 @@ from tests.cluster.test_cron import LABEL, create_cron, cron, epoch, get_cron
 pytestmark = pytest.mark.cluster
 
 SHARDS = 8
-LEASE, RENEW, RETRY = 10.0, 7.0, 1.0
-"""Shorter than the defaults (15, 10, 2) for quick hand-offs; long enough for a replica
-on a loaded 2-core machine to renew in time."""
+LEASE, RENEW, RETRY = 15.0, 10.0, 2.0
+"""The defaults. Shorter ones (10, 7, 1) hand over faster, but on the 2-core machine
+shared with other control planes a renewal pass (a list and a PUT per held shard) was
+seen to take over 7 s: the holder then rightly stops, its last status write is refused,
+and the next holder's Job creation meets AlreadyExists, which these tests forbid."""
+PENDING = 90.0
+"""The replicas' `--pending-timeout`: under a batch's burst on that machine the Job
+controller was seen to create no pod for a minute; a pod not created in time is
+retried as an infrastructure failure, an attempt these tests would count as extra."""
 CREATED_BY = "shoal.dev/created-by"
 
 
@@ -68,7 +74,9 @@ class Replica:
             *("--lease-retry", str(RETRY), "--metrics-port", str(self.port)),
             *("--metrics-host", "127.0.0.1"),
         ]
-        self.op: OperatorProcess = start_operator(kubeconfig, namespace, log, extra_args=args)
+        self.op: OperatorProcess = start_operator(
+            kubeconfig, namespace, log, pending_timeout=PENDING, extra_args=args
+        )
 
     def log_lines(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines()
@@ -295,6 +303,16 @@ def start(kubeconfig: Path, namespace: str, tmp_path: Path, *names: str) -> dict
     return {n: Replica(kubeconfig, namespace, n, tmp_path / f"{n}.log") for n in names}
 
 
+def stop_all(replicas: Iterable[Replica]) -> None:
+    """SIGTERM to every one at once, as a scale-down or an uninstall sends it, then wait."""
+    reps = list(replicas)
+    for rep in reps:
+        with contextlib.suppress(ProcessLookupError):
+            rep.op.proc.terminate()
+    for rep in reps:
+        rep.op.stop()
+
+
 def settled(k8s_api: Any, namespace: str, names: Iterable[str]) -> bool:
     """Every shard held, each of `names` holding exactly its fair share."""
     held = Counter(holders(k8s_api, namespace).values())
@@ -307,7 +325,8 @@ def no_clashes(live: Iterable[Replica], gone: Iterable[Replica] = ()) -> None:
     running, stopped = list(live), list(gone)
     every = running + stopped
     lines = [line for r in every for line in r.log_lines() if ": already exists" in line]
-    assert not lines, lines
+    lost = [line for r in every for line in r.log_lines() if "not renewed within" in line]
+    assert not lines, (lines, "leases lost (a slow API server?)", lost)
     clashes = {r.name: r.metric("shoal_api_already_exists") for r in running}
     assert set(clashes.values()) <= {0.0}, clashes
 
@@ -414,14 +433,14 @@ def test_own_operator_three_replicas_run_a_mixed_batch_each_job_created_once(
         all_succeed(k8s_api, namespace, storm, timeout=300)
         wait_until(lambda: victim not in holders(k8s_api, namespace).values(), 60, "hand-off")
         wait_until(lambda: ticks.fired(survivors, killed_at), 60, "a survivor firing the cron")
+        during = ticks.runs()  # the stops below hand the cron on again
     finally:
-        for rep in replicas.values():
-            rep.op.stop()
+        stop_all(replicas.values())
     check_marks(marks, calm + storm)
     check_jobs(k8s_api, namespace, names, calm + storm)
     runs = ticks.check(replicas.values())
-    assert min(runs) < killed_at < max(runs), sorted(runs)
-    creators = set(runs.values())
+    assert min(runs) < killed_at < max(during), sorted(runs)
+    creators = set(during.values())
     assert victim in creators, creators
     assert len(creators - {victim}) == 1, f"after the hand-off one replica fires: {creators}"
 
@@ -538,11 +557,7 @@ def test_own_operator_scaled_three_to_one_to_three_while_a_mixed_batch_runs(
         keep = min(n for n in first if n != holder)
         submit(k8s_api, namespace, batch, marks, seconds=0.5)
         wait_until(lambda: started(k8s_api, namespace, "scale") >= 12, 120, "work under way")
-        leaving = [replicas[n].op for n in first if n != keep]
-        for op in leaving:  # both at once, as a scale-down does
-            op.proc.terminate()
-        for op in leaving:
-            op.stop()
+        stop_all(replicas[n] for n in first if n != keep)
         wait_until(lambda: settled(k8s_api, namespace, [keep]), 60, f"{keep} holding all")
         replicas.update(start(kubeconfig, namespace, tmp_path, "d", "e"))
         final = [keep, "d", "e"]
@@ -551,10 +566,11 @@ def test_own_operator_scaled_three_to_one_to_three_while_a_mixed_batch_runs(
         all_succeed(k8s_api, namespace, batch, timeout=300)
         wait_until(lambda: ticks.fired(final, spread_at), 60, "the cron firing after the scale")
         no_clashes([replicas[n] for n in final], gone=[replicas[n] for n in first if n != keep])
+        during = ticks.runs()
     finally:
-        for rep in replicas.values():
-            rep.op.stop()
+        stop_all(replicas.values())
     check_marks(marks, batch)
     check_jobs(k8s_api, namespace, list(replicas), batch)
-    creators = set(ticks.check(replicas.values()).values())
+    ticks.check(replicas.values())
+    creators = set(during.values())
     assert {holder, keep} <= creators, f"the cron was not handed from {holder}: {creators}"
