@@ -1,42 +1,60 @@
 """Sharded operators on the real control plane (docs/scaling.md).
 
-Each test drives operators of its own (the namespace is excluded from the session's):
-three replicas share a batch of workflows, one of them SIGKILLed half-way; and a replica
-frozen past its renew deadline (SIGSTOP), whose shards another holder took meanwhile,
-sends no write once it runs again. Every node appends a line to a marks file when it
-runs, so a node run twice shows up as a duplicate line; every Job carries the replica
-that created it (`shoal.dev/created-by`).
+Each test drives operators of its own (the namespace is excluded from the session's).
+Three replicas run a mixed batch of 60 workflows, half of it while the replica holding
+a frequent CronWorkflow's shard is SIGKILLed; the same mix runs while the replicas are
+scaled 3 → 1 → 3; and a replica frozen past its renew deadline (SIGSTOP), whose shards
+another holder took meanwhile, sends no write once it runs again.
+
+The mix: chains that hand each node's output to the next, fan-outs over a list a step
+printed, and nodes that fail their first attempt and succeed on retry. Every node
+appends a line to a marks file when it runs, naming its attempt and the output it was
+handed, so a node run twice, an attempt too many or an output lost shows up there;
+every Job and cron run carries the replica that created it (`shoal.dev/created-by`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import re
 import signal
 import socket
 import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shoal.sharding.policy import quotas, shard_of
 from tests.cluster.conftest import (
+    GROUP,
+    VERSION,
     OperatorProcess,
     create_workflow,
+    custom,
     start_operator,
     wait_until,
     wait_workflow,
 )
+from tests.cluster.test_cron import LABEL, create_cron, cron, epoch, get_cron
 
 pytestmark = pytest.mark.cluster
 
 SHARDS = 8
-LEASE, RENEW, RETRY = 10.0, 7.0, 1.0
-"""Shorter than the defaults (15, 10, 2) for quick hand-offs; long enough for a replica
-on a loaded 2-core machine to renew in time."""
+LEASE, RENEW, RETRY = 15.0, 10.0, 2.0
+"""The defaults. Shorter ones (10, 7, 1) hand over faster, but on the 2-core machine
+shared with other control planes a renewal pass (a list and a PUT per held shard) was
+seen to take over 7 s: the holder then rightly stops, its last status write is refused,
+and the next holder's Job creation meets AlreadyExists, which these tests forbid."""
+PENDING = 90.0
+"""The replicas' `--pending-timeout`: under a batch's burst on that machine the Job
+controller was seen to create no pod for a minute; a pod not created in time is
+retried as an infrastructure failure, an attempt these tests would count as extra."""
 CREATED_BY = "shoal.dev/created-by"
 
 
@@ -57,7 +75,9 @@ class Replica:
             *("--lease-retry", str(RETRY), "--metrics-port", str(self.port)),
             *("--metrics-host", "127.0.0.1"),
         ]
-        self.op: OperatorProcess = start_operator(kubeconfig, namespace, log, extra_args=args)
+        self.op: OperatorProcess = start_operator(
+            kubeconfig, namespace, log, pending_timeout=PENDING, extra_args=args
+        )
 
     def log_lines(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines()
@@ -121,59 +141,320 @@ def jobs(k8s_api: Any, namespace: str) -> list[Any]:
     return list(client.BatchV1Api(k8s_api).list_namespaced_job(namespace).items)
 
 
-def test_own_operator_three_replicas_share_workflows_each_job_created_once(
+# -- the mixed batch ----------------------------------------------------------------------
+
+RETRIES = {"limit": 2, "backoffSeconds": 0}
+
+
+def step(
+    node: str,
+    marks: Path,
+    seconds: float,
+    *,
+    given: str = "",
+    emit: str = "",
+    flaky: str = "",
+    **fields: Any,
+) -> dict[str, Any]:
+    """A node that marks its run as `<workflow>/<node>-<item>-a<attempt>=<given>`, sleeps,
+    fails its first attempt when the shell test `flaky` holds (then is retried), and
+    prints its captured result with the shell command `emit`."""
+    mark = "$SHOAL_WORKFLOW/" + node + "-${SHOAL_ITEM_INDEX:-x}-a$SHOAL_ATTEMPT=$1"
+    script = f'echo "{mark}" >> "$MARKS"; sleep {seconds}'
+    if flaky:
+        script += f'; if [ "$SHOAL_ATTEMPT" = 1 ] && {flaky}; then exit 1; fi'
+        fields["retries"] = RETRIES
+    if emit:
+        script += f"; {emit}"
+        fields["captureStdout"] = True
+    env = [{"name": "MARKS", "value": str(marks)}]
+    return {"name": node, "command": ["sh", "-c", script, "sh", given], "env": env, **fields}
+
+
+def chain(marks: Path, seconds: float) -> list[dict[str, Any]]:
+    """a → b → c, each handing its output to the next."""
+    return [
+        step("a", marks, seconds, emit='printf %s "$SHOAL_WORKFLOW.a"'),
+        step(
+            "b",
+            marks,
+            seconds,
+            dependsOn=["a"],
+            given="${{ nodes.a.outputs.result }}",
+            emit='printf %s "$1.b"',
+        ),
+        step("c", marks, seconds, dependsOn=["b"], given="${{ nodes.b.outputs.result }}"),
+    ]
+
+
+def fan(marks: Path, seconds: float) -> list[dict[str, Any]]:
+    """A fan-out over the list `gen` printed, its item 1 failing once."""
+    listing = 'printf \'["%s.0","%s.1"]\' "$SHOAL_WORKFLOW" "$SHOAL_WORKFLOW"'
+    return [
+        step("gen", marks, seconds, emit=listing),
+        step(
+            "fan",
+            marks,
+            seconds,
+            dependsOn=["gen"],
+            forEach="${{ nodes.gen.outputs.result }}",
+            given="${{ item }}",
+            flaky='[ "$SHOAL_ITEM_INDEX" = 1 ]',
+        ),
+    ]
+
+
+def retry(marks: Path, seconds: float) -> list[dict[str, Any]]:
+    """A node failing its first attempt, whose retry's output the next node gets."""
+    return [
+        step("flaky", marks, seconds, flaky="true", emit='printf %s "$SHOAL_WORKFLOW.flaky"'),
+        step(
+            "after", marks, seconds, dependsOn=["flaky"], given="${{ nodes.flaky.outputs.result }}"
+        ),
+    ]
+
+
+SHAPES: dict[str, Callable[[Path, float], list[dict[str, Any]]]] = {
+    "chain": chain,
+    "fan": fan,
+    "retry": retry,
+}
+
+
+def shape_marks(name: str) -> list[str]:
+    """What a workflow of the mix marks when each node runs once (the flaky ones twice)."""
+    w, kind = name, name.split("-")[1]
+    return {
+        "chain": [f"{w}/a-x-a1=", f"{w}/b-x-a1={w}.a", f"{w}/c-x-a1={w}.a.b"],
+        "fan": [
+            f"{w}/gen-x-a1=",
+            f"{w}/fan-0-a1={w}.0",
+            f"{w}/fan-1-a1={w}.1",
+            f"{w}/fan-1-a2={w}.1",
+        ],
+        "retry": [f"{w}/flaky-x-a1=", f"{w}/flaky-x-a2=", f"{w}/after-x-a1={w}.flaky"],
+    }[kind]
+
+
+def mix(prefix: str, count: int) -> list[str]:
+    """`count` workflow names, `<prefix>-<shape>-<i>`, the shapes in turn."""
+    kinds = list(SHAPES)
+    return [f"{prefix}-{kinds[i % len(kinds)]}-{i}" for i in range(count)]
+
+
+def submit(k8s_api: Any, namespace: str, names: list[str], marks: Path, seconds: float) -> None:
+    for name in names:
+        nodes = SHAPES[name.split("-")[1]](marks, seconds)
+        doc = {
+            "apiVersion": "shoal.dev/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": name},
+            "spec": {"nodes": nodes},
+        }
+        create_workflow(k8s_api, namespace, doc)
+
+
+def all_succeed(k8s_api: Any, namespace: str, names: list[str], timeout: float) -> None:
+    """Every workflow of `names` Succeeded, within one deadline for all."""
+    deadline = time.monotonic() + timeout
+    for name in names:
+        left = max(1.0, deadline - time.monotonic())
+        status = wait_workflow(k8s_api, namespace, name, timeout=left)["status"]
+        assert status["phase"] == "Succeeded", (name, status.get("message"))
+
+
+def check_marks(marks: Path, names: list[str]) -> None:
+    """Each node ran once per expected attempt (no run twice, no extra attempt) and was
+    handed its upstream output (none lost)."""
+    ran = sorted(marks.read_text().split())
+    want = sorted(m for n in names for m in shape_marks(n))
+    assert ran == want, f"marks beyond and short of those expected: {difference(ran, want)}"
+
+
+def difference(got: list[str], want: list[str]) -> tuple[list[str], list[str]]:
+    """(what `got` has too many of, what it lacks), counting repeats."""
+    extra, lacking = Counter(got) - Counter(want), Counter(want) - Counter(got)
+    return sorted(extra.elements()), sorted(lacking.elements())
+
+
+def attempt_of(job: Any) -> str:
+    """A Job as `<workflow>/<node>-<item>-a<attempt>` (a mark's head; a node that is no
+    fan-out is item 0, marked x)."""
+    labels = job.metadata.labels or {}
+    node, item = labels["shoal.dev/node"], labels["shoal.dev/item"]
+    return f"{labels['shoal.dev/workflow']}/{node}-{item}-a{labels['shoal.dev/attempt']}"
+
+
+def check_jobs(k8s_api: Any, namespace: str, creators: Iterable[str], names: list[str]) -> None:
+    """Every Job (the cron's runs' too) names one of `creators` as its creator, and the
+    batch has exactly one Job per expected attempt: no node redone, no attempt added."""
+    every = jobs(k8s_api, namespace)
+    made = Counter((j.metadata.annotations or {}).get(CREATED_BY) for j in every)
+    assert set(made) <= set(creators), made
+    batch = sorted(attempt_of(j) for j in every if j.metadata.labels["shoal.dev/workflow"] in names)
+    runs = (m.split("=")[0].replace("-x-a", "-0-a") for n in names for m in shape_marks(n))
+    want = sorted(runs)
+    assert batch == want, f"Jobs beyond and short of the attempts: {difference(batch, want)}"
+
+
+# -- the replicas -------------------------------------------------------------------------
+
+
+def start(kubeconfig: Path, namespace: str, tmp_path: Path, *names: str) -> dict[str, Replica]:
+    return {n: Replica(kubeconfig, namespace, n, tmp_path / f"{n}.log") for n in names}
+
+
+def stop_all(replicas: Iterable[Replica]) -> None:
+    """SIGTERM to every one at once, as a scale-down or an uninstall sends it, then wait."""
+    reps = list(replicas)
+    for rep in reps:
+        with contextlib.suppress(ProcessLookupError):
+            rep.op.proc.terminate()
+    for rep in reps:
+        rep.op.stop()
+
+
+def settled(k8s_api: Any, namespace: str, names: Iterable[str]) -> bool:
+    """Every shard held, each of `names` holding exactly its fair share."""
+    held = Counter(holders(k8s_api, namespace).values())
+    return held == Counter(quotas(names, SHARDS))
+
+
+def no_clashes(
+    live: Iterable[Replica], gone: Iterable[Replica] = (), drained: bool = False
+) -> None:
+    """No creation of these replicas fell back on AlreadyExists: the running ones by their
+    metric, the stopped ones by the line `KubeApi.create` logs for each.
+
+    `drained`: shards were handed over by drain-then-release, which may cancel a runner
+    after it created a fan-out's item Jobs and before the status recorded the end of the
+    node whose output the fan-out iterates; the next holder then expands that fan-out
+    again and adopts those Jobs through AlreadyExists (kube/status.rebuild_state). That
+    known gap (docs/scaling.md, How it is tested) is the one clash allowed there: on a
+    Job of this mix's fan-out node, never a cron run or another node's Job.
+    """
+    running, stopped = list(live), list(gone)
+    every = running + stopped
+    lines = [line for r in every for line in r.log_lines() if ": already exists" in line]
+    lost = [line for r in every for line in r.log_lines() if "not renewed within" in line]
+    gap = [line for line in lines if drained and re.search(r"/jobs [^ ]*-fan-\d+-\d+-", line)]
+    assert not set(lines) - set(gap), (lines, "leases lost (a slow API server?)", lost)
+    clashes = sum(r.metric("shoal_api_already_exists") for r in running)
+    assert clashes == len([line for r in running for line in r.log_lines() if line in gap])
+
+
+def started(k8s_api: Any, namespace: str, prefix: str, by: str | None = None) -> int:
+    """How many Jobs of the workflows named `<prefix>-…` exist (created by `by`)."""
+    return sum(
+        1
+        for j in jobs(k8s_api, namespace)
+        if j.metadata.labels["shoal.dev/workflow"].startswith(prefix + "-")
+        and by in (None, (j.metadata.annotations or {}).get(CREATED_BY))
+    )
+
+
+# -- the cron -----------------------------------------------------------------------------
+
+TICK_EVERY = 3
+
+
+class Ticks:
+    """A CronWorkflow firing every TICK_EVERY s through a whole test, every run kept."""
+
+    def __init__(self, k8s_api: Any, namespace: str) -> None:
+        self.k8s_api, self.namespace = k8s_api, namespace
+        doc = cron(
+            "tick",
+            {"name": "a", "command": ["true"]},
+            schedule=f"*/{TICK_EVERY} * * * * *",
+            catchUp={"policy": "all", "maxRuns": 100},
+            successfulRunsHistoryLimit=1000,
+            failedRunsHistoryLimit=1000,
+        )
+        create_cron(k8s_api, namespace, doc)
+
+    def runs(self) -> dict[int, str]:
+        """Scheduled time (epoch seconds) → the replica that created its run."""
+        listing = custom(self.k8s_api).list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "workflows", label_selector=f"{LABEL}=tick"
+        )
+        return {
+            epoch(r["metadata"]["name"]): (r["metadata"].get("annotations") or {}).get(
+                CREATED_BY, ""
+            )
+            for r in listing["items"]
+        }
+
+    def holder(self) -> str:
+        """The replica holding the cron's shard."""
+        uid = get_cron(self.k8s_api, self.namespace, "tick")["metadata"]["uid"]
+        return holders(self.k8s_api, self.namespace)[f"shoal-shard-{shard_of(uid, SHARDS):02d}"]
+
+    def fired(self, by: Iterable[str], after: float) -> bool:
+        """Every time so far fired, and one later than `after` (epoch) by one of `by`."""
+        runs, who = self.runs(), set(by)
+        return gapless(runs) and any(t > after and c in who for t, c in runs.items())
+
+    def check(self, replicas: Iterable[Replica]) -> dict[int, str]:
+        """Once per scheduled time: none missed, and no replica tried one twice (its
+        creation would have met AlreadyExists)."""
+        runs = self.runs()
+        assert gapless(runs), f"a scheduled time was missed: {sorted(runs)}"
+        twice = [
+            line
+            for r in replicas
+            for line in r.log_lines()
+            if "already exists" in line and "/workflows tick-" in line
+        ]
+        assert not twice, twice
+        return runs
+
+
+def gapless(runs: dict[int, str]) -> bool:
+    times = sorted(runs)
+    return bool(times) and times == list(range(times[0], times[-1] + 1, TICK_EVERY))
+
+
+def test_own_operator_three_replicas_run_a_mixed_batch_each_job_created_once(
     crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:
+    """60 workflows of the mix over three replicas, under a cron every 3 s: 30 calm (no
+    creation meets AlreadyExists), then 30 while the replica holding the cron's shard is
+    SIGKILLed mid-run. Every workflow succeeds, each node ran once per attempt with its
+    input, each Job names one creator, and the cron fired once per time throughout."""
     marks = tmp_path / "marks"
     marks.touch()
     names = ["r0", "r1", "r2"]
-    replicas = {n: Replica(kubeconfig, namespace, n, tmp_path / f"{n}.log") for n in names}
+    replicas = start(kubeconfig, namespace, tmp_path, *names)
+    calm, storm = mix("calm", 30), mix("storm", 30)
     try:
-
-        def spread() -> bool:
-            counts = Counter(holders(k8s_api, namespace).values())
-            return sum(counts[n] for n in names) == SHARDS and min(counts[n] for n in names) >= 2
-
-        wait_until(spread, 90, "the shards spread over three replicas")
-        first = [f"calm-{i}" for i in range(12)]
-        for name in first:
-            create_workflow(k8s_api, namespace, workflow(name, marks))
-        for name in first:
-            assert wait_workflow(k8s_api, namespace, name, timeout=240)["status"]["phase"] == (
-                "Succeeded"
-            )
+        wait_until(lambda: settled(k8s_api, namespace, names), 90, "each replica its share")
+        ticks = Ticks(k8s_api, namespace)
+        submit(k8s_api, namespace, calm, marks, seconds=0.2)
+        all_succeed(k8s_api, namespace, calm, timeout=300)
         # The normal hand-off never needed the last line of defence.
-        clashes = [replicas[n].metric("shoal_api_already_exists") for n in names]
-        assert clashes == [0.0] * 3, [
-            line for n in names for line in replicas[n].log_lines() if "already exists" in line
-        ]
-        creators = Counter(
-            (j.metadata.annotations or {}).get(CREATED_BY) for j in jobs(k8s_api, namespace)
-        )
-        assert set(creators) <= set(names), creators
-        assert len([c for c in creators if c]) >= 2, f"one replica did all the work: {creators}"
+        no_clashes(replicas.values())
+        assert all(started(k8s_api, namespace, "calm", by=n) for n in names), "a replica idle"
 
-        second = [f"storm-{i}" for i in range(12)]
-        for name in second:
-            create_workflow(k8s_api, namespace, workflow(name, marks, seconds=1.0))
-        wait_until(lambda: len(jobs(k8s_api, namespace)) > len(first) * 4 + 6, 120, "jobs")
-        replicas["r1"].op.kill()
-        for name in second:
-            assert wait_workflow(k8s_api, namespace, name, timeout=300)["status"]["phase"] == (
-                "Succeeded"
-            )
-        wait_until(
-            lambda: "r1" not in holders(k8s_api, namespace).values(), 60, "r1's shards moved"
-        )
+        victim = ticks.holder()
+        submit(k8s_api, namespace, storm, marks, seconds=0.5)
+        wait_until(lambda: started(k8s_api, namespace, "storm", by=victim) >= 2, 120, "work")
+        killed_at = time.time()
+        replicas[victim].op.kill()
+        survivors = [n for n in names if n != victim]
+        all_succeed(k8s_api, namespace, storm, timeout=300)
+        wait_until(lambda: victim not in holders(k8s_api, namespace).values(), 60, "hand-off")
+        wait_until(lambda: ticks.fired(survivors, killed_at), 60, "a survivor firing the cron")
+        during = ticks.runs()  # the stops below hand the cron on again
     finally:
-        for rep in replicas.values():
-            rep.op.stop()
-    assert sorted(marks.read_text().split()) == expected_marks(first + second), (
-        "a node ran twice or never"
-    )
-    all_jobs = jobs(k8s_api, namespace)
-    assert all((j.metadata.annotations or {}).get(CREATED_BY) in names for j in all_jobs)
-    assert all(j.metadata.name.rsplit("-", 3)[2] == "1" for j in all_jobs), "a node was redone"
+        stop_all(replicas.values())
+    check_marks(marks, calm + storm)
+    check_jobs(k8s_api, namespace, names, calm + storm)
+    runs = ticks.check(replicas.values())
+    assert min(runs) < killed_at < max(during), sorted(runs)
+    creators = set(during.values())
+    assert victim in creators, creators
+    assert len(creators - {victim}) == 1, f"after the hand-off one replica fires: {creators}"
 
 
 class Thief:
@@ -267,83 +548,42 @@ def test_own_operator_frozen_past_its_renew_deadline_writes_nothing_once_thawed(
     }
 
 
-def test_own_operator_a_frequent_cron_fires_once_per_time_across_a_hand_off(
+def test_own_operator_scaled_three_to_one_to_three_while_a_mixed_batch_runs(
     crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
 ) -> None:
-    """Every 2 s across three replicas; the replica holding the cron's shard is stopped
-    (SIGTERM, as in a rolling update) and another carries on: no time missed or doubled."""
-    from shoal.sharding.policy import shard_of
-    from tests.cluster.test_cron import NOOP, Runs, create_cron, cron, epoch, get_cron, watch_runs
-
-    names = ["r0", "r1", "r2"]
-    replicas = {n: Replica(kubeconfig, namespace, n, tmp_path / f"{n}.log") for n in names}
-    seen: Runs = {}
-
-    def at_least(count: int) -> Any:
-        def enough(runs: Runs) -> bool:
-            seen.update(runs)
-            return len(seen) >= count
-
-        return enough
-
-    try:
-        wait_until(lambda: sorted(set(holders(k8s_api, namespace).values())) == names, 90, "spread")
-        create_cron(
-            k8s_api,
-            namespace,
-            cron("tick", NOOP, catchUp={"policy": "all"}, successfulRunsHistoryLimit=100),
-        )
-        watch_runs(k8s_api, namespace, "tick", at_least(3), timeout=60)
-        shard = shard_of(get_cron(k8s_api, namespace, "tick")["metadata"]["uid"], SHARDS)
-        holder = holders(k8s_api, namespace)[f"shoal-shard-{shard:02d}"]
-        replicas[holder].op.stop()
-        watch_runs(k8s_api, namespace, "tick", at_least(len(seen) + 6), timeout=90)
-        survivors = [n for n in names if n != holder]
-        assert [replicas[n].metric("shoal_api_already_exists") for n in survivors] == [0.0, 0.0]
-    finally:
-        for rep in replicas.values():
-            rep.op.stop()
-    epochs = sorted(epoch(n) for n in seen)
-    assert epochs == list(range(epochs[0], epochs[-1] + 1, 2)), "a time was missed"
-    creators = {(r["metadata"].get("annotations") or {}).get(CREATED_BY) for r in seen.values()}
-    assert holder in creators, creators
-    assert len(creators - {holder}) == 1, f"after the hand-off one replica fires: {creators}"
-
-
-def test_own_operator_scaled_three_to_one_to_three_while_workflows_run(
-    crds: None, kubeconfig: Path, k8s_api: Any, namespace: str, tmp_path: Path
-) -> None:
-    """A Deployment scaled 3 → 1 → 3: leaving replicas drain and release (SIGTERM), new
-    ones are handed shards; every workflow finishes, no node runs twice, and the
-    hand-offs never fall back on AlreadyExists."""
+    """A Deployment scaled 3 → 1 → 3 under 24 workflows of the mix and the cron: the two
+    leaving replicas (the cron's holder among them) drain and release on SIGTERM, the
+    new ones are handed shards; every workflow finishes with each node run once per
+    attempt with its input, the cron fires once per time, and no hand-off falls back on
+    AlreadyExists."""
     marks = tmp_path / "marks"
     marks.touch()
-    replicas = {
-        n: Replica(kubeconfig, namespace, n, tmp_path / f"{n}.log") for n in ("a", "b", "c")
-    }
-
-    def held_by(names: set[str]) -> bool:
-        return set(holders(k8s_api, namespace).values()) == names
-
+    first = ["a", "b", "c"]
+    replicas = start(kubeconfig, namespace, tmp_path, *first)
+    batch = mix("scale", 24)
     try:
-        wait_until(lambda: held_by({"a", "b", "c"}), 90, "the shards spread over a, b, c")
-        runs = [f"scale-{i}" for i in range(12)]
-        for name in runs:
-            create_workflow(k8s_api, namespace, workflow(name, marks, seconds=1.0, chain=3))
-        wait_until(lambda: len(jobs(k8s_api, namespace)) >= 6, 120, "work under way")
-        replicas["b"].op.stop()
-        replicas["c"].op.stop()
-        wait_until(lambda: held_by({"a"}), 60, "a holding every shard")
-        for name in ("d", "e"):
-            replicas[name] = Replica(kubeconfig, namespace, name, tmp_path / f"{name}.log")
-        wait_until(lambda: held_by({"a", "d", "e"}), 90, "the shards spread over a, d, e")
-        for name in runs:
-            body = wait_workflow(k8s_api, namespace, name, timeout=300)
-            assert body["status"]["phase"] == "Succeeded", name
-        exists = [replicas[n].metric("shoal_api_already_exists") for n in ("a", "d", "e")]
+        wait_until(lambda: settled(k8s_api, namespace, first), 90, f"{first} each its share")
+        ticks = Ticks(k8s_api, namespace)
+        wait_until(ticks.runs, 30, "the cron's first run")
+        holder = ticks.holder()
+        keep = min(n for n in first if n != holder)
+        submit(k8s_api, namespace, batch, marks, seconds=0.5)
+        wait_until(lambda: started(k8s_api, namespace, "scale") >= 12, 120, "work under way")
+        stop_all(replicas[n] for n in first if n != keep)
+        wait_until(lambda: settled(k8s_api, namespace, [keep]), 60, f"{keep} holding all")
+        replicas.update(start(kubeconfig, namespace, tmp_path, "d", "e"))
+        final = [keep, "d", "e"]
+        wait_until(lambda: settled(k8s_api, namespace, final), 90, f"{final} each its share")
+        spread_at = time.time()
+        all_succeed(k8s_api, namespace, batch, timeout=300)
+        wait_until(lambda: ticks.fired(final, spread_at), 60, "the cron firing after the scale")
+        leaving = [replicas[n] for n in first if n != keep]
+        no_clashes([replicas[n] for n in final], gone=leaving, drained=True)
+        during = ticks.runs()
     finally:
-        for rep in replicas.values():
-            rep.op.stop()
-    assert exists == [0.0, 0.0, 0.0]
-    assert sorted(marks.read_text().split()) == expected_marks(runs, chain=3), "a node ran twice"
-    assert all(j.metadata.name.rsplit("-", 3)[2] == "1" for j in jobs(k8s_api, namespace))
+        stop_all(replicas.values())
+    check_marks(marks, batch)
+    check_jobs(k8s_api, namespace, list(replicas), batch)
+    ticks.check(replicas.values())
+    creators = set(during.values())
+    assert {holder, keep} <= creators, f"the cron was not handed from {holder}: {creators}"
