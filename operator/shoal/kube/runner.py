@@ -89,6 +89,9 @@ from shoal_worker.protocol import Message, PlainLine, ProgressMessage
 
 log = logging.getLogger("shoal.runner")
 
+LAST_WRITE_SECONDS = 3.0
+"""A cancelled runner's status write: within shard_leases.DRAIN_SECONDS and kopf's bound."""
+
 
 @dataclass(frozen=True, slots=True)
 class RunnerConfig:
@@ -223,6 +226,9 @@ class WorkflowRunner:
             # Let the last clean-up deletions land (bounded), then stop what is left.
             if self._background:
                 await asyncio.wait(list(self._background), timeout=30)
+        except asyncio.CancelledError:
+            await self._last_write(writer)
+            raise
         finally:
             self.flow.close()
             writer.cancel()
@@ -644,6 +650,18 @@ class WorkflowRunner:
             await self._dirty.wait()
             await self._flush()
             await asyncio.sleep(self.config.status_interval_seconds)
+
+    async def _last_write(self, writer: asyncio.Task[None]) -> None:
+        """Cancelled (shard drained, operator stopping): record what was decided, so the
+        next runner adopts its Jobs; the write guard refuses it if the shard is lost."""
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)  # a write in flight ends
+        self._dirty.set()
+        try:
+            async with asyncio.timeout(LAST_WRITE_SECONDS):
+                await self._flush()
+        except TimeoutError:
+            log.warning("last status write for %s/%s timed out", self.namespace, self.name)
 
     async def _flush(self) -> None:
         if not self._dirty.is_set() or self.wf is None or self.state is None:

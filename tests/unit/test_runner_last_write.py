@@ -1,0 +1,70 @@
+"""A cancelled runner records what it decided before it ends.
+
+A shard hand-off (drain, then release) and an operator's shutdown both cancel runners.
+Whatever the runner decided since its last status write (a node finished, the next one's
+Job created) must reach the status, or the next holder rebuilds from an older status and
+creates those Jobs again, falling back on AlreadyExists (docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from shoal.kube.api import ApiError, KubeApi
+from shoal.kube.jobs import job_token
+from shoal.kube.runner import RunnerConfig, WorkflowRunner
+from tests.unit.test_kube_ownership import (
+    GENERATED_JOB_UID,
+    REAL,
+    FakeApi,
+    body,
+    final_status,
+    finished_pod,
+    until,
+)
+
+SLOW_WRITES = RunnerConfig(status_interval_seconds=600.0)
+"""One status write, then none for ten minutes: only the last write can record more."""
+
+
+def chain() -> dict[str, Any]:
+    doc = body()
+    doc["spec"]["nodes"].append({"name": "b", "job": "shoal.echo", "dependsOn": ["a"]})
+    return doc
+
+
+async def cancelled_after_b_started(api: FakeApi) -> None:
+    runner = WorkflowRunner(cast(KubeApi, api), chain(), SLOW_WRITES, lambda *a: None)
+    task = asyncio.create_task(runner.run())
+    await until(lambda: api.created and api.patches, "a's Job and the first status write")
+    token = job_token(api.created[0])
+    runner.pod_event("ADDED", finished_pod("real", "team-a", REAL, GENERATED_JOB_UID, token))
+    await until(lambda: len(api.created) == 2, "b's Job")
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+
+
+async def test_a_cancelled_runner_writes_the_finished_node_and_the_started_one() -> None:
+    api = FakeApi()
+    await cancelled_after_b_started(api)
+    nodes = final_status(api)["nodes"]
+    assert nodes["a"]["phase"] == "Succeeded"
+    assert nodes["a"]["outputs"] == REAL
+    assert nodes["b"]["phase"] == "Running"
+
+
+class RefusingApi(FakeApi):
+    """The shard was lost: the write guard refuses every status write after the first."""
+
+    async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.patches:
+            raise ApiError(409, "ShardNotHeld", "shard 3 is not held by this replica")
+        return await super().merge_patch(path, body)
+
+
+async def test_a_refused_last_write_still_lets_the_runner_end() -> None:
+    api = RefusingApi()
+    await asyncio.wait_for(cancelled_after_b_started(api), 30)
+    assert final_status(api)["nodes"]["a"]["phase"] != "Succeeded"
