@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+import pytest
+
 from shoal.kube.api import ApiError, KubeApi
 from shoal.kube.jobs import job_token
 from shoal.kube.runner import RunnerConfig, WorkflowRunner
@@ -56,15 +58,26 @@ async def test_a_cancelled_runner_writes_the_finished_node_and_the_started_one()
 
 
 class RefusingApi(FakeApi):
-    """The shard was lost: the write guard refuses every status write after the first."""
+    """Every status write after the first fails with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
 
     async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if self.patches:
-            raise ApiError(409, "ShardNotHeld", "shard 3 is not held by this replica")
+            raise self.error
         return await super().merge_patch(path, body)
 
 
-async def test_a_refused_last_write_still_lets_the_runner_end() -> None:
-    api = RefusingApi()
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiError(409, "ShardNotHeld", "shard 3 is not held by this replica"),  # shard lost
+        RuntimeError("Cannot send a request, as the client has been closed."),  # exiting
+    ],
+)
+async def test_a_failed_last_write_still_ends_the_runner_as_cancelled(error: Exception) -> None:
+    api = RefusingApi(error)
     await asyncio.wait_for(cancelled_after_b_started(api), 30)
     assert final_status(api)["nodes"]["a"]["phase"] != "Succeeded"

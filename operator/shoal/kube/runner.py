@@ -660,8 +660,8 @@ class WorkflowRunner:
         try:
             async with asyncio.timeout(LAST_WRITE_SECONDS):
                 await self._flush()
-        except TimeoutError:
-            log.warning("last status write for %s/%s timed out", self.namespace, self.name)
+        except Exception as err:  # timed out, or the client closed: the cancel goes on
+            log.warning("last status write for %s/%s: %r", self.namespace, self.name, err)
 
     async def _flush(self) -> None:
         if not self._dirty.is_set() or self.wf is None or self.state is None:

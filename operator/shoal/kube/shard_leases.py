@@ -199,7 +199,7 @@ class ShardLeases:
                 async with asyncio.timeout(self.timing.renew_deadline):
                     await self.tick()
             except Exception as err:  # the API refused or is unreachable: renew next time
-                log.warning("shard leases: %s", err)
+                log.warning("shard leases: %s", str(err) or f"{type(err).__name__}, retrying")
             self._drop_expired()
             await asyncio.sleep(max(0.0, self.timing.retry_period - (self.clock() - started)))
 
