@@ -34,6 +34,7 @@ from shoal.kube.api import KubeApi
 from shoal.kube.impostors import ImpostorReport
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, MANAGED_BY
+from shoal.kube.runner import LAST_WRITE_SECONDS
 from shoal.kube.shard_leases import ShardLeases
 from shoal.kube.shard_watch import counted, pod_watch
 from shoal.kube.watch_gauges import past_deadline, pods_pending
@@ -46,6 +47,8 @@ log = logging.getLogger("shoal.operator")
 GROUP, VERSION, PLURAL = "shoal.dev", "v1alpha1", "workflows"
 GLOB_CHARS = "*?![],"
 POD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+RUNNER_STOP_SECONDS = LAST_WRITE_SECONDS + 2.0
+"""How long cleanup waits for cancelled runners, each writing its status at most that long."""
 
 
 def bind(fn: Callable[..., Any], shared: object) -> Callable[..., Any]:
@@ -176,11 +179,13 @@ async def open_archive(shared: OperatorMemo, database_url: str) -> None:
 
 
 async def cleanup(shared: OperatorMemo, **_: Any) -> None:
-    """Stop the pod watch, then close the archive (its writers drain) and the API."""
+    """Stop the pod watch and the runners (each records its status), then close the
+    archive (its writers drain) and the API."""
     for task in shared.background:
         task.cancel()
     await asyncio.gather(*shared.background, return_exceptions=True)
     shared.background.clear()
+    await shared.stop_runners(RUNNER_STOP_SECONDS)
     if shared.shards is not None:  # hand the shards over now, not after they expire
         await shared.shards.close()
     if shared.archive is not None:

@@ -67,10 +67,21 @@ class OperatorMemo:
     """Operator-wide tasks outside kopf (the pod watch), cancelled at cleanup."""
     shards: ShardLeases | None = None
     """The shard leases when sharded (set at startup); None acts on everything."""
+    running: set[asyncio.Task[object]] = field(default_factory=set)
+    """The tasks running a WorkflowRunner: kopf runs its cleanup handlers before its
+    daemons have stopped, so cleanup stops these itself before it closes the API."""
 
     def owns(self, uid: str) -> bool:
         """Whether this replica acts on the object with this uid (always, unsharded)."""
         return self.shards is None or self.shards.owns(uid)
+
+    async def stop_runners(self, seconds: float) -> None:
+        """Cancel every runner and wait (bounded) while each writes its last status."""
+        tasks = set(self.running)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=seconds)
 
     def connected_api(self) -> KubeApi:
         """The API adapter; the startup handler connects it before any other handler runs."""

@@ -19,6 +19,7 @@ import contextlib
 import datetime
 import signal
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -309,8 +310,11 @@ def stop_all(replicas: Iterable[Replica]) -> None:
     for rep in reps:
         with contextlib.suppress(ProcessLookupError):
             rep.op.proc.terminate()
-    for rep in reps:
-        rep.op.stop()
+    for rep in reps:  # one SIGTERM each: a second one could land after its handler is gone
+        try:
+            rep.op.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            rep.op.kill()
 
 
 def settled(k8s_api: Any, namespace: str, names: Iterable[str]) -> bool:
@@ -568,6 +572,9 @@ def test_own_operator_scaled_three_to_one_to_three_while_a_mixed_batch_runs(
         wait_until(lambda: ticks.fired(final, spread_at), 60, "the cron firing after the scale")
         leaving = [replicas[n] for n in first if n != keep]
         no_clashes([replicas[n] for n in final], gone=leaving)
+        for rep in leaving:  # a rolling update's SIGTERM ends a replica cleanly
+            code, traces = rep.op.proc.returncode, [t for t in rep.log_lines() if "Trace" in t]
+            assert (code, traces) == (0, []), rep.log_lines()[-60:]
         during = ticks.runs()
     finally:
         stop_all(replicas.values())

@@ -3,16 +3,18 @@ per-event log lines are demoted."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kopf._cogs.structs import bodies, patches, references
 from kopf._core.actions import invocation
 from kopf._core.intents import causes
 
-from shoal.app import HandledEventsAtDebug, build_registry
+from shoal.app import HandledEventsAtDebug, build_registry, cleanup
+from shoal.kube.api import KubeApi
 from shoal.kube.metrics import Metrics
 from shoal.operator_context import OperatorConfig, OperatorMemo
 
@@ -108,3 +110,36 @@ def test_request_lines_of_the_http_client_are_debug() -> None:
     logger.info('HTTP Request: %s %s "%s"', "GET", "https://api/pods", "HTTP/1.1 200 OK")
     logger.info("connection pool closed")
     assert [r.getMessage() for r in records] == ["connection pool closed"]
+
+
+async def test_cleanup_lets_each_runner_write_its_status_before_closing_the_api() -> None:
+    # kopf runs cleanup before its daemons have stopped: a runner still going would
+    # otherwise meet a closed client and lose what it decided since its last write.
+    events: list[str] = []
+
+    class Api:
+        async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+            events.append("status written")
+            return {}
+
+        async def close(self) -> None:
+            events.append("api closed")
+
+    api, waiting = Api(), asyncio.Event()
+
+    async def runner() -> None:
+        try:
+            waiting.set()
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await api.merge_patch("/status", {})  # its last status write
+            raise
+
+    shared = OperatorMemo(OperatorConfig(), Metrics())
+    shared.api = cast(KubeApi, api)
+    task = asyncio.create_task(runner())
+    shared.running.add(task)
+    await waiting.wait()
+    await cleanup(shared)
+    assert events == ["status written", "api closed"]
+    assert task.cancelled()

@@ -9,6 +9,7 @@ creates those Jobs again, falling back on AlreadyExists (docs/scaling.md).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -81,3 +82,36 @@ async def test_a_failed_last_write_still_ends_the_runner_as_cancelled(error: Exc
     api = RefusingApi(error)
     await asyncio.wait_for(cancelled_after_b_started(api), 30)
     assert final_status(api)["nodes"]["a"]["phase"] != "Succeeded"
+
+
+class EndlessLogs(FakeApi):
+    """A pod log that never ends (a long-running step): its follower waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.following = asyncio.Event()
+
+    async def lines(self, path: str, **params: Any) -> AsyncIterator[str]:
+        self.following.set()
+        await asyncio.Event().wait()
+        yield ""
+
+
+async def test_a_cancelled_runner_leaves_no_log_follower_behind() -> None:
+    # After a drain the shard's new holder follows the pod; the old holder's follower
+    # would stream on, and at exit meet a closed client (a traceback, a non-zero exit).
+    api = EndlessLogs()
+    runner = WorkflowRunner(cast(KubeApi, api), chain(), SLOW_WRITES, lambda *a: None)
+    task = asyncio.create_task(runner.run())
+    await until(lambda: api.created, "a's Job")
+    pod = finished_pod("real", "team-a", REAL, GENERATED_JOB_UID, job_token(api.created[0]))
+    pod["status"] = {
+        "phase": "Running",
+        "containerStatuses": [{"name": "main", "state": {"running": {}}}],
+    }
+    runner.pod_event("ADDED", pod)
+    await asyncio.wait_for(api.following.wait(), 10)
+    (follower,) = [a.follower for a in runner.attempts.values() if a.follower is not None]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert follower.cancelled()

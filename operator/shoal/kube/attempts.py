@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +112,11 @@ def dispatched(node: CompiledNode, start: StartTask, job: str, now: float) -> At
         token=new_token(),
         capture_stdout=node.spec.capture_stdout,
     )
+
+
+def followers(attempts: Iterable[Attempt]) -> list[asyncio.Task[None]]:
+    """The log-following tasks of these attempts still running."""
+    return [a.follower for a in attempts if a.follower is not None and not a.follower.done()]
 
 
 def _ended_with_the_stream(attempt: Attempt, stream_end: float) -> bool:

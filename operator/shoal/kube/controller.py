@@ -133,6 +133,9 @@ async def _run_once(
     uid = meta["uid"]
     shared.runners[uid] = runner
     shared.metrics.workflows_running.inc()
+    task = asyncio.current_task()
+    if task is not None:
+        shared.running.add(task)
     try:
         if not await run_unless_gone(runner.run(stopped.is_set), gone):
             return False
@@ -141,6 +144,8 @@ async def _run_once(
         log.error("workflow %s/%s: %s", meta["namespace"], meta["name"], err)
         raise
     finally:
+        if task is not None:
+            shared.running.discard(task)
         shared.runners.pop(uid, None)
         shared.metrics.workflows_running.dec()
         if archive is not None:

@@ -66,7 +66,7 @@ from shoal.kube.api import (
     workflows_path,
 )
 from shoal.kube.artifact_store import ArtifactDefaults, WorkflowStore
-from shoal.kube.attempts import Attempt, LogFollower, dispatched, outcome_event
+from shoal.kube.attempts import Attempt, LogFollower, dispatched, followers, outcome_event
 from shoal.kube.children import ChildWorkflows
 from shoal.kube.deadlines import deadline_of, next_deadline
 from shoal.kube.flow import KubeFlow
@@ -231,10 +231,10 @@ class WorkflowRunner:
             raise
         finally:
             self.flow.close()
-            writer.cancel()
-            for task in list(self._background):
+            tasks = [writer, *self._background, *followers(self.attempts.values())]
+            for task in tasks:  # a log follower must not outlive its runner (a drain)
                 task.cancel()
-            await asyncio.gather(writer, *self._background, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _loop(
         self, wf: CompiledWorkflow, state: RunState, stopped: Callable[[], bool]
