@@ -37,13 +37,14 @@ def chain() -> dict[str, Any]:
     return doc
 
 
-async def cancelled_after_b_started(api: FakeApi) -> None:
+async def cancelled_after_b_started(api: FakeApi, *, deleted: bool = False) -> None:
     runner = WorkflowRunner(cast(KubeApi, api), chain(), SLOW_WRITES, lambda *a: None)
     task = asyncio.create_task(runner.run())
     await until(lambda: api.created and api.patches, "a's Job and the first status write")
     token = job_token(api.created[0])
     runner.pod_event("ADDED", finished_pod("real", "team-a", REAL, GENERATED_JOB_UID, token))
     await until(lambda: len(api.created) == 2, "b's Job")
+    runner.deleted = deleted  # as the operator marks it on the Workflow's DELETED event
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
@@ -56,6 +57,15 @@ async def test_a_cancelled_runner_writes_the_finished_node_and_the_started_one()
     assert nodes["a"]["phase"] == "Succeeded"
     assert nodes["a"]["outputs"] == REAL
     assert nodes["b"]["phase"] == "Running"
+
+
+async def test_a_runner_cancelled_because_its_workflow_was_deleted_writes_nothing() -> None:
+    # The name may already be a new Workflow's: a write to it would hand the newcomer
+    # this run's status.
+    api = FakeApi()
+    await cancelled_after_b_started(api, deleted=True)
+    assert len(api.patches) == 1  # the first write only
+    assert final_status(api)["nodes"]["a"]["phase"] != "Succeeded"
 
 
 class RefusingApi(FakeApi):

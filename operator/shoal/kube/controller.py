@@ -231,6 +231,8 @@ async def workflow_event(shared: OperatorMemo, event: kopf.RawEvent, **kwargs: A
         # No finalizer holds a Workflow for its daemon (see without_daemon_finalizer):
         # the deletion is the signal to stop running it.
         _signal(kwargs["memo"], GONE).set()
+        if runner is not None:  # before it is cancelled: no status write to that name
+            runner.deleted = True
     labels = (obj.get("metadata") or {}).get("labels") or {}
     parent = shared.runners.get(str(labels.get(LABEL_PARENT_UID, "")))
     if parent is not None:  # a child workflow's event (kube/children.py checks the claim)

@@ -89,8 +89,7 @@ from shoal_worker.protocol import Message, PlainLine, ProgressMessage
 
 log = logging.getLogger("shoal.runner")
 
-LAST_WRITE_SECONDS = 3.0
-"""A cancelled runner's status write: within shard_leases.DRAIN_SECONDS and kopf's bound."""
+LAST_WRITE_SECONDS = 3.0  # a cancelled runner's status write: within a drain's bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +165,7 @@ class WorkflowRunner:
         self.on_impostor = on_impostor
         self.queue: asyncio.Queue[_Event] = asyncio.Queue()
         self.attempts: dict[tuple[str, int, int], Attempt] = {}
+        self.deleted = False  # the Workflow is gone: no last write (its name may be reused)
         self._open: dict[tuple[str, int, int], Attempt] = {}
         """Attempts whose outcome is not reported yet: what deadlines are scanned over,
         so a pass costs O(running), not O(every attempt of a 100,000-item fan-out)."""
@@ -227,7 +227,8 @@ class WorkflowRunner:
             if self._background:
                 await asyncio.wait(list(self._background), timeout=30)
         except asyncio.CancelledError:
-            await self._last_write(writer)
+            if not self.deleted:
+                await self._last_write(writer)
             raise
         finally:
             self.flow.close()
