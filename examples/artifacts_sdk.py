@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from jobs import check_row, summarize, write_dataset
 
 from shoal.api.workflow import ArtifactGC, ArtifactsSpec
@@ -28,8 +26,4 @@ check = workflow.job(
 workflow.job("report", summarize, scores=check.outputs["score"], reads=check.outputs["read"])
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

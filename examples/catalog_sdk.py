@@ -7,8 +7,6 @@ Rendering `workflow` gives the same manifest as catalog.yaml; run it with
 
 from __future__ import annotations
 
-import sys
-
 from jobs import data_proxy, integration, market_finder, publish
 
 from shoal.sdk import RetryPolicy, RunPolicy, Workflow
@@ -49,8 +47,4 @@ workflow.command(
 )
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from shoal.sdk import Workflow
 
 report = Workflow(
@@ -24,8 +22,4 @@ workflow.job(
 ).after(child)
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from shoal.sdk import Workflow
 
 workflow = Workflow("dag-diamond", image="busybox:1.36")
@@ -17,8 +15,4 @@ workflow.command(
 )
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from jobs import add, multiply
 
 from shoal.sdk import Workflow
@@ -15,8 +13,4 @@ right = workflow.job("right", add, a=start.outputs["x"], b=2)
 workflow.job("join", multiply, a=left.outputs["sum"], b=right.outputs["sum"])
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

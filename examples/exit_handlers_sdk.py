@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from jobs import explode
 
 from shoal.sdk import Workflow
@@ -19,8 +17,4 @@ workflow.job(
 )
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

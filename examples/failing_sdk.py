@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from jobs import explode
 
 from shoal.sdk import RunPolicy, Workflow
@@ -14,8 +12,4 @@ workflow.job("downstream", "shoal.noop").after(boom)
 workflow.job("cleanup", "shoal.echo", cleaned=True).after(boom).set(run_policy=RunPolicy.ON_FAILURE)
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

@@ -3,8 +3,6 @@ the same manifest, `--run` runs it locally (tests/local/test_sdk_examples.py che
 
 from __future__ import annotations
 
-import sys
-
 from jobs import greet
 
 from shoal.sdk import Workflow
@@ -15,8 +13,4 @@ hello = workflow.job("hello", greet, name=name)
 workflow.job("goodbye", greet, name=name, greeting=f"after '{hello.outputs['message']}', goodbye")
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

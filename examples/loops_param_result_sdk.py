@@ -3,8 +3,6 @@ the Python SDK: a step prints a JSON list, the next fans out over it."""
 
 from __future__ import annotations
 
-import sys
-
 from shoal.sdk import Workflow
 
 workflow = Workflow("loops-param-result", image="python:3.12-alpine")
@@ -22,8 +20,4 @@ workflow.command(
 ).after(numbers)
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

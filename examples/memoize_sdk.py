@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from shoal.sdk import Memoize, Workflow
 
 workflow = Workflow(
@@ -15,8 +13,4 @@ generate = workflow.job("generate", "shoal.echo", message=workflow.params["messa
 workflow.job("print", "shoal.echo", said=generate.outputs["message"])
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

@@ -3,8 +3,6 @@ Python SDK: an output read from a file the command wrote."""
 
 from __future__ import annotations
 
-import sys
-
 from shoal.api.file_outputs import OutputFile
 from shoal.sdk import Workflow
 
@@ -21,8 +19,4 @@ workflow.command(
 ).after(generate)
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

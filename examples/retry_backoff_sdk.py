@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from jobs import flaky
 
 from shoal.api.workflow import RetryOn
@@ -22,8 +20,4 @@ workflow.job("flaky", flaky, succeed_on_attempt=3).set(
 )
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

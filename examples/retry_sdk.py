@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from jobs import flaky
 
 from shoal.sdk import RetryPolicy, Workflow
@@ -15,8 +13,4 @@ flaky_step = workflow.job("flaky", flaky, succeed_on_attempt=2).set(
 workflow.job("after", "shoal.echo", flaky_attempt=flaky_step.outputs["attempt"])
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from jobs import greet
 
 from shoal.sdk import Workflow, sequence
@@ -26,8 +24,4 @@ workflow.command(
 ).after(shards)
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

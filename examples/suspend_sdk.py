@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from shoal.sdk import Workflow
 
 workflow = Workflow("suspend", image="ghcr.io/shoal-dev/worker:0.1.0")
@@ -18,8 +16,4 @@ workflow.job(
 workflow.job("rollback", "shoal.echo", rolledBack=True).after(approve).set(run_policy="onFailure")
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

@@ -3,8 +3,6 @@ same run)."""
 
 from __future__ import annotations
 
-import sys
-
 from shoal.sdk import Semaphore, Synchronization, Workflow
 
 CRAWLER = [Semaphore(name="crawler", limit=2)]
@@ -19,8 +17,4 @@ for site in "abcd":
     )
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write(workflow.to_yaml())
+    workflow.main()

@@ -3,8 +3,6 @@ WorkflowTemplate `greeting` and the Workflow that reuses its whole DAG and one n
 
 from __future__ import annotations
 
-import sys
-
 from shoal.sdk import Workflow, WorkflowTemplate
 
 greeting = WorkflowTemplate(
@@ -37,8 +35,4 @@ workflow.command(
 ).after(team)
 
 if __name__ == "__main__":
-    if "--run" in sys.argv[1:]:
-        result = workflow.run_local(quiet=False, templates=templates)
-        print(result.phase)
-        sys.exit(result.exit_code)
-    sys.stdout.write("---\n".join(t.to_yaml() for t in [*templates, workflow]))
+    workflow.main(templates=templates)

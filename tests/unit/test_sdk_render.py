@@ -90,6 +90,22 @@ def test_the_example_script_prints_the_rendered_manifest() -> None:
     assert parse_yaml(done.stdout) == parse_yaml((EXAMPLES / "catalog.yaml").read_text())
 
 
+def test_main_prints_templates_then_the_workflow_each_a_document(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # examples/templates_sdk.py: `workflow.main(templates=templates)` without --run.
+    from shoal.sdk import WorkflowTemplate
+
+    template = WorkflowTemplate("greeting", image="busybox:1.36")
+    template.command("hi", ["echo", "hi"])
+    workflow = Workflow("greetings", image="busybox:1.36")
+    workflow.command("bye", ["echo", "bye"])
+    workflow.main([], templates=[template])
+    assert capsys.readouterr().out == template.to_yaml() + "---\n" + workflow.to_yaml()
+    workflow.main(["--other"])
+    assert capsys.readouterr().out == workflow.to_yaml()
+
+
 def test_importing_the_sdk_needs_no_operator_dependency() -> None:
     probe = (
         "import json, sys; import shoal.sdk; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,15 @@ class Resource:
     def to_yaml(self) -> str:
         """The manifest as YAML text."""
         return render.to_yaml(self.build())
+
+    def main(self, argv: Sequence[str] | None = None, *, templates: Sequence[Any] = ()) -> None:
+        """A script's entry point: print the manifest (after `templates`, each a document
+        of its own), or with `--run` run it on this machine and exit with its code."""
+        if "--run" in (sys.argv[1:] if argv is None else argv):
+            result = self.run_local(quiet=False, templates=templates)
+            print(result.phase)
+            sys.exit(result.exit_code)
+        sys.stdout.write("---\n".join(t.to_yaml() for t in [*templates, self]))
 
     def validate(
         self, params: dict[str, Any] | None = None, templates: Sequence[Any] = ()
