@@ -94,6 +94,18 @@ def drive(sim: Simulator, script: Script, steps: int | None = None) -> bool:
     return False
 
 
+def before_the_crash(script: Script, wf: CompiledWorkflow, steps: int) -> Simulator | None:
+    """A run driven `steps` steps, then its last planning pass before the crash (whose
+    Jobs may or may not exist); None when it finished first."""
+    part = script.simulator(wf)
+    if drive(part, script, steps=steps):
+        return None
+    if script.stop_at is not None and part.now >= script.stop_at:
+        part.state.stop_requested = part.state.stop_requested or STOP_REASON
+    part.settle()
+    return part
+
+
 @dataclass
 class Cut:
     """What a restarted operator finds, and what the cluster keeps doing meanwhile."""

@@ -20,7 +20,7 @@ from shoal.core.item_gc import durable_items, jobs_to_delete, live_record
 from shoal.core.state import NodeState
 from shoal.kube.pod_gc import PodCleanup
 from shoal.kube.status import render_status
-from tests.unit.restart import STOP_REASON, Script, cut, drive, restart
+from tests.unit.restart import Script, before_the_crash, cut, drive, restart
 from tests.unit.simulator import compile_spec, workflow
 from tests.unit.test_kube_status import scripts, specs, summary
 
@@ -140,12 +140,9 @@ def test_a_run_whose_recorded_items_lost_their_jobs_restarts_as_if_never_cut(
     drive(whole, script)
 
     at_step = data.draw(st.integers(0, max(whole.steps - 1, 0)), label="cut at step")
-    part = script.simulator(wf)
-    if drive(part, script, steps=at_step):
+    part = before_the_crash(script, wf, at_step)
+    if part is None:
         return
-    if script.stop_at is not None and part.now >= script.stop_at:
-        part.state.stop_requested = part.state.stop_requested or STOP_REASON
-    part.settle()
     at = cut(part)
     gone = deleted_at(at)
     at.jobs = [j for j in at.jobs if (j.node, j.index) not in gone]

@@ -31,7 +31,7 @@ from shoal.kube.status import (
     render_status,
     timestamp,
 )
-from tests.unit.restart import STOP_REASON, Attempt, Script, cut, drive, restart
+from tests.unit.restart import Attempt, Script, before_the_crash, cut, drive, restart
 from tests.unit.simulator import HANG, Outcome, Simulator, compile_spec, fail, ok, workflow
 
 T0 = 1000.0
@@ -759,12 +759,9 @@ def test_a_run_cut_at_any_step_and_rebuilt_ends_as_if_never_cut(data: st.DataObj
     drive(whole, script)
 
     at_step = data.draw(st.integers(0, max(whole.steps - 1, 0)), label="cut at step")
-    part = script.simulator(wf)
-    if drive(part, script, steps=at_step):
+    part = before_the_crash(script, wf, at_step)
+    if part is None:
         return
-    if script.stop_at is not None and part.now >= script.stop_at:
-        part.state.stop_requested = part.state.stop_requested or STOP_REASON
-    part.settle()  # the last planning pass before the crash: its Jobs may or may not exist
     lose = data.draw(st.sets(st.integers(0, 20)), label="creations lost (start numbers)")
     numbers = {(s.node, s.index, s.attempt): n for n, (_, s) in enumerate(part.starts)}
     at = cut(part, lost_creations=lambda key: numbers[key] in lose)
