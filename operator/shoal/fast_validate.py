@@ -101,13 +101,21 @@ def _left_to_the_models(view: ModelView, fields: tuple[str, ...]) -> bool:
     return any(getattr(view, name) is not None for name in fields)
 
 
+_INT64 = 2**63
+"""Beyond it an integer is no float pydantic can make (and no int64 Kubernetes stores)."""
+
+
 def _finite(value: Any) -> bool:
-    """No NaN or infinity anywhere (an explicit `!!float .nan`): the schema's bounds let NaN
-    through where pydantic's refuse it. The depth is bounded by `yaml_depth_problem`."""
+    """No NaN or infinity anywhere (an explicit `!!float .nan`), no integer beyond int64:
+    the schema's bounds let NaN through where pydantic's refuse it, and a float field of
+    pydantic refuses an integer too large for a float. The depth is bounded by
+    `yaml_depth_problem`."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, int) and not -_INT64 <= item < _INT64:
             return False
         if isinstance(item, dict):
             stack.extend(item.values())

@@ -269,6 +269,8 @@ RULE_BREAKERS: list[tuple[str, dict[str, Any]]] = [
         {"name": "a", "job": "j", "forEach": "${{ params.count }}", "itemArg": "x"},
     ),
     ("nan timeout", {"name": "a", "job": "j", "timeoutSeconds": float("nan")}),
+    ("infinite timeout", {"name": "a", "job": "j", "timeoutSeconds": float("inf")}),
+    ("timeout beyond a float", {"name": "a", "job": "j", "timeoutSeconds": 10**400}),
 ]
 LAX: list[tuple[str, dict[str, Any]]] = [
     (
@@ -313,6 +315,12 @@ def _nested(depth: int) -> Any:
 
 SPEC_BREAKERS: list[tuple[str, dict[str, Any]]] = [
     ("no nodes", {"nodes": []}),
+    ("nan deadline", {"activeDeadlineSeconds": float("nan"), "nodes": [{"name": "a", "job": "j"}]}),
+    (
+        "deadline beyond a float",
+        {"activeDeadlineSeconds": 10**400, "nodes": [{"name": "a", "job": "j"}]},
+    ),
+    ("name with a newline", {"nodes": [{"name": "a\n", "job": "j"}]}),
     (
         "template and nodes",
         {"workflowTemplateRef": {"name": "t"}, "nodes": [{"name": "a", "job": "j"}]},
@@ -458,3 +466,20 @@ def test_the_generated_check_imports_neither_pydantic_nor_fastjsonschema() -> No
     text = GENERATED.read_text(encoding="utf-8")
     imports = [line for line in text.splitlines() if line.startswith(("import ", "from "))]
     assert imports == ["import re"]
+
+
+@pytest.mark.parametrize(
+    "value", ["!!float .nan", "!!float -.inf", "1e400", "!!int 100000000000000000000000000"]
+)
+@pytest.mark.parametrize("field", ["activeDeadlineSeconds", "parallelism"])
+def test_numbers_beyond_json_are_left_to_the_models(tmp_path: Path, field: str, value: str) -> None:
+    # YAML can spell NaN, infinity and huge integers where JSON cannot; the schema's bounds
+    # would let NaN pass where pydantic's refuse it.
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        "apiVersion: shoal.dev/v1alpha1\nkind: Workflow\nmetadata: {name: w}\n"
+        f"spec:\n  {field}: {value}\n  nodes:\n    - {{name: a, job: j}}\n",
+        encoding="utf-8",
+    )
+    assert validate_fast([str(path)], {}) is None
+    assert not _judge(path)
