@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shoal.api import check_codegen
 from shoal.api.model_view import FIELDS, ModelView, view_of
@@ -219,6 +221,37 @@ def test_no_mutation_of_a_rich_manifest_is_accepted_where_the_models_refuse(
     # Both verdicts occur: the corpus holds valid variants and broken ones.
     assert accepted > 100
     assert refused > 500
+
+
+RICH_PATHS = list(_paths(RICH))
+
+
+@st.composite
+def _several_mutations(draw: st.DrawFn) -> Any:
+    """Two to four changes at once (drops and replacements), applied in turn: rules that
+    only break together (a fan-out dropped under its itemArg, a dependency renamed)."""
+    doc = copy.deepcopy(RICH)
+    for _ in range(draw(st.integers(2, 4))):
+        path = draw(st.sampled_from(list(_paths(doc)) or RICH_PATHS))
+        try:
+            if draw(st.booleans()):
+                doc = _replace(doc, path, None, drop=True)
+            else:
+                doc = _replace(doc, path, draw(st.sampled_from(PALETTE)))
+        except (KeyError, IndexError, TypeError):
+            continue
+    return doc
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(doc=_several_mutations())
+def test_several_mutations_at_once_are_judged_alike(tmp_path: Path, doc: Any) -> None:
+    _judge(_write(tmp_path, doc))
 
 
 RULE_BREAKERS: list[tuple[str, dict[str, Any]]] = [
