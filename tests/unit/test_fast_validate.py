@@ -205,7 +205,7 @@ def test_every_manifest_in_the_repository_reads_the_same(path: Path) -> None:
 
 def test_plain_examples_take_the_fast_path() -> None:
     # The ones without templates, children or locks: the fast path is for them.
-    for name in ("hello", "diamond", "dag-diamond", "coinflip", "retry", "sequence", "shell"):
+    for name in PLAIN_EXAMPLES:
         assert _judge(ROOT / "examples" / f"{name}.yaml"), name
 
 
@@ -223,16 +223,24 @@ def test_no_mutation_of_a_rich_manifest_is_accepted_where_the_models_refuse(
     assert refused > 500
 
 
-RICH_PATHS = list(_paths(RICH))
+PLAIN_EXAMPLES = ("hello", "diamond", "dag-diamond", "coinflip", "retry", "sequence", "shell")
+BASES = [
+    RICH,
+    *(yaml.safe_load((ROOT / "examples" / f"{n}.yaml").read_text()) for n in PLAIN_EXAMPLES),
+]
 
 
 @st.composite
 def _several_mutations(draw: st.DrawFn) -> Any:
-    """Two to four changes at once (drops and replacements), applied in turn: rules that
-    only break together (a fan-out dropped under its itemArg, a dependency renamed)."""
-    doc = copy.deepcopy(RICH)
+    """Two to four changes at once (drops and replacements) to the rich manifest or a plain
+    example, applied in turn: rules that only break together (a fan-out dropped under its
+    itemArg, a dependency renamed)."""
+    doc = copy.deepcopy(draw(st.sampled_from(BASES)))
     for _ in range(draw(st.integers(2, 4))):
-        path = draw(st.sampled_from(list(_paths(doc)) or RICH_PATHS))
+        paths = list(_paths(doc))
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
         try:
             if draw(st.booleans()):
                 doc = _replace(doc, path, None, drop=True)
@@ -244,7 +252,7 @@ def _several_mutations(draw: st.DrawFn) -> Any:
 
 
 @settings(
-    max_examples=150,
+    max_examples=200,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
