@@ -113,10 +113,12 @@ lint: $(STAMP)
 ## crds: regenerate crds/ from the pydantic models (and the Helm chart's copy)
 crds: $(STAMP)
 	$(BIN)/python -m shoal.api.crd crds --schemas schemas
+	$(BIN)/python -m shoal.api.check_codegen operator/shoal/api/_generated_check.py
 	cp crds/*.yaml helm/shoal/crds/
 
 crds-check: $(STAMP)
 	$(BIN)/python -m shoal.api.crd crds --schemas schemas --check
+	$(BIN)/python -m shoal.api.check_codegen operator/shoal/api/_generated_check.py --check
 	@diff -r crds helm/shoal/crds || { echo "helm/shoal/crds differs from crds/: run \`make crds\`"; exit 1; }
 
 bench: $(STAMP)

@@ -16,15 +16,17 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.expressions import Expression, ExpressionError
 from shoal.core.validation import InvalidWorkflow, Problem
-from shoal.manifests import Manifest, locate
 from shoal_worker import registry
 from shoal_worker.args import check_value, wants_context
 from shoal_worker.errors import UsageError
+
+if TYPE_CHECKING:  # `for_each_problems` serves `shoal validate`'s fast check: no models
+    from shoal.manifests import Manifest
 
 __all__ = [
     "argument_problems",
@@ -58,6 +60,8 @@ def check_manifest(
     if imports:
         problems += job_problems(wf, lookup)
     if problems:
+        from shoal.manifests import locate
+
         raise InvalidWorkflow(locate(problems, manifest.document), manifest.source)
 
 

@@ -16,10 +16,9 @@ import yaml
 from pydantic import ValidationError
 
 from shoal.api.cron import CronWorkflow
-from shoal.api.limits import MAX_DECODE_DEPTH
 from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
 from shoal.api.workflow import Workflow, WorkflowSpec
-from shoal.core.compiled import CompiledWorkflow, WorkflowMeta
+from shoal.core.compiled import CompiledWorkflow, WorkflowMeta, meta_of
 from shoal.core.templates import (
     Template,
     TemplateKey,
@@ -29,7 +28,7 @@ from shoal.core.templates import (
 )
 from shoal.core.validation import InvalidWorkflow, Problem, compile_workflow
 from shoal.schema_messages import NODE_LISTS, problems_from
-from shoal.yamlread import Document, load_documents
+from shoal.yamlread import Document, load_documents, yaml_depth_problem
 
 __all__ = [
     "Manifest",
@@ -82,36 +81,6 @@ def parse_document(raw: Any, source: str) -> Resource:
         return model.model_validate(raw)
     except ValidationError as err:
         raise InvalidWorkflow(problems_from(err, raw, model), source) from None
-
-
-def yaml_depth_problem(text: str, limit: int = MAX_DECODE_DEPTH) -> str | None:
-    """Why `text` nests too deep to load, or None.
-
-    PyYAML builds documents recursively, so a 3,000-deep flow mapping raises
-    RecursionError; its event parser is iterative, so the depth is measured on events first,
-    by libyaml when PyYAML has it (several times faster than the Python scanner). When
-    libyaml stops on an error (its own depth limit among them) the Python parser measures
-    again, so errors and limits read the same with or without libyaml.
-    """
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
-        try:
-            return _depth_problem(text, limit, fast)
-        except yaml.YAMLError:
-            pass
-    return _depth_problem(text, limit, yaml.SafeLoader)
-
-
-def _depth_problem(text: str, limit: int, loader: Any) -> str | None:
-    depth = 0
-    for event in yaml.parse(text, Loader=loader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > limit:
-                return f"nests deeper than {limit} levels (limit {limit})"
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-    return None
 
 
 def _node_path(raw: Any, node: str) -> list[str | int] | None:
@@ -195,13 +164,6 @@ def _yaml_problem(err: yaml.YAMLError) -> Problem:
     if mark is None:
         return Problem(message)
     return Problem(message, line=mark.line + 1, column=mark.column + 1)
-
-
-def meta_of(workflow: Workflow, default_name: str = "workflow") -> WorkflowMeta:
-    """The run identity expressions see, from the manifest's metadata."""
-    md = workflow.metadata
-    name = md.name or (md.generate_name or f"{default_name}-").rstrip("-")
-    return WorkflowMeta(name=name, namespace=md.namespace or "default", uid=md.uid or "")
 
 
 def compile_manifest(

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
-from shoal.core.templates import Template, TemplateKey
 from shoal.core.validation import InvalidWorkflow, Problem
-from shoal.manifests import Manifest, load_file
+
+if TYPE_CHECKING:  # imported where used: `shoal validate`'s parser reads TEMPLATES_HELP only
+    from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
+    from shoal.core.templates import Template, TemplateKey
+    from shoal.manifests import Manifest
 
 __all__ = [
     "TEMPLATES_HELP",
@@ -34,17 +37,24 @@ TEMPLATES_HELP = (
 
 
 def is_template(manifest: Manifest) -> bool:
+    from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
+
     return isinstance(manifest.resource, WorkflowTemplate | ClusterWorkflowTemplate)
 
 
 def template_of(resource: WorkflowTemplate | ClusterWorkflowTemplate) -> Template:
     """The resolver's view of a template resource (name, scope, spec, version)."""
+    from shoal.api.template import ClusterWorkflowTemplate
+    from shoal.core.templates import Template
+
     cluster = isinstance(resource, ClusterWorkflowTemplate)
     return Template(cluster, resource.metadata.name or "", resource.spec)
 
 
 def templates_of(manifests: Iterable[Manifest]) -> dict[TemplateKey, Template]:
     """The template documents among `manifests`; a name defined twice is an error."""
+    from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
+
     found: dict[TemplateKey, Template] = {}
     where: dict[TemplateKey, str] = {}
     problems: list[Problem] = []
@@ -81,6 +91,8 @@ def load_templates(
 ) -> dict[TemplateKey, Template]:
     """Every template in the files and folders (`*.yaml`, `*.yml`, not recursive) of
     `paths`, plus those among `also`; other kinds in those files are ignored."""
+    from shoal.manifests import load_file
+
     manifests: list[Manifest] = list(also)
     for path in paths:
         for file in _files(path):

@@ -25,7 +25,9 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-__all__ = ["Document", "Positions", "Surprise", "load_documents"]
+from shoal.api.limits import MAX_DECODE_DEPTH
+
+__all__ = ["Document", "Positions", "Surprise", "load_documents", "yaml_depth_problem"]
 
 _PLAIN = "tag:shoal.dev,2026:plain"
 """The tag every untagged plain scalar gets, so it is resolved here rather than by PyYAML."""
@@ -289,3 +291,33 @@ def load_documents(text: str, source: str) -> list[Document]:
     finally:
         loader.dispose()
     return [Document(doc, loader.positions, loader.surprises) for doc in docs]
+
+
+def yaml_depth_problem(text: str, limit: int = MAX_DECODE_DEPTH) -> str | None:
+    """Why `text` nests too deep to load, or None.
+
+    PyYAML builds documents recursively, so a 3,000-deep flow mapping raises
+    RecursionError; its event parser is iterative, so the depth is measured on events first,
+    by libyaml when PyYAML has it (several times faster than the Python scanner). When
+    libyaml stops on an error (its own depth limit among them) the Python parser measures
+    again, so errors and limits read the same with or without libyaml.
+    """
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return _depth_problem(text, limit, fast)
+        except yaml.YAMLError:
+            pass
+    return _depth_problem(text, limit, yaml.SafeLoader)
+
+
+def _depth_problem(text: str, limit: int, loader: Any) -> str | None:
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > limit:
+                return f"nests deeper than {limit} levels (limit {limit})"
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None

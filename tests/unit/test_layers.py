@@ -36,6 +36,11 @@ DECLARATIVE_TABLES = {
     # An argparse table: one add_argument per option of `shoal operator`.
     "shoal.cli.operator_command.configure",
 }
+GENERATED = {
+    # fastjsonschema's code for the Workflow schema (`make crds`; shoal.api.check_codegen).
+    "shoal.api._generated_check",
+}
+"""Generated modules: no size rule (their source is the models, kept fresh by a test)."""
 PENDING_IN_OTHER_BRANCHES: set[str] = set()
 """Violations waiting for a branch in flight (empty: every rule holds on main)."""
 
@@ -142,6 +147,8 @@ def cycles() -> set[str]:
 def oversized() -> set[str]:
     found = set()
     for name, path in MODULES.items():
+        if name in GENERATED:
+            continue
         source = path.read_text(encoding="utf-8")
         lines = len(source.splitlines())
         if lines > MAX_FILE_LINES:

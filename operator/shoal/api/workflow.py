@@ -23,7 +23,22 @@ from shoal.api.common import (
     ResourceRequirements,
     Toleration,
 )
-from shoal.api.file_outputs import OutputFile, file_output_problem
+from shoal.api.enums import (  # re-exported: the models' users read them from here too
+    FINISHED_PHASES as FINISHED_PHASES,
+)
+from shoal.api.enums import (
+    NodePhase as NodePhase,
+)
+from shoal.api.enums import (
+    RetryOn as RetryOn,
+)
+from shoal.api.enums import (
+    RunPolicy as RunPolicy,
+)
+from shoal.api.enums import (
+    WorkflowPhase as WorkflowPhase,
+)
+from shoal.api.file_outputs import OutputFile
 from shoal.api.gates import Approval, SuspendSpec
 from shoal.api.limits import (
     MAX_DEPENDS_ON,
@@ -36,30 +51,9 @@ from shoal.api.limits import (
     MAX_STRING_LENGTH,
     MAX_TEXT_LENGTH,
 )
+from shoal.api.node_rules import node_problem, spec_problem
 from shoal.api.synchronization import LockStatus, Memoize, MemoStatus, Synchronization
 from shoal.api.template_refs import TemplateRef, WorkflowTemplateRef
-
-
-class RunPolicy(StrEnum):
-    """When a node runs, given how its dependencies ended."""
-
-    ON_SUCCESS = "onSuccess"
-    """Every dependency Succeeded or was Skipped (the default)."""
-    ALWAYS = "always"
-    """Every dependency finished, whatever its phase."""
-    ON_FAILURE = "onFailure"
-    """At least one dependency Failed (or was Omitted because of a failure further up)."""
-
-
-class RetryOn(StrEnum):
-    """Which failures `retries` retries (Argo's `retryPolicy`)."""
-
-    ON_FAILURE = "OnFailure"
-    """The job failed: a non-zero exit, a timeout, a failure the job reported."""
-    ON_ERROR = "OnError"
-    """Infrastructure only: the pod was evicted, lost with its node, or never scheduled."""
-    ALWAYS = "Always"
-    """Both."""
 
 
 class RetryPolicy(ApiModel):
@@ -189,48 +183,9 @@ class Node(PodSettings):
 
     @model_validator(mode="after")
     def _one_kind_of_work(self) -> Node:
-        if self.template_ref is not None or self.parameters is not None:
-            return _check_template_node(self)
-        if self.suspend is not None or self.workflow is not None:
-            return self  # core/gates.check_gate and core/children.check_child judge these
-        if self.job is not None and self.command is not None:
-            raise ValueError("set either `job` or `command`, not both")
-        if self.job is None and self.command is None and self.image is None:
-            raise ValueError(
-                "set `job` (a registered job), `command`/`image` (a container), "
-                "`suspend`, `workflow` or `templateRef`"
-            )
-        if self.job is not None and isinstance(self.args, list):
-            raise ValueError("`args` of a `job` node is an object of named arguments")
-        if self.job is None and isinstance(self.args, dict):
-            raise ValueError("`args` of a `command` node is a list of strings")
-        fan_out = self.for_each is not None or self.with_sequence is not None
-        if self.item_arg is not None and not fan_out:
-            raise ValueError("`itemArg` needs `forEach` or `withSequence`")
-        if self.parallelism is not None and not fan_out:
-            raise ValueError(
-                "`parallelism` on a node limits fan-out items; it needs `forEach` or `withSequence`"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _capture_needs_a_command(self) -> Node:
-        if self.capture_stdout and self.job is not None:
-            raise ValueError(
-                "`captureStdout` is for `command`/`image` nodes; a `job` reports outputs itself"
-            )
-        if (problem := file_output_problem(self)) is not None:
+        if (problem := node_problem(self)) is not None:  # shared with the fast check
             raise ValueError(problem)
         return self
-
-
-def _check_template_node(node: Node) -> Node:
-    """A `templateRef` node takes its work from the template: no `job` or `command`."""
-    if node.template_ref is None:
-        raise ValueError("`parameters` on a node are values for its `templateRef`")
-    if node.job is not None or node.command is not None:
-        raise ValueError("a `templateRef` node runs the template's work; set no `job`/`command`")
-    return node
 
 
 class ArtifactGC(StrEnum):
@@ -328,54 +283,9 @@ class WorkflowSpec(ApiModel):
 
     @model_validator(mode="after")
     def _nodes_or_template(self) -> WorkflowSpec:
-        if not self.nodes and self.workflow_template_ref is None:
-            raise ValueError("set `nodes` (at least one) or `workflowTemplateRef`")
-        if self.nodes and self.workflow_template_ref is not None:
-            raise ValueError("`workflowTemplateRef` brings the template's nodes; set no `nodes`")
+        if (problem := spec_problem(self)) is not None:  # shared with the fast check
+            raise ValueError(problem)
         return self
-
-
-class WorkflowPhase(StrEnum):
-    """Phase of a whole workflow."""
-
-    PENDING = "Pending"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    ERROR = "Error"
-    """The workflow is invalid; nothing ran."""
-    STOPPED = "Stopped"
-
-    @property
-    def finished(self) -> bool:
-        return self in _FINISHED_WORKFLOW
-
-
-_FINISHED_WORKFLOW = {
-    WorkflowPhase.SUCCEEDED,
-    WorkflowPhase.FAILED,
-    WorkflowPhase.ERROR,
-    WorkflowPhase.STOPPED,
-}
-FINISHED_PHASES: frozenset[str] = frozenset(phase.value for phase in _FINISHED_WORKFLOW)
-"""The finished phases as a Workflow object spells them (for raw bodies and selectors)."""
-
-
-class NodePhase(StrEnum):
-    """Phase of one node."""
-
-    PENDING = "Pending"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    SKIPPED = "Skipped"
-    """Its `when` was false, or `runPolicy: onFailure` and nothing failed."""
-    OMITTED = "Omitted"
-    """Not run because a dependency failed, or the workflow was stopped or timed out."""
-
-    @property
-    def finished(self) -> bool:
-        return self not in (NodePhase.PENDING, NodePhase.RUNNING)
 
 
 class ItemCounts(ApiModel):

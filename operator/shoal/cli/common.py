@@ -20,8 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shoal.api.workflow import FINISHED_PHASES
-from shoal.core.retry import node_order
+from shoal.api.enums import FINISHED_PHASES
 from shoal.core.text import clip as clip_text
 from shoal.core.timestamps import parse_rfc3339
 
@@ -88,6 +87,14 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.code = code
+
+
+def node_order(body: dict[str, Any]) -> list[str]:
+    """`core.retry.node_order`, imported when called: that module loads the status models
+    (pydantic), which `shoal validate` and `--help` must not pay for."""
+    from shoal.core.retry import node_order as order
+
+    return order(body)
 
 
 # -- arguments -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shoal.cli.common import (
     EXIT_INVALID,
@@ -55,15 +55,30 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
-    """Check every document of every file; report all problems, exit 2 if there are any."""
+    """Check every document of every file; report all problems, exit 2 if there are any.
+
+    Valid files are vouched for by the fast path (`shoal.fast_validate`, no pydantic);
+    whatever it cannot vouch for is judged here by the models, which word every error."""
     from shoal.core.validation import InvalidWorkflow
-    from shoal.manifests import compile_manifest
-    from shoal.template_files import load_templates
 
     try:
         params = parse_params(args.param)
     except InvalidWorkflow as err:
         return report_invalid(err)
+    if not args.imports and not args.templates:
+        from shoal.fast_validate import print_results, validate_fast
+
+        if (results := validate_fast(args.files, params)) is not None:
+            print_results(results)
+            return EXIT_OK
+    return _validate_with_models(args, params)
+
+
+def _validate_with_models(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    from shoal.core.validation import InvalidWorkflow
+    from shoal.manifests import compile_manifest
+    from shoal.template_files import load_templates
+
     bad = 0
     loaded: dict[str, list[Manifest]] = {}
     for path in args.files:

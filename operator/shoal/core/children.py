@@ -9,12 +9,12 @@ Workflow (kube/children.py) instead of a Job; the local executor refuses it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from shoal.api.limits import MAX_CHILD_DEPTH
-from shoal.api.workflow import Node, WorkflowSpec
+
+if TYPE_CHECKING:  # `shoal validate`'s fast check calls check_child without pydantic
+    from shoal.api.workflow import Node
 
 __all__ = ["LOCAL_REFUSAL", "check_child", "child_outcome", "child_outputs", "nesting"]
 
@@ -52,6 +52,10 @@ def check_child(node: Node) -> list[tuple[str, str]]:
         return problems
     if child.spec is None:
         return [*problems, ("the child workflow needs `spec`", "workflow.spec")]
+    from pydantic import ValidationError  # a child present: the models are loaded already
+
+    from shoal.api.workflow import WorkflowSpec
+
     try:
         WorkflowSpec.model_validate(child.spec)
     except ValidationError as err:

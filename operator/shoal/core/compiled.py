@@ -7,12 +7,17 @@ the planner trusts it and so never meets a cycle, an unknown node or a broken ex
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoal.api.common import EnvVar
-from shoal.api.workflow import Node, RetryPolicy, RunPolicy, WorkflowSpec
-from shoal.core.defaults import ResolvedPod
-from shoal.core.expressions import Compiled, Expression
+if TYPE_CHECKING:  # types only: `shoal validate`'s fast check loads no pydantic model
+    from shoal.api.common import EnvVar
+    from shoal.api.enums import RunPolicy
+    from shoal.api.workflow import Node, RetryPolicy, Workflow, WorkflowSpec
+    from shoal.core.defaults import ResolvedPod
+    from shoal.core.expressions import Compiled, Expression
+
+
+__all__ = ["CompiledNode", "CompiledWorkflow", "WorkflowMeta", "meta_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +98,11 @@ class CompiledWorkflow:
     the executor has no store (they then stay inline)."""
     on_exit: str | None = None
     """The exit handler's node name (`spec.onExit`): it runs after every other node."""
+
+
+def meta_of(workflow: Workflow, default_name: str = "workflow") -> WorkflowMeta:
+    """The run identity expressions see, from the manifest's metadata (a Workflow model,
+    or the fast check's view of one)."""
+    md = workflow.metadata
+    name = md.name or (md.generate_name or f"{default_name}-").rstrip("-")
+    return WorkflowMeta(name=name, namespace=md.namespace or "default", uid=md.uid or "")

@@ -16,10 +16,11 @@ Precedence, kept exactly as the API documents it:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from shoal.api.common import EnvVar, ResourceRequirements, Toleration
-from shoal.api.workflow import Node, PodSettings, RetryPolicy, WorkflowSpec
+if TYPE_CHECKING:  # types only: `shoal validate`'s fast check passes views of the models
+    from shoal.api.common import EnvVar, ResourceRequirements, Toleration
+    from shoal.api.workflow import Node, PodSettings, RetryPolicy, WorkflowSpec
 
 __all__ = ["ResolvedPod", "merge_env", "resolve_pod"]
 
@@ -70,7 +71,7 @@ def resolve_pod(node: Node, spec: WorkflowSpec) -> ResolvedPod:
         image=_unless_unset(node.image, defaults.image) or spec.image,
         env=tuple(merge_env(defaults.env, node.env)),
         timeout_seconds=_unless_unset(node.timeout_seconds, defaults.timeout_seconds),
-        retries=_unless_unset(node.retries, defaults.retries) or RetryPolicy(),
+        retries=_unless_unset(node.retries, defaults.retries) or _no_retry(spec),
         resources=_unless_unset(node.resources, defaults.resources),
         node_selector=_unless_empty(node.node_selector, defaults.node_selector) or None,
         tolerations=tuple(_unless_empty(node.tolerations, defaults.tolerations) or ()),
@@ -78,3 +79,15 @@ def resolve_pod(node: Node, spec: WorkflowSpec) -> ResolvedPod:
         or None,
         automount_service_account_token=bool(automount),
     )
+
+
+def _no_retry(spec: WorkflowSpec) -> RetryPolicy:
+    """The default policy (no retry), of the same family as `spec`: a view of the document
+    (`shoal.api.model_view`, which offers `no_retry`) keeps the fast check free of pydantic."""
+    make = getattr(spec, "no_retry", None)
+    if make is not None:
+        policy: RetryPolicy = make()
+        return policy
+    from shoal.api.workflow import RetryPolicy
+
+    return RetryPolicy()

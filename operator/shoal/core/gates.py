@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shoal.api.gates import Approval, GateDecision, GateDefault
-from shoal.api.workflow import Node, NodePhase, WorkflowPhase
+from shoal.api.enums import NodePhase, WorkflowPhase
 from shoal.core.timestamps import format_rfc3339
 
-if TYPE_CHECKING:  # the planner's types: `shoal validate` (check_gate) loads neither
+if TYPE_CHECKING:  # the planner's and the models' types: `shoal validate` (check_gate) loads none
+    from shoal.api.gates import Approval
+    from shoal.api.workflow import Node
     from shoal.core.decisions import FinishNode
     from shoal.core.state import NodeState
 
@@ -75,7 +76,8 @@ def plan_gate(
     shutdown: tuple[WorkflowPhase, str] | None,
 ) -> GateStep:
     """Decide a running gate: shut down, decided by someone, timed out, or still waiting."""
-    from shoal.core.decisions import FinishNode  # loaded already wherever a plan runs
+    from shoal.api.gates import GateDecision, GateDefault  # loaded already wherever a plan runs
+    from shoal.core.decisions import FinishNode
 
     assert node.suspend is not None
     name = node.name

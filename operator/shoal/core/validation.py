@@ -10,10 +10,9 @@ import dataclasses
 import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoal.api.common import EnvVar
-from shoal.api.workflow import Node, RunPolicy, WithSequence, WorkflowSpec
+from shoal.api.enums import RunPolicy
 from shoal.core.children import check_child
 from shoal.core.compiled import CompiledNode, CompiledWorkflow, WorkflowMeta
 from shoal.core.defaults import resolve_pod
@@ -31,6 +30,10 @@ from shoal.core.expressions import (
 from shoal.core.gates import check_gate
 from shoal.core.jsonbounds import json_problem
 from shoal.core.sequence import SequenceError, check_format, sequence_items
+
+if TYPE_CHECKING:  # types only: `shoal validate`'s fast check feeds views, not models
+    from shoal.api.common import EnvVar
+    from shoal.api.workflow import Node, WithSequence, WorkflowSpec
 
 
 @dataclass(frozen=True, slots=True)
