@@ -9,6 +9,7 @@ no polling: between events the loop sleeps on a queue with that deadline.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -39,14 +40,13 @@ from shoal.core.state import (
 )
 from shoal.local.flow import LocalFlow, state_dir
 from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, suspend_marker
-from shoal.local.logs import AttemptLog, NodeLogs
+from shoal.local.logs import NodeLogs
 from shoal.local.process import (
     KILL_GRACE_SECONDS,
     MAX_ARGS_ENV_BYTES,
     WORKER_USAGE_EXIT,
     LaunchError,
     LocalTask,
-    finish,
     import_env,
     launch,
     local_env,
@@ -223,7 +223,7 @@ class LocalExecutor:
 
     def _start(self, d: StartTask) -> None:
         node = self.wf.nodes[d.node]
-        # An attempt's own files live only while it runs (see process.run_task).
+        # An attempt's own files live only while it runs (see process._termination_message).
         stem = f"{self._workdir_text}{d.node}.{d.index}-{d.attempt}"  # str: per item, no Path
         termination = f"{stem}.termination-log"
         task = LocalTask(start=d, token=new_token(), capture_stdout=node.spec.capture_stdout)
@@ -258,15 +258,14 @@ class LocalExecutor:
             self._finish(task, succeeded=False, exit_code=None, outputs={}, message=message)
             return
         log = self.logs.attempt(d.node, d.index, d.attempt, node.fan_out)
+        settle = functools.partial(self._settle, task)  # called when the child is done
         try:  # spawned now, not a loop turn later (local/spawn.py)
-            failed = launch(task, argv, env, self.cwd, self._on_message, log)
+            failed = launch(task, argv, env, self.cwd, self._on_message, log, settle)
         except Exception as err:  # never let one child's error hang the run
             self._finish(task, False, None, {}, f"local executor error: {err!r}")
             return
         if failed is not None:
             self._settle(task, failed)
-        else:
-            self._background_task(self._supervise(task, env, log))
 
     def _background_task(self, coro: Awaitable[None]) -> None:
         async def run() -> None:
@@ -280,17 +279,9 @@ class LocalExecutor:
         """The bound on a stop: whatever child is left after it is killed and given up."""
         await asyncio.sleep(STOP_BOUND_SECONDS)  # a deadline, not a synchronisation
         for task in list(self._tasks.values()):
-            task.abandon()
             message = f"{reason}; killed: still running {STOP_BOUND_SECONDS:g}s after the stop"
-            self._finish(task, False, None, {}, message)
-
-    async def _supervise(self, task: LocalTask, env: dict[str, str], log: AttemptLog) -> None:
-        try:
-            outcome = await finish(task, env, log)
-        except Exception as err:  # never let one child's error hang the run
-            self._finish(task, False, None, {}, f"local executor error: {err!r}")
-            return
-        self._settle(task, outcome)
+            self._finish(task, False, None, {}, message)  # first: abandon may settle it
+            task.abandon()
 
     def _settle(self, task: LocalTask, outcome: Outcome) -> None:
         if not outcome.outputs_complete:
