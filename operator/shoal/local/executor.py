@@ -38,6 +38,7 @@ from shoal.core.state import (
     record_outputs_stored,
     record_progress,
 )
+from shoal.local.child_poll import held as held_child_poll
 from shoal.local.flow import LocalFlow, state_dir
 from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, suspend_marker
 from shoal.local.logs import NodeLogs
@@ -142,44 +143,49 @@ class LocalExecutor:
         use_pidfd_child_watcher()
         self.reporter.begin(self.wf, self.state)
         try:
-            while True:
-                self._read_controls()
-                step = advance(self.wf, self.state, time.time())
-                replan = False
-                for decision in step.decisions:
-                    self.reporter.decision(decision, self.state)
-                    replan = self.flow.act(decision) or replan
-                    if isinstance(decision, StartTask):
-                        self._start(decision)
-                    elif isinstance(decision, KillTask):
-                        self._kill(decision)
-                    elif isinstance(decision, LoadItems):
-                        self._background_step(load_items(self.store, decision))
-                    elif isinstance(decision, StoreOutputs):
-                        step_ = store_outputs(self.store, self.wf, self.state, decision)
-                        self._background_step(step_)
-                    elif isinstance(decision, FinishNode):
-                        self.logs.close(decision.node)
-                if self.state.phase.finished and not self._tasks:
-                    break
-                if replan:  # a lock was granted or a memo lookup answered
-                    continue
-                timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
-                if self._awaits_controls():  # a decision is a file here (local/gate_files.py)
-                    timeout = min(timeout or GATE_POLL_SECONDS, GATE_POLL_SECONDS)
-                try:
-                    async with asyncio.timeout(timeout):  # not wait_for: see kube/runner.py
-                        event = await self._events.get()
-                except TimeoutError:
-                    continue
-                self._handle(event)
-                while not self._events.empty():
-                    self._handle(self._events.get_nowait())
+            with held_child_poll():  # one epoll for the run's children (local/child_poll.py)
+                await self._loop()
         finally:
             await self._kill_all("shoal run is exiting")
             self.logs.close_all()
         self.reporter.end(self.wf, self.state)
         return self.state
+
+    async def _loop(self) -> None:
+        """Plan, act, wait for what can change the plan; until the run is over."""
+        while True:
+            self._read_controls()
+            step = advance(self.wf, self.state, time.time())
+            replan = False
+            for decision in step.decisions:
+                self.reporter.decision(decision, self.state)
+                replan = self.flow.act(decision) or replan
+                if isinstance(decision, StartTask):
+                    self._start(decision)
+                elif isinstance(decision, KillTask):
+                    self._kill(decision)
+                elif isinstance(decision, LoadItems):
+                    self._background_step(load_items(self.store, decision))
+                elif isinstance(decision, StoreOutputs):
+                    step_ = store_outputs(self.store, self.wf, self.state, decision)
+                    self._background_step(step_)
+                elif isinstance(decision, FinishNode):
+                    self.logs.close(decision.node)
+            if self.state.phase.finished and not self._tasks:
+                break
+            if replan:  # a lock was granted or a memo lookup answered
+                continue
+            timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
+            if self._awaits_controls():  # a decision is a file here (local/gate_files.py)
+                timeout = min(timeout or GATE_POLL_SECONDS, GATE_POLL_SECONDS)
+            try:
+                async with asyncio.timeout(timeout):  # not wait_for: see kube/runner.py
+                    event = await self._events.get()
+            except TimeoutError:
+                continue
+            self._handle(event)
+            while not self._events.empty():
+                self._handle(self._events.get_nowait())
 
     def _waiting_gates(self) -> set[str]:
         return {g for g in self._gates if self.state.nodes[g].phase is NodePhase.RUNNING}

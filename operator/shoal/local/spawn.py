@@ -90,7 +90,7 @@ class Child:
         self._pipes = pipes
         self._on_change = on_change
         self._pidfd = -1
-        self._poll = child_poll()
+        self._poll = child_poll(self._loop)
         for fd in pipes:
             os.set_blocking(fd, False)
             self._poll.add(fd, functools.partial(self._read, fd))
