@@ -41,7 +41,7 @@ like `yes | head -1` in a command would never end its `yes`)."""
 OnChunk = Callable[[bytes], None]
 """Receives each chunk read from a pipe, and `b""` once at its end."""
 
-_found: dict[tuple[str, str], str] = {}
+_found: dict[str, str] = {}
 """`resolve_program`'s answers: a fan-out looks the same program up once, not per item."""
 
 
@@ -50,11 +50,13 @@ def resolve_program(name: str, env: Mapping[str, str], cwd: Path) -> str:
     FileNotFoundError/PermissionError with the errno Popen would give."""
     if "/" in name:
         path = name if os.path.isabs(name) else os.path.join(cwd, name)
-        if not os.path.exists(path):
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+        if path not in _found:  # once: a file removed since fails in posix_spawn itself
+            if not os.path.exists(path):
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+            _found[path] = path
         return path
     search = env.get("PATH", os.defpath)
-    key = (name, search)
+    key = f"{name}\0{search}"
     found = _found.get(key)
     if found is None:
         found = shutil.which(name, path=search)
@@ -91,8 +93,7 @@ class Child:
         self._on_change = on_change
         self._pidfd = -1
         self._poll = child_poll(self._loop)
-        for fd in pipes:
-            os.set_blocking(fd, False)
+        for fd in pipes:  # left blocking: read only when the epoll says it is readable
             self._poll.add(fd, functools.partial(self._read, fd))
         self._watch_exit()
 
