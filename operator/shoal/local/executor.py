@@ -41,6 +41,7 @@ from shoal.core.state import (
 from shoal.local.child_poll import held as held_child_poll
 from shoal.local.flow import LocalFlow, state_dir
 from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, suspend_marker
+from shoal.local.inbox import Inbox
 from shoal.local.logs import NodeLogs
 from shoal.local.process import (
     KILL_GRACE_SECONDS,
@@ -118,7 +119,7 @@ class LocalExecutor:
         self.workdir = workdir
         self.cwd = cwd
         self.reporter = reporter
-        self._events: asyncio.Queue[_Event] = asyncio.Queue()
+        self._events: Inbox[_Event] = Inbox()
         self._tasks: dict[tuple[str, int], LocalTask] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._node_envs: dict[str, dict[str, str]] = {}
@@ -136,7 +137,7 @@ class LocalExecutor:
 
     def request_stop(self, reason: str) -> None:
         """Stop the run (Ctrl-C): running children are terminated, nothing new starts."""
-        self._events.put_nowait(_Stop(reason))
+        self._events.post(_Stop(reason))
 
     async def run(self) -> RunState:
         """Drive the run to a finished phase; every child is gone when this returns."""
@@ -178,14 +179,9 @@ class LocalExecutor:
             timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
             if self._awaits_controls():  # a decision is a file here (local/gate_files.py)
                 timeout = min(timeout or GATE_POLL_SECONDS, GATE_POLL_SECONDS)
-            try:
-                async with asyncio.timeout(timeout):  # not wait_for: see kube/runner.py
-                    event = await self._events.get()
-            except TimeoutError:
-                continue
-            self._handle(event)
-            while not self._events.empty():
-                self._handle(self._events.get_nowait())
+            if await self._events.wait(timeout):  # local/inbox.py
+                for event in self._events.take():  # all at once: one planner step
+                    self._handle(event)
 
     def _waiting_gates(self) -> set[str]:
         return {g for g in self._gates if self.state.nodes[g].phase is NodePhase.RUNNING}
@@ -203,7 +199,7 @@ class LocalExecutor:
 
     def _background_step(self, step: Awaitable[ItemsLoaded | OutputsStored]) -> None:
         async def run() -> None:
-            self._events.put_nowait(await step)
+            self._events.post(await step)
 
         background = asyncio.create_task(run())
         self._background.add(background)
@@ -318,7 +314,7 @@ class LocalExecutor:
             return  # already given up on by a forced stop
         del self._tasks[task.key]
         d = task.start
-        self._events.put_nowait(
+        self._events.post(
             bounded_finish(
                 TaskFinished(
                     node=d.node,
