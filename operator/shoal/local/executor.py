@@ -159,10 +159,12 @@ class LocalExecutor:
             step = advance(self.wf, self.state, time.time())
             replan = False
             for decision in step.decisions:
-                self.reporter.decision(decision, self.state)
+                if not isinstance(decision, StartTask):  # a start is told once spawned
+                    self.reporter.decision(decision, self.state)
                 replan = self.flow.act(decision) or replan
                 if isinstance(decision, StartTask):
                     self._start(decision)
+                    self.reporter.decision(decision, self.state)
                 elif isinstance(decision, KillTask):
                     self._kill(decision)
                 elif isinstance(decision, LoadItems):
@@ -266,6 +268,7 @@ class LocalExecutor:
         except Exception as err:  # never let one child's error hang the run
             self._finish(task, False, None, {}, f"local executor error: {err!r}")
             return
+        log.begin()  # the node's log file is opened while the child starts
         if failed is not None:
             self._settle(task, failed)
 
