@@ -317,21 +317,18 @@ class LocalExecutor:
             return  # already given up on by a forced stop
         del self._tasks[task.key]
         d = task.start
-        self._events.post(
-            bounded_finish(
-                TaskFinished(
-                    node=d.node,
-                    index=d.index,
-                    attempt=d.attempt,
-                    succeeded=succeeded,
-                    at=time.time(),
-                    exit_code=exit_code,
-                    outputs=dict(outputs),
-                    message=message,
-                    retriable=retriable,
-                )
-            )
+        event = TaskFinished(
+            node=d.node,
+            index=d.index,
+            attempt=d.attempt,
+            succeeded=succeeded,
+            at=time.time(),
+            exit_code=exit_code,
+            outputs=dict(outputs),
+            message=message,
+            retriable=retriable,
         )
+        self._events.post(bounded_finish(event) if outputs else event)  # no outputs: no walk
 
     def _on_message(self, node: str, index: int, msg: Message) -> None:
         if isinstance(msg, ProgressMessage):

@@ -116,7 +116,10 @@ def local_env(
     env["SHOAL_ATTEMPT"] = str(task.attempt)
     if node.fan_out:
         env["SHOAL_ITEM_INDEX"] = str(task.index)
-        env["SHOAL_ITEM"] = json.dumps(task.item, separators=(",", ":"))
+        item = task.item  # an int's JSON is its str(), without the encoder's set-up
+        env["SHOAL_ITEM"] = (
+            str(item) if type(item) is int else json.dumps(item, separators=(",", ":"))
+        )
     env.update(task.env)
     for ref in node.env_refs:
         source = ref.value_from
