@@ -7,6 +7,7 @@ builder, the local executor, the planner's timeouts and retries) sees the same v
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -141,3 +142,14 @@ def test_the_job_and_a_local_run_see_the_same_service_account() -> None:
     job = build_job(wf, task, JobDefaults(), token="t")
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "etl"
     assert local_env(wf, wf.nodes["a"], task, {})["SA"] == "etl"
+
+
+def test_a_fan_out_items_environment_holds_its_item_as_compact_json() -> None:
+    """$SHOAL_ITEM is the item's JSON whatever its type (an int takes a shortcut; a bool,
+    which is an int in Python, must still read `true`)."""
+    items: list[Any] = [3, -1, True, None, 1.5, "a b", {"k": [1, "x"]}, 10**20]
+    wf = compiled({"nodes": [{"name": "a", "command": ["true"], "forEach": items}]})
+    plan = advance(wf, RunState.new(list(wf.order)), 0.0)
+    starts = [d for d in plan.decisions if isinstance(d, StartTask)]
+    seen = {d.index: local_env(wf, wf.nodes["a"], d, {})["SHOAL_ITEM"] for d in starts}
+    assert seen == {i: json.dumps(item, separators=(",", ":")) for i, item in enumerate(items)}

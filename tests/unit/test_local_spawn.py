@@ -164,3 +164,24 @@ def test_an_inheritable_fd_of_the_parent_is_not_passed_on(
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_a_held_poll_serves_every_child_of_the_block_and_closes_after_it() -> None:
+    """The executor holds the epoll for its run: children one after another (a chain)
+    share one, and no fd is left once the block and the loop are done."""
+    from shoal.local.child_poll import child_poll, held
+
+    before = open_fds()
+
+    async def scenario() -> list[object]:
+        polls: list[object] = []
+        with held():
+            for _ in range(3):
+                code, _, _ = await run(["true"], dict(os.environ), Path.cwd())
+                assert code == 0
+                polls.append(child_poll())
+        return polls
+
+    first, *others = asyncio.run(scenario())
+    assert all(poll is first for poll in others)
+    assert open_fds() == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import os
 import signal
@@ -155,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
     from shoal.local.child_watch import use_pidfd_watcher
 
     use_pidfd_watcher()  # no waiter thread per child process (Python 3.11)
+    # What start-up built (modules, models, the compiled workflow) lives until this process
+    # exits: full collections during the run need not walk it (~16 ms per 1,000 items).
+    gc.freeze()
     state = asyncio.run(_run(wf, workdir, manifest_dir, reporter, args.imports, settings, ui))
     print(f"logs: {workdir}", file=status_stream)
     print(f"artifacts: {settings.url}", file=status_stream)

@@ -4,16 +4,19 @@ single reader of the event loop.
 `loop.add_reader` costs a Handle, a selector key and a transport check per fd, and the
 loop a callback per ready fd; a fan-out item registers three fds and removes three. Here
 an fd is one `epoll.register` call, and one loop callback dispatches whatever is ready.
-The epoll is closed when its last fd goes, so nothing outlives the run's loop.
+The epoll is closed when its last fd goes, so nothing outlives the run's loop, unless
+someone holds it open (`held`): the executor does for its run, so a chain or a fan-out at
+low parallelism does not open, register and close an epoll again at every child.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-__all__ = ["ChildPoll", "child_poll"]
+__all__ = ["ChildPoll", "child_poll", "held"]
 
 _ATTRIBUTE = "_shoal_child_poll"
 """Where a loop keeps its open poll: it lives and dies with the loop (a module-level map
@@ -27,6 +30,7 @@ class ChildPoll:
         self._loop = loop
         self._epoll = select.epoll()
         self._handlers: dict[int, Callable[[], None]] = {}
+        self._holds = 0
         loop.add_reader(self._epoll.fileno(), self._ready)
 
     def add(self, fd: int, handler: Callable[[], None]) -> None:
@@ -39,11 +43,23 @@ class ChildPoll:
         if self._handlers.pop(fd, None) is None:
             return
         self._epoll.unregister(fd)
-        if not self._handlers:
-            self._loop.remove_reader(self._epoll.fileno())
-            self._epoll.close()
-            if getattr(self._loop, _ATTRIBUTE, None) is self:
-                delattr(self._loop, _ATTRIBUTE)
+        self._close_if_idle()
+
+    def hold(self) -> None:
+        """Stay open with no fd, until as many `release` calls."""
+        self._holds += 1
+
+    def release(self) -> None:
+        self._holds -= 1
+        self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        if self._handlers or self._holds > 0 or self._epoll.closed:
+            return
+        self._loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
+        if getattr(self._loop, _ATTRIBUTE, None) is self:
+            delattr(self._loop, _ATTRIBUTE)
 
     def _ready(self) -> None:
         for fd, _ in self._epoll.poll(0):
@@ -58,11 +74,22 @@ class ChildPoll:
                 )
 
 
-def child_poll() -> ChildPoll:
-    """The running loop's poll, opened on first use."""
-    loop = asyncio.get_running_loop()
+def child_poll(loop: asyncio.AbstractEventLoop | None = None) -> ChildPoll:
+    """The running loop's poll (`loop`, when the caller has it), opened on first use."""
+    loop = loop or asyncio.get_running_loop()
     poll: ChildPoll | None = getattr(loop, _ATTRIBUTE, None)
     if poll is None:
         poll = ChildPoll(loop)
         setattr(loop, _ATTRIBUTE, poll)
     return poll
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """The running loop's poll stays open within the block, whatever fds come and go."""
+    poll = child_poll()
+    poll.hold()
+    try:
+        yield
+    finally:
+        poll.release()

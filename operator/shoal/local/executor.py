@@ -9,6 +9,7 @@ no polling: between events the loop sleeps on a queue with that deadline.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -37,16 +38,17 @@ from shoal.core.state import (
     record_outputs_stored,
     record_progress,
 )
+from shoal.local.child_poll import held as held_child_poll
 from shoal.local.flow import LocalFlow, state_dir
 from shoal.local.gate_files import GATE_POLL_SECONDS, read_approvals, suspend_marker
-from shoal.local.logs import AttemptLog, NodeLogs
+from shoal.local.inbox import Inbox
+from shoal.local.logs import NodeLogs
 from shoal.local.process import (
     KILL_GRACE_SECONDS,
     MAX_ARGS_ENV_BYTES,
     WORKER_USAGE_EXIT,
     LaunchError,
     LocalTask,
-    finish,
     import_env,
     launch,
     local_env,
@@ -117,7 +119,7 @@ class LocalExecutor:
         self.workdir = workdir
         self.cwd = cwd
         self.reporter = reporter
-        self._events: asyncio.Queue[_Event] = asyncio.Queue()
+        self._events: Inbox[_Event] = Inbox()
         self._tasks: dict[tuple[str, int], LocalTask] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._node_envs: dict[str, dict[str, str]] = {}
@@ -135,51 +137,53 @@ class LocalExecutor:
 
     def request_stop(self, reason: str) -> None:
         """Stop the run (Ctrl-C): running children are terminated, nothing new starts."""
-        self._events.put_nowait(_Stop(reason))
+        self._events.post(_Stop(reason))
 
     async def run(self) -> RunState:
         """Drive the run to a finished phase; every child is gone when this returns."""
         use_pidfd_child_watcher()
         self.reporter.begin(self.wf, self.state)
         try:
-            while True:
-                self._read_controls()
-                step = advance(self.wf, self.state, time.time())
-                replan = False
-                for decision in step.decisions:
-                    self.reporter.decision(decision, self.state)
-                    replan = self.flow.act(decision) or replan
-                    if isinstance(decision, StartTask):
-                        self._start(decision)
-                    elif isinstance(decision, KillTask):
-                        self._kill(decision)
-                    elif isinstance(decision, LoadItems):
-                        self._background_step(load_items(self.store, decision))
-                    elif isinstance(decision, StoreOutputs):
-                        step_ = store_outputs(self.store, self.wf, self.state, decision)
-                        self._background_step(step_)
-                    elif isinstance(decision, FinishNode):
-                        self.logs.close(decision.node)
-                if self.state.phase.finished and not self._tasks:
-                    break
-                if replan:  # a lock was granted or a memo lookup answered
-                    continue
-                timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
-                if self._awaits_controls():  # a decision is a file here (local/gate_files.py)
-                    timeout = min(timeout or GATE_POLL_SECONDS, GATE_POLL_SECONDS)
-                try:
-                    async with asyncio.timeout(timeout):  # not wait_for: see kube/runner.py
-                        event = await self._events.get()
-                except TimeoutError:
-                    continue
-                self._handle(event)
-                while not self._events.empty():
-                    self._handle(self._events.get_nowait())
+            with held_child_poll():  # one epoll for the run's children (local/child_poll.py)
+                await self._loop()
         finally:
             await self._kill_all("shoal run is exiting")
             self.logs.close_all()
         self.reporter.end(self.wf, self.state)
         return self.state
+
+    async def _loop(self) -> None:
+        """Plan, act, wait for what can change the plan; until the run is over."""
+        while True:
+            self._read_controls()
+            step = advance(self.wf, self.state, time.time())
+            replan = False
+            for decision in step.decisions:
+                if not isinstance(decision, StartTask):  # a start is told once spawned
+                    self.reporter.decision(decision, self.state)
+                replan = self.flow.act(decision) or replan
+                if isinstance(decision, StartTask):
+                    self._start(decision)
+                    self.reporter.decision(decision, self.state)
+                elif isinstance(decision, KillTask):
+                    self._kill(decision)
+                elif isinstance(decision, LoadItems):
+                    self._background_step(load_items(self.store, decision))
+                elif isinstance(decision, StoreOutputs):
+                    step_ = store_outputs(self.store, self.wf, self.state, decision)
+                    self._background_step(step_)
+                elif isinstance(decision, FinishNode):
+                    self.logs.close(decision.node)
+            if self.state.phase.finished and not self._tasks:
+                break
+            if replan:  # a lock was granted or a memo lookup answered
+                continue
+            timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
+            if self._awaits_controls():  # a decision is a file here (local/gate_files.py)
+                timeout = min(timeout or GATE_POLL_SECONDS, GATE_POLL_SECONDS)
+            if await self._events.wait(timeout):  # local/inbox.py
+                for event in self._events.take():  # all at once: one planner step
+                    self._handle(event)
 
     def _waiting_gates(self) -> set[str]:
         return {g for g in self._gates if self.state.nodes[g].phase is NodePhase.RUNNING}
@@ -197,7 +201,7 @@ class LocalExecutor:
 
     def _background_step(self, step: Awaitable[ItemsLoaded | OutputsStored]) -> None:
         async def run() -> None:
-            self._events.put_nowait(await step)
+            self._events.post(await step)
 
         background = asyncio.create_task(run())
         self._background.add(background)
@@ -223,7 +227,7 @@ class LocalExecutor:
 
     def _start(self, d: StartTask) -> None:
         node = self.wf.nodes[d.node]
-        # An attempt's own files live only while it runs (see process.run_task).
+        # An attempt's own files live only while it runs (see process._termination_message).
         stem = f"{self._workdir_text}{d.node}.{d.index}-{d.attempt}"  # str: per item, no Path
         termination = f"{stem}.termination-log"
         task = LocalTask(start=d, token=new_token(), capture_stdout=node.spec.capture_stdout)
@@ -258,15 +262,15 @@ class LocalExecutor:
             self._finish(task, succeeded=False, exit_code=None, outputs={}, message=message)
             return
         log = self.logs.attempt(d.node, d.index, d.attempt, node.fan_out)
+        settle = functools.partial(self._settle, task)  # called when the child is done
         try:  # spawned now, not a loop turn later (local/spawn.py)
-            failed = launch(task, argv, env, self.cwd, self._on_message, log)
+            failed = launch(task, argv, env, self.cwd, self._on_message, log, settle)
         except Exception as err:  # never let one child's error hang the run
             self._finish(task, False, None, {}, f"local executor error: {err!r}")
             return
+        log.begin()  # the node's log file is opened while the child starts
         if failed is not None:
             self._settle(task, failed)
-        else:
-            self._background_task(self._supervise(task, env, log))
 
     def _background_task(self, coro: Awaitable[None]) -> None:
         async def run() -> None:
@@ -280,17 +284,9 @@ class LocalExecutor:
         """The bound on a stop: whatever child is left after it is killed and given up."""
         await asyncio.sleep(STOP_BOUND_SECONDS)  # a deadline, not a synchronisation
         for task in list(self._tasks.values()):
-            task.abandon()
             message = f"{reason}; killed: still running {STOP_BOUND_SECONDS:g}s after the stop"
-            self._finish(task, False, None, {}, message)
-
-    async def _supervise(self, task: LocalTask, env: dict[str, str], log: AttemptLog) -> None:
-        try:
-            outcome = await finish(task, env, log)
-        except Exception as err:  # never let one child's error hang the run
-            self._finish(task, False, None, {}, f"local executor error: {err!r}")
-            return
-        self._settle(task, outcome)
+            self._finish(task, False, None, {}, message)  # first: abandon may settle it
+            task.abandon()
 
     def _settle(self, task: LocalTask, outcome: Outcome) -> None:
         if not outcome.outputs_complete:
@@ -321,21 +317,18 @@ class LocalExecutor:
             return  # already given up on by a forced stop
         del self._tasks[task.key]
         d = task.start
-        self._events.put_nowait(
-            bounded_finish(
-                TaskFinished(
-                    node=d.node,
-                    index=d.index,
-                    attempt=d.attempt,
-                    succeeded=succeeded,
-                    at=time.time(),
-                    exit_code=exit_code,
-                    outputs=dict(outputs),
-                    message=message,
-                    retriable=retriable,
-                )
-            )
+        event = TaskFinished(
+            node=d.node,
+            index=d.index,
+            attempt=d.attempt,
+            succeeded=succeeded,
+            at=time.time(),
+            exit_code=exit_code,
+            outputs=dict(outputs),
+            message=message,
+            retriable=retriable,
         )
+        self._events.post(bounded_finish(event) if outputs else event)  # no outputs: no walk
 
     def _on_message(self, node: str, index: int, msg: Message) -> None:
         if isinstance(msg, ProgressMessage):

@@ -8,7 +8,9 @@ interleave, so in a fan-out's log every line carries its `[item I #A]` prefix.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -26,11 +28,15 @@ class NodeLogs:
         return self.workdir / f"{node}.log"
 
     def attempt(self, node: str, index: int, attempt: int, fan_out: bool) -> AttemptLog:
-        """The log of one attempt; its node's file is opened (appending) on first use."""
+        """The log of one attempt; its node's file is opened (appending) at its first write
+        or `begin`, so the executor can start the child first and touch files after."""
+        return AttemptLog(functools.partial(self._file, node), index, attempt, fan_out)
+
+    def _file(self, node: str) -> TextIO:
         file = self._files.get(node)
         if file is None:
             file = self._files[node] = self.path(node).open("a", encoding="utf-8")
-        return AttemptLog(file, index, attempt, fan_out)
+        return file
 
     def flush(self, node: str) -> None:
         """Write out what the node's attempts wrote so far (`shoal run --ui` reads it live)."""
@@ -52,13 +58,21 @@ class NodeLogs:
 class AttemptLog:
     """What one attempt writes to its node's log, delimited and (in a fan-out) prefixed."""
 
-    def __init__(self, file: TextIO, index: int, attempt: int, fan_out: bool) -> None:
-        self._file = file
+    def __init__(
+        self, open_file: Callable[[], TextIO], index: int, attempt: int, fan_out: bool
+    ) -> None:
+        self._open_file = open_file
+        self._file: TextIO | None = None
         self._name = f"item {index} attempt {attempt}" if fan_out else f"attempt {attempt}"
         self._prefix = f"[item {index} #{attempt}] " if fan_out else ""
         self._line_open = False
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
-        self._write(f"--- {self._name} started {stamp} ---\n")
+        self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+
+    def begin(self) -> None:
+        """Write the attempt's opening line (done by its first write otherwise)."""
+        if self._file is None:
+            self._file = self._open_file()
+            self._write(f"--- {self._name} started {self._stamp} ---\n")
 
     def write(self, text: str) -> None:
         """One line of output (its newline included, but for an unterminated last line)."""
@@ -73,9 +87,12 @@ class AttemptLog:
             self._write("\n")
             self._line_open = False
         self._write(f"--- {self._name} {outcome} ---\n")
-        if not self._file.closed:
+        if self._file is not None and not self._file.closed:
             self._file.flush()
 
     def _write(self, text: str) -> None:
+        if self._file is None:
+            self.begin()
+        assert self._file is not None
         if not self._file.closed:  # a child abandoned on a forced stop may outlive its node
             self._file.write(text)

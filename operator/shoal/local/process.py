@@ -116,7 +116,10 @@ def local_env(
     env["SHOAL_ATTEMPT"] = str(task.attempt)
     if node.fan_out:
         env["SHOAL_ITEM_INDEX"] = str(task.index)
-        env["SHOAL_ITEM"] = json.dumps(task.item, separators=(",", ":"))
+        item = task.item  # an int's JSON is its str(), without the encoder's set-up
+        env["SHOAL_ITEM"] = (
+            str(item) if type(item) is int else json.dumps(item, separators=(",", ":"))
+        )
     env.update(task.env)
     for ref in node.env_refs:
         source = ref.value_from
@@ -198,6 +201,9 @@ class LocalTask:
             self.signal(signal.SIGKILL)
 
 
+OnOutcome = Callable[[Outcome], None]
+
+
 def launch(
     task: LocalTask,
     argv: list[str],
@@ -205,57 +211,78 @@ def launch(
     cwd: Path,
     on_message: OnMessage,
     log: AttemptLog,
+    on_outcome: OnOutcome,
 ) -> Outcome | None:
     """Start the child at once (not a loop turn later); None, or the outcome of an attempt
-    that could not start."""
+    that could not start. A started attempt's outcome goes to `on_outcome`, from the event
+    loop, as soon as the child has exited and its output is read: no task per child."""
     stdout = _Reader(task, True, log, on_message)
     stderr = _Reader(task, False, log, on_message)
+    termination = env["SHOAL_TERMINATION_MESSAGE_PATH"]
+    ending = _Ending(task, termination, log, on_outcome)
     try:
-        task.process = spawn(argv, env, cwd, stdout.feed, stderr.feed)
+        task.process = spawn(argv, env, cwd, stdout.feed, stderr.feed, ending.changed)
     except OSError as err:
         log.end(f"could not start: {err.strerror}")
-        _termination_message(env["SHOAL_TERMINATION_MESSAGE_PATH"], task)  # cleans up
+        _termination_message(termination, task)  # cleans up
         return Outcome(False, None, {}, f"cannot start {argv[0]!r}: {err.strerror}")
     return None
 
 
-async def finish(task: LocalTask, env: dict[str, str], log: AttemptLog) -> Outcome:
-    """Wait for a launched child to exit and its output to be read; its outcome."""
-    child = task.process
-    assert child is not None
-    try:
-        exit_code = await child.exited
+class _Ending:
+    """Turns a launched child's exit and drained pipes into its outcome, once.
+
+    Output still buffered in the pipes arrives right after the exit; a grandchild that
+    keeps the pipes open must not hold the run hostage, so after the exit they have
+    `PIPE_DRAIN_SECONDS` (a timer armed only then, not per child) before the group is
+    killed and the pipes given up.
+    """
+
+    __slots__ = ("_deliver", "_log", "_task", "_termination", "_timer")
+
+    def __init__(self, task: LocalTask, termination: str, log: AttemptLog, deliver: OnOutcome):
+        self._task = task
+        self._termination = termination
+        self._log = log
+        self._deliver = deliver
+        self._timer: asyncio.TimerHandle | None = None
+
+    def changed(self) -> None:
+        """The child exited or its pipes ended (`Child`'s `on_change`)."""
+        child = self._task.process
+        if child is None or child.returncode is None:
+            return  # pipes ended first: the exit follows
         if not child.drained.done():
-            try:
-                # Output still buffered in the pipes arrives right after the exit; a
-                # grandchild that kept the pipes open must not hold the run hostage.
-                await asyncio.wait_for(asyncio.shield(child.drained), PIPE_DRAIN_SECONDS)
-            except TimeoutError:
-                child.signal(signal.SIGKILL, group_outlives=True)  # who holds the pipes
-                child.close_pipes()
-                log.write(f"[shoal] output still open {PIPE_DRAIN_SECONDS:g}s after the exit\n")
-    finally:
-        child.close()
-    if task.error is not None:
-        raise task.error
-    log.end(f"exited {exit_code}")
-    text = _termination_message(env["SHOAL_TERMINATION_MESSAGE_PATH"], task)
-    # A signal shows up as a negative return code; report it the way a pod would (128+n).
-    code = 128 - exit_code if exit_code < 0 else exit_code
-    return task.collector.finish(code, text, killed_reason=task.kill_reason)
+            if self._timer is None:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(PIPE_DRAIN_SECONDS, self._overdue)
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        try:
+            outcome = self._outcome(child.returncode)
+        except Exception as err:  # never let one child's error hang the run
+            outcome = Outcome(False, None, {}, f"local executor error: {err!r}")
+        self._deliver(outcome)
 
+    def _overdue(self) -> None:
+        child = self._task.process
+        assert child is not None
+        self._log.write(f"[shoal] output still open {PIPE_DRAIN_SECONDS:g}s after the exit\n")
+        child.signal(signal.SIGKILL, group_outlives=True)  # who holds the pipes
+        child.close_pipes()  # drained: `changed` settles the attempt
 
-async def run_task(
-    task: LocalTask,
-    argv: list[str],
-    env: dict[str, str],
-    cwd: Path,
-    on_message: OnMessage,
-    log: AttemptLog,
-) -> Outcome:
-    """Run the child to its end, feeding every output line to the collector and `on_message`."""
-    failed = launch(task, argv, env, cwd, on_message, log)
-    return failed if failed is not None else await finish(task, env, log)
+    def _outcome(self, exit_code: int) -> Outcome:
+        task = self._task
+        if task.process is not None:
+            task.process.close()
+        if task.error is not None:
+            raise task.error
+        self._log.end(f"exited {exit_code}")
+        text = _termination_message(self._termination, task)
+        # A signal shows up as a negative return code; report it the way a pod would (128+n).
+        code = 128 - exit_code if exit_code < 0 else exit_code
+        return task.collector.finish(code, text, killed_reason=task.kill_reason)
 
 
 def _termination_message(path: str, task: LocalTask) -> str | None:

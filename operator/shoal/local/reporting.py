@@ -9,6 +9,7 @@ view: plain output is written as it is (local/plain_table.py draws its final tab
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Protocol, TextIO
 
@@ -202,8 +203,18 @@ class PlainReporter:
         render_plain_summary(self.out, wf, state, self.view)
 
 
+LIVE_REDRAW_SECONDS = 1 / 8
+"""The live table is rebuilt and redrawn at most this often, from the run's event loop."""
+
+
 class LiveReporter(PlainReporter):
-    """A live node table with progress bars on a terminal; logs and events scroll above it."""
+    """A live node table with progress bars on a terminal; logs and events scroll above it.
+
+    The table is redrawn by a timer of the run's own event loop, not by rich's refresh
+    thread: a second thread would make every child in another directory start through
+    Popen (local/spawn.py), and the table, rebuilt at most every `LIVE_REDRAW_SECONDS`,
+    is not rebuilt again for each line printed above it.
+    """
 
     def __init__(self, console: Console, *, show_logs: bool = True) -> None:
         from rich.live import Live
@@ -214,8 +225,10 @@ class LiveReporter(PlainReporter):
         self.view = RunView()
         self._wf: CompiledWorkflow | None = None
         self._state: RunState | None = None
-        self._live = Live(console=console, refresh_per_second=8, transient=True)
+        self._live = Live(console=console, auto_refresh=False, transient=True)
         self._live.get_renderable = self._table  # type: ignore[method-assign]
+        self._built: tuple[float, Group] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def _say(self, text: str) -> None:
         self._live.console.print(_stamp(time.time() - self.t0, text))
@@ -227,16 +240,28 @@ class LiveReporter(PlainReporter):
 
         if self._wf is None or self._state is None:
             return Group()
-        return live_view(self._wf, self._state, self.view)
+        now = time.monotonic()
+        if self._built is None or now - self._built[0] >= LIVE_REDRAW_SECONDS:
+            self._built = (now, live_view(self._wf, self._state, self.view))
+        return self._built[1]
+
+    def _redraw(self) -> None:
+        self._live.refresh()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(LIVE_REDRAW_SECONDS, self._redraw)
 
     def begin(self, wf: CompiledWorkflow, state: RunState) -> None:
         self._wf, self._state = wf, state
         self._live.start()
         super().begin(wf, state)
+        self._redraw()
 
     def end(self, wf: CompiledWorkflow, state: RunState) -> None:
         from shoal.local.tables import render_summary
 
+        if self._timer is not None:
+            self._timer.cancel()
+        self._built = None
         self._live.stop()
         render_summary(self.console, wf, state, self.view)
 

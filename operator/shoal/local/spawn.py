@@ -41,7 +41,7 @@ like `yes | head -1` in a command would never end its `yes`)."""
 OnChunk = Callable[[bytes], None]
 """Receives each chunk read from a pipe, and `b""` once at its end."""
 
-_found: dict[tuple[str, str], str] = {}
+_found: dict[str, str] = {}
 """`resolve_program`'s answers: a fan-out looks the same program up once, not per item."""
 
 
@@ -50,11 +50,13 @@ def resolve_program(name: str, env: Mapping[str, str], cwd: Path) -> str:
     FileNotFoundError/PermissionError with the errno Popen would give."""
     if "/" in name:
         path = name if os.path.isabs(name) else os.path.join(cwd, name)
-        if not os.path.exists(path):
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+        if path not in _found:  # once: a file removed since fails in posix_spawn itself
+            if not os.path.exists(path):
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+            _found[path] = path
         return path
     search = env.get("PATH", os.defpath)
-    key = (name, search)
+    key = f"{name}\0{search}"
     found = _found.get(key)
     if found is None:
         found = shutil.which(name, path=search)
@@ -66,13 +68,19 @@ def resolve_program(name: str, env: Mapping[str, str], cwd: Path) -> str:
 
 class Child:
     """A running child: its pid, its exit (`exited`), its output (callbacks), and
-    `drained` once both pipes have ended (or were given up on)."""
+    `drained` once both pipes have ended (or were given up on).
+
+    `on_change`, if given, is called from the event loop right when the exit is known and
+    right when the pipes are drained (so twice, in either order): the executor settles an
+    attempt there and then, with no task or future callback a loop turn later.
+    """
 
     def __init__(
         self,
         pid: int,
         pipes: dict[int, OnChunk],
         popen: subprocess.Popen[bytes] | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.pid = pid
         self.returncode: int | None = None
@@ -82,10 +90,10 @@ class Child:
         self.exited: asyncio.Future[int] = self._loop.create_future()
         self.drained: asyncio.Future[None] = self._loop.create_future()
         self._pipes = pipes
+        self._on_change = on_change
         self._pidfd = -1
-        self._poll = child_poll()
-        for fd in pipes:
-            os.set_blocking(fd, False)
+        self._poll = child_poll(self._loop)
+        for fd in pipes:  # left blocking: read only when the epoll says it is readable
             self._poll.add(fd, functools.partial(self._read, fd))
         self._watch_exit()
 
@@ -125,6 +133,8 @@ class Child:
         self.returncode = code
         if not self.exited.done():
             self.exited.set_result(code)
+            if self._on_change is not None:
+                self._on_change()
 
     def _read(self, fd: int) -> None:
         try:
@@ -145,6 +155,8 @@ class Child:
         os.close(fd)
         if not self._pipes and not self.drained.done():
             self.drained.set_result(None)
+            if self._on_change is not None:
+                self._on_change()
 
     def close_pipes(self) -> None:
         """Stop reading (a grandchild holds the pipes, or the run gives up on the child)."""
@@ -246,10 +258,11 @@ def spawn(
     cwd: Path,
     on_stdout: OnChunk,
     on_stderr: OnChunk,
+    on_change: Callable[[], None] | None = None,
 ) -> Child:
     """Start `argv` in a session of its own (its own process group), stdin from
     /dev/null, stdout and stderr to pipes read by the event loop. Raises OSError when
-    the program cannot be started."""
+    the program cannot be started; `on_change` as `Child`'s (never called from here)."""
     program = resolve_program(argv[0], env, cwd)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -275,4 +288,4 @@ def spawn(
     finally:
         os.close(out_w)
         os.close(err_w)
-    return Child(pid, {out_r: on_stdout, err_r: on_stderr}, popen)
+    return Child(pid, {out_r: on_stdout, err_r: on_stderr}, popen, on_change)
