@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
-from shoal.api.workflow import NodePhase
+from shoal.api.enums import NodePhase
 from shoal.artifact_steps import StoreFactory, load_items, store_outputs
 from shoal.core.children import LOCAL_REFUSAL
 from shoal.core.collector import Outcome
