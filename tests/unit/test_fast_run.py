@@ -137,7 +137,7 @@ def plain(value: Any) -> Any:
     """Every field as the executor reads it (models and views through their attributes),
     scalars with their type: the comparable form of a compiled workflow."""
     if isinstance(value, ModelView):
-        return _model(value._model, value)  # noqa: SLF001 - the view's own model name
+        return _model(value._model, value)  # the view's own model name
     if hasattr(type(value), "model_fields"):
         return _model(type(value).__name__, value)
     if isinstance(value, Expression):
