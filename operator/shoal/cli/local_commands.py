@@ -42,12 +42,12 @@ from shoal.fast_run import compile_for_run
 from shoal.job_check import import_path  # where --import looks, shared with validate
 from shoal.local.executor import LocalExecutor
 from shoal.local.reporting import LiveReporter, PlainReporter, Reporter
-from shoal_worker.artifacts import ArtifactStore, open_store
 from shoal_worker.offload import OFFLOAD_BYTES
 from shoal_worker.store_settings import ENV_URL, StoreSettings
 
 if TYPE_CHECKING:
     from shoal.server.local_serve import LocalDashboard
+    from shoal_worker.artifacts import ArtifactStore
 
 __all__ = [
     "configure",
@@ -204,6 +204,8 @@ async def _run(
 
     def store() -> ArtifactStore:
         if not opened:
+            from shoal_worker.artifacts import open_store  # a run without artifacts: never
+
             opened.append(open_store(settings))
         return opened[0]
 
