@@ -114,6 +114,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7, help="runs of each case (7)")
     parser.add_argument("--chain", type=int, default=50, help="nodes in the chain (50)")
     args = parser.parse_args()
+    from local import compile_project  # bench/local.py: the same step, one owner
+
+    compiled = ", ".join(compile_project())  # as an install has it: no run compiles sources
     true = shutil.which("true") or "/bin/true"
     bash = shutil.which("bash") or "/bin/bash"
     shoal = shoal_argv()
@@ -145,6 +148,7 @@ def main() -> int:
         f"{before[0]:.2f} before, {after[0]:.2f} after; median of {args.repeat} "
         "(min-max); CPU includes the child's own children; rss: GNU time, one run"
     )
+    print(f"bytecode compiled (as an install does): {compiled}")
     for case in cases:
         print(case.line())
     print(ratio(helps, python, 3, "cpu"))

@@ -28,10 +28,12 @@ from shoal.yamlread import Document, load_documents, yaml_depth_problem
 
 if TYPE_CHECKING:
     from shoal.api.workflow import Workflow, WorkflowSpec
+    from shoal.core.compiled import CompiledWorkflow
 
 __all__ = [
     "NODE_FIELDS_LEFT_TO_THE_MODELS",
     "SPEC_FIELDS_LEFT_TO_THE_MODELS",
+    "compile_document",
     "print_results",
     "validate_fast",
 ]
@@ -73,6 +75,14 @@ def _file(path: str, params: dict[str, Any]) -> list[tuple[list[str], str]]:
 
 
 def _document(document: Document, path: str, params: dict[str, Any]) -> tuple[list[str], str]:
+    wf = compile_document(document, path, params)
+    warnings = [s.describe(path) for s in document.surprises]
+    return warnings, f"{path}: Workflow {wf.meta.name}: valid ({len(wf.order)} nodes)"
+
+
+def compile_document(document: Document, path: str, params: dict[str, Any]) -> CompiledWorkflow:
+    """The document compiled over a view of it, when this path can vouch for it; any
+    exception otherwise (`shoal run`'s fast path, `shoal.fast_run`, shares it)."""
     raw = document.raw
     if not isinstance(raw, dict) or raw.get("kind") != "Workflow" or not _finite(raw):
         raise _Unjudged
@@ -93,8 +103,7 @@ def _document(document: Document, path: str, params: dict[str, Any]) -> tuple[li
 
     if for_each_problems(wf):
         raise _Unjudged
-    warnings = [s.describe(path) for s in document.surprises]
-    return warnings, f"{path}: Workflow {wf.meta.name}: valid ({len(wf.order)} nodes)"
+    return wf
 
 
 def _left_to_the_models(view: ModelView, fields: tuple[str, ...]) -> bool:

@@ -182,3 +182,46 @@ def test_a_plain_run_draws_its_table_without_rich(tmp_path: Path) -> None:
     ]
     assert "second: Failed" in output
     assert lines[header + 4].startswith("workflow chain Failed in ")
+
+
+def test_a_plain_run_of_a_chain_loads_no_pydantic(tmp_path: Path) -> None:
+    """`shoal run` of a plain Workflow takes the fast path (shoal.fast_run): the file is
+    compiled over a view of it and the models never load (issue 17: importing pydantic
+    and building them cost more than a 50-node chain of `true`). The run still ends as
+    it should: every node Succeeded, in order."""
+    lines = ["apiVersion: shoal.dev/v1alpha1", "kind: Workflow", "metadata: {name: chain}"]
+    lines += ["spec:", "  nodes:", "    - {name: n0, command: ['true']}"]
+    lines += [f"    - {{name: n{i}, command: ['true'], dependsOn: [n{i - 1}]}}" for i in (1, 2)]
+    manifest = tmp_path / "chain.yaml"
+    manifest.write_text("\n".join(lines) + "\n")
+    work = tmp_path / "work"
+    output, code, modules = run_probe("run", "--plain", "-q", "--workdir", str(work), str(manifest))
+    assert code == 0, output
+    assert "shoal.fast_run" in modules
+    assert "pydantic" not in top_level(modules)
+    assert {"shoal.manifests", "shoal.api.workflow", "shoal.api.common"} & modules == set()
+    rows = [line.split("│") for line in output.splitlines() if "│" in line]
+    assert [(row[0].strip(), row[1].strip()) for row in rows] == [
+        ("n0", "Succeeded"),
+        ("n1", "Succeeded"),
+        ("n2", "Succeeded"),
+    ]
+    assert "workflow chain Succeeded in " in output
+
+
+def test_a_run_the_fast_path_leaves_to_the_models_still_runs(tmp_path: Path) -> None:
+    """A gate's run needs the models (its default is compared with an enum by identity):
+    the fast path declines and the models' path runs it, the gate timing out to its
+    default as documented."""
+    manifest = tmp_path / "gate.yaml"
+    manifest.write_text(
+        "apiVersion: shoal.dev/v1alpha1\nkind: Workflow\nmetadata: {name: gate}\n"
+        "spec:\n  nodes:\n    - {name: wait, suspend: {timeoutSeconds: 0.1, default: approve}}\n"
+        "    - {name: after, command: ['true'], dependsOn: [wait]}\n"
+    )
+    work = tmp_path / "work"
+    output, code, modules = run_probe("run", "--plain", "-q", "--workdir", str(work), str(manifest))
+    assert code == 0, output
+    assert "shoal.manifests" in modules
+    assert "pydantic" in top_level(modules)
+    assert "workflow gate Succeeded in " in output

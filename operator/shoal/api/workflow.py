@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from shoal.api.backoff import backoff_delay
 from shoal.api.children import ChildWorkflow
 from shoal.api.common import (
     DNS_LABEL,
@@ -82,8 +83,7 @@ class RetryPolicy(ApiModel):
 
     def delay(self, failed_attempt: int) -> float:
         """Seconds to wait after attempt `failed_attempt` (1-based) before the next one."""
-        raw = self.backoff_seconds * self.factor ** (failed_attempt - 1)
-        return float(min(raw, self.max_backoff_seconds))
+        return backoff_delay(self, failed_attempt)  # one owner, shared with views
 
 
 class PodSettings(ApiModel):

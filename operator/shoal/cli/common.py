@@ -230,7 +230,7 @@ def parameter_file_arg(p: argparse.ArgumentParser) -> None:
 def read_parameter_file(path: str | None) -> dict[str, Any]:
     """The mapping in `path` ({} without one); InvalidWorkflow when it is not a mapping."""
     from shoal.core.validation import InvalidWorkflow, Problem
-    from shoal.manifests import yaml_depth_problem
+    from shoal.yamlread import yaml_depth_problem  # not manifests: that loads the models
 
     if path is None:
         return {}

@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from shoal.api.cron import CronWorkflow
-from shoal.api.workflow import WorkflowPhase
+from shoal.api.enums import WorkflowPhase
 from shoal.cli.common import (
     EXIT_FAILED,
     EXIT_INVALID,
@@ -40,17 +39,16 @@ from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import RunState
 from shoal.core.timestamps import format_rfc3339
 from shoal.core.validation import InvalidWorkflow
+from shoal.fast_run import compile_for_run
 from shoal.job_check import import_path  # where --import looks, shared with validate
 from shoal.local.executor import LocalExecutor
 from shoal.local.reporting import LiveReporter, PlainReporter, Reporter
-from shoal.manifests import compile_manifest
-from shoal.template_files import is_template, load_templates, not_runnable
-from shoal_worker.artifacts import ArtifactStore, open_store
 from shoal_worker.offload import OFFLOAD_BYTES
 from shoal_worker.store_settings import ENV_URL, StoreSettings
 
 if TYPE_CHECKING:
     from shoal.server.local_serve import LocalDashboard
+    from shoal_worker.artifacts import ArtifactStore
 
 __all__ = [
     "configure",
@@ -109,17 +107,8 @@ def run(args: argparse.Namespace) -> int:
     """Validate, then run the workflow to its end with live progress."""
     try:
         params = {**read_parameter_file(args.parameter_file), **parse_params(args.param)}
-        manifests = load_manifests(args.file)
-        templates = load_templates(args.templates, manifests)
-        runnable = [m for m in manifests if args.name or not is_template(m)] or manifests
-        manifest = pick_manifest(runnable, args.name, source_name(args.file))
-        report_warnings(manifest)
-        if isinstance(manifest.resource, CronWorkflow):
-            params.setdefault("scheduledTime", format_rfc3339(time.time()))
-        elif is_template(manifest):
-            raise not_runnable(manifest)
-        wf = compile_manifest(manifest, params, templates)
-        check_jobs(manifest, wf, args.imports, args.file)
+        fast = compile_for_run(args, params)  # no pydantic when it vouches (fast_run.py)
+        wf = fast if fast is not None else _compile_with_models(args, params)
     except InvalidWorkflow as err:
         return report_invalid(err)
 
@@ -168,6 +157,26 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if state.phase is WorkflowPhase.SUCCEEDED else EXIT_FAILED
 
 
+def _compile_with_models(args: argparse.Namespace, params: dict[str, Any]) -> CompiledWorkflow:
+    """The file read into models and compiled: every error worded by them."""
+    from shoal.api.cron import CronWorkflow
+    from shoal.manifests import compile_manifest
+    from shoal.template_files import is_template, load_templates, not_runnable
+
+    manifests = load_manifests(args.file)
+    templates = load_templates(args.templates, manifests)
+    runnable = [m for m in manifests if args.name or not is_template(m)] or manifests
+    manifest = pick_manifest(runnable, args.name, source_name(args.file))
+    report_warnings(manifest)
+    if isinstance(manifest.resource, CronWorkflow):
+        params.setdefault("scheduledTime", format_rfc3339(time.time()))
+    elif is_template(manifest):
+        raise not_runnable(manifest)
+    wf = compile_manifest(manifest, params, templates)
+    check_jobs(manifest, wf, args.imports, args.file)
+    return wf
+
+
 def local_store_settings(flag: str | None, workdir: Path, env: Mapping[str, str]) -> StoreSettings:
     """The store of a local run: the flag, else $SHOAL_ARTIFACTS, else WORKDIR/artifacts."""
     if flag:
@@ -199,6 +208,8 @@ async def _run(
 
     def store() -> ArtifactStore:
         if not opened:
+            from shoal_worker.artifacts import open_store  # a run without artifacts: never
+
             opened.append(open_store(settings))
         return opened[0]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shoal.api.workflow import NodePhase, WorkflowPhase
+from shoal.api.enums import NodePhase, WorkflowPhase
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.api.workflow import NodePhase, WorkflowPhase
+from shoal.api.enums import NodePhase, WorkflowPhase
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import NodeState, RunState
 from shoal.core.text import clip

@@ -7,8 +7,12 @@ runs the command, then reads each declared file (docs/workflows.md).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shoal.api.limits import MAX_OUTPUT_FILE_BYTES
-from shoal.api.workflow import Node
+
+if TYPE_CHECKING:  # a node or its view (shoal/fast_run.py): no pydantic at run time
+    from shoal.api.workflow import Node
 
 __all__ = ["POD_WORKER", "wrap"]
 

@@ -11,10 +11,9 @@ any lock is asked for: a reused node needs no lock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoal.api.synchronization import LockStatus, MemoStatus
-from shoal.api.workflow import NodePhase, NodeStatus
+from shoal.api.enums import NodePhase
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import (
     AcquireLocks,
@@ -26,6 +25,10 @@ from shoal.core.decisions import (
 from shoal.core.expressions import ExpressionError, render, to_text
 from shoal.core.memo import MAX_KEY_LENGTH, MemoLookup, parse_duration
 from shoal.core.state import RunState
+
+if TYPE_CHECKING:  # models, built only for locks and memos: `shoal run`'s fast path has neither
+    from shoal.api.synchronization import LockStatus
+    from shoal.api.workflow import NodeStatus
 
 __all__ = [
     "WORKFLOW",
@@ -168,6 +171,8 @@ def memo_result(state: RunState, decision: Decision) -> tuple[str, dict[str, Any
 def _locks(state: RunState, name: str, limits: dict[str, int]) -> LockStatus | None:
     # Both fields always set (one of them None): the status is written as a JSON merge
     # patch, where only an explicit null removes what an earlier write put there.
+    from shoal.api.synchronization import LockStatus
+
     if name in state.locks_held:
         return LockStatus(held=sorted(limits), waiting=None, holders=None)
     if name in state.locks_wanted:
@@ -190,6 +195,8 @@ def flow_status(
             entry.locks = None if entry.phase.finished else _locks(state, name, held)
         lookup = state.memo.get(name)
         if lookup is not None and lookup.done:
+            from shoal.api.synchronization import MemoStatus
+
             entry.memoized = MemoStatus(key=lookup.key, hit=lookup.hit)
     sync = wf.spec.synchronization
     if sync is None:

@@ -39,8 +39,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from shoal.api.enums import NodePhase, RunPolicy, WorkflowPhase
 from shoal.api.limits import MAX_FAN_OUT_ITEMS
-from shoal.api.workflow import NodePhase, RunPolicy, WorkflowPhase
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import (
     AcquireLocks,

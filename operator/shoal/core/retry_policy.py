@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.api.workflow import RetryOn
+from shoal.api.backoff import backoff_delay
+from shoal.api.enums import RetryOn
 from shoal.core.compiled import CompiledNode
 from shoal.core.expressions import ExpressionError
 from shoal.core.state import MAX_INFRASTRUCTURE_RETRIES, Task
@@ -92,7 +93,7 @@ def choose_retry(node: CompiledNode, task: Task, ended: float, first_started: fl
     spent = task.attempt - task.free_attempts
     if not task.retriable or spent > policy.limit:
         return RetryChoice(None)
-    at = ended + policy.delay(spent)
+    at = ended + backoff_delay(policy, spent)  # not policy.delay: it may be a view
     if max_duration is not None and at > first_started + max_duration:
         note = f"maxDurationSeconds ({max_duration:g}s) since the first attempt would pass"
         return RetryChoice(None, note=note)

@@ -17,13 +17,15 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoal.api.gates import Approval
+from shoal.api.enums import NodePhase, WorkflowPhase
 from shoal.api.limits import MAX_DECODE_DEPTH
-from shoal.api.workflow import NodePhase, WorkflowPhase
 from shoal.core.jsonbounds import json_problem
 from shoal.core.memo import MemoLookup
+
+if TYPE_CHECKING:  # a model: `shoal run`'s fast path loads no pydantic (shoal/fast_run.py)
+    from shoal.api.gates import Approval
 
 MAX_RECORDED_FAILURES = 20
 """Failed items kept per node for status and messages; the rest are only counted."""

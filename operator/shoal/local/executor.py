@@ -18,9 +18,9 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shoal.api.workflow import NodePhase
-from shoal.artifact_steps import StoreFactory, load_items, store_outputs
+from shoal.api.enums import NodePhase
 from shoal.core.children import LOCAL_REFUSAL
 from shoal.core.collector import Outcome
 from shoal.core.compiled import CompiledWorkflow
@@ -56,8 +56,11 @@ from shoal.local.process import (
     worker_argv,
 )
 from shoal.local.reporting import Reporter
-from shoal_worker.artifacts import ArtifactError, ArtifactStore
 from shoal_worker.protocol import TOKEN_ENV, Message, ProgressMessage, new_token
+
+if TYPE_CHECKING:  # the store's modules load when a run first uses it (load_items)
+    from shoal.artifact_steps import StoreFactory
+    from shoal_worker.artifacts import ArtifactStore
 
 LOCAL_WORKER = (sys.executable, "-m", "shoal_worker.runner")
 """This interpreter's worker: what wraps a command with `outputs` from files."""
@@ -95,7 +98,26 @@ _Event = TaskFinished | ItemsLoaded | OutputsStored | _Stop
 
 
 def _no_store() -> ArtifactStore:
+    from shoal_worker.artifacts import ArtifactError
+
     raise ArtifactError("no artifact store is configured (shoal run --artifacts URL)")
+
+
+async def load_items(store: StoreFactory, decision: LoadItems) -> ItemsLoaded:
+    """`artifact_steps.load_items`, imported by the first run that reads the store: a
+    run without one (most) does without its start-up cost."""
+    from shoal.artifact_steps import load_items as load
+
+    return await load(store, decision)
+
+
+async def store_outputs(
+    store: StoreFactory, wf: CompiledWorkflow, state: RunState, decision: StoreOutputs
+) -> OutputsStored:
+    """`artifact_steps.store_outputs`, imported when first needed (as `load_items`)."""
+    from shoal.artifact_steps import store_outputs as store_them
+
+    return await store_them(store, wf, state, decision)
 
 
 class LocalExecutor:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
-from shoal.api.gates import Approval
+if TYPE_CHECKING:  # a model, loaded when a gate waits: `shoal run` without gates loads no pydantic
+    from shoal.api.gates import Approval
 
 __all__ = [
     "GATE_POLL_SECONDS",
@@ -51,6 +51,10 @@ def write_approval(workdir: Path, node: str, approval: Approval) -> Path:
 
 def read_approvals(workdir: Path, gates: set[str]) -> dict[str, Approval]:
     """The well-formed decisions on `gates`; anything else in the folder is ignored."""
+    from pydantic import ValidationError
+
+    from shoal.api.gates import Approval
+
     folder = _control(workdir) / "approvals"
     found: dict[str, Approval] = {}
     for node in gates:

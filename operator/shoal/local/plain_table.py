@@ -15,7 +15,7 @@ import textwrap
 import time
 from typing import TextIO
 
-from shoal.api.workflow import NodePhase
+from shoal.api.enums import NodePhase
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import NodeState, RunState
 from shoal.local.failures import first_line

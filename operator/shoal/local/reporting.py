@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from shoal.api.workflow import NodePhase
+from shoal.api.enums import NodePhase
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.decisions import (
     BeginShutdown,

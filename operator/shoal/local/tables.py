@@ -14,7 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from shoal.api.workflow import NodePhase, WorkflowPhase
+from shoal.api.enums import NodePhase, WorkflowPhase
 from shoal.core.compiled import CompiledWorkflow
 from shoal.core.state import NodeState, RunState
 from shoal.local.failures import first_line
