@@ -441,7 +441,7 @@ class WorkflowRunner:
         await self.cleanup.room(task.node, wf.nodes[task.node].parallelism or wf.parallelism)
         async with self.dispatch_limit:
             try:
-                created = await self.api.create(jobs_path(self.namespace), manifest)
+                created = await self.api.create(jobs_path(self.namespace), manifest, reply="own")
                 if created is None:  # dispatched before a restart: adopt its pod as it is
                     await self._adopt(attempt)
                 else:
@@ -670,7 +670,7 @@ class WorkflowRunner:
         self._dirty.clear()
         status, due = render_status(self.wf, self.state), self.cleanup.take()
         try:
-            await self.api.merge_patch(self._status_path, {"status": status})
+            await self.api.merge_patch(self._status_path, {"status": status}, reply="ignored")
         except ApiError as err:
             log.warning("status write for %s/%s failed: %s", self.namespace, self.name, err)
             self._dirty.set()
