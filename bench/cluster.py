@@ -563,7 +563,8 @@ def main() -> int:
         "--profile-operator",
         type=Path,
         metavar="FILE",
-        help="run the operator under cProfile and write its stats to FILE (inflates its CPU)",
+        help="run the operator under cProfile, timed by CPU time, and write its stats to FILE "
+        "(inflates its CPU)",
     )
     args = parser.parse_args()
     args.chain = args.chain or (10 if args.quick else 50)

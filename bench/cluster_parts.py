@@ -227,10 +227,12 @@ async def start_operator(
 ) -> Operator:
     """Start `shoal operator` watching `namespace`; return once its /readyz answers.
 
-    With `profile`, it runs under cProfile, whose stats are written there when it stops."""
+    With `profile`, it runs under cProfile timed by CPU time (bench/cpu_profile.py), whose
+    stats are written there when it stops."""
     port = free_port()
     venv = REPO / ".venv" / "bin"
-    profiler = [str(venv / "python"), "-m", "cProfile", "-o", str(profile)] if profile else []
+    cpu_profile = str(REPO / "bench" / "cpu_profile.py")  # CPU time: load does not skew it
+    profiler = [str(venv / "python"), cpu_profile, str(profile)] if profile else []
     argv = [
         *profiler,
         str(venv / "shoal"),

@@ -167,6 +167,10 @@ class FakeApi:
         for line in ():
             yield line
 
+    async def short_lines(self, path: str, **params: Any) -> AsyncIterator[str]:
+        for line in ():
+            yield line
+
     async def text(self, path: str, **params: Any) -> str:
         return ""
 

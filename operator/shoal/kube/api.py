@@ -238,14 +238,27 @@ class KubeApi:
         )
 
     async def lines(self, path: str, **params: Any) -> AsyncIterator[str]:
-        """Stream a response line by line (pod logs with follow); no overall timeout.
+        """Stream a response line by line (pod logs with follow, watches); no overall
+        timeout, over the pool kept for streams.
 
         A pod's log is untrusted: a line over `MAX_LOG_LINE_BYTES` is yielded cut (with a
         note) as soon as that much of it is in, and the rest of it is dropped, so a line
         that never ends costs bounded memory.
         """
-        async with self._streams.stream(
-            "GET", path, params=params, headers=self._headers(), timeout=STREAM_TIMEOUT
+        async for line in self._lines(self._streams, STREAM_TIMEOUT, path, params):
+            yield line
+
+    async def short_lines(self, path: str, **params: Any) -> AsyncIterator[str]:
+        """`lines` of an answer that ends by itself (a finished container's whole log),
+        over the short requests' kept-alive pool with their timeouts; bounded alike."""
+        async for line in self._lines(self._client, REQUEST_TIMEOUT, path, params):
+            yield line
+
+    async def _lines(
+        self, client: httpx.AsyncClient, limits: httpx.Timeout, path: str, params: dict[str, Any]
+    ) -> AsyncIterator[str]:
+        async with client.stream(
+            "GET", path, params=params, headers=self._headers(), timeout=limits
         ) as resp:
             self.requests += 1
             self.routes.add("GET", path, watch=params.get("watch") == "true")

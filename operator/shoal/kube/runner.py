@@ -588,8 +588,7 @@ class WorkflowRunner:
         attempt.parked = {}
         self._open.pop(attempt.key, None)
         self.cleanup.ended(attempt, event.succeeded)
-        if attempt.follower is not None:
-            attempt.follower.cancel()
+        self.logs.stop(attempt)
         self.queue.put_nowait(event)
         if self.attempt_sink is not None:
             pod = attempt.pod
