@@ -103,7 +103,11 @@ class KubeApi:
         """Creations answered AlreadyExists (zero in a healthy shard hand-off)."""
         self.routes = RouteCounter()
         """Requests by verb and route (metric `shoal_api_requests_by_route`)."""
-        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=20)
+        # Every connection may stay: with fewer kept than are in use at a fan-out's pace,
+        # the rest closed on release and reopened (a TLS handshake) moments later.
+        limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+        )
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         """Requests waiting for a connection queue here, not in httpcore's pool, whose
         assignment pass is quadratic in the queue: 10,000 queued deletes starved the
