@@ -71,6 +71,7 @@ from cluster_parts import (  # noqa: E402
     machine_cpu_seconds,
     ms,
     peak_running,
+    per_item_by_route,
     percentile,
     stage_medians,
     start_operator,
@@ -371,7 +372,7 @@ class Bench:
         bare_fan: tuple[float, dict[str, float]] | None,
     ) -> None:
         name = f"fan-out-{uuid.uuid4().hex[:6]}"
-        writes_before = await self.operator.writes(self.metrics)
+        requests_before = await self.operator.requests(self.metrics)
         cpu_before = self.operator.cpu_seconds()
         machine_before = machine_cpu_seconds()
         rss_start = self.operator.status_kib("VmRSS")
@@ -398,7 +399,8 @@ class Bench:
             sampler.cancel()
         cpu = self.operator.cpu_seconds() - cpu_before
         machine = machine_cpu_seconds() - machine_before
-        writes = await self.operator.writes(self.metrics) - writes_before
+        requests = await self.operator.requests(self.metrics)
+        writes = requests["write"] - requests_before["write"]
         hwm = self.operator.status_kib("VmHWM")
         jobs = list(self.seen.jobs_of(uid))
         if len(jobs) != items:
@@ -425,6 +427,13 @@ class Bench:
         r.add(f"{label}: peak pods running at once (observed)", str(peak), f"{parallelism}")
         r.add(f"{label}: API writes per item", f"{writes / items:.2f}", "<= 6",
               writes / items <= TARGET_WRITES_PER_ITEM)  # fmt: skip
+        all_requests = (requests["all"] - requests_before["all"]) / items
+        r.add(f"{label}: API requests per item (reads, watches, log streams too)",
+              f"{all_requests:.2f}")  # fmt: skip
+        r.notes.append(
+            "API requests per item by verb and route: "
+            + per_item_by_route(requests_before, requests, items)
+        )
         r.add(f"{label}: operator CPU", f"{cpu:.1f} s")
         r.add(f"{label}: operator CPU per item", f"{cpu / items * 1000:.1f} ms", "<= 10 ms",
               cpu / items <= TARGET_OPERATOR_CPU_PER_ITEM)  # fmt: skip
@@ -554,7 +563,8 @@ def main() -> int:
         "--profile-operator",
         type=Path,
         metavar="FILE",
-        help="run the operator under cProfile and write its stats to FILE (inflates its CPU)",
+        help="run the operator under cProfile, timed by CPU time, and write its stats to FILE "
+        "(inflates its CPU)",
     )
     args = parser.parse_args()
     args.chain = args.chain or (10 if args.quick else 50)

@@ -194,12 +194,32 @@ class Operator:
         raise BenchError(f"no {key} in /proc/{self.pid}/status")
 
     async def writes(self, client: httpx.AsyncClient) -> float:
+        return (await self.requests(client))["write"]
+
+    async def requests(self, client: httpx.AsyncClient) -> dict[str, float]:
+        """API requests so far: "all", "write", and one entry per "VERB route" (an
+        operator without `shoal_api_requests_by_route` gives the first two only)."""
         self.server.check_alive()
         text = (await client.get(self.metrics_url, timeout=10)).text
-        found = re.search(r'^shoal_api_requests\{kind="write"\} (\S+)$', text, re.M)
-        if found is None:
-            raise BenchError('the operator\'s /metrics has no shoal_api_requests{kind="write"}')
-        return float(found.group(1))
+        out: dict[str, float] = {}
+        for kind in ("all", "write"):
+            found = re.search(rf'^shoal_api_requests\{{kind="{kind}"\}} (\S+)$', text, re.M)
+            if found is None:
+                raise BenchError(f"the operator's /metrics has no shoal_api_requests{{{kind}}}")
+            out[kind] = float(found.group(1))
+        for route, value in ROUTE_LINE.findall(text):
+            out[route] = float(value)
+        return out
+
+
+ROUTE_LINE = re.compile(r'^shoal_api_requests_by_route\{route="(.*)"\} (\S+)$', re.M)
+
+
+def per_item_by_route(before: dict[str, float], after: dict[str, float], items: int) -> str:
+    """'POST jobs 1.00, GET pods/{name}/log 1.00, ...': requests per item, most first."""
+    routes = {k: (after[k] - before.get(k, 0.0)) / items for k in after if " " in k}
+    shown = sorted((k for k, v in routes.items() if v > 0), key=lambda k: -routes[k])
+    return ", ".join(f"{k} {routes[k]:.2f}" for k in shown) or "(no per-route metric)"
 
 
 async def start_operator(
@@ -207,10 +227,12 @@ async def start_operator(
 ) -> Operator:
     """Start `shoal operator` watching `namespace`; return once its /readyz answers.
 
-    With `profile`, it runs under cProfile, whose stats are written there when it stops."""
+    With `profile`, it runs under cProfile timed by CPU time (bench/cpu_profile.py), whose
+    stats are written there when it stops."""
     port = free_port()
     venv = REPO / ".venv" / "bin"
-    profiler = [str(venv / "python"), "-m", "cProfile", "-o", str(profile)] if profile else []
+    cpu_profile = str(REPO / "bench" / "cpu_profile.py")  # CPU time: load does not skew it
+    profiler = [str(venv / "python"), cpu_profile, str(profile)] if profile else []
     argv = [
         *profiler,
         str(venv / "shoal"),

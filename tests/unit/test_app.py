@@ -118,7 +118,7 @@ async def test_cleanup_lets_each_runner_write_its_status_before_closing_the_api(
     events: list[str] = []
 
     class Api:
-        async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async def merge_patch(self, path: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
             events.append("status written")
             return {}
 

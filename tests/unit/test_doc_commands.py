@@ -195,6 +195,10 @@ DOC_COMMANDS: dict[str, str] = {
         "tests/cluster/test_chart_sharding.py::"
         "test_replicas_above_one_render_sharded_replicas_with_lease_rbac"
     ),
+    ".venv/bin/python bench/cluster.py": (
+        NOT_RUN + "a benchmark of several minutes on the test control plane; "
+        "tests/cluster/test_live_jobs.py and test_pod_gc.py run the same fan-out path"
+    ),
     ".venv/bin/python bench/throughput.py": (
         NOT_RUN + "a benchmark of several minutes on the test control plane; "
         "tests/cluster/test_own_operator_sharding.py runs the same sharded operators"

@@ -29,7 +29,7 @@ async def test_a_huge_log_line_is_cut_and_the_next_lines_still_arrive() -> None:
         return httpx.Response(200, stream=body)
 
     api = KubeApi(Credentials("https://kube.invalid", False, "t", None))
-    api._client = httpx.AsyncClient(
+    api._streams = httpx.AsyncClient(
         base_url="https://kube.invalid", transport=httpx.MockTransport(handler)
     )
     try:

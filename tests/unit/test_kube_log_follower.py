@@ -6,6 +6,7 @@ The API is a scripted fake; pods are shaped like the API server's (pod_fixtures.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -41,20 +42,30 @@ class ScriptedLog:
     def __init__(self, script: list[tuple[int, Callable[[], None] | None]]) -> None:
         self.script = script
         self.requests = 0
+        self.params: list[dict[str, Any]] = []
+        self.asked = asyncio.Event()
 
     async def lines(self, path: str, **params: Any) -> AsyncIterator[str]:
         available, at_end = self.script[min(self.requests, len(self.script) - 1)]
         self.requests += 1
+        self.params.append({**params, "pool": "streams"})
+        self.asked.set()
         for line in LINES[:available]:
             yield line
         if at_end is not None:
             at_end()
+
+    async def short_lines(self, path: str, **params: Any) -> AsyncIterator[str]:
+        async for line in self.lines(path, **params):
+            yield line
+        self.params[-1]["pool"] = "short"
 
 
 @pytest.fixture(autouse=True)
 def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(attempts_module, "END_GRACE_SECONDS", 0.05)
     monkeypatch.setattr(attempts_module, "RESUME_BACKOFF_SECONDS", (0.01, 0.05))
+    monkeypatch.setattr(attempts_module, "FOLLOW_AFTER_SECONDS", 0.0)  # tests below: delays
 
 
 def follower(api: ScriptedLog) -> tuple[LogFollower, Attempt, list[str]]:
@@ -104,3 +115,54 @@ async def test_a_stream_cut_just_before_the_container_ends_is_read_once_more() -
     await attempt.follower
     assert fed == LINES
     assert (api.requests, attempt.stream_ok) == (2, True)
+
+
+async def test_a_pod_that_ends_before_the_follow_delay_is_read_once_after_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Most fan-out items end within a second: one request, no stream held while it ran."""
+    monkeypatch.setattr(attempts_module, "FOLLOW_AFTER_SECONDS", 60.0)
+    api = ScriptedLog([(500, None)])
+    log, attempt, fed = follower(api)
+    log.start(attempt)
+    assert attempt.follower is None  # not streamed yet
+    attempt.observe(finished_in(-1))
+    await asyncio.wait_for(log.drain(attempt), 10)
+    assert fed == LINES
+    assert (api.requests, attempt.stream_ok) == (1, True)
+    assert "follow" not in api.params[0]  # a plain read of the finished log
+    assert api.params[0]["pool"] == "short"  # the short requests' kept-alive connections
+    assert (attempt.follower, attempt.follow_timer) == (None, None)
+
+
+async def test_a_pod_running_past_the_follow_delay_is_streamed_while_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(attempts_module, "FOLLOW_AFTER_SECONDS", 0.05)
+    api = ScriptedLog([])
+    log, attempt, fed = follower(api)
+    api.script = [(500, lambda: attempt.observe(finished_in(-1)))]
+    log.start(attempt)
+    await asyncio.wait_for(api.asked.wait(), 10)  # the follow request, while it runs
+    assert attempt.follower is not None
+    await asyncio.wait_for(attempt.follower, 10)
+    assert api.params[0]["follow"] == "true"
+    assert api.params[0]["pool"] == "streams"
+    assert fed == LINES
+    assert (api.requests, attempt.stream_ok) == (1, True)
+
+
+async def test_a_reported_attempt_never_starts_following(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(attempts_module, "FOLLOW_AFTER_SECONDS", 60.0)
+    log, attempt, _ = follower(ScriptedLog([(500, None)]))
+    log.start(attempt)
+    pending = attempt.follow_timer
+    assert pending is not None
+    attempt.reported = True  # as the runner marks it, then stops its log
+    log.stop(attempt)
+    assert pending.cancelled()
+    assert attempt.follow_timer is None
+    log.start(attempt)  # a late pod event of a reported attempt changes nothing
+    assert (attempt.follower, attempt.follow_timer) == (None, None)

@@ -140,7 +140,7 @@ class FakeApi:
         self.release.set()
         self.patches: list[dict[str, Any]] = []
 
-    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    async def create(self, path: str, body: dict[str, Any], **_: Any) -> dict[str, Any] | None:
         self.created.append(body)
         self.creating.set()
         await self.release.wait()
@@ -153,7 +153,7 @@ class FakeApi:
             return {"items": []}
         raise ApiError(404, "NotFound", path)
 
-    async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def merge_patch(self, path: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
         self.patches.append(body)
         return {}
 
@@ -164,6 +164,10 @@ class FakeApi:
         return None
 
     async def lines(self, path: str, **params: Any) -> AsyncIterator[str]:
+        for line in ():
+            yield line
+
+    async def short_lines(self, path: str, **params: Any) -> AsyncIterator[str]:
         for line in ():
             yield line
 

@@ -8,12 +8,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from shoal.api.workflow import NodePhase, WorkflowPhase
 from shoal.core.memo import MemoLookup
 from shoal.core.state import RunState
+from shoal.kube.api_routes import RouteCounter
 from shoal.kube.metrics import Metrics
 
 
 class FakeApi:
     requests = 12
     writes = 5
+
+    def __init__(self) -> None:
+        self.routes = RouteCounter()
+        self.routes.add("POST", "/apis/batch/v1/namespaces/a/jobs")
+        self.routes.add("POST", "/apis/batch/v1/namespaces/b/jobs")
+        self.routes.add("GET", "/api/v1/namespaces/a/pods/p-1/log")
 
 
 @pytest.fixture
@@ -73,6 +80,9 @@ async def test_metrics_report_runs_nodes_latency_and_requests(
     assert "shoal_dispatch_latency_seconds_count 1.0" in text
     assert "shoal_pods_running 7.0" in text
     assert 'shoal_api_requests{kind="write"} 5.0' in text
+    # by route: namespaces and names are not labels (bounded), verbs and resources are
+    assert 'shoal_api_requests_by_route{route="POST jobs"} 2.0' in text
+    assert 'shoal_api_requests_by_route{route="GET pods/{name}/log"} 1.0' in text
 
 
 async def test_metrics_count_memo_hits_and_misses(

@@ -75,7 +75,7 @@ class RefusingApi(FakeApi):
         super().__init__()
         self.error = error
 
-    async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def merge_patch(self, path: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
         if self.patches:
             raise self.error
         return await super().merge_patch(path, body)

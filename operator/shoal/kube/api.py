@@ -16,12 +16,13 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from shoal.core import jsonbounds
 from shoal.kube import write_guard
+from shoal.kube.api_routes import RouteCounter
 from shoal.linesplit import CUT_NOTE, bounded_lines
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,20 @@ MAX_LOG_LINE_BYTES = 1024 * 1024
 STREAM_TIMEOUT = httpx.Timeout(None, connect=10.0)
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 RETRIES = 5
+MAX_CONNECTIONS = 100
+"""Connections for short requests (watches and log streams have their own pool)."""
 MAX_IN_FLIGHT = 50
 """Short requests in flight at once (watches and log streams are not counted)."""
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+MAX_IDLE_STREAM_CONNECTIONS = 10
+"""Connections kept for the next watch or log stream once one ends."""
+Reply = Literal["bounded", "own", "ignored"]
+"""How a response body is decoded. `bounded` (the default: anything a tenant may have
+written) goes through `jsonbounds.loads`, depth and size cut; `own`, an object Shoal
+built and a schema bounds (a Job it created), only through the C decoder, the bounded
+one where that gives up; `ignored` (deletions, the status patch) is not decoded at all.
+Skipping the cut pass where nothing reads the answer was a tenth of the operator's CPU
+per fan-out item (docs/benchmarks.md)."""
 
 
 class ApiError(Exception):
@@ -89,13 +101,28 @@ class KubeApi:
         self.writes = 0
         self.already_exists = 0
         """Creations answered AlreadyExists (zero in a healthy shard hand-off)."""
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        self.routes = RouteCounter()
+        """Requests by verb and route (metric `shoal_api_requests_by_route`)."""
+        # Every connection may stay: with fewer kept than are in use at a fan-out's pace,
+        # the rest closed on release and reopened (a TLS handshake) moments later.
+        limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+        )
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         """Requests waiting for a connection queue here, not in httpcore's pool, whose
         assignment pass is quadratic in the queue: 10,000 queued deletes starved the
         event loop for minutes."""
         self._client = httpx.AsyncClient(
             base_url=creds.host, verify=creds.ssl_context, timeout=REQUEST_TIMEOUT, limits=limits
+        )
+        # Watches and log streams hold a connection each for as long as they run: in
+        # their own pool, so a short request's pass over its pool's connections (httpcore
+        # checks each one) does not grow with the pods being followed.
+        streams = httpx.Limits(
+            max_connections=None, max_keepalive_connections=MAX_IDLE_STREAM_CONNECTIONS
+        )
+        self._streams = httpx.AsyncClient(
+            base_url=creds.host, verify=creds.ssl_context, timeout=STREAM_TIMEOUT, limits=streams
         )
 
     @classmethod
@@ -104,6 +131,7 @@ class KubeApi:
 
     async def close(self) -> None:
         await self._client.aclose()
+        await self._streams.aclose()
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
@@ -124,14 +152,17 @@ class KubeApi:
         body: Any = None,
         params: dict[str, Any] | None = None,
         content_type: str = "application/json",
+        reply: Reply = "bounded",
     ) -> dict[str, Any]:
-        """One request, retried with backoff on 429/5xx and connection errors (bounded)."""
+        """One request, retried with backoff on 429/5xx and connection errors (bounded);
+        its answer decoded as `reply` says."""
         delay = 0.1
         for attempt in range(RETRIES):
             if method != "GET":  # each attempt: a retry may come after the renew deadline
                 body = write_guard.checked(method, path, body)
             data = json.dumps(body) if body is not None else None
             self.requests += 1
+            self.routes.add(method, path)
             if method != "GET":
                 self.writes += 1
             try:
@@ -148,7 +179,7 @@ class KubeApi:
                     raise ApiError(0, "Unreachable", f"{method} {path}: {err!r}") from err
             else:
                 if resp.status_code < 400:
-                    return jsonbounds.loads(resp.content) if resp.content else {}
+                    return _decode(resp.content, reply)
                 if resp.status_code not in TRANSIENT_STATUS or attempt == RETRIES - 1:
                     raise _error(resp)
                 retry_after = resp.headers.get("Retry-After")
@@ -162,7 +193,7 @@ class KubeApi:
         return await self.request("GET", path, params=params or None)
 
     async def create(
-        self, path: str, body: dict[str, Any], *, contended: bool = False
+        self, path: str, body: dict[str, Any], *, contended: bool = False, reply: Reply = "bounded"
     ) -> dict[str, Any] | None:
         """POST; None when the object already exists (creation is idempotent).
 
@@ -171,7 +202,7 @@ class KubeApi:
         which counts only the clashes a healthy shard hand-off never has.
         """
         try:
-            return await self.request("POST", path, body=body)
+            return await self.request("POST", path, body=body, reply=reply)
         except ApiError as err:
             if err.status == 409 and err.reason == "AlreadyExists":
                 if contended:
@@ -186,7 +217,7 @@ class KubeApi:
         """DELETE; False when it was already gone."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         try:
-            await self.request("DELETE", path, body=body)
+            await self.request("DELETE", path, body=body, reply="ignored")
         except ApiError as err:
             if err.status == 404:
                 return False
@@ -198,24 +229,43 @@ class KubeApi:
     ) -> None:
         """DELETE every object under `path` that `label_selector` matches: one request."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
-        await self.request("DELETE", path, body=body, params={"labelSelector": label_selector})
+        # The answer lists every deleted object in full: decoded, it was read by no one.
+        params = {"labelSelector": label_selector}
+        await self.request("DELETE", path, body=body, params=params, reply="ignored")
 
-    async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def merge_patch(
+        self, path: str, body: dict[str, Any], *, reply: Reply = "bounded"
+    ) -> dict[str, Any]:
+        """A JSON merge patch; the patched object (`{}` with `reply="ignored"`)."""
         return await self.request(
-            "PATCH", path, body=body, content_type="application/merge-patch+json"
+            "PATCH", path, body=body, content_type="application/merge-patch+json", reply=reply
         )
 
     async def lines(self, path: str, **params: Any) -> AsyncIterator[str]:
-        """Stream a response line by line (pod logs with follow); no overall timeout.
+        """Stream a response line by line (pod logs with follow, watches); no overall
+        timeout, over the pool kept for streams.
 
         A pod's log is untrusted: a line over `MAX_LOG_LINE_BYTES` is yielded cut (with a
         note) as soon as that much of it is in, and the rest of it is dropped, so a line
         that never ends costs bounded memory.
         """
-        async with self._client.stream(
-            "GET", path, params=params, headers=self._headers(), timeout=STREAM_TIMEOUT
+        async for line in self._lines(self._streams, STREAM_TIMEOUT, path, params):
+            yield line
+
+    async def short_lines(self, path: str, **params: Any) -> AsyncIterator[str]:
+        """`lines` of an answer that ends by itself (a finished container's whole log),
+        over the short requests' kept-alive pool with their timeouts; bounded alike."""
+        async for line in self._lines(self._client, REQUEST_TIMEOUT, path, params):
+            yield line
+
+    async def _lines(
+        self, client: httpx.AsyncClient, limits: httpx.Timeout, path: str, params: dict[str, Any]
+    ) -> AsyncIterator[str]:
+        async with client.stream(
+            "GET", path, params=params, headers=self._headers(), timeout=limits
         ) as resp:
             self.requests += 1
+            self.routes.add("GET", path, watch=params.get("watch") == "true")
             if resp.status_code >= 400:
                 await resp.aread()
                 raise _error(resp)
@@ -228,10 +278,23 @@ class KubeApi:
     async def text(self, path: str, **params: Any) -> str:
         """A whole text response (a terminated pod's complete log)."""
         self.requests += 1
+        self.routes.add("GET", path)
         resp = await self._client.get(path, params=params, headers=self._headers())
         if resp.status_code >= 400:
             raise _error(resp)
         return resp.text
+
+
+def _decode(content: bytes, reply: Reply) -> dict[str, Any]:
+    if not content or reply == "ignored":
+        return {}
+    if reply == "own":
+        try:
+            value: dict[str, Any] = json.loads(content)
+        except RecursionError:
+            return jsonbounds.loads(content)  # type: ignore[no-any-return]
+        return value
+    return jsonbounds.loads(content)  # type: ignore[no-any-return]
 
 
 def _error(resp: httpx.Response) -> ApiError:

@@ -89,6 +89,7 @@ class Metrics:
         self.api_requests = Gauge(
             "shoal_api_requests", "Kubernetes API requests sent", ["kind"], registry=r
         )
+        self.api_routes = _route_gauge(r)
         self.archive_connected = Gauge(
             "shoal_archive_connected",
             "1 when the archive database is reached and migrated; 0 while writes are buffered",
@@ -133,6 +134,7 @@ class Metrics:
         if self._api is not None:
             self.api_requests.labels("all").set(self._api.requests)
             self.api_requests.labels("write").set(self._api.writes)
+            self._api.routes.publish(self.api_routes)
         return generate_latest(self.registry)
 
     def app(self) -> web.Application:
@@ -162,3 +164,13 @@ class Metrics:
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         return runner
+
+
+def _route_gauge(registry: CollectorRegistry) -> Gauge:
+    """`shoal_api_requests_by_route{route}`: kube/api_routes.py counts, render sets."""
+    return Gauge(
+        "shoal_api_requests_by_route",
+        "Kubernetes API requests sent, by route: verb and resource/{name}/subresource",
+        ["route"],
+        registry=registry,
+    )

@@ -441,7 +441,7 @@ class WorkflowRunner:
         await self.cleanup.room(task.node, wf.nodes[task.node].parallelism or wf.parallelism)
         async with self.dispatch_limit:
             try:
-                created = await self.api.create(jobs_path(self.namespace), manifest)
+                created = await self.api.create(jobs_path(self.namespace), manifest, reply="own")
                 if created is None:  # dispatched before a restart: adopt its pod as it is
                     await self._adopt(attempt)
                 else:
@@ -588,8 +588,7 @@ class WorkflowRunner:
         attempt.parked = {}
         self._open.pop(attempt.key, None)
         self.cleanup.ended(attempt, event.succeeded)
-        if attempt.follower is not None:
-            attempt.follower.cancel()
+        self.logs.stop(attempt)
         self.queue.put_nowait(event)
         if self.attempt_sink is not None:
             pod = attempt.pod
@@ -670,7 +669,7 @@ class WorkflowRunner:
         self._dirty.clear()
         status, due = render_status(self.wf, self.state), self.cleanup.take()
         try:
-            await self.api.merge_patch(self._status_path, {"status": status})
+            await self.api.merge_patch(self._status_path, {"status": status}, reply="ignored")
         except ApiError as err:
             log.warning("status write for %s/%s failed: %s", self.namespace, self.name, err)
             self._dirty.set()

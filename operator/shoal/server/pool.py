@@ -17,6 +17,7 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 import httpx
 
 from shoal.kube.api import MAX_IN_FLIGHT, REQUEST_TIMEOUT, Credentials, KubeApi
+from shoal.kube.api_routes import RouteCounter
 
 __all__ = ["CallerApi", "CallerPool"]
 
@@ -59,6 +60,8 @@ class CallerApi(KubeApi):
         self.writes = 0
         self._in_flight = pool.gate
         self._client = pool.client
+        self._streams = pool.client  # the server's log streams share the callers' pool
+        self.routes = RouteCounter()
 
     async def close(self) -> None:
         """Nothing to close: the pool outlives the request (it closes with the server)."""
