@@ -67,6 +67,7 @@ and retry-backoff (the same path as retry.yaml, with a minute of waiting)."""
 PARAMS = {"coinflip.yaml": ["-p", "seed=7"]}
 TIMES = re.compile(r"\d+(\.\d+)?(ms|s)\b")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+RULE = re.compile(r"([━─═-])\1+")
 TIMED_FIELDS = {"startedAt", "finishedAt", "durationSeconds", "duration"}
 
 
@@ -90,9 +91,9 @@ def run(path: str, manifest: Path, work: Path, *options: str) -> dict[str, Any]:
 
 def lines(text: str, work: Path) -> list[str]:
     """The lines without what differs from run to run, sorted: concurrent nodes report in
-    the order they happen to end. Runs of spaces count as one: a time is right-aligned,
-    so `9.9s` and `10.1s` pad their line differently."""
-    text = text.replace(str(work), "WORKDIR")
+    the order they happen to end. A time's width (`9.9s`, `10.1s`) sets its padding and
+    the width of the table's rules, so runs of spaces and of rule characters count as one."""
+    text = RULE.sub(r"\1", text.replace(str(work), "WORKDIR"))
     return sorted(
         " ".join(UUID.sub("UID", TIMES.sub("T", line)).split()) for line in text.splitlines()
     )
