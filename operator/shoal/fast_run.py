@@ -17,7 +17,6 @@ None: the models' path then runs from the start, so its errors and output are un
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,11 +70,9 @@ def compile_for_run(args: argparse.Namespace, params: dict[str, Any]) -> Compile
 
 def _import_jobs(imports: list[str], path: str) -> None:
     """As `validate_command.check_jobs` imports them: beside the manifest first."""
-    from shoal.job_check import import_jobs, import_path
+    from shoal.job_check import import_jobs_for
 
-    here = Path.cwd()
-    found = import_path(Path(path).resolve().parent, here, os.environ.get("PYTHONPATH"))
-    import_jobs(imports, found, path)
+    import_jobs_for(imports, Path(path).resolve().parent, path)
 
 
 def _job_problems(wf: CompiledWorkflow) -> bool:
@@ -88,13 +85,9 @@ def _job_problems(wf: CompiledWorkflow) -> bool:
 def _compile(
     path: str, name: str | None, params: dict[str, Any]
 ) -> tuple[CompiledWorkflow, list[str]] | None:
-    from shoal.fast_validate import compile_document
-    from shoal.yamlread import load_documents, yaml_depth_problem
+    from shoal.fast_validate import compile_document, documents_of
 
-    text = Path(path).read_text(encoding="utf-8")
-    if yaml_depth_problem(text) is not None:
-        return None
-    documents = load_documents(text, path)
+    documents = documents_of(path)
     if len(documents) != 1:
         return None
     raw = documents[0].raw

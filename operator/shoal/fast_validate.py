@@ -34,6 +34,7 @@ __all__ = [
     "NODE_FIELDS_LEFT_TO_THE_MODELS",
     "SPEC_FIELDS_LEFT_TO_THE_MODELS",
     "compile_document",
+    "documents_of",
     "print_results",
     "validate_fast",
 ]
@@ -65,13 +66,19 @@ def validate_fast(files: list[str], params: dict[str, Any]) -> list[tuple[list[s
 
 
 def _file(path: str, params: dict[str, Any]) -> list[tuple[list[str], str]]:
+    return [_document(document, path, params) for document in documents_of(path)]
+
+
+def documents_of(path: str) -> list[Document]:
+    """The file's documents, when this path may read them (within the depth bound, at
+    least one); any exception otherwise (`shoal.fast_run` reads its file through it too)."""
     text = Path(path).read_text(encoding="utf-8")
     if yaml_depth_problem(text) is not None:
         raise _Unjudged
     documents = load_documents(text, path)
     if not documents:
         raise _Unjudged
-    return [_document(document, path, params) for document in documents]
+    return documents
 
 
 def _document(document: Document, path: str, params: dict[str, Any]) -> tuple[list[str], str]:

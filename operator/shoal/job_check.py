@@ -33,6 +33,7 @@ __all__ = [
     "check_manifest",
     "for_each_problems",
     "import_jobs",
+    "import_jobs_for",
     "import_path",
     "job_problems",
 ]
@@ -84,6 +85,13 @@ def import_path(manifest_dir: Path, cwd: Path, pythonpath: str | None) -> list[P
         if path.resolve() not in found:
             found.append(path.resolve())
     return found
+
+
+def import_jobs_for(modules: Sequence[str], manifest_dir: Path, source: str) -> None:
+    """Import `--import` modules as `shoal validate` and `shoal run` (either path) look for
+    them: beside the manifest, then the current directory, then $PYTHONPATH."""
+    here = Path.cwd()
+    import_jobs(modules, import_path(manifest_dir, here, os.environ.get("PYTHONPATH")), source)
 
 
 def import_jobs(modules: Sequence[str], paths: Sequence[Path], source: str) -> None:

@@ -7,7 +7,6 @@ client, so checking a file costs little more than parsing it.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,11 +109,9 @@ def check_jobs(manifest: Manifest, wf: CompiledWorkflow, imports: list[str], pat
     node names an unknown job or arguments its function does not take.
 
     `shoal run` calls this too, so both commands find modules in the same places."""
-    from shoal.job_check import check_manifest, import_jobs, import_path
+    from shoal.job_check import check_manifest, import_jobs_for
 
     if imports:
-        here = Path.cwd()
-        folder = here if path == STDIN else Path(path).resolve().parent
-        found = import_path(folder, here, os.environ.get("PYTHONPATH"))
-        import_jobs(imports, found, source_name(path))
+        folder = Path.cwd() if path == STDIN else Path(path).resolve().parent
+        import_jobs_for(imports, folder, source_name(path))
     check_manifest(manifest, wf, imports)
