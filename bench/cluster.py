@@ -70,6 +70,7 @@ from cluster_parts import (  # noqa: E402
     fan_out_workflow,
     machine_cpu_seconds,
     ms,
+    peak_live_jobs,
     peak_running,
     per_item_by_route,
     percentile,
@@ -425,6 +426,9 @@ class Bench:
         else:
             r.notes.append("CPU ms per item, fan-out: " + cpu_table(per_item, None))
         r.add(f"{label}: peak pods running at once (observed)", str(peak), f"{parallelism}")
+        live = peak_live_jobs(self.seen, jobs)
+        r.add(f"{label}: peak Jobs live at once (observed)", str(live),
+              f"<= {2 * parallelism}", live <= 2 * parallelism)  # fmt: skip
         r.add(f"{label}: API writes per item", f"{writes / items:.2f}", "<= 6",
               writes / items <= TARGET_WRITES_PER_ITEM)  # fmt: skip
         all_requests = (requests["all"] - requests_before["all"]) / items

@@ -465,9 +465,19 @@ def machine_cpu_seconds() -> float:
 
 
 def peak_running(seen: Seen, jobs: list[str]) -> int:
+    """The most pods observed running at once (running -> terminated)."""
+    return _peak(seen.pod_running, seen.pod_terminated, jobs)
+
+
+def peak_live_jobs(seen: Seen, jobs: list[str]) -> int:
+    """The most Jobs that existed at once (observed added -> observed deleted): what a
+    fan-out keeps in etcd, which must stay near its parallelism (issue 17, item 5)."""
+    return _peak(seen.job_added, seen.job_deleted, jobs)
+
+
+def _peak(starts: dict[str, float], ends: dict[str, float], jobs: list[str]) -> int:
     points = sorted(
-        [(seen.pod_running[j], 1) for j in jobs if j in seen.pod_running]
-        + [(seen.pod_terminated[j], -1) for j in jobs if j in seen.pod_terminated]
+        [(starts[j], 1) for j in jobs if j in starts] + [(ends[j], -1) for j in jobs if j in ends]
     )
     peak = current = 0
     for _, delta in points:
