@@ -67,7 +67,8 @@ def test_validate_loads_the_validator_but_no_client_executor_or_repl() -> None:
     assert output.strip() == f"{HELLO}: Workflow hello: valid (2 nodes)"
     assert sorted(top_level(modules) & set(HEAVY)) == []
     assert "shoal.core.validation" in modules  # it did validate
-    assert "cel.cel" in modules  # and compiled the expressions, without the package's REPL
+    # its expressions are bare paths (`params.name`): read without loading CEL at all
+    assert "cel.cel" not in modules
     assert "shoal.local.executor" not in modules
     assert "shoal.kube.api" not in modules
     # nor the planner's decisions and state: dozens of dataclasses, a fifth of the start-up
@@ -77,6 +78,19 @@ def test_validate_loads_the_validator_but_no_client_executor_or_repl() -> None:
     assert "pydantic" not in top_level(modules)
     assert "shoal.fast_validate" in modules
     assert "shoal.manifests" not in modules
+
+
+def test_validate_compiles_other_expressions_with_cel_without_its_repl(tmp_path: Path) -> None:
+    manifest = tmp_path / "when.yaml"
+    manifest.write_text(
+        "apiVersion: shoal.dev/v1alpha1\nkind: Workflow\nmetadata: {name: x}\n"
+        "spec:\n  parameters: {count: 2}\n  nodes:\n"
+        "    - {name: a, job: j, when: 'params.count > 1'}\n"
+    )
+    output, code, modules = run_probe("validate", str(manifest))
+    assert (output.strip(), code) == (f"{manifest}: Workflow x: valid (1 nodes)", 0)
+    assert "cel.cel" in modules
+    assert sorted(top_level(modules) & set(HEAVY)) == []
 
 
 def test_validate_still_refuses_a_bad_expression(tmp_path: Path) -> None:

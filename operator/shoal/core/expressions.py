@@ -31,7 +31,7 @@ from shoal.api.limits import (
     MAX_EXPRESSION_LENGTH,
     MAX_EXPRESSION_NESTING,
 )
-from shoal.core.cel_runtime import cel
+from shoal.core.bare_paths import LazyProgram, bare_path
 
 VARIABLES = frozenset({"params", "nodes", "item", "itemIndex", "workflow"})
 ITEM_VARIABLES = frozenset({"item", "itemIndex"})
@@ -206,6 +206,24 @@ def compile_expression(source: str, *, names: frozenset[str] = VARIABLES) -> Exp
     text = (whole.group(1) if whole else source).strip()
     if not text:
         raise ExpressionError("empty expression")
+    path = bare_path(text, names, MAX_EXPRESSION_LENGTH)
+    if path is not None:  # no CEL needed to know what it reads (core/bare_paths.py)
+        return Expression(
+            source=text,
+            program=LazyProgram(text, path.root),
+            variables=frozenset({path.root}),
+            node_refs=path.node_refs,
+            dynamic_nodes=path.dynamic_nodes,
+            param_refs=path.param_refs,
+            node_spellings=path.spellings,
+        )
+    return compile_with_cel(text, names)
+
+
+def compile_with_cel(text: str, names: frozenset[str] = VARIABLES) -> Expression:
+    """`compile_expression` of a stripped, unwrapped `text`, by CEL itself."""
+    from shoal.core.cel_runtime import cel
+
     check_structure(text)
     _refuse_hyphenated_node(text)
     try:
