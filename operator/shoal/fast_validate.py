@@ -106,7 +106,7 @@ def compile_document(document: Document, path: str, params: dict[str, Any]) -> C
             raise _Unjudged
     meta = meta_of(cast("Workflow", view))
     wf = compile_workflow(cast("WorkflowSpec", spec), meta, params, source=path)
-    from shoal.job_check import for_each_problems
+    from shoal.for_each_check import for_each_problems
 
     if for_each_problems(wf):
         raise _Unjudged

@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from shoal.api.limits import (
     EXPRESSION_TIMEOUT_SECONDS,
@@ -32,6 +29,12 @@ from shoal.api.limits import (
     MAX_EXPRESSION_NESTING,
 )
 from shoal.core.bare_paths import LazyProgram, bare_path
+from shoal.core.records import Record
+
+TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 VARIABLES = frozenset({"params", "nodes", "item", "itemIndex", "workflow"})
 ITEM_VARIABLES = frozenset({"item", "itemIndex"})
@@ -75,22 +78,57 @@ class ExpressionError(ValueError):
     """An expression that does not compile, or fails when evaluated."""
 
 
-@dataclass(frozen=True, slots=True)
-class Expression:
-    """A compiled CEL expression and what it refers to."""
+class Expression(Record):
+    """A compiled CEL expression and what it refers to.
 
+    - `node_refs`: node names the expression reads statically (`nodes.a`, `nodes["a-b"]`).
+    - `dynamic_nodes`: True when `nodes` is indexed by a computed key, so every node may
+      be read.
+    - `iterates`: True when it calls a comprehension macro: evaluated under the time budget.
+    - `node_spellings`: (`data_proxy`, `data-proxy`): nodes read as `nodes.<name with _
+      for ->`.
+    """
+
+    __slots__ = (  # noqa: RUF023 - in the fields' order (Record.fields)
+        "source",
+        "program",
+        "variables",
+        "node_refs",
+        "dynamic_nodes",
+        "param_refs",
+        "iterates",
+        "node_spellings",
+    )
     source: str
     program: Any
     variables: frozenset[str]
     node_refs: frozenset[str]
-    """Node names the expression reads statically (`nodes.a`, `nodes["a-b"]`)."""
     dynamic_nodes: bool
-    """True when `nodes` is indexed by a computed key, so every node may be read."""
     param_refs: frozenset[str]
-    iterates: bool = False
-    """True when it calls a comprehension macro: evaluated under the time budget."""
-    node_spellings: tuple[tuple[str, str], ...] = ()
-    """(`data_proxy`, `data-proxy`): nodes read as `nodes.<name with _ for ->`."""
+    iterates: bool
+    node_spellings: tuple[tuple[str, str], ...]
+
+    def __init__(
+        self,
+        source: str,
+        program: Any,
+        variables: frozenset[str],
+        node_refs: frozenset[str],
+        dynamic_nodes: bool,
+        param_refs: frozenset[str],
+        iterates: bool = False,
+        node_spellings: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self._set(
+            source=source,
+            program=program,
+            variables=variables,
+            node_refs=node_refs,
+            dynamic_nodes=dynamic_nodes,
+            param_refs=param_refs,
+            iterates=iterates,
+            node_spellings=node_spellings,
+        )
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against `context`, passing only what the expression reads.
@@ -274,22 +312,31 @@ def _refuse_hyphenated_node(text: str) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Interpolation:
+class Interpolation(Record):
     """A string with templates inside it; renders to a string."""
 
+    __slots__ = ("parts",)
     parts: tuple[str | Expression, ...]
 
+    def __init__(self, parts: tuple[str | Expression, ...]) -> None:
+        self._set(parts=parts)
 
-Compiled = Any
-"""A compiled value tree: constants, Expression, Interpolation, or lists/dicts of them."""
+
+if TYPE_CHECKING:
+    Compiled = Any
+    """A compiled value tree: constants, Expression, Interpolation, or lists/dicts of them."""
+else:
+    Compiled = object  # an alias for annotations only: `typing` stays unloaded
 
 
-@dataclass(frozen=True, slots=True)
-class _Dynamic:
+class _Dynamic(Record):
     """Marks a list or dict that contains at least one template."""
 
+    __slots__ = ("value",)
     value: list[Any] | dict[str, Any]
+
+    def __init__(self, value: list[Any] | dict[str, Any]) -> None:
+        self._set(value=value)
 
 
 def compile_value(value: Any) -> Compiled:
