@@ -19,7 +19,6 @@ templates inside a longer string are interpolated as text.
 
 from __future__ import annotations
 
-import json
 import re
 
 from shoal.api.limits import (
@@ -403,6 +402,8 @@ def to_text(value: Any) -> str:
     """How a value appears inside a string: text as is, everything else as JSON."""
     if isinstance(value, str):
         return value
+    import json  # here: `shoal validate` never renders
+
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, int | float):

@@ -22,7 +22,7 @@ from shoal.core.expressions import (
     expressions_in,
 )
 from shoal.core.gates import check_gate
-from shoal.core.jsonbounds import json_problem
+from shoal.core.json_size import json_problem
 from shoal.core.records import Record
 from shoal.core.sequence import SequenceError, check_format, sequence_items
 
