@@ -23,6 +23,7 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from shoal.api.limits import MAX_DECODE_DEPTH
+from shoal.core.lazy_re import LazyPattern
 from shoal.core.records import Record
 
 TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
@@ -42,13 +43,13 @@ _NAN = frozenset({".nan", ".NaN", ".NAN"})
 _INF = frozenset({".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"})
 _NEG_INF = frozenset({"-.inf", "-.Inf", "-.INF"})
 _YAML12_BOOL = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
-_FLOAT_STYLE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
-_TIMESTAMP = re.compile(
+_FLOAT_STYLE = LazyPattern(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_TIMESTAMP = LazyPattern(
     r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
     r"(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?"
     r"(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)?$"
 )
-_GO_INT = re.compile(r"^[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$")
+_GO_INT = LazyPattern(r"^[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$")
 _INT64 = 1 << 63
 _UINT64 = 1 << 64
 _JSON_EXACT = 1e21
@@ -198,6 +199,8 @@ def _yaml12(text: str) -> Any:
         return text.lower() == "true"
     if text in _NULL:
         return None
+    if text[0] not in "+-.0123456789":
+        return text  # no number: spares compiling the patterns below (most scalars are words)
     if re.fullmatch(r"[-+]?[0-9]+", text):
         return int(text)
     if re.fullmatch(r"0o[0-7]+", text):

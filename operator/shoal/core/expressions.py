@@ -28,6 +28,7 @@ from shoal.api.limits import (
     MAX_EXPRESSION_NESTING,
 )
 from shoal.core.bare_paths import LazyProgram, bare_path
+from shoal.core.lazy_re import LazyPattern
 from shoal.core.records import Record
 
 TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
@@ -41,28 +42,28 @@ RETRY_VARIABLES = frozenset({"lastRetry"})
 EXIT_FIELDS = frozenset({"status", "failures", "duration"})
 """`workflow` fields only the exit handler sees (core/exit_handler.py)."""
 
-_TEMPLATE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-_WHOLE_TEMPLATE = re.compile(r"^\s*\$\{\{(.*?)\}\}\s*$", re.DOTALL)
-_NODE_DOT = re.compile(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
-_NODE_INDEX = re.compile(r"\bnodes\s*\[\s*(['\"])(.*?)\1\s*\]")
-_NODE_ANY = re.compile(r"\bnodes\b")
-_PARAM_DOT = re.compile(r"\bparams\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
-_PARAM_INDEX = re.compile(r"\bparams\s*\[\s*(['\"])(.*?)\1\s*\]")
-_HYPHENATED_NODE = re.compile(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*(?:\s*-\s*[A-Za-z0-9_]+)+)")
-_STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_TEMPLATE = LazyPattern(r"\$\{\{(.*?)\}\}", re.DOTALL)
+_WHOLE_TEMPLATE = LazyPattern(r"^\s*\$\{\{(.*?)\}\}\s*$", re.DOTALL)
+_NODE_DOT = LazyPattern(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_NODE_INDEX = LazyPattern(r"\bnodes\s*\[\s*(['\"])(.*?)\1\s*\]")
+_NODE_ANY = LazyPattern(r"\bnodes\b")
+_PARAM_DOT = LazyPattern(r"\bparams\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_PARAM_INDEX = LazyPattern(r"\bparams\s*\[\s*(['\"])(.*?)\1\s*\]")
+_HYPHENATED_NODE = LazyPattern(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*(?:\s*-\s*[A-Za-z0-9_]+)+)")
+_STRING_LITERAL = LazyPattern(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 # Variables bound by CEL's comprehension macros: `ids.filter(i, i > 2)` binds `i`.
-_MACRO_BINDING = re.compile(
+_MACRO_BINDING = LazyPattern(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter|transformList|transformMap)"
     r"\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,(?:\s*([A-Za-z_][A-Za-z0-9_]*)\s*,)?"
 )
 # A call of a macro that iterates; matched anywhere, string literals included, so that no
 # spelling evades the time budget (a false match only costs a trip to the sandbox).
-_MACRO_CALL = re.compile(
+_MACRO_CALL = LazyPattern(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter|transformList|transformMap|"
     r"transformMapEntry|sortBy)\s*\("
 )
 _OPEN, _CLOSE = "([{", ")]}"
-_WORKFLOW_FIELD = re.compile(
+_WORKFLOW_FIELD = LazyPattern(
     r"\bworkflow\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\])"
 )
 
