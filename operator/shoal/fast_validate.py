@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
 
 from shoal.api._generated_check import check_workflow
 from shoal.api.model_view import ModelView, view_of
@@ -26,9 +24,18 @@ from shoal.core.compiled import meta_of
 from shoal.core.validation import compile_workflow
 from shoal.yamlread import Document, load_documents, yaml_depth_problem
 
+TYPE_CHECKING = False  # `typing` would cost this path its import (issue 17)
 if TYPE_CHECKING:
-    from shoal.api.workflow import Workflow, WorkflowSpec
+    from typing import Any, cast
+
+    from shoal.api.workflow import Workflow, WorkflowSpec  # noqa: F401 - in cast()'s strings
     from shoal.core.compiled import CompiledWorkflow
+else:
+
+    def cast(_type: object, value: object) -> object:
+        """`typing.cast` without importing `typing`."""
+        return value
+
 
 __all__ = [
     "NODE_FIELDS_LEFT_TO_THE_MODELS",
@@ -72,7 +79,8 @@ def _file(path: str, params: dict[str, Any]) -> list[tuple[list[str], str]]:
 def documents_of(path: str) -> list[Document]:
     """The file's documents, when this path may read them (within the depth bound, at
     least one); any exception otherwise (`shoal.fast_run` reads its file through it too)."""
-    text = Path(path).read_text(encoding="utf-8")
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
     if yaml_depth_problem(text) is not None:
         raise _Unjudged
     documents = load_documents(text, path)
@@ -106,7 +114,7 @@ def compile_document(document: Document, path: str, params: dict[str, Any]) -> C
             raise _Unjudged
     meta = meta_of(cast("Workflow", view))
     wf = compile_workflow(cast("WorkflowSpec", spec), meta, params, source=path)
-    from shoal.job_check import for_each_problems
+    from shoal.for_each_check import for_each_problems
 
     if for_each_problems(wf):
         raise _Unjudged

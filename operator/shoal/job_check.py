@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
-from shoal.core.expressions import Expression, ExpressionError
 from shoal.core.validation import InvalidWorkflow, Problem
+from shoal.for_each_check import for_each_problems
 from shoal_worker import registry
 from shoal_worker.args import check_value, wants_context
 from shoal_worker.errors import UsageError
 
-if TYPE_CHECKING:  # `for_each_problems` serves `shoal validate`'s fast check: no models
+if TYPE_CHECKING:
     from shoal.manifests import Manifest
 
 __all__ = [
@@ -42,7 +42,6 @@ JobFunction = Callable[..., Any]
 Lookup = Callable[[str], JobFunction]
 """A job's function by name; raises `registry.UnknownJobError` or `UsageError`."""
 
-_PARAM_SCOPE = frozenset({"params", "workflow"})
 _EMPTY = inspect.Parameter.empty
 _LISTED = 20
 """At most this many job names in an unknown-job message."""
@@ -101,26 +100,6 @@ def import_jobs(modules: Sequence[str], paths: Sequence[Path], source: str) -> N
             registry.import_modules(modules)
         except UsageError as err:
             raise InvalidWorkflow([Problem(str(err), field="--import")], source) from None
-
-
-def for_each_problems(wf: CompiledWorkflow) -> list[Problem]:
-    """`forEach` expressions that read only parameters, evaluated now: each must be a list."""
-    scope = {"params": wf.params, "workflow": wf.meta.as_context()}
-    problems: list[Problem] = []
-    for node in wf.nodes.values():
-        expr = node.for_each
-        if not isinstance(expr, Expression) or not expr.variables or expr.node_refs:
-            continue
-        if not expr.variables <= _PARAM_SCOPE or expr.dynamic_nodes:
-            continue
-        try:
-            value = expr.evaluate(scope)
-        except ExpressionError:
-            continue  # compile_workflow already reports what cannot be evaluated
-        if not isinstance(value, list):
-            message = f"{expr.source} must yield a list, got {type(value).__name__} ({value!r:.60})"
-            problems.append(Problem(message, node.name, "forEach"))
-    return problems
 
 
 def job_problems(wf: CompiledWorkflow, lookup: Lookup) -> list[Problem]:

@@ -6,7 +6,6 @@ the same everywhere: `wf.yaml: node 'publish': retries.limit: Input should be ..
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +118,7 @@ def locate(problems: list[Problem], document: Document | None) -> list[Problem]:
                 for s in document.surprises
                 if s.line == line
             )
-            located.append(dataclasses.replace(problem, message=message, line=line, column=column))
+            located.append(problem.replace(message=message, line=line, column=column))
     return located
 
 

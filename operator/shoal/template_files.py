@@ -8,13 +8,13 @@ On a cluster the operator and the admission webhook read templates from the API 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 from shoal.core.validation import InvalidWorkflow, Problem
 
+TYPE_CHECKING = False  # `typing` and `pathlib` would cost `shoal validate` (issue 17)
 if TYPE_CHECKING:  # imported where used: `shoal validate`'s parser reads TEMPLATES_HELP only
+    from collections.abc import Iterable, Sequence
+    from pathlib import Path
+
     from shoal.api.template import ClusterWorkflowTemplate, WorkflowTemplate
     from shoal.core.templates import Template, TemplateKey
     from shoal.manifests import Manifest
@@ -80,6 +80,8 @@ def templates_of(manifests: Iterable[Manifest]) -> dict[TemplateKey, Template]:
 
 
 def _files(path: str) -> list[Path]:
+    from pathlib import Path
+
     folder = Path(path)
     if folder.is_dir():
         return sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())

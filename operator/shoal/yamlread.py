@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Hashable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from shoal.api.limits import MAX_DECODE_DEPTH
+from shoal.core.lazy_re import LazyPattern
+from shoal.core.records import Record
+
+TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
+if TYPE_CHECKING:
+    from collections.abc import Hashable, Iterator
+    from typing import Any
 
 __all__ = ["Document", "Positions", "Surprise", "load_documents", "yaml_depth_problem"]
 
@@ -39,28 +43,31 @@ _NAN = frozenset({".nan", ".NaN", ".NAN"})
 _INF = frozenset({".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"})
 _NEG_INF = frozenset({"-.inf", "-.Inf", "-.INF"})
 _YAML12_BOOL = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
-_FLOAT_STYLE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
-_TIMESTAMP = re.compile(
+_FLOAT_STYLE = LazyPattern(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_TIMESTAMP = LazyPattern(
     r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
     r"(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?"
     r"(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)?$"
 )
-_GO_INT = re.compile(r"^[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$")
+_GO_INT = LazyPattern(r"^[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$")
 _INT64 = 1 << 63
 _UINT64 = 1 << 64
 _JSON_EXACT = 1e21
 """Go's encoding/json writes integral floats below this without an exponent."""
 
 
-@dataclass(frozen=True, slots=True)
-class Surprise:
+class Surprise(Record):
     """A plain scalar kubectl reads differently from YAML 1.2 (and from most editors)."""
 
+    __slots__ = ("line", "column", "text", "value", "is_key")  # noqa: RUF023 - fields' order
     line: int
     column: int
     text: str
     value: Any
     is_key: bool
+
+    def __init__(self, line: int, column: int, text: str, value: Any, is_key: bool) -> None:
+        self._set(line=line, column=column, text=text, value=value, is_key=is_key)
 
     @property
     def reading(self) -> str:
@@ -83,12 +90,14 @@ def _show(value: Any) -> str:
     return f"the number {value}"
 
 
-@dataclass
 class Positions:
     """Line and column (1-based) of each key and list item, by container identity."""
 
-    _marks: dict[tuple[int, Hashable], tuple[int, int]] = field(default_factory=dict)
-    _keep: dict[int, Any] = field(default_factory=dict)
+    __slots__ = ("_keep", "_marks")
+
+    def __init__(self) -> None:
+        self._marks: dict[tuple[int, Hashable], tuple[int, int]] = {}
+        self._keep: dict[int, Any] = {}
 
     def add(self, container: Any, key: Hashable, node: Node) -> None:
         self._keep[id(container)] = container  # ids stay unique while the container lives
@@ -122,13 +131,15 @@ def _child(container: Any, part: str | int) -> tuple[Hashable, Any] | None:
     return None
 
 
-@dataclass
 class Document:
     """One YAML document as kubectl would send it, with where its parts are."""
 
-    raw: Any
-    positions: Positions
-    surprises: list[Surprise]
+    __slots__ = ("positions", "raw", "surprises")
+
+    def __init__(self, raw: Any, positions: Positions, surprises: list[Surprise]) -> None:
+        self.raw = raw
+        self.positions = positions
+        self.surprises = surprises
 
 
 def _go_int(text: str) -> int | None:
@@ -188,6 +199,8 @@ def _yaml12(text: str) -> Any:
         return text.lower() == "true"
     if text in _NULL:
         return None
+    if text[0] not in "+-.0123456789":
+        return text  # no number: spares compiling the patterns below (most scalars are words)
     if re.fullmatch(r"[-+]?[0-9]+", text):
         return int(text)
     if re.fullmatch(r"0o[0-7]+", text):

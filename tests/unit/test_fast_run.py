@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import dataclasses
 import io
 from enum import Enum
 from pathlib import Path
@@ -30,6 +29,7 @@ import yaml
 from shoal.api.model_view import FIELDS, ModelView
 from shoal.cli import local_commands
 from shoal.core.expressions import Expression
+from shoal.core.records import Record
 from shoal.core.validation import InvalidWorkflow
 from shoal.fast_run import compile_for_run
 from tests.unit.test_fast_validate import _mutations
@@ -142,8 +142,8 @@ def plain(value: Any) -> Any:
         return _model(type(value).__name__, value)
     if isinstance(value, Expression):
         return ("Expression", value.source)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Record):
+        fields = {name: plain(getattr(value, name)) for name in value.fields()}
         return (type(value).__name__, fields)
     if isinstance(value, Enum):
         # the api/enums ones are compared by identity in the core, so the view makes them

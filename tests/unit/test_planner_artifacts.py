@@ -7,7 +7,6 @@ executor by hand.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -121,7 +120,7 @@ def wide_fan_out(offload_bytes: int | None) -> CompiledWorkflow:
             "args": {"all": "${{ nodes.f.outputs.sq }}"},
         },
     )
-    return dataclasses.replace(wf, offload_bytes=offload_bytes)
+    return wf.replace(offload_bytes=offload_bytes)
 
 
 def run_fan_out(wf: CompiledWorkflow, state: RunState) -> list[Any]:

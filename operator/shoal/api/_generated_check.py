@@ -21,19 +21,32 @@ JsonSchemaValuesException = JsonSchemaValueException
 class Decimal:
     """Never instantiated: a YAML document holds no Decimal (saves importing `decimal`)."""
 
+
+class _Patterns(dict):
+    """The schema's patterns by their text, each compiled on its first use: compiling
+    them all at import was a measurable share of `shoal validate`'s start-up."""
+
+    def __init__(self, sources):
+        super().__init__()
+        self._sources = sources
+
+    def __missing__(self, key):
+        compiled = self[key] = re.compile(self._sources[key])
+        return compiled
+
 VERSION = "2.22.3"
 
 
-REGEX_PATTERNS = {
-    '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$': re.compile('^[a-z0-9]([-a-z0-9]*[a-z0-9])?\\Z'),
-    '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$': re.compile('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\\Z'),
-    '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$': re.compile('^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\\Z'),
-    '^([0-9]{1,6}[smhd]){1,4}$': re.compile('^([0-9]{1,6}[smhd]){1,4}\\Z'),
-    '^/[^\\x00]*$': re.compile('^/[^\\x00]*\\Z'),
-    '^(Exists|Equal)$': re.compile('^(Exists|Equal)\\Z'),
-    '^(NoSchedule|PreferNoSchedule|NoExecute)$': re.compile('^(NoSchedule|PreferNoSchedule|NoExecute)\\Z'),
-    '^[-._a-zA-Z][-._a-zA-Z0-9]*$': re.compile('^[-._a-zA-Z][-._a-zA-Z0-9]*\\Z')
-}
+REGEX_PATTERNS = _Patterns({
+    '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$': ('^[a-z0-9]([-a-z0-9]*[a-z0-9])?\\Z'),
+    '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$': ('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\\Z'),
+    '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$': ('^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\\Z'),
+    '^([0-9]{1,6}[smhd]){1,4}$': ('^([0-9]{1,6}[smhd]){1,4}\\Z'),
+    '^/[^\\x00]*$': ('^/[^\\x00]*\\Z'),
+    '^(Exists|Equal)$': ('^(Exists|Equal)\\Z'),
+    '^(NoSchedule|PreferNoSchedule|NoExecute)$': ('^(NoSchedule|PreferNoSchedule|NoExecute)\\Z'),
+    '^[-._a-zA-Z][-._a-zA-Z0-9]*$': ('^[-._a-zA-Z][-._a-zA-Z0-9]*\\Z')
+})
 
 NoneType = type(None)
 

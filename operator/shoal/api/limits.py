@@ -10,7 +10,10 @@ The defaults sit far above what real workflows use (the scale tests run 1,000 no
 
 from __future__ import annotations
 
-from typing import Final
+TYPE_CHECKING = False  # `typing` at run time would cost `shoal validate` (issue 17)
+if TYPE_CHECKING:
+    from typing import Final
+del TYPE_CHECKING  # a flag, not a limit: every other upper-case name here is one
 
 MAX_NODES: Final = 1000
 """Nodes in one Workflow (`spec.nodes`)."""

@@ -10,15 +10,18 @@ It is only correct for a document that passed that schema check.
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 from shoal.api import _generated_check, enums
+
+TYPE_CHECKING = False  # `typing` at run time would cost `shoal validate` (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ModelView", "view_of"]
 
-Field = tuple[str, str, str | None, Any]
-"""(wire name, shape, nested model or enum, default): see `api/check_codegen.field_table`."""
-FIELDS = cast("dict[str, dict[str, Field]]", _generated_check.FIELDS)
+if TYPE_CHECKING:
+    Field = tuple[str, str, str | None, Any]
+    """(wire name, shape, nested model or enum, default): see `check_codegen.field_table`."""
+FIELDS: dict[str, dict[str, Field]] = _generated_check.FIELDS  # type: ignore[assignment]
 _FRESH = {"NEW:list": list, "NEW:dict": dict}
 
 

@@ -9,7 +9,10 @@ Each function reads attributes only: a model or a view (`api/model_view.py`) wil
 from __future__ import annotations
 
 import re
-from typing import Any
+
+TYPE_CHECKING = False  # `typing` at run time would cost `shoal validate` (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["OUTPUT_NAME", "file_output_problem", "node_problem", "spec_problem"]
 

@@ -11,20 +11,21 @@ line on stderr and exit code 1, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from shoal.api.enums import FINISHED_PHASES
 from shoal.core.text import clip as clip_text
-from shoal.core.timestamps import parse_rfc3339
 
+# `typing`, `json`, `datetime` and `pathlib` are imported where used: `shoal validate`
+# imports this module, and they would add a tenth to its start-up (issue 17).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+    from typing import Any
+
     from shoal.core.validation import InvalidWorkflow
     from shoal.kube.api import KubeApi
     from shoal.manifests import Manifest
@@ -78,7 +79,7 @@ __all__ = [
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 """0 succeeded (or valid), 1 failed or stopped, 2 the input is invalid and nothing ran."""
 FINISHED = FINISHED_PHASES
-IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 class CliError(Exception):
@@ -172,6 +173,8 @@ def resolve_database(args: argparse.Namespace) -> str | None:
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """`key=value` pairs; a value that parses as JSON is taken as JSON, otherwise as text."""
+    if not pairs:
+        return {}  # without loading the JSON decoder: most validations pass no -p
     from shoal.core import jsonbounds
     from shoal.core.validation import InvalidWorkflow, Problem
 
@@ -235,7 +238,8 @@ def read_parameter_file(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
     except (OSError, UnicodeDecodeError) as err:
         raise InvalidWorkflow([Problem(f"cannot read: {err}")], path) from None
     import yaml
@@ -287,8 +291,9 @@ def report_invalid(err: InvalidWorkflow) -> int:
 
 def default_namespace(kubeconfig: str | None, context: str | None = None) -> str:
     """The namespace of the pod we run in, else the kubeconfig context's, else 'default'."""
-    if kubeconfig is None and context is None and IN_CLUSTER_NAMESPACE.exists():
-        return IN_CLUSTER_NAMESPACE.read_text().strip() or "default"
+    if kubeconfig is None and context is None and os.path.exists(IN_CLUSTER_NAMESPACE):
+        with open(IN_CLUSTER_NAMESPACE, encoding="utf-8") as file:
+            return file.read().strip() or "default"
     from kubernetes import config
 
     try:
@@ -320,7 +325,7 @@ def run_against_cluster(args: argparse.Namespace, body: Body) -> int:
     missing = [
         p
         for p in (args.kubeconfig or "").split(os.pathsep)
-        if p and not Path(p).expanduser().exists()
+        if p and not os.path.exists(os.path.expanduser(p))
     ]
     if missing and len(missing) == len(args.kubeconfig.split(os.pathsep)):
         return fail(f"kubeconfig {args.kubeconfig} does not exist")
@@ -537,6 +542,8 @@ def spec_nodes(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 def short_json(value: Any, limit: int = 200) -> str:
     """Compact JSON, cut to `limit` characters."""
+    import json
+
     text = json.dumps(value, separators=(", ", ": "), default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -551,6 +558,8 @@ def clip(text: str, limit: int) -> str:
 
 def parse_time(value: str | None) -> datetime | None:
     """An RFC 3339 time from a status, or None when absent or unreadable."""
+    from shoal.core.timestamps import parse_rfc3339
+
     try:
         return parse_rfc3339(value)
     except ValueError:
@@ -562,6 +571,8 @@ def ago(value: str | None, now: datetime | None = None) -> str:
     when = parse_time(value)
     if when is None:
         return "-"
+    from datetime import UTC, datetime
+
     return span((now or datetime.now(UTC)) - when)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import gc
 import json
 import os
@@ -191,8 +190,8 @@ def for_local_run(wf: CompiledWorkflow, settings: StoreSettings) -> CompiledWork
     """A fresh uid (artifact keys of two runs never collide) and the offload threshold."""
     spec_artifacts = wf.spec.artifacts
     threshold = spec_artifacts.offload_bytes if spec_artifacts is not None else OFFLOAD_BYTES
-    meta = dataclasses.replace(wf.meta, uid=wf.meta.uid or str(uuid.uuid4()))
-    return dataclasses.replace(wf, meta=meta, offload_bytes=threshold)
+    meta = wf.meta.replace(uid=wf.meta.uid or str(uuid.uuid4()))
+    return wf.replace(meta=meta, offload_bytes=threshold)
 
 
 async def _run(

@@ -25,7 +25,7 @@ from types import ModuleType
 
 TYPE_CHECKING = False  # `typing` itself would cost `shoal --help` a noticeable share
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 __all__ = [
     "COMMANDS",
@@ -150,7 +150,14 @@ EXIT_BROKEN_PIPE = 141
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with the CLI's one-line error: `error: ...`, a pointer to --help, exit 2."""
+    """argparse with the CLI's one-line error: `error: ...`, a pointer to --help, exit 2;
+    its help formatter needs no `shutil` (cli/help_width.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from shoal.cli.help_width import HelpFormatter
+
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")

@@ -7,8 +7,6 @@ client, so checking a file costs little more than parsing it.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from shoal.cli.common import (
     EXIT_INVALID,
@@ -21,7 +19,10 @@ from shoal.cli.common import (
     source_name,
 )
 
+TYPE_CHECKING = False  # `typing` and `pathlib` would cost `shoal validate` (issue 17)
 if TYPE_CHECKING:
+    from typing import Any
+
     from shoal.core.compiled import CompiledWorkflow
     from shoal.manifests import Manifest
 
@@ -112,6 +113,8 @@ def check_jobs(manifest: Manifest, wf: CompiledWorkflow, imports: list[str], pat
     from shoal.job_check import check_manifest, import_jobs_for
 
     if imports:
+        from pathlib import Path
+
         folder = Path.cwd() if path == STDIN else Path(path).resolve().parent
         import_jobs_for(imports, folder, source_name(path))
     check_manifest(manifest, wf, imports)

@@ -9,11 +9,13 @@ Workflow (kube/children.py) instead of a Job; the local executor refuses it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from shoal.api.limits import MAX_CHILD_DEPTH
 
+TYPE_CHECKING = False  # `typing` at run time would cost `shoal validate` (issue 17)
 if TYPE_CHECKING:  # `shoal validate`'s fast check calls check_child without pydantic
+    from typing import Any
+
     from shoal.api.workflow import Node
 
 __all__ = ["LOCAL_REFUSAL", "check_child", "child_outcome", "child_outputs", "nesting"]

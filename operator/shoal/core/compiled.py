@@ -6,10 +6,12 @@ the planner trusts it and so never meets a cycle, an unknown node or a broken ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from shoal.core.records import Record
 
+TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
 if TYPE_CHECKING:  # types only: `shoal validate`'s fast check loads no pydantic model
+    from typing import Any
+
     from shoal.api.common import EnvVar
     from shoal.api.enums import RunPolicy
     from shoal.api.workflow import Node, RetryPolicy, Workflow, WorkflowSpec
@@ -20,13 +22,41 @@ if TYPE_CHECKING:  # types only: `shoal validate`'s fast check loads no pydantic
 __all__ = ["CompiledNode", "CompiledWorkflow", "WorkflowMeta", "meta_of"]
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledNode:
+class CompiledNode(Record):
     """One node with its defaults applied and its templates compiled.
 
     `pod` holds every pod setting resolved against `spec.defaults`; executors read it
-    (never `spec.defaults`, nor the pod settings of `spec`)."""
+    (never `spec.defaults`, nor the pod settings of `spec`).
 
+    - `for_each`: a literal list, or an Expression yielding one; None for a plain node.
+    - `env_values`: literal env values (templates compiled); `valueFrom` entries are in
+      `env_refs`.
+    - `retry_when`: `retries.expression` compiled: it reads `lastRetry` only.
+    - `sequence`: `withSequence` whose bounds are templates: its `count`/`start`/`end`/
+      `format` compiled, turned into items by the planner (a constant one is in `for_each`).
+    - `memo_key`: `memoize.key` compiled (a template yielding text).
+    """
+
+    __slots__ = (  # noqa: RUF023 - in the fields' order (Record.fields)
+        "name",
+        "spec",
+        "deps",
+        "ancestors",
+        "run_policy",
+        "when",
+        "for_each",
+        "args",
+        "command",
+        "env_values",
+        "env_refs",
+        "pod",
+        "parallelism",
+        "fail_fast",
+        "item_arg",
+        "retry_when",
+        "sequence",
+        "memo_key",
+    )
     name: str
     spec: Node
     deps: tuple[str, ...]
@@ -34,23 +64,59 @@ class CompiledNode:
     run_policy: RunPolicy
     when: Expression | None
     for_each: Compiled | None
-    """A literal list, or an Expression yielding one; None for a plain node."""
     args: Compiled
     command: Compiled | None
     env_values: dict[str, Compiled]
-    """Literal env values (templates compiled); `valueFrom` entries are in `env_refs`."""
     env_refs: tuple[EnvVar, ...]
     pod: ResolvedPod
     parallelism: int | None
     fail_fast: bool
     item_arg: str | None
-    retry_when: Expression | None = None
-    """`retries.expression` compiled: it reads `lastRetry` only."""
-    sequence: Compiled | None = None
-    """`withSequence` whose bounds are templates: its `count`/`start`/`end`/`format`
-    compiled, turned into items by the planner (a constant one is in `for_each`)."""
-    memo_key: Compiled | None = None
-    """`memoize.key` compiled (a template yielding text)."""
+    retry_when: Expression | None
+    sequence: Compiled | None
+    memo_key: Compiled | None
+
+    def __init__(
+        self,
+        name: str,
+        spec: Node,
+        deps: tuple[str, ...],
+        ancestors: frozenset[str],
+        run_policy: RunPolicy,
+        when: Expression | None,
+        for_each: Compiled | None,
+        args: Compiled,
+        command: Compiled | None,
+        env_values: dict[str, Compiled],
+        env_refs: tuple[EnvVar, ...],
+        pod: ResolvedPod,
+        parallelism: int | None,
+        fail_fast: bool,
+        item_arg: str | None,
+        retry_when: Expression | None = None,
+        sequence: Compiled | None = None,
+        memo_key: Compiled | None = None,
+    ) -> None:
+        self._set(
+            name=name,
+            spec=spec,
+            deps=deps,
+            ancestors=ancestors,
+            run_policy=run_policy,
+            when=when,
+            for_each=for_each,
+            args=args,
+            command=command,
+            env_values=env_values,
+            env_refs=env_refs,
+            pod=pod,
+            parallelism=parallelism,
+            fail_fast=fail_fast,
+            item_arg=item_arg,
+            retry_when=retry_when,
+            sequence=sequence,
+            memo_key=memo_key,
+        )
 
     @property
     def fan_out(self) -> bool:
@@ -69,23 +135,48 @@ class CompiledNode:
         return self.pod.timeout_seconds
 
 
-@dataclass(frozen=True, slots=True)
-class WorkflowMeta:
+class WorkflowMeta(Record):
     """Identity of the run, visible to expressions as `workflow`."""
 
+    __slots__ = ("name", "namespace", "uid", "labels")  # noqa: RUF023 - fields' order
     name: str
-    namespace: str = "default"
-    uid: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
+    namespace: str
+    uid: str
+    labels: dict[str, str]
+
+    def __init__(
+        self,
+        name: str,
+        namespace: str = "default",
+        uid: str = "",
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        self._set(name=name, namespace=namespace, uid=uid, labels={} if labels is None else labels)
 
     def as_context(self) -> dict[str, Any]:
         return {"name": self.name, "namespace": self.namespace, "uid": self.uid}
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledWorkflow:
-    """Everything the planner needs, in topological order."""
+class CompiledWorkflow(Record):
+    """Everything the planner needs, in topological order.
 
+    - `offload_bytes`: aggregated fan-out outputs larger than this go to the artifact
+      store; None when the executor has no store (they then stay inline).
+    - `on_exit`: the exit handler's node name (`spec.onExit`): it runs after every other
+      node.
+    """
+
+    __slots__ = (  # noqa: RUF023 - in the fields' order (Record.fields)
+        "meta",
+        "spec",
+        "params",
+        "nodes",
+        "order",
+        "parallelism",
+        "active_deadline_seconds",
+        "offload_bytes",
+        "on_exit",
+    )
     meta: WorkflowMeta
     spec: WorkflowSpec
     params: dict[str, Any]
@@ -93,11 +184,32 @@ class CompiledWorkflow:
     order: tuple[str, ...]
     parallelism: int | None
     active_deadline_seconds: float | None
-    offload_bytes: int | None = None
-    """Aggregated fan-out outputs larger than this go to the artifact store; None when
-    the executor has no store (they then stay inline)."""
-    on_exit: str | None = None
-    """The exit handler's node name (`spec.onExit`): it runs after every other node."""
+    offload_bytes: int | None
+    on_exit: str | None
+
+    def __init__(
+        self,
+        meta: WorkflowMeta,
+        spec: WorkflowSpec,
+        params: dict[str, Any],
+        nodes: dict[str, CompiledNode],
+        order: tuple[str, ...],
+        parallelism: int | None,
+        active_deadline_seconds: float | None,
+        offload_bytes: int | None = None,
+        on_exit: str | None = None,
+    ) -> None:
+        self._set(
+            meta=meta,
+            spec=spec,
+            params=params,
+            nodes=nodes,
+            order=order,
+            parallelism=parallelism,
+            active_deadline_seconds=active_deadline_seconds,
+            offload_bytes=offload_bytes,
+            on_exit=on_exit,
+        )
 
 
 def meta_of(workflow: Workflow, default_name: str = "workflow") -> WorkflowMeta:

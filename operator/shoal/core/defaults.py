@@ -15,27 +15,43 @@ Precedence, kept exactly as the API documents it:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from shoal.core.records import Record
 
+TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
 if TYPE_CHECKING:  # types only: `shoal validate`'s fast check passes views of the models
+    from typing import TypeVar
+
     from shoal.api.common import EnvVar, ResourceRequirements, Toleration
     from shoal.api.workflow import Node, PodSettings, RetryPolicy, WorkflowSpec
 
+    _T = TypeVar("_T")
+
 __all__ = ["ResolvedPod", "merge_env", "resolve_pod"]
 
-_T = TypeVar("_T")
 
+class ResolvedPod(Record):
+    """A node's pod settings after `spec.defaults` and the workflow's image applied.
 
-@dataclass(frozen=True, slots=True)
-class ResolvedPod:
-    """A node's pod settings after `spec.defaults` and the workflow's image applied."""
+    - `image`: None when neither the node, the defaults nor the workflow name one: the
+      executor's own image applies (the operator's configured worker image).
+    - `env`: literal values still hold their `${{ }}` templates; the compiler compiles them.
+    - `automount_service_account_token`: False unless asked for: the worker talks to S3,
+      never to the Kubernetes API.
+    """
 
+    __slots__ = (  # noqa: RUF023 - in the fields' order (Record.fields)
+        "image",
+        "env",
+        "timeout_seconds",
+        "retries",
+        "resources",
+        "node_selector",
+        "tolerations",
+        "service_account_name",
+        "automount_service_account_token",
+    )
     image: str | None
-    """None when neither the node, the defaults nor the workflow name one: the executor's
-    own image applies (the operator's configured worker image)."""
     env: tuple[EnvVar, ...]
-    """Literal values still hold their `${{ }}` templates; the compiler compiles them."""
     timeout_seconds: float | None
     retries: RetryPolicy
     resources: ResourceRequirements | None
@@ -43,7 +59,30 @@ class ResolvedPod:
     tolerations: tuple[Toleration, ...]
     service_account_name: str | None
     automount_service_account_token: bool
-    """False unless asked for: the worker talks to S3, never to the Kubernetes API."""
+
+    def __init__(
+        self,
+        image: str | None,
+        env: tuple[EnvVar, ...],
+        timeout_seconds: float | None,
+        retries: RetryPolicy,
+        resources: ResourceRequirements | None,
+        node_selector: dict[str, str] | None,
+        tolerations: tuple[Toleration, ...],
+        service_account_name: str | None,
+        automount_service_account_token: bool,
+    ) -> None:
+        self._set(
+            image=image,
+            env=env,
+            timeout_seconds=timeout_seconds,
+            retries=retries,
+            resources=resources,
+            node_selector=node_selector,
+            tolerations=tolerations,
+            service_account_name=service_account_name,
+            automount_service_account_token=automount_service_account_token,
+        )
 
 
 def merge_env(defaults: list[EnvVar] | None, own: list[EnvVar] | None) -> list[EnvVar]:

@@ -19,11 +19,7 @@ templates inside a longer string are interpolated as text.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from shoal.api.limits import (
     EXPRESSION_TIMEOUT_SECONDS,
@@ -31,7 +27,14 @@ from shoal.api.limits import (
     MAX_EXPRESSION_LENGTH,
     MAX_EXPRESSION_NESTING,
 )
-from shoal.core.cel_runtime import cel
+from shoal.core.bare_paths import LazyProgram, bare_path
+from shoal.core.lazy_re import LazyPattern
+from shoal.core.records import Record
+
+TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 VARIABLES = frozenset({"params", "nodes", "item", "itemIndex", "workflow"})
 ITEM_VARIABLES = frozenset({"item", "itemIndex"})
@@ -39,28 +42,28 @@ RETRY_VARIABLES = frozenset({"lastRetry"})
 EXIT_FIELDS = frozenset({"status", "failures", "duration"})
 """`workflow` fields only the exit handler sees (core/exit_handler.py)."""
 
-_TEMPLATE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-_WHOLE_TEMPLATE = re.compile(r"^\s*\$\{\{(.*?)\}\}\s*$", re.DOTALL)
-_NODE_DOT = re.compile(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
-_NODE_INDEX = re.compile(r"\bnodes\s*\[\s*(['\"])(.*?)\1\s*\]")
-_NODE_ANY = re.compile(r"\bnodes\b")
-_PARAM_DOT = re.compile(r"\bparams\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
-_PARAM_INDEX = re.compile(r"\bparams\s*\[\s*(['\"])(.*?)\1\s*\]")
-_HYPHENATED_NODE = re.compile(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*(?:\s*-\s*[A-Za-z0-9_]+)+)")
-_STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_TEMPLATE = LazyPattern(r"\$\{\{(.*?)\}\}", re.DOTALL)
+_WHOLE_TEMPLATE = LazyPattern(r"^\s*\$\{\{(.*?)\}\}\s*$", re.DOTALL)
+_NODE_DOT = LazyPattern(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_NODE_INDEX = LazyPattern(r"\bnodes\s*\[\s*(['\"])(.*?)\1\s*\]")
+_NODE_ANY = LazyPattern(r"\bnodes\b")
+_PARAM_DOT = LazyPattern(r"\bparams\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_PARAM_INDEX = LazyPattern(r"\bparams\s*\[\s*(['\"])(.*?)\1\s*\]")
+_HYPHENATED_NODE = LazyPattern(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*(?:\s*-\s*[A-Za-z0-9_]+)+)")
+_STRING_LITERAL = LazyPattern(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 # Variables bound by CEL's comprehension macros: `ids.filter(i, i > 2)` binds `i`.
-_MACRO_BINDING = re.compile(
+_MACRO_BINDING = LazyPattern(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter|transformList|transformMap)"
     r"\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,(?:\s*([A-Za-z_][A-Za-z0-9_]*)\s*,)?"
 )
 # A call of a macro that iterates; matched anywhere, string literals included, so that no
 # spelling evades the time budget (a false match only costs a trip to the sandbox).
-_MACRO_CALL = re.compile(
+_MACRO_CALL = LazyPattern(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter|transformList|transformMap|"
     r"transformMapEntry|sortBy)\s*\("
 )
 _OPEN, _CLOSE = "([{", ")]}"
-_WORKFLOW_FIELD = re.compile(
+_WORKFLOW_FIELD = LazyPattern(
     r"\bworkflow\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\])"
 )
 
@@ -75,22 +78,57 @@ class ExpressionError(ValueError):
     """An expression that does not compile, or fails when evaluated."""
 
 
-@dataclass(frozen=True, slots=True)
-class Expression:
-    """A compiled CEL expression and what it refers to."""
+class Expression(Record):
+    """A compiled CEL expression and what it refers to.
 
+    - `node_refs`: node names the expression reads statically (`nodes.a`, `nodes["a-b"]`).
+    - `dynamic_nodes`: True when `nodes` is indexed by a computed key, so every node may
+      be read.
+    - `iterates`: True when it calls a comprehension macro: evaluated under the time budget.
+    - `node_spellings`: (`data_proxy`, `data-proxy`): nodes read as `nodes.<name with _
+      for ->`.
+    """
+
+    __slots__ = (  # noqa: RUF023 - in the fields' order (Record.fields)
+        "source",
+        "program",
+        "variables",
+        "node_refs",
+        "dynamic_nodes",
+        "param_refs",
+        "iterates",
+        "node_spellings",
+    )
     source: str
     program: Any
     variables: frozenset[str]
     node_refs: frozenset[str]
-    """Node names the expression reads statically (`nodes.a`, `nodes["a-b"]`)."""
     dynamic_nodes: bool
-    """True when `nodes` is indexed by a computed key, so every node may be read."""
     param_refs: frozenset[str]
-    iterates: bool = False
-    """True when it calls a comprehension macro: evaluated under the time budget."""
-    node_spellings: tuple[tuple[str, str], ...] = ()
-    """(`data_proxy`, `data-proxy`): nodes read as `nodes.<name with _ for ->`."""
+    iterates: bool
+    node_spellings: tuple[tuple[str, str], ...]
+
+    def __init__(
+        self,
+        source: str,
+        program: Any,
+        variables: frozenset[str],
+        node_refs: frozenset[str],
+        dynamic_nodes: bool,
+        param_refs: frozenset[str],
+        iterates: bool = False,
+        node_spellings: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self._set(
+            source=source,
+            program=program,
+            variables=variables,
+            node_refs=node_refs,
+            dynamic_nodes=dynamic_nodes,
+            param_refs=param_refs,
+            iterates=iterates,
+            node_spellings=node_spellings,
+        )
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against `context`, passing only what the expression reads.
@@ -206,6 +244,24 @@ def compile_expression(source: str, *, names: frozenset[str] = VARIABLES) -> Exp
     text = (whole.group(1) if whole else source).strip()
     if not text:
         raise ExpressionError("empty expression")
+    path = bare_path(text, names, MAX_EXPRESSION_LENGTH)
+    if path is not None:  # no CEL needed to know what it reads (core/bare_paths.py)
+        return Expression(
+            source=text,
+            program=LazyProgram(text, path.root),
+            variables=frozenset({path.root}),
+            node_refs=path.node_refs,
+            dynamic_nodes=path.dynamic_nodes,
+            param_refs=path.param_refs,
+            node_spellings=path.spellings,
+        )
+    return compile_with_cel(text, names)
+
+
+def compile_with_cel(text: str, names: frozenset[str] = VARIABLES) -> Expression:
+    """`compile_expression` of a stripped, unwrapped `text`, by CEL itself."""
+    from shoal.core.cel_runtime import cel
+
     check_structure(text)
     _refuse_hyphenated_node(text)
     try:
@@ -256,22 +312,31 @@ def _refuse_hyphenated_node(text: str) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Interpolation:
+class Interpolation(Record):
     """A string with templates inside it; renders to a string."""
 
+    __slots__ = ("parts",)
     parts: tuple[str | Expression, ...]
 
+    def __init__(self, parts: tuple[str | Expression, ...]) -> None:
+        self._set(parts=parts)
 
-Compiled = Any
-"""A compiled value tree: constants, Expression, Interpolation, or lists/dicts of them."""
+
+if TYPE_CHECKING:
+    Compiled = Any
+    """A compiled value tree: constants, Expression, Interpolation, or lists/dicts of them."""
+else:
+    Compiled = object  # an alias for annotations only: `typing` stays unloaded
 
 
-@dataclass(frozen=True, slots=True)
-class _Dynamic:
+class _Dynamic(Record):
     """Marks a list or dict that contains at least one template."""
 
+    __slots__ = ("value",)
     value: list[Any] | dict[str, Any]
+
+    def __init__(self, value: list[Any] | dict[str, Any]) -> None:
+        self._set(value=value)
 
 
 def compile_value(value: Any) -> Compiled:
@@ -338,6 +403,8 @@ def to_text(value: Any) -> str:
     """How a value appears inside a string: text as is, everything else as JSON."""
     if isinstance(value, str):
         return value
+    import json  # here: `shoal validate` never renders
+
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, int | float):

@@ -14,12 +14,13 @@ finishes, gates may still be decided, and the deadline still counts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from shoal.api.enums import NodePhase, WorkflowPhase
-from shoal.core.timestamps import format_rfc3339
 
-if TYPE_CHECKING:  # the planner's and the models' types: `shoal validate` (check_gate) loads none
+TYPE_CHECKING = False  # `typing` at run time would cost `shoal validate` (issue 17)
+if TYPE_CHECKING:
+    from typing import Any
+
+    # the planner's and the models' types: `shoal validate` (check_gate) loads none
     from shoal.api.gates import Approval
     from shoal.api.workflow import Node
     from shoal.core.decisions import FinishNode
@@ -101,6 +102,8 @@ def plan_gate(
     approved = node.suspend.default is GateDefault.APPROVE
     verb = "approved" if approved else "rejected"
     msg = f"nobody decided within {timeout:g}s: {verb} by default"
+    from shoal.core.timestamps import format_rfc3339  # `datetime`: not for `shoal validate`
+
     outputs = gate_outputs(approved, "", format_rfc3339(now), msg, True)
     phase = NodePhase.SUCCEEDED if approved else NodePhase.FAILED
     return GateStep(FinishNode(name, phase, msg, outputs), None)

@@ -12,55 +12,25 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from shoal.api.limits import (
-    MAX_DECODE_DEPTH,
-    MAX_JSON_BYTES,
-    MAX_JSON_DEPTH,
-    MAX_JSON_ELEMENTS,
-)
+from shoal.api.limits import MAX_DECODE_DEPTH, MAX_JSON_ELEMENTS
+from shoal.core.json_size import CUT_LARGE, json_problem
+
+__all__ = [
+    "CUT",
+    "CUT_FROM_DEPTH",
+    "CUT_LARGE",
+    "cut_deep",
+    "json_problem",
+    "loads",
+    "loads_bounded",
+    "rebuild",
+]
 
 CUT = f"<cut: nested deeper than {MAX_DECODE_DEPTH} levels>"
 """What `loads_bounded` puts where JSON nested too deep was."""
-CUT_LARGE = f"<cut: more than {MAX_JSON_ELEMENTS} values>"
-"""What the operator's decoder puts where one object or list had more members than any
-field may hold: such a value would be refused anyway, and held whole (kopf's body, the
-runner's copy, the watch's last event) it cost tens of MiB that were never returned."""
 CUT_FROM_DEPTH = 3
 """Containers this deep or deeper are cut when too large; shallower ones (an object, a
 list response's `items`) are the API server's, not a user's."""
-
-
-def json_problem(
-    value: Any,
-    *,
-    max_depth: int = MAX_JSON_DEPTH,
-    max_elements: int = MAX_JSON_ELEMENTS,
-    max_bytes: int = MAX_JSON_BYTES,
-) -> str | None:
-    """Why `value` is too deep or too large (naming the limit), or None when it is within."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    elements = 0
-    size = 0
-    while stack:
-        item, depth = stack.pop()
-        elements += 1
-        if elements > max_elements:
-            return f"has more than {max_elements} values (limit {max_elements})"
-        if isinstance(item, dict | list):
-            if depth + 1 > max_depth:
-                return f"nests deeper than {max_depth} levels (limit {max_depth})"
-            if isinstance(item, dict):
-                size += sum(len(str(k)) for k in item)
-                stack.extend((v, depth + 1) for v in item.values())
-            else:
-                stack.extend((v, depth + 1) for v in item)
-        elif isinstance(item, str):
-            if item == CUT_LARGE:  # the decoder's marker: the value had too many members
-                return f"has more than {max_elements} values (limit {max_elements})"
-            size += len(item)
-        if size > max_bytes:
-            return f"holds more than {max_bytes} characters of text (limit {max_bytes})"
-    return None
 
 
 def loads(text: str | bytes | bytearray, *, max_depth: int = MAX_DECODE_DEPTH) -> Any:

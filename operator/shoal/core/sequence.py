@@ -8,10 +8,13 @@ sequence whose bounds are templates) agree on every item. The length is checked 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from shoal.api.limits import MAX_FAN_OUT_ITEMS
+
+TYPE_CHECKING = False  # `typing` at run time would cost `shoal validate` (issue 17)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 __all__ = ["SequenceError", "check_format", "sequence_items"]
 

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from shoal.api.limits import MAX_JSON_BYTES
-from shoal.core.jsonbounds import json_problem
+from shoal.core.json_size import json_problem
 from shoal.core.text import clip
 
 __all__ = ["TextItemsError", "items_from_text"]

@@ -6,12 +6,6 @@ every problem found, so a user fixes a manifest in one round and nothing runs me
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
 from shoal.api.enums import RunPolicy
 from shoal.core.children import check_child
 from shoal.core.compiled import CompiledNode, CompiledWorkflow, WorkflowMeta
@@ -28,24 +22,41 @@ from shoal.core.expressions import (
     expressions_in,
 )
 from shoal.core.gates import check_gate
-from shoal.core.jsonbounds import json_problem
+from shoal.core.json_size import json_problem
+from shoal.core.records import Record
 from shoal.core.sequence import SequenceError, check_format, sequence_items
 
+TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
+
 if TYPE_CHECKING:  # types only: `shoal validate`'s fast check feeds views, not models
+    from collections.abc import Iterable, Iterator
+    from typing import Any
+
     from shoal.api.common import EnvVar
     from shoal.api.workflow import Node, WithSequence, WorkflowSpec
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with a manifest."""
+class Problem(Record):
+    """One thing wrong with a manifest; `line` and `column` say where in the source file
+    (1-based), when the manifest was read from one, and take no part in equality."""
 
+    __slots__ = ("message", "node", "field", "line", "column")  # noqa: RUF023 - fields' order
+    compared = ("message", "node", "field")
     message: str
-    node: str | None = None
-    field: str | None = None
-    line: int | None = dataclasses.field(default=None, compare=False)
-    """Where in the source file (1-based), when the manifest was read from one."""
-    column: int | None = dataclasses.field(default=None, compare=False)
+    node: str | None
+    field: str | None
+    line: int | None
+    column: int | None
+
+    def __init__(
+        self,
+        message: str,
+        node: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self._set(message=message, node=node, field=field, line=line, column=column)
 
     def describe(self, source: str | None = None) -> str:
         if source and self.line is not None:
@@ -64,6 +75,8 @@ class InvalidWorkflow(ValueError):
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
+    import difflib  # only when a name is wrong: a valid file never needs it
+
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

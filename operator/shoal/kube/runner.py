@@ -20,7 +20,6 @@ node's ServiceAccount passed the administrator's policy (service_accounts.py).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -209,7 +208,7 @@ class WorkflowRunner:
         self.store = WorkflowStore(
             self.api, self.artifact_defaults, self.wf.spec.artifacts, self.namespace
         )
-        self.wf = dataclasses.replace(self.wf, offload_bytes=self.store.offload_bytes)
+        self.wf = self.wf.replace(offload_bytes=self.store.offload_bytes)
         if self.wf.spec.pod_gc is not None:
             self._pod_gc.strategy = self.wf.spec.pod_gc.strategy.value
         self._store_env = self.store.pod_env()
