@@ -225,7 +225,9 @@ class Child:
                 os.killpg(self.pid, signum)
 
     def close(self) -> None:
-        """Release every fd; the child, if still running, is left to its group's signal."""
+        """Release every fd; the child, if still running, is left to its group's signal
+        (and is not watched from now on: no pidfd is opened after this)."""
+        self._watched = True
         self.close_pipes()
         self._unwatch()
 
