@@ -118,3 +118,35 @@ def test_asking_for_the_exit_watches_it_at_once(tmp_path: Path) -> None:
                 child.close()
 
     assert asyncio.run(scenario()) == -signal.SIGTERM
+
+
+def test_a_pipes_last_chunk_is_handed_over_before_the_child_is_settled(tmp_path: Path) -> None:
+    """The exit is known first (a grandchild holds the pipes and writes an unterminated
+    last line): the executor settles the attempt when both are done, so each pipe's end
+    (`b""`, which flushes a last line without a newline) must have arrived by then."""
+
+    async def scenario() -> list[bytes]:
+        out: list[bytes] = []
+        seen_at_settle: list[bytes] = []
+        done = asyncio.Event()
+
+        def changed() -> None:
+            if child.returncode is not None and child.drained.done():
+                seen_at_settle.extend(out)
+                done.set()
+
+        with held():
+            script = "(sleep 0.3; printf tail) & exit 0"
+            child = spawn(
+                ["sh", "-c", script], dict(os.environ), tmp_path, out.append, bytes, changed
+            )
+            try:
+                assert await asyncio.wait_for(child.exited, 30) == 0
+                await asyncio.wait_for(done.wait(), 30)
+            finally:
+                child.close()
+        return seen_at_settle
+
+    seen = asyncio.run(scenario())
+    assert b"".join(seen) == b"tail"
+    assert seen[-1] == b""
