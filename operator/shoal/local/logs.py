@@ -17,6 +17,21 @@ from typing import TextIO
 __all__ = ["AttemptLog", "NodeLogs"]
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+"""The second of the last attempt's start and its text: a fan-out formats it once a second,
+not per item."""
+
+
+def _stamp() -> str:
+    """The current local time to the second, as an attempt's opening line shows it."""
+    global _last_stamp
+    now = time.time()
+    second = int(now)
+    if second != _last_stamp[0]:
+        _last_stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now)))
+    return _last_stamp[1]
+
+
 class NodeLogs:
     """The open log file of each node that has run an attempt, in `workdir`."""
 
@@ -66,7 +81,7 @@ class AttemptLog:
         self._name = f"item {index} attempt {attempt}" if fan_out else f"attempt {attempt}"
         self._prefix = f"[item {index} #{attempt}] " if fan_out else ""
         self._line_open = False
-        self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+        self._stamp = _stamp()
 
     def begin(self) -> None:
         """Write the attempt's opening line (done by its first write otherwise)."""

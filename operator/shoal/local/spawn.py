@@ -4,8 +4,10 @@ asyncio's subprocess path costs the parent, per child, a transport, two pipe pro
 two StreamReaders, a child-watcher callback and the tasks that pump them; for a fan-out
 of `true` that was most of `shoal run`'s work per item. Here a child is one object: its
 pipes are read on the raw fds (one epoll for all children, local/child_poll.py), each
-chunk handed to a callback at once; its exit is a pidfd becoming readable (Linux 5.3+;
-elsewhere one thread waits in `waitpid`, as asyncio's own default watcher does).
+chunk handed to a callback at once. Its exit is seen when both pipes end (a `waitpid`
+that does not block); a child still running a moment later, or whose exit is asked for,
+gets a pidfd (Linux 5.3+; elsewhere one thread waits in `waitpid`, as asyncio's own
+default watcher does), so a fan-out of short items opens none (local/late_watch.py).
 Children start with `os.posix_spawn` (a third of `subprocess.Popen`'s CPU per spawn);
 Popen remains for a child that needs another directory while the parent has other
 threads.
@@ -26,10 +28,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from shoal.local.child_poll import child_poll
+from shoal.local.late_watch import LateWatch, late_watch
 
 __all__ = ["Child", "resolve_program", "spawn"]
 
 READ_CHUNK_BYTES = 64 * 1024
+
+_PIDFDS = hasattr(os, "pidfd_open")
+"""Where a late pidfd can be had (Linux): children are reaped when their pipes end and
+watched only if they live on (local/late_watch.py); elsewhere a thread waits from the
+start, as asyncio's default watcher does."""
 
 RESTORED_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name)
@@ -71,8 +79,9 @@ class Child:
     `drained` once both pipes have ended (or were given up on).
 
     `on_change`, if given, is called from the event loop right when the exit is known and
-    right when the pipes are drained (so twice, in either order): the executor settles an
-    attempt there and then, with no task or future callback a loop turn later.
+    right when the pipes are drained (twice, in either order, or once when both are learnt
+    together): the executor settles an attempt there and then, with no task or future
+    callback a loop turn later.
     """
 
     def __init__(
@@ -87,17 +96,36 @@ class Child:
         """As `Popen.returncode`: negative for a signal; None until the child is reaped."""
         self._popen = popen
         self._loop = asyncio.get_running_loop()
-        self.exited: asyncio.Future[int] = self._loop.create_future()
+        self._exited: asyncio.Future[int] = self._loop.create_future()
         self.drained: asyncio.Future[None] = self._loop.create_future()
         self._pipes = pipes
         self._on_change = on_change
         self._pidfd = -1
+        self._watched = False
+        self._late: LateWatch | None = None
         self._poll = child_poll(self._loop)
         for fd in pipes:  # left blocking: read only when the epoll says it is readable
             self._poll.add(fd, functools.partial(self._read, fd))
-        self._watch_exit()
+        if pipes and _PIDFDS:  # the pipes' end shows the exit (local/late_watch.py)
+            self._late = late_watch(self._loop)
+            self._late.add(self)
+        else:
+            self.watch()
 
-    def _watch_exit(self) -> None:
+    @property
+    def exited(self) -> asyncio.Future[int]:
+        """The exit code, as `returncode`; asking for it watches the exit from now on."""
+        self.watch()
+        return self._exited
+
+    def watch(self) -> None:
+        """Learn of the exit as soon as it happens, pipes open or not (a pidfd, or a
+        thread where there is none); once, and not after the child was reaped."""
+        if self._watched or self.returncode is not None:
+            return
+        self._watched = True
+        if self._late is not None:
+            self._late.discard(self)
         try:
             self._pidfd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):  # no pidfd: a thread waits, as asyncio's would
@@ -106,10 +134,26 @@ class Child:
             return
         self._poll.add(self._pidfd, self._reap)
 
+    def _reap_now(self) -> bool:
+        """Reap the child if it has exited, without waiting; True if it had (never when
+        a thread waits for it: that thread reaps it)."""
+        if self._watched and self._pidfd < 0:
+            return False
+        if self._popen is not None:
+            code = self._popen.poll()
+        else:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by someone else: asyncio reports 255 then too
+                pid, status = self.pid, 255 << 8
+            code = None if pid == 0 else os.waitstatus_to_exitcode(status)
+        if code is None:
+            return False
+        self._set_exit(code)
+        return True
+
     def _reap(self) -> None:
-        self._poll.remove(self._pidfd)
-        os.close(self._pidfd)
-        self._pidfd = -1
+        self._unwatch()
         if self._popen is not None:
             self._set_exit(self._popen.wait())
             return
@@ -130,9 +174,12 @@ class Child:
         self._set_exit(code)
 
     def _set_exit(self, code: int) -> None:
+        if self.returncode is not None:
+            return  # reaped already (a late waiter thread finds nothing)
         self.returncode = code
-        if not self.exited.done():
-            self.exited.set_result(code)
+        self._unwatch()
+        if not self._exited.done():
+            self._exited.set_result(code)
             if self._on_change is not None:
                 self._on_change()
 
@@ -143,10 +190,9 @@ class Child:
             return
         except OSError:
             chunk = b""
-        on_chunk = self._pipes[fd]
-        if not chunk:
+        self._pipes[fd](chunk)
+        if not chunk:  # after its last line is read: the pipe's end may settle the child
             self._close_pipe(fd)
-        on_chunk(chunk)
 
     def _close_pipe(self, fd: int) -> None:
         if self._pipes.pop(fd, None) is None:
@@ -155,6 +201,10 @@ class Child:
         os.close(fd)
         if not self._pipes and not self.drained.done():
             self.drained.set_result(None)
+            if self.returncode is None and self._reap_now():
+                return  # `_set_exit` told `on_change`: exited and drained at once
+            if self.returncode is None:
+                self.watch()  # the outputs ended first (or the exit is still under way)
             if self._on_change is not None:
                 self._on_change()
 
@@ -175,8 +225,16 @@ class Child:
                 os.killpg(self.pid, signum)
 
     def close(self) -> None:
-        """Release every fd; the child, if still running, is left to its group's signal."""
+        """Release every fd; the child, if still running, is left to its group's signal
+        (and is not watched from now on: no pidfd is opened after this)."""
+        self._watched = True
         self.close_pipes()
+        self._unwatch()
+
+    def _unwatch(self) -> None:
+        """Release what watches the exit: the late sweep's entry and the pidfd."""
+        if self._late is not None:
+            self._late.discard(self)
         if self._pidfd >= 0:
             self._poll.remove(self._pidfd)
             os.close(self._pidfd)
