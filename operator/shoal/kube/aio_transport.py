@@ -8,8 +8,11 @@ binds a session to its loop); a later loop gets a session of its own.
 
 Bounds kept from the httpx client: a connect timeout, a read timeout on short requests
 (none on streams, which the callers bound), a pool limit, no cookies kept, TLS with the
-kubeconfig's CA and client certificate. Proxies from the environment are honoured as
-httpx did. Nothing here logs a header.
+kubeconfig's CA and client certificate. The proxy the environment names for the API
+server (`HTTPS_PROXY`, `NO_PROXY`) is honoured as httpx did, read once per pool: aiohttp's
+own `trust_env` looks it up, and `.netrc`, in a thread for every request (a tenth of the
+requests' CPU), and `.netrc` credentials have no place beside the operator's token.
+Nothing here logs a header.
 """
 
 from __future__ import annotations
@@ -19,15 +22,27 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 
 from shoal.kube.http_transport import Answer, Unreachable, query
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["AiohttpTransport", "env_proxy"]
 
 FAILURES = (aiohttp.ClientError, OSError, TimeoutError)
 """What aiohttp raises for a connection that failed, broke or timed out."""
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (`HTTPS_PROXY` unless `NO_PROXY`
+    exempts its host), or None."""
+    parts = urlsplit(url)
+    proxy = getproxies().get(parts.scheme)
+    if not proxy or proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
 class _Streamed:
@@ -91,7 +106,7 @@ class AiohttpTransport:
                 connector=connector,
                 timeout=self._timeout,
                 cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=True,
+                proxy=env_proxy(self._host),
             )
             self._loop = loop
         return self._session
