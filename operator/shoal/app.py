@@ -32,6 +32,7 @@ from shoal.kube import controller as workflows
 from shoal.kube import safejson
 from shoal.kube.api import KubeApi
 from shoal.kube.impostors import ImpostorReport
+from shoal.kube.kopf_essence import LeanDiffBaseStorage, LeanProgressStorage
 from shoal.kube.metrics import Metrics
 from shoal.kube.naming import LABEL_MANAGED_BY, MANAGED_BY
 from shoal.kube.runner import LAST_WRITE_SECONDS
@@ -116,8 +117,8 @@ async def startup(shared: OperatorMemo, settings: kopf.OperatorSettings, **_: An
     globs = uses_namespace_globs(config.namespaces)
     settings.scanning.disabled = bool(config.namespaces) and not globs
     settings.persistence.finalizer = "shoal.dev/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.persistence.progress_storage = LeanProgressStorage(prefix=GROUP)  # no deep copies
+    settings.persistence.diffbase_storage = LeanDiffBaseStorage(prefix=GROUP)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     shared.api = KubeApi.connect(config.kubeconfig)

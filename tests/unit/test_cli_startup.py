@@ -18,7 +18,17 @@ import pytest
 from shoal.cli.main import COMMANDS, Command, build_parser
 
 HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello.yaml"
-HEAVY = ("kopf", "kubernetes", "httpx", "asyncpg", "boto3", "prompt_toolkit", "rich", "shtab")
+HEAVY = (
+    "kopf",
+    "kubernetes",
+    "httpx",
+    "aiohttp",
+    "asyncpg",
+    "boto3",
+    "prompt_toolkit",
+    "rich",
+    "shtab",
+)
 PROBE = """
 import sys
 from shoal.cli.main import main

@@ -9,50 +9,29 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
-from shoal.kube.api import Credentials, KubeApi
+from tests.unit.kube_server import api_answering
 
 EXISTS = {"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": "exists"}
 
 
-def api_answering(status: int, body: dict[str, object]) -> KubeApi:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, content=json.dumps(body).encode())
-
-    api = KubeApi(Credentials("https://kube.invalid", False, "t", None))
-    api._client = httpx.AsyncClient(
-        base_url="https://kube.invalid", transport=httpx.MockTransport(handler)
-    )
-    return api
-
-
 async def test_a_job_that_already_exists_is_none_and_counted() -> None:
-    api = api_answering(409, EXISTS)
-    try:
+    async with api_answering(json.dumps(EXISTS).encode(), 409) as api:
         got = await api.create("/apis/batch/v1/namespaces/a/jobs", {"metadata": {"name": "j"}})
-    finally:
-        await api.close()
     assert got is None
     assert api.already_exists == 1
 
 
 async def test_a_contended_lease_that_already_exists_is_none_and_not_counted() -> None:
-    api = api_answering(409, EXISTS)
     path = "/apis/coordination.k8s.io/v1/namespaces/a/leases"
-    try:
+    async with api_answering(json.dumps(EXISTS).encode(), 409) as api:
         got = await api.create(path, {"metadata": {"name": "shoal-locks"}}, contended=True)
-    finally:
-        await api.close()
     assert got is None
     assert api.already_exists == 0
 
 
 async def test_a_created_object_is_returned_and_nothing_counted() -> None:
-    api = api_answering(201, {"metadata": {"name": "j", "uid": "u1"}})
-    try:
+    created = {"metadata": {"name": "j", "uid": "u1"}}
+    async with api_answering(json.dumps(created).encode(), 201) as api:
         got = await api.create("/apis/batch/v1/namespaces/a/jobs", {"metadata": {"name": "j"}})
-    finally:
-        await api.close()
     assert got == {"metadata": {"name": "j", "uid": "u1"}}
     assert api.already_exists == 0

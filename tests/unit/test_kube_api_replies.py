@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -21,19 +20,9 @@ from shoal.core.jsonbounds import CUT
 from shoal.kube import api as api_module
 from shoal.kube.api import Credentials, KubeApi
 from shoal.kube.api_routes import MAX_ROUTES, OTHER, RouteCounter, route
+from tests.unit.kube_server import api_answering
 
 JOBS = "/apis/batch/v1/namespaces/a/jobs"
-
-
-def api_answering(content: bytes, status: int = 200) -> KubeApi:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, content=content)
-
-    api = KubeApi(Credentials("https://kube.invalid", False, "t", None))
-    api._client = httpx.AsyncClient(
-        base_url="https://kube.invalid", transport=httpx.MockTransport(handler)
-    )
-    return api
 
 
 def nested(depth: int) -> bytes:
@@ -41,34 +30,25 @@ def nested(depth: int) -> bytes:
 
 
 async def test_a_read_of_tenant_data_is_still_cut_at_the_decode_depth() -> None:
-    api = api_answering(nested(5000))
-    try:
+    async with api_answering(nested(5000)) as api:
         got = await api.get("/apis/shoal.dev/v1alpha1/namespaces/a/workflows/w")
-    finally:
-        await api.close()
     assert CUT in json.dumps(got)
 
 
 async def test_a_created_job_decodes_even_past_the_c_decoders_depth() -> None:
-    api = api_answering(nested(100_000), status=201)
-    try:
+    async with api_answering(nested(100_000), status=201) as api:
         got = await api.create(JOBS, {"metadata": {"name": "j"}}, reply="own")
-    finally:
-        await api.close()
     assert got is not None
     assert got["metadata"]["uid"] == "u1"
 
 
 async def test_answers_nobody_reads_are_not_decoded() -> None:
-    api = api_answering(b"this is not JSON")  # decoding it would raise
-    try:
+    async with api_answering(b"this is not JSON") as api:  # decoding it would raise
         assert await api.delete(f"{JOBS}/j") is True
         await api.delete_collection(JOBS, "shoal.dev/workflow-uid=u")
         patched = await api.merge_patch(f"{JOBS}/j/status", {"status": {}}, reply="ignored")
         with pytest.raises(json.JSONDecodeError):
             await api.merge_patch(f"{JOBS}/j/status", {"status": {}})  # read: decoded
-    finally:
-        await api.close()
     assert patched == {}
 
 

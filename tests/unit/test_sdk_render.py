@@ -115,7 +115,7 @@ def test_importing_the_sdk_needs_no_operator_dependency() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     loaded = set(json.loads(done.stdout))
-    assert loaded.isdisjoint({"kopf", "kubernetes", "httpx", "asyncpg", "boto3"})
+    assert loaded.isdisjoint({"kopf", "kubernetes", "httpx", "aiohttp", "asyncpg", "boto3"})
 
 
 class FakeApi:

@@ -175,7 +175,10 @@ def run(args: argparse.Namespace) -> int:
         async with _serve_webhook(webhook):
             await run_operator(config, stop_flag=stop)
 
-    asyncio.run(main())
+    from shoal.event_loop import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:  # uvloop when installed
+        runner.run(main())
     return 0
 
 

@@ -1,10 +1,12 @@
-"""A thin asyncio Kubernetes REST adapter: plain dicts in and out, over httpx.
+"""A thin asyncio Kubernetes REST adapter: plain dicts in and out, over aiohttp.
 
 Why not a generated client: the operator handles thousands of Job and pod objects and
 streams every worker's log; it needs raw JSON (no model validation per object), explicit
 timeouts on every request, and streaming that is an `async for` over lines. Credentials
 come from the `kubernetes` package's loaders (kubeconfig or in-cluster), so every auth
-form that kubectl users rely on keeps working.
+form that kubectl users rely on keeps working. The HTTP client is a `Transport`
+(`kube/http_transport.py`): aiohttp here (`kube/aio_transport.py`), the REST API's
+per-caller pool over httpx (`kube/httpx_transport.py`).
 """
 
 from __future__ import annotations
@@ -18,19 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
-
 from shoal.core import jsonbounds
 from shoal.kube import write_guard
+from shoal.kube.aio_transport import AiohttpTransport
 from shoal.kube.api_routes import RouteCounter
+from shoal.kube.http_transport import Answer, Transport, Unreachable
 from shoal.linesplit import CUT_NOTE, bounded_lines
 
 log = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+CONNECT_SECONDS = 10.0
+READ_SECONDS = 30.0
+"""Longest wait for each read of a short request's answer (streams: no limit)."""
 MAX_LOG_LINE_BYTES = 1024 * 1024
 """The longest log line the operator holds; longer ones are cut (docs/protocol.md)."""
-STREAM_TIMEOUT = httpx.Timeout(None, connect=10.0)
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 RETRIES = 5
 MAX_CONNECTIONS = 100
@@ -38,8 +41,6 @@ MAX_CONNECTIONS = 100
 MAX_IN_FLIGHT = 50
 """Short requests in flight at once (watches and log streams are not counted)."""
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-MAX_IDLE_STREAM_CONNECTIONS = 10
-"""Connections kept for the next watch or log stream once one ends."""
 Reply = Literal["bounded", "own", "ignored"]
 """How a response body is decoded. `bounded` (the default: anything a tenant may have
 written) goes through `jsonbounds.loads`, depth and size cut; `own`, an object Shoal
@@ -103,26 +104,26 @@ class KubeApi:
         """Creations answered AlreadyExists (zero in a healthy shard hand-off)."""
         self.routes = RouteCounter()
         """Requests by verb and route (metric `shoal_api_requests_by_route`)."""
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        """Requests waiting for a connection queue here, not in the client's pool."""
         # Every connection may stay: with fewer kept than are in use at a fan-out's pace,
         # the rest closed on release and reopened (a TLS handshake) moments later.
-        limits = httpx.Limits(
-            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-        )
-        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
-        """Requests waiting for a connection queue here, not in httpcore's pool, whose
-        assignment pass is quadratic in the queue: 10,000 queued deletes starved the
-        event loop for minutes."""
-        self._client = httpx.AsyncClient(
-            base_url=creds.host, verify=creds.ssl_context, timeout=REQUEST_TIMEOUT, limits=limits
+        self._client: Transport = AiohttpTransport(
+            creds.host,
+            creds.ssl_context,
+            limit=MAX_CONNECTIONS,
+            connect_seconds=CONNECT_SECONDS,
+            read_seconds=READ_SECONDS,
         )
         # Watches and log streams hold a connection each for as long as they run: in
-        # their own pool, so a short request's pass over its pool's connections (httpcore
-        # checks each one) does not grow with the pods being followed.
-        streams = httpx.Limits(
-            max_connections=None, max_keepalive_connections=MAX_IDLE_STREAM_CONNECTIONS
-        )
-        self._streams = httpx.AsyncClient(
-            base_url=creds.host, verify=creds.ssl_context, timeout=STREAM_TIMEOUT, limits=streams
+        # their own pool, so a short request never waits for one a stream holds.
+        self._streams: Transport = AiohttpTransport(
+            creds.host,
+            creds.ssl_context,
+            limit=None,
+            connect_seconds=CONNECT_SECONDS,
+            read_seconds=None,
+            keepalive_seconds=5.0,
         )
 
     @classmethod
@@ -160,29 +161,29 @@ class KubeApi:
         for attempt in range(RETRIES):
             if method != "GET":  # each attempt: a retry may come after the renew deadline
                 body = write_guard.checked(method, path, body)
-            data = json.dumps(body) if body is not None else None
+            data = json.dumps(body).encode() if body is not None else None
             self.requests += 1
             self.routes.add(method, path)
             if method != "GET":
                 self.writes += 1
             try:
                 async with self._in_flight:
-                    resp = await self._client.request(
+                    resp = await self._client.send(
                         method,
                         path,
                         content=data,
                         params=params,
                         headers=self._headers(content_type if data is not None else None),
                     )
-            except httpx.TransportError as err:
+            except Unreachable as err:
                 if attempt == RETRIES - 1:
-                    raise ApiError(0, "Unreachable", f"{method} {path}: {err!r}") from err
+                    raise ApiError(0, "Unreachable", f"{method} {path}: {err}") from err
             else:
-                if resp.status_code < 400:
-                    return _decode(resp.content, reply)
-                if resp.status_code not in TRANSIENT_STATUS or attempt == RETRIES - 1:
+                if resp.status < 400:
+                    return _decode(resp.body, reply)
+                if resp.status not in TRANSIENT_STATUS or attempt == RETRIES - 1:
                     raise _error(resp)
-                retry_after = resp.headers.get("Retry-After")
+                retry_after = resp.retry_after
                 if retry_after and retry_after.isdigit():
                     delay = max(delay, min(float(retry_after), 10.0))
             await asyncio.sleep(delay)
@@ -249,40 +250,45 @@ class KubeApi:
         note) as soon as that much of it is in, and the rest of it is dropped, so a line
         that never ends costs bounded memory.
         """
-        async for line in self._lines(self._streams, STREAM_TIMEOUT, path, params):
+        async for line in self._lines(self._streams, path, params):
             yield line
 
     async def short_lines(self, path: str, **params: Any) -> AsyncIterator[str]:
         """`lines` of an answer that ends by itself (a finished container's whole log),
         over the short requests' kept-alive pool with their timeouts; bounded alike."""
-        async for line in self._lines(self._client, REQUEST_TIMEOUT, path, params):
+        async for line in self._lines(self._client, path, params):
             yield line
 
     async def _lines(
-        self, client: httpx.AsyncClient, limits: httpx.Timeout, path: str, params: dict[str, Any]
+        self, client: Transport, path: str, params: dict[str, Any]
     ) -> AsyncIterator[str]:
-        async with client.stream(
-            "GET", path, params=params, headers=self._headers(), timeout=limits
-        ) as resp:
-            self.requests += 1
-            self.routes.add("GET", path, watch=params.get("watch") == "true")
-            if resp.status_code >= 400:
-                await resp.aread()
-                raise _error(resp)
-            async for data, cut in bounded_lines(resp.aiter_bytes(), MAX_LOG_LINE_BYTES):
-                line = data.decode("utf-8", errors="replace").rstrip("\n")
-                if line.endswith("\r"):
-                    line = line[:-1]
-                yield line + CUT_NOTE.format(limit=MAX_LOG_LINE_BYTES) if cut else line
+        self.requests += 1
+        self.routes.add("GET", path, watch=params.get("watch") == "true")
+        try:
+            async with client.stream(path, params=params, headers=self._headers()) as resp:
+                if resp.status >= 400:
+                    raise _error(await resp.answer())
+                async for data, cut in bounded_lines(resp.chunks(), MAX_LOG_LINE_BYTES):
+                    line = data.decode("utf-8", errors="replace").rstrip("\n")
+                    if line.endswith("\r"):
+                        line = line[:-1]
+                    yield line + CUT_NOTE.format(limit=MAX_LOG_LINE_BYTES) if cut else line
+        except Unreachable as err:
+            raise ApiError(0, "Unreachable", f"GET {path}: {err}") from err
 
     async def text(self, path: str, **params: Any) -> str:
         """A whole text response (a terminated pod's complete log)."""
         self.requests += 1
         self.routes.add("GET", path)
-        resp = await self._client.get(path, params=params, headers=self._headers())
-        if resp.status_code >= 400:
+        try:
+            resp = await self._client.send(
+                "GET", path, params=params, headers=self._headers(), content=None
+            )
+        except Unreachable as err:
+            raise ApiError(0, "Unreachable", f"GET {path}: {err}") from err
+        if resp.status >= 400:
             raise _error(resp)
-        return resp.text
+        return resp.body.decode("utf-8", errors="replace")
 
 
 def _decode(content: bytes, reply: Reply) -> dict[str, Any]:
@@ -297,15 +303,17 @@ def _decode(content: bytes, reply: Reply) -> dict[str, Any]:
     return jsonbounds.loads(content)  # type: ignore[no-any-return]
 
 
-def _error(resp: httpx.Response) -> ApiError:
+def _error(resp: Answer) -> ApiError:
     try:
-        doc = jsonbounds.loads(resp.content)
+        doc = jsonbounds.loads(resp.body)
     except ValueError:
         doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
     return ApiError(
-        resp.status_code,
-        str(doc.get("reason") or resp.reason_phrase),
-        str(doc.get("message") or resp.text[:500]),
+        resp.status,
+        str(doc.get("reason") or resp.reason),
+        str(doc.get("message") or resp.body[:500].decode("utf-8", errors="replace")),
     )
 
 

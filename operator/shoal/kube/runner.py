@@ -261,7 +261,8 @@ class WorkflowRunner:
             self._handle(wf, state, event)
             while not self.queue.empty():
                 self._handle(wf, state, self.queue.get_nowait())
-            self._expire(time.time())
+            if deadline is not None and time.time() >= deadline:  # else none is due
+                self._expire(time.time())
 
     def _compile(self) -> CompiledWorkflow:
         try:
@@ -618,8 +619,7 @@ class WorkflowRunner:
     # -- deadlines -------------------------------------------------------------------------
 
     def _next_deadline(self, wake_at: float | None) -> float | None:
-        limit = self.config.pending_timeout_seconds
-        return next_deadline(self._open.values(), wake_at, limit)
+        return next_deadline(self._open.values(), wake_at, self.config.pending_timeout_seconds)
 
     def _expire(self, now: float) -> None:
         """Every wait has a deadline: pods that never start, kills that never land."""

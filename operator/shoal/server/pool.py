@@ -16,8 +16,9 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 
-from shoal.kube.api import MAX_IN_FLIGHT, REQUEST_TIMEOUT, Credentials, KubeApi
+from shoal.kube.api import MAX_IN_FLIGHT, Credentials, KubeApi
 from shoal.kube.api_routes import RouteCounter
+from shoal.kube.httpx_transport import REQUEST_TIMEOUT, STREAM_TIMEOUT, HttpxTransport
 
 __all__ = ["CallerApi", "CallerPool"]
 
@@ -42,6 +43,9 @@ class CallerPool:
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             transport=transport,
         )
+        self.transport = HttpxTransport(self.client)
+        self.stream_transport = HttpxTransport(self.client, stream_timeout=STREAM_TIMEOUT)
+        """The same connections, for log streams: no read timeout."""
 
     def api(self, token: str) -> CallerApi:
         return CallerApi(self, token)
@@ -59,8 +63,8 @@ class CallerApi(KubeApi):
         self.requests = 0
         self.writes = 0
         self._in_flight = pool.gate
-        self._client = pool.client
-        self._streams = pool.client  # the server's log streams share the callers' pool
+        self._client = pool.transport
+        self._streams = pool.stream_transport  # the server's log streams share the pool
         self.routes = RouteCounter()
 
     async def close(self) -> None:
