@@ -54,6 +54,14 @@ DOC_COMMANDS: dict[str, str] = {
     ".venv/bin/python bench/startup.py": (
         "tests/local/test_doc_commands_run.py::test_startup_bench_runs_verbatim"
     ),
+    ".venv/bin/python bench/local.py --quick": (
+        "tests/local/test_bench_local.py::"
+        "test_the_local_bench_prints_the_fan_out_and_chain_targets_with_their_ratios"
+    ),
+    ".venv/bin/python bench/local_parent.py": (
+        "tests/local/test_bench_local_parent.py::"
+        "test_the_parent_bench_prints_both_runners_and_their_ratio_per_case"
+    ),
     "python examples/catalog_sdk.py": (
         "tests/local/test_sdk_local.py::test_the_documented_script_runs_the_catalog_locally"
     ),
