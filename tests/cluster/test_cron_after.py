@@ -107,6 +107,11 @@ def after_cursor(k8s_api: Any, namespace: str) -> str | None:
     return cursor
 
 
+def keep_failed_runs(cron: dict[str, Any], count: int) -> dict[str, Any]:
+    """`cron` with `failedRunsHistoryLimit: count`."""
+    return {**cron, "spec": {**cron["spec"], "failedRunsHistoryLimit": count}}
+
+
 def instant(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -171,7 +176,10 @@ def test_own_operator_restart_fires_for_runs_finished_while_down_and_never_twice
     op = start_operator(kubeconfig, namespace, tmp_path / "operator.log")
     try:
         cron_uid = upstream_cron(k8s_api, namespace)
-        create_cron(k8s_api, namespace, DOWNSTREAM)
+        # The runs fired for the two upstream runs finished while the operator was down
+        # fail (those runs have no `rows.count` output); with the default failed-runs
+        # history of 1 the operator would delete one of them while this test counts them.
+        create_cron(k8s_api, namespace, keep_failed_runs(DOWNSTREAM, 5))
         create_workflow(k8s_api, namespace, upstream_run("before", cron_uid, OUTPUT_ROWS))
         wait_workflow(k8s_api, namespace, "before", phases={"Succeeded"}, timeout=120)
         watch_runs(k8s_api, namespace, "load", lambda r: len(r) >= 1, timeout=30)
