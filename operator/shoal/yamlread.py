@@ -223,11 +223,12 @@ def _json_key(key: Any) -> str:
     return str(key)
 
 
-class _KubectlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, with plain scalars resolved as go-yaml v2 resolves them."""
+class _KubectlReading:
+    """Plain scalars resolved as go-yaml v2 resolves them, and positions kept: mixed into
+    libyaml's loader (`_FastLoader`) and PyYAML's own (`_KubectlLoader`)."""
 
     def __init__(self, text: str, source: str) -> None:
-        super().__init__(text)
+        super().__init__(text)  # type: ignore[call-arg]
         self.name = source  # errors say the file, not "<unicode string>"
         self.positions = Positions()
         self.surprises: list[Surprise] = []
@@ -235,7 +236,7 @@ class _KubectlLoader(yaml.SafeLoader):
     def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is ScalarNode and implicit[0]:
             return _PLAIN
-        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+        return str(super().resolve(kind, value, implicit))  # type: ignore[misc]
 
     def construct_plain(self, node: ScalarNode, *, is_key: bool = False) -> Any:
         value = go_scalar(node.value)
@@ -252,13 +253,14 @@ class _KubectlLoader(yaml.SafeLoader):
             raise ConstructorError(
                 None, None, f"expected a mapping node, but found {node.id}", node.start_mark
             )
-        self.flatten_mapping(node)
+        self.flatten_mapping(node)  # type: ignore[attr-defined]
+        construct = self.construct_object  # type: ignore[attr-defined]
         for key_node, value_node in node.value:
             if key_node.tag == _PLAIN and isinstance(key_node, ScalarNode):
                 key = _json_key(self.construct_plain(key_node, is_key=True))
             else:
-                key = _json_key(self.construct_object(key_node))
-            mapping[key] = self.construct_object(value_node)
+                key = _json_key(construct(key_node))
+            mapping[key] = construct(value_node)
             self.positions.add(mapping, key, key_node)
 
     def fill_sequence(self, items: list[Any], node: SequenceNode) -> None:
@@ -266,38 +268,62 @@ class _KubectlLoader(yaml.SafeLoader):
             raise ConstructorError(
                 None, None, f"expected a sequence node, but found {node.id}", node.start_mark
             )
+        construct = self.construct_object  # type: ignore[attr-defined]
         for index, child in enumerate(node.value):
-            items.append(self.construct_object(child))
+            items.append(construct(child))
             self.positions.add(items, index, child)
 
 
-def _construct_plain(loader: _KubectlLoader, node: ScalarNode) -> Any:
+class _KubectlLoader(_KubectlReading, yaml.SafeLoader):
+    """PyYAML's own scanner and parser: its errors are the ones reported."""
+
+
+_C_LOADER: Any = getattr(yaml, "CSafeLoader", None)
+
+
+class _FastLoader(_KubectlReading, _C_LOADER or yaml.SafeLoader):  # type: ignore[misc]
+    """libyaml's scanner and parser (where PyYAML has it), several times faster on a big
+    manifest (a long inline `forEach`); on any error the text is read again by
+    `_KubectlLoader`, so messages and limits read the same with or without libyaml."""
+
+
+def _construct_plain(loader: Any, node: ScalarNode) -> Any:
     return loader.construct_plain(node)
 
 
-def _construct_map(loader: _KubectlLoader, node: MappingNode) -> Iterator[dict[str, Any]]:
+def _construct_map(loader: Any, node: MappingNode) -> Iterator[dict[str, Any]]:
     data: dict[str, Any] = {}
     yield data
     loader.fill_mapping(data, node)
 
 
-def _construct_seq(loader: _KubectlLoader, node: SequenceNode) -> Iterator[list[Any]]:
+def _construct_seq(loader: Any, node: SequenceNode) -> Iterator[list[Any]]:
     data: list[Any] = []
     yield data
     loader.fill_sequence(data, node)
 
 
-_KubectlLoader.add_constructor(_PLAIN, _construct_plain)
-_KubectlLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_KubectlLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+for _loader in (_KubectlLoader, _FastLoader):  # `loader: Any` above: either kind
+    _loader.add_constructor(_PLAIN, _construct_plain)
+    _loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+    _loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
 def load_documents(text: str, source: str) -> list[Document]:
     """Every non-empty document of `text`, read as kubectl reads it."""
-    loader = _KubectlLoader(text, source)
+    if _C_LOADER is not None:
+        try:
+            return _load(_FastLoader, text, source)
+        except yaml.YAMLError:
+            pass  # read again below, for PyYAML's message with this file's name
+    return _load(_KubectlLoader, text, source)
+
+
+def _load(kind: type[_KubectlLoader] | type[_FastLoader], text: str, source: str) -> list[Document]:
+    loader = kind(text, source)
     try:
         docs: list[Any] = []
-        while loader.check_data():  # type: ignore[no-untyped-call]
+        while loader.check_data():
             doc = loader.get_data()
             if doc is not None:
                 docs.append(doc)

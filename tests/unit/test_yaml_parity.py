@@ -171,3 +171,69 @@ def test_submit_sends_what_kubectl_would_send(tmp_path: Path) -> None:
         "perms": 493,
         "label": "on",
     }
+
+
+TRICKY = """\
+base: &base {retries: 2, on: yes, mode: 0755}
+nodes:
+  - <<: *base
+    name: a
+    when: 2024-01-01
+    items: [1, 1_000, .5, "y", n, ~, '', 08, 1e3]
+  - {name: b, 'quoted': 'x', ? complex : v}
+---
+---
+second: |
+  block text
+  kept
+"""
+
+
+def _reading(docs: list[Any]) -> list[tuple[Any, list[Any], Any]]:
+    def walk(raw: Any, doc: Any, path: list[Any]) -> list[Any]:
+        marks = [
+            (tuple(path), doc.positions.of(raw, k))
+            for k in (raw if isinstance(raw, dict) else range(len(raw)))
+        ]
+        for k, v in raw.items() if isinstance(raw, dict) else enumerate(raw):
+            if isinstance(v, dict | list):
+                marks += walk(v, doc, [*path, k])
+        return marks
+
+    return [(d.raw, walk(d.raw, d, []), [s.values() for s in d.surprises]) for d in docs]
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).parents[2].joinpath("examples").rglob("*.yaml")), ids=str
+)
+def test_libyaml_and_pyyaml_read_every_example_alike(path: Path) -> None:
+    from shoal import yamlread
+
+    text = path.read_text(encoding="utf-8")
+    fast = yamlread._load(yamlread._FastLoader, text, str(path))
+    plain = yamlread._load(yamlread._KubectlLoader, text, str(path))
+    assert _reading(fast) == _reading(plain)
+
+
+def test_libyaml_and_pyyaml_read_anchors_blocks_and_surprises_alike() -> None:
+    from shoal import yamlread
+
+    assert yamlread._C_LOADER is not None, "PyYAML without libyaml: the fast reader is untested"
+    fast = yamlread._load(yamlread._FastLoader, TRICKY, "t.yaml")
+    plain = yamlread._load(yamlread._KubectlLoader, TRICKY, "t.yaml")
+    assert _reading(fast) == _reading(plain)
+    assert len(fast) == 2
+    assert fast[1].raw == {"second": "block text\nkept\n"}
+    assert {s.text for s in fast[0].surprises} >= {"on", "yes", "0755", "n", "1_000"}
+
+
+def test_a_yaml_error_names_the_file_and_place_as_pyyaml_does(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("a: 1\nb: [2, 3\nc: 4\n", encoding="utf-8")
+    with pytest.raises(InvalidWorkflow) as info:
+        load_file(path)
+    # PyYAML's wording (libyaml's own would be "did not find expected ',' or ']'")
+    assert str(info.value) == (
+        f"{path}:3:2: not valid YAML: while parsing a flow sequence, "
+        "expected ',' or ']', but got ':'"
+    )
