@@ -56,6 +56,7 @@ from shoal.local.process import (
     worker_argv,
 )
 from shoal.local.reporting import Reporter
+from shoal.local.short_slice import request_short_slice
 from shoal_worker.protocol import TOKEN_ENV, Message, ProgressMessage, new_token
 
 if TYPE_CHECKING:  # the store's modules load when a run first uses it (load_items)
@@ -284,6 +285,8 @@ class LocalExecutor:
             self._finish(task, succeeded=False, exit_code=None, outputs={}, message=message)
             return
         log = self.logs.attempt(d.node, d.index, d.attempt, node.fan_out)
+        if len(self._tasks) > 1:  # children overlap: spawns must not wait (local/short_slice.py)
+            request_short_slice()
         settle = functools.partial(self._settle, task)  # called when the child is done
         try:  # spawned now, not a loop turn later (local/spawn.py)
             failed = launch(task, argv, env, self.cwd, self._on_message, log, settle)
