@@ -5,7 +5,9 @@ round, through peers that spawn exactly the same child processes with the same c
 and nothing else:
   xargs / bash: `xargs -P N` for a fan-out, a bash loop for a chain (the floor);
   asyncio:      a bare Python asyncio spawner reading the children's pipes (what Python
-                itself costs, start-up included).
+                itself costs, start-up included);
+  no-slice:     for a fan-out, `shoal run` itself with `SHOAL_SHORT_SLICE=0`, so the
+                effect of its scheduling hint (local/short_slice.py) is seen in the run.
 Children: `true` as a command node (all orchestration, no work) and the Python worker
 (`shoal.echo`, about 60 ms of CPU each, so only small sizes by default).
 
@@ -126,16 +128,16 @@ def runners(case: Case, tmp: Path, env: dict[str, str]) -> dict[str, Runner]:
     manifest = tmp / "bench.yaml"
     manifest.write_text(json.dumps(case.manifest), encoding="utf-8")
     quoted = " ".join(case.child)
+    shoal = [SHOAL, "run", "--plain", "--quiet", "--workdir", str(tmp / "work"), str(manifest)]
     peers: dict[str, Runner] = {
-        "shoal": lambda: timed(
-            [SHOAL, "run", "--plain", "--quiet", "--workdir", str(tmp / "work"), str(manifest)],
-            env=env,
-        ),
+        "shoal": lambda: timed(shoal, env=env),
         "asyncio": lambda: timed(
             [sys.executable, "-c", SPAWNER, str(case.count), str(case.width), *case.child],
             env=env,
         ),
     }
+    if case.width > 1:
+        peers["no-slice"] = lambda: timed(shoal, env={**env, "SHOAL_SHORT_SLICE": "0"})
     if case.width == 1:
         loop = f"for ((i=0; i<{case.count}; i++)); do {quoted} >/dev/null; done"
         peers["bash"] = lambda: timed(["bash", "-c", loop], env=env)
@@ -164,10 +166,10 @@ def measure(case: Case, repeat: int) -> bool:
     for name in todo:
         wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
         spread = f"{min(walls[name]):.3f}-{max(walls[name]):.3f}s"
-        ratio = "" if name == "shoal" else f"  shoal/{name} {shoal / wall:5.2f}x"
+        versus = "" if name == "shoal" else f"  shoal/{name} {shoal / wall:5.2f}x"
         per = 1000 * wall / case.count
         each = f"{spread}, {per:.2f} ms each"
-        print(f"  {name:<8} wall {wall:7.3f}s ({each})  cpu {cpu:7.3f}s{ratio}")
+        print(f"  {name:<8} wall {wall:7.3f}s ({each})  cpu {cpu:7.3f}s{versus}")
     if case.target is None:
         return True
     peer, limit = case.target

@@ -30,5 +30,6 @@ def test_the_local_bench_prints_the_fan_out_and_chain_targets_with_their_ratios(
     assert targets["xargs"][1] == 1.5  # a 1,000-item fan-out against xargs -P 2
     assert targets["bash"][1] == 4.0  # a 50-node chain against a bash loop
     assert all(ratio > 0 for ratio, _ in targets.values())
+    assert any(line.startswith("  no-slice ") and "shoal/no-slice" in line for line in lines)
     for case in ("fan-out true x1000 (-P 2)", "chain true x50"):
         assert any(line.startswith(case) and "load" in line for line in lines), lines
