@@ -35,6 +35,8 @@ __all__ = ["Document", "Positions", "Surprise", "load_documents", "yaml_depth_pr
 
 _PLAIN = "tag:shoal.dev,2026:plain"
 """The tag every untagged plain scalar gets, so it is resolved here rather than by PyYAML."""
+_MERGE = "tag:yaml.org,2002:merge"
+"""A plain `<<` key merges a mapping in (`<<: *defaults`), as go-yaml v2 and kubectl do."""
 
 _TRUE = frozenset({"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"})
 _FALSE = frozenset({"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"})
@@ -235,7 +237,7 @@ class _KubectlReading:
 
     def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is ScalarNode and implicit[0]:
-            return _PLAIN
+            return _MERGE if value == "<<" else _PLAIN
         return str(super().resolve(kind, value, implicit))  # type: ignore[misc]
 
     def construct_plain(self, node: ScalarNode, *, is_key: bool = False) -> Any:

@@ -13,7 +13,8 @@ from tests.support.plugin import Kubectl
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds")]
 
 # Keys and values that YAML 1.1 (kubectl) and YAML 1.2 (editors, PyYAML's strings) read
-# differently, in a node's free-form args, where the API server keeps whatever it is sent.
+# differently, in a node's free-form args, where the API server keeps whatever it is sent;
+# and a node made from another by a merge key (`<<: *a`), which kubectl expands.
 TRICKY = """\
 apiVersion: shoal.dev/v1alpha1
 kind: Workflow
@@ -22,7 +23,8 @@ metadata:
 spec:
   image: worker:1
   nodes:
-    - name: a
+    - &a
+      name: a
       job: j
       args:
         n: 1
@@ -30,6 +32,9 @@ spec:
         "on": off
         values: [yes, no, On, OFF, 0755, 0o17, 0x1F, 0b101, 1_000, 08, 1e3, .5]
         strings: [2024-01-01, "2024-01-01T10:00:00Z", 1:30, nope, "y", ~]
+    - <<: *a
+      name: b
+      dependsOn: [a]
 """
 
 
@@ -48,9 +53,10 @@ def test_the_stored_spec_is_the_spec_shoal_read(
     assert manifest.document is not None
     assert stored["spec"] == manifest.document.raw["spec"]
     assert stored["spec"]["nodes"][0]["args"]["false"] == 1  # `n:` is the key "false"
+    assert stored["spec"]["nodes"][1]["args"] == stored["spec"]["nodes"][0]["args"]  # merged
     # Every scalar whose reading differs was named, with its line.
     assert [w.split(": warning: ")[0] for w in manifest.warnings][:3] == [
-        f"{path}:11:9",
         f"{path}:12:9",
-        f"{path}:13:15",
+        f"{path}:13:9",
+        f"{path}:14:15",
     ]

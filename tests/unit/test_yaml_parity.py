@@ -237,3 +237,36 @@ def test_a_yaml_error_names_the_file_and_place_as_pyyaml_does(tmp_path: Path) ->
         f"{path}:3:2: not valid YAML: while parsing a flow sequence, "
         "expected ',' or ']', but got ':'"
     )
+
+
+def test_a_merge_key_merges_as_kubectl_does() -> None:
+    """go-yaml v2 (kubectl) honours `<<: *anchor`; explicit keys win over merged ones, and
+    a quoted '<<' is an ordinary key."""
+    text = (
+        "base: &b {image: alpine, command: [echo, hi], retries: 1}\n"
+        "node:\n  <<: *b\n  name: x\n  retries: 3\n"
+        "quoted: {'<<': 1}\n"
+    )
+    (doc,) = load_documents(text, "m.yaml")
+    assert doc.raw["node"] == {
+        "image": "alpine",
+        "command": ["echo", "hi"],
+        "retries": 3,
+        "name": "x",
+    }
+    assert doc.raw["quoted"] == {"<<": 1}
+    assert doc.positions.locate(doc.raw, ["node", "image"]) == (1, 11)  # where it is written
+
+
+def test_a_node_built_from_an_anchor_validates(tmp_path: Path) -> None:
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        "apiVersion: shoal.dev/v1alpha1\nkind: Workflow\nmetadata: {name: merge}\nspec:\n"
+        "  nodes:\n    - &base\n      name: a\n      command: ['true']\n      timeoutSeconds: 30\n"
+        "    - <<: *base\n      name: b\n      dependsOn: [a]\n",
+        encoding="utf-8",
+    )
+    (manifest,) = load_file(path)
+    wf = compile_manifest(manifest)
+    assert wf.nodes["b"].spec.timeout_seconds == 30
+    assert wf.nodes["b"].spec.command == ["true"]
