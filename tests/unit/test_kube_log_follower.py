@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from shoal.kube import attempts as attempts_module
+from shoal.kube.api import ApiError
 from shoal.kube.attempts import Attempt, LogFollower
 from shoal.kube.pods import PodView, read_pod
 from shoal_worker.protocol import Message
@@ -166,3 +167,37 @@ async def test_a_reported_attempt_never_starts_following(
     assert attempt.follow_timer is None
     log.start(attempt)  # a late pod event of a reported attempt changes nothing
     assert (attempt.follower, attempt.follow_timer) == (None, None)
+
+
+class BrokenStreams(ScriptedLog):
+    """Every line request breaks after `cut` lines; the whole log is there in one read."""
+
+    def __init__(self, cut: int) -> None:
+        super().__init__([(cut, None)])
+        self.cut = cut
+        self.text_params: list[dict[str, Any]] = []
+
+    async def short_lines(self, path: str, **params: Any) -> AsyncIterator[str]:
+        async for line in self.lines(path, **params):
+            yield line
+        raise ApiError(500, "InternalError", "stream broke")
+
+    async def text(self, path: str, **params: Any) -> str:
+        self.text_params.append(params)
+        return "".join(f"{line}\n" for line in LINES)
+
+
+async def test_the_last_resort_read_is_bounded_and_feeds_only_unseen_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A finished pod whose log read broke is read once more in one request: the API
+    server is asked for a bounded head (a pod that wrote gigabytes cannot fill the
+    operator's memory), and lines already fed are not fed twice."""
+    monkeypatch.setattr(attempts_module, "FOLLOW_AFTER_SECONDS", 60.0)
+    api = BrokenStreams(cut=120)
+    log, attempt, fed = follower(api)
+    log.start(attempt)
+    attempt.observe(finished_in(-1))
+    await asyncio.wait_for(log.drain(attempt), 10)
+    assert api.text_params == [{"container": "main", "limitBytes": attempts_module.LAST_READ_BYTES}]
+    assert fed == LINES

@@ -45,6 +45,10 @@ FOLLOW_AFTER_SECONDS = 1.0
 once); a pod that ends sooner has its log read in one request after its end."""
 WHOLE_LOG_SECONDS = 30.0
 """Longest a finished pod's whole log may take to read (then the termination message)."""
+LAST_READ_BYTES = 16 * 1024 * 1024
+"""The last-resort read of a finished pod's log (its stream broke) asks the API server for
+at most this much (`limitBytes`): a pod that wrote more cannot fill the operator's memory;
+what its log's head lacks, the termination message may still give."""
 
 OnLine = Callable[["Attempt", Message, str], None]
 """Called with each log line as parsed and as written, minus the attempt's token (the
@@ -263,8 +267,9 @@ class LogFollower:
         # only the lines not seen yet so nothing is reported twice.
         path = pods_path(self.namespace, attempt.pod.name) + "/log"
         try:
-            text = await self.api.text(path, container=CONTAINER)
-        except (ApiError, httpx.HTTPError):
+            async with asyncio.timeout(WHOLE_LOG_SECONDS):
+                text = await self.api.text(path, container=CONTAINER, limitBytes=LAST_READ_BYTES)
+        except (ApiError, httpx.HTTPError, TimeoutError):
             return  # the termination message is the last resort
         for number, line in enumerate(text.splitlines()):
             if number >= attempt.lines_seen:
