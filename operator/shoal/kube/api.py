@@ -177,7 +177,7 @@ class KubeApi:
                     )
             except Unreachable as err:
                 if attempt == RETRIES - 1:
-                    raise ApiError(0, "Unreachable", f"{method} {path}: {err}") from err
+                    raise _unreachable(method, path, err) from err
             else:
                 if resp.status < 400:
                     return _decode(resp.body, reply)
@@ -274,7 +274,7 @@ class KubeApi:
                         line = line[:-1]
                     yield line + CUT_NOTE.format(limit=MAX_LOG_LINE_BYTES) if cut else line
         except Unreachable as err:
-            raise ApiError(0, "Unreachable", f"GET {path}: {err}") from err
+            raise _unreachable("GET", path, err) from err
 
     async def text(self, path: str, **params: Any) -> str:
         """A whole text response (a terminated pod's complete log)."""
@@ -285,7 +285,7 @@ class KubeApi:
                 "GET", path, params=params, headers=self._headers(), content=None
             )
         except Unreachable as err:
-            raise ApiError(0, "Unreachable", f"GET {path}: {err}") from err
+            raise _unreachable("GET", path, err) from err
         if resp.status >= 400:
             raise _error(resp)
         return resp.body.decode("utf-8", errors="replace")
@@ -301,6 +301,11 @@ def _decode(content: bytes, reply: Reply) -> dict[str, Any]:
             return jsonbounds.loads(content)  # type: ignore[no-any-return]
         return value
     return jsonbounds.loads(content)  # type: ignore[no-any-return]
+
+
+def _unreachable(method: str, path: str, err: Unreachable) -> ApiError:
+    """The API server could not be reached (status 0): what the callers catch."""
+    return ApiError(0, "Unreachable", f"{method} {path}: {err}")
 
 
 def _error(resp: Answer) -> ApiError:
