@@ -62,8 +62,12 @@ def _describe(err: BaseException) -> str:
 
 
 def read_items(store: StoreFactory, decision: LoadItems) -> ItemsLoaded:
-    """Read the list a `forEach` refers to (streamed, parsed line by line); blocking."""
-    ref = ValueRef.parse(decision.reference)
+    """Read the list a `forEach` refers to (streamed, parsed line by line); blocking, and
+    never raising: a failure is the result's error."""
+    try:
+        ref = ValueRef.parse(decision.reference)
+    except Exception as err:
+        return ItemsLoaded("", error=_describe(err))
     if ref is None:  # the planner only asks for value references
         return ItemsLoaded("", error="not a value reference")
     started = time.monotonic()
