@@ -5,8 +5,9 @@ bench/local.py measures wall time, which on a shared machine moves by tens of pe
 between rounds; this measures what a change to the executor moves and noise barely does:
   cpu      the parent's own CPU (`time.process_time`, children excluded) from the start of
            the run to its end, in-process (the CLI's `shoal run --plain --quiet`);
-  turns    event-loop iterations (`_run_once` calls): each is an epoll_wait and a pass
-           over the loop's ready callbacks;
+  turns    event-loop iterations (shoal: its reactor's selector waits, local/reactor.py;
+           the peer: asyncio's `_run_once` calls): each is an epoll_wait and a pass over
+           the loop's ready callbacks;
   syscalls system calls of the parent alone (`strace -c`, if installed), counted for
            N items and for a tenth of N and divided by the difference, so start-up and
            the end of the run cancel out.
@@ -91,28 +92,36 @@ def counting_turns() -> Iterator[list[int]]:
 
 
 def run_shoal(path: Path, work: Path) -> tuple[float, int]:
-    """Parent CPU seconds and loop turns of one in-process `shoal run`, start-up excluded."""
-    import shoal.cli.local_commands as local_commands
+    """Parent CPU seconds and loop turns (the reactor's selector waits) of one in-process
+    `shoal run`, start-up excluded."""
     from shoal.cli.main import main
+    from shoal.local.executor import LocalExecutor
+    from shoal.local.reactor import SelectReactor
 
     measured: dict[str, float] = {}
-    original = local_commands._run
+    run_blocking, close = LocalExecutor.run_blocking, SelectReactor.close
 
-    async def timed(*args: object, **kwargs: object) -> object:
-        start, _turns[0] = time.process_time(), 0
+    def timed(self: LocalExecutor) -> object:
+        start = time.process_time()
         try:
-            return await original(*args, **kwargs)  # type: ignore[arg-type]
+            return run_blocking(self)
         finally:
-            measured["cpu"], measured["turns"] = time.process_time() - start, _turns[0]
+            measured["cpu"] = time.process_time() - start
 
-    local_commands._run = timed  # type: ignore[assignment]
+    def closing(self: SelectReactor) -> None:
+        measured["turns"] = self.turns
+        close(self)
+
+    LocalExecutor.run_blocking = timed  # type: ignore[assignment,method-assign]
+    SelectReactor.close = closing  # type: ignore[method-assign]
     argv = sys.argv
     sys.argv = ["shoal", "run", "--plain", "--quiet", "--workdir", str(work), str(path)]
     try:
-        with contextlib.redirect_stdout(io.StringIO()), counting_turns():
+        with contextlib.redirect_stdout(io.StringIO()):
             code = main()
     finally:
-        sys.argv, local_commands._run = argv, original
+        sys.argv = argv
+        LocalExecutor.run_blocking, SelectReactor.close = run_blocking, close  # type: ignore[method-assign]
         shutil.rmtree(work, ignore_errors=True)
     if code != 0:
         raise SystemExit(f"shoal run {path} failed ({code})")

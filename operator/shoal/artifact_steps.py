@@ -5,12 +5,12 @@ list that a `forEach` yields (`LoadItems`), and store a fan-out's aggregated out
 they are too large for the status (`StoreOutputs`). Each step runs the blocking store
 calls in a worker thread and turns the outcome, success or failure, into the observation
 the planner waits for; a failure never escapes as an exception, it becomes the node's
-message.
+message. The blocking halves (`read_items`, `outputs_writer`) are what the local executor
+runs on a thread of its own; the operator awaits `load_items` and `store_outputs`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import time
@@ -61,19 +61,19 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-async def load_items(store: StoreFactory, decision: LoadItems) -> ItemsLoaded:
-    """Read the list a `forEach` refers to (streamed, parsed line by line)."""
-    ref = ValueRef.parse(decision.reference)
+def read_items(store: StoreFactory, decision: LoadItems) -> ItemsLoaded:
+    """Read the list a `forEach` refers to (streamed, parsed line by line); blocking, and
+    never raising: a failure is the result's error."""
+    try:
+        ref = ValueRef.parse(decision.reference)
+    except Exception as err:
+        return ItemsLoaded("", error=_describe(err))
     if ref is None:  # the planner only asks for value references
         return ItemsLoaded("", error="not a value reference")
-
-    def read() -> list[Any]:
-        # One past the limit is enough for the planner to refuse the fan-out.
-        return list(itertools.islice(iter_items(store(), ref), MAX_FAN_OUT_ITEMS + 1))
-
     started = time.monotonic()
     try:
-        items = await asyncio.to_thread(read)
+        # One past the limit is enough for the planner to refuse the fan-out.
+        items = list(itertools.islice(iter_items(store(), ref), MAX_FAN_OUT_ITEMS + 1))
     except Exception as err:
         return ItemsLoaded(ref.ref.key, error=_describe(err))
     log.info(
@@ -87,26 +87,43 @@ async def load_items(store: StoreFactory, decision: LoadItems) -> ItemsLoaded:
     return ItemsLoaded(ref.ref.key, items)
 
 
-async def store_outputs(
+async def load_items(store: StoreFactory, decision: LoadItems) -> ItemsLoaded:
+    """`read_items` on a worker thread of the running asyncio loop."""
+    import asyncio
+
+    return await asyncio.to_thread(read_items, store, decision)
+
+
+def outputs_writer(
     store: StoreFactory, wf: CompiledWorkflow, state: RunState, decision: StoreOutputs
-) -> OutputsStored:
-    """Write each large aggregated output of a fan-out as one JSON Lines artifact."""
+) -> Callable[[], OutputsStored]:
+    """Write each large aggregated output of a fan-out as one JSON Lines artifact: the
+    values are taken now, on the loop (a thread must not read state the loop may change);
+    the returned call writes them, blocking."""
     ns = state.nodes[decision.node]
-    # Snapshot on the event loop: the thread must not read state the loop may change.
     columns = {
         name: [ns.item_outputs.get(i, {}).get(name) for i in range(ns.total)]
         for name in decision.keys
     }
 
-    def write() -> dict[str, Any]:
-        opened = store()
-        return {
-            name: store_list(opened, aggregate_key(wf, decision.node, name), values).as_output()
-            for name, values in columns.items()
-        }
+    def write() -> OutputsStored:
+        try:
+            opened = store()
+            references: dict[str, Any] = {
+                name: store_list(opened, aggregate_key(wf, decision.node, name), values).as_output()
+                for name, values in columns.items()
+            }
+        except Exception as err:
+            return OutputsStored(decision.node, error=_describe(err))
+        return OutputsStored(decision.node, references)
 
-    try:
-        references = await asyncio.to_thread(write)
-    except Exception as err:
-        return OutputsStored(decision.node, error=_describe(err))
-    return OutputsStored(decision.node, references)
+    return write
+
+
+async def store_outputs(
+    store: StoreFactory, wf: CompiledWorkflow, state: RunState, decision: StoreOutputs
+) -> OutputsStored:
+    """`outputs_writer`'s write on a worker thread of the running asyncio loop."""
+    import asyncio
+
+    return await asyncio.to_thread(outputs_writer(store, wf, state, decision))

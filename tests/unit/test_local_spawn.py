@@ -62,7 +62,7 @@ def test_the_child_sees_its_argv_env_cwd_and_an_empty_stdin_in_its_own_session(
         popens.append(args)
         return real_popen(*args, **kwargs)
 
-    monkeypatch.setattr(spawn_module.subprocess, "Popen", counted)
+    monkeypatch.setattr(subprocess, "Popen", counted)  # spawn imports it when it needs it
     release = threading.Event()
     other = threading.Thread(target=release.wait, args=(30,))
     if where.endswith("thread"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import os
@@ -140,14 +139,16 @@ def run(args: argparse.Namespace) -> int:
     except UiError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INVALID
-    ui = (board, args.ui_keep, status_stream)
-    from shoal.local.child_watch import use_pidfd_watcher
-
-    use_pidfd_watcher()  # no waiter thread per child process (Python 3.11)
+    executor = _executor(wf, workdir, manifest_dir, reporter, args.imports, settings)
     # What start-up built (modules, models, the compiled workflow) lives until this process
     # exits: full collections during the run need not walk it (~16 ms per 1,000 items).
     gc.freeze()
-    state = asyncio.run(_run(wf, workdir, manifest_dir, reporter, args.imports, settings, ui))
+    if board is None:
+        state = executor.run_blocking()  # no asyncio (local/reactor.py)
+    else:
+        import asyncio
+
+        state = asyncio.run(_run_with_dashboard(executor, board, args.ui_keep, status_stream))
     print(f"logs: {workdir}", file=status_stream)
     print(f"artifacts: {settings.url}", file=status_stream)
     if args.output == "json":
@@ -194,15 +195,14 @@ def for_local_run(wf: CompiledWorkflow, settings: StoreSettings) -> CompiledWork
     return wf.replace(meta=meta, offload_bytes=threshold)
 
 
-async def _run(
+def _executor(
     wf: CompiledWorkflow,
     workdir: Path,
     manifest_dir: Path,
     reporter: Reporter,
     imports: list[str],
     settings: StoreSettings,
-    ui: tuple[LocalDashboard | None, bool, TextIO] = (None, False, sys.stdout),
-) -> RunState:
+) -> LocalExecutor:
     opened: list[ArtifactStore] = []
 
     def store() -> ArtifactStore:
@@ -212,7 +212,7 @@ async def _run(
             opened.append(open_store(settings))
         return opened[0]
 
-    executor = LocalExecutor(
+    return LocalExecutor(
         wf,
         workdir=workdir,
         cwd=manifest_dir,
@@ -222,10 +222,21 @@ async def _run(
         store=store,
         store_env={**settings.to_env(), "SHOAL_OFFLOAD_BYTES": str(wf.offload_bytes)},
     )
+
+
+async def _run_with_dashboard(
+    executor: LocalExecutor, board: LocalDashboard, keep: bool, out: TextIO
+) -> RunState:
+    """The run on asyncio, beside the dashboard's server (`--ui`)."""
+    import asyncio
+
+    from shoal.local.child_watch import use_pidfd_watcher
+
+    use_pidfd_watcher()  # the server's loop: no waiter thread per child process (3.11)
     loop = asyncio.get_running_loop()
     for signum, why in ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated")):
         loop.add_signal_handler(signum, executor.request_stop, why)
-    async with dashboard_during(ui[0], executor, ui[1], ui[2]):
+    async with dashboard_during(board, executor, keep, out):
         return await executor.run()
 
 

@@ -7,7 +7,6 @@ when `--ui` is given, and `shoal run` without it is unchanged.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import signal
 import time
@@ -101,6 +100,8 @@ async def dashboard_during(
 
 async def _ctrl_c() -> None:
     """Wait for SIGINT or SIGTERM (replacing the run's own handlers: the run is over)."""
+    import asyncio  # here: `shoal run` without --ui never loads it
+
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

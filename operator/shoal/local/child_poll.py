@@ -11,10 +11,11 @@ low parallelism does not open, register and close an epoll again at every child.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import select
 from collections.abc import Callable, Iterator
+
+from shoal.local.reactor import Reactor, current
 
 __all__ = ["ChildPoll", "child_poll", "held"]
 
@@ -26,7 +27,7 @@ would keep a loop alive whose run ended with a child never closed)."""
 class ChildPoll:
     """One epoll registered with `loop`, dispatching each ready fd to its handler."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: Reactor) -> None:
         self._loop = loop
         self._epoll = select.epoll()
         self._handlers: dict[int, Callable[[], None]] = {}
@@ -74,9 +75,9 @@ class ChildPoll:
                 )
 
 
-def child_poll(loop: asyncio.AbstractEventLoop | None = None) -> ChildPoll:
-    """The running loop's poll (`loop`, when the caller has it), opened on first use."""
-    loop = loop or asyncio.get_running_loop()
+def child_poll(loop: Reactor | None = None) -> ChildPoll:
+    """The running reactor's poll (`loop`, when the caller has it), opened on first use."""
+    loop = loop or current()
     poll: ChildPoll | None = getattr(loop, _ATTRIBUTE, None)
     if poll is None:
         poll = ChildPoll(loop)

@@ -3,19 +3,24 @@
 It is the same loop the Kubernetes executor runs, minus the API server: plan, act on the
 decisions, then wait for the next thing that can change them — a child ending, or the
 planner's own `wake_at` (a retry coming due, a timeout, the workflow deadline). There is
-no polling: between events the loop sleeps on a queue with that deadline.
+no polling: between events the loop sleeps with that deadline.
+
+The loop is one generator (`_drive`) that yields how long it may sleep; `run_blocking`
+sleeps in a `SelectReactor` (the plain CLI: no asyncio imported), `run` on the running
+asyncio loop (`--ui`, whose dashboard is asyncio; tests). Artifact steps run on a thread
+of their own and post their result back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +60,7 @@ from shoal.local.process import (
     node_env,
     worker_argv,
 )
+from shoal.local.reactor import SelectReactor, current
 from shoal.local.reporting import Reporter
 from shoal.local.short_slice import request_short_slice
 from shoal_worker.protocol import TOKEN_ENV, Message, ProgressMessage, new_token
@@ -68,26 +74,6 @@ LOCAL_WORKER = (sys.executable, "-m", "shoal_worker.runner")
 STOP_BOUND_SECONDS = KILL_GRACE_SECONDS + 2.0
 """After a stop (SIGTERM, Ctrl-C), children still there this long later are SIGKILLed and
 given up on, so `shoal run` always ends within a few seconds."""
-
-
-def use_pidfd_child_watcher() -> None:
-    """On Python 3.11, reap children through pidfds instead of one thread per child.
-
-    3.11's default watcher blocks a thread in waitpid() for every child process, which is
-    a thread per running item and a slower wake-up when a child exits. 3.12+ uses pidfds
-    by default, and Linux has had them since 5.3.
-    """
-    if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher"):
-        return
-    policy = asyncio.get_event_loop_policy()
-    if isinstance(policy.get_child_watcher(), asyncio.PidfdChildWatcher):
-        return
-    try:
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
-    except OSError:  # no pidfd support in this kernel: keep the default
-        return
-    policy.set_child_watcher(watcher)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,21 +90,21 @@ def _no_store() -> ArtifactStore:
     raise ArtifactError("no artifact store is configured (shoal run --artifacts URL)")
 
 
-async def load_items(store: StoreFactory, decision: LoadItems) -> ItemsLoaded:
-    """`artifact_steps.load_items`, imported by the first run that reads the store: a
-    run without one (most) does without its start-up cost."""
-    from shoal.artifact_steps import load_items as load
+def read_items(store: StoreFactory, decision: LoadItems) -> Callable[[], ItemsLoaded]:
+    """`artifact_steps.read_items` (blocking, for a thread), imported by the first run
+    that reads the store: a run without one (most) does without its start-up cost."""
+    from shoal.artifact_steps import read_items as read
 
-    return await load(store, decision)
+    return functools.partial(read, store, decision)
 
 
-async def store_outputs(
+def outputs_writer(
     store: StoreFactory, wf: CompiledWorkflow, state: RunState, decision: StoreOutputs
-) -> OutputsStored:
-    """`artifact_steps.store_outputs`, imported when first needed (as `load_items`)."""
-    from shoal.artifact_steps import store_outputs as store_them
+) -> Callable[[], OutputsStored]:
+    """`artifact_steps.outputs_writer`, imported when first needed (as `read_items`)."""
+    from shoal.artifact_steps import outputs_writer as writer
 
-    return await store_them(store, wf, state, decision)
+    return writer(store, wf, state, decision)
 
 
 class LocalExecutor:
@@ -144,7 +130,6 @@ class LocalExecutor:
         self.reporter = reporter
         self._events: Inbox[_Event] = Inbox()
         self._tasks: dict[tuple[str, int], LocalTask] = {}
-        self._background: set[asyncio.Task[None]] = set()
         self._node_envs: dict[str, dict[str, str]] = {}
         """Each node's share of its children's environment, built at its first attempt."""
         self.logs = NodeLogs(workdir)
@@ -162,20 +147,42 @@ class LocalExecutor:
         """Stop the run (Ctrl-C): running children are terminated, nothing new starts."""
         self._events.post(_Stop(reason))
 
+    def run_blocking(self) -> RunState:
+        """Drive the run to a finished phase on a `SelectReactor` of its own, Ctrl-C and
+        SIGTERM stopping it; every child is gone when this returns."""
+        reactor = SelectReactor()
+        with reactor.running():
+            for signum, why in (
+                (signal.SIGINT, "interrupted (Ctrl-C)"),
+                (signal.SIGTERM, "terminated"),
+            ):
+                reactor.add_signal_handler(signum, self.request_stop, why)
+            for bound in self._drive():
+                self._events.wait_blocking(reactor, bound)
+        return self.state
+
     async def run(self) -> RunState:
-        """Drive the run to a finished phase; every child is gone when this returns."""
-        use_pidfd_child_watcher()
+        """`run_blocking` on the running asyncio loop (which the caller's signal handlers
+        and a dashboard share)."""
+        for bound in self._drive():
+            await self._events.wait(bound)
+        return self.state
+
+    def _drive(self) -> Iterator[float | None]:
+        """The run, yielding whenever it waits for events (at most the yielded seconds;
+        None: no bound); every child is gone when it ends."""
         self.reporter.begin(self.wf, self.state)
         try:
             with held_child_poll():  # one epoll for the run's children (local/child_poll.py)
-                await self._loop()
+                yield from self._loop()
+                yield from self._kill_all("shoal run is exiting")
         finally:
-            await self._kill_all("shoal run is exiting")
+            for task in list(self._tasks.values()):  # an error above, or left past the bound
+                task.abandon()
             self.logs.close_all()
         self.reporter.end(self.wf, self.state)
-        return self.state
 
-    async def _loop(self) -> None:
+    def _loop(self) -> Iterator[float | None]:
         """Plan, act, wait for what can change the plan; until the run is over."""
         while True:
             self._read_controls()
@@ -191,22 +198,22 @@ class LocalExecutor:
                 elif isinstance(decision, KillTask):
                     self._kill(decision)
                 elif isinstance(decision, LoadItems):
-                    self._background_step(load_items(self.store, decision))
+                    self._on_thread(read_items(self.store, decision))
                 elif isinstance(decision, StoreOutputs):
-                    step_ = store_outputs(self.store, self.wf, self.state, decision)
-                    self._background_step(step_)
+                    self._on_thread(outputs_writer(self.store, self.wf, self.state, decision))
                 elif isinstance(decision, FinishNode):
                     self.logs.close(decision.node)
             if self.state.phase.finished and not self._tasks:
-                break
+                return
             if replan:  # a lock was granted or a memo lookup answered
                 continue
             timeout = None if step.wake_at is None else max(0.0, step.wake_at - time.time())
             if self._awaits_controls():  # a decision is a file here (local/gate_files.py)
                 timeout = min(timeout or GATE_POLL_SECONDS, GATE_POLL_SECONDS)
-            if await self._events.wait(timeout):  # local/inbox.py
-                for event in self._events.take():  # all at once: one planner step
-                    self._handle(event)
+            if not self._events:
+                yield timeout  # local/inbox.py
+            for event in self._events.take():  # all at once: one planner step
+                self._handle(event)
 
     def _waiting_gates(self) -> set[str]:
         return {g for g in self._gates if self.state.nodes[g].phase is NodePhase.RUNNING}
@@ -222,13 +229,16 @@ class LocalExecutor:
         """A decision could change what happens next: a gate waits, or the run is suspended."""
         return self.state.suspended or bool(self._waiting_gates())
 
-    def _background_step(self, step: Awaitable[ItemsLoaded | OutputsStored]) -> None:
-        async def run() -> None:
-            self._events.post(await step)
+    def _on_thread(self, step: Callable[[], ItemsLoaded | OutputsStored]) -> None:
+        """Run a blocking artifact step on a thread; its result is posted back on the loop
+        (a run that ends meanwhile does not wait for it: the thread is a daemon)."""
+        reactor = current()
 
-        background = asyncio.create_task(run())
-        self._background.add(background)
-        background.add_done_callback(self._background.discard)
+        def work() -> None:
+            result = step()  # never raises: a failure is the result's error
+            reactor.call_soon_threadsafe(self._events.post, result)
+
+        threading.Thread(target=work, name="shoal-artifact-step", daemon=True).start()
 
     def _handle(self, event: _Event) -> None:
         if isinstance(event, ItemsLoaded):
@@ -240,7 +250,7 @@ class LocalExecutor:
         if isinstance(event, _Stop):
             if self.state.stop_requested is None:
                 self.state.stop_requested = event.reason
-                self._background_task(self._force_stop(event.reason))
+                current().call_later(STOP_BOUND_SECONDS, self._force_stop, event.reason)
             else:  # a second Ctrl-C: no more grace
                 for task in self._tasks.values():
                     task.signal(signal.SIGKILL)
@@ -297,17 +307,8 @@ class LocalExecutor:
         if failed is not None:
             self._settle(task, failed)
 
-    def _background_task(self, coro: Awaitable[None]) -> None:
-        async def run() -> None:
-            await coro
-
-        background = asyncio.create_task(run())
-        self._background.add(background)
-        background.add_done_callback(self._background.discard)
-
-    async def _force_stop(self, reason: str) -> None:
+    def _force_stop(self, reason: str) -> None:
         """The bound on a stop: whatever child is left after it is killed and given up."""
-        await asyncio.sleep(STOP_BOUND_SECONDS)  # a deadline, not a synchronisation
         for task in list(self._tasks.values()):
             message = f"{reason}; killed: still running {STOP_BOUND_SECONDS:g}s after the stop"
             self._finish(task, False, None, {}, message)  # first: abandon may settle it
@@ -363,14 +364,17 @@ class LocalExecutor:
     def _kill(self, d: KillTask) -> None:
         task = self._tasks.get((d.node, d.index))
         if task is not None and task.start.attempt == d.attempt:
-            self._background_task(task.kill(d.reason))
+            task.kill(d.reason)
 
-    async def _kill_all(self, reason: str) -> None:
-        """Leave no orphan: terminate every child still running, then reap them."""
-        pending = [t.kill(reason) for t in self._tasks.values()]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        for background in list(self._background):
-            background.cancel()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+    def _kill_all(self, reason: str) -> Iterator[float | None]:
+        """Leave no orphan: terminate every child still running, and wait (bounded) until
+        each is reaped; artifact steps still on their threads are not waited for."""
+        for task in list(self._tasks.values()):
+            task.kill(reason)
+        deadline = time.monotonic() + STOP_BOUND_SECONDS
+        while self._tasks and (left := deadline - time.monotonic()) > 0:
+            if not self._events:
+                yield left
+            for event in self._events.take():
+                if isinstance(event, TaskFinished):
+                    self._handle(event)

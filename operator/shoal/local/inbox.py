@@ -1,18 +1,24 @@
 """The local executor's events (an attempt's end, an artifact step's result, a stop) and
 the one wait of its loop.
 
-An `asyncio.Queue` read under `asyncio.timeout` costs, per wait, a getter future, a
-timeout context and two running-loop look-ups (each a `getpid` system call on Linux);
-in a fan-out of `true` that is a wait per item. Here the loop sleeps on one bare future,
-a timer is armed only when the plan has a deadline, and everything posted meanwhile is
-taken as one batch, so exits that arrive together cost one planner step.
+Everything posted while the executor waits is taken as one batch, so exits that arrive
+together cost one planner step. The wait runs on either kind of reactor
+(local/reactor.py): `wait_blocking` runs a `SelectReactor` until an event is there (the
+plain CLI), `wait` sleeps on one bare asyncio future with a timer armed only when the plan
+has a deadline (`--ui`, tests). An `asyncio.Queue` under `asyncio.timeout` would cost a
+getter future, a timeout context and two running-loop look-ups per wait, that is per item
+in a fan-out of `true`.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from shoal.local.reactor import SelectReactor
 
 __all__ = ["Inbox"]
 
@@ -33,11 +39,21 @@ class Inbox(Generic[T]):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def wait_blocking(self, reactor: SelectReactor, bound: float | None) -> bool:
+        """Run `reactor` until an event is there or `bound` seconds have passed (None: no
+        bound); True if there are events to take."""
+        return reactor.run_until(self.__bool__, bound)
+
     async def wait(self, bound: float | None) -> bool:
-        """Until an event is there or `bound` seconds have passed (None: no bound);
-        True if there are events to take."""
+        """On the running asyncio loop: until an event is there or `bound` seconds have
+        passed (None: no bound); True if there are events to take."""
         if self._items:
             return True
+        import asyncio
+
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
         timer = None if bound is None else loop.call_later(bound, _wake, waiter)

@@ -11,8 +11,9 @@ all children of a loop, armed only while some are unwatched.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Protocol
+
+from shoal.local.reactor import Handle, Reactor
 
 __all__ = ["LATE_WATCH_SECONDS", "LateWatch", "late_watch"]
 
@@ -31,11 +32,11 @@ class LateWatch:
     """Two generations of unwatched children: at each tick the older one is watched and
     the younger one becomes the older, so each child is at least one period old."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: Reactor) -> None:
         self._loop = loop
         self._young: dict[Watchable, None] = {}
         self._old: dict[Watchable, None] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Handle | None = None
 
     def add(self, child: Watchable) -> None:
         """Watch `child`'s exit if it is still unwatched a period or two from now."""
@@ -57,7 +58,7 @@ class LateWatch:
             self._timer = self._loop.call_later(LATE_WATCH_SECONDS, self._tick)
 
 
-def late_watch(loop: asyncio.AbstractEventLoop) -> LateWatch:
+def late_watch(loop: Reactor) -> LateWatch:
     """The loop's sweep, made on first use."""
     sweep: LateWatch | None = getattr(loop, _ATTRIBUTE, None)
     if sweep is None:

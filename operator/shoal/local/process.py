@@ -8,7 +8,6 @@ and its final word is read from the termination-message file, exactly as on a cl
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -23,6 +22,7 @@ from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.decisions import StartTask
 from shoal.linesplit import CUT_NOTE, LineCutter
 from shoal.local.logs import AttemptLog
+from shoal.local.reactor import Handle, current
 from shoal.local.spawn import Child, spawn
 from shoal_worker.protocol import TOKEN_ENV, ErrorMessage, Message, PlainLine
 
@@ -188,16 +188,20 @@ class LocalTask:
         if self.process is not None:
             self.process.signal(signum)
 
-    async def kill(self, reason: str, grace: float = KILL_GRACE_SECONDS) -> None:
-        """SIGTERM, then SIGKILL once `grace` has passed: the same sequence as a pod deletion."""
+    def kill(self, reason: str, grace: float = KILL_GRACE_SECONDS) -> None:
+        """SIGTERM now, SIGKILL if it still runs `grace` seconds later: the same sequence as
+        a pod deletion (a timer of the run's reactor, not a task)."""
         if self.kill_reason is None:
             self.kill_reason = reason
         self.signal(signal.SIGTERM)
-        if self.process is None:
+        child = self.process
+        if child is None or child.returncode is not None:
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(self.process.exited), grace)
-        except TimeoutError:
+        child.watch()  # its exit is known at once, pipes open or not
+        current().call_later(grace, self._kill_if_running)
+
+    def _kill_if_running(self) -> None:
+        if self.process is not None and self.process.returncode is None:
             self.signal(signal.SIGKILL)
 
 
@@ -245,17 +249,16 @@ class _Ending:
         self._termination = termination
         self._log = log
         self._deliver = deliver
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Handle | None = None
 
     def changed(self) -> None:
         """The child exited or its pipes ended (`Child`'s `on_change`)."""
         child = self._task.process
         if child is None or child.returncode is None:
             return  # pipes ended first: the exit follows
-        if not child.drained.done():
+        if not child.is_drained:
             if self._timer is None:
-                loop = asyncio.get_running_loop()
-                self._timer = loop.call_later(PIPE_DRAIN_SECONDS, self._overdue)
+                self._timer = current().call_later(PIPE_DRAIN_SECONDS, self._overdue)
             return
         if self._timer is not None:
             self._timer.cancel()

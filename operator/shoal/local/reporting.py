@@ -9,7 +9,6 @@ view: plain output is written as it is (local/plain_table.py draws its final tab
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Protocol, TextIO
 
@@ -29,6 +28,7 @@ from shoal.core.decisions import (
 from shoal.core.state import NodeState, RunState, TaskFinished
 from shoal.local.failures import Failure, failure_of, first_line
 from shoal.local.plain_table import shown
+from shoal.local.reactor import Handle, current
 from shoal.local.runview import ItemProgress, RunView, retries_text, short_json
 from shoal_worker.protocol import (
     ErrorMessage,
@@ -228,7 +228,7 @@ class LiveReporter(PlainReporter):
         self._live = Live(console=console, auto_refresh=False, transient=True)
         self._live.get_renderable = self._table  # type: ignore[method-assign]
         self._built: tuple[float, Group] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Handle | None = None
 
     def _say(self, text: str) -> None:
         self._live.console.print(_stamp(time.time() - self.t0, text))
@@ -247,8 +247,7 @@ class LiveReporter(PlainReporter):
 
     def _redraw(self) -> None:
         self._live.refresh()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(LIVE_REDRAW_SECONDS, self._redraw)
+        self._timer = current().call_later(LIVE_REDRAW_SECONDS, self._redraw)
 
     def begin(self, wf: CompiledWorkflow, state: RunState) -> None:
         self._wf, self._state = wf, state

@@ -15,20 +15,24 @@ threads.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import functools
 import os
 import shutil
 import signal
-import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from shoal.local.child_poll import child_poll
 from shoal.local.late_watch import LateWatch, late_watch
+from shoal.local.reactor import current
+
+if TYPE_CHECKING:  # both load only when used: most runs never need them
+    import asyncio
+    import subprocess
 
 __all__ = ["Child", "resolve_program", "spawn"]
 
@@ -94,10 +98,12 @@ class Child:
         self.pid = pid
         self.returncode: int | None = None
         """As `Popen.returncode`: negative for a signal; None until the child is reaped."""
+        self.is_drained = False
+        """Both pipes have ended (or were given up on)."""
         self._popen = popen
-        self._loop = asyncio.get_running_loop()
-        self._exited: asyncio.Future[int] = self._loop.create_future()
-        self.drained: asyncio.Future[None] = self._loop.create_future()
+        self._loop = current()
+        self._futures: dict[str, asyncio.Future[Any]] = {}
+        """`exited`/`drained` as asyncio futures, made only when asked for (tests, asyncio)."""
         self._pipes = pipes
         self._on_change = on_change
         self._pidfd = -1
@@ -114,9 +120,30 @@ class Child:
 
     @property
     def exited(self) -> asyncio.Future[int]:
-        """The exit code, as `returncode`; asking for it watches the exit from now on."""
+        """The exit code, as `returncode`, as a future of the running asyncio loop; asking
+        for it watches the exit from now on."""
         self.watch()
-        return self._exited
+        return self._future("exited", self.returncode is not None, self.returncode)
+
+    @property
+    def drained(self) -> asyncio.Future[None]:
+        """Done once both pipes have ended, as a future of the running asyncio loop."""
+        return self._future("drained", self.is_drained, None)
+
+    def _future(self, name: str, done: bool, value: object) -> asyncio.Future[Any]:
+        future = self._futures.get(name)
+        if future is None:
+            import asyncio
+
+            future = self._futures[name] = asyncio.get_running_loop().create_future()
+            if done:
+                future.set_result(value)
+        return future
+
+    def _resolve(self, name: str, value: object) -> None:
+        future = self._futures.get(name)
+        if future is not None and not future.done():
+            future.set_result(value)
 
     def watch(self) -> None:
         """Learn of the exit as soon as it happens, pipes open or not (a pidfd, or a
@@ -129,8 +156,7 @@ class Child:
         try:
             self._pidfd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):  # no pidfd: a thread waits, as asyncio's would
-            waiting = self._loop.run_in_executor(None, os.waitpid, self.pid, 0)
-            waiting.add_done_callback(self._waited)
+            threading.Thread(target=self._wait_in_thread, daemon=True).start()
             return
         self._poll.add(self._pidfd, self._reap)
 
@@ -164,11 +190,15 @@ class Child:
             return
         self._set_exit(os.waitstatus_to_exitcode(status))
 
-    def _waited(self, waiting: asyncio.Future[tuple[int, int]]) -> None:
-        if waiting.cancelled() or waiting.exception() is not None:
-            self._set_exit(-signal.SIGKILL)  # reaped elsewhere: nothing more to learn
-            return
-        code = os.waitstatus_to_exitcode(waiting.result()[1])
+    def _wait_in_thread(self) -> None:
+        try:
+            _, status = os.waitpid(self.pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            code = -signal.SIGKILL  # reaped elsewhere: nothing more to learn
+        self._loop.call_soon_threadsafe(self._waited, code)
+
+    def _waited(self, code: int) -> None:
         if self._popen is not None:
             self._popen.returncode = code
         self._set_exit(code)
@@ -178,10 +208,9 @@ class Child:
             return  # reaped already (a late waiter thread finds nothing)
         self.returncode = code
         self._unwatch()
-        if not self._exited.done():
-            self._exited.set_result(code)
-            if self._on_change is not None:
-                self._on_change()
+        self._resolve("exited", code)
+        if self._on_change is not None:
+            self._on_change()
 
     def _read(self, fd: int) -> None:
         try:
@@ -199,8 +228,9 @@ class Child:
             return
         self._poll.remove(fd)
         os.close(fd)
-        if not self._pipes and not self.drained.done():
-            self.drained.set_result(None)
+        if not self._pipes and not self.is_drained:
+            self.is_drained = True
+            self._resolve("drained", None)
             if self.returncode is None and self._reap_now():
                 return  # `_set_exit` told `on_change`: exited and drained at once
             if self.returncode is None:
@@ -328,6 +358,8 @@ def spawn(
     try:
         pid = _posix_spawn_in(cwd, program, argv, env, out_w, err_w)
         if pid is None:
+            import subprocess
+
             popen = subprocess.Popen(
                 argv,
                 executable=program,
