@@ -20,8 +20,8 @@ import json
 import math
 import re
 import secrets
-from dataclasses import dataclass, field
 
+from .records import Record, field
 from .termination import (
     TERMINATION_MESSAGE_LIMIT,
     TerminationMessage,
@@ -85,16 +85,14 @@ _RFC3339 = r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2
 _LINE_BREAK_ESCAPES = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
-@dataclass(frozen=True, slots=True)
-class LogMessage:
+class LogMessage(Record):
     message: str
     level: Level = "info"
     fields: dict[str, Any] = field(default_factory=dict)
     seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ProgressMessage:
+class ProgressMessage(Record):
     percent: float | None = None
     message: str | None = None
     current: int | None = None
@@ -102,38 +100,33 @@ class ProgressMessage:
     seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OutputMessage:
+class OutputMessage(Record):
     key: str
     value: Any
     seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ResultMessage:
+class ResultMessage(Record):
     status: Status
     outputs: dict[str, Any] = field(default_factory=dict)
     message: str | None = None
     seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorMessage:
+class ErrorMessage(Record):
     message: str
     error_type: str | None = None
     traceback: str | None = None
     seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PlainLine:
+class PlainLine(Record):
     """A line without the marker: an ordinary log line."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProtocolViolation:
+class ProtocolViolation(Record):
     """A line that tried to be a message and failed; ``problem`` says why."""
 
     text: str

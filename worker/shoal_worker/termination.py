@@ -12,7 +12,8 @@ from __future__ import annotations
 import hmac
 import json
 import sys
-from dataclasses import dataclass, field
+
+from .records import Record, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,8 +31,7 @@ TRUNCATION_SUFFIX = " ...[truncated]"
 _MESSAGE_RESERVE = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class TerminationMessage:
+class TerminationMessage(Record):
     """A parsed termination message."""
 
     status: str

@@ -16,7 +16,6 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +56,7 @@ from shoal.local.process import (
 )
 from shoal.local.reporting import Reporter
 from shoal_worker.protocol import TOKEN_ENV, Message, ProgressMessage, new_token
+from shoal_worker.records import Record
 
 if TYPE_CHECKING:  # the store's modules load when a run first uses it (load_items)
     from shoal.artifact_steps import StoreFactory
@@ -89,8 +89,7 @@ def use_pidfd_child_watcher() -> None:
     policy.set_child_watcher(watcher)
 
 
-@dataclass(frozen=True, slots=True)
-class _Stop:
+class _Stop(Record):
     reason: str
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+
+from shoal_worker.records import Record
 
 __all__ = ["Failure", "failing_frame", "failure_of", "first_line"]
 
@@ -17,8 +18,7 @@ _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fun
 _CARETS = re.compile(r"^[\s^~]+$")
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
+class Failure(Record):
     """What a failed attempt reported: `error` is `Type: message`, `at` the failing frame."""
 
     error: str
