@@ -15,11 +15,10 @@ standard library only.
 
 from __future__ import annotations
 
-import hmac
 import json
 import math
+import os
 import re
-import secrets
 
 from .records import Record, field
 from .termination import (
@@ -152,8 +151,11 @@ class _Invalid(Exception):
 
 
 def new_token() -> str:
-    """A fresh attempt token: 128 random bits, hex (safe in env, shell and JSON)."""
-    return secrets.token_hex(16)
+    """A fresh attempt token: 128 random bits, hex (safe in env, shell and JSON).
+
+    `os.urandom`, as `secrets.token_hex` reads it: importing `secrets` (with `random`,
+    `hmac` and `hashlib`) would cost every `shoal run` a millisecond or two."""
+    return os.urandom(16).hex()
 
 
 def strip_newline(line: str) -> str:
@@ -179,7 +181,9 @@ def redact(line: str, token: str) -> str:
 def _token_matches(given: str, token: str) -> bool:
     if not token:  # a consumer without a token accepts no message at all
         return False
-    return hmac.compare_digest(
+    from hmac import compare_digest  # on first use: hashlib's import costs every start-up
+
+    return compare_digest(
         given.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
     )
 
