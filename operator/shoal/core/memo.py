@@ -11,9 +11,9 @@ whole; both use `MemoCache` for every decision.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
+from shoal.core.lazy_re import LazyPattern  # compiled on first use: start-up
 from shoal_worker.records import Record, field
 
 __all__ = [
@@ -37,7 +37,7 @@ MAX_ENTRY_BYTES = 32 * 1024
 MAX_KEY_LENGTH = 512
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_PART = re.compile(r"([0-9]{1,6})([smhd])")
+_PART = LazyPattern(r"([0-9]{1,6})([smhd])")
 
 
 def parse_duration(text: str) -> float:
