@@ -156,3 +156,24 @@ def test_a_mutable_default_must_use_a_factory() -> None:
         class Late(Record):
             a: int = 0
             b: int  # type: ignore[misc]
+
+
+def test_slots_and_frozenness_come_from_the_record_and_its_bases() -> None:
+    with pytest.raises(TypeError, match="a record's slots are its annotated fields"):
+
+        class Slotted(Record):
+            __slots__ = ("a",)
+
+    with pytest.raises(TypeError, match="all frozen or all mutable"):
+
+        class Frozen(Counter):  # Counter is mutable
+            extra: int = 0
+
+    class Labelled(Tag):
+        label: str = ""
+
+    labelled = Labelled("a", label="x")
+    assert record_fields(labelled) == ("name", "seen", "label")
+    assert repr(labelled).endswith(".<locals>.Labelled(name='a', seen=0, label='x')")  # qualname
+    with pytest.raises(FrozenRecordError):
+        labelled.label = "y"  # type: ignore[misc]

@@ -100,10 +100,15 @@ class _RecordMeta(type):
     def __new__(
         mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], frozen: bool = True
     ) -> _RecordMeta:
-        if "__slots__" in namespace:  # Record itself: no fields of its own
+        records = [base for base in bases if isinstance(base, _RecordMeta)]
+        if not records:  # Record itself: no fields of its own
             return super().__new__(mcls, name, bases, namespace)
+        if "__slots__" in namespace:
+            raise TypeError(f"{name}: a record's slots are its annotated fields")
+        if any(getattr(base, "__record_frozen__", frozen) != frozen for base in records):
+            raise TypeError(f"{name}: a record and its bases are all frozen or all mutable")
         specs: dict[str, _Field] = {}
-        for base in reversed(bases):
+        for base in reversed(records):
             specs.update(getattr(base, "__record_specs__", {}))
         own = _own_fields(name, namespace)
         specs.update(own)
