@@ -8,6 +8,11 @@ peak RSS come from `os.wait4`. Compared:
   `shoal run` of a 50-node chain   to a bash loop         target wall <= 4x (issue 17)
      of `true` steps                  spawning 50 `true`   (measured only: the local
                                                            executor is another change)
+  `shoal run` of one `true` node   to `python -c pass`    (start-up: measured only)
+With `--against TREE` (a source tree of shoal, such as `git archive main` unpacked), the
+two `shoal run` cases also run from TREE's `operator/` and `worker/` (first on
+PYTHONPATH), interleaved with this checkout's, and their CPU is printed as a ratio: a
+change's effect on start-up, measured in one run.
 Medians, with the spread (min-max) of the repeated runs, and the load average, so a
 reader can judge the noise of a shared machine. Peak RSS is read by GNU time from one
 extra run: a child's own `ru_maxrss` starts at its parent's RSS (the pages it inherits
@@ -42,6 +47,8 @@ class Case:
 
     label: str
     argv: list[str]
+    env: dict[str, str] | None = None
+    """None: this process's environment."""
     cpu: list[float] = field(default_factory=list)
     wall: list[float] = field(default_factory=list)
     rss_mib: float | None = None
@@ -49,7 +56,8 @@ class Case:
     def run_once(self) -> None:
         """Spawn, wait, and record CPU (self and reaped children), wall time and peak RSS."""
         start = time.perf_counter()
-        pid = os.posix_spawn(self.argv[0], self.argv, os.environ, file_actions=QUIET)
+        env = os.environ if self.env is None else self.env
+        pid = os.posix_spawn(self.argv[0], self.argv, env, file_actions=QUIET)
         _, status, usage = os.wait4(pid, 0)
         self.wall.append(time.perf_counter() - start)
         if os.waitstatus_to_exitcode(status) != 0:
@@ -62,7 +70,8 @@ class Case:
             return
         report = folder / "rss"
         argv = [gnu_time, "-f", "%M", "-o", str(report), *self.argv]
-        pid = os.posix_spawn(gnu_time, argv, os.environ, file_actions=QUIET)
+        env = os.environ if self.env is None else self.env
+        pid = os.posix_spawn(gnu_time, argv, env, file_actions=QUIET)
         _, status, _ = os.wait4(pid, 0)
         if os.waitstatus_to_exitcode(status) == 0:
             self.rss_mib = int(report.read_text().split()[-1]) / 1024  # KiB
@@ -95,34 +104,39 @@ def chain_manifest(folder: Path, length: int) -> Path:
     for i in range(length):
         after = f", dependsOn: [n{i - 1}]" if i else ""
         lines.append(f"    - {{name: n{i}, command: ['true']{after}}}")
-    path = folder / "chain.yaml"
+    path = folder / f"chain{length}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def ratio(case: Case, peer: Case, target: float, what: str) -> str:
+def ratio(case: Case, peer: Case, target: float | None, what: str) -> str:
     pick = (lambda c: c.cpu) if what == "cpu" else (lambda c: c.wall)
     value = statistics.median(pick(case)) / statistics.median(pick(peer))
+    line = f"{case.label:<34} {what} {value:6.2f}x {peer.label:<22}"
+    if target is None:
+        return line
     verdict = "within" if value <= target else "OVER"
-    return (
-        f"{case.label:<34} {what} {value:6.2f}x {peer.label:<22} target <= {target:g}x: {verdict}"
-    )
+    return f"{line} target <= {target:g}x: {verdict}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs of each case (7)")
     parser.add_argument("--chain", type=int, default=50, help="nodes in the chain (50)")
+    parser.add_argument(
+        "--against", type=Path, help="another shoal source tree to compare `shoal run` with"
+    )
     args = parser.parse_args()
     from local import compile_project  # bench/local.py: the same step, one owner
 
     compiled = ", ".join(compile_project())  # as an install has it: no run compiles sources
+    if args.against is not None:
+        compiled += ", " + ", ".join(compile_tree(args.against))
     true = shutil.which("true") or "/bin/true"
     bash = shutil.which("bash") or "/bin/bash"
     shoal = shoal_argv()
     with tempfile.TemporaryDirectory(prefix="shoal-startup-") as tmp:
         folder = Path(tmp)
-        manifest = chain_manifest(folder, args.chain)
         python = Case("python -c pass", [sys.executable, "-c", "pass"])
         helps = Case("shoal --help", [*shoal, "--help"])
         validate = Case("shoal validate examples/hello.yaml", [*shoal, "validate", str(HELLO)])
@@ -130,11 +144,9 @@ def main() -> int:
             f"bash loop of {args.chain} true",
             [bash, "-c", f'for i in $(seq {args.chain}); do "{true}"; done'],
         )
-        chain = Case(
-            f"shoal run: chain of {args.chain} true",
-            [*shoal, "run", "--plain", "-q", "--workdir", str(folder / "work"), str(manifest)],
-        )
-        cases = [python, helps, validate, loop, chain]
+        chain, one = (run_case(shoal, folder, n) for n in (args.chain, 1))
+        twins = [] if args.against is None else [against(c, args.against) for c in (chain, one)]
+        cases = [python, helps, validate, loop, chain, one, *twins]
         before = os.getloadavg()
         for _ in range(args.repeat):
             for case in cases:
@@ -155,7 +167,42 @@ def main() -> int:
     print(ratio(validate, python, 5, "cpu"))
     print(ratio(chain, loop, 4, "wall"))
     print(ratio(chain, loop, 4, "cpu") + " (CPU: for reference, the target is on wall)")
+    print(ratio(one, python, None, "cpu") + f" ({cpu_ms(one) - cpu_ms(python):.1f} ms more)")
+    for case, twin in zip((chain, one), twins, strict=False):
+        print(ratio(case, twin, None, "cpu") + f" ({cpu_ms(case) - cpu_ms(twin):+.1f} ms)")
     return 0
+
+
+def run_case(shoal: list[str], folder: Path, length: int) -> Case:
+    """`shoal run` of a chain of `length` nodes of `true`, plain and quiet."""
+    manifest = chain_manifest(folder, length)
+    work = str(folder / f"work{length}")
+    label = f"shoal run: chain of {length} true" if length > 1 else "shoal run: 1 node true"
+    return Case(label, [*shoal, "run", "--plain", "-q", "--workdir", work, str(manifest)])
+
+
+def against(case: Case, tree: Path) -> Case:
+    """`case` with `tree`'s sources first on the path (the same interpreter and script)."""
+    sources = [str(tree.resolve() / "operator"), str(tree.resolve() / "worker")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sources)}
+    return Case(f"{case.label} ({tree.name})", case.argv, env=env)
+
+
+def compile_tree(tree: Path) -> list[str]:
+    """Byte-compile `tree`'s sources, as compile_project does this checkout's."""
+    import compileall
+
+    folders = [tree / "operator" / "shoal", tree / "worker" / "shoal_worker"]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise SystemExit(f"--against {tree}: not a shoal source tree (no {', '.join(missing)})")
+    for folder in folders:
+        compileall.compile_dir(folder, quiet=1)
+    return [str(f) for f in folders]
+
+
+def cpu_ms(case: Case) -> float:
+    return 1000 * statistics.median(case.cpu)
 
 
 if __name__ == "__main__":

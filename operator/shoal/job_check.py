@@ -9,7 +9,6 @@ is the worker's own (`shoal_worker.args`), so validation and the worker cannot d
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import os
 import sys
@@ -167,7 +166,9 @@ def argument_problems(func: JobFunction, args: dict[str, Any]) -> list[tuple[str
     for name, value in args.items():
         param = by_name.get(name)
         if param is None and not takes_any:
-            close = difflib.get_close_matches(name, list(by_name), n=1, cutoff=0.6)
+            from difflib import get_close_matches  # only for a mistake (start-up)
+
+            close = get_close_matches(name, list(by_name), n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}? " if close else ""
             takes = ", ".join(by_name) or "no arguments"
             found.append((f"args.{name}", f"unknown argument ({hint}the job takes: {takes})"))

@@ -54,6 +54,10 @@ DOC_COMMANDS: dict[str, str] = {
     ".venv/bin/python bench/startup.py": (
         "tests/local/test_doc_commands_run.py::test_startup_bench_runs_verbatim"
     ),
+    ".venv/bin/python bench/startup.py --repeat 9 --against": (
+        "tests/local/test_bench_startup.py::"
+        "test_the_startup_bench_compares_shoal_run_with_another_tree"
+    ),
     ".venv/bin/python bench/local.py --quick": (
         "tests/local/test_bench_local.py::"
         "test_the_local_bench_prints_the_fan_out_and_chain_targets_with_their_ratios"

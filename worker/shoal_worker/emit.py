@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import threading
-from dataclasses import replace
 
 from .protocol import TOKEN_ENV, encode
 
@@ -59,7 +58,7 @@ class Emitter:
         the result.
         """
         with self._lock:
-            numbered = replace(msg, seq=self._seq + 1)  # type: ignore[arg-type]
+            numbered = msg.replace(seq=self._seq + 1)
             line = encode(numbered, self._token)
             self._seq += 1
             if not self.broken:

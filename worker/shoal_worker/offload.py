@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
 
+from .records import Record
 from .refs import OUTPUT_KEY_PREFIX, ArtifactRef, artifact_key
 
 TYPE_CHECKING = False
@@ -41,8 +41,7 @@ def encode(value: Any) -> str:
     return json.dumps(value, separators=_SEPARATORS, ensure_ascii=False)
 
 
-@dataclass(frozen=True, slots=True)
-class ValueRef:
+class ValueRef(Record):
     """A reference to an offloaded output value."""
 
     ref: ArtifactRef

@@ -15,13 +15,12 @@ standard library only.
 
 from __future__ import annotations
 
-import hmac
 import json
 import math
+import os
 import re
-import secrets
-from dataclasses import dataclass, field
 
+from .records import Record, field
 from .termination import (
     TERMINATION_MESSAGE_LIMIT,
     TerminationMessage,
@@ -85,16 +84,14 @@ _RFC3339 = r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2
 _LINE_BREAK_ESCAPES = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
-@dataclass(frozen=True, slots=True)
-class LogMessage:
+class LogMessage(Record):
     message: str
     level: Level = "info"
     fields: dict[str, Any] = field(default_factory=dict)
     seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ProgressMessage:
+class ProgressMessage(Record):
     percent: float | None = None
     message: str | None = None
     current: int | None = None
@@ -102,38 +99,33 @@ class ProgressMessage:
     seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OutputMessage:
+class OutputMessage(Record):
     key: str
     value: Any
     seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ResultMessage:
+class ResultMessage(Record):
     status: Status
     outputs: dict[str, Any] = field(default_factory=dict)
     message: str | None = None
     seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorMessage:
+class ErrorMessage(Record):
     message: str
     error_type: str | None = None
     traceback: str | None = None
     seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PlainLine:
+class PlainLine(Record):
     """A line without the marker: an ordinary log line."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProtocolViolation:
+class ProtocolViolation(Record):
     """A line that tried to be a message and failed; ``problem`` says why."""
 
     text: str
@@ -159,8 +151,11 @@ class _Invalid(Exception):
 
 
 def new_token() -> str:
-    """A fresh attempt token: 128 random bits, hex (safe in env, shell and JSON)."""
-    return secrets.token_hex(16)
+    """A fresh attempt token: 128 random bits, hex (safe in env, shell and JSON).
+
+    `os.urandom`, as `secrets.token_hex` reads it: importing `secrets` (with `random`,
+    `hmac` and `hashlib`) would cost every `shoal run` a millisecond or two."""
+    return os.urandom(16).hex()
 
 
 def strip_newline(line: str) -> str:
@@ -186,7 +181,9 @@ def redact(line: str, token: str) -> str:
 def _token_matches(given: str, token: str) -> bool:
     if not token:  # a consumer without a token accepts no message at all
         return False
-    return hmac.compare_digest(
+    from hmac import compare_digest  # on first use: hashlib's import costs every start-up
+
+    return compare_digest(
         given.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
     )
 

@@ -8,7 +8,8 @@ the store. Standard library only.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from .records import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,8 +24,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-@dataclass(frozen=True, slots=True)
-class ArtifactRef:
+class ArtifactRef(Record):
     """What travels in outputs and status instead of the payload itself."""
 
     key: str

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
+
+from .records import Record, field
 
 ENV_URL = "SHOAL_ARTIFACTS"
 ENV_ENDPOINT = "SHOAL_S3_ENDPOINT"
@@ -53,8 +54,7 @@ class StoreSettingsError(ValueError):
         self.problem = problem
 
 
-@dataclass(frozen=True, slots=True)
-class StoreSettings:
+class StoreSettings(Record):
     """An artifact store: ``s3://bucket/prefix`` or ``file:///abs/path``, plus S3 options.
 
     A bare absolute path means ``file://``. Credentials left ``None`` use boto3's default
@@ -173,11 +173,11 @@ class StoreSettings:
         scheme, old_bucket, old_prefix = _parse_url(self.url)
         if scheme == "file":
             parts = [old_prefix, bucket or "", clean_prefix or ""]
-            return replace(self, url="file://" + "/".join(p for p in parts if p))
+            return self.replace(url="file://" + "/".join(p for p in parts if p))
         new_bucket = bucket if bucket is not None else old_bucket
         new_prefix = clean_prefix if clean_prefix is not None else old_prefix
         url = f"s3://{new_bucket}/{new_prefix}" if new_prefix else f"s3://{new_bucket}"
-        return replace(self, url=url)
+        return self.replace(url=url)
 
 
 def _parse_url(url: str) -> tuple[str, str, str]:

@@ -9,10 +9,10 @@ their keys, then shorten) instead of letting the kubelet cut the JSON in half.
 
 from __future__ import annotations
 
-import hmac
 import json
 import sys
-from dataclasses import dataclass, field
+
+from .records import Record, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,8 +30,7 @@ TRUNCATION_SUFFIX = " ...[truncated]"
 _MESSAGE_RESERVE = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class TerminationMessage:
+class TerminationMessage(Record):
     """A parsed termination message."""
 
     status: str
@@ -142,7 +141,9 @@ def parse_termination_message(text: str, token: str) -> TerminationMessage | Non
     given = doc.get("token")
     if not token or not isinstance(given, str):
         return None
-    if not hmac.compare_digest(
+    from hmac import compare_digest  # on first use: hashlib's import costs every start-up
+
+    if not compare_digest(
         given.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
     ):
         return None

@@ -8,9 +8,7 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -41,6 +39,7 @@ from shoal.fast_run import compile_for_run
 from shoal.job_check import import_path  # where --import looks, shared with validate
 from shoal.local.executor import LocalExecutor
 from shoal.local.reporting import LiveReporter, PlainReporter, Reporter
+from shoal.local.run_ids import random_uid, temporary_workdir
 from shoal_worker.offload import OFFLOAD_BYTES
 from shoal_worker.store_settings import ENV_URL, StoreSettings
 
@@ -120,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         reporter = PlainReporter(status_stream, show_logs=not args.quiet)
 
     manifest_dir = Path.cwd() if args.file == STDIN else Path(args.file).resolve().parent
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="shoal-run-"))
+    workdir = Path(args.workdir) if args.workdir else temporary_workdir()
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         settings = local_store_settings(args.artifacts, workdir, os.environ)
@@ -191,7 +190,7 @@ def for_local_run(wf: CompiledWorkflow, settings: StoreSettings) -> CompiledWork
     """A fresh uid (artifact keys of two runs never collide) and the offload threshold."""
     spec_artifacts = wf.spec.artifacts
     threshold = spec_artifacts.offload_bytes if spec_artifacts is not None else OFFLOAD_BYTES
-    meta = wf.meta.replace(uid=wf.meta.uid or str(uuid.uuid4()))
+    meta = wf.meta.replace(uid=wf.meta.uid or random_uid())
     return wf.replace(meta=meta, offload_bytes=threshold)
 
 

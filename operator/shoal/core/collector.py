@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from shoal.api.limits import MAX_RESULT_BYTES
@@ -27,13 +26,13 @@ from shoal_worker.protocol import (
     redact,
     strip_newline,
 )
+from shoal_worker.records import Record
 from shoal_worker.termination import parse_termination_message
 
 __all__ = ["Outcome", "StreamCollector"]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(Record):
     """What a finished worker amounts to, for the control plane."""
 
     succeeded: bool

@@ -6,19 +6,17 @@ executors (local processes, Kubernetes Jobs) interpret exactly the same vocabula
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.api.enums import NodePhase, WorkflowPhase
+from shoal_worker.records import Record, field
 
 
-@dataclass(frozen=True, slots=True)
-class StartWorkflow:
+class StartWorkflow(Record):
     """The run begins now."""
 
 
-@dataclass(frozen=True, slots=True)
-class ExpandNode:
+class ExpandNode(Record):
     """A node's dependencies are satisfied and it will run; `items` is its fan-out, if any."""
 
     node: str
@@ -27,8 +25,7 @@ class ExpandNode:
     """The artifact key the items were read from, when `forEach` was an offloaded list."""
 
 
-@dataclass(frozen=True, slots=True)
-class LoadItems:
+class LoadItems(Record):
     """`forEach` yielded an offloaded list: read it from the artifact store, then expand.
 
     The executor reports `ItemsLoaded`; until then the node waits (no wake time: the
@@ -39,8 +36,7 @@ class LoadItems:
     reference: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class StoreOutputs:
+class StoreOutputs(Record):
     """A fan-out's aggregated outputs in `keys` are too large for status: store them.
 
     The executor writes each as one artifact and reports `OutputsStored`; then the node
@@ -51,8 +47,7 @@ class StoreOutputs:
     keys: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class StartTask:
+class StartTask(Record):
     """Start one attempt of one item: executors create exactly one pod or process for it."""
 
     node: str
@@ -67,8 +62,7 @@ class StartTask:
     timeout_seconds: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class KillTask:
+class KillTask(Record):
     """Stop a running attempt; its finish event will carry `reason` as the message."""
 
     node: str
@@ -77,8 +71,7 @@ class KillTask:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class RetryTask:
+class RetryTask(Record):
     """A failed attempt will be retried at `at` (the wait is a decision, not a sleep)."""
 
     node: str
@@ -88,8 +81,7 @@ class RetryTask:
     """An infrastructure failure: this retry does not count against `retries.limit`."""
 
 
-@dataclass(frozen=True, slots=True)
-class FailTask:
+class FailTask(Record):
     """An item failed for good (retries exhausted, not retriable, or shutting down)."""
 
     node: str
@@ -98,8 +90,7 @@ class FailTask:
     exit_code: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class FinishNode:
+class FinishNode(Record):
     """A node reached its final phase."""
 
     node: str
@@ -108,16 +99,14 @@ class FinishNode:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class BeginShutdown:
+class BeginShutdown(Record):
     """Stop starting work: the run will end as `phase` (Stopped, or Failed on a deadline)."""
 
     phase: WorkflowPhase
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class AcquireLocks:
+class AcquireLocks(Record):
     """Ask for every lock of `synchronization` (`node` "" for the workflow's own); the
     executor reports `LocksGranted` when it holds them all (core/flow_gates.py)."""
 
@@ -126,8 +115,7 @@ class AcquireLocks:
     priority: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class LookupMemo:
+class LookupMemo(Record):
     """Look `key` up in the memo cache; the executor reports `MemoFound`."""
 
     node: str
@@ -135,8 +123,7 @@ class LookupMemo:
     max_age: float
 
 
-@dataclass(frozen=True, slots=True)
-class FinishWorkflow:
+class FinishWorkflow(Record):
     """The run is over."""
 
     phase: WorkflowPhase
@@ -160,8 +147,7 @@ Decision = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(Record):
     """The planner's answer: what to do now, and when to ask again if nothing happens."""
 
     decisions: list[Decision]

@@ -10,7 +10,6 @@ any lock is asked for: a reused node needs no lock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shoal.api.enums import NodePhase
@@ -25,6 +24,7 @@ from shoal.core.decisions import (
 from shoal.core.expressions import ExpressionError, render, to_text
 from shoal.core.memo import MAX_KEY_LENGTH, MemoLookup, parse_duration
 from shoal.core.state import RunState
+from shoal_worker.records import Record
 
 if TYPE_CHECKING:  # models, built only for locks and memos: `shoal run`'s fast path has neither
     from shoal.api.synchronization import LockStatus
@@ -49,23 +49,20 @@ WORKFLOW = ""
 """The holder name of the workflow-level locks in `RunState.locks_*`."""
 
 
-@dataclass(frozen=True, slots=True)
-class LocksGranted:
+class LocksGranted(Record):
     """The executor holds every lock `AcquireLocks` asked for."""
 
     node: str
 
 
-@dataclass(frozen=True, slots=True)
-class LocksWaiting:
+class LocksWaiting(Record):
     """The executor asked, and `node` still waits: `holders` hold its locks."""
 
     node: str
     holders: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class MemoFound:
+class MemoFound(Record):
     """The answer to `LookupMemo`: the outputs to reuse, or None (a miss)."""
 
     node: str

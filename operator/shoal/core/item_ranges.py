@@ -8,17 +8,17 @@ cannot bloat the status: past the cap nothing is recorded and a retry runs every
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shoal.api import limits
+from shoal.core.lazy_re import LazyPattern  # compiled on first use: start-up
 
 __all__ = ["MAX_RANGES_CHARS", "format_ranges", "parse_ranges", "succeeded_ranges"]
 
 MAX_RANGES_CHARS = limits.MAX_STATUS_ITEM_RANGES_CHARS
 """Longest index-range text written to the status (about 2,000 separate runs of items)."""
-_PART = re.compile(r"([0-9]{1,9})(?:-([0-9]{1,9}))?")
+_PART = LazyPattern(r"([0-9]{1,9})(?:-([0-9]{1,9}))?")
 
 
 def format_ranges(indexes: Iterable[int]) -> str | None:

@@ -16,8 +16,9 @@ whole with optimistic concurrency, so a grant is one atomic write.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from typing import Any
+
+from shoal_worker.records import Record, field
 
 __all__ = [
     "MAX_TABLE_ENTRIES",
@@ -42,8 +43,7 @@ def holder_id(uid: str, node: str | None) -> str:
     return f"{uid}/{node}" if node else uid
 
 
-@dataclass(frozen=True, slots=True)
-class LockRequest:
+class LockRequest(Record):
     """One holder's request for a set of locks, and what it says about itself."""
 
     holder: str
@@ -91,8 +91,7 @@ class LockRequest:
         return cls(holder, workflow[:_MAX_ID], dict(locks), priority, float(at))
 
 
-@dataclass(slots=True)
-class LockTable:
+class LockTable(Record, frozen=False):
     """Who holds and who waits for the locks of one namespace."""
 
     holders: list[LockRequest] = field(default_factory=list)
@@ -183,4 +182,4 @@ class LockTable:
 
 def with_time(req: LockRequest, at: float) -> LockRequest:
     """`req` requested at `at` (adapters stamp the time they queue it)."""
-    return replace(req, requested_at=at)
+    return req.replace(requested_at=at)

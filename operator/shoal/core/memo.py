@@ -11,9 +11,10 @@ whole; both use `MemoCache` for every decision.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
 from typing import Any
+
+from shoal.core.lazy_re import LazyPattern  # compiled on first use: start-up
+from shoal_worker.records import Record, field
 
 __all__ = [
     "MAX_ENTRY_BYTES",
@@ -36,7 +37,7 @@ MAX_ENTRY_BYTES = 32 * 1024
 MAX_KEY_LENGTH = 512
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_PART = re.compile(r"([0-9]{1,6})([smhd])")
+_PART = LazyPattern(r"([0-9]{1,6})([smhd])")
 
 
 def parse_duration(text: str) -> float:
@@ -47,8 +48,7 @@ def parse_duration(text: str) -> float:
     return float(sum(int(n) * _UNITS[u] for n, u in parts))
 
 
-@dataclass(slots=True)
-class MemoLookup:
+class MemoLookup(Record, frozen=False):
     """A memoized node's lookup in a run: its key, and once answered, hit or miss."""
 
     key: str
@@ -61,8 +61,7 @@ class MemoLookup:
         return self.outputs is not None
 
 
-@dataclass(slots=True)
-class MemoEntry:
+class MemoEntry(Record, frozen=False):
     """One cached result: the outputs and when they were computed and last reused."""
 
     outputs: dict[str, Any]
@@ -72,8 +71,7 @@ class MemoEntry:
     """`NAMESPACE/NAME` (or the local file) of the run that computed it."""
 
 
-@dataclass(slots=True)
-class MemoCache:
+class MemoCache(Record, frozen=False):
     """A bounded key -> entry map (insertion order is recency: oldest first)."""
 
     entries: dict[str, MemoEntry] = field(default_factory=dict)

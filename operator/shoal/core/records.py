@@ -6,7 +6,8 @@ validator's start-up. The few records the validator builds (compiled workflows, 
 expressions, problems) derive from `Record` instead: their fields are their `__slots__`,
 assigned once in an ordinary `__init__`, and `Record` gives what the dataclasses gave them
 (immutability, equality and hashing over the compared fields, a repr, `replace`, pickling).
-Everything else in the code base keeps using dataclasses.
+`shoal run`'s records (decisions, events, protocol messages) are declared like
+dataclasses on `shoal_worker.records.Record` instead, which the worker can import too.
 """
 
 from __future__ import annotations

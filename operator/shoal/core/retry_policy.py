@@ -6,7 +6,6 @@ attempt, `maxDurationSeconds`) reads in one place; the planner only asks `choose
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from shoal.api.backoff import backoff_delay
@@ -15,6 +14,7 @@ from shoal.core.compiled import CompiledNode
 from shoal.core.expressions import ExpressionError
 from shoal.core.state import MAX_INFRASTRUCTURE_RETRIES, Task
 from shoal.core.text import clip
+from shoal_worker.records import Record
 
 __all__ = [
     "INFRASTRUCTURE_RETRY_DELAY",
@@ -30,8 +30,7 @@ LAST_RETRY_MESSAGE_CHARS = 1024
 """`lastRetry.message` is clipped to this: the expression needs the gist, not a log."""
 
 
-@dataclass(frozen=True, slots=True)
-class RetryChoice:
+class RetryChoice(Record):
     """The verdict on one failed attempt: retry at `at`, or give up (`at` is None)."""
 
     at: float | None

@@ -7,9 +7,8 @@ sequence whose bounds are templates) agree on every item. The length is checked 
 
 from __future__ import annotations
 
-import re
-
 from shoal.api.limits import MAX_FAN_OUT_ITEMS
+from shoal.core.lazy_re import LazyPattern  # compiled on first use: start-up
 
 TYPE_CHECKING = False  # `typing` at run time would cost `shoal validate` (issue 17)
 if TYPE_CHECKING:
@@ -18,8 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SequenceError", "check_format", "sequence_items"]
 
-_FORMAT = re.compile(r"^((?:[^%]|%%)*)%(0?)([0-9]{0,2})d((?:[^%]|%%)*)$")
-_INTEGER = re.compile(r"^\s*[-+]?[0-9]{1,19}\s*$")
+_FORMAT = LazyPattern(r"^((?:[^%]|%%)*)%(0?)([0-9]{0,2})d((?:[^%]|%%)*)$")
+_INTEGER = LazyPattern(r"^\s*[-+]?[0-9]{1,19}\s*$")
 
 
 class SequenceError(ValueError):

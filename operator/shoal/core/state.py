@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from shoal.api.enums import NodePhase, WorkflowPhase
 from shoal.api.limits import MAX_DECODE_DEPTH
 from shoal.core.jsonbounds import json_problem
 from shoal.core.memo import MemoLookup
+from shoal_worker.records import Record, field
 
 if TYPE_CHECKING:  # a model: `shoal run`'s fast path loads no pydantic (shoal/fast_run.py)
     from shoal.api.gates import Approval
@@ -41,8 +41,7 @@ class TaskPhase(StrEnum):
     """A retry is scheduled at `retry_at`."""
 
 
-@dataclass(slots=True)
-class Task:
+class Task(Record, frozen=False):
     """One item of a node (index 0 for a plain node) and its current attempt."""
 
     index: int
@@ -69,8 +68,7 @@ MAX_INFRASTRUCTURE_RETRIES = 3
 """Infrastructure failures of one item retried for free before they count like any other."""
 
 
-@dataclass(slots=True)
-class NodeState:
+class NodeState(Record, frozen=False):
     """What is known about one node."""
 
     phase: NodePhase = NodePhase.PENDING
@@ -112,8 +110,7 @@ class NodeState:
         return max(self.total - self.next_index, 0) + waiting
 
 
-@dataclass(slots=True)
-class RunState:
+class RunState(Record, frozen=False):
     """What is known about one run of a workflow."""
 
     nodes: dict[str, NodeState]
@@ -160,8 +157,7 @@ class RunState:
         return f"{done}/{len(self.nodes)}"
 
 
-@dataclass(slots=True)
-class PlanIndex:
+class PlanIndex(Record, frozen=False):
     """Which nodes a planning pass must look at, kept up to date instead of re-scanned.
 
     Only pending nodes whose dependencies have all finished (`ready`) and running nodes can
@@ -245,8 +241,7 @@ class PlanIndex:
         return self.finished
 
 
-@dataclass(frozen=True, slots=True)
-class TaskFinished:
+class TaskFinished(Record):
     """An executor's observation: an attempt ended."""
 
     node: str
@@ -277,8 +272,8 @@ def bounded_finish(event: TaskFinished) -> TaskFinished:
     )
     if problem is None:
         return event
-    return replace(
-        event, succeeded=False, outputs={}, message=f"outputs: {problem}", retriable=False
+    return event.replace(
+        succeeded=False, outputs={}, message=f"outputs: {problem}", retriable=False
     )
 
 
@@ -312,8 +307,7 @@ def record_finished(state: RunState, event: TaskFinished) -> bool:
     return True
 
 
-@dataclass(frozen=True, slots=True)
-class ItemsLoaded:
+class ItemsLoaded(Record):
     """An executor's observation: an offloaded `forEach` list was read (or could not be)."""
 
     key: str
@@ -321,8 +315,7 @@ class ItemsLoaded:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OutputsStored:
+class OutputsStored(Record):
     """An executor's observation: a fan-out's aggregated outputs were stored (or not)."""
 
     node: str

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -127,8 +126,8 @@ class WorkflowStore:
                 f"Secret {self.namespace}/{name} (spec.artifacts.store.credentialsSecret) "
                 f"needs the keys {SECRET_ACCESS_KEY_ID} and {SECRET_SECRET_ACCESS_KEY}"
             ) from None
-        return dataclasses.replace(
-            settings, access_key_id=key_id, secret_access_key=secret_key, session_token=None
+        return settings.replace(
+            access_key_id=key_id, secret_access_key=secret_key, session_token=None
         )
 
     def collects_on(self, *, phase_succeeded: bool, deleted: bool) -> bool:

@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,6 +63,7 @@ from shoal.local.reactor import SelectReactor, current
 from shoal.local.reporting import Reporter
 from shoal.local.short_slice import request_short_slice
 from shoal_worker.protocol import TOKEN_ENV, Message, ProgressMessage, new_token
+from shoal_worker.records import Record
 
 if TYPE_CHECKING:  # the store's modules load when a run first uses it (load_items)
     from shoal.artifact_steps import StoreFactory
@@ -76,8 +76,7 @@ STOP_BOUND_SECONDS = KILL_GRACE_SECONDS + 2.0
 given up on, so `shoal run` always ends within a few seconds."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Stop:
+class _Stop(Record):
     reason: str
 
 

@@ -8,17 +8,17 @@ escaped JSON line, so this reads the innermost frame and the exception line out 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
+
+from shoal.core.lazy_re import LazyPattern  # compiled on first use: start-up
+from shoal_worker.records import Record
 
 __all__ = ["Failure", "failing_frame", "failure_of", "first_line"]
 
-_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+)$')
-_CARETS = re.compile(r"^[\s^~]+$")
+_FRAME = LazyPattern(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+)$')
+_CARETS = LazyPattern(r"^[\s^~]+$")
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
+class Failure(Record):
     """What a failed attempt reported: `error` is `Type: message`, `at` the failing frame."""
 
     error: str

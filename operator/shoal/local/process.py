@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoal.core.collector import Outcome, StreamCollector
@@ -25,6 +24,7 @@ from shoal.local.logs import AttemptLog
 from shoal.local.reactor import Handle, current
 from shoal.local.spawn import Child, spawn
 from shoal_worker.protocol import TOKEN_ENV, ErrorMessage, Message, PlainLine
+from shoal_worker.records import Record, field
 
 KILL_GRACE_SECONDS = 5.0
 """After SIGTERM, a child has this long to exit before SIGKILL (a pod's grace period)."""
@@ -153,8 +153,7 @@ def _field_value(wf: CompiledWorkflow, node: CompiledNode, task: StartTask, path
     return values.get(path, "")
 
 
-@dataclass(slots=True)
-class LocalTask:
+class LocalTask(Record, frozen=False):
     """A running child process and what has been read from it."""
 
     start: StartTask

@@ -9,10 +9,10 @@ it. Kept here, free of any drawing library, so the plain and the live view share
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.local.failures import Failure, first_line
+from shoal_worker.records import Record, field
 
 __all__ = ["ItemProgress", "NodeView", "RunView", "retries_text", "short_json"]
 
@@ -24,8 +24,7 @@ SHOWN_ITEMS = 5
 """At most this many running items of a fan-out get their own progress line."""
 
 
-@dataclass(frozen=True, slots=True)
-class ItemProgress:
+class ItemProgress(Record):
     """The latest `ctx.progress(...)` of one running item (or plain node)."""
 
     fraction: float | None
@@ -51,8 +50,7 @@ class ItemProgress:
         return cls(fraction, label, first_line(message, 120) if message else None)
 
 
-@dataclass(slots=True)
-class NodeView:
+class NodeView(Record, frozen=False):
     """One node's extra facts."""
 
     retries: int = 0
