@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from shoal.core.compiled import CompiledNode, CompiledWorkflow
 from shoal.core.validation import InvalidWorkflow, Problem
 from shoal.for_each_check import for_each_problems
+from shoal.import_path import import_path
 from shoal_worker import registry
 from shoal_worker.args import check_value, wants_context
 from shoal_worker.errors import UsageError
@@ -72,17 +73,6 @@ def _search_path(paths: Sequence[Path]) -> Iterator[None]:
         yield
     finally:
         sys.path[:] = saved
-
-
-def import_path(manifest_dir: Path, cwd: Path, pythonpath: str | None) -> list[Path]:
-    """Where `--import MODULE` is looked for: beside the manifest, the current directory,
-    then $PYTHONPATH, made absolute (the jobs run in the manifest's folder, not here)."""
-    found: list[Path] = []
-    entries = [p for p in (pythonpath or "").split(os.pathsep) if p]
-    for path in [manifest_dir, cwd, *(cwd / p for p in entries)]:
-        if path.resolve() not in found:
-            found.append(path.resolve())
-    return found
 
 
 def import_jobs_for(modules: Sequence[str], manifest_dir: Path, source: str) -> None:

@@ -6,7 +6,8 @@ what it used to cost a 1-node run: `dataclasses` and its per-class code generati
 planner's records are `shoal_worker.records.Record`s), `uuid` with `platform` (the run's
 uid), `secrets`, `random`, `hmac` and `hashlib` (the attempt token, compared only once a
 child speaks the protocol), `tempfile` (only without `--workdir`), `difflib` (a
-mistake's suggestion).
+mistake's suggestion), `inspect` (the job checker, only with `--import`), and asyncio with
+`ssl` and `concurrent.futures` (the loop is local/reactor.py's; `--ui` runs on asyncio).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ KEPT_OUT = (
     "hashlib",
     "tempfile",
     "difflib",
+    "inspect",
+    "asyncio",
+    "ssl",
+    "concurrent.futures",
 )
 
 

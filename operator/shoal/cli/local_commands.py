@@ -36,7 +36,7 @@ from shoal.core.state import RunState
 from shoal.core.timestamps import format_rfc3339
 from shoal.core.validation import InvalidWorkflow
 from shoal.fast_run import compile_for_run
-from shoal.job_check import import_path  # where --import looks, shared with validate
+from shoal.import_path import import_path  # where --import looks, shared with validate
 from shoal.local.executor import LocalExecutor
 from shoal.local.reporting import LiveReporter, PlainReporter, Reporter
 from shoal.local.run_ids import random_uid, temporary_workdir
