@@ -130,6 +130,9 @@ def run_shoal(path: Path, work: Path) -> tuple[float, int]:
 
 def run_peer(count: int, width: int) -> tuple[float, int]:
     """Parent CPU seconds and loop turns of the bare asyncio spawner, in-process."""
+    from shoal.local.child_watch import use_pidfd_watcher
+
+    use_pidfd_watcher()  # asyncio's best on 3.11: pidfds, not a waiting thread per child
     scope: dict[str, object] = {"__name__": "peer"}
     exec(PEER, scope)
     spawner: Callable[[int, int, list[str]], object] = scope["spawner"]  # type: ignore[assignment]

@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,23 @@ def test_a_closed_reactor_drops_a_late_wake_up() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_a_child_is_read_and_reaped_on_the_reactor_own_epoll(tmp_path: Path) -> None:
+    """On a SelectReactor the children's pipes go into the reactor's epoll (no second
+    epoll): output arrives in order, the end is seen, and nothing stays registered."""
+    from shoal.local.child_poll import ReactorPoll, child_poll
+    from shoal.local.spawn import spawn
+
+    out: list[bytes] = []
+    with SelectReactor().running() as loop:
+        argv = ["sh", "-c", "echo one; echo two >&2; echo three"]
+        child = spawn(argv, dict(os.environ), tmp_path, out.append, out.append)
+        assert isinstance(child_poll(loop), ReactorPoll)
+        done = loop.run_until(lambda: child.returncode is not None and child.is_drained, 30)
+        assert done
+        assert loop._readers.keys() == {loop._wake_r}  # the pipes were removed
+    assert child.returncode == 0
+    text = b"".join(out)
+    assert text.index(b"one") < text.index(b"three")
+    assert b"two" in text

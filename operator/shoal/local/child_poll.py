@@ -15,9 +15,9 @@ import contextlib
 import select
 from collections.abc import Callable, Iterator
 
-from shoal.local.reactor import Reactor, current
+from shoal.local.reactor import Reactor, SelectReactor, current
 
-__all__ = ["ChildPoll", "child_poll", "held"]
+__all__ = ["ChildPoll", "ReactorPoll", "child_poll", "held"]
 
 _ATTRIBUTE = "_shoal_child_poll"
 """Where a loop keeps its open poll: it lives and dies with the loop (a module-level map
@@ -75,12 +75,33 @@ class ChildPoll:
                 )
 
 
-def child_poll(loop: Reactor | None = None) -> ChildPoll:
+class ReactorPoll:
+    """On a `SelectReactor` (local/reactor.py), whose own epoll costs one `register` per
+    fd and calls a reader straight from its poll, the children's fds go into it: no second
+    epoll and no second wait per event."""
+
+    def __init__(self, reactor: SelectReactor) -> None:
+        self._reactor = reactor
+
+    def add(self, fd: int, handler: Callable[[], None]) -> None:
+        self._reactor.add_reader(fd, handler)
+
+    def remove(self, fd: int) -> None:
+        self._reactor.remove_reader(fd)
+
+    def hold(self) -> None:
+        """Nothing to keep open: the reactor's epoll lives as long as the reactor."""
+
+    def release(self) -> None:
+        """As `hold`."""
+
+
+def child_poll(loop: Reactor | None = None) -> ChildPoll | ReactorPoll:
     """The running reactor's poll (`loop`, when the caller has it), opened on first use."""
     loop = loop or current()
-    poll: ChildPoll | None = getattr(loop, _ATTRIBUTE, None)
+    poll: ChildPoll | ReactorPoll | None = getattr(loop, _ATTRIBUTE, None)
     if poll is None:
-        poll = ChildPoll(loop)
+        poll = ReactorPoll(loop) if isinstance(loop, SelectReactor) else ChildPoll(loop)
         setattr(loop, _ATTRIBUTE, poll)
     return poll
 

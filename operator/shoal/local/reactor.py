@@ -1,5 +1,5 @@
 """The local executor's event loop without asyncio: timers, readable fds, and wake-ups from
-signals and other threads, on one selector.
+signals and other threads, on one epoll (Linux, as local/child_poll.py).
 
 `import asyncio` was about 45 ms of `shoal run`'s start-up (it brings `ssl`,
 `concurrent.futures`, `logging`, `inspect`), a third of a short run, and a local run uses
@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
-import selectors
+import select
 import signal
 import sys
 import threading
@@ -90,18 +90,20 @@ def current() -> Reactor:
 
 class SelectReactor:
     """A single-threaded loop: ready callbacks, then due timers, then ready fds; it sleeps
-    in the selector until the next timer, an fd, or a wake-up byte on its own pipe (a
-    signal through `signal.set_wakeup_fd`, or `call_soon_threadsafe`)."""
+    in its epoll until the next timer, an fd, or a wake-up byte on its own pipe (a signal
+    through `signal.set_wakeup_fd`, or `call_soon_threadsafe`). A readable fd's reader is
+    called straight from the poll, with no handle or queue entry per event."""
 
     def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
+        self._epoll = select.epoll()
+        self._readers: dict[int, tuple[Callable[..., object], tuple[Any, ...]]] = {}
         self._ready: deque[_Call] = deque()
         self._timers: list[_Call] = []
         self._seq = 0
         self._lock = threading.Lock()
         self._from_threads: deque[_Call] = deque()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wakeups)
+        self.add_reader(self._wake_r, self._drain_wakeups)
         self._signals: dict[int, Any] = {}
         self._old_wakeup_fd: int | None = None
         self._closed = False
@@ -129,17 +131,15 @@ class SelectReactor:
         return call
 
     def add_reader(self, fd: int, callback: Callable[..., object], *args: Any) -> None:
-        data = (callback, args)
-        try:
-            self._selector.modify(fd, selectors.EVENT_READ, data)
-        except KeyError:
-            self._selector.register(fd, selectors.EVENT_READ, data)
+        if fd not in self._readers:
+            self._epoll.register(fd, select.EPOLLIN)
+        self._readers[fd] = (callback, args)
 
     def remove_reader(self, fd: int) -> bool:
-        try:
-            self._selector.unregister(fd)
-        except (KeyError, ValueError):
+        if self._readers.pop(fd, None) is None:
             return False
+        with contextlib.suppress(OSError):  # closed already: the kernel dropped it
+            self._epoll.unregister(fd)
         return True
 
     def add_signal_handler(self, signum: int, callback: Callable[..., object], *args: Any) -> None:
@@ -162,9 +162,10 @@ class SelectReactor:
                 return False
             wait = self._next_wait(now, deadline)
             self.turns += 1
-            for key, _ in self._selector.select(wait):
-                callback, args = key.data if key.fileobj != self._wake_r else (key.data, ())
-                self._ready.append(self._call(0.0, callback, args))
+            for fd, _ in self._epoll.poll(-1 if wait is None else wait):
+                reader = self._readers.get(fd)  # an earlier reader may have removed it
+                if reader is not None:
+                    self._guarded(reader[0], reader[1])
             self._due(time.monotonic())
         return True
 
@@ -182,7 +183,7 @@ class SelectReactor:
             self.close()
 
     def close(self) -> None:
-        """Restore the signal handlers and release the selector and the pipe (a thread's
+        """Restore the signal handlers and release the epoll and the pipe (a thread's
         late `call_soon_threadsafe` is then dropped)."""
         if self._closed:
             return
@@ -193,7 +194,8 @@ class SelectReactor:
         if self._old_wakeup_fd is not None:
             signal.set_wakeup_fd(self._old_wakeup_fd)
             self._old_wakeup_fd = None
-        self._selector.close()
+        self._epoll.close()
+        self._readers.clear()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -223,12 +225,14 @@ class SelectReactor:
         self._due(time.monotonic())
         for _ in range(len(self._ready)):  # those added meanwhile wait for the next pass
             call = self._ready.popleft()
-            if call.cancelled:
-                continue
-            try:
-                call.callback(*call.args)
-            except Exception as err:  # as asyncio: one failing callback does not stop the loop
-                self.call_exception_handler({"message": "error in a callback", "exception": err})
+            if not call.cancelled:
+                self._guarded(call.callback, call.args)
+
+    def _guarded(self, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+        try:
+            callback(*args)
+        except Exception as err:  # as asyncio: one failing callback does not stop the loop
+            self.call_exception_handler({"message": "error in a callback", "exception": err})
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         """Report a callback's error on stderr and carry on (asyncio's default logs it)."""
