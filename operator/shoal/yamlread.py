@@ -24,9 +24,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from shoal.api.limits import MAX_DECODE_DEPTH
 from shoal.core.lazy_re import LazyPattern
-from shoal.core.records import Record
+from shoal_worker.records import Record
 
-TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
+TYPE_CHECKING = False  # `typing` (and `dataclasses`) would cost `shoal validate`
 if TYPE_CHECKING:
     from collections.abc import Hashable, Iterator
     from typing import Any
@@ -61,15 +61,11 @@ _JSON_EXACT = 1e21
 class Surprise(Record):
     """A plain scalar kubectl reads differently from YAML 1.2 (and from most editors)."""
 
-    __slots__ = ("line", "column", "text", "value", "is_key")  # noqa: RUF023 - fields' order
     line: int
     column: int
     text: str
     value: Any
     is_key: bool
-
-    def __init__(self, line: int, column: int, text: str, value: Any, is_key: bool) -> None:
-        self._set(line=line, column=column, text=text, value=value, is_key=is_key)
 
     @property
     def reading(self) -> str:

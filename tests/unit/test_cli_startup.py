@@ -93,7 +93,7 @@ def test_validate_loads_the_validator_but_no_client_executor_or_repl() -> None:
     assert "shoal.manifests" not in modules
     # nor what only an error, another command or a type checker needs (issue 17: each of
     # these is a measurable share of a valid file's check): records are plain classes
-    # (core/records.py), did-you-mean suggestions and JSON are loaded when needed
+    # (shoal_worker/records.py), did-you-mean suggestions and JSON are loaded when needed
     assert sorted(modules & set(NOT_FOR_A_VALID_FILE)) == []
 
 

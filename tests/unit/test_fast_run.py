@@ -29,9 +29,9 @@ import yaml
 from shoal.api.model_view import FIELDS, ModelView
 from shoal.cli import local_commands
 from shoal.core.expressions import Expression
-from shoal.core.records import Record
 from shoal.core.validation import InvalidWorkflow
 from shoal.fast_run import compile_for_run
+from shoal_worker.records import Record, record_fields
 from tests.unit.test_fast_validate import _mutations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,7 +143,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, Expression):
         return ("Expression", value.source)
     if isinstance(value, Record):
-        fields = {name: plain(getattr(value, name)) for name in value.fields()}
+        fields = {name: plain(getattr(value, name)) for name in record_fields(value)}
         return (type(value).__name__, fields)
     if isinstance(value, Enum):
         # the api/enums ones are compared by identity in the core, so the view makes them

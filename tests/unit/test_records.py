@@ -1,5 +1,5 @@
-"""The validator's records (`core/records.py`) behave as the frozen dataclasses they replace:
-read-only, equal and hashed by their compared fields, copied with `replace`, picklable."""
+"""The validator's records (`shoal_worker/records.py`) behave as the frozen dataclasses they
+replace: read-only, equal and hashed by their compared fields, copied with `replace`, picklable."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from shoal.core.compiled import WorkflowMeta
 from shoal.core.expressions import Expression, Interpolation, compile_expression
-from shoal.core.records import FrozenRecordError
 from shoal.core.validation import Problem
 from shoal.yamlread import Surprise
+from shoal_worker.records import FrozenRecordError
 
 
 def test_fields_cannot_be_assigned_or_deleted() -> None:

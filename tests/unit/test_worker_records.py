@@ -177,3 +177,56 @@ def test_slots_and_frozenness_come_from_the_record_and_its_bases() -> None:
     assert repr(labelled).endswith(".<locals>.Labelled(name='a', seen=0, label='x')")  # qualname
     with pytest.raises(FrozenRecordError):
         labelled.label = "y"  # type: ignore[misc]
+
+
+def test_the_generic_and_the_generated_init_build_and_refuse_alike() -> None:
+    """A class's first `GENERATE_AFTER` constructions bind arguments generically, later
+    ones run its generated `__init__`: the same calls give the same records and errors."""
+    from shoal_worker import records
+
+    def fresh() -> tuple[type[Any], type[Any]]:
+        class P(Record):
+            name: str
+            x: float = 0.0
+            tags: list[str] = field(default_factory=list)
+
+        class C(Record, frozen=False):
+            start: int
+            seen: list[int] = field(init=False)
+
+            def __post_init__(self) -> None:
+                self.seen = [self.start]
+
+        return P, C
+
+    def outcomes(p: type[Any], c: type[Any]) -> list[object]:
+        seen: list[object] = []
+        calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = [
+            (p, ("a",), {}),
+            (p, ("a", 2.0), {"tags": ["t"]}),
+            (p, (), {"name": "b", "x": 1.5}),
+            (c, (3,), {}),
+            (p, (), {}),  # missing name
+            (p, ("a", 1.0, [], "extra"), {}),  # too many
+            (p, ("a",), {"name": "again"}),  # repeated
+            (p, ("a",), {"unknown": 1}),
+            (c, (3,), {"seen": [1]}),  # not an init field
+        ]
+        for cls, args, kwargs in calls:
+            try:
+                made = cls(*args, **kwargs)
+                seen.append((repr(made), getattr(made, "seen", None)))
+            except TypeError:
+                seen.append(TypeError)
+        return seen
+
+    generic = outcomes(*fresh())
+    p, c = fresh()
+    for _ in range(records.GENERATE_AFTER):  # past the threshold: the generated __init__
+        p("warm")
+        c(0)
+    assert p.__init__.__qualname__.endswith("P.__init__")  # the generated one is installed
+    assert outcomes(p, c) == generic
+    assert repr(generic[0]).endswith("P(name='a', x=0.0, tags=[])\", None)")
+    assert repr(generic[3]).endswith("C(start=3, seen=[3])', [3])")
+    assert generic[4:] == [TypeError] * 5

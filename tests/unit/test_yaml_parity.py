@@ -200,7 +200,7 @@ def _reading(docs: list[Any]) -> list[tuple[Any, list[Any], Any]]:
                 marks += walk(v, doc, [*path, k])
         return marks
 
-    return [(d.raw, walk(d.raw, d, []), [s.values() for s in d.surprises]) for d in docs]
+    return [(d.raw, walk(d.raw, d, []), list(d.surprises)) for d in docs]
 
 
 @pytest.mark.parametrize(

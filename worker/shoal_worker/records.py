@@ -9,9 +9,9 @@ declared the same way (annotated fields, defaults, `field(...)`), and gets:
 - `__slots__` from its fields, set before the class is made (no second class);
 - `__eq__`, `__hash__`, `__repr__`, pickling and `replace` shared from `Record`, reading
   the field names the class stores, instead of a method generated per class;
-- an `__init__` generated on the class's first construction, so a class a run never
-  builds never pays for it, and one it builds often gets a plain function as fast as a
-  dataclass's.
+- an `__init__` generated once a class has been built `GENERATE_AFTER` times (a generic
+  one binds the arguments until then), so a class built a few times never pays for the
+  compilation, and one built per item gets a plain function as fast as a dataclass's.
 
 Frozen by default (`class Task(Record, frozen=False)` for a mutable one, which like a
 mutable dataclass is unhashable). Type checkers read the classes as dataclasses
@@ -151,15 +151,54 @@ def _key_of(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
     return lambda record: tuple(getattr(record, name) for name in names)
 
 
+GENERATE_AFTER = 16
+"""Constructions of a class through the generic `__init__` before its own is generated:
+compiling one costs about 0.3 ms, which a class built a few times (the validator's) would
+not earn back, and one built per item (the run's) earns back at once."""
+
+
 def _first_init(cls: type) -> Callable[..., None]:
-    """An `__init__` that generates the class's real one, installs it, and calls it."""
+    """A generic `__init__` for the class's first constructions; then it generates the
+    class's own, installs it, and calls it."""
+    built = [0]
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        built[0] += 1
+        if built[0] < GENERATE_AFTER:
+            _bind(cls, self, args, kwargs)
+            return
         init = _generate_init(cls)
         type.__setattr__(cls, "__init__", init)
         init(self, *args, **kwargs)
 
     return __init__
+
+
+def _bind(cls: Any, record: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """What the generated `__init__` does, read from the field table at each call."""
+    store = object.__setattr__ if cls.__record_frozen__ else setattr
+    params = [(name, spec) for name, spec in cls.__record_specs__.items() if spec.init]
+    if len(args) > len(params):
+        raise TypeError(f"{cls.__qualname__}() takes {len(params)} positional arguments")
+    given = dict(zip((name for name, _ in params), args, strict=False))
+    for name, value in kwargs.items():
+        if name in given or all(name != known for known, _ in params):
+            raise TypeError(f"{cls.__qualname__}() got an unexpected or repeated argument {name!r}")
+        given[name] = value
+    for name, spec in cls.__record_specs__.items():
+        if name in given:
+            value = given[name]
+        elif spec.factory is not None:
+            value = spec.factory()
+        elif spec.default is not _MISSING:
+            value = spec.default
+        elif spec.init:
+            raise TypeError(f"{cls.__qualname__}() missing required argument {name!r}")
+        else:
+            continue  # set later (by __post_init__ or the owner), as dataclasses leave it
+        store(record, name, value)
+    if hasattr(cls, "__post_init__"):
+        record.__post_init__()
 
 
 def _generate_init(cls: Any) -> Callable[..., None]:

@@ -6,9 +6,9 @@ the planner trusts it and so never meets a cycle, an unknown node or a broken ex
 
 from __future__ import annotations
 
-from shoal.core.records import Record
+from shoal_worker.records import Record, field
 
-TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
+TYPE_CHECKING = False  # `typing` (and `dataclasses`) would cost `shoal validate`
 if TYPE_CHECKING:  # types only: `shoal validate`'s fast check loads no pydantic model
     from typing import Any
 
@@ -37,26 +37,6 @@ class CompiledNode(Record):
     - `memo_key`: `memoize.key` compiled (a template yielding text).
     """
 
-    __slots__ = (  # noqa: RUF023 - in the fields' order (Record.fields)
-        "name",
-        "spec",
-        "deps",
-        "ancestors",
-        "run_policy",
-        "when",
-        "for_each",
-        "args",
-        "command",
-        "env_values",
-        "env_refs",
-        "pod",
-        "parallelism",
-        "fail_fast",
-        "item_arg",
-        "retry_when",
-        "sequence",
-        "memo_key",
-    )
     name: str
     spec: Node
     deps: tuple[str, ...]
@@ -72,51 +52,9 @@ class CompiledNode(Record):
     parallelism: int | None
     fail_fast: bool
     item_arg: str | None
-    retry_when: Expression | None
-    sequence: Compiled | None
-    memo_key: Compiled | None
-
-    def __init__(
-        self,
-        name: str,
-        spec: Node,
-        deps: tuple[str, ...],
-        ancestors: frozenset[str],
-        run_policy: RunPolicy,
-        when: Expression | None,
-        for_each: Compiled | None,
-        args: Compiled,
-        command: Compiled | None,
-        env_values: dict[str, Compiled],
-        env_refs: tuple[EnvVar, ...],
-        pod: ResolvedPod,
-        parallelism: int | None,
-        fail_fast: bool,
-        item_arg: str | None,
-        retry_when: Expression | None = None,
-        sequence: Compiled | None = None,
-        memo_key: Compiled | None = None,
-    ) -> None:
-        self._set(
-            name=name,
-            spec=spec,
-            deps=deps,
-            ancestors=ancestors,
-            run_policy=run_policy,
-            when=when,
-            for_each=for_each,
-            args=args,
-            command=command,
-            env_values=env_values,
-            env_refs=env_refs,
-            pod=pod,
-            parallelism=parallelism,
-            fail_fast=fail_fast,
-            item_arg=item_arg,
-            retry_when=retry_when,
-            sequence=sequence,
-            memo_key=memo_key,
-        )
+    retry_when: Expression | None = None
+    sequence: Compiled | None = None
+    memo_key: Compiled | None = None
 
     @property
     def fan_out(self) -> bool:
@@ -138,20 +76,10 @@ class CompiledNode(Record):
 class WorkflowMeta(Record):
     """Identity of the run, visible to expressions as `workflow`."""
 
-    __slots__ = ("name", "namespace", "uid", "labels")  # noqa: RUF023 - fields' order
     name: str
-    namespace: str
-    uid: str
-    labels: dict[str, str]
-
-    def __init__(
-        self,
-        name: str,
-        namespace: str = "default",
-        uid: str = "",
-        labels: dict[str, str] | None = None,
-    ) -> None:
-        self._set(name=name, namespace=namespace, uid=uid, labels={} if labels is None else labels)
+    namespace: str = "default"
+    uid: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
 
     def as_context(self) -> dict[str, Any]:
         return {"name": self.name, "namespace": self.namespace, "uid": self.uid}
@@ -166,17 +94,6 @@ class CompiledWorkflow(Record):
       node.
     """
 
-    __slots__ = (  # noqa: RUF023 - in the fields' order (Record.fields)
-        "meta",
-        "spec",
-        "params",
-        "nodes",
-        "order",
-        "parallelism",
-        "active_deadline_seconds",
-        "offload_bytes",
-        "on_exit",
-    )
     meta: WorkflowMeta
     spec: WorkflowSpec
     params: dict[str, Any]
@@ -184,32 +101,8 @@ class CompiledWorkflow(Record):
     order: tuple[str, ...]
     parallelism: int | None
     active_deadline_seconds: float | None
-    offload_bytes: int | None
-    on_exit: str | None
-
-    def __init__(
-        self,
-        meta: WorkflowMeta,
-        spec: WorkflowSpec,
-        params: dict[str, Any],
-        nodes: dict[str, CompiledNode],
-        order: tuple[str, ...],
-        parallelism: int | None,
-        active_deadline_seconds: float | None,
-        offload_bytes: int | None = None,
-        on_exit: str | None = None,
-    ) -> None:
-        self._set(
-            meta=meta,
-            spec=spec,
-            params=params,
-            nodes=nodes,
-            order=order,
-            parallelism=parallelism,
-            active_deadline_seconds=active_deadline_seconds,
-            offload_bytes=offload_bytes,
-            on_exit=on_exit,
-        )
+    offload_bytes: int | None = None
+    on_exit: str | None = None
 
 
 def meta_of(workflow: Workflow, default_name: str = "workflow") -> WorkflowMeta:

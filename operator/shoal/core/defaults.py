@@ -15,9 +15,9 @@ Precedence, kept exactly as the API documents it:
 
 from __future__ import annotations
 
-from shoal.core.records import Record
+from shoal_worker.records import Record
 
-TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
+TYPE_CHECKING = False  # `typing` (and `dataclasses`) would cost `shoal validate`
 if TYPE_CHECKING:  # types only: `shoal validate`'s fast check passes views of the models
     from typing import TypeVar
 
@@ -39,17 +39,6 @@ class ResolvedPod(Record):
       never to the Kubernetes API.
     """
 
-    __slots__ = (  # noqa: RUF023 - in the fields' order (Record.fields)
-        "image",
-        "env",
-        "timeout_seconds",
-        "retries",
-        "resources",
-        "node_selector",
-        "tolerations",
-        "service_account_name",
-        "automount_service_account_token",
-    )
     image: str | None
     env: tuple[EnvVar, ...]
     timeout_seconds: float | None
@@ -59,30 +48,6 @@ class ResolvedPod(Record):
     tolerations: tuple[Toleration, ...]
     service_account_name: str | None
     automount_service_account_token: bool
-
-    def __init__(
-        self,
-        image: str | None,
-        env: tuple[EnvVar, ...],
-        timeout_seconds: float | None,
-        retries: RetryPolicy,
-        resources: ResourceRequirements | None,
-        node_selector: dict[str, str] | None,
-        tolerations: tuple[Toleration, ...],
-        service_account_name: str | None,
-        automount_service_account_token: bool,
-    ) -> None:
-        self._set(
-            image=image,
-            env=env,
-            timeout_seconds=timeout_seconds,
-            retries=retries,
-            resources=resources,
-            node_selector=node_selector,
-            tolerations=tolerations,
-            service_account_name=service_account_name,
-            automount_service_account_token=automount_service_account_token,
-        )
 
 
 def merge_env(defaults: list[EnvVar] | None, own: list[EnvVar] | None) -> list[EnvVar]:

@@ -29,9 +29,9 @@ from shoal.api.limits import (
 )
 from shoal.core.bare_paths import LazyProgram, bare_path
 from shoal.core.lazy_re import LazyPattern
-from shoal.core.records import Record
+from shoal_worker.records import Record
 
-TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
+TYPE_CHECKING = False  # `typing` (and `dataclasses`) would cost `shoal validate`
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
@@ -89,46 +89,14 @@ class Expression(Record):
       for ->`.
     """
 
-    __slots__ = (  # noqa: RUF023 - in the fields' order (Record.fields)
-        "source",
-        "program",
-        "variables",
-        "node_refs",
-        "dynamic_nodes",
-        "param_refs",
-        "iterates",
-        "node_spellings",
-    )
     source: str
     program: Any
     variables: frozenset[str]
     node_refs: frozenset[str]
     dynamic_nodes: bool
     param_refs: frozenset[str]
-    iterates: bool
-    node_spellings: tuple[tuple[str, str], ...]
-
-    def __init__(
-        self,
-        source: str,
-        program: Any,
-        variables: frozenset[str],
-        node_refs: frozenset[str],
-        dynamic_nodes: bool,
-        param_refs: frozenset[str],
-        iterates: bool = False,
-        node_spellings: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        self._set(
-            source=source,
-            program=program,
-            variables=variables,
-            node_refs=node_refs,
-            dynamic_nodes=dynamic_nodes,
-            param_refs=param_refs,
-            iterates=iterates,
-            node_spellings=node_spellings,
-        )
+    iterates: bool = False
+    node_spellings: tuple[tuple[str, str], ...] = ()
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against `context`, passing only what the expression reads.
@@ -315,11 +283,7 @@ def _refuse_hyphenated_node(text: str) -> None:
 class Interpolation(Record):
     """A string with templates inside it; renders to a string."""
 
-    __slots__ = ("parts",)
     parts: tuple[str | Expression, ...]
-
-    def __init__(self, parts: tuple[str | Expression, ...]) -> None:
-        self._set(parts=parts)
 
 
 if TYPE_CHECKING:
@@ -332,11 +296,7 @@ else:
 class _Dynamic(Record):
     """Marks a list or dict that contains at least one template."""
 
-    __slots__ = ("value",)
     value: list[Any] | dict[str, Any]
-
-    def __init__(self, value: list[Any] | dict[str, Any]) -> None:
-        self._set(value=value)
 
 
 def compile_value(value: Any) -> Compiled:

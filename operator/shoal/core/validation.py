@@ -23,10 +23,11 @@ from shoal.core.expressions import (
 )
 from shoal.core.gates import check_gate
 from shoal.core.json_size import json_problem
-from shoal.core.records import Record
 from shoal.core.sequence import SequenceError, check_format, sequence_items
+from shoal_worker.records import Record
+from shoal_worker.records import field as record_field  # `field` is a Problem's field
 
-TYPE_CHECKING = False  # `typing` and `dataclasses` would cost `shoal validate` (core/records)
+TYPE_CHECKING = False  # `typing` (and `dataclasses`) would cost `shoal validate`
 
 if TYPE_CHECKING:  # types only: `shoal validate`'s fast check feeds views, not models
     from collections.abc import Iterable, Iterator
@@ -40,23 +41,11 @@ class Problem(Record):
     """One thing wrong with a manifest; `line` and `column` say where in the source file
     (1-based), when the manifest was read from one, and take no part in equality."""
 
-    __slots__ = ("message", "node", "field", "line", "column")  # noqa: RUF023 - fields' order
-    compared = ("message", "node", "field")
     message: str
-    node: str | None
-    field: str | None
-    line: int | None
-    column: int | None
-
-    def __init__(
-        self,
-        message: str,
-        node: str | None = None,
-        field: str | None = None,
-        line: int | None = None,
-        column: int | None = None,
-    ) -> None:
-        self._set(message=message, node=node, field=field, line=line, column=column)
+    node: str | None = None
+    field: str | None = None
+    line: int | None = record_field(default=None, compare=False)
+    column: int | None = record_field(default=None, compare=False)
 
     def describe(self, source: str | None = None) -> str:
         if source and self.line is not None:
