@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -130,9 +131,10 @@ def run_shoal(path: Path, work: Path) -> tuple[float, int]:
 
 def run_peer(count: int, width: int) -> tuple[float, int]:
     """Parent CPU seconds and loop turns of the bare asyncio spawner, in-process."""
-    from shoal.local.child_watch import use_pidfd_watcher
-
-    use_pidfd_watcher()  # asyncio's best on 3.11: pidfds, not a waiting thread per child
+    if sys.version_info < (3, 12):  # asyncio's best on 3.11: pidfds, not a thread per child
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
     scope: dict[str, object] = {"__name__": "peer"}
     exec(PEER, scope)
     spawner: Callable[[int, int, list[str]], object] = scope["spawner"]  # type: ignore[assignment]

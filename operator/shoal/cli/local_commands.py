@@ -229,9 +229,6 @@ async def _run_with_dashboard(
     """The run on asyncio, beside the dashboard's server (`--ui`)."""
     import asyncio
 
-    from shoal.local.child_watch import use_pidfd_watcher
-
-    use_pidfd_watcher()  # the server's loop: no waiter thread per child process (3.11)
     loop = asyncio.get_running_loop()
     for signum, why in ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated")):
         loop.add_signal_handler(signum, executor.request_stop, why)
