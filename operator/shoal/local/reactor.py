@@ -124,7 +124,7 @@ class SelectReactor:
         return call
 
     def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> Handle:
-        call = self._call(0.0, callback, args)
+        call = _Call(0.0, 0, callback, args)  # not `_call`: its counter is the loop thread's
         with self._lock:
             self._from_threads.append(call)
         self._wake()
