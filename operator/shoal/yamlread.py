@@ -24,6 +24,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from shoal.api.limits import MAX_DECODE_DEPTH
 from shoal.core.lazy_re import LazyPattern
+from shoal.yaml_aliases import check_aliases
 from shoal_worker.records import Record
 
 TYPE_CHECKING = False  # `typing` (and `dataclasses`) would cost `shoal validate`
@@ -321,8 +322,12 @@ def _load(kind: type[_KubectlLoader] | type[_FastLoader], text: str, source: str
     loader = kind(text, source)
     try:
         docs: list[Any] = []
-        while loader.check_data():
-            doc = loader.get_data()
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:  # check_node said there is one
+                break
+            check_aliases(node)  # before anything expands them (yaml_aliases.py)
+            doc = loader.construct_document(node)
             if doc is not None:
                 docs.append(doc)
     finally:

@@ -53,6 +53,10 @@ MAX_JSON_ELEMENTS: Final = 200_000
 MAX_JSON_BYTES: Final = 2 * 1024 * 1024
 """Characters of the strings and keys inside one `args`, `parameters` or `forEach`; above
 what etcd stores in one object (1.5 MiB), so it binds only local runs and given parameters."""
+MAX_ALIAS_VALUES: Final = 200_000
+"""Values that YAML aliases (`*name`, `<<: *name`) may add to one document beyond those
+written out: more is refused when the file is read, as kubectl refuses "excessive
+aliasing", so a small file cannot stand for billions of values."""
 MAX_FAN_OUT_ITEMS: Final = 1_000_000
 """Items one `forEach` may yield at run time (from an upstream output or an offloaded
 list): 10x the 100,000-item fan-outs Shoal is built for; past it the node fails before
