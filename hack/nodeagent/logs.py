@@ -84,9 +84,15 @@ class LogWriter:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def changed(self) -> None:
-        if not self.closed:
-            await self._changed.wait()
+    def next_change(self) -> asyncio.Event:
+        """The event the next write (or the close) sets, taken now: a follower that took
+        it before reading cannot miss a write made while it sends what it read. Once the
+        run is closed, an event already set."""
+        if self.closed:
+            done = asyncio.Event()
+            done.set()
+            return done
+        return self._changed
 
 
 @dataclass
@@ -157,7 +163,9 @@ async def read_logs(path: Path, writer: LogWriter | None, opts: LogOptions) -> A
     try:
         while True:
             # Take the "changed" future before reading, so no write can slip between.
-            waiter = asyncio.ensure_future(writer.changed()) if writer and opts.follow else None
+            # (The event itself, not a task that would only look it up when first run.)
+            change = writer.next_change() if writer and opts.follow else None
+            waiter = asyncio.ensure_future(change.wait()) if change is not None else None
             try:
                 if handle is None:
                     handle = _open_if_exists(path)
